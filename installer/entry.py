@@ -1,0 +1,8 @@
+"""Entry point frozen by PyInstaller: the VQ Studio desktop app (``vq-studio``)."""
+
+import sys
+
+from app.__main__ import main
+
+if __name__ == "__main__":
+    sys.exit(main())
