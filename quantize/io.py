@@ -1,0 +1,662 @@
+"""Load images from files, bytes or arrays into an upright RGB(A) array.
+
+Decoding is done by Pillow through an allow-list of formats (never Ghostscript, never Qt),
+with tifffile for 16-bit colour and floating-point TIFFs and a small built-in reader for
+16-bit colour PNGs (Pillow reduces those to 8 bits).  The declared size is checked against
+our own cap *before* any pixel is decoded; Pillow's global settings are never changed.
+
+Every failure is a :class:`LoadError` whose message names the file and the problem.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageCms, UnidentifiedImageError
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "DEFAULT_MAX_PIXELS",
+    "LoadError",
+    "LoadedImage",
+    "apply_orientation",
+    "from_array",
+    "load_image",
+    "load_image_bytes",
+    "to_uint8",
+]
+
+#: Pillow format names we let Pillow open (no EPS/PDF/PSD/ICO/...: no Ghostscript ever).
+ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "TIFF", "WEBP", "BMP", "GIF", "PPM")
+#: Default cap on width * height, checked before decoding.
+DEFAULT_MAX_PIXELS = 100_000_000
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+# magic bytes of formats people rename to .png/.jpg, to say what the file really is
+_KNOWN_OTHERS = (
+    (b"%PDF", "a PDF document"),
+    (b"%!PS", "a PostScript/EPS document"),
+    (b"\xc5\xd0\xd3\xc6", "an EPS document"),
+    (b"8BPS", "a Photoshop PSD document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x00\x00\x01\x00", "a Windows icon"),
+)
+
+
+class LoadError(Exception):
+    """An image could not be loaded; the message reads ``"<file>: <problem>"``.
+
+    Parameters
+    ----------
+    path : str or Path or None
+        The file (or a label such as ``"clipboard"``).
+    problem : str
+        What is wrong, in words a user understands.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None, problem: str) -> None:
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        name = self.path if self.path is not None else "<image>"
+        super().__init__(f"{name}: {problem}")
+
+
+@dataclass
+class LoadedImage:
+    """A decoded image, upright, as RGB or RGBA.
+
+    Attributes
+    ----------
+    pixels : ndarray of shape (M, N, 3) or (M, N, 4), dtype uint8 or uint16
+        Row-major pixels (M rows, N columns), EXIF orientation applied.
+    path : Path or None
+        Source file, if any.
+    format : str
+        Container format, e.g. ``"PNG"``; ``"array"`` for :func:`from_array`.
+    mode : str
+        The original Pillow mode (``"P"``, ``"CMYK"``, ``"I;16"``, ...) or a description such
+        as ``"RGB;16"``/``"F"`` for data decoded without Pillow.
+    bit_depth : int
+        8 or 16: bits per channel of ``pixels``.
+    n_frames : int
+        Number of frames/pages in the file; only the first is loaded.
+    file_size : int
+        Size of the file in bytes (0 for arrays).
+    has_alpha : bool
+        Whether ``pixels`` has an alpha channel (only kept if some pixel is not opaque).
+    width, height : int
+        ``N`` and ``M``.
+    info : dict
+        Extra facts: ``source_dtype``, ``icc_converted``, ``orientation``, ``warnings``,
+        ``notes`` (documented conversions).
+    """
+
+    pixels: np.ndarray
+    path: Path | None
+    format: str
+    mode: str
+    bit_depth: int
+    n_frames: int
+    file_size: int
+    has_alpha: bool
+    width: int
+    height: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """Return the file name, or ``"<image>"`` when there is no file."""
+        return self.path.name if self.path is not None else "<image>"
+
+
+# --------------------------------------------------------------------------------------
+# public entry points
+# --------------------------------------------------------------------------------------
+
+
+def load_image(
+    path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> LoadedImage:
+    """Load the first frame of an image file as an upright RGB(A) array.
+
+    Parameters
+    ----------
+    path : str or Path
+        Image file: PNG (also APNG, 16-bit), JPEG (also CMYK with ICC profile), TIFF (also
+        16-bit, float, multi-page), WebP, BMP, GIF (first frame), PPM/PGM.
+    max_pixels : int, optional
+        Refuse images whose declared ``width * height`` exceeds this, before decoding.
+
+    Returns
+    -------
+    image : LoadedImage
+        ``pixels`` of shape (M, N, 3) or (M, N, 4), uint8 or uint16.
+
+    Raises
+    ------
+    LoadError
+        Missing, unreadable, empty, truncated, corrupt, unsupported or too large.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise LoadError(p, "no such file") from None
+    except IsADirectoryError:
+        raise LoadError(p, "is a folder, not an image file") from None
+    except PermissionError:
+        raise LoadError(p, "permission denied") from None
+    except OSError as exc:
+        raise LoadError(p, f"cannot read file ({exc.strerror or exc})") from None
+    return _load(data, p, max_pixels=max_pixels)
+
+
+def load_image_bytes(
+    data: bytes, *, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> LoadedImage:
+    """Load an encoded image held in memory (e.g. pasted from the clipboard).
+
+    Parameters
+    ----------
+    data : bytes
+        The encoded file content.
+    name : str, optional
+        Label used in error messages.
+    max_pixels : int, optional
+        Size cap, as for :func:`load_image`.
+
+    Returns
+    -------
+    image : LoadedImage
+        With ``path`` set to ``None``.
+
+    Raises
+    ------
+    LoadError
+        As for :func:`load_image`.
+    """
+    loaded = _load(bytes(data), Path(name), max_pixels=max_pixels)
+    loaded.path = None
+    return loaded
+
+
+def from_array(array: np.ndarray, *, name: str = "<array>") -> LoadedImage:
+    """Wrap an in-memory array as a :class:`LoadedImage`, converting it like a file.
+
+    Parameters
+    ----------
+    array : ndarray of shape (M, N), (M, N, 1), (M, N, 2), (M, N, 3) or (M, N, 4)
+        Grey, grey+alpha, RGB or RGBA; uint8, uint16, bool or float in [0, 1].
+    name : str, optional
+        Label used in error messages.
+
+    Returns
+    -------
+    image : LoadedImage
+        A copy; the input is not modified.
+
+    Raises
+    ------
+    LoadError
+        Unsupported shape or dtype, or non-finite float values.
+    """
+    arr = np.array(array, copy=True)
+    pixels, notes = _normalize_array(arr, name)
+    out = _finish(pixels, None, "array", f"array:{arr.dtype}", 1, 0, {"notes": notes})
+    return out
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Reduce 16-bit pixels to 8 bits (rounding), or return uint8 pixels unchanged.
+
+    Parameters
+    ----------
+    pixels : ndarray of shape (..., C), dtype uint8 or uint16
+
+    Returns
+    -------
+    pixels8 : ndarray of shape (..., C), dtype uint8
+    """
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype == np.uint16:
+        return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    raise TypeError(f"expected uint8 or uint16 pixels, got {pixels.dtype}")
+
+
+def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to a row-major array, as a viewer would.
+
+    Parameters
+    ----------
+    pixels : ndarray of shape (M, N, ...)
+        Stored pixels.
+    orientation : int
+        EXIF tag 0x0112; values outside 1-8 are treated as 1.
+
+    Returns
+    -------
+    upright : ndarray of shape (M, N, ...) or (N, M, ...)
+        A view when possible.
+    """
+    if orientation == 2:
+        return pixels[:, ::-1]
+    if orientation == 3:
+        return pixels[::-1, ::-1]
+    if orientation == 4:
+        return pixels[::-1]
+    if orientation == 5:
+        return pixels.swapaxes(0, 1)
+    if orientation == 6:
+        return np.rot90(pixels, -1)
+    if orientation == 7:
+        return pixels[::-1, ::-1].swapaxes(0, 1)
+    if orientation == 8:
+        return np.rot90(pixels, 1)
+    return pixels
+
+
+# --------------------------------------------------------------------------------------
+# implementation
+# --------------------------------------------------------------------------------------
+
+
+def _describe_foreign(data: bytes) -> str:
+    for magic, what in _KNOWN_OTHERS:
+        if data.startswith(magic):
+            return f"not a supported image format (it is {what})"
+    head = data[:512]
+    if head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        return "not an image (the file contains text)"
+    return "not a supported image file (unknown or corrupt content)"
+
+
+def _load(data: bytes, path: Path, *, max_pixels: int) -> LoadedImage:
+    if len(data) == 0:
+        raise LoadError(path, "file is empty")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = _load_inner(data, path, max_pixels)
+    messages = [str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)]
+    if messages:
+        loaded.info.setdefault("warnings", []).extend(messages)
+    return loaded
+
+
+def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise LoadError(path, f"invalid image size {width}x{height}")
+    if width * height > max_pixels:
+        raise LoadError(
+            path,
+            f"image is too large: {width}x{height} = {width * height:,} pixels "
+            f"(limit {max_pixels:,})",
+        )
+
+
+def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
+    if data.startswith(_TIFF_SIGNATURES):
+        loaded = _try_tifffile(data, path, max_pixels)
+        if loaded is not None:
+            return loaded
+    try:
+        im = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
+    except Image.DecompressionBombError:
+        raise LoadError(path, "image is too large (refused as a decompression bomb)") from None
+    except UnidentifiedImageError:
+        raise LoadError(path, _describe_foreign(data)) from None
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
+        raise LoadError(path, f"corrupt or truncated image ({exc})") from None
+    with im:
+        width, height = im.size
+        _check_size(path, width, height, max_pixels)
+        fmt = im.format or "?"
+        n_frames = int(getattr(im, "n_frames", 1) or 1)
+        orientation = _read_orientation(im)
+        if fmt == "PNG" and data.startswith(_PNG_SIGNATURE):
+            png16 = _read_png16(data, path)
+            if png16 is not None:
+                pixels, mode = png16
+                pixels = apply_orientation(pixels, orientation)
+                return _finish(
+                    pixels,
+                    path,
+                    fmt,
+                    mode,
+                    n_frames,
+                    len(data),
+                    {"orientation": orientation, "source_dtype": "uint16"},
+                )
+        try:
+            im.seek(0)
+            im.load()
+        except Image.DecompressionBombError:
+            raise LoadError(path, "image is too large (refused as a decompression bomb)") from None
+        except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise LoadError(path, f"corrupt or truncated image ({reason})") from None
+        info: dict[str, Any] = {"orientation": orientation, "notes": []}
+        mode = im.mode
+        pixels = _pil_to_array(im, path, info)
+    pixels = apply_orientation(pixels, orientation)
+    return _finish(pixels, path, fmt, mode, n_frames, len(data), info)
+
+
+def _read_orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(0x0112, 1)
+        value = int(value)
+    except Exception:  # malformed EXIF must never stop a load
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _pil_to_array(im: Image.Image, path: Path, info: dict[str, Any]) -> np.ndarray:
+    mode = im.mode
+    info["source_dtype"] = "uint8"
+    if mode == "CMYK":
+        return np.asarray(_cmyk_to_rgb(im, info))
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        info["source_dtype"] = "uint16"
+        grey = np.asarray(im).astype(np.uint16)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode in ("I", "F"):
+        arr = np.asarray(im)
+        info["source_dtype"] = str(arr.dtype)
+        grey, notes = _scale_to_uint16(arr, path)
+        info["notes"].extend(notes)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    has_trns = "transparency" in im.info
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (has_trns and mode in ("P", "L", "RGB", "1")):
+        return np.asarray(im.convert("RGBA"))
+    return np.asarray(im.convert("RGB"))
+
+
+def _cmyk_to_rgb(im: Image.Image, info: dict[str, Any]) -> Image.Image:
+    icc = im.info.get("icc_profile")
+    if icc:
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            dst = ImageCms.createProfile("sRGB")
+            out = ImageCms.profileToProfile(im, src, dst, outputMode="RGB")
+            if out is not None:
+                info["icc_converted"] = True
+                return out
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as exc:
+            info["notes"].append(f"ICC profile unusable ({exc}); naive CMYK conversion used")
+    else:
+        info["notes"].append("CMYK without ICC profile; naive conversion used")
+    info["icc_converted"] = False
+    return im.convert("RGB")
+
+
+def _scale_to_uint16(arr: np.ndarray, path: Path) -> tuple[np.ndarray, list[str]]:
+    """Map integer or float samples to uint16 without clipping."""
+    notes: list[str] = []
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            bad = int(np.count_nonzero(~np.isfinite(arr)))
+            raise LoadError(path, f"image contains {bad} NaN or infinite values")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo >= 0.0 and hi <= 1.0:
+            scaled = arr.astype(np.float64) * 65535.0
+        else:
+            notes.append(f"float values in [{lo:g}, {hi:g}] rescaled to the full range")
+            span = hi - lo if hi > lo else 1.0
+            scaled = (arr.astype(np.float64) - lo) / span * 65535.0
+        return np.rint(scaled).astype(np.uint16), notes
+    if arr.dtype.kind in "ui":
+        lo, hi = int(arr.min()), int(arr.max())
+        if arr.dtype.itemsize == 1 and arr.dtype.kind == "u":
+            return arr.astype(np.uint16) * 257, notes
+        if lo >= 0 and hi <= 65535:
+            return arr.astype(np.uint16), notes
+        notes.append(f"integer values in [{lo}, {hi}] rescaled to 16 bits")
+        span = hi - lo if hi > lo else 1
+        scaled = (arr.astype(np.float64) - lo) / span * 65535.0
+        return np.rint(scaled).astype(np.uint16), notes
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint16) * 65535, notes
+    raise LoadError(path, f"unsupported sample type {arr.dtype}")
+
+
+def _normalize_array(arr: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
+    """Turn a grey/GA/RGB/RGBA array of any supported dtype into uint8/uint16 RGB(A)."""
+    label = Path(name)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise LoadError(label, f"unsupported array shape {arr.shape}")
+    notes: list[str] = []
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype not in (np.uint8, np.uint16):
+        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and arr.size:
+            if float(arr.min()) >= 0.0 and float(arr.max()) <= 1.0:
+                arr = np.rint(arr.astype(np.float64) * 65535.0).astype(np.uint16)
+            else:
+                arr, notes = _scale_to_uint16(arr, label)
+        else:
+            arr, notes = _scale_to_uint16(arr, label)
+    c = arr.shape[2]
+    if c == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif c == 2:
+        arr = np.concatenate([np.repeat(arr[:, :, :1], 3, axis=2), arr[:, :, 1:]], axis=2)
+    return np.ascontiguousarray(arr), notes
+
+
+def _finish(
+    pixels: np.ndarray,
+    path: Path | None,
+    fmt: str,
+    mode: str,
+    n_frames: int,
+    file_size: int,
+    info: dict[str, Any],
+) -> LoadedImage:
+    pixels = np.ascontiguousarray(pixels)
+    info.setdefault("notes", [])
+    if pixels.shape[2] == 4:
+        full = 65535 if pixels.dtype == np.uint16 else 255
+        if bool(np.all(pixels[:, :, 3] == full)):
+            pixels = np.ascontiguousarray(pixels[:, :, :3])
+            info["notes"].append("fully opaque alpha channel dropped")
+    bit_depth = 16 if pixels.dtype == np.uint16 else 8
+    if bit_depth == 16 and not np.any(pixels % 257):
+        # e.g. an 8-bit source that was stored in 16-bit containers: keep it 16-bit anyway,
+        # the values are exact; nothing to do but noting it helps `vq info`.
+        info["notes"].append("16-bit samples are exact multiples of 257 (8-bit content)")
+    return LoadedImage(
+        pixels=pixels,
+        path=path,
+        format=fmt,
+        mode=mode,
+        bit_depth=bit_depth,
+        n_frames=max(int(n_frames), 1),
+        file_size=int(file_size),
+        has_alpha=pixels.shape[2] == 4,
+        width=int(pixels.shape[1]),
+        height=int(pixels.shape[0]),
+        info=info,
+    )
+
+
+# ---------------------------------------------------------------------------- TIFF
+
+
+def _try_tifffile(data: bytes, path: Path, max_pixels: int) -> LoadedImage | None:
+    """Read 16-bit colour / float / wide-int TIFFs with tifffile; None lets Pillow do it."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            pages = tif.pages
+            if len(pages) == 0:
+                raise LoadError(path, "TIFF has no pages")
+            page = pages.first
+            dtype = np.dtype(page.dtype) if page.dtype is not None else None
+            photometric = int(page.photometric)
+            if dtype is None or dtype == np.uint8 or dtype == np.bool_:
+                return None
+            if photometric not in (0, 1, 2):  # MINISWHITE, MINISBLACK, RGB
+                return None
+            width, height = int(page.imagewidth), int(page.imagelength)
+            _check_size(path, width, height, max_pixels)
+            n_frames = len(pages)
+            arr = page.asarray()
+            axes = page.axes
+            tag = page.tags.get(274)  # EXIF/TIFF Orientation
+            try:
+                orientation = int(tag.value) if tag is not None else 1
+            except (TypeError, ValueError):
+                orientation = 1
+            if not 1 <= orientation <= 8:
+                orientation = 1
+    except LoadError:
+        raise
+    except Exception as exc:  # tifffile raises many types; Pillow gets a second chance
+        if isinstance(exc, (MemoryError, KeyboardInterrupt)):
+            raise
+        return None
+    arr = _tiff_to_yxs(arr, axes, path)
+    notes: list[str] = []
+    samples = arr.shape[2]
+    if samples not in (1, 2, 3, 4):
+        raise LoadError(path, f"unsupported TIFF with {samples} samples per pixel")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        raise LoadError(path, f"image contains {bad} NaN or infinite values")
+    if arr.dtype != np.uint16:
+        arr, notes = _scale_to_uint16(arr, path)
+    if photometric == 0:  # MINISWHITE: 0 is white
+        arr[:, :, :1] = 65535 - arr[:, :, :1]
+    pixels, more = _normalize_array(arr, str(path))
+    pixels = apply_orientation(pixels, orientation)
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[samples] + f";{dtype}"
+    info = {"orientation": orientation, "source_dtype": str(dtype), "notes": notes + more}
+    return _finish(pixels, path, "TIFF", mode, n_frames, len(data), info)
+
+
+def _tiff_to_yxs(arr: np.ndarray, axes: str, path: Path) -> np.ndarray:
+    axes = axes.upper()
+    # drop leading length-1 axes we do not care about
+    while arr.ndim > 0 and len(axes) == arr.ndim and axes[0] not in "YXS" and arr.shape[0] == 1:
+        arr, axes = arr[0], axes[1:]
+    if axes == "YX":
+        return arr[:, :, None]
+    if axes == "YXS":
+        return arr
+    if axes == "SYX":
+        return np.moveaxis(arr, 0, -1)
+    raise LoadError(path, f"unsupported TIFF layout {axes} {arr.shape}")
+
+
+# ---------------------------------------------------------------------------- PNG 16
+
+
+def _read_png16(data: bytes, path: Path) -> tuple[np.ndarray, str] | None:
+    """Decode a non-interlaced 16-bit colour PNG (colour types 2, 4, 6) to uint16.
+
+    Returns None for every PNG that Pillow decodes without loss (8-bit, palette, 16-bit grey)
+    and for interlaced 16-bit colour files (then Pillow's 8-bit reading is used).
+    """
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        return None
+    width, height, depth, ctype, _comp, _filt, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    if depth != 16 or ctype not in (2, 4, 6) or interlace != 0:
+        return None
+    channels = {2: 3, 4: 2, 6: 4}[ctype]
+    chunks: list[bytes] = []
+    trns: bytes | None = None
+    pos = 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        ctype_b = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        if len(body) < length:
+            raise LoadError(path, "corrupt or truncated image (PNG chunk cut short)")
+        if ctype_b == b"IDAT":
+            chunks.append(body)
+        elif ctype_b == b"tRNS":
+            trns = body
+        elif ctype_b == b"IEND":
+            break
+        pos += 12 + length
+    try:
+        raw = zlib.decompress(b"".join(chunks))
+    except zlib.error as exc:
+        raise LoadError(path, f"corrupt or truncated image (PNG data: {exc})") from None
+    bpp = 2 * channels
+    stride = width * bpp
+    if len(raw) < height * (stride + 1):
+        raise LoadError(path, "corrupt or truncated image (PNG data too short)")
+    rows = np.frombuffer(raw, np.uint8, count=height * (stride + 1)).reshape(height, stride + 1)
+    filters = rows[:, 0]
+    if np.any(filters > 4):
+        raise LoadError(path, "corrupt image (invalid PNG filter type)")
+    recon = _png_unfilter(filters, rows[:, 1:].reshape(height, width, bpp))
+    pixels = recon.reshape(height, width, channels, 2)
+    values = (pixels[..., 0].astype(np.uint16) << 8) | pixels[..., 1].astype(np.uint16)
+    if ctype == 4:
+        values = np.concatenate([np.repeat(values[:, :, :1], 3, axis=2), values[:, :, 1:]], 2)
+    if ctype == 2 and trns is not None and len(trns) == 6:
+        key = np.array(struct.unpack(">HHH", trns), dtype=np.uint16)
+        alpha = np.where(np.all(values == key, axis=2), 0, 65535).astype(np.uint16)
+        values = np.concatenate([values, alpha[:, :, None]], axis=2)
+    mode = {2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}[ctype]
+    return np.ascontiguousarray(values), mode
+
+
+def _png_unfilter(filters: np.ndarray, filtered: np.ndarray) -> np.ndarray:
+    """Undo PNG row filters, one anti-diagonal of pixels at a time (vectorised).
+
+    Pixel (y, x) depends on (y, x-1), (y-1, x) and (y-1, x-1) only, so all pixels with the
+    same ``x + y`` can be reconstructed together: ``M + N - 1`` numpy steps instead of a
+    Python loop over every pixel.
+
+    Parameters
+    ----------
+    filters : ndarray of shape (M,), uint8
+        Filter type of each row (0-4).
+    filtered : ndarray of shape (M, N, B), uint8
+        Filtered bytes, B bytes per pixel.
+
+    Returns
+    -------
+    recon : ndarray of shape (M, N, B), uint8
+    """
+    height, width, bpp = filtered.shape
+    # fast paths: rows with filter 0/2 only need no left neighbour
+    recon = np.zeros((height + 1, width + 1, bpp), np.int32)  # zero top row / left column
+    filt = filtered.astype(np.int32)
+    ftype = filters.astype(np.int8)
+    if np.all(ftype <= 2) and not np.any(ftype == 1):
+        for y in range(height):
+            prev = recon[y, 1:]
+            recon[y + 1, 1:] = (filt[y] + (prev if ftype[y] == 2 else 0)) & 255
+        return recon[1:, 1:].astype(np.uint8)
+    for d in range(height + width - 1):
+        y0 = max(0, d - width + 1)
+        y1 = min(height, d + 1)
+        ys = np.arange(y0, y1)
+        xs = d - ys
+        a = recon[ys + 1, xs]  # left
+        b = recon[ys, xs + 1]  # up
+        c = recon[ys, xs]  # up-left
+        f = ftype[ys][:, None]
+        p = a + b - c
+        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+        paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+        pred = np.select([f == 0, f == 1, f == 2, f == 3], [0, a, b, (a + b) >> 1], default=paeth)
+        recon[ys + 1, xs + 1] = (filt[ys, xs] + pred) & 255
+    return recon[1:, 1:].astype(np.uint8)
