@@ -1,0 +1,214 @@
+"""Map an image onto a palette: nearest colour, Floyd–Steinberg or ordered (Bayer) dithering.
+
+Floyd–Steinberg at full strength with at most 256 colours uses Pillow's C implementation
+through ``Image.quantize(palette=...)`` (a palette image is required, see Pillow#5836).  Other
+strengths, larger palettes and images with transparent pixels use a vectorised error
+diffusion that walks the image along the wavefront ``x + 2 y = t``: every pixel on one
+wavefront has received all its error, so a whole wavefront is quantized in one numpy step.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from quantize.io import to_uint8
+
+__all__ = ["BAYER_8", "DITHER_METHODS", "dither_indices", "nearest_indices"]
+
+DITHER_METHODS: tuple[str, ...] = ("none", "fs", "ordered")
+DitherMethod = Literal["none", "fs", "ordered"]
+
+
+def _bayer(n: int) -> np.ndarray:
+    m = np.zeros((1, 1), np.int64)
+    while m.shape[0] < n:
+        m = np.block([[4 * m, 4 * m + 2], [4 * m + 3, 4 * m + 1]])
+    return m
+
+
+#: 8x8 Bayer threshold matrix with values 0..63.
+BAYER_8: np.ndarray = _bayer(8)
+_CHUNK = 1 << 16
+
+
+def _validate(image: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"image must have shape (M, N, 3) or (M, N, 4), got {image.shape}")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"image must be uint8 or uint16, got {image.dtype}")
+    palette = np.asarray(palette)
+    if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) == 0:
+        raise ValueError(f"palette must have shape (K, 3) with K >= 1, got {palette.shape}")
+    if len(palette) > 65536:
+        raise ValueError("at most 65536 palette colours are supported")
+    return to_uint8(image), palette.astype(np.float64)
+
+
+def _index_dtype(k: int) -> type[np.unsignedinteger]:
+    return np.uint8 if k <= 256 else np.uint16
+
+
+def nearest_indices(colors: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Index of the nearest palette colour (Euclidean in RGB) for each colour.
+
+    Parameters
+    ----------
+    colors : ndarray of shape (P, 3)
+        Colours, any numeric dtype, 0-255 scale.
+    palette : ndarray of shape (K, 3)
+        Palette colours, 0-255 scale.
+
+    Returns
+    -------
+    indices : ndarray of shape (P,), int64
+        Ties go to the lowest index.
+    """
+    colors = np.asarray(colors, np.float64).reshape(-1, 3)
+    palette = np.asarray(palette, np.float64)
+    p_sq = np.einsum("kd,kd->k", palette, palette)
+    out = np.empty(len(colors), np.int64)
+    step = max(1, (_CHUNK * 64) // max(len(palette), 1))
+    for start in range(0, len(colors), step):
+        block = colors[start : start + step]
+        # ||x - p||^2 = ||x||^2 - 2 x.p + ||p||^2; ||x||^2 is constant per row
+        d = p_sq[None, :] - 2.0 * (block @ palette.T)
+        out[start : start + step] = np.argmin(d, axis=1)
+    return out
+
+
+def _nearest_image(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    flat = rgb.reshape(-1, 3)
+    packed = (flat[:, 0].astype(np.uint32) << 16) | (flat[:, 1].astype(np.uint32) << 8) | flat[:, 2]
+    uniq, inverse = np.unique(packed, return_inverse=True)
+    colors = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1)
+    return nearest_indices(colors, palette)[inverse.reshape(-1)].reshape(rgb.shape[:2])
+
+
+def _palette_spread(palette: np.ndarray) -> float:
+    """Typical per-channel step between neighbouring palette colours (for ordered dither)."""
+    k = len(palette)
+    if k < 2:
+        return 0.0
+    d = np.sqrt(((palette[:, None, :] - palette[None, :, :]) ** 2).sum(-1)) if k <= 2048 else None
+    if d is None:
+        sample = palette[:: max(1, k // 2048)]
+        d = np.sqrt(((sample[:, None, :] - sample[None, :, :]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    return float(np.median(d.min(axis=1))) / np.sqrt(3.0)
+
+
+def _ordered(rgb: np.ndarray, palette: np.ndarray, strength: float) -> np.ndarray:
+    m, n = rgb.shape[:2]
+    threshold = (BAYER_8 + 0.5) / 64.0 - 0.5  # in (-0.5, 0.5)
+    offset = strength * _palette_spread(palette) * threshold
+    tiles = np.tile(offset, (-(-m // 8), -(-n // 8)))[:m, :n]
+    out = np.empty((m, n), np.int64)
+    rows = max(1, _CHUNK // max(n, 1))
+    for r in range(0, m, rows):
+        block = rgb[r : r + rows].astype(np.float64) + tiles[r : r + rows, :, None]
+        out[r : r + rows] = nearest_indices(block.reshape(-1, 3), palette).reshape(-1, n)
+    return out
+
+
+def _fs_pillow(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    pal_img = Image.new("P", (1, 1))
+    flat = np.zeros(768, np.uint8)
+    flat[: 3 * len(palette)] = np.clip(np.rint(palette), 0, 255).astype(np.uint8).ravel()
+    # unused entries repeat colour 0 so they can never be nearer than a real entry
+    flat[3 * len(palette) :] = np.tile(flat[:3], 256 - len(palette))
+    pal_img.putpalette(flat.tobytes())
+    out = Image.fromarray(rgb, "RGB").quantize(palette=pal_img, dither=Image.Dither.FLOYDSTEINBERG)
+    idx = np.asarray(out).astype(np.int64)
+    # map duplicate padding entries (and duplicated real colours) to their first index
+    first = nearest_indices(flat.reshape(256, 3).astype(np.float64), palette)
+    return first[idx]
+
+
+def _fs_numpy(
+    rgb: np.ndarray, palette: np.ndarray, strength: float, opaque: np.ndarray | None
+) -> np.ndarray:
+    m, n = rgb.shape[:2]
+    work = np.zeros((m + 1, n + 2, 3), np.float64)  # one spare row below, a column each side
+    work[:m, 1 : n + 1] = rgb
+    out = np.zeros((m, n), np.int64)
+    p_sq = np.einsum("kd,kd->k", palette, palette)
+    ys_all = np.arange(m)
+    for t in range(n + 2 * (m - 1)):
+        ys = ys_all[(t - 2 * ys_all >= 0) & (t - 2 * ys_all < n)]
+        xs = t - 2 * ys
+        cx = xs + 1  # column in the padded buffer
+        value = np.clip(work[ys, cx], 0.0, 255.0)
+        idx = np.argmin(p_sq[None, :] - 2.0 * (value @ palette.T), axis=1)
+        out[ys, xs] = idx
+        err = (value - palette[idx]) * strength
+        if opaque is not None:
+            err[~opaque[ys, xs]] = 0.0
+        # four separate scatters: within one, targets are distinct (no lost updates)
+        work[ys, cx + 1] += err * (7.0 / 16.0)
+        work[ys + 1, cx - 1] += err * (3.0 / 16.0)
+        work[ys + 1, cx] += err * (5.0 / 16.0)
+        work[ys + 1, cx + 1] += err * (1.0 / 16.0)
+    return out
+
+
+def dither_indices(
+    image: np.ndarray,
+    palette: np.ndarray,
+    method: DitherMethod = "fs",
+    strength: float = 1.0,
+    *,
+    opaque: np.ndarray | None = None,
+) -> np.ndarray:
+    """Map every pixel to a palette index, optionally with dithering.
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N, 3) or (M, N, 4), uint8 or uint16
+        The image; 16-bit input is first rounded to 8 bits, alpha is ignored except that
+        fully transparent pixels (alpha 0) diffuse no error and get index 0.
+    palette : ndarray of shape (K, 3)
+        sRGB palette, 0-255.
+    method : {"fs", "ordered", "none"}, optional
+        Floyd–Steinberg error diffusion, 8x8 Bayer ordered dithering, or nearest colour.
+    strength : float, optional
+        0 gives the nearest colour, 1 full dithering (the error fraction diffused, or the
+        amplitude of the Bayer offsets relative to the palette's colour spacing).
+    opaque : ndarray of shape (M, N), bool, optional
+        Which pixels count; default: derived from the alpha channel, if any.
+
+    Returns
+    -------
+    indices : ndarray of shape (M, N), uint8 if K <= 256 else uint16
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, dtypes, method or strength.
+    """
+    if method not in DITHER_METHODS:
+        raise ValueError(f"method must be one of {DITHER_METHODS}, got {method!r}")
+    strength = float(strength)
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    img8, pal = _validate(image, palette)
+    if opaque is None and img8.shape[2] == 4:
+        opaque = img8[:, :, 3] > 0
+    if opaque is not None and bool(np.all(opaque)):
+        opaque = None
+    rgb = np.ascontiguousarray(img8[:, :, :3])
+    k = len(pal)
+    if method == "none" or strength == 0.0 or k == 1:
+        idx = _nearest_image(rgb, pal)
+    elif method == "ordered":
+        idx = _ordered(rgb, pal, strength)
+    elif strength == 1.0 and k <= 256 and opaque is None:
+        idx = _fs_pillow(rgb, pal)
+    else:
+        idx = _fs_numpy(rgb, pal, strength, opaque)
+    if opaque is not None:
+        idx[~opaque] = 0
+    return idx.astype(_index_dtype(k))

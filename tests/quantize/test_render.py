@@ -1,0 +1,140 @@
+"""Rendering onto a palette: nearest colour, Floyd–Steinberg and ordered dithering."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from quantize.render import BAYER_8, dither_indices, nearest_indices
+
+RNG = np.random.default_rng(7)
+BW = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
+
+
+def brute_nearest(img, pal):
+    d = ((img[:, :, None, :3].astype(float) - pal[None, None].astype(float)) ** 2).sum(-1)
+    return d.argmin(-1)
+
+
+def gradient(h=24, w=48):
+    x = np.linspace(0, 255, w)
+    y = np.linspace(40, 220, h)
+    return np.stack(
+        [np.tile(x, (h, 1)), np.tile(y[:, None], (1, w)), np.full((h, w), 90.0)], 2
+    ).astype(np.uint8)
+
+
+def test_bayer_matrix_is_a_permutation():
+    assert BAYER_8.shape == (8, 8)
+    assert sorted(BAYER_8.ravel()) == list(range(64))
+
+
+def test_none_is_nearest_colour():
+    img = RNG.integers(0, 256, (10, 13, 3), dtype=np.uint8)
+    pal = RNG.integers(0, 256, (7, 3), dtype=np.uint8)
+    idx = dither_indices(img, pal, "none")
+    assert idx.dtype == np.uint8 and idx.shape == (10, 13)
+    np.testing.assert_array_equal(idx, brute_nearest(img, pal))
+    np.testing.assert_array_equal(nearest_indices(img.reshape(-1, 3), pal), idx.ravel())
+
+
+@pytest.mark.parametrize("method", ["fs", "ordered"])
+def test_strength_zero_is_nearest(method):
+    img = gradient()
+    pal = RNG.integers(0, 256, (5, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(
+        dither_indices(img, pal, method, 0.0), dither_indices(img, pal, "none")
+    )
+
+
+@pytest.mark.parametrize("strength", [1.0, 0.999])  # Pillow's C path and the numpy path
+def test_fs_keeps_mean_colour(strength):
+    img = gradient()
+    pal = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
+    idx = dither_indices(img, pal, "fs", strength)
+    rendered = pal[idx].astype(float)
+    plain = pal[dither_indices(img, pal, "none")].astype(float)
+    err_fs = np.abs(rendered.mean((0, 1)) - img.mean((0, 1))).max()
+    err_plain = np.abs(plain.mean((0, 1)) - img.mean((0, 1))).max()
+    assert err_fs < 6 and err_fs < err_plain
+
+
+@pytest.mark.parametrize("grey,share", [(128, 0.5), (64, 0.25), (191, 0.75)])
+@pytest.mark.parametrize("method,strength", [("fs", 1.0), ("fs", 0.99), ("ordered", 1.0)])
+def test_flat_grey_gets_right_share_of_white(grey, share, method, strength):
+    img = np.full((32, 32, 3), grey, np.uint8)
+    idx = dither_indices(img, BW, method, strength)
+    assert abs(idx.mean() - share) < 0.03
+    assert 0 < idx.mean() < 1  # a pattern, not a flat area
+
+
+def test_fs_reduced_strength_diffuses_less():
+    img = np.full((32, 32, 3), 100, np.uint8)
+    full = dither_indices(img, BW, "fs", 1.0).mean()
+    weak = dither_indices(img, BW, "fs", 0.2).mean()
+    assert full > 0.3 and weak < full
+
+
+def test_ordered_is_periodic():
+    img = np.full((24, 24, 3), 128, np.uint8)
+    idx = dither_indices(img, BW, "ordered", 1.0)
+    np.testing.assert_array_equal(idx[:8, :8], idx[8:16, 16:24])
+
+
+def test_uint16_input_reduced_to_8_bit():
+    img8 = RNG.integers(0, 256, (9, 9, 3), dtype=np.uint8)
+    img16 = img8.astype(np.uint16) * 257
+    pal = RNG.integers(0, 256, (6, 3), dtype=np.uint8)
+    for method in ("none", "fs", "ordered"):
+        np.testing.assert_array_equal(
+            dither_indices(img16, pal, method), dither_indices(img8, pal, method)
+        )
+
+
+def test_more_than_256_colours_gives_uint16():
+    img = RNG.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+    pal = RNG.integers(0, 256, (300, 3), dtype=np.uint8)
+    for method in ("none", "fs", "ordered"):
+        idx = dither_indices(img, pal, method)
+        assert idx.dtype == np.uint16 and idx.max() < 300
+    np.testing.assert_array_equal(dither_indices(img, pal, "none"), brute_nearest(img, pal))
+
+
+def test_transparent_pixels_get_index_zero_and_diffuse_nothing():
+    left = np.full((16, 8, 3), 128, np.uint8)
+    garbage = RNG.integers(0, 256, (16, 8, 3), dtype=np.uint8)
+    img = np.dstack([np.concatenate([left, garbage], 1), np.zeros((16, 16), np.uint8)])
+    img[:, :8, 3] = 255
+    idx = dither_indices(img, BW, "fs", 1.0)
+    assert np.all(idx[:, 8:] == 0)
+    np.testing.assert_array_equal(idx[:, :8], dither_indices(left, BW, "fs", 1.0 - 1e-9))
+
+
+def test_input_not_modified_and_palette_of_one():
+    img = gradient()
+    before = img.copy()
+    idx = dither_indices(img, np.array([[10, 20, 30]]), "fs")
+    np.testing.assert_array_equal(img, before)
+    assert np.all(idx == 0)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"method": "floyd"},
+        {"strength": 1.5},
+        {"strength": -0.1},
+    ],
+)
+def test_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        dither_indices(gradient(), BW, **kwargs)
+
+
+def test_bad_shapes():
+    with pytest.raises(ValueError):
+        dither_indices(np.zeros((4, 4), np.uint8), BW)
+    with pytest.raises(ValueError):
+        dither_indices(np.zeros((4, 4, 3), np.float32), BW)
+    with pytest.raises(ValueError):
+        dither_indices(np.zeros((4, 4, 3), np.uint8), np.zeros((0, 3)))
