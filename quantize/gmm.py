@@ -1,0 +1,829 @@
+"""Gaussian mixtures fitted by EM on weighted points.
+
+``p(x) = sum_k pi_k N(x | mu_k, Sigma_k)``.  The E step computes responsibilities
+``gamma_nk`` in the log domain (log-sum-exp); the M step sets
+``mu_k = sum_n w_n gamma_nk x_n / N_k``, ``Sigma_k = sum_n w_n gamma_nk (x_n - mu_k)(x_n - mu_k)^T
+/ N_k + reg_covar I`` and ``pi_k = N_k / sum_n w_n`` with ``N_k = sum_n w_n gamma_nk``.
+
+Implementation notes.  For every covariance type the log-density is a quadratic form, so
+``log pi_k + log N(x | mu_k, Sigma_k)`` for all K components is one matrix product
+``F(x) @ W`` of the quadratic features ``F(x) = [x_i x_j (i <= j), x_i, 1]`` with a (F, K)
+matrix built from the precisions (Cholesky of the precision matrices, as in
+scikit-learn).  The same pass accumulates the M-step sufficient statistics
+``sum_n w_n gamma_nk F(x_n)``, so one EM iteration reads the data once, in chunks within a
+working-memory budget.  Data are centred on their weighted mean first, which keeps the
+second moments well conditioned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import numpy as np
+
+from ._chunks import DEFAULT_WORKING_MEMORY_MIB, chunk_size, iter_chunks
+from ._validation import (
+    check_points,
+    check_positive_float,
+    check_positive_int,
+    check_seed,
+    warn_and_record,
+)
+from .kmeans import KMeans, _Assigner, _kmeans_plusplus
+from .protocol import (
+    CancelCallback,
+    ConvergenceWarning,
+    IterationRecord,
+    check_cancel,
+    drain,
+)
+
+__all__ = ["GaussianMixture", "COVARIANCE_TYPES"]
+
+COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def _feature_index(D: int) -> tuple[np.ndarray, np.ndarray]:
+    iu, ju = np.triu_indices(D)
+    return iu, ju
+
+
+def _features(X: np.ndarray, iu: np.ndarray, ju: np.ndarray) -> np.ndarray:
+    """Quadratic features [x_i x_j (i <= j), x_i, 1] of shape (n, F)."""
+    n, D = X.shape
+    F = np.empty((n, iu.size + D + 1))
+    np.multiply(X[:, iu], X[:, ju], out=F[:, : iu.size])
+    F[:, iu.size : iu.size + D] = X
+    F[:, -1] = 1.0
+    return F
+
+
+class _Params:
+    """Means, covariances (in the estimator's storage form) and derived full precisions."""
+
+    def __init__(
+        self,
+        means: np.ndarray,
+        covariances: np.ndarray,
+        weights: np.ndarray,
+        cov_type: str,
+        prec_chol: np.ndarray,
+    ) -> None:
+        self.means = means
+        self.covariances = covariances
+        self.weights = weights
+        self.cov_type = cov_type
+        self.prec_chol = prec_chol
+
+    @property
+    def K(self) -> int:
+        return int(self.means.shape[0])
+
+    def full_precisions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Precision matrices (K, D, D) and 0.5 * log det of each."""
+        K, D = self.means.shape
+        pc = self.prec_chol
+        if self.cov_type == "full":
+            P = pc @ np.swapaxes(pc, 1, 2)
+            half_logdet = np.log(np.diagonal(pc, axis1=1, axis2=2)).sum(axis=1)
+        elif self.cov_type == "tied":
+            P = np.broadcast_to(pc @ pc.T, (K, D, D)).copy()
+            half_logdet = np.full(K, np.log(np.diag(pc)).sum())
+        elif self.cov_type == "diag":
+            P = np.zeros((K, D, D))
+            idx = np.arange(D)
+            P[:, idx, idx] = pc**2
+            half_logdet = np.log(pc).sum(axis=1)
+        else:
+            P = np.eye(D)[None, :, :] * (pc**2)[:, None, None]
+            half_logdet = D * np.log(pc)
+        return P, half_logdet
+
+    def full_covariances(self) -> np.ndarray:
+        K, D = self.means.shape
+        c = self.covariances
+        if self.cov_type == "full":
+            return c.copy()
+        if self.cov_type == "tied":
+            return np.broadcast_to(c, (K, D, D)).copy()
+        if self.cov_type == "diag":
+            out = np.zeros((K, D, D))
+            idx = np.arange(D)
+            out[:, idx, idx] = c
+            return out
+        return np.eye(D)[None, :, :] * c[:, None, None]
+
+    def score_matrix(self, iu: np.ndarray, ju: np.ndarray) -> np.ndarray:
+        """(F, K) matrix W with F(x) @ W = log pi_k + log N(x | mu_k, Sigma_k)."""
+        K, D = self.means.shape
+        P, half_logdet = self.full_precisions()
+        W = np.empty((iu.size + D + 1, K))
+        quad = -P[:, iu, ju]  # (K, n_quad)
+        quad[:, iu == ju] *= 0.5
+        W[: iu.size] = quad.T
+        Pm = np.einsum("kij,kj->ki", P, self.means)
+        W[iu.size : iu.size + D] = Pm.T
+        with np.errstate(divide="ignore"):
+            log_w = np.log(self.weights)
+        W[-1] = (
+            -0.5 * np.einsum("ki,ki->k", self.means, Pm) + half_logdet - 0.5 * D * _LOG_2PI + log_w
+        )
+        return W
+
+
+def _log_resp_chunk(F: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Responsibilities (n, K) and log p(x) (n,) from features, in the log domain."""
+    L = F @ W
+    m = L.max(axis=1)
+    bad = ~np.isfinite(m)
+    if bad.any():  # cannot happen for finite inputs; keep responsibilities defined anyway
+        L[bad] = 0.0
+        m[bad] = 0.0
+    L -= m[:, None]
+    np.exp(L, out=L)
+    s = L.sum(axis=1)
+    L /= s[:, None]
+    log_p = m + np.log(s)
+    if bad.any():
+        log_p[bad] = -np.inf
+    return L, log_p
+
+
+class GaussianMixture:
+    """Gaussian mixture model fitted by EM on weighted points.
+
+    Parameters
+    ----------
+    n_components : int
+        Number of components K.
+    covariance_type : {"full", "diag", "spherical", "tied"}
+        Form of the covariances (storage as in scikit-learn: (K, D, D), (K, D), (K,),
+        (D, D)).
+    reg_covar : float
+        Added to the diagonal of every covariance, keeping them positive definite.
+    init : {"kmeans", "k-means++", "random"} or array_like of shape (K, D)
+        ``"kmeans"`` runs weighted K-means and starts from its partition; ``"k-means++"``
+        from the partition of k-means++ seeds; ``"random"`` from random responsibilities;
+        an array gives the initial means (covariances and weights then come from the
+        partition of the points by nearest given mean).
+    max_iter : int
+        Maximum EM iterations per restart.
+    tol : float
+        Stop when the mean log-likelihood per (weighted) point improves by less than this.
+    seed : int or numpy.random.Generator
+        Randomness.
+    n_init : int
+        Restarts; the one with the highest final log-likelihood is kept.
+    working_memory_mib : float
+        Budget for the temporary (chunk, K) arrays of the E step.
+
+    Attributes
+    ----------
+    means_ : ndarray of shape (K', D)
+    covariances_ : ndarray
+        (K', D, D), (K', D), (K',) or (D, D) by ``covariance_type``.
+    weights_ : ndarray of shape (K',)
+    precisions_cholesky_ : ndarray
+        Cholesky factors of the precision matrices (same shapes as ``covariances_``).
+    history_ : ndarray of shape (n_iter_,)
+        Mean log-likelihood after each EM iteration of the chosen run (non-decreasing).
+    initial_log_likelihood_ : float
+        Mean log-likelihood of the initial parameters of the chosen run.
+    lower_bound_ : float
+        Final mean log-likelihood.
+    labels_ : ndarray of shape (N,), int32
+        Most probable component of each training point under the final parameters.
+    n_iter_ : int
+    converged_ : bool
+    warnings_ : list of str
+    n_components_ : int
+        Effective K' (components dropped after collapsing, or fewer distinct points).
+    """
+
+    def __init__(
+        self,
+        n_components: int = 8,
+        *,
+        covariance_type: str = "full",
+        reg_covar: float = 1e-6,
+        init: str | np.ndarray = "kmeans",
+        max_iter: int = 100,
+        tol: float = 1e-3,
+        seed: int | np.random.Generator | None = 0,
+        n_init: int = 1,
+        working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+    ) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.reg_covar = reg_covar
+        self.init = init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.seed = seed
+        self.n_init = n_init
+        self.working_memory_mib = working_memory_mib
+
+    # ------------------------------------------------------------------ fitting
+    def iter_fit(
+        self,
+        X: Any,
+        weights: Any = None,
+        *,
+        should_cancel: CancelCallback | None = None,
+    ) -> Generator[IterationRecord, None, GaussianMixture]:
+        """Fit step by step, yielding one record per EM iteration.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            Points (not modified).
+        weights : array_like of shape (N,) or None
+            Non-negative point weights (pixel counts).
+        should_cancel : callable or None
+            Polled between iterations and between chunks of the E step.
+
+        Yields
+        ------
+        record : IterationRecord
+            ``kind="log_likelihood"``; records of a K-means initialisation come first with
+            ``stage="kmeans-init"``.
+
+        Returns
+        -------
+        self : GaussianMixture
+        """
+        X, w = check_points(X, weights)
+        K_req = check_positive_int(self.n_components, "n_components")
+        max_iter = check_positive_int(self.max_iter, "max_iter")
+        n_init = check_positive_int(self.n_init, "n_init")
+        tol = check_positive_float(self.tol, "tol")
+        reg = check_positive_float(self.reg_covar, "reg_covar")
+        check_positive_float(self.working_memory_mib, "working_memory_mib", allow_zero=False)
+        if self.covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(
+                f"covariance_type must be one of {COVARIANCE_TYPES}, got {self.covariance_type!r}"
+            )
+        init = self.init
+        n, D = X.shape
+        if isinstance(init, str):
+            if init not in ("kmeans", "k-means++", "random"):
+                raise ValueError(
+                    f"init must be 'kmeans', 'k-means++', 'random' or an array, got {init!r}"
+                )
+        else:
+            init = np.asarray(init, dtype=np.float64)
+            if init.ndim == 1 and D == 1:
+                init = init[:, None]
+            if init.shape != (K_req, D) or not np.isfinite(init).all():
+                raise ValueError(f"init means must be a finite ({K_req}, {D}) array")
+        rng = check_seed(self.seed)
+        self.warnings_: list[str] = []
+        self.n_features_in_ = D
+        self._reg = reg
+        total = w.sum()
+        offset = (w @ X) / total
+        self._offset = offset
+        Xc = X - offset
+        iu, ju = _feature_index(D)
+        self._iu, self._ju = iu, ju
+
+        best: dict[str, Any] | None = None
+        runs = 1 if isinstance(init, np.ndarray) else n_init
+        for r in range(runs):
+            check_cancel(should_cancel)
+            params = yield from self._initial_params(Xc, w, init, rng, r, should_cancel)
+            run = yield from self._em(Xc, w, params, r, max_iter, tol, should_cancel)
+            if best is None or run["ll"] > best["ll"]:
+                best = run
+        assert best is not None
+        p: _Params = best["params"]
+        self.means_ = p.means + offset
+        self.covariances_ = p.covariances
+        self.weights_ = p.weights
+        self.precisions_cholesky_ = p.prec_chol
+        self.history_ = np.asarray(best["history"], dtype=np.float64)
+        self.initial_log_likelihood_ = float(best["ll0"])
+        self.lower_bound_ = float(best["ll"])
+        self.labels_ = best["labels"]
+        self.n_iter_ = int(best["n_iter"])
+        self.converged_ = bool(best["converged"])
+        self.n_components_ = p.K
+        self._params = p
+        if not self.converged_:
+            warn_and_record(
+                self.warnings_,
+                f"EM stopped at max_iter={max_iter} before the log-likelihood gain fell "
+                f"below tol={tol}",
+                ConvergenceWarning,
+            )
+        return self
+
+    def fit(self, X: Any, weights: Any = None) -> GaussianMixture:
+        """Fit to weighted points (drains :meth:`iter_fit`).
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            Points.
+        weights : array_like of shape (N,) or None
+            Point weights.
+
+        Returns
+        -------
+        self
+        """
+        return drain(self.iter_fit(X, weights))
+
+    def _initial_params(
+        self,
+        X: np.ndarray,
+        w: np.ndarray,
+        init: str | np.ndarray,
+        rng: np.random.Generator,
+        restart: int,
+        should_cancel: CancelCallback | None,
+    ) -> Generator[IterationRecord, None, _Params]:
+        K = int(self.n_components)
+        wm = float(self.working_memory_mib)
+        if isinstance(init, str) and init == "random":
+            stats = self._random_resp_stats(X, w, K, rng, should_cancel)
+            return self._m_step(stats, w.sum(), None)
+        if isinstance(init, np.ndarray):
+            centers = init - self._offset
+        elif init == "kmeans":
+            km = KMeans(K, n_init=1, seed=int(rng.integers(2**31 - 1)), working_memory_mib=wm)
+            yield from km.iter_fit(X, w, should_cancel=should_cancel, stage="kmeans-init")
+            for msg in km.warnings_:
+                self.warnings_.append(f"K-means initialisation: {msg}")
+            centers = km.cluster_centers_  # X is already centred
+        else:
+            centers, _ = _kmeans_plusplus(X, w, K, rng, None, wm, should_cancel)
+        labels, _, _ = _Assigner(X, wm).nearest_two(None, centers, should_cancel)
+        stats = self._hard_stats(X, w, labels, centers.shape[0], should_cancel)
+        given = centers if isinstance(init, np.ndarray) else None
+        return self._m_step(stats, w.sum(), given)
+
+    def _hard_stats(
+        self,
+        X: np.ndarray,
+        w: np.ndarray,
+        labels: np.ndarray,
+        K: int,
+        should_cancel: CancelCallback | None,
+    ) -> np.ndarray:
+        nf = self._iu.size + X.shape[1] + 1
+        stats = np.zeros((K, nf))
+        rows = chunk_size(X.shape[0], 8 * nf * 2, self.working_memory_mib)
+        for sl in iter_chunks(X.shape[0], rows):
+            check_cancel(should_cancel)
+            F = _features(X[sl], self._iu, self._ju) * w[sl, None]
+            for f in range(nf):
+                stats[:, f] += np.bincount(labels[sl], weights=F[:, f], minlength=K)
+        return stats
+
+    def _random_resp_stats(
+        self,
+        X: np.ndarray,
+        w: np.ndarray,
+        K: int,
+        rng: np.random.Generator,
+        should_cancel: CancelCallback | None,
+    ) -> np.ndarray:
+        nf = self._iu.size + X.shape[1] + 1
+        stats = np.zeros((K, nf))
+        rows = chunk_size(X.shape[0], 8 * (nf + 2 * K), self.working_memory_mib)
+        for sl in iter_chunks(X.shape[0], rows):
+            check_cancel(should_cancel)
+            R = rng.random((sl.stop - sl.start, K))
+            R /= R.sum(axis=1, keepdims=True)
+            R *= w[sl, None]
+            stats += R.T @ _features(X[sl], self._iu, self._ju)
+        return stats
+
+    def _m_step(
+        self, stats: np.ndarray, total: float, given_means: np.ndarray | None
+    ) -> _Params:
+        """Parameters from sufficient statistics; collapsed components are dropped."""
+        iu, ju = self._iu, self._ju
+        D = self.n_features_in_
+        nk = stats[:, -1]
+        alive = nk > 1e-9 * total
+        if not alive.all():
+            if not alive.any():  # keep the heaviest one
+                alive[int(np.argmax(nk))] = True
+            dropped = np.flatnonzero(~alive)
+            self.warnings_.append(
+                f"{dropped.size} mixture component(s) collapsed (weight ~ 0) and were dropped"
+            )
+            stats = stats[alive]
+            nk = nk[alive]
+            if given_means is not None:
+                given_means = given_means[alive]
+        K = stats.shape[0]
+        S1 = stats[:, iu.size : iu.size + D]
+        S2 = np.empty((K, D, D))
+        S2[:, iu, ju] = stats[:, : iu.size]
+        S2[:, ju, iu] = stats[:, : iu.size]
+        means = S1 / nk[:, None]
+        if given_means is None:
+            scatter = S2 - nk[:, None, None] * means[:, :, None] * means[:, None, :]
+        else:
+            g = given_means
+            scatter = (
+                S2
+                - S1[:, :, None] * g[:, None, :]
+                - g[:, :, None] * S1[:, None, :]
+                + nk[:, None, None] * g[:, :, None] * g[:, None, :]
+            )
+            means = g.copy()
+        cov_full = scatter / nk[:, None, None]
+        weights = nk / nk.sum()
+        return self._make_params(means, cov_full, weights, scatter, nk)
+
+    def _make_params(
+        self,
+        means: np.ndarray,
+        cov_full: np.ndarray,
+        weights: np.ndarray,
+        scatter: np.ndarray,
+        nk: np.ndarray,
+    ) -> _Params:
+        reg = self._reg
+        K, D = means.shape
+        ct = self.covariance_type
+        diag_idx = np.arange(D)
+        if ct == "full":
+            cov = 0.5 * (cov_full + np.swapaxes(cov_full, 1, 2))
+            cov[:, diag_idx, diag_idx] += reg
+            cov, chol = self._safe_cholesky(cov)
+            prec_chol = np.swapaxes(np.linalg.inv(chol), 1, 2)
+        elif ct == "tied":
+            cov = scatter.sum(axis=0) / nk.sum()
+            cov = 0.5 * (cov + cov.T)
+            cov[diag_idx, diag_idx] += reg
+            cov1, chol = self._safe_cholesky(cov[None])
+            cov = cov1[0]
+            prec_chol = np.linalg.inv(chol[0]).T
+        elif ct == "diag":
+            cov = np.maximum(cov_full[:, diag_idx, diag_idx], 0.0) + reg
+            cov = self._floor(cov)
+            prec_chol = 1.0 / np.sqrt(cov)
+        else:
+            cov = np.maximum(cov_full[:, diag_idx, diag_idx], 0.0).mean(axis=1) + reg
+            cov = self._floor(cov)
+            prec_chol = 1.0 / np.sqrt(cov)
+        return _Params(means, cov, weights, ct, prec_chol)
+
+    def _floor(self, var: np.ndarray) -> np.ndarray:
+        if (var > 0).all():
+            return var
+        self.warnings_.append("a variance was zero (reg_covar=0): floored at 1e-12")
+        return np.maximum(var, 1e-12)
+
+    def _safe_cholesky(self, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Batched Cholesky; a matrix that is not positive definite gets growing jitter."""
+        try:
+            return cov, np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:
+            pass
+        D = cov.shape[-1]
+        out = cov.copy()
+        chol = np.empty_like(cov)
+        for k in range(cov.shape[0]):
+            scale = max(float(np.trace(cov[k])) / D, 1e-12)
+            jitter = max(self._reg, 1e-12 * scale)
+            for _ in range(40):
+                try:
+                    chol[k] = np.linalg.cholesky(out[k])
+                    break
+                except np.linalg.LinAlgError:
+                    out[k] = cov[k] + jitter * np.eye(D)
+                    jitter *= 10.0
+            else:  # pragma: no cover - only for absurd inputs
+                out[k] = np.eye(D) * scale
+                chol[k] = np.linalg.cholesky(out[k])
+            if jitter > max(self._reg, 1e-12 * scale):
+                self.warnings_.append(
+                    f"component {k}: covariance not positive definite, regularised with "
+                    f"{jitter / 10:.3g} on the diagonal"
+                )
+        return out, chol
+
+    def _e_pass(
+        self,
+        X: np.ndarray,
+        w: np.ndarray,
+        params: _Params,
+        should_cancel: CancelCallback | None,
+        want_stats: bool = True,
+        want_labels: bool = False,
+    ) -> tuple[float, np.ndarray | None, np.ndarray | None]:
+        """Weighted total log-likelihood, M-step statistics (K, F) and hard labels."""
+        iu, ju = self._iu, self._ju
+        W = params.score_matrix(iu, ju)
+        K = params.K
+        nf = W.shape[0]
+        stats = np.zeros((K, nf)) if want_stats else None
+        labels = np.empty(X.shape[0], dtype=np.int32) if want_labels else None
+        ll = 0.0
+        rows = chunk_size(X.shape[0], 8 * (2 * nf + 2 * K), self.working_memory_mib)
+        for sl in iter_chunks(X.shape[0], rows):
+            check_cancel(should_cancel)
+            F = _features(X[sl], iu, ju)
+            R, log_p = _log_resp_chunk(F, W)
+            ll += float(w[sl] @ log_p)
+            if labels is not None:
+                labels[sl] = R.argmax(axis=1)
+            if stats is not None:
+                R *= w[sl, None]
+                stats += R.T @ F
+        return ll, stats, labels
+
+    def _em(
+        self,
+        X: np.ndarray,
+        w: np.ndarray,
+        params: _Params,
+        restart: int,
+        max_iter: int,
+        tol: float,
+        should_cancel: CancelCallback | None,
+    ) -> Generator[IterationRecord, None, dict[str, Any]]:
+        total = w.sum()
+        ll_sum, stats, labels = self._e_pass(X, w, params, should_cancel, True, max_iter == 0)
+        ll = ll_sum / total
+        ll0 = ll
+        history: list[float] = []
+        converged = False
+        it = 0
+        for it in range(1, max_iter + 1):
+            check_cancel(should_cancel)
+            assert stats is not None
+            new = self._m_step(stats, total, None)
+            old_means = params.means
+            params = new
+            ll_sum, stats, labels = self._e_pass(X, w, params, should_cancel, True, True)
+            prev, ll = ll, ll_sum / total
+            history.append(ll)
+            shift = (
+                float(np.sqrt(((params.means - old_means) ** 2).sum(axis=1)).max())
+                if params.means.shape == old_means.shape
+                else float("nan")
+            )
+            yield IterationRecord(
+                restart=restart,
+                iteration=it,
+                objective=ll,
+                kind="log_likelihood",
+                shift=shift if np.isfinite(shift) else 0.0,
+                centers=params.means + self._offset,
+                covariances=params.full_covariances(),
+                weights=params.weights.copy(),
+                stage="gmm",
+                extra={"initial_log_likelihood": ll0} if it == 1 else {},
+            )
+            if abs(ll - prev) < tol:
+                converged = True
+                break
+        return {
+            "params": params,
+            "ll": ll,
+            "ll0": ll0,
+            "history": history,
+            "labels": labels,
+            "n_iter": it,
+            "converged": converged,
+        }
+
+    # ------------------------------------------------------------------ inference
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "_params"):
+            raise RuntimeError("this GaussianMixture is not fitted yet; call fit first")
+
+    def _prep(self, X: Any) -> np.ndarray:
+        self._check_fitted()
+        X, _ = check_points(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the model {self.n_features_in_}")
+        return X - self._offset
+
+    def _iter_resp(self, Xc: np.ndarray) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+        W = self._params.score_matrix(self._iu, self._ju)
+        rows = chunk_size(Xc.shape[0], 8 * (2 * W.shape[0] + 2 * W.shape[1]),
+                          self.working_memory_mib)
+        for sl in iter_chunks(Xc.shape[0], rows):
+            R, log_p = _log_resp_chunk(_features(Xc[sl], self._iu, self._ju), W)
+            yield sl, R, log_p
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Responsibilities (posterior component probabilities).
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            Points.
+
+        Returns
+        -------
+        resp : ndarray of shape (N, K), float64
+            Rows sum to 1.
+        """
+        Xc = self._prep(X)
+        out = np.empty((Xc.shape[0], self.n_components_))
+        for sl, R, _ in self._iter_resp(Xc):
+            out[sl] = R
+        return out
+
+    def responsibility(self, X: Any, k: int, dtype: Any = np.float32) -> np.ndarray:
+        """Responsibility of component ``k`` only, computed chunk by chunk.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            Points.
+        k : int
+            Component index.
+        dtype : dtype
+            Output dtype.
+
+        Returns
+        -------
+        resp_k : ndarray of shape (N,)
+        """
+        Xc = self._prep(X)
+        if not 0 <= int(k) < self.n_components_:
+            raise IndexError(f"component {k} out of range 0..{self.n_components_ - 1}")
+        out = np.empty(Xc.shape[0], dtype=dtype)
+        for sl, R, _ in self._iter_resp(Xc):
+            out[sl] = R[:, int(k)]
+        return out
+
+    def max_responsibility(self, X: Any, dtype: Any = np.float32) -> np.ndarray:
+        """Largest responsibility of each point.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            Points.
+        dtype : dtype
+            Output dtype.
+
+        Returns
+        -------
+        resp_max : ndarray of shape (N,)
+        """
+        Xc = self._prep(X)
+        out = np.empty(Xc.shape[0], dtype=dtype)
+        for sl, R, _ in self._iter_resp(Xc):
+            out[sl] = R.max(axis=1)
+        return out
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable component of each point.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            Points.
+
+        Returns
+        -------
+        labels : ndarray of shape (N,), int32
+        """
+        Xc = self._prep(X)
+        out = np.empty(Xc.shape[0], dtype=np.int32)
+        for sl, R, _ in self._iter_resp(Xc):
+            out[sl] = R.argmax(axis=1)
+        return out
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Log density ``log p(x)`` of each point.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            Points.
+
+        Returns
+        -------
+        log_p : ndarray of shape (N,)
+        """
+        Xc = self._prep(X)
+        out = np.empty(Xc.shape[0])
+        for sl, _, log_p in self._iter_resp(Xc):
+            out[sl] = log_p
+        return out
+
+    def score(self, X: Any, weights: Any = None) -> float:
+        """Weighted mean log-likelihood per point.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            Points.
+        weights : array_like of shape (N,) or None
+            Point weights.
+
+        Returns
+        -------
+        mean_log_likelihood : float
+        """
+        X, w = check_points(X, weights)
+        return float(w @ self.score_samples(X) / w.sum())
+
+    def n_parameters(self) -> int:
+        """Count the free parameters of the fitted model.
+
+        Returns
+        -------
+        n : int
+        """
+        self._check_fitted()
+        K, D = self.n_components_, self.n_features_in_
+        cov = {
+            "full": K * D * (D + 1) // 2,
+            "diag": K * D,
+            "spherical": K,
+            "tied": D * (D + 1) // 2,
+        }[self.covariance_type]
+        return int(cov + K * D + K - 1)
+
+    def bic(self, X: Any, weights: Any = None) -> float:
+        """Bayesian information criterion (lower is better).
+
+        ``-2 log L + n_params log(n)`` with ``n`` the total weight.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            Points.
+        weights : array_like of shape (N,) or None
+            Point weights (pixel counts).
+
+        Returns
+        -------
+        bic : float
+        """
+        X, w = check_points(X, weights)
+        total = w.sum()
+        return float(-2.0 * (w @ self.score_samples(X)) + self.n_parameters() * np.log(total))
+
+    def aic(self, X: Any, weights: Any = None) -> float:
+        """Akaike information criterion (lower is better): ``-2 log L + 2 n_params``.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            Points.
+        weights : array_like of shape (N,) or None
+            Point weights.
+
+        Returns
+        -------
+        aic : float
+        """
+        X, w = check_points(X, weights)
+        return float(-2.0 * (w @ self.score_samples(X)) + 2.0 * self.n_parameters())
+
+    def sample(
+        self, n_samples: int = 1, seed: int | np.random.Generator | None = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Draw samples from the fitted mixture (ancestral sampling).
+
+        A component ``k`` is drawn with probability ``weights_[k]``, then ``x`` from
+        ``N(means_[k], Sigma_k)``.
+
+        Parameters
+        ----------
+        n_samples : int
+            Number of samples.
+        seed : int or numpy.random.Generator
+            Randomness.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, D)
+            Samples, grouped by component.
+        labels : ndarray of shape (n_samples,), int64
+            Component of each sample.
+        """
+        self._check_fitted()
+        n_samples = check_positive_int(n_samples, "n_samples")
+        rng = check_seed(seed)
+        counts = rng.multinomial(n_samples, self.weights_ / self.weights_.sum())
+        covs = self._params.full_covariances()
+        D = self.n_features_in_
+        out = np.empty((n_samples, D))
+        labels = np.repeat(np.arange(self.n_components_), counts)
+        start = 0
+        for k, c in enumerate(counts):
+            if c == 0:
+                continue
+            L = np.linalg.cholesky(covs[k])
+            z = rng.standard_normal((int(c), D))
+            out[start : start + c] = self.means_[k] + z @ L.T
+            start += c
+        return out, labels
+

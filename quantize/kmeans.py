@@ -1,0 +1,941 @@
+"""Weighted K-means (Lloyd with Hamerly bounds), k-means++ and a mini-batch variant.
+
+The objective is the weighted inertia ``J = sum_n w_n ||x_n - u_{a_n}||^2``.  Every Lloyd
+iteration is an M step (each centre becomes the weighted mean of its points) followed by an
+E step (each point moves to its nearest centre); neither step can increase ``J``.
+
+Speed comes from three things: the engine fits the *unique* colours weighted by pixel
+count; the nearest-centre search uses ``||x||^2 - 2 x.c + ||c||^2`` with a float32 BLAS
+product in chunks (then exact float64 distances for the chosen centres, and a guard that a
+point never moves to a centre that is not strictly closer); and Hamerly's bounds skip the
+points whose nearest centre provably did not change, which after the first few iterations is
+almost all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+
+from ._chunks import DEFAULT_WORKING_MEMORY_MIB, chunk_size, iter_chunks
+from ._validation import (
+    check_points,
+    check_positive_float,
+    check_positive_int,
+    check_seed,
+    warn_and_record,
+)
+from .protocol import (
+    CancelCallback,
+    ConvergenceWarning,
+    IterationRecord,
+    QuantizeWarning,
+    check_cancel,
+    drain,
+)
+
+__all__ = ["KMeans", "MiniBatchKMeans", "kmeans_plusplus"]
+
+_ALGORITHMS = ("auto", "lloyd", "hamerly")
+
+
+# ----------------------------------------------------------------------------------------
+# private kernels: inputs are validated, float64, C-contiguous, centred
+# ----------------------------------------------------------------------------------------
+
+
+def _weighted_mean_var(X: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
+    total = w.sum()
+    mean = (w @ X) / total
+    var = (w @ (X - mean) ** 2) / total
+    return mean, float(np.mean(var))
+
+
+def _count_distinct(X: np.ndarray, w: np.ndarray, limit: int) -> tuple[int, np.ndarray | None]:
+    """Count distinct rows with positive weight (exactly when at most ``limit``).
+
+    Returns the distinct rows themselves when there are at most ``limit`` of them.
+    """
+    pts = X[w > 0]
+    # a fixed irrational projection, evaluated element-wise so that equal rows hash equally
+    coef = (0.7548776662466927, 0.5698402909980532, 0.3247179572447460, 0.8191725133961645)
+    h = np.zeros(pts.shape[0])
+    for d in range(pts.shape[1]):
+        h += pts[:, d] * coef[d % 4] * (1.0 + 0.1234 * (d // 4))
+    _, first = np.unique(h, return_index=True)
+    if first.size > limit:
+        return first.size, None
+    rows = np.unique(pts[first], axis=0)
+    return rows.shape[0], rows
+
+
+def _sq_norms(X: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", X, X)
+
+
+class _Assigner:
+    """Nearest-centre search in float32 chunks with exact float64 distances afterwards."""
+
+    def __init__(self, X: np.ndarray, working_memory_mib: float) -> None:
+        self.X = X
+        n, d = X.shape
+        # augmented float32 copy: [x, 1] so that one product gives ||c||^2 - 2 x.c
+        self.Xa = np.empty((n, d + 1), dtype=np.float32)
+        self.Xa[:, :d] = X
+        self.Xa[:, d] = 1.0
+        self.x_sq_max = float(_sq_norms(X).max()) if n else 0.0
+        self.working_memory_mib = working_memory_mib
+
+    def _centers_aug(self, centers: np.ndarray) -> np.ndarray:
+        ca = np.empty((centers.shape[1] + 1, centers.shape[0]), dtype=np.float32)
+        ca[:-1] = -2.0 * centers.T
+        ca[-1] = _sq_norms(centers)
+        return ca
+
+    def margin(self, centers: np.ndarray) -> float:
+        """Bound on the float32 error of a squared distance (with a safety factor)."""
+        c_sq_max = float(_sq_norms(centers).max())
+        return 1e-5 * (self.x_sq_max + c_sq_max + 1e-300) + 1e-30
+
+    def nearest_two(
+        self,
+        idx: np.ndarray | None,
+        centers: np.ndarray,
+        should_cancel: CancelCallback | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Nearest centre, its squared distance and the second-smallest squared distance.
+
+        The search runs in float32; rows whose two best candidates are within the float32
+        error bound are re-solved exactly in float64, so the labels are the exact nearest
+        centres (ties to the lowest index) whatever the chunking or BLAS threading.
+        """
+        X = self.X if idx is None else self.X[idx]
+        Xa = self.Xa if idx is None else self.Xa[idx]
+        n = Xa.shape[0]
+        K = centers.shape[0]
+        ca = self._centers_aug(centers)
+        labels = np.empty(n, dtype=np.int32)
+        best = np.empty(n, dtype=np.float64)
+        second = np.empty(n, dtype=np.float64)
+        rows = chunk_size(n, 4 * K * 2 + 64, self.working_memory_mib)
+        for sl in iter_chunks(n, rows):
+            check_cancel(should_cancel)
+            s = Xa[sl] @ ca
+            lab = s.argmin(axis=1)
+            labels[sl] = lab
+            r = np.arange(lab.size)
+            best[sl] = s[r, lab]
+            if K > 1:
+                s[r, lab] = np.inf
+                second[sl] = s.min(axis=1)
+            else:
+                second[sl] = np.inf
+        x_sq = _sq_norms(X)
+        best += x_sq
+        second += x_sq
+        margin = self.margin(centers)
+        amb = np.flatnonzero(second - best <= 2.0 * margin)
+        if amb.size:
+            rows_amb = chunk_size(amb.size, 8 * K * (X.shape[1] + 2), self.working_memory_mib)
+            for sl in iter_chunks(amb.size, rows_amb):
+                ii = amb[sl]
+                diff = X[ii][:, None, :] - centers[None, :, :]
+                d = np.einsum("ijk,ijk->ij", diff, diff)
+                lab = d.argmin(axis=1)
+                r = np.arange(ii.size)
+                labels[ii] = lab
+                best[ii] = d[r, lab]
+                if K > 1:
+                    d[r, lab] = np.inf
+                    second[ii] = d.min(axis=1)
+        return labels, best, second
+
+
+def _exact_sq_dist(X: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    diff = X - centers[labels]
+    return np.einsum("ij,ij->i", diff, diff)
+
+
+def _centre_shift_stats(shift: np.ndarray) -> tuple[float, np.ndarray]:
+    """Max shift and, per centre, the largest shift of any *other* centre."""
+    K = shift.size
+    if K == 1:
+        return float(shift[0]), np.zeros(1)
+    order = np.argsort(shift)
+    m1, m2 = shift[order[-1]], shift[order[-2]]
+    other = np.full(K, m1)
+    other[order[-1]] = m2
+    return float(m1), other
+
+
+def _half_min_center_dist(centers: np.ndarray) -> np.ndarray:
+    K = centers.shape[0]
+    if K == 1:
+        return np.full(1, np.inf)
+    diff = centers[:, None, :] - centers[None, :, :]
+    dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    np.fill_diagonal(dist, np.inf)
+    return 0.5 * dist.min(axis=1)
+
+
+def _m_step(
+    X: np.ndarray, w: np.ndarray, labels: np.ndarray, K: int
+) -> tuple[np.ndarray, np.ndarray]:
+    wsum = np.bincount(labels, weights=w, minlength=K)
+    sums = np.empty((K, X.shape[1]))
+    for d in range(X.shape[1]):
+        sums[:, d] = np.bincount(labels, weights=w * X[:, d], minlength=K)
+    return sums, wsum
+
+
+def _relocate_empty(
+    centers: np.ndarray,
+    empty: np.ndarray,
+    X: np.ndarray,
+    w: np.ndarray,
+    d_sq: np.ndarray,
+) -> int:
+    """Move the centres of empty clusters onto the points farthest from their centres."""
+    n_empty = int(empty.size)
+    if n_empty == 0:
+        return 0
+    score = np.where(w > 0, d_sq, -1.0)
+    n_take = min(X.shape[0], 4 * n_empty + 16)
+    top = np.argpartition(-score, n_take - 1)[:n_take] if n_take < X.shape[0] else np.arange(
+        X.shape[0]
+    )
+    top = top[np.argsort(-score[top], kind="stable")]
+    top = top[score[top] > 0]
+    chosen: list[int] = []
+    seen: set[bytes] = set()
+    for i in top:
+        key = X[i].tobytes()
+        if key in seen:
+            continue
+        seen.add(key)
+        chosen.append(int(i))
+        if len(chosen) == n_empty:
+            break
+    for k, i in zip(empty, chosen, strict=False):
+        centers[k] = X[i]
+    return len(chosen)
+
+
+def _kmeans_plusplus(
+    X: np.ndarray,
+    w: np.ndarray,
+    n_clusters: int,
+    rng: np.random.Generator,
+    n_local_trials: int | None,
+    working_memory_mib: float,
+    should_cancel: CancelCallback | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy weighted k-means++ (as in scikit-learn, with point weights).
+
+    Returns centres (n_found, D) and their point indices; ``n_found < n_clusters`` only when
+    all positive-weight points already coincide with a centre.
+    """
+    n, d = X.shape
+    if n_local_trials is None:
+        n_local_trials = 2 + int(np.log(n_clusters))
+    Xa = np.empty((n, d + 1), dtype=np.float32)
+    Xa[:, :d] = X
+    Xa[:, d] = 1.0
+    x_sq = _sq_norms(X)
+    cum_w = np.cumsum(w)
+    first = int(np.searchsorted(cum_w, rng.random() * cum_w[-1], side="right"))
+    first = min(first, n - 1)
+    indices = [first]
+    closest = _exact_sq_dist(X, X[first][None, :], np.zeros(n, dtype=np.intp))
+    pot = float(w @ closest)
+    rows = chunk_size(n, 4 * (n_local_trials + 1) * 3, working_memory_mib)
+    for _ in range(1, n_clusters):
+        check_cancel(should_cancel)
+        if not pot > 0:
+            break
+        cum = np.cumsum(w * closest)
+        rand = rng.random(n_local_trials) * cum[-1]
+        cand = np.minimum(np.searchsorted(cum, rand, side="right"), n - 1)
+        C = X[cand]
+        ca = np.empty((d + 1, cand.size), dtype=np.float32)
+        ca[:-1] = -2.0 * C.T
+        ca[-1] = _sq_norms(C)
+        pots = np.zeros(cand.size)
+        for sl in iter_chunks(n, rows):
+            dist = Xa[sl] @ ca
+            dist += x_sq[sl, None]
+            np.maximum(dist, 0.0, out=dist)
+            np.minimum(dist, closest[sl, None], out=dist)
+            pots += w[sl] @ dist
+        best = int(np.argmin(pots))
+        new = int(cand[best])
+        d_new = _exact_sq_dist(X, X[new][None, :], np.zeros(n, dtype=np.intp))
+        np.minimum(closest, d_new, out=closest)
+        pot = float(w @ closest)
+        indices.append(new)
+    idx = np.asarray(indices, dtype=np.intp)
+    return X[idx].copy(), idx
+
+
+def kmeans_plusplus(
+    X: Any,
+    n_clusters: int,
+    *,
+    weights: Any = None,
+    seed: int | np.random.Generator | None = 0,
+    n_local_trials: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Choose initial centres with greedy weighted k-means++.
+
+    Each new centre is the best (largest drop of the weighted potential) of
+    ``n_local_trials`` candidates drawn with probability proportional to
+    ``weight * D(x)^2``, as in scikit-learn.
+
+    Parameters
+    ----------
+    X : array_like of shape (N, D)
+        Points.
+    n_clusters : int
+        Number of centres to choose.
+    weights : array_like of shape (N,) or None
+        Point weights (e.g. pixel counts).
+    seed : int or numpy.random.Generator
+        Randomness.
+    n_local_trials : int or None
+        Candidates per step; default ``2 + int(log(n_clusters))``.
+
+    Returns
+    -------
+    centers : ndarray of shape (n_found, D), float64
+        ``n_found < n_clusters`` only when there are fewer distinct points than requested.
+    indices : ndarray of shape (n_found,)
+        Row indices of the chosen points in ``X``.
+    """
+    X, w = check_points(X, weights)
+    n_clusters = check_positive_int(n_clusters, "n_clusters")
+    rng = check_seed(seed)
+    mean = (w @ X) / w.sum()
+    centers, idx = _kmeans_plusplus(
+        X - mean, w, n_clusters, rng, n_local_trials, DEFAULT_WORKING_MEMORY_MIB
+    )
+    return centers + mean, idx
+
+
+# ----------------------------------------------------------------------------------------
+# estimators
+# ----------------------------------------------------------------------------------------
+
+
+class _KMeansBase:
+    """Shared validation, prediction and attributes."""
+
+    cluster_centers_: np.ndarray
+    labels_: np.ndarray
+    inertia_: float
+    history_: np.ndarray
+    histories_: list[np.ndarray]
+    n_iter_: int
+    converged_: bool
+    warnings_: list[str]
+    n_colors_: int
+    n_features_in_: int
+    working_memory_mib: float
+
+    @property
+    def palette_(self) -> np.ndarray:
+        """Fitted centres, shape (K, D); an alias of ``cluster_centers_``."""
+        return self.cluster_centers_
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "cluster_centers_"):
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet; call fit first")
+
+    def _prepare_init(self, D: int) -> np.ndarray | str:
+        init = self.init  # type: ignore[attr-defined]
+        if isinstance(init, str):
+            if init not in ("k-means++", "random"):
+                raise ValueError(f"init must be 'k-means++', 'random' or an array, got {init!r}")
+            return init
+        arr = np.asarray(init, dtype=np.float64)
+        if arr.ndim == 1 and D == 1:
+            arr = arr[:, None]
+        if arr.shape != (self.n_colors, D):  # type: ignore[attr-defined]
+            raise ValueError(
+                f"init array must have shape ({self.n_colors}, {D}), got {arr.shape}"  # type: ignore[attr-defined]
+            )
+        if not np.isfinite(arr).all():
+            raise ValueError("init contains NaN or infinite values")
+        return arr
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Index of the nearest centre for each point.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            Points in the fitting space.
+
+        Returns
+        -------
+        labels : ndarray of shape (N,), int32
+        """
+        self._check_fitted()
+        X, _ = check_points(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the model {self.n_features_in_}")
+        Xc = X - self._offset
+        centers = self.cluster_centers_ - self._offset
+        labels, _, _ = _Assigner(Xc, self.working_memory_mib).nearest_two(None, centers, None)
+        return labels
+
+    def transform_inertia(self, X: Any, weights: Any = None) -> float:
+        """Weighted inertia of ``X`` with respect to the fitted centres.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            Points.
+        weights : array_like of shape (N,) or None
+            Point weights.
+
+        Returns
+        -------
+        inertia : float
+        """
+        X, w = check_points(X, weights)
+        labels = self.predict(X)
+        return float(w @ _exact_sq_dist(X, self.cluster_centers_, labels))
+
+    def fit(self, X: Any, weights: Any = None) -> _KMeansBase:
+        """Fit to weighted points (drains :meth:`iter_fit`).
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            Points.
+        weights : array_like of shape (N,) or None
+            Point weights (pixel counts).
+
+        Returns
+        -------
+        self
+        """
+        return drain(self.iter_fit(X, weights))  # type: ignore[attr-defined]
+
+
+class KMeans(_KMeansBase):
+    """Weighted K-means (vector quantization) with k-means++ restarts.
+
+    Parameters
+    ----------
+    n_colors : int
+        Number of clusters K (palette size).
+    init : {"k-means++", "random"} or array_like of shape (K, D)
+        Initialisation: greedy weighted k-means++, K distinct points drawn with probability
+        proportional to weight, or given centres (then ``n_init`` is ignored).
+    n_init : int
+        Restarts; the run with the lowest inertia is kept.
+    max_iter : int
+        Maximum Lloyd iterations per restart.
+    tol : float
+        Stop when the sum of squared centre shifts falls below ``tol`` times the mean
+        per-feature variance of the data (scikit-learn's rule); also stop as soon as no
+        assignment changes.
+    seed : int or numpy.random.Generator
+        Randomness (k-means++ and random initialisation).
+    algorithm : {"auto", "lloyd", "hamerly"}
+        ``"lloyd"`` searches every point's nearest centre each iteration; ``"hamerly"``
+        (and ``"auto"``) skips points whose assignment provably did not change.  Both give
+        the same result.
+    working_memory_mib : float
+        Budget for the temporary (chunk, K) arrays.
+
+    Attributes
+    ----------
+    cluster_centers_, palette_ : ndarray of shape (K', D)
+        Centres; ``K' = n_colors_`` may be smaller than ``n_colors`` (see ``warnings_``).
+    labels_ : ndarray of shape (N,), int32
+        Nearest-centre index of each training point.
+    inertia_ : float
+        Weighted sum of squared distances of the points to their centres.
+    history_ : ndarray of shape (n_iter_,)
+        Inertia after each iteration of the chosen run (non-increasing).
+    histories_ : list of ndarray
+        ``history_`` of every restart.
+    n_iter_ : int
+        Iterations of the chosen run.
+    converged_ : bool
+        Whether the chosen run met the stopping rule before ``max_iter``.
+    warnings_ : list of str
+        Warnings emitted during the fit (K reduced, empty clusters, no convergence).
+    n_colors_ : int
+        Effective number of clusters.
+    """
+
+    def __init__(
+        self,
+        n_colors: int = 8,
+        *,
+        init: str | np.ndarray = "k-means++",
+        n_init: int = 1,
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        seed: int | np.random.Generator | None = 0,
+        algorithm: str = "auto",
+        working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+    ) -> None:
+        self.n_colors = n_colors
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.seed = seed
+        self.algorithm = algorithm
+        self.working_memory_mib = working_memory_mib
+
+    @property
+    def n_clusters(self) -> int:
+        """Alias of ``n_colors`` (scikit-learn's name)."""
+        return self.n_colors
+
+    def iter_fit(
+        self,
+        X: Any,
+        weights: Any = None,
+        *,
+        should_cancel: CancelCallback | None = None,
+        stage: str = "kmeans",
+    ) -> Generator[IterationRecord, None, KMeans]:
+        """Fit step by step, yielding one record per Lloyd iteration.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            Points (not modified).
+        weights : array_like of shape (N,) or None
+            Non-negative point weights, e.g. pixel counts of unique colours.
+        should_cancel : callable or None
+            Polled between iterations and between chunks; returning True raises
+            :class:`~quantize.protocol.Cancelled`.
+        stage : str
+            Label put on the records.
+
+        Yields
+        ------
+        record : IterationRecord
+            ``objective`` is the inertia after the iteration; ``extra["inertia_after_m"]``
+            is the inertia after its M step (before the E step).
+
+        Returns
+        -------
+        self : KMeans
+        """
+        X, w = check_points(X, weights)
+        K_req = check_positive_int(self.n_colors, "n_colors")
+        n_init = check_positive_int(self.n_init, "n_init")
+        max_iter = check_positive_int(self.max_iter, "max_iter")
+        tol = check_positive_float(self.tol, "tol")
+        wm = check_positive_float(self.working_memory_mib, "working_memory_mib", allow_zero=False)
+        if self.algorithm not in _ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {_ALGORITHMS}, got {self.algorithm!r}")
+        rng = check_seed(self.seed)
+        n, D = X.shape
+        init = self._prepare_init(D)
+        self.warnings_ = []
+        self.n_features_in_ = D
+        mean, var = _weighted_mean_var(X, w)
+        self._offset = mean
+        Xc = X - mean
+        tol_abs = tol * var
+
+        n_distinct, distinct_rows = _count_distinct(Xc, w, K_req)
+        if n_distinct < K_req:
+            warn_and_record(
+                self.warnings_,
+                f"only {n_distinct} distinct point(s) for {K_req} clusters: "
+                f"K reduced to {n_distinct}",
+                QuantizeWarning,
+            )
+        K = min(K_req, n_distinct)
+        self.n_colors_ = K
+        use_bounds = self.algorithm in ("auto", "hamerly")
+        assigner = _Assigner(Xc, wm)
+
+        if isinstance(init, np.ndarray):
+            runs = [init - mean]
+            if n_init > 1:
+                self.warnings_.append("explicit init given: n_init ignored (one run)")
+        else:
+            runs = [init] * n_init
+        if distinct_rows is not None and n_distinct <= K_req:
+            runs = [distinct_rows]  # every distinct point is its own cluster: J = 0 is optimal
+
+        best: tuple | None = None
+        self.histories_ = []
+        for r, run_init in enumerate(runs):
+            check_cancel(should_cancel)
+            if isinstance(run_init, np.ndarray):
+                centers = np.array(run_init[:K], dtype=np.float64)
+            elif run_init == "k-means++":
+                centers, _ = _kmeans_plusplus(Xc, w, K, rng, None, wm, should_cancel)
+            else:
+                centers = _random_init(Xc, w, K, rng)
+            if centers.shape[0] < K:  # hash said distinct, potential said otherwise
+                K = centers.shape[0]
+                self.n_colors_ = K
+            out = yield from _lloyd(
+                Xc, w, centers, assigner, max_iter, tol_abs, use_bounds, should_cancel,
+                r, mean, stage, self.warnings_,
+            )
+            self.histories_.append(out[3])
+            if best is None or out[2] < best[2]:
+                best = out
+        assert best is not None
+        centers, labels, inertia, history, n_iter, converged = best
+        self.cluster_centers_ = centers + mean
+        self.labels_ = labels
+        self.inertia_ = float(inertia)
+        self.history_ = history
+        self.n_iter_ = n_iter
+        self.converged_ = converged
+        if not converged:
+            warn_and_record(
+                self.warnings_,
+                f"K-means stopped at max_iter={max_iter} before converging "
+                f"(last centre shift above tolerance)",
+                ConvergenceWarning,
+            )
+        return self
+
+
+def _random_init(X: np.ndarray, w: np.ndarray, K: int, rng: np.random.Generator) -> np.ndarray:
+    """K distinct points drawn without replacement with probability proportional to weight."""
+    pos = np.flatnonzero(w > 0)
+    p = w[pos] / w[pos].sum()
+    chosen: list[int] = []
+    seen: set[bytes] = set()
+    order = rng.choice(pos.size, size=pos.size, replace=False, p=p) if pos.size <= 1 << 16 else (
+        rng.choice(pos.size, size=min(pos.size, 8 * K + 64), replace=False, p=p)
+    )
+    for i in order:
+        key = X[pos[i]].tobytes()
+        if key not in seen:
+            seen.add(key)
+            chosen.append(int(pos[i]))
+            if len(chosen) == K:
+                break
+    return X[np.asarray(chosen, dtype=np.intp)].copy()
+
+
+def _lloyd(
+    X: np.ndarray,
+    w: np.ndarray,
+    centers: np.ndarray,
+    assigner: _Assigner,
+    max_iter: int,
+    tol_abs: float,
+    use_bounds: bool,
+    should_cancel: CancelCallback | None,
+    restart: int,
+    offset: np.ndarray,
+    stage: str,
+    warnings_store: list[str],
+) -> Generator[IterationRecord, None, tuple]:
+    """One Lloyd run.  Returns (centers, labels, inertia, history, n_iter, converged)."""
+    n = X.shape[0]
+    K = centers.shape[0]
+    # initial E step
+    labels, _, second = assigner.nearest_two(None, centers, should_cancel)
+    d_sq = _exact_sq_dist(X, centers, labels)
+    lower = (
+        np.sqrt(np.maximum(second - assigner.margin(centers), 0.0)) if use_bounds else None
+    )
+    history: list[float] = []
+    converged = False
+    n_relocated_total = 0
+    it = 0
+    for it in range(1, max_iter + 1):
+        check_cancel(should_cancel)
+        # M step
+        sums, wsum = _m_step(X, w, labels, K)
+        old = centers
+        centers = old.copy()
+        nonempty = wsum > 0
+        centers[nonempty] = sums[nonempty] / wsum[nonempty, None]
+        d_sq = _exact_sq_dist(X, centers, labels)
+        empty = np.flatnonzero(~nonempty)
+        if empty.size:
+            n_relocated_total += _relocate_empty(centers, empty, X, w, d_sq)
+        inertia_after_m = float(w @ d_sq)
+        shift = np.sqrt(np.einsum("ij,ij->i", centers - old, centers - old))
+        # E step
+        if use_bounds and lower is not None:
+            _, other_max = _centre_shift_stats(shift)
+            lower -= other_max[labels]
+            half = _half_min_center_dist(centers)
+            dist = np.sqrt(d_sq)
+            cand = np.flatnonzero(dist > np.maximum(half[labels], lower))
+        else:
+            cand = None
+        new_labels = labels.copy()
+        if cand is None or cand.size:
+            idx = cand
+            lab_c, best_c, second_c = assigner.nearest_two(idx, centers, should_cancel)
+            rows = slice(None) if idx is None else idx
+            X_c = X[rows]
+            d_new = _exact_sq_dist(X_c, centers, lab_c)
+            d_old = d_sq[rows]
+            # never move a point to a centre that is not strictly closer (float32 ties)
+            keep = (lab_c != labels[rows]) & (d_new >= d_old)
+            lab_c = np.where(keep, labels[rows], lab_c)
+            new_labels[rows] = lab_c
+            d_sq[rows] = np.where(keep, d_old, d_new)
+            if use_bounds and lower is not None:
+                margin = assigner.margin(centers)
+                lb = np.where(keep, best_c, second_c)
+                lower[rows] = np.sqrt(np.maximum(lb - margin, 0.0))
+        n_changed = int(np.count_nonzero(new_labels != labels))
+        labels = new_labels
+        inertia = float(w @ d_sq)
+        history.append(inertia)
+        yield IterationRecord(
+            restart=restart,
+            iteration=it,
+            objective=inertia,
+            kind="inertia",
+            shift=float(shift.max()) if shift.size else 0.0,
+            centers=centers + offset,
+            n_changed=n_changed,
+            stage=stage,
+            extra={"inertia_after_m": inertia_after_m, "n_relocated": int(empty.size)},
+        )
+        if n_changed == 0 and not empty.size:
+            converged = True
+            break
+        if float(np.sum(shift**2)) <= tol_abs:
+            converged = True
+            break
+    if n_relocated_total:
+        warnings_store.append(
+            f"restart {restart}: {n_relocated_total} empty cluster(s) relocated to far points"
+        )
+    del n
+    return centers, labels, history[-1], np.asarray(history, dtype=np.float64), it, converged
+
+
+class MiniBatchKMeans(_KMeansBase):
+    """Mini-batch K-means: stochastic-gradient steps on weighted random batches.
+
+    Each step draws ``batch_size`` points with probability proportional to their weight,
+    assigns them to the nearest centre and moves each centre towards the batch mean of its
+    points with a per-centre learning rate ``1 / (points seen so far)`` (Sculley, 2010;
+    the scheme of scikit-learn's ``MiniBatchKMeans``).  Useful for very many distinct
+    points; the final labels and inertia come from one full E step.
+
+    Parameters
+    ----------
+    n_colors : int
+        Number of clusters K.
+    init : {"k-means++", "random"} or array_like of shape (K, D)
+        Initialisation (k-means++ runs on a weighted sample of ``3 * batch_size`` points).
+    n_init : int
+        Initialisations tried; the one with the lowest inertia on the init sample is kept.
+    max_iter : int
+        Maximum number of mini-batch steps.
+    batch_size : int
+        Points per step.
+    tol : float
+        Stop when the sum of squared centre shifts of a step falls below ``tol`` times the
+        data variance (0 disables).
+    max_no_improvement : int
+        Stop when the smoothed batch inertia has not improved for this many steps.
+    seed : int or numpy.random.Generator
+        Randomness.
+    working_memory_mib : float
+        Budget for temporary arrays.
+
+    Attributes
+    ----------
+    cluster_centers_, palette_, labels_, inertia_, n_iter_, converged_, warnings_, n_colors_
+        As for :class:`KMeans`.
+    history_ : ndarray of shape (n_iter_,)
+        Estimated inertia (batch inertia scaled to the total weight) per step; noisy, not
+        monotone.
+    histories_ : list of ndarray
+        ``[history_]``.
+    """
+
+    def __init__(
+        self,
+        n_colors: int = 8,
+        *,
+        init: str | np.ndarray = "k-means++",
+        n_init: int = 1,
+        max_iter: int = 200,
+        batch_size: int = 4096,
+        tol: float = 0.0,
+        max_no_improvement: int = 20,
+        seed: int | np.random.Generator | None = 0,
+        working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+    ) -> None:
+        self.n_colors = n_colors
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.tol = tol
+        self.max_no_improvement = max_no_improvement
+        self.seed = seed
+        self.working_memory_mib = working_memory_mib
+
+    def iter_fit(
+        self,
+        X: Any,
+        weights: Any = None,
+        *,
+        should_cancel: CancelCallback | None = None,
+    ) -> Generator[IterationRecord, None, MiniBatchKMeans]:
+        """Fit step by step, yielding one record per mini-batch step.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            Points.
+        weights : array_like of shape (N,) or None
+            Point weights.
+        should_cancel : callable or None
+            Polled between steps.
+
+        Yields
+        ------
+        record : IterationRecord
+            ``stage="minibatch"``; ``objective`` is the estimated inertia.
+
+        Returns
+        -------
+        self : MiniBatchKMeans
+        """
+        X, w = check_points(X, weights)
+        K_req = check_positive_int(self.n_colors, "n_colors")
+        n_init = check_positive_int(self.n_init, "n_init")
+        max_iter = check_positive_int(self.max_iter, "max_iter")
+        batch = check_positive_int(self.batch_size, "batch_size")
+        patience = check_positive_int(self.max_no_improvement, "max_no_improvement")
+        tol = check_positive_float(self.tol, "tol")
+        wm = check_positive_float(self.working_memory_mib, "working_memory_mib", allow_zero=False)
+        rng = check_seed(self.seed)
+        n, D = X.shape
+        init = self._prepare_init(D)
+        self.warnings_ = []
+        self.n_features_in_ = D
+        mean, var = _weighted_mean_var(X, w)
+        self._offset = mean
+        Xc = X - mean
+        tol_abs = tol * var
+        total = w.sum()
+        n_distinct, distinct_rows = _count_distinct(Xc, w, K_req)
+        if n_distinct < K_req:
+            warn_and_record(
+                self.warnings_,
+                f"only {n_distinct} distinct point(s) for {K_req} clusters: "
+                f"K reduced to {n_distinct}",
+                QuantizeWarning,
+            )
+        K = min(K_req, n_distinct)
+        cum_w = np.cumsum(w)
+
+        def draw(size: int) -> np.ndarray:
+            r = rng.random(size) * cum_w[-1]
+            return np.minimum(np.searchsorted(cum_w, r, side="right"), n - 1)
+
+        # initialisation on a weighted sample (unweighted after sampling)
+        if distinct_rows is not None and n_distinct <= K_req:
+            centers = np.array(distinct_rows, dtype=np.float64)
+        elif isinstance(init, np.ndarray):
+            centers = init - mean
+        else:
+            sample = Xc[draw(min(3 * batch, max(n, K)))] if n > 3 * batch else Xc
+            sw = np.ones(sample.shape[0]) if n > 3 * batch else w
+            best_c, best_j = None, np.inf
+            for _ in range(n_init):
+                if init == "k-means++":
+                    c, _ = _kmeans_plusplus(sample, sw, K, rng, None, wm, should_cancel)
+                else:
+                    c = _random_init(sample, sw, K, rng)
+                lab, d, _ = _Assigner(sample, wm).nearest_two(None, c, should_cancel)
+                j = float(sw @ d)
+                if j < best_j:
+                    best_c, best_j = c, j
+            centers = best_c
+        K = centers.shape[0]
+        self.n_colors_ = K
+        seen = np.zeros(K)
+        history: list[float] = []
+        ewa = None
+        best_ewa, no_improve = np.inf, 0
+        converged = False
+        it = 0
+        for it in range(1, max_iter + 1):
+            check_cancel(should_cancel)
+            idx = draw(batch)
+            Xb = Xc[idx]
+            lab, d, _ = _Assigner(Xb, wm).nearest_two(None, centers, should_cancel)
+            batch_inertia = float(d.mean()) * total
+            counts = np.bincount(lab, minlength=K).astype(np.float64)
+            sums = np.empty((K, D))
+            for f in range(D):
+                sums[:, f] = np.bincount(lab, weights=Xb[:, f], minlength=K)
+            old = centers.copy()
+            hit = counts > 0
+            seen[hit] += counts[hit]
+            eta = counts[hit] / seen[hit]
+            centers[hit] += eta[:, None] * (sums[hit] / counts[hit, None] - centers[hit])
+            shift = np.sqrt(((centers - old) ** 2).sum(axis=1))
+            history.append(batch_inertia)
+            yield IterationRecord(
+                restart=0,
+                iteration=it,
+                objective=batch_inertia,
+                kind="inertia",
+                shift=float(shift.max()),
+                centers=centers + mean,
+                stage="minibatch",
+            )
+            if tol_abs > 0 and float(np.sum(shift**2)) <= tol_abs:
+                converged = True
+                break
+            alpha = min(1.0, 2.0 * batch / (n + 1.0))
+            ewa = batch_inertia if ewa is None else ewa * (1 - alpha) + batch_inertia * alpha
+            if ewa < best_ewa:
+                best_ewa, no_improve = ewa, 0
+            else:
+                no_improve += 1
+                if no_improve >= patience:
+                    converged = True
+                    break
+        assigner = _Assigner(Xc, wm)
+        labels, _, _ = assigner.nearest_two(None, centers, should_cancel)
+        wsum = np.bincount(labels, weights=w, minlength=K)
+        empty = np.flatnonzero(wsum == 0)
+        if empty.size:
+            d_sq = _exact_sq_dist(Xc, centers, labels)
+            moved = _relocate_empty(centers, empty, Xc, w, d_sq)
+            self.warnings_.append(f"{moved} empty cluster(s) relocated to far points")
+            labels, _, _ = assigner.nearest_two(None, centers, should_cancel)
+        d_sq = _exact_sq_dist(Xc, centers, labels)
+        self.cluster_centers_ = centers + mean
+        self.labels_ = labels
+        self.inertia_ = float(w @ d_sq)
+        self.history_ = np.asarray(history, dtype=np.float64)
+        self.histories_ = [self.history_]
+        self.n_iter_ = it
+        self.converged_ = converged
+        if not converged:
+            warn_and_record(
+                self.warnings_,
+                f"mini-batch K-means stopped at max_iter={max_iter} steps",
+                ConvergenceWarning,
+            )
+        return self

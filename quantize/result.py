@@ -1,0 +1,435 @@
+"""The image pipeline: image -> unique colours -> fit -> :class:`QuantizeResult`.
+
+One path for the GUI, the CLI and the tests: :func:`iter_quantize_image` is a generator that
+yields the estimator's :class:`~quantize.protocol.IterationRecord` objects and returns a
+:class:`QuantizeResult`; :func:`quantize_image` drains it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._validation import check_positive_int
+from .colorspace import check_space, rgb_to_space, space_to_rgb
+from .features import ColorTable, unique_colors
+from .gmm import GaussianMixture
+from .kmeans import KMeans, MiniBatchKMeans
+from .optimal1d import Optimal1D
+from .protocol import CancelCallback, IterationRecord, check_cancel, drain
+
+__all__ = ["METHODS", "QuantizeResult", "iter_quantize_image", "quantize_image", "table_points"]
+
+METHODS: tuple[str, ...] = ("kmeans", "gmm", "optimal1d", "minibatch")
+
+
+def _is_grey(table: ColorTable) -> bool:
+    c = table.colors
+    return c.shape[1] == 1 or bool((c[:, 0] == c[:, 1]).all() and (c[:, 1] == c[:, 2]).all())
+
+
+def table_points(table: ColorTable, color_space: str, *, one_channel: bool = False) -> np.ndarray:
+    """Fitting-space coordinates of a colour table's distinct colours.
+
+    Parameters
+    ----------
+    table : ColorTable
+        Distinct colours of an image.
+    color_space : {"rgb", "lab", "oklab"}
+        Fitting space.
+    one_channel : bool
+        Fit grey colours as one-dimensional points (grey value on 0-255 for ``"rgb"``,
+        lightness for ``"lab"``/``"oklab"``).  Requires grey colours.
+
+    Returns
+    -------
+    points : ndarray of shape (U, 3) or (U, 1), float64
+    """
+    space = check_space(color_space)
+    colors = table.colors
+    if colors.shape[1] == 1:
+        colors = np.repeat(colors, 3, axis=1)
+    pts = rgb_to_space(colors, space)
+    if one_channel:
+        return np.ascontiguousarray(pts[:, :1])
+    return pts
+
+
+def _palette_from_centers(centers: np.ndarray, color_space: str) -> np.ndarray:
+    c = np.asarray(centers, dtype=np.float64)
+    if c.shape[1] == 1:
+        if color_space == "rgb":
+            c = np.repeat(c, 3, axis=1)
+        else:
+            c = np.concatenate([c, np.zeros((c.shape[0], 2))], axis=1)
+    return space_to_rgb(c, color_space)
+
+
+@dataclass(eq=False)
+class QuantizeResult:
+    """A quantized image: palette, labels, the fitted model and on-demand views.
+
+    Attributes
+    ----------
+    image : ndarray of shape (M, N, C)
+        The input image (not copied).
+    palette : ndarray of shape (K, 3), uint8
+        sRGB palette.
+    labels : ndarray of shape (M, N), uint8 (K <= 256) or uint16
+        Palette index per pixel; fully transparent pixels get 0 (see ``opaque``).
+    opaque : ndarray of shape (M, N), bool, or None
+        Pixels with alpha > 0 (None for images without alpha).
+    proportions : ndarray of shape (K,), float64
+        Share of opaque pixels per palette entry (sums to 1).
+    history : ndarray of shape (n_iter,)
+        Objective per iteration of the chosen run (inertia or mean log-likelihood).
+    records : list of IterationRecord
+        Every record yielded during the fit.
+    model : KMeans, MiniBatchKMeans, GaussianMixture or Optimal1D
+        The fitted estimator (in the fitting space, on the distinct colours).
+    method, color_space : str
+    n_colors_requested, seed : int
+    fit_options : dict
+    warnings : list of str
+    table : ColorTable
+    points : ndarray of shape (U, D)
+        Fitting-space coordinates of the distinct colours.
+    elapsed_s : float
+    """
+
+    image: np.ndarray
+    palette: np.ndarray
+    labels: np.ndarray
+    opaque: np.ndarray | None
+    proportions: np.ndarray
+    history: np.ndarray
+    records: list[IterationRecord]
+    model: Any
+    method: str
+    color_space: str
+    n_colors_requested: int
+    seed: int
+    fit_options: dict[str, Any]
+    warnings: list[str]
+    table: ColorTable
+    points: np.ndarray
+    elapsed_s: float
+    unique_labels: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+
+    @property
+    def n_colors(self) -> int:
+        """Number of palette entries K actually produced."""
+        return int(self.palette.shape[0])
+
+    @property
+    def n_iter(self) -> int:
+        """Iterations of the chosen run."""
+        return int(getattr(self.model, "n_iter_", len(self.history)))
+
+    @property
+    def converged(self) -> bool:
+        """Whether the fit converged before ``max_iter``."""
+        return bool(getattr(self.model, "converged_", True))
+
+    @property
+    def is_soft(self) -> bool:
+        """True for Gaussian mixtures (soft responsibilities)."""
+        return isinstance(self.model, GaussianMixture)
+
+    def label_image(self) -> np.ndarray:
+        """Alias of :attr:`labels`.
+
+        Returns
+        -------
+        labels : ndarray of shape (M, N)
+        """
+        return self.labels
+
+    def indices(self, dither: str = "none", strength: float = 1.0) -> np.ndarray:
+        """Palette index per pixel, optionally dithered.
+
+        Parameters
+        ----------
+        dither : {"none", "fs", "ordered"}
+            Error diffusion (Floyd-Steinberg) or ordered dithering via
+            :func:`quantize.render.dither_indices`.
+        strength : float
+            Dither strength in [0, 1].
+
+        Returns
+        -------
+        indices : ndarray of shape (M, N), uint8 or uint16
+        """
+        if dither in (None, "none") or strength == 0:
+            return self.labels
+        from .render import dither_indices  # owned by the io module; imported lazily
+
+        return dither_indices(self.image, self.palette, method=dither, strength=strength)
+
+    def to_image(self, dither: str = "none", strength: float = 1.0) -> np.ndarray:
+        """Render the quantized image.
+
+        Parameters
+        ----------
+        dither : {"none", "fs", "ordered"}
+            Dithering method.
+        strength : float
+            Dither strength in [0, 1].
+
+        Returns
+        -------
+        rgb : ndarray of shape (M, N, 3), uint8
+        """
+        return self.palette[self.indices(dither, strength)]
+
+    def responsibility_map(self, k: int) -> np.ndarray:
+        """Per-pixel responsibility of palette entry ``k``.
+
+        Computed on the distinct colours and gathered through the inverse index (never an
+        (n_pixels, K) array).  Hard 0/1 for K-means; transparent pixels get 0.
+
+        Parameters
+        ----------
+        k : int
+            Palette index.
+
+        Returns
+        -------
+        resp : ndarray of shape (M, N), float32 in [0, 1]
+        """
+        k = int(k)
+        if not 0 <= k < self.n_colors:
+            raise IndexError(f"palette index {k} out of range 0..{self.n_colors - 1}")
+        if self.is_soft:
+            per_color = self.model.responsibility(self.points, k, dtype=np.float32)
+        else:
+            per_color = (self.unique_labels == k).astype(np.float32)
+        return self.table.gather(per_color, fill=0.0)
+
+    def uncertainty_map(self) -> np.ndarray:
+        """``1 - max_k responsibility`` per pixel (zeros for hard methods).
+
+        Returns
+        -------
+        uncertainty : ndarray of shape (M, N), float32 in [0, 1]
+        """
+        if not self.is_soft:
+            return np.zeros(self.table.shape, dtype=np.float32)
+        per_color = 1.0 - self.model.max_responsibility(self.points, dtype=np.float32)
+        np.clip(per_color, 0.0, 1.0, out=per_color)
+        return self.table.gather(per_color, fill=0.0)
+
+    def parameters(self) -> dict[str, Any]:
+        """JSON-safe description of how this result was made.
+
+        Returns
+        -------
+        params : dict
+            method, n_colors (requested), n_colors_effective, color_space, seed, fit_options,
+            n_iter, converged.
+        """
+        return {
+            "method": self.method,
+            "n_colors": int(self.n_colors_requested),
+            "n_colors_effective": self.n_colors,
+            "color_space": self.color_space,
+            "seed": int(self.seed),
+            "fit_options": _json_safe(self.fit_options),
+            "n_iter": self.n_iter,
+            "converged": self.converged,
+        }
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
+
+
+_ESTIMATOR_OPTIONS = {
+    "kmeans": {"init", "n_init", "max_iter", "tol", "algorithm", "working_memory_mib"},
+    "minibatch": {"init", "n_init", "max_iter", "tol", "batch_size", "max_no_improvement",
+                  "working_memory_mib"},
+    "gmm": {"covariance_type", "reg_covar", "init", "max_iter", "tol", "n_init",
+            "working_memory_mib"},
+    "optimal1d": set(),
+}
+
+
+def _make_model(method: str, n_colors: int, seed: int, options: dict[str, Any]) -> Any:
+    unknown = set(options) - _ESTIMATOR_OPTIONS[method]
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) for method {method!r}: {sorted(unknown)}; "
+            f"allowed: {sorted(_ESTIMATOR_OPTIONS[method])}"
+        )
+    if method == "kmeans":
+        return KMeans(n_colors, seed=seed, **options)
+    if method == "minibatch":
+        return MiniBatchKMeans(n_colors, seed=seed, **options)
+    if method == "gmm":
+        return GaussianMixture(n_colors, seed=seed, **options)
+    return Optimal1D(n_colors)
+
+
+def iter_quantize_image(
+    image: Any,
+    n_colors: int,
+    *,
+    method: str = "kmeans",
+    color_space: str = "rgb",
+    seed: int = 0,
+    should_cancel: CancelCallback | None = None,
+    **fit_options: Any,
+) -> Generator[IterationRecord, None, QuantizeResult]:
+    """Quantize an image step by step.
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N, 3), (M, N, 4), (M, N) or (M, N, 1|2)
+        uint8 or uint16 (or float in [0, 1]) RGB(A) or grey(+alpha) image; not modified.
+        Pixels with alpha == 0 are excluded from the fit.
+    n_colors : int
+        Palette size K.
+    method : {"kmeans", "gmm", "optimal1d", "minibatch"}
+        K-means, Gaussian mixture (EM), exact 1-D dynamic programming (grey images only)
+        or mini-batch K-means.
+    color_space : {"rgb", "lab", "oklab"}
+        Space the fit runs in; the palette is returned as sRGB.
+    seed : int
+        Seed of all randomness.
+    should_cancel : callable or None
+        Polled between iterations and chunks; returning True raises
+        :class:`~quantize.protocol.Cancelled`.
+    **fit_options
+        Passed to the estimator (e.g. ``n_init``, ``max_iter``, ``tol``,
+        ``covariance_type``, ``reg_covar``, ``init``).  A uint8 array ``init`` of shape
+        (K, 3) is read as an sRGB palette and converted to the fitting space.
+
+    Yields
+    ------
+    record : IterationRecord
+
+    Returns
+    -------
+    result : QuantizeResult
+    """
+    t0 = time.perf_counter()
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    space = check_space(color_space)
+    n_colors = check_positive_int(n_colors, "n_colors")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_cancel(should_cancel)
+    table = unique_colors(image)
+    image_arr = np.asarray(image)
+    one_channel = method == "optimal1d"
+    if one_channel and not _is_grey(table):
+        raise ValueError("method 'optimal1d' needs a grey image (one channel, or R == G == B)")
+    points = table_points(table, space, one_channel=one_channel)
+    options = dict(fit_options)
+    init = options.get("init")
+    if isinstance(init, np.ndarray | list | tuple):
+        arr = np.asarray(init)
+        if arr.dtype == np.uint8 and arr.ndim == 2 and arr.shape[1] == 3:
+            conv = rgb_to_space(arr, space)
+            options["init"] = conv[:, :1] if one_channel else conv
+    model = _make_model(method, n_colors, int(seed), options)
+    records: list[IterationRecord] = []
+    gen = model.iter_fit(points, table.counts, should_cancel=should_cancel)
+    while True:
+        try:
+            rec = next(gen)
+        except StopIteration:
+            break
+        records.append(rec)
+        yield rec
+    centers = model.means_ if isinstance(model, GaussianMixture) else model.cluster_centers_
+    K = centers.shape[0]
+    palette = _palette_from_centers(centers, space)
+    unique_labels = np.asarray(model.labels_, dtype=np.int64)
+    label_dtype = np.uint8 if K <= 256 else np.uint16
+    labels = table.gather(unique_labels.astype(label_dtype), fill=0)
+    weights = table.counts.astype(np.float64)
+    proportions = np.bincount(unique_labels, weights=weights, minlength=K) / weights.sum()
+    return QuantizeResult(
+        image=image_arr,
+        palette=palette,
+        labels=labels,
+        opaque=table.opaque,
+        proportions=proportions,
+        history=np.asarray(model.history_, dtype=np.float64),
+        records=records,
+        model=model,
+        method=method,
+        color_space=space,
+        n_colors_requested=n_colors,
+        seed=int(seed),
+        fit_options=dict(fit_options),
+        warnings=list(model.warnings_),
+        table=table,
+        points=points,
+        elapsed_s=time.perf_counter() - t0,
+        unique_labels=unique_labels.astype(np.int32),
+    )
+
+
+def quantize_image(
+    image: Any,
+    n_colors: int,
+    *,
+    method: str = "kmeans",
+    color_space: str = "rgb",
+    seed: int = 0,
+    should_cancel: CancelCallback | None = None,
+    **fit_options: Any,
+) -> QuantizeResult:
+    """Quantize an image (drains :func:`iter_quantize_image`).
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N, 3|4), (M, N) or (M, N, 1|2)
+        uint8/uint16 image.
+    n_colors : int
+        Palette size K.
+    method : {"kmeans", "gmm", "optimal1d", "minibatch"}
+        Fitting method.
+    color_space : {"rgb", "lab", "oklab"}
+        Fitting space.
+    seed : int
+        Seed.
+    should_cancel : callable or None
+        Cancel poll.
+    **fit_options
+        Estimator options.
+
+    Returns
+    -------
+    result : QuantizeResult
+    """
+    return drain(
+        iter_quantize_image(
+            image,
+            n_colors,
+            method=method,
+            color_space=color_space,
+            seed=seed,
+            should_cancel=should_cancel,
+            **fit_options,
+        )
+    )
