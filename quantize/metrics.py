@@ -1,0 +1,357 @@
+"""How good is a quantized image: MSE, PSNR, SSIM, CIEDE2000, colours, bits and bytes.
+
+All measures compare the 8-bit sRGB original (16-bit inputs are rounded to 8 bits) with the
+rendered palette image over the *opaque* pixels only.  Memory stays bounded: CIEDE2000 is
+computed once per distinct (original, quantized) colour pair, SSIM in overlapping strips.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from quantize.io import to_uint8
+
+if TYPE_CHECKING:  # pragma: no cover
+    from quantize.result import QuantizeResult
+
+__all__ = [
+    "Metrics",
+    "compute_metrics",
+    "delta_e_stats",
+    "image_metrics",
+    "mse_psnr",
+    "ssim",
+    "unique_color_count",
+]
+
+_SSIM_STRIP_ROWS = 512
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Quality and size of one quantized rendering.
+
+    Attributes
+    ----------
+    mse : float
+        Mean squared error per channel over opaque pixels, 0-255 scale.
+    psnr : float
+        Peak signal-to-noise ratio in dB; ``inf`` for a lossless result.
+    ssim : float or None
+        Mean structural similarity (7x7 windows, per channel); ``None`` for images smaller
+        than 3x3.
+    delta_e_mean, delta_e_p95 : float
+        Mean and 95th percentile CIEDE2000 colour difference over opaque pixels.
+    unique_before, unique_after : int
+        Distinct opaque colours in the original and in the rendering.
+    bits_per_pixel : float
+        Size of the indexed PNG in bits per pixel.
+    png_bytes : int
+        Size of the indexed PNG (encoded in memory, as :mod:`quantize.export` writes it).
+    original_bytes : int or None
+        Size of the original file, if known.
+    ratio : float or None
+        ``original_bytes / png_bytes``.
+    """
+
+    mse: float
+    psnr: float
+    ssim: float | None
+    delta_e_mean: float
+    delta_e_p95: float
+    unique_before: int
+    unique_after: int
+    bits_per_pixel: float
+    png_bytes: int
+    original_bytes: int | None
+    ratio: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a strict-JSON-safe dict (non-finite floats become ``None``).
+
+        Returns
+        -------
+        values : dict
+            Field name -> int, float or None.
+        """
+        out: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
+            out[key] = value
+        return out
+
+
+def _opaque_or_all(opaque: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    if opaque is None:
+        return None
+    opaque = np.asarray(opaque, bool)
+    if opaque.shape != shape:
+        raise ValueError(f"opaque must have shape {shape}, got {opaque.shape}")
+    return None if bool(opaque.all()) else opaque
+
+
+def mse_psnr(
+    original: np.ndarray, quantized: np.ndarray, opaque: np.ndarray | None = None
+) -> tuple[float, float]:
+    """Mean squared error and PSNR over opaque pixels.
+
+    Parameters
+    ----------
+    original, quantized : ndarray of shape (M, N, 3), uint8
+    opaque : ndarray of shape (M, N), bool, optional
+
+    Returns
+    -------
+    mse : float
+        0-255 scale; 0.0 when there is no opaque pixel.
+    psnr : float
+        dB, ``inf`` when ``mse == 0``.
+    """
+    opaque = _opaque_or_all(opaque, original.shape[:2])
+    total = 0.0
+    count = 0
+    rows = max(1, (1 << 20) // max(original.shape[1], 1))
+    for r in range(0, original.shape[0], rows):
+        d = original[r : r + rows, :, :3].astype(np.int32) - quantized[r : r + rows, :, :3]
+        sq = (d * d).sum(axis=2)
+        if opaque is not None:
+            sq = sq[opaque[r : r + rows]]
+        total += float(sq.sum(dtype=np.float64))
+        count += sq.size * 3
+    mse = total / count if count else 0.0
+    psnr = math.inf if mse == 0.0 else 10.0 * math.log10(255.0**2 / mse)
+    return mse, psnr
+
+
+def ssim(
+    original: np.ndarray,
+    quantized: np.ndarray,
+    opaque: np.ndarray | None = None,
+    *,
+    strip_rows: int = _SSIM_STRIP_ROWS,
+) -> float | None:
+    """Mean SSIM (scikit-image, 7x7 windows, per channel), computed in row strips.
+
+    Transparent pixels are given the original colour in both images so they add no
+    difference.  The strips overlap by the window radius, so the result equals one
+    whole-image call of :func:`skimage.metrics.structural_similarity`.
+
+    Parameters
+    ----------
+    original, quantized : ndarray of shape (M, N, 3), uint8
+    opaque : ndarray of shape (M, N), bool, optional
+    strip_rows : int, optional
+        Rows per strip (memory bound).
+
+    Returns
+    -------
+    ssim : float or None
+        ``None`` if the image is smaller than 3x3.
+    """
+    from skimage.metrics import structural_similarity
+
+    m, n = original.shape[:2]
+    win = min(7, m, n)
+    if win % 2 == 0:
+        win -= 1
+    if win < 3:
+        return None
+    a = original[:, :, :3]
+    b = quantized[:, :, :3]
+    opaque = _opaque_or_all(opaque, (m, n))
+    if opaque is not None:
+        b = np.where(opaque[:, :, None], b, a)
+    pad = (win - 1) // 2
+    total = 0.0
+    count = 0
+    strip_rows = max(int(strip_rows), 1)
+    for r0 in range(pad, m - pad, strip_rows):
+        r1 = min(r0 + strip_rows, m - pad)
+        lo, hi = r0 - pad, r1 + pad
+        _, smap = structural_similarity(
+            a[lo:hi], b[lo:hi], win_size=win, channel_axis=2, data_range=255, full=True
+        )
+        inner = smap[pad : pad + (r1 - r0), pad : n - pad]
+        total += float(inner.sum(dtype=np.float64))
+        count += inner.size
+    return total / count if count else None
+
+
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.reshape(-1, 3)
+    return (
+        (rgb[:, 0].astype(np.uint64) << np.uint64(16))
+        | (rgb[:, 1].astype(np.uint64) << np.uint64(8))
+        | rgb[:, 2].astype(np.uint64)
+    )
+
+
+def _unpack(packed: np.ndarray) -> np.ndarray:
+    packed = packed.astype(np.uint64)
+    return np.stack(
+        [
+            (packed >> np.uint64(16)) & np.uint64(255),
+            (packed >> np.uint64(8)) & np.uint64(255),
+            packed & np.uint64(255),
+        ],
+        axis=1,
+    ).astype(np.uint8)
+
+
+def delta_e_stats(
+    original: np.ndarray, quantized: np.ndarray, opaque: np.ndarray | None = None
+) -> tuple[float, float]:
+    """Mean and 95th percentile CIEDE2000 over opaque pixels.
+
+    Computed once per distinct (original colour, rendered colour) pair and weighted by its
+    pixel count, so memory grows with the number of pairs, not pixels x anything.
+
+    Parameters
+    ----------
+    original, quantized : ndarray of shape (M, N, 3), uint8
+    opaque : ndarray of shape (M, N), bool, optional
+
+    Returns
+    -------
+    mean, p95 : float
+        0.0 when there is no opaque pixel.
+    """
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    opaque = _opaque_or_all(opaque, original.shape[:2])
+    pairs = (_pack(original[:, :, :3]) << np.uint64(24)) | _pack(quantized[:, :, :3])
+    if opaque is not None:
+        pairs = pairs[opaque.reshape(-1)]
+    if pairs.size == 0:
+        return 0.0, 0.0
+    uniq, counts = np.unique(pairs, return_counts=True)
+    src = _unpack(uniq >> np.uint64(24))
+    dst = _unpack(uniq & np.uint64((1 << 24) - 1))
+    lab_src = rgb2lab(src[:, None, :].astype(np.float64) / 255.0)[:, 0]
+    lab_dst = rgb2lab(dst[:, None, :].astype(np.float64) / 255.0)[:, 0]
+    de = deltaE_ciede2000(lab_src, lab_dst)
+    weights = counts.astype(np.float64)
+    mean = float((de * weights).sum() / weights.sum())
+    order = np.argsort(de, kind="stable")
+    cum = np.cumsum(weights[order])
+    p95 = float(de[order][np.searchsorted(cum, 0.95 * cum[-1])])
+    return mean, p95
+
+
+def unique_color_count(rgb: np.ndarray, opaque: np.ndarray | None = None) -> int:
+    """Count the distinct colours among opaque pixels.
+
+    Parameters
+    ----------
+    rgb : ndarray of shape (M, N, C), uint8 or uint16; C >= 3 (alpha ignored)
+    opaque : ndarray of shape (M, N), bool, optional
+
+    Returns
+    -------
+    count : int
+    """
+    flat = rgb[:, :, :3].reshape(-1, 3)
+    if opaque is not None:
+        flat = flat[np.asarray(opaque, bool).reshape(-1)]
+    if flat.size == 0:
+        return 0
+    if flat.dtype == np.uint8:
+        return int(np.unique(_pack(flat)).size)
+    return int(np.unique(flat, axis=0).shape[0])
+
+
+def image_metrics(
+    original: np.ndarray, quantized: np.ndarray, opaque: np.ndarray | None = None
+) -> dict[str, float | None]:
+    """MSE, PSNR, SSIM and CIEDE2000 statistics of two images.
+
+    Parameters
+    ----------
+    original : ndarray of shape (M, N, 3) or (M, N, 4), uint8 or uint16
+        16-bit input is rounded to 8 bits first; alpha is ignored (pass ``opaque``).
+    quantized : ndarray of shape (M, N, 3), uint8
+    opaque : ndarray of shape (M, N), bool, optional
+        Pixels that count; default: all.
+
+    Returns
+    -------
+    metrics : dict
+        ``mse``, ``psnr``, ``ssim``, ``delta_e_mean``, ``delta_e_p95``.
+    """
+    a = to_uint8(np.asarray(original))[:, :, :3]
+    b = to_uint8(np.asarray(quantized))[:, :, :3]
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    mse, psnr = mse_psnr(a, b, opaque)
+    de_mean, de_p95 = delta_e_stats(a, b, opaque)
+    return {
+        "mse": mse,
+        "psnr": psnr,
+        "ssim": ssim(a, b, opaque),
+        "delta_e_mean": de_mean,
+        "delta_e_p95": de_p95,
+    }
+
+
+def compute_metrics(
+    result: QuantizeResult,
+    *,
+    dither: str = "none",
+    strength: float = 1.0,
+    original_bytes: int | None = None,
+) -> Metrics:
+    """Measure a quantization result as it would be exported.
+
+    Parameters
+    ----------
+    result : QuantizeResult
+        Uses ``image`` (M, N, 3|4), ``palette`` (K, 3), ``opaque`` and ``indices()``.
+    dither : {"none", "fs", "ordered"}, optional
+        Rendering to measure (the indexed PNG is encoded with the same indices).
+    strength : float, optional
+        Dither strength in [0, 1].
+    original_bytes : int, optional
+        Size of the source file, for the compression ratio.
+
+    Returns
+    -------
+    metrics : Metrics
+    """
+    from quantize.export import encode_indexed_png
+
+    image = np.asarray(result.image)
+    palette = np.asarray(result.palette, np.uint8)
+    opaque = result.opaque
+    indices = np.asarray(result.indices(dither=dither, strength=strength))
+    rendered = palette[indices]
+    values = image_metrics(image, rendered, opaque)
+    mask = None if opaque is None else np.asarray(opaque, bool)
+    table = getattr(result, "table", None)
+    if table is not None and getattr(table, "colors", None) is not None:
+        unique_before = int(table.colors.shape[0])
+    else:
+        unique_before = unique_color_count(image, mask)
+    unique_after = unique_color_count(rendered, mask)
+    png_bytes = len(encode_indexed_png(indices, palette, opaque))
+    n_pixels = int(indices.size)
+    ratio = None
+    if original_bytes:
+        ratio = float(original_bytes) / png_bytes
+    return Metrics(
+        mse=float(values["mse"]),
+        psnr=float(values["psnr"]),
+        ssim=None if values["ssim"] is None else float(values["ssim"]),
+        delta_e_mean=float(values["delta_e_mean"]),
+        delta_e_p95=float(values["delta_e_p95"]),
+        unique_before=unique_before,
+        unique_after=unique_after,
+        bits_per_pixel=8.0 * png_bytes / n_pixels if n_pixels else 0.0,
+        png_bytes=png_bytes,
+        original_bytes=None if original_bytes is None else int(original_bytes),
+        ratio=ratio,
+    )
