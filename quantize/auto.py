@@ -1,0 +1,282 @@
+"""Choose the number of colours automatically.
+
+* :func:`iter_quality_target` - the fewest colours whose rendering reaches a PSNR or a mean
+  CIEDE2000 target (like pngquant's ``--quality``), by bisection over K;
+* :func:`iter_bic` - the Gaussian-mixture size with the lowest BIC.
+
+Both are generators in the stepping protocol: they pass through every record of the fits
+they run and, after each candidate K, yield a summary record with ``stage="auto-k"`` and
+``extra={"k": K, "metric": ..., "value": ..., ...}``; they return an :class:`AutoKResult`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from quantize.io import to_uint8
+from quantize.protocol import CancelCallback, IterationRecord, check_cancel
+from quantize.result import QuantizeResult, iter_quantize_image
+
+__all__ = [
+    "AutoKResult",
+    "iter_bic",
+    "iter_quality_target",
+    "quality_of",
+]
+
+
+@dataclass
+class AutoKResult:
+    """What an automatic choice of K found.
+
+    Attributes
+    ----------
+    result : QuantizeResult
+        The chosen result (the fewest colours reaching the target; or, if none did, the
+        best one tried, at ``k_max``).
+    k : int
+        Requested K of ``result``.
+    reached : bool
+        Whether the target was met (always True for BIC).
+    metric : {"psnr", "delta_e", "bic"}
+    target : float or None
+        The requested value (None for BIC).
+    value : float
+        The metric of the chosen result.
+    scores : dict of int to float
+        Metric of every K tried.
+    """
+
+    result: QuantizeResult
+    k: int
+    reached: bool
+    metric: str
+    target: float | None
+    value: float
+    scores: dict[int, float] = field(default_factory=dict)
+
+
+def quality_of(result: QuantizeResult, metric: str) -> float:
+    """PSNR (dB) or mean CIEDE2000 of the undithered rendering, over opaque pixels.
+
+    Uses the distinct colours and their counts (same value as :mod:`quantize.metrics`
+    computes from pixels, at a fraction of the cost).
+
+    Parameters
+    ----------
+    result : QuantizeResult
+    metric : {"psnr", "delta_e"}
+
+    Returns
+    -------
+    value : float
+        ``inf`` PSNR / 0 dE for a lossless result.
+    """
+    table = result.table
+    unique_labels = getattr(result, "unique_labels", None)
+    if unique_labels is None or len(unique_labels) != table.colors.shape[0]:
+        from quantize.metrics import image_metrics
+
+        values = image_metrics(result.image, result.palette[result.labels], result.opaque)
+        return float(values["psnr" if metric == "psnr" else "delta_e_mean"])
+    colors = to_uint8(np.asarray(table.colors))
+    if colors.shape[1] == 1:
+        colors = np.repeat(colors, 3, axis=1)
+    mapped = np.asarray(result.palette, np.uint8)[np.asarray(unique_labels, np.int64)]
+    weights = np.asarray(table.counts, np.float64)
+    total = float(weights.sum())
+    if total == 0:
+        return math.inf if metric == "psnr" else 0.0
+    if metric == "psnr":
+        d = colors.astype(np.float64) - mapped
+        mse = float(weights @ (d * d).sum(axis=1)) / (3.0 * total)
+        return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+    if metric == "delta_e":
+        from skimage.color import deltaE_ciede2000, rgb2lab
+
+        lab_a = rgb2lab(colors[:, None, :].astype(np.float64) / 255.0)[:, 0]
+        lab_b = rgb2lab(mapped[:, None, :].astype(np.float64) / 255.0)[:, 0]
+        return float(weights @ deltaE_ciede2000(lab_a, lab_b) / total)
+    raise ValueError(f"metric must be 'psnr' or 'delta_e', got {metric!r}")
+
+
+def _summary(result: QuantizeResult, step: int, k: int, extra: dict[str, Any]) -> IterationRecord:
+    last = result.records[-1] if result.records else None
+    return IterationRecord(
+        restart=0,
+        iteration=step,
+        objective=float(last.objective) if last is not None else float("nan"),
+        kind=last.kind if last is not None else "inertia",
+        shift=0.0,
+        centers=np.asarray(result.palette, np.float64),
+        stage="auto-k",
+        extra={"k": int(k), **extra},
+    )
+
+
+def iter_quality_target(
+    image: Any,
+    *,
+    psnr: float | None = None,
+    max_delta_e: float | None = None,
+    k_min: int = 2,
+    k_max: int = 256,
+    method: str = "kmeans",
+    color_space: str = "rgb",
+    seed: int = 0,
+    should_cancel: CancelCallback | None = None,
+    **fit_options: Any,
+) -> Generator[IterationRecord, None, AutoKResult]:
+    """Find the fewest colours whose (undithered) rendering reaches a quality target.
+
+    Bisection over K in ``[k_min, k_max]``, assuming quality grows with K; about
+    ``log2(k_max - k_min) + 1`` fits.
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N, 3) or (M, N, 4)
+        As for :func:`quantize.result.iter_quantize_image`.
+    psnr : float, optional
+        Minimum PSNR in dB.
+    max_delta_e : float, optional
+        Maximum mean CIEDE2000.  Exactly one of ``psnr`` and ``max_delta_e`` is required.
+    k_min, k_max : int, optional
+        Range of K searched.
+    method, color_space, seed, should_cancel, **fit_options
+        Passed to :func:`~quantize.result.iter_quantize_image`.
+
+    Yields
+    ------
+    record : IterationRecord
+        The fits' records and one ``stage="auto-k"`` summary per K tried.
+
+    Returns
+    -------
+    choice : AutoKResult
+        ``reached`` is False when even ``k_max`` misses the target.
+
+    Raises
+    ------
+    ValueError
+        Neither or both targets, or a bad K range.
+    """
+    if (psnr is None) == (max_delta_e is None):
+        raise ValueError("give exactly one of psnr and max_delta_e")
+    k_min, k_max = int(k_min), int(k_max)
+    if not 1 <= k_min <= k_max:
+        raise ValueError(f"need 1 <= k_min <= k_max, got {k_min}, {k_max}")
+    metric = "psnr" if psnr is not None else "delta_e"
+    target = float(psnr if psnr is not None else max_delta_e)  # type: ignore[arg-type]
+
+    def ok(value: float) -> bool:
+        return value >= target if metric == "psnr" else value <= target
+
+    scores: dict[int, float] = {}
+    results: dict[int, QuantizeResult] = {}
+    step = 0
+
+    def evaluate(k: int) -> Generator[IterationRecord, None, bool]:
+        nonlocal step
+        check_cancel(should_cancel)
+        result = yield from iter_quantize_image(
+            image, k, method=method, color_space=color_space, seed=seed,
+            should_cancel=should_cancel, **fit_options,
+        )  # fmt: skip
+        value = quality_of(result, metric)
+        scores[k] = value
+        results[k] = result
+        step += 1
+        reached = ok(value)
+        yield _summary(result, step, k, {"metric": metric, "value": value, "target": target,
+                                         "reached": reached})  # fmt: skip
+        return reached
+
+    top_ok = yield from evaluate(k_max)
+    if not top_ok:
+        return AutoKResult(results[k_max], k_max, False, metric, target, scores[k_max], scores)
+    # fewer distinct colours than k_max: the effective K is an upper bound that also reaches it
+    hi = min(k_max, max(k_min, results[k_max].n_colors))
+    if hi != k_max:
+        if not (yield from evaluate(hi)):
+            hi = k_max
+    lo = k_min
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if (yield from evaluate(mid)):
+            hi = mid
+        else:
+            lo = mid + 1
+    # keep only the chosen result alive
+    chosen = results[hi]
+    return AutoKResult(chosen, hi, True, metric, target, scores[hi], scores)
+
+
+def iter_bic(
+    image: Any,
+    *,
+    k_min: int = 1,
+    k_max: int = 16,
+    patience: int = 3,
+    color_space: str = "rgb",
+    seed: int = 0,
+    should_cancel: CancelCallback | None = None,
+    **fit_options: Any,
+) -> Generator[IterationRecord, None, AutoKResult]:
+    """Fit Gaussian mixtures of growing size and keep the one with the lowest BIC.
+
+    BIC is computed on the weighted distinct colours in the fitting space
+    (``-2 log L + n_params log n``, ``n`` = number of opaque pixels).
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N, 3) or (M, N, 4)
+    k_min, k_max : int, optional
+        Range of components tried, in increasing order.
+    patience : int, optional
+        Stop after this many consecutive K without a new best BIC.
+    color_space, seed, should_cancel, **fit_options
+        Passed to :func:`~quantize.result.iter_quantize_image` with ``method="gmm"``.
+
+    Yields
+    ------
+    record : IterationRecord
+        The fits' records and one ``stage="auto-k"`` summary per K tried.
+
+    Returns
+    -------
+    choice : AutoKResult
+        ``metric="bic"``, ``reached=True``.
+    """
+    k_min, k_max = int(k_min), int(k_max)
+    if not 1 <= k_min <= k_max:
+        raise ValueError(f"need 1 <= k_min <= k_max, got {k_min}, {k_max}")
+    scores: dict[int, float] = {}
+    best: tuple[float, int, QuantizeResult] | None = None
+    since_best = 0
+    for step, k in enumerate(range(k_min, k_max + 1), start=1):
+        check_cancel(should_cancel)
+        result = yield from iter_quantize_image(
+            image, k, method="gmm", color_space=color_space, seed=seed,
+            should_cancel=should_cancel, **fit_options,
+        )  # fmt: skip
+        bic = float(result.model.bic(result.points, result.table.counts))
+        scores[k] = bic
+        improved = best is None or bic < best[0]
+        yield _summary(result, step, k, {"metric": "bic", "value": bic, "best": improved})
+        if improved:
+            best = (bic, k, result)
+            since_best = 0
+        else:
+            since_best += 1
+            if since_best >= patience:
+                break
+        if result.n_colors < k:  # no more distinct colours to split
+            break
+    assert best is not None
+    bic, k, result = best
+    return AutoKResult(result, k, True, "bic", None, bic, scores)
