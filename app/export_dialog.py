@@ -1,0 +1,269 @@
+"""Export dialog: choose outputs, folder and file-name stem; confirm before overwriting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+__all__ = ["ExportDialog", "KIND_LABELS", "DEFAULT_KINDS"]
+
+KIND_LABELS: dict[str, str] = {
+    "indexed_png": "Indexed PNG (palette image)",
+    "gpl": "GIMP palette (.gpl)",
+    "act": "Photoshop palette (.act)",
+    "palette_json": "Palette JSON",
+    "hex": "Hex colour list (.txt)",
+    "css": "CSS variables (.css)",
+    "swatch_png": "Swatch strip (PNG)",
+    "label_map": "Label map (8/16-bit PNG)",
+    "binary_masks": "Binary mask per cluster (PNG, 0/255)",
+    "soft_maps": "Soft maps (16-bit PNG per component)",
+    "npz": "All maps in one .npz",
+    "sidecar": "JSON sidecar (parameters, metrics)",
+}
+DEFAULT_KINDS = ("indexed_png", "gpl", "palette_json", "sidecar")
+
+
+class ExportDialog(QtWidgets.QDialog):
+    """Choose what to export and where; :meth:`export` does the work.
+
+    Parameters
+    ----------
+    result : QuantizeResult
+        The result to export.
+    stem : str
+        Proposed file-name stem.
+    folder : str
+        Proposed output folder.
+    dither : str, optional
+        Dithering of the indexed PNG (as shown in the app).
+    strength : float, optional
+        Dithering strength.
+    source_path : Path or None, optional
+        Source image (recorded in the sidecar).
+    metrics : Metrics or None, optional
+        Metrics for the sidecar.
+    kinds : sequence of str, optional
+        Initially checked exports.
+    parent : QWidget, optional
+        Parent widget.
+    """
+
+    def __init__(
+        self,
+        result: Any,
+        stem: str,
+        folder: str,
+        *,
+        dither: str = "none",
+        strength: float = 1.0,
+        source_path: Path | None = None,
+        metrics: Any = None,
+        kinds: tuple[str, ...] | list[str] = DEFAULT_KINDS,
+        parent: QtWidgets.QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        from quantize.export import EXPORT_KINDS
+
+        self.setWindowTitle("Export")
+        self.setObjectName("exportDialog")
+        self.result = result
+        self.dither = dither
+        self.strength = strength
+        self.source_path = source_path
+        self.metrics = metrics
+        self.written: list[Path] = []
+        self.last_error = ""
+
+        self.checks: dict[str, QtWidgets.QCheckBox] = {}
+        box = QtWidgets.QGroupBox("Export")
+        grid = QtWidgets.QGridLayout(box)
+        for i, kind in enumerate(EXPORT_KINDS):
+            check = QtWidgets.QCheckBox(KIND_LABELS.get(kind, kind))
+            check.setObjectName(f"export_{kind}")
+            check.setChecked(kind in kinds)
+            check.toggled.connect(self._update_preview)
+            self.checks[kind] = check
+            grid.addWidget(check, i // 2, i % 2)
+
+        self.folder = QtWidgets.QLineEdit(folder, objectName="folderEdit")
+        browse = QtWidgets.QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        folder_row = QtWidgets.QHBoxLayout()
+        folder_row.addWidget(self.folder, 1)
+        folder_row.addWidget(browse)
+        self.stem = QtWidgets.QLineEdit(stem, objectName="stemEdit")
+        self.stem.setValidator(
+            QtGui.QRegularExpressionValidator(
+                QtCore.QRegularExpression(r"[^/\\:*?\"<>|]+"), self.stem
+            )
+        )
+        form = QtWidgets.QFormLayout()
+        form.addRow("&Folder", folder_row)
+        form.addRow("File-name &stem", self.stem)
+        dither_text = "none" if dither == "none" else f"{dither}, strength {strength:.2f}"
+        form.addRow("Dithering", QtWidgets.QLabel(f"{dither_text} (as in the parameters)"))
+
+        self.preview = QtWidgets.QPlainTextEdit(objectName="exportPreview")
+        self.preview.setReadOnly(True)
+        self.preview.setMaximumHeight(120)
+
+        buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Cancel)
+        self.export_button = buttons.addButton(
+            "Export", QtWidgets.QDialogButtonBox.ButtonRole.AcceptRole
+        )
+        self.export_button.setObjectName("exportButton")
+        buttons.accepted.connect(self._on_accept)
+        buttons.rejected.connect(self.reject)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(box)
+        layout.addLayout(form)
+        layout.addWidget(QtWidgets.QLabel("Files that will be written:"))
+        layout.addWidget(self.preview)
+        layout.addWidget(buttons)
+        self.folder.textChanged.connect(self._update_preview)
+        self.stem.textChanged.connect(self._update_preview)
+        self._update_preview()
+
+    def selected_kinds(self) -> list[str]:
+        """Return the checked exports, in the canonical order.
+
+        Returns
+        -------
+        kinds : list of str
+            Names from :data:`quantize.export.EXPORT_KINDS`.
+        """
+        return [kind for kind, check in self.checks.items() if check.isChecked()]
+
+    def planned_files(self) -> list[Path]:
+        """Return every file the export would write.
+
+        Returns
+        -------
+        paths : list of Path
+            From :func:`quantize.export.plan_exports`.
+        """
+        from quantize.export import plan_exports
+
+        kinds = self.selected_kinds()
+        if not kinds or not self.stem.text().strip():
+            return []
+        return list(
+            plan_exports(self.result, Path(self.folder.text()), self.stem.text().strip(), kinds)
+        )
+
+    def confirm_overwrite(self, existing: list[Path]) -> bool:
+        """Ask whether existing files may be replaced.
+
+        Parameters
+        ----------
+        existing : list of Path
+            Files that exist already.
+
+        Returns
+        -------
+        ok : bool
+            ``True`` if the user agreed.
+        """
+        names = "\n".join(p.name for p in existing[:15])
+        more = f"\n… and {len(existing) - 15} more" if len(existing) > 15 else ""
+        answer = QtWidgets.QMessageBox.question(
+            self,
+            "Replace existing files?",
+            f"{len(existing)} file(s) already exist in {existing[0].parent}:\n\n{names}{more}\n\n"
+            "Replace them?",
+            QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
+            QtWidgets.QMessageBox.StandardButton.No,
+        )
+        return answer == QtWidgets.QMessageBox.StandardButton.Yes
+
+    def report_error(self, message: str) -> None:
+        """Show an export error.
+
+        Parameters
+        ----------
+        message : str
+            What went wrong.
+        """
+        QtWidgets.QMessageBox.critical(self, "Export failed", message)
+
+    def export(self) -> list[Path] | None:
+        """Write the selected exports (asking before overwriting).
+
+        Returns
+        -------
+        written : list of Path or None
+            Files written, or ``None`` if nothing was written (cancelled or failed; the
+            error is in :attr:`last_error`).
+        """
+        from quantize.export import ExportError, export_all
+
+        self.last_error = ""
+        kinds = self.selected_kinds()
+        stem = self.stem.text().strip()
+        folder = Path(self.folder.text().strip() or ".")
+        if not kinds:
+            self._fail("Choose at least one thing to export.")
+            return None
+        if not stem:
+            self._fail("Enter a file-name stem.")
+            return None
+        try:
+            planned = self.planned_files()
+        except (ExportError, OSError, ValueError) as exc:
+            self._fail(str(exc))
+            return None
+        existing = [p for p in planned if p.exists()]
+        if existing and not self.confirm_overwrite(existing):
+            return None
+        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            written = export_all(
+                self.result,
+                folder,
+                stem,
+                kinds,
+                overwrite=bool(existing),
+                dither=self.dither,
+                strength=self.strength,
+                source_path=self.source_path,
+                metrics=self.metrics,
+            )
+        except (ExportError, OSError, ValueError) as exc:
+            self._fail(str(exc))
+            return None
+        finally:
+            QtWidgets.QApplication.restoreOverrideCursor()
+        self.written = [Path(p) for p in written]
+        return self.written
+
+    # ------------------------------------------------------------------ internals
+    def _fail(self, message: str) -> None:
+        self.last_error = message
+        self.report_error(message)
+
+    def _on_accept(self) -> None:
+        if self.export() is not None:
+            self.accept()
+
+    def _browse(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(
+            self, "Export folder", self.folder.text()
+        )
+        if folder:
+            self.folder.setText(folder)
+
+    def _update_preview(self) -> None:
+        try:
+            paths = self.planned_files()
+        except Exception as exc:  # a preview must never break the dialog
+            self.preview.setPlainText(f"(cannot list the files: {exc})")
+            self.export_button.setEnabled(False)
+            return
+        lines = [p.name + ("   (exists — will ask)" if p.exists() else "") for p in paths]
+        self.preview.setPlainText("\n".join(lines) if lines else "(nothing selected)")
+        self.export_button.setEnabled(bool(paths))

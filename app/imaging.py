@@ -1,0 +1,139 @@
+"""Display plumbing: numpy arrays to QImage (zero copy) and a QImage graphics item.
+
+Nothing here computes anything about colours; it only changes the memory layout of pixel
+arrays so that Qt can paint them.  Building these arrays is done on the worker thread for
+results, so the GUI thread only wraps and paints them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+__all__ = ["QImageItem", "display_array", "qimage_from_array", "indexed_qimage"]
+
+
+def display_array(pixels: np.ndarray) -> np.ndarray:
+    """Return a C-contiguous 8-bit RGB(A) array for display.
+
+    Parameters
+    ----------
+    pixels : ndarray of shape (M, N), (M, N, 3) or (M, N, 4)
+        uint8 or uint16 pixels (16-bit values are shown by their high byte).
+
+    Returns
+    -------
+    display : ndarray of shape (M, N, 3) or (M, N, 4), uint8
+        Contiguous array suitable for :func:`qimage_from_array`.
+    """
+    arr = np.asarray(pixels)
+    if arr.dtype == np.uint16:
+        arr = (arr >> 8).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        raise TypeError(f"cannot display pixels of dtype {arr.dtype}")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ValueError(f"cannot display an array of shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def qimage_from_array(rgb: np.ndarray) -> QtGui.QImage:
+    """Wrap an (M, N, 3|4) uint8 contiguous array in a QImage without copying.
+
+    The returned image keeps a reference to the array (as ``image._array``), so the buffer
+    lives as long as the image object.
+
+    Parameters
+    ----------
+    rgb : ndarray of shape (M, N, 3) or (M, N, 4), uint8, C-contiguous
+        Pixels (RGB or straight-alpha RGBA).
+
+    Returns
+    -------
+    image : QImage
+        ``Format_RGB888`` or ``Format_RGBA8888`` image sharing ``rgb``'s memory.
+    """
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or not rgb.flags.c_contiguous:
+        raise ValueError("expected a C-contiguous (M, N, 3|4) uint8 array")
+    height, width, channels = rgb.shape
+    fmt = (
+        QtGui.QImage.Format.Format_RGB888 if channels == 3 else QtGui.QImage.Format.Format_RGBA8888
+    )
+    image = QtGui.QImage(rgb.data, width, height, width * channels, fmt)
+    image._array = rgb  # keep the buffer alive
+    return image
+
+
+def indexed_qimage(labels: np.ndarray, colors: list[int]) -> QtGui.QImage:
+    """Wrap an (M, N) uint8 label array as an indexed QImage with a colour table.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (M, N), uint8, C-contiguous
+        Index of each pixel into ``colors``.
+    colors : list of int
+        ARGB values (``QColor.rgba()``), one per label value.
+
+    Returns
+    -------
+    image : QImage
+        ``Format_Indexed8`` image sharing ``labels``' memory.
+    """
+    if labels.dtype != np.uint8 or labels.ndim != 2 or not labels.flags.c_contiguous:
+        raise ValueError("expected a C-contiguous (M, N) uint8 array")
+    height, width = labels.shape
+    image = QtGui.QImage(labels.data, width, height, width, QtGui.QImage.Format.Format_Indexed8)
+    image.setColorTable(colors)
+    image._array = labels
+    return image
+
+
+class QImageItem(QtWidgets.QGraphicsObject):
+    """A graphics item painting a QImage at 1 scene unit per pixel (row 0 at the top).
+
+    Pixels are drawn nearest-neighbour when zoomed in (one image pixel covers more than one
+    screen pixel) and smoothly when zoomed out.
+    """
+
+    def __init__(self, parent: QtWidgets.QGraphicsItem | None = None) -> None:
+        super().__init__(parent)
+        self._image: QtGui.QImage | None = None
+
+    def set_image(self, image: QtGui.QImage | None) -> None:
+        """Show ``image`` (or nothing for ``None``).
+
+        Parameters
+        ----------
+        image : QImage or None
+            The image to paint.
+        """
+        if (image is None) != (self._image is None) or (
+            image is not None and self._image is not None and image.size() != self._image.size()
+        ):
+            self.prepareGeometryChange()
+        self._image = image
+        self.update()
+
+    def image(self) -> QtGui.QImage | None:
+        """Return the image shown, or ``None``.
+
+        Returns
+        -------
+        image : QImage or None
+            The current image.
+        """
+        return self._image
+
+    def boundingRect(self) -> QtCore.QRectF:  # noqa: D102 (Qt override)
+        if self._image is None:
+            return QtCore.QRectF()
+        return QtCore.QRectF(0.0, 0.0, float(self._image.width()), float(self._image.height()))
+
+    def paint(self, painter: QtGui.QPainter, option: object, widget: object = None) -> None:  # noqa: D102
+        if self._image is None:
+            return
+        transform = painter.worldTransform()
+        scale = max(abs(transform.m11()), abs(transform.m22()))
+        painter.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, scale < 1.0)
+        painter.drawImage(self.boundingRect(), self._image)

@@ -1,0 +1,319 @@
+"""Colour-space view: sampled pixels on two axes, centres, 2σ ellipses, iteration replay."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from quantize.protocol import IterationRecord
+
+__all__ = ["ColorSpaceView", "AXIS_NAMES", "ellipse_outline"]
+
+AXIS_NAMES: dict[str, tuple[str, ...]] = {
+    "rgb": ("R", "G", "B"),
+    "lab": ("L*", "a*", "b*"),
+    "oklab": ("L (OKLab)", "a (OKLab)", "b (OKLab)"),
+    "grey": ("grey level",),
+}
+_ELLIPSE_STEPS = 48
+
+
+def ellipse_outline(mean: np.ndarray, cov: np.ndarray, n_sigma: float = 2.0) -> np.ndarray:
+    """Return points on the ``n_sigma`` contour of a 2-D Gaussian, for drawing.
+
+    Parameters
+    ----------
+    mean : ndarray of shape (2,)
+        Centre.
+    cov : ndarray of shape (2, 2)
+        Covariance (projected onto the two shown axes).
+    n_sigma : float, optional
+        Contour radius in standard deviations.
+
+    Returns
+    -------
+    outline : ndarray of shape (49, 2)
+        Closed polyline.
+    """
+    values, vectors = np.linalg.eigh(0.5 * (cov + cov.T))
+    radii = n_sigma * np.sqrt(np.clip(values, 0.0, None))
+    t = np.linspace(0.0, 2.0 * np.pi, _ELLIPSE_STEPS + 1)
+    circle = np.stack([np.cos(t), np.sin(t)], axis=1)
+    return mean + (circle * radii) @ vectors.T
+
+
+def _joined(paths: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Join polylines with NaN gaps so one curve item draws them all."""
+    if not paths:
+        return np.zeros(0), np.zeros(0)
+    parts = []
+    for path in paths:
+        parts.append(path)
+        parts.append(np.full((1, 2), np.nan))
+    joined = np.concatenate(parts)
+    return joined[:, 0], joined[:, 1]
+
+
+class ColorSpaceView(QtWidgets.QWidget):
+    """Scatter of a pixel sample in the fitting space, coloured by cluster, with a replay.
+
+    Parameters
+    ----------
+    parent : QWidget, optional
+        Parent widget.
+    """
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("colorSpaceView")
+        self.x_axis = QtWidgets.QComboBox(objectName="xAxisCombo")
+        self.y_axis = QtWidgets.QComboBox(objectName="yAxisCombo")
+        self.slider = QtWidgets.QSlider(
+            QtCore.Qt.Orientation.Horizontal, objectName="iterationSlider"
+        )
+        self.slider.setEnabled(False)
+        self.step_label = QtWidgets.QLabel("no run yet")
+        self.step_label.setMinimumWidth(220)
+        self.show_ellipses = QtWidgets.QCheckBox("2σ ellipses")
+        self.show_ellipses.setChecked(True)
+        self.show_trails = QtWidgets.QCheckBox("paths")
+        self.show_trails.setChecked(True)
+
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(QtWidgets.QLabel("x"))
+        top.addWidget(self.x_axis)
+        top.addWidget(QtWidgets.QLabel("y"))
+        top.addWidget(self.y_axis)
+        top.addWidget(self.show_ellipses)
+        top.addWidget(self.show_trails)
+        top.addStretch(1)
+        bottom = QtWidgets.QHBoxLayout()
+        bottom.addWidget(QtWidgets.QLabel("Iteration"))
+        bottom.addWidget(self.slider, 1)
+        bottom.addWidget(self.step_label)
+
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.getPlotItem().setMenuEnabled(False)
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
+        self.points = pg.ScatterPlotItem(size=4, pen=None)
+        self.trails = pg.PlotCurveItem(pen=pg.mkPen("#333333", width=1), connect="finite")
+        self.ellipses = pg.PlotCurveItem(pen=pg.mkPen("#000000", width=1.5), connect="finite")
+        self.centers = pg.ScatterPlotItem(size=14, pen=pg.mkPen("k", width=2), symbol="o")
+        for item in (self.points, self.trails, self.ellipses, self.centers):
+            self.plot.addItem(item)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(top)
+        layout.addWidget(self.plot, 1)
+        layout.addLayout(bottom)
+
+        self._space = "rgb"
+        self._sample_points: np.ndarray | None = None
+        self._sample_labels: np.ndarray | None = None
+        self._palette: np.ndarray | None = None
+        self._steps: list[IterationRecord] = []
+        self._final_centers: np.ndarray | None = None
+        self._jitter: np.ndarray | None = None
+        self._set_axes("rgb", 3)
+
+        self.x_axis.currentIndexChanged.connect(self._redraw_all)
+        self.y_axis.currentIndexChanged.connect(self._redraw_all)
+        self.slider.valueChanged.connect(self._redraw_step)
+        self.show_ellipses.toggled.connect(self._redraw_step)
+        self.show_trails.toggled.connect(self._redraw_step)
+
+    # ------------------------------------------------------------------ public API
+    def clear(self) -> None:
+        """Remove the data."""
+        self._sample_points = None
+        self._sample_labels = None
+        self._steps = []
+        self._final_centers = None
+        for item in (self.points, self.centers):
+            item.setData([], [])
+        self.trails.setData([], [])
+        self.ellipses.setData([], [])
+        self.slider.setEnabled(False)
+        self.step_label.setText("no run yet")
+
+    def set_data(
+        self,
+        space: str,
+        points: np.ndarray,
+        labels: np.ndarray,
+        palette: np.ndarray,
+        steps: list[IterationRecord],
+        final_centers: np.ndarray | None,
+    ) -> None:
+        """Show a run.
+
+        Parameters
+        ----------
+        space : {"rgb", "lab", "oklab", "grey"}
+            Space of ``points`` and of the records' centres.
+        points : ndarray of shape (S, D)
+            Sampled colours.
+        labels : ndarray of shape (S,)
+            Cluster of each sample.
+        palette : ndarray of shape (K, 3), uint8
+            Final sRGB palette (point colours).
+        steps : list of IterationRecord
+            Records of the kept run, in order (the replay).
+        final_centers : ndarray of shape (K, D) or None
+            Centres after the fit, used when ``steps`` is empty.
+        """
+        dims = points.shape[1]
+        self._set_axes(space, dims)
+        self._space = space
+        self._sample_points = np.asarray(points, dtype=np.float64)
+        self._sample_labels = np.asarray(labels, dtype=np.int64)
+        self._palette = np.asarray(palette, dtype=np.uint8)
+        self._steps = [s for s in steps if np.asarray(s.centers).shape[-1] == dims]
+        self._final_centers = final_centers
+        self._jitter = (
+            np.random.default_rng(0).uniform(0.0, 1.0, len(points)) if dims == 1 else None
+        )
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(0, len(self._steps) - 1))
+        self.slider.setValue(max(0, len(self._steps) - 1))
+        self.slider.blockSignals(False)
+        self.slider.setEnabled(len(self._steps) > 1)
+        self._redraw_all()
+
+    def step_count(self) -> int:
+        """Return the number of replayable iterations.
+
+        Returns
+        -------
+        n : int
+            Length of the iteration slider.
+        """
+        return len(self._steps)
+
+    def point_count(self) -> int:
+        """Return the number of plotted sample points.
+
+        Returns
+        -------
+        n : int
+            Points in the scatter.
+        """
+        return 0 if self._sample_points is None else len(self._sample_points)
+
+    def set_step(self, index: int) -> None:
+        """Replay up to iteration ``index`` (0-based into the kept run's records).
+
+        Parameters
+        ----------
+        index : int
+            Slider position.
+        """
+        self.slider.setValue(index)
+
+    def shown_centers(self) -> np.ndarray:
+        """Return the centre positions currently drawn (on the two shown axes).
+
+        Returns
+        -------
+        centers : ndarray of shape (K, 2)
+            Drawn centres.
+        """
+        x, y = self.centers.getData()
+        return np.stack([np.asarray(x), np.asarray(y)], axis=1)
+
+    # ------------------------------------------------------------------ drawing
+    def _set_axes(self, space: str, dims: int) -> None:
+        names = AXIS_NAMES["grey"] if dims == 1 else AXIS_NAMES.get(space, ("0", "1", "2"))
+        if [self.x_axis.itemText(i) for i in range(self.x_axis.count())] == list(names):
+            return
+        for combo, default in (
+            (self.x_axis, 1 if dims > 1 else 0),
+            (self.y_axis, 2 if dims > 2 else 0),
+        ):
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(list(names))
+            combo.setCurrentIndex(min(default, len(names) - 1))
+            combo.blockSignals(False)
+        self.y_axis.setEnabled(dims > 1)
+
+    def _axes(self) -> tuple[int, int | None]:
+        dims = 0 if self._sample_points is None else self._sample_points.shape[1]
+        x = self.x_axis.currentIndex()
+        y = self.y_axis.currentIndex() if dims > 1 else None
+        return x, y
+
+    def _project(
+        self, values: np.ndarray, jitter: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self._axes()
+        xs = values[:, x]
+        ys = (
+            values[:, y]
+            if y is not None
+            else (jitter if jitter is not None else np.full(len(values), 0.5))
+        )
+        return xs, ys
+
+    def _redraw_all(self) -> None:
+        if self._sample_points is None or self._palette is None:
+            return
+        x, y = self._axes()
+        self.plot.setLabel("bottom", self.x_axis.currentText())
+        self.plot.setLabel(
+            "left", self.y_axis.currentText() if y is not None else "(random jitter)"
+        )
+        brushes = [pg.mkBrush(int(c[0]), int(c[1]), int(c[2]), 200) for c in self._palette]
+        labels = np.clip(self._sample_labels, 0, len(brushes) - 1)
+        xs, ys = self._project(self._sample_points, self._jitter)
+        self.points.setData(xs, ys, brush=[brushes[k] for k in labels])
+        self._redraw_step()
+        self.plot.getPlotItem().enableAutoRange()
+
+    def _redraw_step(self) -> None:
+        if self._sample_points is None:
+            return
+        x, y = self._axes()
+        index = self.slider.value()
+        if self._steps:
+            step = self._steps[min(index, len(self._steps) - 1)]
+            centers = np.asarray(step.centers, dtype=np.float64)
+            covariances = step.covariances
+            self.step_label.setText(
+                f"{index + 1} / {len(self._steps)} "
+                f"(run {step.restart + 1}, {step.stage or step.kind})"
+            )
+        elif self._final_centers is not None:
+            centers = np.asarray(self._final_centers, dtype=np.float64)
+            covariances = None
+            self.step_label.setText("final (no iterations recorded)")
+        else:
+            return
+        cx, cy = self._project(centers, None)
+        from quantize.colorspace import space_to_rgb
+
+        if centers.shape[1] == 3:
+            colors = space_to_rgb(centers, self._space)
+        else:  # 1-D (grey) fits: colour each centre with its palette entry
+            colors = self._palette[: len(centers)]
+        self.centers.setData(cx, cy, brush=[pg.mkBrush(*(int(v) for v in c)) for c in colors])
+
+        trails: list[np.ndarray] = []
+        if self.show_trails.isChecked() and self._steps and y is not None:
+            upto = self._steps[: index + 1]
+            path = np.stack([np.asarray(s.centers, dtype=np.float64) for s in upto])  # (T, K, D)
+            for k in range(path.shape[1]):
+                trails.append(np.stack([path[:, k, x], path[:, k, y]], axis=1))
+        self.trails.setData(*_joined(trails), connect="finite")
+
+        outlines: list[np.ndarray] = []
+        if self.show_ellipses.isChecked() and covariances is not None and y is not None:
+            covariances = np.asarray(covariances, dtype=np.float64)
+            for k in range(len(centers)):
+                sub = covariances[k][np.ix_([x, y], [x, y])]
+                outlines.append(ellipse_outline(np.array([cx[k], cy[k]]), sub))
+        self.ellipses.setData(*_joined(outlines), connect="finite")

@@ -1,0 +1,191 @@
+"""Live convergence plot: one curve per restart, the kept run highlighted."""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from quantize.protocol import IterationRecord
+
+__all__ = ["ConvergencePlot"]
+
+_LABELS = {
+    "inertia": "Inertia J",
+    "log_likelihood": "Mean log-likelihood",
+}
+_COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7"]
+
+
+class ConvergencePlot(QtWidgets.QWidget):
+    """Objective against iteration, updated live from :class:`IterationRecord` objects.
+
+    Records are buffered by :meth:`add_record` and drawn at most every 50 ms, so a fast fit
+    does not flood the event loop.  Only records of the run's objective kind are plotted (a
+    Gaussian mixture's K-means initialisation is counted but not drawn on the
+    log-likelihood axis).
+
+    Parameters
+    ----------
+    parent : QWidget, optional
+        Parent widget.
+    """
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("convergencePlot")
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.showGrid(x=True, y=True, alpha=0.3)
+        self.plot.setLabel("bottom", "Iteration")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.plot.setToolTip(
+            "J: weighted sum of squared distances (K-means, never increases); "
+            "mean log-likelihood per pixel (Gaussian mixture, never decreases)"
+        )
+        self.plot.addLegend(offset=(-10, 10), labelTextColor="k")
+        self.plot.getPlotItem().setMenuEnabled(False)
+        self.summary = QtWidgets.QLabel("No run yet")
+        self.summary.setWordWrap(True)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.summary)
+
+        self._kind: str | None = None
+        self._series: dict[int, tuple[list[int], list[float]]] = {}
+        self._curves: dict[int, pg.PlotDataItem] = {}
+        self._pending = False
+        self._skipped = 0
+        self._chosen: int | None = None
+        self._timer = QtCore.QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(50)
+        self._timer.timeout.connect(self._redraw)
+
+    def clear(self, kind: str | None = None) -> None:
+        """Forget all curves; ``kind`` fixes which objective is plotted.
+
+        Parameters
+        ----------
+        kind : {"inertia", "log_likelihood"}, optional
+            Objective of the coming run.
+        """
+        self._timer.stop()
+        for curve in self._curves.values():
+            self.plot.removeItem(curve)
+        self._curves.clear()
+        self._series.clear()
+        self._skipped = 0
+        self._chosen = None
+        self._kind = kind
+        self.plot.setLabel("left", _LABELS.get(kind or "", "Objective"))
+        self.summary.setText("Running…" if kind else "No run yet")
+
+    def add_record(self, record: IterationRecord) -> None:
+        """Buffer one record; the plot redraws shortly after.
+
+        Parameters
+        ----------
+        record : IterationRecord
+            A record from the running fit.
+        """
+        if self._kind is None:
+            self.clear(record.kind)
+        if record.kind != self._kind:
+            self._skipped += 1
+            return
+        xs, ys = self._series.setdefault(record.restart, ([], []))
+        xs.append(record.iteration)
+        ys.append(float(record.objective))
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def set_chosen(self, restart: int, n_iter: int, converged: bool) -> None:
+        """Highlight the kept restart and summarise the run.
+
+        Parameters
+        ----------
+        restart : int
+            Index of the kept restart.
+        n_iter : int
+            Iterations of the kept run.
+        converged : bool
+            Whether it met its tolerance.
+        """
+        self._chosen = restart
+        self._redraw()
+        best = self._series.get(restart)
+        value = f"{best[1][-1]:.6g}" if best and best[1] else "n/a"
+        status = "converged" if converged else "stopped at max iterations"
+        extra = f"; {self._skipped} initialisation steps not shown" if self._skipped else ""
+        self.summary.setText(
+            f"{len(self._series)} run(s); kept run {restart + 1}: {n_iter} iterations, "
+            f"{status}, final {value}{extra}"
+        )
+
+    def curve_count(self) -> int:
+        """Return the number of curves drawn.
+
+        Returns
+        -------
+        n : int
+            One per restart seen so far.
+        """
+        return len(self._curves)
+
+    def curve_data(self, restart: int) -> tuple[list[int], list[float]]:
+        """Return the (iterations, objectives) recorded for ``restart``.
+
+        Parameters
+        ----------
+        restart : int
+            Restart index.
+
+        Returns
+        -------
+        data : tuple of lists
+            Iteration numbers and objective values.
+        """
+        xs, ys = self._series.get(restart, ([], []))
+        return list(xs), list(ys)
+
+    def chosen(self) -> int | None:
+        """Return the highlighted restart, if any.
+
+        Returns
+        -------
+        restart : int or None
+            Highlighted restart index.
+        """
+        return self._chosen
+
+    def _redraw(self) -> None:
+        for restart, (xs, ys) in sorted(self._series.items()):
+            color = _COLORS[restart % len(_COLORS)]
+            chosen = self._chosen == restart
+            dimmed = self._chosen is not None and not chosen
+            pen = pg.mkPen(color, width=3.0 if chosen else 1.5)
+            if dimmed:
+                pen.setStyle(QtCore.Qt.PenStyle.DashLine)
+            curve = self._curves.get(restart)
+            name = f"run {restart + 1}" + (" (kept)" if chosen else "")
+            if curve is None:
+                curve = self.plot.plot(
+                    xs,
+                    ys,
+                    pen=pen,
+                    symbol="o",
+                    symbolSize=4,
+                    symbolBrush=color,
+                    symbolPen=None,
+                    name=name,
+                )
+                self._curves[restart] = curve
+            else:
+                curve.setData(xs, ys)
+                curve.setPen(pen)
+                legend = self.plot.getPlotItem().legend
+                if legend is not None:
+                    for sample, label in legend.items:
+                        if sample.item is curve:
+                            label.setText(name)
+            curve.setZValue(10 if chosen else 0)

@@ -1,0 +1,163 @@
+"""Palette swatches with hex code and share of pixels; a click highlights the cluster."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+__all__ = ["PaletteView", "hex_color"]
+
+_INDEX_ROLE = QtCore.Qt.ItemDataRole.UserRole
+
+
+def hex_color(rgb: np.ndarray) -> str:
+    """Format one sRGB colour as ``#rrggbb``.
+
+    Parameters
+    ----------
+    rgb : ndarray of shape (3,)
+        uint8 colour.
+
+    Returns
+    -------
+    text : str
+        Lower-case hex code.
+    """
+    r, g, b = (int(v) for v in rgb[:3])
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _swatch_icon(rgb: np.ndarray, size: int = 28) -> QtGui.QIcon:
+    pixmap = QtGui.QPixmap(size, size)
+    pixmap.fill(QtGui.QColor(int(rgb[0]), int(rgb[1]), int(rgb[2])))
+    painter = QtGui.QPainter(pixmap)
+    painter.setPen(QtGui.QColor(0, 0, 0, 90))
+    painter.drawRect(0, 0, size - 1, size - 1)
+    painter.end()
+    return QtGui.QIcon(pixmap)
+
+
+class PaletteView(QtWidgets.QWidget):
+    """List of the palette colours sorted by share; clicking one emits ``cluster_clicked``.
+
+    Clicking the highlighted colour again clears the highlight (emits ``None``).
+
+    Parameters
+    ----------
+    parent : QWidget, optional
+        Parent widget.
+    """
+
+    cluster_clicked = QtCore.Signal(object)  # int or None
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("paletteView")
+        self.list = QtWidgets.QListWidget()
+        self.list.setIconSize(QtCore.QSize(28, 28))
+        self.list.setSpacing(1)
+        self.list.setUniformItemSizes(True)
+        font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
+        self.list.setFont(font)
+        self.list.itemClicked.connect(self._on_clicked)
+        self.header = QtWidgets.QLabel("No palette yet")
+        self.header.setWordWrap(True)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.header)
+        layout.addWidget(self.list, 1)
+        self._selected: int | None = None
+
+    def set_palette(self, palette: np.ndarray | None, proportions: np.ndarray | None) -> None:
+        """Show a palette (``None`` clears).
+
+        Parameters
+        ----------
+        palette : ndarray of shape (K, 3), uint8, or None
+            sRGB colours.
+        proportions : ndarray of shape (K,), or None
+            Share of opaque pixels of each colour (sums to 1).
+        """
+        self.list.clear()
+        self._selected = None
+        if palette is None or proportions is None:
+            self.header.setText("No palette yet")
+            return
+        palette = np.asarray(palette)
+        proportions = np.asarray(proportions, dtype=np.float64)
+        order = np.argsort(-proportions, kind="stable")
+        used = int(np.count_nonzero(proportions > 0))
+        self.header.setText(
+            f"{len(palette)} colours ({used} used) — click one to highlight its pixels"
+        )
+        for k in order:
+            item = QtWidgets.QListWidgetItem(
+                _swatch_icon(palette[k]), f"{hex_color(palette[k])}  {100 * proportions[k]:6.2f} %"
+            )
+            item.setData(_INDEX_ROLE, int(k))
+            item.setToolTip(
+                f"cluster {int(k)}: rgb({int(palette[k][0])}, {int(palette[k][1])}, "
+                f"{int(palette[k][2])}), {100 * proportions[k]:.3f} % of pixels"
+            )
+            self.list.addItem(item)
+
+    def count(self) -> int:
+        """Return the number of swatches.
+
+        Returns
+        -------
+        n : int
+            Number of colours shown.
+        """
+        return self.list.count()
+
+    def swatch_text(self, row: int) -> str:
+        """Return the text of the swatch in ``row`` (hex and share).
+
+        Parameters
+        ----------
+        row : int
+            Row in the (share-sorted) list.
+
+        Returns
+        -------
+        text : str
+            E.g. ``"#a0b1c2   12.34 %"``.
+        """
+        return self.list.item(row).text()
+
+    def cluster_at(self, row: int) -> int:
+        """Return the cluster index shown in ``row``.
+
+        Parameters
+        ----------
+        row : int
+            Row in the list.
+
+        Returns
+        -------
+        k : int
+            Cluster index.
+        """
+        return int(self.list.item(row).data(_INDEX_ROLE))
+
+    def click_row(self, row: int) -> None:
+        """Act as if the user clicked the swatch in ``row``.
+
+        Parameters
+        ----------
+        row : int
+            Row in the list.
+        """
+        item = self.list.item(row)
+        self.list.setCurrentItem(item)
+        self._on_clicked(item)
+
+    def _on_clicked(self, item: QtWidgets.QListWidgetItem) -> None:
+        k = int(item.data(_INDEX_ROLE))
+        if self._selected == k:
+            self._selected = None
+            self.list.clearSelection()
+        else:
+            self._selected = k
+        self.cluster_clicked.emit(self._selected)

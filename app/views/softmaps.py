@@ -1,0 +1,308 @@
+"""Soft segmentation maps: per-component responsibilities, hard labels and uncertainty."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.imaging import qimage_from_array
+
+__all__ = ["SoftMapsView", "MapTile", "colorize", "TILE_SIDE"]
+
+#: Longest side of the grid thumbnails (pixels).
+TILE_SIDE = 128
+_CMAP = pg.colormap.get("viridis")
+_LUT = np.ascontiguousarray(_CMAP.getLookupTable(0.0, 1.0, 256, alpha=False).astype(np.uint8))
+
+
+def colorize(values: np.ndarray) -> np.ndarray:
+    """Map values in [0, 1] through the viridis colour map.
+
+    Parameters
+    ----------
+    values : ndarray of shape (m, n)
+        Values in [0, 1] (clipped).
+
+    Returns
+    -------
+    rgb : ndarray of shape (m, n, 3), uint8, C-contiguous
+        Colours.
+    """
+    index = np.clip(np.asarray(values, dtype=np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(_LUT[index])
+
+
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """Sub-sample an (m, n, ...) array so its longest side is at most ``TILE_SIDE``.
+
+    Parameters
+    ----------
+    image : ndarray of shape (m, n) or (m, n, C)
+        Array to shrink.
+
+    Returns
+    -------
+    small : ndarray
+        C-contiguous strided sub-sample.
+    """
+    step = max(1, int(np.ceil(max(image.shape[:2]) / TILE_SIDE)))
+    return np.ascontiguousarray(image[::step, ::step])
+
+
+class MapTile(QtWidgets.QFrame):
+    """A clickable thumbnail with a caption.
+
+    Parameters
+    ----------
+    key : object
+        Identifier sent by ``clicked``.
+    caption : str
+        Text under the image.
+    rgb : ndarray of shape (m, n, 3), uint8
+        Thumbnail pixels.
+    parent : QWidget, optional
+        Parent widget.
+    """
+
+    clicked = QtCore.Signal(object)
+
+    def __init__(
+        self, key: object, caption: str, rgb: np.ndarray, parent: QtWidgets.QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.key = key
+        self.caption = caption
+        self._image = qimage_from_array(np.ascontiguousarray(rgb))
+        self._selected = False
+        self.setFixedSize(TILE_SIDE + 12, TILE_SIDE + 30)
+        self.setCursor(QtCore.Qt.CursorShape.PointingHandCursor)
+        self.setToolTip(caption)
+
+    def set_selected(self, selected: bool) -> None:
+        """Draw a selection frame.
+
+        Parameters
+        ----------
+        selected : bool
+            Whether this tile is shown in the detail view.
+        """
+        self._selected = selected
+        self.update()
+
+    def mousePressEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: D102
+        if event.button() == QtCore.Qt.MouseButton.LeftButton:
+            self.clicked.emit(self.key)
+        super().mousePressEvent(event)
+
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: D102
+        painter = QtGui.QPainter(self)
+        palette = self.palette()
+        if self._selected:
+            painter.fillRect(self.rect(), palette.color(QtGui.QPalette.ColorRole.Highlight))
+        w, h = self._image.width(), self._image.height()
+        scale = min(TILE_SIDE / max(w, 1), TILE_SIDE / max(h, 1))
+        tw, th = w * scale, h * scale
+        target = QtCore.QRectF(6 + (TILE_SIDE - tw) / 2, 6 + (TILE_SIDE - th) / 2, tw, th)
+        painter.drawImage(target, self._image)
+        painter.setPen(
+            palette.color(
+                QtGui.QPalette.ColorRole.HighlightedText
+                if self._selected
+                else QtGui.QPalette.ColorRole.WindowText
+            )
+        )
+        text_rect = QtCore.QRectF(2, TILE_SIDE + 8, self.width() - 4, 20)
+        metrics = QtGui.QFontMetrics(self.font())
+        text = metrics.elidedText(
+            self.caption, QtCore.Qt.TextElideMode.ElideRight, self.width() - 4
+        )
+        painter.drawText(text_rect, QtCore.Qt.AlignmentFlag.AlignCenter, text)
+        painter.end()
+
+
+class SoftMapsView(QtWidgets.QWidget):
+    """A grid of map thumbnails and a detail view with a colour bar.
+
+    The grid shows the hard label map, the uncertainty map (1 - max responsibility) and one
+    responsibility map per component (largest share first).  For K-means responsibilities are
+    hard 0/1 masks.
+
+    Parameters
+    ----------
+    parent : QWidget, optional
+        Parent widget.
+    """
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("softMapsView")
+        self._tiles: list[MapTile] = []
+        self._maps: dict[object, tuple[str, np.ndarray]] = {}
+
+        self._grid_host = QtWidgets.QWidget()
+        self._grid = QtWidgets.QGridLayout(self._grid_host)
+        self._grid.setSpacing(4)
+        self._grid.setAlignment(
+            QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft
+        )
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self._grid_host)
+        self._scroll = scroll
+
+        self.detail = pg.GraphicsLayoutWidget()
+        self.detail.setBackground("#2b2b2b")
+        self.detail_box = self.detail.addViewBox(row=0, col=0, lockAspect=True, invertY=True)
+        self.detail_box.setMenuEnabled(False)
+        self.detail_image = pg.ImageItem(axisOrder="row-major")
+        self.detail_box.addItem(self.detail_image)
+        self.colorbar = pg.ColorBarItem(
+            values=(0.0, 1.0), colorMap=_CMAP, interactive=False, width=18, label="responsibility"
+        )
+        self.detail.addItem(self.colorbar, row=0, col=1)
+        self.detail_title = QtWidgets.QLabel("Run a Gaussian mixture or K-means to see maps")
+        self.detail_title.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.detail_title.setWordWrap(True)
+        detail_host = QtWidgets.QWidget()
+        dl = QtWidgets.QVBoxLayout(detail_host)
+        dl.setContentsMargins(0, 0, 0, 0)
+        dl.addWidget(self.detail_title)
+        dl.addWidget(self.detail, 1)
+
+        self.note = QtWidgets.QLabel("")
+        self.note.setWordWrap(True)
+        left = QtWidgets.QWidget()
+        ll = QtWidgets.QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.note)
+        ll.addWidget(scroll, 1)
+
+        splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(detail_host)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
+        left.setMinimumWidth(3 * (TILE_SIDE + 16) + 24)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(splitter)
+        self._current: object = None
+
+    def clear(self) -> None:
+        """Remove all maps."""
+        for tile in self._tiles:
+            self._grid.removeWidget(tile)
+            tile.deleteLater()
+        self._tiles.clear()
+        self._maps.clear()
+        self._current = None
+        self.detail_image.clear()
+        self.note.setText("")
+        self.detail_title.setText("Run a Gaussian mixture or K-means to see maps")
+
+    def set_maps(
+        self,
+        soft_maps: object,
+        palette: np.ndarray,
+        proportions: np.ndarray,
+        method: str,
+        n_colors: int,
+    ) -> None:
+        """Show the maps of a finished run.
+
+        Parameters
+        ----------
+        soft_maps : app.worker.SoftMaps
+            Display-resolution maps prepared by the worker.
+        palette : ndarray of shape (K, 3), uint8
+            Palette (colours the label map).
+        proportions : ndarray of shape (K,)
+            Share of each component.
+        method : str
+            Estimator name (K-means shows hard masks).
+        n_colors : int
+            Number of components K.
+        """
+        self.clear()
+        hard = method != "gmm"
+        labels_rgb = np.ascontiguousarray(np.asarray(palette, dtype=np.uint8)[soft_maps.labels])
+        self._maps["labels"] = ("Hard label map (palette colours)", labels_rgb)
+        self._maps["uncertainty"] = (
+            "Uncertainty: 1 − max responsibility" + (" (zero for K-means)" if hard else ""),
+            soft_maps.uncertainty,
+        )
+        entries: list[tuple[object, str, np.ndarray]] = [
+            ("labels", "labels", thumbnail(labels_rgb)),
+            ("uncertainty", "uncertainty", colorize(thumbnail(soft_maps.uncertainty))),
+        ]
+        word = "mask" if hard else "resp."
+        for row, k in enumerate(soft_maps.components):
+            k = int(k)
+            share = 100.0 * float(proportions[k])
+            values = soft_maps.responsibilities[row]
+            title = f"Component {k} ({share:.1f} % of pixels): " + (
+                "hard mask" if hard else "responsibility"
+            )
+            self._maps[k] = (title, values)
+            entries.append((k, f"{k}: {word} {share:.1f}%", colorize(thumbnail(values))))
+        columns = 3
+        for i, (key, caption, rgb) in enumerate(entries):
+            tile = MapTile(key, caption, rgb)
+            tile.clicked.connect(self.show_map)
+            self._grid.addWidget(tile, i // columns, i % columns)
+            self._tiles.append(tile)
+        shown = len(soft_maps.components)
+        self.note.setText(
+            f"{shown} of {n_colors} component maps"
+            + (" (largest shares)" if shown < n_colors else "")
+            + ("; K-means gives hard 0/1 masks" if hard else "; colour = responsibility 0…1")
+        )
+        first = int(soft_maps.components[0]) if shown else "labels"
+        self.show_map(first)
+
+    def tile_count(self) -> int:
+        """Return the number of thumbnails in the grid.
+
+        Returns
+        -------
+        n : int
+            Labels + uncertainty + component maps.
+        """
+        return len(self._tiles)
+
+    def current(self) -> object:
+        """Return the key of the map in the detail view.
+
+        Returns
+        -------
+        key : int or str or None
+            Component index, ``"labels"`` or ``"uncertainty"``.
+        """
+        return self._current
+
+    def show_map(self, key: object) -> None:
+        """Show one map in the detail view.
+
+        Parameters
+        ----------
+        key : int or {"labels", "uncertainty"}
+            Which map.
+        """
+        if key not in self._maps:
+            return
+        title, values = self._maps[key]
+        self._current = key
+        for tile in self._tiles:
+            tile.set_selected(tile.key == key)
+        self.detail_title.setText(title)
+        if key == "labels":
+            self.detail_image.setImage(values, autoLevels=False, levels=(0, 255))
+            self.detail_image.setLookupTable(None)
+            self.colorbar.setVisible(False)
+        else:
+            self.detail_image.setImage(values, autoLevels=False, levels=(0.0, 1.0))
+            self.detail_image.setColorMap(_CMAP)
+            self.colorbar.setVisible(True)
+            self.colorbar.setLevels((0.0, 1.0))
+        self.detail_box.autoRange(padding=0.02)

@@ -1,0 +1,261 @@
+"""End-to-end behaviour of the main window: open, run, cancel, errors, settings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from apphelpers import FAST, make_image
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.main_window import MainWindow
+from app.params import RunParameters
+
+RUN_TIMEOUT_MS = 30_000
+
+
+def run_and_wait(qtbot, window) -> object:
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert window.start_run()
+    return blocker.args[0]
+
+
+def test_object_names_for_automation(window):
+    for name in (
+        "runButton",
+        "cancelButton",
+        "convergencePlot",
+        "paletteView",
+        "softMapsView",
+        "compareView",
+        "colorSpaceView",
+    ):
+        assert window.findChild(QtWidgets.QWidget, name) is not None, name
+
+
+def test_sample_run_populates_every_view(qtbot, window):
+    assert window.open_sample()
+    assert window.image().shape[:2] == (400, 600)
+    assert window.findChild(QtWidgets.QPushButton, "runButton").isEnabled()
+    output = run_and_wait(qtbot, window)
+    result = output.result
+    k = len(result.palette)
+    assert k == FAST.n_colors
+    # palette: one swatch per colour with hex and share, shares sum to ~100 %
+    assert window.palette_view.count() == k
+    shares = [float(window.palette_view.swatch_text(r).split()[-2]) for r in range(k)]
+    assert shares == sorted(shares, reverse=True)
+    assert abs(sum(shares) - 100.0) < 0.1
+    assert window.palette_view.swatch_text(0).startswith("#")
+    # convergence plot: one curve per restart, the kept one highlighted and equal to history
+    assert window.convergence.curve_count() == FAST.n_init
+    chosen = window.convergence.chosen()
+    assert chosen == output.chosen_restart
+    _, ys = window.convergence.curve_data(chosen)
+    np.testing.assert_allclose(ys, result.history)
+    # soft maps: labels + uncertainty + one per component
+    assert window.soft_maps.tile_count() == 2 + k
+    assert window.soft_maps.current() in set(range(k))
+    # colour space: sample plotted, replay steps from the kept run
+    assert window.color_space.point_count() > 0
+    assert window.color_space.step_count() == len(result.history)
+    # metrics
+    values = window.metrics_view.values()
+    assert values["PSNR"].endswith("dB")
+    assert float(values["PSNR"].split()[0]) > 15
+    # compare view has both images; export is possible now
+    assert window.compare.has_result()
+    assert window.export_action.isEnabled()
+    assert not window.cancel_button.isEnabled()
+
+
+def test_gmm_run_plots_log_likelihood_and_soft_maps(qtbot, window, small_png):
+    window.open_image(small_png)
+    window.params.set_parameters(replace(FAST, method="gmm", init="kmeans", n_init=1, n_colors=4))
+    output = run_and_wait(qtbot, window)
+    result = output.result
+    assert result.method == "gmm"
+    _, ys = window.convergence.curve_data(output.chosen_restart)
+    assert len(ys) == len(result.history)
+    assert np.all(np.diff(ys) >= -1e-9)  # log-likelihood never decreases
+    maps = output.soft_maps
+    total = maps.responsibilities.sum(axis=0)
+    np.testing.assert_allclose(total, 1.0, atol=1e-4)  # all components shown, sums to 1
+    assert np.all((maps.uncertainty >= 0) & (maps.uncertainty <= 1))
+    # the replay shows GMM covariances as ellipses
+    x, y = window.color_space.ellipses.getData()
+    assert x is not None and np.isfinite(np.asarray(x, dtype=float)).sum() > 0
+
+
+def test_cancel_stops_within_half_a_second(qtbot, window):
+    window.open_sample()
+    window.params.set_parameters(
+        replace(FAST, method="gmm", init="random", n_colors=24, n_init=20, max_iter=2000, tol=1e-12)
+    )
+    with qtbot.waitSignal(window.run_started):
+        window.start_run()
+    qtbot.waitUntil(lambda: window._record_count > 0, timeout=RUN_TIMEOUT_MS)
+    finished = []
+    window.run_finished.connect(finished.append)
+    start = time.perf_counter()
+    with qtbot.waitSignal(window.run_cancelled, timeout=1000):
+        window.cancel_run()
+    qtbot.waitUntil(lambda: not window.is_running(), timeout=500)
+    assert time.perf_counter() - start < 0.5
+    assert window.progress_label.text() == "Cancelled"
+    assert not window.cancel_button.isEnabled()
+    qtbot.wait(50)  # let any late queued signal arrive: it must be dropped
+    assert finished == []
+    assert window.output() is None
+
+
+def test_new_run_cancels_old_and_drops_its_results(qtbot, window, small_png):
+    window.open_sample()
+    window.params.set_parameters(
+        replace(FAST, method="gmm", n_colors=16, n_init=10, max_iter=1000, tol=1e-12)
+    )
+    window.start_run()
+    qtbot.waitUntil(lambda: window._record_count > 0, timeout=RUN_TIMEOUT_MS)
+    first_generation = window._generation
+    outputs = []
+    window.run_finished.connect(outputs.append)
+    window.params.set_parameters(FAST)
+    window.open_image(small_png)  # a new image cancels the old run
+    assert window._generation == first_generation  # opening does not start a run (auto off)
+    output = run_and_wait(qtbot, window)
+    qtbot.waitUntil(lambda: not window.is_running(), timeout=2000)
+    assert outputs == [output]
+    assert output.result.image.shape[:2] == (48, 64)
+
+
+def test_bad_file_shows_message_and_keeps_image(qtbot, window, tmp_path, small_png):
+    window.open_image(small_png)
+    before = window.image()
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"this is not a png at all")
+    with qtbot.waitSignal(window.error_shown) as blocker:
+        assert not window.open_image(bad)
+    title, message = blocker.args
+    assert "broken.png" in message
+    assert window.image() is before
+    boxes = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.isVisible()]
+    assert boxes and "broken.png" in boxes[0].text()
+    # missing file: also named
+    with qtbot.waitSignal(window.error_shown) as blocker:
+        assert not window.open_image(tmp_path / "nope.jpg")
+    assert "nope.jpg" in blocker.args[1]
+    assert window.image() is before
+
+
+def test_worker_exception_shows_dialog_and_app_keeps_working(qtbot, window, small_png, monkeypatch):
+    import quantize.result
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("engine exploded on purpose")
+
+    window.open_image(small_png)
+    monkeypatch.setattr(quantize.result, "iter_quantize_image", explode)
+    with qtbot.waitSignal(window.run_failed, timeout=RUN_TIMEOUT_MS) as blocker:
+        window.start_run()
+    assert "engine exploded on purpose" in blocker.args[0]
+    assert "engine exploded" in window.last_error
+    qtbot.waitUntil(lambda: not window.is_running(), timeout=2000)
+    monkeypatch.undo()
+    output = run_and_wait(qtbot, window)
+    assert len(output.result.palette) == FAST.n_colors
+
+
+def test_open_array_paste_and_drop(qtbot, window, small_png):
+    image = QtGui.QImage(str(small_png))
+    QtWidgets.QApplication.clipboard().setImage(image)
+    assert window.paste_from_clipboard()
+    pasted = window.image()
+    assert pasted.shape == (48, 64, 3)
+    np.testing.assert_array_equal(pasted, make_image())
+    # drop a file
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(small_png))])
+    pos = QtCore.QPointF(100, 100)
+    drop = QtGui.QDropEvent(
+        pos,
+        QtCore.Qt.DropAction.CopyAction,
+        mime,
+        QtCore.Qt.MouseButton.NoButton,
+        QtCore.Qt.KeyboardModifier.NoModifier,
+    )
+    window.dropEvent(drop)
+    assert window.windowTitle().startswith("small.png")
+    assert window.settings.recent_files()[0].endswith("small.png")
+
+
+def test_settings_remember_parameters_recent_files_and_layout(qtbot, qsettings, small_png):
+    first = MainWindow(qsettings)
+    qtbot.addWidget(first)
+    first.set_auto_run(False)
+    custom = RunParameters(method="gmm", n_colors=12, color_space="lab", init="kmeans", seed=7)
+    first.params.set_parameters(custom)
+    first.open_image(small_png)
+    first.set_compare_mode("split")
+    first.close()
+    second = MainWindow(qsettings)
+    qtbot.addWidget(second)
+    assert second.params.parameters() == custom
+    assert second.settings.recent_files() == [str(small_png.resolve())]
+    assert second.compare.mode() == "split"
+    assert not second.auto_run_check.isChecked()
+    assert second.settings.last_folder("open") == str(small_png.parent.resolve())
+    second.close()
+
+
+def test_auto_rerun_is_debounced(qtbot, window, small_png):
+    window.open_image(small_png)
+    window.set_auto_run(True)
+    started = []
+    window.run_started.connect(started.append)
+    for k in (5, 6, 7):
+        window.params.n_colors.setValue(k)
+    assert started == []  # debounced: nothing yet
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        pass
+    assert len(started) == 1
+    assert len(blocker.args[0].result.palette) == 7
+
+
+def test_shortcuts_and_menus(window):
+    shortcuts = {
+        a.text().replace("&", ""): {s.toString() for s in a.shortcuts()} for a in window.actions()
+    }
+    assert "Ctrl+O" in shortcuts["Open…"]
+    assert "Ctrl+E" in shortcuts["Export…"]
+    assert {"Ctrl+R", "F5"} <= shortcuts["Run"]
+    assert "Esc" in shortcuts["Cancel"]
+    assert "Ctrl+0" in shortcuts["Fit to Window"]
+    assert "Ctrl+1" in shortcuts["Actual Size (100 %)"]
+    assert shortcuts["Zoom In"] and shortcuts["Zoom Out"] and shortcuts["Quit"]
+    menus = [a.text().replace("&", "") for a in window.menuBar().actions()]
+    assert menus == ["File", "Run", "View", "Help"]
+
+
+def test_run_without_image_does_nothing(window):
+    assert not window.start_run()
+    assert not window.is_running()
+
+
+@pytest.mark.parametrize("method", ["optimal1d"])
+def test_exact_1d_only_for_grey_images(qtbot, window, tmp_path, small_png, method):
+    from PIL import Image
+
+    window.open_image(small_png)
+    combo = window.params.method
+    item = combo.model().item(combo.findData(method))
+    assert not item.isEnabled()
+    grey = tmp_path / "grey.png"
+    Image.fromarray(make_image()[..., 0]).save(grey)
+    window.open_image(grey)
+    assert item.isEnabled()
+    window.params.set_parameters(RunParameters(method=method, n_colors=5))
+    output = run_and_wait(qtbot, window)
+    assert output.result.method == method
+    assert window.color_space.point_count() > 0
