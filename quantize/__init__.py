@@ -44,6 +44,8 @@ _EXPORTS: dict[str, str] = {
     "plan_exports": "export",
     # resources
     "sample_image_path": "resources",
+    # defaults shared by the CLI and the app
+    "DEFAULTS": "defaults",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

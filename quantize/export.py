@@ -40,7 +40,9 @@ __all__ = [
     "atomic_write_bytes",
     "encode_indexed_png",
     "encode_palette",
+    "SINGLE_FILE_KINDS",
     "export_all",
+    "export_targets",
     "plan_exports",
     "read_palette",
     "sidecar_dict",
@@ -165,6 +167,7 @@ class _Transaction:
             fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
             tmp_path = Path(name)
             self.staged.append((tmp_path, path))
+            _set_mode(fd, path)
             writer = _FdWriter(fd)
             fill(writer)  # type: ignore[arg-type]
             os.fsync(fd)
@@ -259,6 +262,27 @@ def _unlink_quiet(path: Path) -> None:
     try:
         os.unlink(path)
     except OSError:
+        pass
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()  # read once at import (os.umask cannot be read without setting)
+
+
+def _set_mode(fd: int, final: Path) -> None:
+    """Give the temporary file the mode the final file should have (mkstemp uses 0600)."""
+    try:
+        mode = final.stat().st_mode & 0o7777  # keep an overwritten file's permissions
+    except OSError:
+        mode = 0o666 & ~_UMASK
+    try:
+        os.fchmod(fd, mode)
+    except (OSError, AttributeError):  # e.g. Windows or exotic filesystems
         pass
 
 
@@ -954,6 +978,68 @@ def export_all(
     _check_targets(plan_exports(result, out, stem, kinds), overwrite)
     jobs = _jobs(result, out, stem, kinds, dither=dither, strength=strength,
                  source_path=source_path, metrics=metrics)  # fmt: skip
+    return _run(jobs, overwrite)
+
+
+#: kinds that write exactly one file (the others write one file per palette entry)
+SINGLE_FILE_KINDS: tuple[str, ...] = tuple(
+    k for k in EXPORT_KINDS if k not in ("binary_masks", "soft_maps")
+)
+
+
+def export_targets(
+    result: QuantizeResult,
+    targets: Sequence[tuple[str, str | os.PathLike[str]]],
+    *,
+    overwrite: bool = False,
+    dither: str = "none",
+    strength: float = 1.0,
+    source_path: str | os.PathLike[str] | None = None,
+    metrics: Metrics | dict[str, Any] | None = None,
+) -> list[Path]:
+    """Write exports to explicit paths, all or nothing (what the ``vq`` command uses).
+
+    Parameters
+    ----------
+    result : QuantizeResult
+    targets : sequence of (kind, path)
+        For single-file kinds ``path`` is the file itself; for ``"binary_masks"`` and
+        ``"soft_maps"`` it is ``folder/stem`` (files ``stem.mask-NN.png`` ...).  A
+        ``"sidecar"`` lists every other target as its outputs.
+    overwrite, dither, strength, source_path, metrics : optional
+        As for :func:`export_all`.
+
+    Returns
+    -------
+    paths : list of Path
+        Every file written.
+
+    Raises
+    ------
+    ExportError
+        Nothing was changed.
+    """
+    planned: list[tuple[str, Path, list[Path]]] = []
+    for kind, target in targets:
+        path = Path(target)
+        if kind in SINGLE_FILE_KINDS:
+            files = [path]
+        else:
+            files = plan_exports(result, path.parent, path.name, [kind])
+        planned.append((kind, path, files))
+    every = [f for _, _, files in planned for f in files]
+    _check_targets(every, overwrite)
+    jobs: list[tuple[Path, Callable[[IO[bytes]], None]]] = []
+    for kind, path, files in planned:
+        if kind == "sidecar":
+            others = [f for f in every if f != path]
+            doc = sidecar_dict(result, source_path=source_path, metrics=metrics, dither=dither,
+                               strength=strength, outputs=others)  # fmt: skip
+            jobs.append((path, _bytes_job(_sidecar_bytes(doc))))
+            continue
+        sub = _jobs(result, path.parent, path.name, [kind], dither=dither, strength=strength,
+                    source_path=source_path, metrics=metrics)  # fmt: skip
+        jobs.extend(zip(files, (fill for _, fill in sub), strict=True))
     return _run(jobs, overwrite)
 
 

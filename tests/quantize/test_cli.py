@@ -1,0 +1,280 @@
+"""The ``vq`` command: exit codes, outputs, batch, info (mostly in-process via main(argv))."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from quantize.cli import EPILOG, build_parser, main
+from quantize.defaults import DEFAULTS
+from quantize.export import read_palette
+
+FAST = ["--n-init", "1", "--max-iter", "30"]
+
+
+def make_image(path: Path, size: int = 24, n_colors: int = 5, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    centres = rng.integers(20, 236, (n_colors, 3))
+    labels = rng.integers(0, n_colors, (size, size))
+    img = np.clip(centres[labels] + rng.normal(0, 5, (size, size, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(img).save(path)
+    return path
+
+
+@pytest.fixture
+def img(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return make_image(tmp_path / "photo.png")
+
+
+def files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# ------------------------------------------------------------------ help and usage
+
+
+def test_help_documents_exit_codes(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "exit codes:" in out
+    for code in ("0  success", "2  usage", "3  input", "4  quality", "5  an output"):
+        assert code in out
+    assert main(["quantize", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--quality" in out and "--max-delta-e" in out and "exit codes:" in out
+    assert "exit codes" in EPILOG
+
+
+def test_defaults_come_from_one_place():
+    args = build_parser().parse_args(["quantize"])
+    assert args.method == DEFAULTS["method"] and args.space == DEFAULTS["color_space"]
+    assert args.n_init == DEFAULTS["n_init"] and args.seed == DEFAULTS["seed"]
+    assert args.dither == DEFAULTS["dither"] and args.tol == DEFAULTS["tol"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["quantize", "-k", "zero"],
+        ["quantize", "-k", "0"],
+        ["quantize", "--strength", "2"],
+        ["quantize", "--method", "median-cut"],
+        ["quantize", "-k", "auto"],  # needs --method gmm
+        ["quantize", "--quality", "30", "--max-delta-e", "2"],
+        ["quantize", "--palette", "p.doc"],
+        ["quantize", "--init", "kmeans"],  # only valid for GMM
+        ["batch", "x.png"],  # -o missing
+    ],
+)
+def test_usage_errors_exit_2(argv, img, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip()
+
+
+# ------------------------------------------------------------------ quantize
+
+
+def test_quantize_writes_indexed_png_and_summary(img, tmp_path, capsys):
+    assert main(["quantize", str(img), "-k", "4", *FAST, "-o", "out.png"]) == 0
+    out = capsys.readouterr().out
+    assert "K=4" in out and "PSNR" in out and "wrote out.png" in out
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.mode == "P" and len(im.getpalette()) == 12
+    assert files(tmp_path) == ["out.png", "photo.png"]
+
+
+def test_default_output_name_and_sample_image(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["quantize", "-k", "3", *FAST, "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    assert files(tmp_path) == ["sample-coffee-vq.png"]
+
+
+def test_existing_output_exit_5_then_force(img, tmp_path, capsys):
+    target = tmp_path / "out.png"
+    target.write_bytes(b"precious")
+    assert main(["quantize", str(img), "-k", "3", *FAST, "-o", str(target)]) == 5
+    line = one_error_line(capsys.readouterr().err)
+    assert "out.png: already exists" in line and "--force" in line
+    assert target.read_bytes() == b"precious"
+    assert main(["quantize", str(img), "-k", "3", *FAST, "-o", str(target), "--force", "-q"]) == 0
+    assert target.read_bytes().startswith(b"\x89PNG")
+
+
+def test_existing_sibling_mask_blocks_all_outputs(img, tmp_path, capsys):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "photo.mask-02.png").write_bytes(b"mine")
+    argv = ["quantize", str(img), "-k", "3", *FAST, "-o", "o.png", "--masks", "m",
+            "--report", "r.json"]  # fmt: skip
+    assert main(argv) == 5
+    assert "photo.mask-02.png: already exists" in capsys.readouterr().err
+    assert files(tmp_path) == ["m/photo.mask-02.png", "photo.png"]
+
+
+@pytest.mark.parametrize("content", [b"", b"not an image at all", b"%PDF-1.7\n"])
+def test_unreadable_input_exit_3(tmp_path, monkeypatch, capsys, content):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(content)
+    assert main(["quantize", str(bad), "-o", "o.png"]) == 3
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith("vq: ") and "bad.png" in line
+    assert main(["quantize", str(tmp_path / "missing.jpg")]) == 3
+    assert "no such file" in capsys.readouterr().err
+    assert files(tmp_path) == ["bad.png"]
+
+
+def test_debug_shows_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"xx")
+    assert main(["quantize", str(bad), "--debug"]) == 3
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_every_output_kind(img, tmp_path, capsys):
+    argv = ["quantize", str(img), "-k", "4", *FAST, "--method", "gmm", "-o", "o.png",
+            "--palette", "p.gpl", "--palette", "p.act", "--palette", "p.json", "--palette",
+            "p.css", "--palette", "p.txt", "--palette", "p.png", "--masks", "masks",
+            "--soft", "soft", "--report", "r.json", "--dither", "fs", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    written = {Path(o["path"]).as_posix() for o in summary["outputs"]}
+    expected = {"o.png", "p.gpl", "p.act", "p.json", "p.css", "p.txt", "p.png", "r.json",
+                "masks/photo.labels.png", "soft/photo.maps.npz"}  # fmt: skip
+    expected |= {f"masks/photo.mask-{i:02d}.png" for i in range(4)}
+    expected |= {f"soft/photo.soft-{i:02d}.png" for i in range(4)}
+    assert written == expected
+    assert set(files(tmp_path)) == expected | {"photo.png"}
+    palette = np.array([[int(h[i : i + 2], 16) for i in (1, 3, 5)] for h in summary["palette"]])
+    for name in ("p.gpl", "p.act", "p.json", "p.css", "p.txt", "p.png"):
+        np.testing.assert_array_equal(read_palette(tmp_path / name), palette)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["parameters"]["method"] == "gmm" and report["render"]["dither"] == "fs"
+    assert report["metrics"]["png_bytes"] == (tmp_path / "o.png").stat().st_size
+    assert "o.png" in report["outputs"] and len(report["input"]["sha256"]) == 64
+
+
+def test_disk_full_while_writing_exit_1_nothing_left(img, tmp_path, monkeypatch, capsys):
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    argv = ["quantize", str(img), "-k", "3", *FAST, "-o", "o.png", "--palette", "p.gpl"]
+    assert main(argv) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "disk full" in line and "nothing written" in line
+    assert files(tmp_path) == ["photo.png"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_quality_target_not_reached_exit_4(img, tmp_path, capsys):
+    assert main(["quantize", str(img), "--quality", "80", "-k", "4", *FAST, "-o", "o.png"]) == 4
+    line = one_error_line(capsys.readouterr().err)
+    assert "quality target not reached" in line and "K=4" in line
+    assert files(tmp_path) == ["photo.png"]
+
+
+def test_quality_target_picks_fewest_colours(img, capsys):
+    assert main(["quantize", str(img), "--quality", "30", "-k", "16", *FAST, "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["auto"]["metric"] == "psnr" and s["metrics"]["psnr"] >= 30
+    k = s["auto"]["k"]
+    assert all(v < 30 for kk, v in s["auto"]["tried"].items() if int(kk) < k)
+    assert main(["quantize", str(img), "--max-delta-e", "3", "-k", "16", *FAST, "--json",
+                 "-o", "de.png"]) == 0  # fmt: skip
+    s = json.loads(capsys.readouterr().out)
+    assert s["auto"]["metric"] == "delta_e" and s["metrics"]["delta_e_mean"] <= 3
+
+
+def test_k_auto_gmm_by_bic(img, capsys):
+    assert main(["quantize", str(img), "-k", "auto", "--method", "gmm", "--space", "rgb",
+                 *FAST, "--json"]) == 0  # fmt: skip
+    s = json.loads(capsys.readouterr().out)
+    assert s["auto"]["metric"] == "bic"
+    tried = s["auto"]["tried"]
+    assert tried[str(s["auto"]["k"])] == min(tried.values())
+
+
+# ------------------------------------------------------------------ batch and info
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_batch_skips_bad_files(tmp_path, monkeypatch, capsys, jobs):
+    monkeypatch.chdir(tmp_path)
+    a = make_image(tmp_path / "a.png", seed=1)
+    b = make_image(tmp_path / "b.png", seed=2)
+    bad = tmp_path / "c.png"
+    bad.write_text("hello")
+    argv = ["batch", str(a), str(bad), str(b), "-o", "out", "-j", jobs, "-k", "3", *FAST,
+            "--report", "--palette-format", ".gpl"]  # fmt: skip
+    assert main(argv) == 3
+    captured = capsys.readouterr()
+    assert "2 ok, 1 failed" in captured.out
+    assert one_error_line(captured.err).startswith("vq: ") and "c.png" in captured.err
+    assert files(tmp_path / "out") == ["a.gpl", "a.json", "a.png", "b.gpl", "b.json", "b.png"]
+    # second run: everything exists -> 5, unless --force
+    assert main(["batch", str(a), "-o", "out", "-q", "-k", "3", *FAST]) == 5
+    assert main(["batch", str(a), "-o", "out", "-q", "-k", "3", *FAST, "--force"]) == 0
+
+
+def test_batch_same_stem_and_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x").mkdir()
+    a = make_image(tmp_path / "a.png", seed=1)
+    a2 = make_image(tmp_path / "x" / "a.png", seed=2)
+    assert main(["batch", str(a), str(a2), "-o", "out", "-j", "1", "-k", "2", *FAST,
+                 "--json"]) == 0  # fmt: skip
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] == 2 and doc["failed"] == 0
+    assert files(tmp_path / "out") == ["a-2.png", "a.png"]
+
+
+def test_info(tmp_path, capsys):
+    p = tmp_path / "g.png"
+    rgba = np.zeros((5, 7, 4), np.uint8)
+    rgba[..., 3] = 255
+    rgba[0, 0] = (9, 9, 9, 0)
+    rgba[1, 1] = (200, 0, 0, 255)
+    Image.fromarray(rgba, "RGBA").save(p)
+    assert main(["info", str(p), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["width"] == 7 and doc["height"] == 5 and doc["alpha"] is True
+    assert doc["unique_colors"] == 2 and doc["bit_depth"] == 8 and doc["frames"] == 1
+    assert main(["info", str(p)]) == 0
+    assert "7x5" in capsys.readouterr().out
+    bad = tmp_path / "bad.gif"
+    bad.write_bytes(b"GIF89a")
+    assert main(["info", str(p), str(bad)]) == 3
+    assert "bad.gif" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ as a program
+
+
+def test_python_dash_m(tmp_path):
+    env = {**os.environ, "PYTHONWARNINGS": "error"}
+    run = subprocess.run([sys.executable, "-m", "quantize", "--help"], capture_output=True,
+                         text=True, timeout=60, env=env)  # fmt: skip
+    assert run.returncode == 0 and "exit codes:" in run.stdout
+    argv = [sys.executable, "-m", "quantize", "quantize", str(tmp_path / "no.png")]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    assert run.returncode == 3
+    assert run.stderr.strip().splitlines() == [f"vq: {tmp_path / 'no.png'}: no such file"]
