@@ -99,6 +99,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._output: RunOutput | None = None
         self._last_record: Any = None
         self._record_count = 0
+        self._pending_views: tuple[int, RunOutput, list[Any]] | None = None
         self.last_error = ""
 
         self._build_views()
@@ -111,7 +112,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._rerun_timer.setInterval(RERUN_DELAY_MS)
         self._rerun_timer.timeout.connect(self._auto_rerun)
         self._status_timer = QtCore.QTimer(self)
-        self._status_timer.setInterval(100)
+        self._status_timer.setInterval(200)
         self._status_timer.timeout.connect(self._show_progress)
 
         self.params.set_parameters(self.settings.parameters())
@@ -339,7 +340,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.image_label = QtWidgets.QLabel("No image")
         self.progress = QtWidgets.QProgressBar(objectName="runProgress")
         self.progress.setMaximumWidth(160)
-        self.progress.setRange(0, 0)
+        self.progress.setRange(0, 100)  # determinate: a busy animation repaints constantly
         self.progress.setVisible(False)
         self.progress_label = QtWidgets.QLabel("")
         status.addWidget(self.progress_label, 1)
@@ -551,7 +552,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._workers.append(worker)
         self._last_record = None
         self._record_count = 0
-        self.convergence.clear(objective_kind(params.method) if params.auto == "off" else None)
+        auto_metric = {"quality": "psnr", "bic": "bic"}.get(params.auto)
+        self.convergence.clear(objective_kind(params.method), auto_metric)
+        self.progress.setValue(0)
         self.progress.setVisible(True)
         self.progress_label.setText("Starting…")
         self._status_timer.start()
@@ -588,16 +591,20 @@ class MainWindow(QtWidgets.QMainWindow):
         if generation == self._generation:
             self._last_record = None
             self.progress_label.setText(text)
+            self.progress.setValue(min(99, max(self.progress.value(), 80) + 5))
 
     def _show_progress(self) -> None:
         rec = self._last_record
-        if rec is None:
+        if rec is None or self._worker is None:
             return
-        params = self.params.parameters()
+        params = self._worker.job.params
         name = "J" if rec.kind == "inertia" else "mean log-likelihood"
         runs = f"run {rec.restart + 1}/{params.n_init} · " if params.n_init > 1 else ""
         k = f"K={rec.extra['k']} · " if isinstance(rec.extra, dict) and "k" in rec.extra else ""
         stage = f"{rec.stage} · " if rec.stage else ""
+        if params.auto == "off" and params.method != "optimal1d":
+            done = (rec.restart + min(1.0, rec.iteration / params.max_iter)) / params.n_init
+            self.progress.setValue(max(self.progress.value(), int(80 * done)))
         self.progress_label.setText(
             f"{stage}{k}{runs}iteration {rec.iteration} · {name} = {rec.objective:.6g} · "
             f"shift {rec.shift:.3g}"
@@ -608,20 +615,58 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self._worker = None
         self._status_timer.stop()
-        self.progress.setVisible(False)
+        self.progress.setValue(100)
         self._output = output
-        result = output.result
+        # update the views one per event-loop turn, so no single slice blocks for long
+        self._pending_views = (
+            generation,
+            output,
+            [
+                self._show_compare,
+                self._show_palette,
+                self._show_soft_maps,
+                self._show_color_space,
+                self._show_metrics,
+                self._finish_run,
+            ],
+        )
+        QtCore.QTimer.singleShot(0, self._next_view_update)
+
+    def _next_view_update(self) -> None:
+        if self._pending_views is None:
+            return
+        generation, output, steps = self._pending_views
+        if generation != self._generation:  # a new run or image arrived meanwhile
+            self._pending_views = None
+            return
+        step = steps.pop(0)
+        if not steps:
+            self._pending_views = None
+        step(output)
+        if self._pending_views is not None:
+            QtCore.QTimer.singleShot(0, self._next_view_update)
+
+    def _show_compare(self, output: RunOutput) -> None:
         self.compare.set_result(output.quantized, output.labels)
-        self.palette_view.set_palette(result.palette, result.proportions)
+
+    def _show_palette(self, output: RunOutput) -> None:
+        self.palette_view.set_palette(output.result.palette, output.result.proportions)
+
+    def _show_soft_maps(self, output: RunOutput) -> None:
+        result = output.result
         self.soft_maps.set_maps(
             output.soft_maps, result.palette, result.proportions, result.method, len(result.palette)
         )
+
+    def _show_color_space(self, output: RunOutput) -> None:
+        result = output.result
         kind = objective_kind(result.method)
         steps = [
             r
             for r in result.records
             if r.kind == kind
             and r.restart == output.chosen_restart
+            and r.stage != "auto-k"
             and np.asarray(r.centers).shape[0] == len(result.palette)
         ]
         space = "grey" if result.method == "optimal1d" else result.color_space
@@ -629,13 +674,24 @@ class MainWindow(QtWidgets.QMainWindow):
         self.color_space.set_data(
             space, output.sample.points, output.sample.labels, result.palette, steps, final_centers
         )
+
+    def _show_metrics(self, output: RunOutput) -> None:
         self.metrics_view.set_output(output)
+        result = output.result
         params = result.parameters()
-        self.convergence.set_chosen(
-            output.chosen_restart,
-            int(params.get("n_iter", len(result.history))),
-            bool(params.get("converged", True)),
-        )
+        choice = output.extra.get("auto")
+        if choice is not None:
+            self.convergence.set_auto_choice(choice.k, choice.reached, choice.value)
+        else:
+            self.convergence.set_chosen(
+                output.chosen_restart,
+                int(params.get("n_iter", len(result.history))),
+                bool(params.get("converged", True)),
+            )
+
+    def _finish_run(self, output: RunOutput) -> None:
+        result = output.result
+        self.progress.setVisible(False)
         psnr = getattr(output.metrics, "psnr", None)
         quality = f" · PSNR {psnr:.2f} dB" if psnr is not None else ""
         warn = f" · {len(result.warnings)} warning(s), see Metrics" if result.warnings else ""

@@ -223,9 +223,33 @@ def _fit_generator(job: RunJob, should_cancel: Callable[[], bool]) -> Generator[
 
 
 def _auto_generator(job: RunJob, should_cancel: Callable[[], bool]) -> Generator[Any, None, Any]:
-    import quantize.auto as auto  # owned by the io engineer
+    from quantize import auto
 
-    raise NotImplementedError(f"automatic K is not wired yet ({auto.__name__})")
+    p = job.params
+    options = p.fit_options()
+    if p.auto == "quality":
+        return auto.iter_quality_target(
+            job.image,
+            psnr=p.target_psnr,
+            k_min=2,
+            k_max=p.n_colors,
+            method=p.method,
+            color_space=p.color_space,
+            seed=p.seed,
+            should_cancel=should_cancel,
+            **options,
+        )
+    if p.method != "gmm":
+        raise ValueError("choosing K by BIC needs the Gaussian-mixture method")
+    return auto.iter_bic(
+        job.image,
+        k_min=2,
+        k_max=p.n_colors,
+        color_space=p.color_space,
+        seed=p.seed,
+        should_cancel=should_cancel,
+        **options,
+    )
 
 
 def _soft_maps(result: Any, should_cancel: Callable[[], bool]) -> SoftMaps:
@@ -298,7 +322,13 @@ def run_pipeline(
     """
     start = time.perf_counter()
     params = job.params
-    result = yield from _fit_generator(job, should_cancel)
+    fitted = yield from _fit_generator(job, should_cancel)
+    extra: dict[str, Any] = {}
+    if params.auto != "off":  # an AutoKResult: the chosen fit plus the score of every K
+        extra["auto"] = fitted
+        result = fitted.result
+    else:
+        result = fitted
     check_cancel(should_cancel)
 
     yield Stage("Rendering the palette image…")
@@ -344,6 +374,7 @@ def run_pipeline(
         metrics_error=metrics_error,
         params=params,
         elapsed_s=time.perf_counter() - start,
+        extra=extra,
     )
 
 

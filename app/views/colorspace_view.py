@@ -95,7 +95,6 @@ class ColorSpaceView(QtWidgets.QWidget):
 
         self.plot = pg.PlotWidget(background="w")
         self.plot.getPlotItem().setMenuEnabled(False)
-        self.plot.showGrid(x=True, y=True, alpha=0.25)
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.points = pg.ScatterPlotItem(size=4, pen=None)

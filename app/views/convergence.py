@@ -13,13 +13,18 @@ _LABELS = {
     "inertia": "Inertia J",
     "log_likelihood": "Mean log-likelihood",
 }
+_AUTO_LABELS = {
+    "psnr": "PSNR (dB)",
+    "delta_e": "Mean ΔE (CIEDE2000)",
+    "bic": "BIC (lower is better)",
+}
 _COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7"]
 
 
 class ConvergencePlot(QtWidgets.QWidget):
     """Objective against iteration, updated live from :class:`IterationRecord` objects.
 
-    Records are buffered by :meth:`add_record` and drawn at most every 50 ms, so a fast fit
+    Records are buffered by :meth:`add_record` and drawn at most every 150 ms, so a fast fit
     does not flood the event loop.  Only records of the run's objective kind are plotted (a
     Gaussian mixture's K-means initialisation is counted but not drawn on the
     log-likelihood axis).
@@ -34,7 +39,6 @@ class ConvergencePlot(QtWidgets.QWidget):
         super().__init__(parent)
         self.setObjectName("convergencePlot")
         self.plot = pg.PlotWidget(background="w")
-        self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.setLabel("bottom", "Iteration")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setToolTip(
@@ -58,18 +62,33 @@ class ConvergencePlot(QtWidgets.QWidget):
         self._chosen: int | None = None
         self._timer = QtCore.QTimer(self)
         self._timer.setSingleShot(True)
-        self._timer.setInterval(50)
+        self._timer.setInterval(150)  # repaint at most ~7 times a second during a run
         self._timer.timeout.connect(self._redraw)
+        self._auto: str | None = None
+        self._auto_points = {}
+        self._auto_curve: pg.PlotDataItem | None = None
+        self._auto_marker: pg.ScatterPlotItem | None = None
 
-    def clear(self, kind: str | None = None) -> None:
+    def clear(self, kind: str | None = None, auto_metric: str | None = None) -> None:
         """Forget all curves; ``kind`` fixes which objective is plotted.
 
         Parameters
         ----------
         kind : {"inertia", "log_likelihood"}, optional
             Objective of the coming run.
+        auto_metric : {"psnr", "delta_e", "bic"}, optional
+            For an automatic choice of K: plot this score against K instead of the
+            per-iteration objective.
         """
         self._timer.stop()
+        self._auto = auto_metric
+        self._auto_points: dict[int, float] = {}
+        if self._auto_curve is not None:
+            self.plot.removeItem(self._auto_curve)
+            self._auto_curve = None
+        if self._auto_marker is not None:
+            self.plot.removeItem(self._auto_marker)
+            self._auto_marker = None
         for curve in self._curves.values():
             self.plot.removeItem(curve)
         self._curves.clear()
@@ -77,6 +96,12 @@ class ConvergencePlot(QtWidgets.QWidget):
         self._skipped = 0
         self._chosen = None
         self._kind = kind
+        if auto_metric is not None:
+            self.plot.setLabel("left", _AUTO_LABELS.get(auto_metric, auto_metric))
+            self.plot.setLabel("bottom", "Number of colours K")
+            self.summary.setText("Searching K…")
+            return
+        self.plot.setLabel("bottom", "Iteration")
         self.plot.setLabel("left", _LABELS.get(kind or "", "Objective"))
         self.summary.setText("Running…" if kind else "No run yet")
 
@@ -88,6 +113,9 @@ class ConvergencePlot(QtWidgets.QWidget):
         record : IterationRecord
             A record from the running fit.
         """
+        if self._auto is not None:
+            self._add_auto(record)
+            return
         if self._kind is None:
             self.clear(record.kind)
         if record.kind != self._kind:
@@ -121,6 +149,49 @@ class ConvergencePlot(QtWidgets.QWidget):
             f"{len(self._series)} run(s); kept run {restart + 1}: {n_iter} iterations, "
             f"{status}, final {value}{extra}"
         )
+
+    def set_auto_choice(self, k: int, reached: bool, value: float) -> None:
+        """Mark the K chosen by an automatic search.
+
+        Parameters
+        ----------
+        k : int
+            Chosen number of colours.
+        reached : bool
+            Whether the target was met.
+        value : float
+            Score of the chosen K.
+        """
+        self._redraw()
+        self._auto_marker = pg.ScatterPlotItem(
+            [k], [value], size=16, symbol="star", brush="#e15759", pen=pg.mkPen("k")
+        )
+        self.plot.addItem(self._auto_marker)
+        what = _AUTO_LABELS.get(self._auto or "", "score")
+        verdict = "target reached" if reached else "target NOT reached even at the largest K"
+        self.summary.setText(
+            f"Tried {len(self._auto_points)} values of K; chose K={k} ({what} {value:.4g}, "
+            f"{verdict if self._auto != 'bic' else 'lowest BIC'})"
+        )
+
+    def auto_points(self) -> dict[int, float]:
+        """Return the score of every K tried by an automatic search.
+
+        Returns
+        -------
+        scores : dict of int to float
+            K -> score.
+        """
+        return dict(self._auto_points)
+
+    def _add_auto(self, record: IterationRecord) -> None:
+        if record.stage != "auto-k" or "k" not in record.extra:
+            self._skipped += 1
+            return
+        value = record.extra.get("value", record.objective)
+        self._auto_points[int(record.extra["k"])] = float(value)
+        if not self._timer.isActive():
+            self._timer.start()
 
     def curve_count(self) -> int:
         """Return the number of curves drawn.
@@ -159,6 +230,17 @@ class ConvergencePlot(QtWidgets.QWidget):
         return self._chosen
 
     def _redraw(self) -> None:
+        if self._auto is not None:
+            ks = sorted(self._auto_points)
+            ys = [self._auto_points[k] for k in ks]
+            if self._auto_curve is None:
+                self._auto_curve = self.plot.plot(
+                    ks, ys, pen=pg.mkPen("#4e79a7", width=2), symbol="o", symbolSize=7,
+                    symbolBrush="#4e79a7", name=_AUTO_LABELS.get(self._auto, self._auto),
+                )  # fmt: skip
+            else:
+                self._auto_curve.setData(ks, ys)
+            return
         for restart, (xs, ys) in sorted(self._series.items()):
             color = _COLORS[restart % len(_COLORS)]
             chosen = self._chosen == restart

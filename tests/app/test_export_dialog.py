@@ -1,0 +1,83 @@
+"""The export dialog: files planned, written, overwrite confirmation, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+from PySide6 import QtWidgets
+
+RUN_TIMEOUT_MS = 30_000
+
+
+def finished_window(qtbot, window, small_png):
+    window.open_image(small_png)
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        window.start_run()
+    return blocker.args[0]
+
+
+def test_export_writes_files_and_asks_before_overwriting(qtbot, window, small_png, tmp_path):
+    output = finished_window(qtbot, window, small_png)
+    dialog = window.make_export_dialog()
+    qtbot.addWidget(dialog)
+    out = tmp_path / "out"
+    dialog.folder.setText(str(out))
+    dialog.stem.setText("cup")
+    for kind, check in dialog.checks.items():
+        check.setChecked(kind in ("indexed_png", "gpl", "label_map", "sidecar"))
+    planned = dialog.planned_files()
+    assert [p.name for p in planned] and all(p.parent == out for p in planned)
+    assert "cup" in dialog.preview.toPlainText()
+    asked = []
+    dialog.confirm_overwrite = lambda existing: asked.append(existing) or False
+    written = dialog.export()
+    assert asked == []  # nothing existed: no question
+    assert sorted(written) == sorted(planned)
+    png = next(p for p in written if p.name.endswith(".png") and "label" not in p.name)
+    with Image.open(png) as im:
+        assert im.mode == "P"
+        indices = np.asarray(im)
+    np.testing.assert_array_equal(indices, output.result.labels)
+    sidecar = next(p for p in written if p.suffix == ".json")
+    assert json.loads(sidecar.read_text())  # strict JSON
+    before = {p: p.read_bytes() for p in written}
+    # second export: the user refuses to overwrite -> nothing touched
+    assert dialog.export() is None
+    assert len(asked) == 1 and sorted(asked[0]) == sorted(planned)
+    assert {p: p.read_bytes() for p in written} == before
+    # now agree: files are rewritten
+    dialog.confirm_overwrite = lambda existing: True
+    assert sorted(dialog.export()) == sorted(planned)
+
+
+def test_export_error_is_reported(qtbot, window, small_png, tmp_path):
+    finished_window(qtbot, window, small_png)
+    dialog = window.make_export_dialog()
+    qtbot.addWidget(dialog)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be")
+    dialog.folder.setText(str(blocker / "sub"))
+    reported = []
+    dialog.report_error = reported.append
+    assert dialog.export() is None
+    assert reported and dialog.last_error == reported[0]
+    assert "not-a-folder" in reported[0] or "sub" in reported[0]
+    # nothing selected -> clear message, nothing written
+    for check in dialog.checks.values():
+        check.setChecked(False)
+    assert dialog.export() is None
+    assert "at least one" in dialog.last_error
+    assert not dialog.export_button.isEnabled()
+
+
+def test_export_action_opens_dialog_only_with_a_result(qtbot, window, small_png):
+    assert not window.export_action.isEnabled()
+    assert window.export_dialog() is None
+    finished_window(qtbot, window, small_png)
+    assert window.export_action.isEnabled()
+    dialog = window.export_dialog()
+    assert isinstance(dialog, QtWidgets.QDialog) and dialog.isVisible()
+    assert dialog.stem.text().startswith("small_kmeans")
+    dialog.reject()

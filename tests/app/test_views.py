@@ -1,0 +1,155 @@
+"""Views after a real run: compare modes, highlight, replay, params, auto K."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from apphelpers import FAST
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.params import ParameterPanel, RunParameters
+
+RUN_TIMEOUT_MS = 30_000
+
+
+def run(qtbot, window):
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        window.start_run()
+    return blocker.args[0]
+
+
+def test_compare_split_flash_zoom(qtbot, window, small_png):
+    window.open_image(small_png)
+    output = run(qtbot, window)
+    compare = window.compare
+    assert compare.result_item.image() is not None
+    # result pixels shown are the palette image
+    shown = compare.result_item.image()
+    assert (shown.width(), shown.height()) == (64, 48)
+    assert QtGui.QColor(shown.pixel(5, 7)).getRgb()[:3] == tuple(
+        int(v) for v in output.quantized[7, 5]
+    )
+    # split mode: one view, the result clipped to the right of the line
+    window.set_compare_mode("split")
+    assert window.split_action.isChecked()
+    assert not compare.right_view.isVisible()
+    assert compare.split_item.image() is shown
+    compare.split_line.setValue(20)
+    assert compare._clip.rect().left() == 20
+    assert compare._clip.rect().width() == 64 - 20
+    # flash the original by holding Space on the view
+    compare.left_view.setFocus()
+    qtbot.keyPress(compare.left_view, QtCore.Qt.Key.Key_Space)
+    assert compare.flashing()
+    assert compare.split_item.image() is compare.original_item.image()
+    qtbot.keyRelease(compare.left_view, QtCore.Qt.Key.Key_Space)
+    assert not compare.flashing()
+    assert compare.split_item.image() is shown
+    window.set_compare_mode("side")
+    QtWidgets.QApplication.processEvents()  # let the layout give the right view its size
+    # zoom: 100 % means one image pixel per screen pixel; zoom in doubles it, both views linked
+    window.actual_action.trigger()
+    assert abs(compare.pixel_scale() - 1.0) < 0.02
+    compare.zoom(2.0)
+    assert abs(compare.pixel_scale() - 2.0) < 0.05
+    # linked views: same zoom (image pixels per screen pixel) and same centre
+    np.testing.assert_allclose(compare.left.viewPixelSize(), compare.right.viewPixelSize())
+    left, right = compare.left.viewRect().center(), compare.right.viewRect().center()
+    assert abs(left.x() - right.x()) < 1 and abs(left.y() - right.y()) < 1
+    window.fit_action.trigger()
+    rect = compare.left.viewRect()
+    assert rect.width() >= 64 or rect.height() >= 48
+
+
+def test_palette_click_highlights_cluster(qtbot, window, small_png):
+    window.open_image(small_png)
+    output = run(qtbot, window)
+    palette_view = window.palette_view
+    k = palette_view.cluster_at(0)
+    with qtbot.waitSignal(palette_view.cluster_clicked) as blocker:
+        palette_view.click_row(0)
+    assert blocker.args == [k]
+    assert window.compare.highlighted_cluster() == k
+    overlay = window.compare.right_overlay.image()
+    labels = output.result.labels
+    rows, cols = np.nonzero(labels == k)
+    other = np.argwhere(labels != k)[0]
+    assert QtGui.QColor.fromRgba(overlay.pixel(int(cols[0]), int(rows[0]))).alpha() == 0
+    assert QtGui.QColor.fromRgba(overlay.pixel(int(other[1]), int(other[0]))).alpha() > 100
+    palette_view.click_row(0)  # second click clears
+    assert window.compare.highlighted_cluster() is None
+    assert window.compare.right_overlay.image() is None
+
+
+def test_colorspace_replay_moves_centres(qtbot, window, small_png):
+    window.open_image(small_png)
+    window.params.set_parameters(replace(FAST, init="random", n_init=1, n_colors=5))
+    output = run(qtbot, window)
+    view = window.color_space
+    n = view.step_count()
+    assert n == len(output.result.history) and n >= 2
+    final = view.shown_centers()
+    view.set_step(0)
+    first = view.shown_centers()
+    assert first.shape == final.shape == (5, 2)
+    assert not np.allclose(first, final)
+    records = [r for r in output.result.records if r.restart == output.chosen_restart]
+    x, y = view.x_axis.currentIndex(), view.y_axis.currentIndex()
+    np.testing.assert_allclose(first, records[0].centers[:, [x, y]])
+    view.x_axis.setCurrentIndex(0)
+    view.set_step(n - 1)
+    np.testing.assert_allclose(view.shown_centers()[:, 0], records[-1].centers[:, 0])
+
+
+def test_soft_map_tiles_switch_detail(qtbot, window, small_png):
+    window.open_image(small_png)
+    output = run(qtbot, window)
+    soft = window.soft_maps
+    soft.show_map("uncertainty")
+    assert soft.current() == "uncertainty"
+    assert soft.colorbar.isVisible()
+    np.testing.assert_array_equal(soft.detail_image.image, output.soft_maps.uncertainty)
+    soft.show_map("labels")
+    assert not soft.colorbar.isVisible()
+    k = int(output.soft_maps.components[0])
+    soft.show_map(k)
+    # K-means maps are hard masks equal to the label map
+    np.testing.assert_array_equal(soft.detail_image.image, (output.soft_maps.labels == k))
+
+
+def test_parameter_panel_roundtrip_and_rules(qtbot):
+    panel = ParameterPanel()
+    qtbot.addWidget(panel)
+    params = RunParameters(
+        method="gmm", n_colors=40, color_space="lab", covariance_type="diag", init="random",
+        n_init=4, max_iter=77, tol=1e-5, seed=123, dither="fs", dither_strength=0.5,
+        auto="bic", target_psnr=40.0,
+    )  # fmt: skip
+    panel.set_parameters(params)
+    assert panel.parameters() == params
+    assert panel.covariance.isEnabled()
+    with qtbot.waitSignal(panel.changed):
+        panel.method.setCurrentIndex(panel.method.findData("kmeans"))
+    got = panel.parameters()
+    assert got.method == "kmeans" and got.auto == "off"  # BIC needs a mixture
+    assert not panel.covariance.isEnabled()
+    assert got.init in ("k-means++", "random")
+    assert RunParameters.from_json(params.to_json()) == params
+    assert RunParameters.from_json("{not json") == RunParameters()
+    assert RunParameters.from_json('{"n_colors": 9999, "method": "bogus"}').n_colors == 256
+
+
+def test_auto_k_by_quality_target(qtbot, window, small_png):
+    window.open_image(small_png)
+    window.params.set_parameters(
+        replace(FAST, auto="quality", target_psnr=20.0, n_colors=16, n_init=1)
+    )
+    output = run(qtbot, window)
+    choice = output.extra["auto"]
+    assert choice.reached
+    assert len(output.result.palette) == choice.k
+    points = window.convergence.auto_points()
+    assert choice.k in points and points[choice.k] >= 20.0
+    assert all(v < 20.0 for k, v in points.items() if k < choice.k)
+    assert "chose K=" in window.convergence.summary.text()
