@@ -499,10 +499,12 @@ def _quantize_one(
 ) -> dict[str, Any]:
     """Load, fit, measure and write; return the JSON-able summary."""
     from quantize.export import export_targets
-    from quantize.io import load_image
+    from quantize.io import LoadError, load_image
     from quantize.metrics import compute_metrics
 
     loaded = load_image(image_path, max_pixels=args.max_pixels)
+    if loaded.has_alpha and not np.any(loaded.pixels[:, :, 3]):
+        raise LoadError(image_path, "image is fully transparent: nothing to quantize")
     stem = stem or image_path.stem
     if targets is None:
         targets = _targets(args, stem)
@@ -560,9 +562,9 @@ _METHOD_NAMES = {"kmeans": "K-means", "gmm": "Gaussian mixture", "minibatch": "m
                  "optimal1d": "exact 1-D"}  # fmt: skip
 
 
-def _fmt_float(value: Any, digits: int, unit: str = "") -> str:
+def _fmt_float(value: Any, digits: int, unit: str = "", missing: str = "inf") -> str:
     if value is None:
-        return "inf" + unit
+        return missing + unit
     return f"{value:.{digits}f}{unit}"
 
 
@@ -584,11 +586,11 @@ def _print_summary(s: dict[str, Any]) -> None:
         target = "" if a["target"] is None else f" (target {a['target']:g})"
         lines.append(f"auto K by {a['metric']}{target}: chose K={a['k']} after trying K={tried}")
     lines.append(
-        f"PSNR {_fmt_float(m['psnr'], 2, ' dB')}, SSIM {_fmt_float(m['ssim'], 4)}, "
+        f"PSNR {_fmt_float(m['psnr'], 2, ' dB')}, SSIM {_fmt_float(m['ssim'], 4, missing='n/a')}, "
         f"dE2000 mean {m['delta_e_mean']:.2f} / p95 {m['delta_e_p95']:.2f}, "
         f"{m['unique_after']} colours used"
     )
-    ratio = f", {m['ratio']:.2f}x smaller than the original" if m["ratio"] else ""
+    ratio = f", compression ratio {m['ratio']:.2f}" if m["ratio"] else ""
     lines.append(
         f"indexed PNG {m['png_bytes']:,} bytes ({m['bits_per_pixel']:.3f} bits/pixel)"
         + (f", original {m['original_bytes']:,} bytes" if m["original_bytes"] else "")

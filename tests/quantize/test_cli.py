@@ -278,3 +278,52 @@ def test_python_dash_m(tmp_path):
     run = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
     assert run.returncode == 3
     assert run.stderr.strip().splitlines() == [f"vq: {tmp_path / 'no.png'}: no such file"]
+
+
+# ------------------------------------------------------------------ degenerate inputs
+
+
+def test_one_pixel_and_two_colours(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(np.array([[[10, 20, 30]]], np.uint8)).save("one.png")
+    assert main(["quantize", "one.png", "-k", "8", "-o", "o1.png", "--json"]) == 0
+    captured = capsys.readouterr()
+    s = json.loads(captured.out)
+    assert s["n_colors"] == 1 and s["metrics"]["ssim"] is None and s["metrics"]["psnr"] is None
+    assert "K reduced to 1" in captured.err
+    two = np.zeros((6, 6, 3), np.uint8)
+    two[:3] = (250, 200, 0)
+    Image.fromarray(two).save("two.png")
+    assert main(["quantize", "two.png", "-k", "8", "-o", "o2.png", "--masks", "m"]) == 0
+    out = capsys.readouterr().out
+    assert "K=2 (asked 8)" in out and "PSNR inf dB" in out
+    with Image.open("o2.png") as im:
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), two)
+    assert files(tmp_path / "m") == ["two.labels.png", "two.mask-00.png", "two.mask-01.png"]
+
+
+def test_transparency_kept_and_fully_transparent_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = np.arange(8)[None, :] * 30
+    rgba[..., 3] = 255
+    rgba[:2, :, 3] = 0
+    Image.fromarray(rgba, "RGBA").save("a.png")
+    assert main(["quantize", "a.png", "-k", "3", *FAST, "-o", "o.png", "-q"]) == 0
+    with Image.open("o.png") as im:
+        assert im.mode == "P" and im.info["transparency"] == 0
+        alpha = np.asarray(im.convert("RGBA"))[..., 3]
+    np.testing.assert_array_equal(alpha, rgba[..., 3])
+    Image.fromarray(np.zeros((4, 4, 4), np.uint8), "RGBA").save("clear.png")
+    assert main(["quantize", "clear.png", "-o", "c.png"]) == 3
+    assert "fully transparent" in one_error_line(capsys.readouterr().err)
+    assert not Path("c.png").exists()
+
+
+def test_16_bit_input(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    grey = (np.arange(64).reshape(8, 8) * 1000).astype(np.uint16)
+    Image.fromarray(grey).save("g16.png")
+    assert main(["quantize", "g16.png", "-k", "4", "--method", "optimal1d", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["bit_depth"] == 16 and s["n_colors"] == 4 and s["metrics"]["unique_before"] == 64
