@@ -128,11 +128,16 @@ def as_image_array(image: Any) -> np.ndarray:
 def _unique_codes(codes: np.ndarray, n_bins: int | None) -> tuple[np.ndarray, ...]:
     """Sorted unique codes, counts and the inverse index (int32)."""
     if n_bins is not None and (n_bins <= 1 << 16 or codes.size >= _BINCOUNT_MIN_PIXELS):
-        counts_all = np.bincount(codes, minlength=n_bins)
-        present = np.flatnonzero(counts_all)
+        # a presence table (1 byte per possible code) is far cheaper than a 2**24-bin
+        # int64 histogram; counts then come from the small inverse-index histogram
+        present = np.zeros(n_bins, dtype=np.bool_)
+        present[codes] = True
+        uniq = np.flatnonzero(present)
         lut = np.empty(n_bins, dtype=np.int32)
-        lut[present] = np.arange(present.size, dtype=np.int32)
-        return present, counts_all[present].astype(np.int64), lut[codes]
+        lut[uniq] = np.arange(uniq.size, dtype=np.int32)
+        inverse = lut[codes]
+        counts = np.bincount(inverse, minlength=uniq.size).astype(np.int64)
+        return uniq, counts, inverse
     uniq, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
     return uniq, counts.astype(np.int64), inverse.astype(np.int32).reshape(-1)
 
@@ -174,9 +179,12 @@ def unique_colors(image: Any) -> ColorTable:
         codes = flat[:, 0].astype(np.int32)
         n_bins: int | None = 1 << bits
     elif bits == 8:
-        codes = flat[:, 0].astype(np.int32) << 16
-        codes |= flat[:, 1].astype(np.int32) << 8
-        codes |= flat[:, 2]
+        # bytes (b, g, r, 0) read as little-endian uint32 = r << 16 | g << 8 | b
+        packed = np.zeros((flat.shape[0], 4), dtype=np.uint8)
+        packed[:, 0] = flat[:, 2]
+        packed[:, 1] = flat[:, 1]
+        packed[:, 2] = flat[:, 0]
+        codes = packed.view("<u4").reshape(-1)
         n_bins = 1 << 24
     else:
         codes = flat[:, 0].astype(np.int64) << 32

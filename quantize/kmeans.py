@@ -39,6 +39,9 @@ from .protocol import (
 __all__ = ["KMeans", "MiniBatchKMeans", "kmeans_plusplus"]
 
 _ALGORITHMS = ("auto", "lloyd", "hamerly")
+# "auto" first converges on grid-cell means above this many points (see _grid_coreset)
+_CORESET_MIN_POINTS = 50_000
+_CORESET_BITS = 6
 
 
 # ----------------------------------------------------------------------------------------
@@ -71,6 +74,49 @@ def _count_distinct(X: np.ndarray, w: np.ndarray, limit: int) -> tuple[int, np.n
     return rows.shape[0], rows
 
 
+def _grid_coreset(
+    X: np.ndarray, w: np.ndarray, bits: int = _CORESET_BITS
+) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Weighted means of the points in a regular grid of 2**bits cells per axis.
+
+    Returns (cell means (B, D), cell weights (B,), total within-cell scatter) or None when
+    the grid would not reduce the number of points by at least a factor 3.  Lloyd on the
+    cell means is Lloyd restricted to partitions that keep each cell together, and its
+    inertia plus the scatter is the full-data inertia of such a partition; so a fit that
+    starts on the cells and finishes on the points keeps J non-increasing.
+    """
+    n, D = X.shape
+    if D > 4:
+        return None
+    pos = w > 0
+    lo = X[pos].min(axis=0)
+    span = X[pos].max(axis=0) - lo
+    cells = 1 << bits
+    h = np.where(span > 0, span / cells, 1.0)
+    code = np.zeros(n, dtype=np.int64)
+    for d in range(D):
+        idx = np.clip(((X[:, d] - lo[d]) / h[d]).astype(np.int64), 0, cells - 1)
+        code = code * cells + idx
+    counts = np.bincount(code[pos], minlength=cells**D)
+    present = np.flatnonzero(counts)
+    if present.size * 3 > n:
+        return None
+    lut = np.empty(cells**D, dtype=np.int64)
+    lut[present] = np.arange(present.size)
+    inv = lut[code]
+    B = present.size
+    wb = np.bincount(inv, weights=w, minlength=B)
+    keep = wb > 0
+    sums = np.empty((B, D))
+    for d in range(D):
+        sums[:, d] = np.bincount(inv, weights=w * X[:, d], minlength=B)
+    q = np.bincount(inv, weights=w * _sq_norms(X), minlength=B)
+    wb, sums, q = wb[keep], sums[keep], q[keep]
+    means = sums / wb[:, None]
+    scatter = float(np.maximum(q - _sq_norms(sums) / wb, 0.0).sum())
+    return np.ascontiguousarray(means), wb, scatter
+
+
 def _sq_norms(X: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", X, X)
 
@@ -81,23 +127,28 @@ class _Assigner:
     def __init__(self, X: np.ndarray, working_memory_mib: float) -> None:
         self.X = X
         n, d = X.shape
-        # augmented float32 copy: [x, 1] so that one product gives ||c||^2 - 2 x.c
-        self.Xa = np.empty((n, d + 1), dtype=np.float32)
+        # augmented float32 copy [x, 1, ||x||^2]: one product gives ||x - c||^2 for all c
+        x_sq = _sq_norms(X)
+        self.Xa = np.empty((n, d + 2), dtype=np.float32)
         self.Xa[:, :d] = X
         self.Xa[:, d] = 1.0
-        self.x_sq_max = float(_sq_norms(X).max()) if n else 0.0
+        self.Xa[:, d + 1] = x_sq
+        self.x_sq_max = float(x_sq.max()) if n else 0.0
         self.working_memory_mib = working_memory_mib
 
     def _centers_aug(self, centers: np.ndarray) -> np.ndarray:
-        ca = np.empty((centers.shape[1] + 1, centers.shape[0]), dtype=np.float32)
-        ca[:-1] = -2.0 * centers.T
-        ca[-1] = _sq_norms(centers)
+        D = centers.shape[1]
+        ca = np.empty((D + 2, centers.shape[0]), dtype=np.float32)
+        ca[:D] = -2.0 * centers.T
+        ca[D] = _sq_norms(centers)
+        ca[D + 1] = 1.0
         return ca
 
     def margin(self, centers: np.ndarray) -> float:
         """Bound on the float32 error of a squared distance (with a safety factor)."""
         c_sq_max = float(_sq_norms(centers).max())
-        return 1e-5 * (self.x_sq_max + c_sq_max + 1e-300) + 1e-30
+        # |fl32(s) - s| <= ~16 u (x_sq_max + c_sq_max), u = 2**-24; four times that
+        return 4e-6 * (self.x_sq_max + c_sq_max) + 1e-30
 
     def nearest_two(
         self,
@@ -132,9 +183,6 @@ class _Assigner:
                 second[sl] = s.min(axis=1)
             else:
                 second[sl] = np.inf
-        x_sq = _sq_norms(X)
-        best += x_sq
-        second += x_sq
         margin = self.margin(centers)
         amb = np.flatnonzero(second - best <= 2.0 * margin)
         if amb.size:
@@ -152,6 +200,68 @@ class _Assigner:
                     second[ii] = d.min(axis=1)
         return labels, best, second
 
+    def search(
+        self,
+        idx: np.ndarray | None,
+        centers: np.ndarray,
+        group_of: np.ndarray | None,
+        should_cancel: CancelCallback | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Exact nearest centre, its exact squared distance and per-group lower bounds.
+
+        Parameters are the rows ``idx`` (None = all), the centres, the group of each centre
+        (None: no bounds wanted) and the cancel poll.  Lower bounds (n, G) are distances,
+        already reduced by the float32 error margin.
+        """
+        X = self.X if idx is None else self.X[idx]
+        Xa = self.Xa if idx is None else self.Xa[idx]
+        n = Xa.shape[0]
+        K, D = centers.shape
+        ca = self._centers_aug(centers)
+        margin = self.margin(centers)
+        labels = np.empty(n, dtype=np.int32)
+        lower = None
+        if group_of is not None:  # sorted: the groups are contiguous runs of centres
+            G = int(group_of[-1]) + 1
+            starts = np.searchsorted(group_of, np.arange(G))
+            lower = np.empty((n, G), dtype=np.float64)
+        rows = chunk_size(n, 4 * K * 3 + 8 * D * K, self.working_memory_mib)
+        for sl in iter_chunks(n, rows):
+            check_cancel(should_cancel)
+            s = Xa[sl] @ ca
+            lab = s.argmin(axis=1)
+            r = np.arange(lab.size)
+            best = s[r, lab].astype(np.float64)
+            s[r, lab] = np.inf
+            gmin = None
+            if K == 1:
+                second = np.full(lab.size, np.inf)
+            elif lower is not None:
+                gmin = np.minimum.reduceat(s, starts, axis=1)
+                second = gmin.min(axis=1).astype(np.float64)
+            else:
+                second = s.min(axis=1).astype(np.float64)
+            amb = np.flatnonzero(second - best <= 2.0 * margin)
+            if amb.size:  # near-ties: decide exactly in float64
+                xs = X[sl][amb]
+                diff = xs[:, None, :] - centers[None, :, :]
+                d = np.einsum("ijk,ijk->ij", diff, diff)
+                exact = d.argmin(axis=1)
+                moved = exact != lab[amb]
+                if gmin is not None and moved.any():
+                    rows_m = amb[moved]
+                    s[rows_m, lab[rows_m]] = best[rows_m].astype(np.float32)
+                    s[rows_m, exact[moved]] = np.inf
+                    gmin[rows_m] = np.minimum.reduceat(s[rows_m], starts, axis=1)
+                lab[amb] = exact
+            labels[sl] = lab
+            if lower is not None and gmin is not None:
+                # approximate squared distances to the other centres, minimum per group
+                lower[sl] = np.sqrt(np.maximum(gmin.astype(np.float64) - margin, 0.0))
+            elif lower is not None:
+                lower[sl] = np.inf
+        d_sq = _exact_sq_dist(X, centers, labels)
+        return labels, d_sq, lower
 
 def _exact_sq_dist(X: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> np.ndarray:
     diff = X - centers[labels]
@@ -572,23 +682,39 @@ class KMeans(_KMeansBase):
         if distinct_rows is not None and n_distinct <= K_req:
             runs = [distinct_rows]  # every distinct point is its own cluster: J = 0 is optimal
 
+        coreset = None
+        if self.algorithm == "auto" and distinct_rows is None and n >= _CORESET_MIN_POINTS:
+            coreset = _grid_coreset(Xc, w)
         best: tuple | None = None
         self.histories_ = []
         for r, run_init in enumerate(runs):
             check_cancel(should_cancel)
+            Xi, wi = (Xc, w) if coreset is None else (coreset[0], coreset[1])
             if isinstance(run_init, np.ndarray):
                 centers = np.array(run_init[:K], dtype=np.float64)
             elif run_init == "k-means++":
-                centers, _ = _kmeans_plusplus(Xc, w, K, rng, None, wm, should_cancel)
+                centers, _ = _kmeans_plusplus(Xi, wi, K, rng, None, wm, should_cancel)
             else:
-                centers = _random_init(Xc, w, K, rng)
+                centers = _random_init(Xi, wi, K, rng)
             if centers.shape[0] < K:  # hash said distinct, potential said otherwise
                 K = centers.shape[0]
                 self.n_colors_ = K
+            hist_coarse = np.zeros(0)
+            it0 = 0
+            if coreset is not None:
+                # Lloyd on grid-cell means = Lloyd with whole cells assigned together; its
+                # J plus the within-cell scatter is the exact full-data J of that partition
+                out_c = yield from _lloyd(
+                    coreset[0], coreset[1], centers, _Assigner(coreset[0], wm), max_iter,
+                    tol_abs, use_bounds, should_cancel, r, mean, stage, self.warnings_,
+                    objective_offset=coreset[2],
+                )
+                centers, hist_coarse, it0 = out_c[0], out_c[3] + coreset[2], out_c[4]
             out = yield from _lloyd(
-                Xc, w, centers, assigner, max_iter, tol_abs, use_bounds, should_cancel,
-                r, mean, stage, self.warnings_,
+                Xc, w, centers, assigner, max(max_iter - it0, 1), tol_abs, use_bounds,
+                should_cancel, r, mean, stage, self.warnings_, it_offset=it0,
             )
+            out = (*out[:3], np.concatenate([hist_coarse, out[3]]), out[4] + it0, out[5])
             self.histories_.append(out[3])
             if best is None or out[2] < best[2]:
                 best = out
@@ -629,6 +755,57 @@ def _random_init(X: np.ndarray, w: np.ndarray, K: int, rng: np.random.Generator)
     return X[np.asarray(chosen, dtype=np.intp)].copy()
 
 
+def _cluster_stats(
+    X: np.ndarray, w: np.ndarray, x_sq: np.ndarray, labels: np.ndarray, K: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-cluster weight W (K,), weighted sum S (K, D) and weighted sum of ||x||^2 Q (K,)."""
+    W = np.bincount(labels, weights=w, minlength=K)
+    S = np.empty((K, X.shape[1]))
+    for d in range(X.shape[1]):
+        S[:, d] = np.bincount(labels, weights=w * X[:, d], minlength=K)
+    Q = np.bincount(labels, weights=w * x_sq, minlength=K)
+    return W, S, Q
+
+
+def _stats_inertia(W: np.ndarray, S: np.ndarray, Q: np.ndarray, centers: np.ndarray) -> float:
+    """J = sum_k Q_k - 2 c_k.S_k + W_k ||c_k||^2 (exact algebra, float64 rounding only)."""
+    per = Q - 2.0 * np.einsum("kd,kd->k", centers, S) + W * _sq_norms(centers)
+    return float(np.maximum(per, 0.0).sum())
+
+
+def _centre_groups(centers: np.ndarray, n_points: int, working_memory_mib: float) -> np.ndarray:
+    """Partition the centres into G groups (Yinyang K-means) by a few Lloyd steps on them.
+
+    Returns ``group_of`` (K,) with values 0..G-1.  G is about K / 10, capped so that the
+    (N, G) float64 lower bounds fit in four times the working memory.
+    """
+    K = centers.shape[0]
+    G = max(1, min(int(np.ceil(K / 10)), K))
+    cap = int(4 * working_memory_mib * 2**20 // (8 * max(n_points, 1)))
+    G = max(1, min(G, cap))
+    if G == 1:
+        return np.zeros(K, dtype=np.intp)
+    # farthest-point seeds then Lloyd on the K centres (deterministic)
+    seeds = [0]
+    dmin = ((centers - centers[0]) ** 2).sum(axis=1)
+    for _ in range(1, G):
+        nxt = int(np.argmax(dmin))
+        seeds.append(nxt)
+        dmin = np.minimum(dmin, ((centers - centers[nxt]) ** 2).sum(axis=1))
+    g_centers = centers[seeds].copy()
+    group_of = np.zeros(K, dtype=np.intp)
+    for _ in range(5):
+        diff = centers[:, None, :] - g_centers[None, :, :]
+        group_of = np.einsum("ijk,ijk->ij", diff, diff).argmin(axis=1)
+        for g in range(G):
+            members = group_of == g
+            if members.any():
+                g_centers[g] = centers[members].mean(axis=0)
+    # renumber so that group ids are 0..G'-1 with no empty group
+    _, group_of = np.unique(group_of, return_inverse=True)
+    return group_of.reshape(-1)
+
+
 def _lloyd(
     X: np.ndarray,
     w: np.ndarray,
@@ -642,16 +819,39 @@ def _lloyd(
     offset: np.ndarray,
     stage: str,
     warnings_store: list[str],
+    objective_offset: float = 0.0,
+    it_offset: int = 0,
 ) -> Generator[IterationRecord, None, tuple]:
-    """One Lloyd run.  Returns (centers, labels, inertia, history, n_iter, converged)."""
+    """One Lloyd run.  Returns (centers, labels, inertia, history, n_iter, converged).
+
+    ``objective_offset`` is added to the recorded objectives (the within-cell scatter when
+    the points are grid-cell means, see :func:`_grid_coreset`); ``it_offset`` to the
+    recorded iteration numbers.
+
+    With ``use_bounds`` the E step keeps Yinyang/Hamerly bounds: ``upper[n] >= ||x_n -
+    c_{a_n}||`` and, for each group g of centres, ``lower[n, g] <= min ||x_n - c_j||`` over
+    the centres j != a_n of that group.  After the centres move, the upper bound grows by
+    the move of the point's centre and each group bound shrinks by the largest move in the
+    group; a point whose upper bound stays below all its group bounds (or below half the
+    distance from its centre to the nearest other centre) provably keeps its centre and
+    costs no distance computation.  Cluster sums are updated incrementally from the points
+    that changed.  The labels are always the exact nearest centres, so the result is the
+    same as plain Lloyd.
+    """
     n = X.shape[0]
     K = centers.shape[0]
-    # initial E step
-    labels, _, second = assigner.nearest_two(None, centers, should_cancel)
-    d_sq = _exact_sq_dist(X, centers, labels)
-    lower = (
-        np.sqrt(np.maximum(second - assigner.margin(centers), 0.0)) if use_bounds else None
-    )
+    x_sq = _sq_norms(X)
+    perm = None
+    group_of = None
+    if use_bounds:
+        group_of = _centre_groups(centers, n, assigner.working_memory_mib)
+        perm = np.argsort(group_of, kind="stable")  # work with groups as contiguous runs
+        group_of = group_of[perm]
+        centers = centers[perm]
+    inv_perm = np.argsort(perm) if perm is not None else None
+    labels, d_sq, lower = assigner.search(None, centers, group_of, should_cancel)
+    upper = np.sqrt(d_sq) if use_bounds else None
+    Wk, Sk, Qk = _cluster_stats(X, w, x_sq, labels, K)
     history: list[float] = []
     converged = False
     n_relocated_total = 0
@@ -659,57 +859,77 @@ def _lloyd(
     for it in range(1, max_iter + 1):
         check_cancel(should_cancel)
         # M step
-        sums, wsum = _m_step(X, w, labels, K)
         old = centers
         centers = old.copy()
-        nonempty = wsum > 0
-        centers[nonempty] = sums[nonempty] / wsum[nonempty, None]
-        d_sq = _exact_sq_dist(X, centers, labels)
+        nonempty = Wk > 0
+        centers[nonempty] = Sk[nonempty] / Wk[nonempty, None]
         empty = np.flatnonzero(~nonempty)
         if empty.size:
-            n_relocated_total += _relocate_empty(centers, empty, X, w, d_sq)
-        inertia_after_m = float(w @ d_sq)
+            n_relocated_total += _relocate_empty(
+                centers, empty, X, w, _exact_sq_dist(X, centers, labels)
+            )
+        inertia_after_m = _stats_inertia(Wk, Sk, Qk, centers)
         shift = np.sqrt(np.einsum("ij,ij->i", centers - old, centers - old))
         # E step
-        if use_bounds and lower is not None:
-            _, other_max = _centre_shift_stats(shift)
-            lower -= other_max[labels]
-            half = _half_min_center_dist(centers)
-            dist = np.sqrt(d_sq)
-            cand = np.flatnonzero(dist > np.maximum(half[labels], lower))
+        if use_bounds:
+            assert upper is not None and lower is not None and group_of is not None
+            upper += shift[labels]
+            group_shift = np.zeros(int(group_of.max()) + 1)
+            np.maximum.at(group_shift, group_of, shift)
+            lower -= group_shift[None, :]
+            bound = np.maximum(_half_min_center_dist(centers)[labels], lower.min(axis=1))
+            cand = np.flatnonzero(upper > bound)
+            if cand.size:
+                upper[cand] = np.sqrt(_exact_sq_dist(X[cand], centers, labels[cand]))
+                cand = cand[upper[cand] > bound[cand]]
+            idx: np.ndarray | None = cand
         else:
-            cand = None
-        new_labels = labels.copy()
-        if cand is None or cand.size:
-            idx = cand
-            lab_c, best_c, second_c = assigner.nearest_two(idx, centers, should_cancel)
-            rows = slice(None) if idx is None else idx
-            X_c = X[rows]
-            d_new = _exact_sq_dist(X_c, centers, lab_c)
-            d_old = d_sq[rows]
-            # never move a point to a centre that is not strictly closer (float32 ties)
-            keep = (lab_c != labels[rows]) & (d_new >= d_old)
-            lab_c = np.where(keep, labels[rows], lab_c)
-            new_labels[rows] = lab_c
-            d_sq[rows] = np.where(keep, d_old, d_new)
-            if use_bounds and lower is not None:
-                margin = assigner.margin(centers)
-                lb = np.where(keep, best_c, second_c)
-                lower[rows] = np.sqrt(np.maximum(lb - margin, 0.0))
-        n_changed = int(np.count_nonzero(new_labels != labels))
-        labels = new_labels
-        inertia = float(w @ d_sq)
+            idx = None
+        changed = np.zeros(0, dtype=np.intp)
+        if idx is None or idx.size:
+            lab_c, d_c, low_c = assigner.search(idx, centers, group_of, should_cancel)
+            rows = np.arange(n) if idx is None else idx
+            if use_bounds:
+                assert upper is not None and lower is not None
+                upper[rows] = np.sqrt(d_c)
+                lower[rows] = low_c
+            old_lab = labels[rows]
+            sw = lab_c != old_lab
+            if sw.any():
+                changed = rows[sw]
+                a_old, a_new = old_lab[sw], lab_c[sw]
+                labels[changed] = a_new
+                wc = w[changed]
+                for arr, vals in ((Wk, wc), (Qk, wc * x_sq[changed])):
+                    arr -= np.bincount(a_old, weights=vals, minlength=K)
+                    arr += np.bincount(a_new, weights=vals, minlength=K)
+                for d in range(X.shape[1]):
+                    vals = wc * X[changed, d]
+                    Sk[:, d] -= np.bincount(a_old, weights=vals, minlength=K)
+                    Sk[:, d] += np.bincount(a_new, weights=vals, minlength=K)
+                gone = Wk <= 0
+                if gone.any():  # exact zero instead of rounding residue for emptied clusters
+                    Wk[gone] = 0.0
+                    Sk[gone] = 0.0
+                    Qk[gone] = 0.0
+        n_changed = int(changed.size)
+        inertia = _stats_inertia(Wk, Sk, Qk, centers)
+        if history and inertia > history[-1] and n_changed == 0 and not empty.size:
+            inertia = history[-1]  # nothing moved: same J up to summation order
         history.append(inertia)
         yield IterationRecord(
             restart=restart,
-            iteration=it,
-            objective=inertia,
+            iteration=it + it_offset,
+            objective=inertia + objective_offset,
             kind="inertia",
             shift=float(shift.max()) if shift.size else 0.0,
-            centers=centers + offset,
+            centers=(centers if inv_perm is None else centers[inv_perm]) + offset,
             n_changed=n_changed,
             stage=stage,
-            extra={"inertia_after_m": inertia_after_m, "n_relocated": int(empty.size)},
+            extra={
+                "inertia_after_m": inertia_after_m + objective_offset,
+                "n_relocated": int(empty.size),
+            },
         )
         if n_changed == 0 and not empty.size:
             converged = True
@@ -721,8 +941,13 @@ def _lloyd(
         warnings_store.append(
             f"restart {restart}: {n_relocated_total} empty cluster(s) relocated to far points"
         )
-    del n
-    return centers, labels, history[-1], np.asarray(history, dtype=np.float64), it, converged
+    inertia = float(w @ _exact_sq_dist(X, centers, labels))
+    if history:
+        history[-1] = min(history[-1], inertia) if it > 1 else inertia
+    if perm is not None and inv_perm is not None:
+        centers = centers[inv_perm]
+        labels = perm[labels].astype(np.int32)
+    return centers, labels, inertia, np.asarray(history, dtype=np.float64), it, converged
 
 
 class MiniBatchKMeans(_KMeansBase):
