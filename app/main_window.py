@@ -228,7 +228,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabifyDockWidget(self.soft_maps_dock, self.color_space_dock)
         self.convergence_dock.raise_()
         self.resizeDocks([self.convergence_dock], [300], QtCore.Qt.Orientation.Vertical)
-        self.resizeDocks([self.palette_dock], [300], QtCore.Qt.Orientation.Horizontal)
+        self.resizeDocks([self.palette_dock], [340], QtCore.Qt.Orientation.Horizontal)
 
     def _dock(
         self, title: str, name: str, widget: QtWidgets.QWidget, area: QtCore.Qt.DockWidgetArea

@@ -9,6 +9,8 @@ from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from quantize.defaults import DEFAULTS
+
 __all__ = ["RunParameters", "ParameterPanel", "METHODS", "DITHERS", "AUTO_MODES"]
 
 METHODS: dict[str, str] = {
@@ -72,19 +74,19 @@ class RunParameters:
         Quality target (dB) for ``auto="quality"``.
     """
 
-    method: str = "kmeans"
-    n_colors: int = 16
-    color_space: str = "oklab"
-    covariance_type: str = "full"
-    init: str = "k-means++"
-    n_init: int = 3
-    max_iter: int = 100
-    tol: float = 1e-4
-    seed: int = 0
-    dither: str = "none"
-    dither_strength: float = 1.0
+    method: str = DEFAULTS["method"]
+    n_colors: int = DEFAULTS["n_colors"]
+    color_space: str = DEFAULTS["color_space"]
+    covariance_type: str = DEFAULTS["covariance_type"]
+    init: str = DEFAULTS["init"]
+    n_init: int = DEFAULTS["n_init"]
+    max_iter: int = DEFAULTS["max_iter"]
+    tol: float = DEFAULTS["tol"]
+    seed: int = DEFAULTS["seed"]
+    dither: str = DEFAULTS["dither"]
+    dither_strength: float = DEFAULTS["dither_strength"]
     auto: str = "off"
-    target_psnr: float = 35.0
+    target_psnr: float = DEFAULTS["target_psnr"]
 
     def fit_options(self) -> dict[str, Any]:
         """Return the estimator options passed on to :func:`quantize.result.iter_quantize_image`.

@@ -1,0 +1,142 @@
+"""Save a screenshot of VQ Studio after a run on the bundled sample photo.
+
+Usage::
+
+    python tools/screenshot.py OUT.png [--method kmeans|gmm] [--colors 16] [--tab convergence]
+                                       [--split] [--size 1400x900]
+
+Runs offscreen (no display needed), with private settings, so it never changes the user's
+remembered layout or parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+TABS = ("convergence", "softmaps", "colorspace")
+
+
+def take_screenshot(
+    out: Path,
+    *,
+    method: str = "kmeans",
+    n_colors: int = 16,
+    tab: str = "convergence",
+    split: bool = False,
+    size: tuple[int, int] = (1400, 900),
+) -> Path:
+    """Run the sample through the app and save a window screenshot.
+
+    Parameters
+    ----------
+    out : Path
+        PNG file to write.
+    method : {"kmeans", "gmm"}, optional
+        Estimator.
+    n_colors : int, optional
+        Palette size.
+    tab : {"convergence", "softmaps", "colorspace"}, optional
+        Which bottom tab is shown.
+    split : bool, optional
+        Show the compare view in split-slider mode.
+    size : tuple of int, optional
+        Window (width, height) in pixels.
+
+    Returns
+    -------
+    out : Path
+        The written file.
+    """
+    from dataclasses import replace
+
+    from PySide6 import QtCore, QtWidgets
+
+    from app.main_window import MainWindow
+    from app.params import RunParameters
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0]])
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = QtCore.QSettings(
+            str(Path(tmp) / "settings.ini"), QtCore.QSettings.Format.IniFormat
+        )
+        window = MainWindow(settings)
+        window.set_auto_run(False)
+        params = RunParameters()
+        if method == "gmm":
+            params = replace(params, method="gmm", init="kmeans", n_init=1)
+        window.params.set_parameters(replace(params, n_colors=n_colors))
+        window.resize(*size)
+        window.show()
+        if not window.open_sample():
+            raise RuntimeError(f"could not open the sample photo: {window.last_error}")
+        loop = QtCore.QEventLoop()
+        outcome: list[str] = []
+        window.run_finished.connect(lambda _out: (outcome.append("ok"), loop.quit()))
+        window.run_failed.connect(lambda msg: (outcome.append(msg), loop.quit()))
+        window.start_run()
+        loop.exec()
+        if outcome != ["ok"]:
+            raise RuntimeError(f"the run failed: {outcome}")
+        if split:
+            window.set_compare_mode("split")
+        dock = {
+            "convergence": window.convergence_dock,
+            "softmaps": window.soft_maps_dock,
+            "colorspace": window.color_space_dock,
+        }[tab]
+        dock.raise_()
+        for _ in range(5):
+            app.processEvents()
+        window.compare.fit()
+        app.processEvents()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not window.grab().save(str(out)):
+            raise OSError(f"could not write {out}")
+        window.close()
+        window.deleteLater()
+        app.processEvents()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    code : int
+        0 on success.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="PNG file to write")
+    parser.add_argument("--method", choices=("kmeans", "gmm"), default="kmeans")
+    parser.add_argument("--colors", type=int, default=16)
+    parser.add_argument("--tab", choices=TABS, default="convergence")
+    parser.add_argument("--split", action="store_true", help="split-slider compare mode")
+    parser.add_argument("--size", default="1400x900", help="window size WIDTHxHEIGHT")
+    args = parser.parse_args(argv)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    path = take_screenshot(
+        args.out,
+        method=args.method,
+        n_colors=args.colors,
+        tab=args.tab,
+        split=args.split,
+        size=(width, height),
+    )
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
