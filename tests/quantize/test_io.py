@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import struct
 import zlib
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import tifffile
 from PIL import Image, ImageCms, ImageOps
+from skimage.color import rgb2lab
 
 from quantize.io import (
     LoadError,
@@ -175,27 +177,56 @@ def test_cmyk_without_profile(tmp_path):
     assert any("without ICC" in n for n in loaded.info["notes"])
 
 
-def test_cmyk_with_lab_based_profile_converts(tmp_path, monkeypatch):
-    # A CMYK ICC profile is not available offline; check the conversion call path by
-    # making ImageCms report success with a known output.
-    arr = np.full((4, 4, 4), (0, 255, 255, 0), np.uint8)
-    path = save(Image.fromarray(arr, "CMYK"), tmp_path / "c.tif", icc_profile=b"fake-icc")
-    calls = []
+def cmyk_profile() -> bytes:
+    """A minimal real ICC v2 CMYK printer profile (A2B0 lut8, Lab PCS) built by hand.
 
-    def fake_profile(data):
-        calls.append(data.getvalue())
-        return object()
+    Its colour table swaps the roles of cyan and magenta compared with a naive conversion,
+    so a loader that ignores the profile gets red where the profile says green.
+    """
 
-    monkeypatch.setattr(ImageCms, "ImageCmsProfile", fake_profile)
-    monkeypatch.setattr(
-        ImageCms,
-        "profileToProfile",
-        lambda im, src, dst, outputMode: Image.new("RGB", im.size, (1, 2, 3)),
-    )
+    def s15(v: float) -> bytes:
+        return struct.pack(">i", int(round(v * 65536)))
+
+    def pad4(b: bytes) -> bytes:
+        return b + b"\0" * (-len(b) % 4)
+
+    text = b"VQ test CMYK\0"
+    desc = (b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text
+            + struct.pack(">II", 0, 0) + struct.pack(">HB", 0, 0) + b"\0" * 67)  # fmt: skip
+    d50 = s15(0.9642) + s15(1.0) + s15(0.8249)
+    wtpt = b"XYZ " + b"\0" * 4 + d50
+    cprt = b"text" + b"\0" * 4 + b"CC0\0"
+    clut = bytearray()
+    for c, m, y, k in itertools.product((0, 1), repeat=4):
+        r, g, b = (1 - m) * (1 - k), (1 - c) * (1 - k), (1 - y) * (1 - k)  # C/M swapped
+        lab = rgb2lab(np.array([[[r, g, b]]], float))[0, 0]
+        clut += bytes([round(lab[0] * 255 / 100), round(lab[1] + 128), round(lab[2] + 128)])
+    ramp = bytes(range(256))
+    matrix = b"".join(s15(1.0 if i % 4 == 0 else 0.0) for i in range(9))
+    a2b0 = b"mft1" + b"\0" * 4 + bytes([4, 3, 2, 0]) + matrix + ramp * 4 + bytes(clut) + ramp * 3
+    tags = [(b"desc", desc), (b"wtpt", wtpt), (b"cprt", cprt), (b"A2B0", a2b0)]
+    offset = 128 + 4 + 12 * len(tags)
+    table = struct.pack(">I", len(tags))
+    data = b""
+    for sig, body in tags:
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += pad4(body)
+    size = struct.pack(">I", offset + len(data))
+    header = size + b"lcms" + bytes([2, 0x10, 0, 0]) + b"prtr" + b"CMYK" + b"Lab "
+    header += b"\0" * 12 + b"acsp" + b"\0" * 28 + d50 + b"\0" * 48
+    assert len(header) == 128
+    return header + table + data
+
+
+@pytest.mark.parametrize("ext", ["jpg", "tif"])
+def test_cmyk_with_real_icc_profile_converts(tmp_path, ext):
+    arr = np.full((8, 8, 4), (0, 255, 255, 0), np.uint8)  # naive: red; this profile: green
+    path = save(Image.fromarray(arr, "CMYK"), tmp_path / f"c.{ext}", icc_profile=cmyk_profile(),
+                **({"quality": 100} if ext == "jpg" else {}))  # fmt: skip
     loaded = load_image(path)
-    assert calls == [b"fake-icc"]
-    assert loaded.info["icc_converted"] is True
-    assert tuple(loaded.pixels[0, 0]) == (1, 2, 3)
+    assert loaded.mode == "CMYK" and loaded.info["icc_converted"] is True
+    r, g, b = (int(v) for v in loaded.pixels[4, 4])
+    assert g > 200 and r < 60 and b < 60
 
 
 # ------------------------------------------------------------------ 16-bit and float
