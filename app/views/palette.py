@@ -34,7 +34,9 @@ def _swatch_icon(rgb: np.ndarray, size: int = 28) -> QtGui.QIcon:
     painter.setPen(QtGui.QColor(0, 0, 0, 90))
     painter.drawRect(0, 0, size - 1, size - 1)
     painter.end()
-    return QtGui.QIcon(pixmap)
+    icon = QtGui.QIcon(pixmap)
+    icon.addPixmap(pixmap, QtGui.QIcon.Mode.Selected)  # keep the true colour when selected
+    return icon
 
 
 class PaletteView(QtWidgets.QWidget):

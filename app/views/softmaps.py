@@ -148,8 +148,11 @@ class SoftMapsView(QtWidgets.QWidget):
         )
         scroll = QtWidgets.QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(self._grid_host)
+        scroll.viewport().installEventFilter(self)
         self._scroll = scroll
+        self._columns = 3
 
         self.detail = pg.GraphicsLayoutWidget()
         self.detail.setBackground("#2b2b2b")
@@ -183,7 +186,7 @@ class SoftMapsView(QtWidgets.QWidget):
         splitter.addWidget(detail_host)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 1)
-        left.setMinimumWidth(3 * (TILE_SIDE + 16) + 24)
+        left.setMinimumWidth(2 * (TILE_SIDE + 16) + 24)
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(splitter)
@@ -246,12 +249,11 @@ class SoftMapsView(QtWidgets.QWidget):
             )
             self._maps[k] = (title, values)
             entries.append((k, f"{k}: {word} {share:.1f}%", colorize(thumbnail(values))))
-        columns = 3
-        for i, (key, caption, rgb) in enumerate(entries):
+        for key, caption, rgb in entries:
             tile = MapTile(key, caption, rgb)
             tile.clicked.connect(self.show_map)
-            self._grid.addWidget(tile, i // columns, i % columns)
             self._tiles.append(tile)
+        self._reflow(force=True)
         shown = len(soft_maps.components)
         self.note.setText(
             f"{shown} of {n_colors} component maps"
@@ -260,6 +262,22 @@ class SoftMapsView(QtWidgets.QWidget):
         )
         first = int(soft_maps.components[0]) if shown else "labels"
         self.show_map(first)
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: D102
+        if watched is self._scroll.viewport() and event.type() == QtCore.QEvent.Type.Resize:
+            self._reflow()
+        return super().eventFilter(watched, event)
+
+    def _reflow(self, force: bool = False) -> None:
+        width = self._scroll.viewport().width()
+        columns = max(1, (width - 8) // (TILE_SIDE + 16))
+        if columns == self._columns and not force:
+            return
+        self._columns = columns
+        for tile in self._tiles:
+            self._grid.removeWidget(tile)
+        for i, tile in enumerate(self._tiles):
+            self._grid.addWidget(tile, i // columns, i % columns)
 
     def tile_count(self) -> int:
         """Return the number of thumbnails in the grid.

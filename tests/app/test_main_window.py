@@ -259,3 +259,40 @@ def test_exact_1d_only_for_grey_images(qtbot, window, tmp_path, small_png, metho
     output = run_and_wait(qtbot, window)
     assert output.result.method == method
     assert window.color_space.point_count() > 0
+
+
+def test_closing_during_a_run_leaves_no_thread(qtbot, qsettings):
+    win = MainWindow(qsettings)
+    qtbot.addWidget(win)
+    win.set_auto_run(False)
+    win.open_sample()
+    win.params.set_parameters(
+        replace(FAST, method="gmm", n_colors=24, n_init=20, max_iter=2000, tol=1e-12)
+    )
+    win.start_run()
+    qtbot.waitUntil(lambda: win._record_count > 0, timeout=RUN_TIMEOUT_MS)
+    threads = list(win._workers)
+    start = time.perf_counter()
+    win.close()
+    assert time.perf_counter() - start < 1.0
+    assert all(t.isFinished() for t in threads)
+    assert not win.is_running()
+
+
+def test_recent_files_menu_opens_file(qtbot, window, small_png, tmp_path):
+    window.open_image(small_png)
+    other = tmp_path / "other.png"
+    other.write_bytes(small_png.read_bytes())
+    window.open_image(other)
+    window._fill_recent_menu()
+    names = [a.text() for a in window.recent_menu.actions() if a.text()]
+    assert names[:2] == ["&1 other.png", "&2 small.png"]
+    with qtbot.waitSignal(window.image_changed) as blocker:
+        window.recent_menu.actions()[1].trigger()
+    assert blocker.args == ["small.png"]
+    # a recent file that vanished is reported and dropped from the list
+    other.unlink()
+    window._fill_recent_menu()
+    with qtbot.waitSignal(window.error_shown):
+        window.recent_menu.actions()[1].trigger()
+    assert str(other.resolve()) not in window.settings.recent_files()
