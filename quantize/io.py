@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import warnings
 import zlib
@@ -148,6 +149,15 @@ def load_image(
     """
     p = Path(path)
     try:
+        st = p.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(p)
+        if not stat.S_ISREG(st.st_mode):
+            raise LoadError(p, "not a regular file")
+        # no image within the pixel cap needs more bytes than 16-bit RGBA plus slack
+        limit = max_pixels * 8 + (64 << 20)
+        if st.st_size > limit:
+            raise LoadError(p, f"file is too large ({st.st_size:,} bytes) for the pixel limit")
         data = p.read_bytes()
     except FileNotFoundError:
         raise LoadError(p, "no such file") from None
@@ -592,12 +602,13 @@ def _read_png16(data: bytes, path: Path) -> tuple[np.ndarray, str] | None:
         elif ctype_b == b"IEND":
             break
         pos += 12 + length
-    try:
-        raw = zlib.decompress(b"".join(chunks))
-    except zlib.error as exc:
-        raise LoadError(path, f"corrupt or truncated image (PNG data: {exc})") from None
     bpp = 2 * channels
     stride = width * bpp
+    try:
+        # never inflate more than the declared size needs (a zip bomb stops here)
+        raw = zlib.decompressobj().decompress(b"".join(chunks), height * (stride + 1))
+    except zlib.error as exc:
+        raise LoadError(path, f"corrupt or truncated image (PNG data: {exc})") from None
     if len(raw) < height * (stride + 1):
         raise LoadError(path, "corrupt or truncated image (PNG data too short)")
     rows = np.frombuffer(raw, np.uint8, count=height * (stride + 1)).reshape(height, stride + 1)

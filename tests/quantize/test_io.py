@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -484,3 +485,25 @@ def test_load_image_bytes_and_from_array():
         from_array(np.zeros((2, 2, 5), np.uint8))
     with pytest.raises(LoadError, match="NaN"):
         from_array(np.array([[np.nan]]))
+
+
+def test_special_and_oversized_files(tmp_path):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(LoadError, match="pipe.png: not a regular file"):
+        load_image(fifo)
+    big = tmp_path / "big.png"
+    with open(big, "wb") as f:
+        f.truncate(200 + (64 << 20))  # sparse: cheap to make
+    with pytest.raises(LoadError, match="file is too large"):
+        load_image(big, max_pixels=10)
+
+
+def test_16bit_png_zip_bomb_is_not_inflated():
+    # declared 4x4 16-bit RGB, but the IDAT inflates to 50 MB of zeros
+    ihdr = struct.pack(">IIBBBBB", 4, 4, 16, 2, 0, 0, 0)
+    bomb = zlib.compress(b"\0" * (50 << 20), 9)
+    data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", bomb)
+            + png_chunk(b"IEND", b""))  # fmt: skip
+    loaded = load_image_bytes(data, name="bomb16.png")
+    assert loaded.pixels.shape == (4, 4, 3) and not loaded.pixels.any()
