@@ -26,7 +26,7 @@ NAME = "vq-studio"
 # Never needed at run time; keeping them out makes the bundle much smaller.
 EXCLUDES = [
     "tkinter", "matplotlib", "sklearn", "pytest", "pytest_qt", "IPython", "PyQt5", "PyQt6",
-    "PySide2", "pandas", "dask", "torch", "setuptools", "pip",
+    "PySide2", "pandas", "dask", "torch", "setuptools", "pip", "pyqtgraph.opengl", "OpenGL",
 ]
 
 
@@ -56,12 +56,12 @@ def build(dist: Path, work: Path) -> Path:
         sys.executable, "-m", "PyInstaller", str(HERE / "entry.py"),
         "--name", NAME, "--onedir", "--noconfirm", "--clean", "--log-level", "WARN",
         "--distpath", str(dist), "--workpath", str(work), "--specpath", str(work),
-        "--paths", str(ROOT), "--icon", str(resources / "vq-studio.ico"),
+        "--paths", str(ROOT),
         "--collect-submodules", "quantize", "--collect-submodules", "app",
         "--hidden-import", "vq_resources",
     ]
-    if sys.platform != "linux":
-        args.append("--windowed")
+    if sys.platform != "linux":  # Linux executables carry no icon; the .desktop file names it
+        args += ["--windowed", "--icon", str(resources / "vq-studio.ico")]
     for item in data:
         args += ["--add-data", item]
     for mod in EXCLUDES:
