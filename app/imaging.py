@@ -19,7 +19,7 @@ def display_array(pixels: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     pixels : ndarray of shape (M, N), (M, N, 3) or (M, N, 4)
-        uint8 or uint16 pixels (16-bit values are shown by their high byte).
+        uint8 or uint16 pixels (16-bit values are rounded to 8 bits).
 
     Returns
     -------
@@ -28,7 +28,9 @@ def display_array(pixels: np.ndarray) -> np.ndarray:
     """
     arr = np.asarray(pixels)
     if arr.dtype == np.uint16:
-        arr = (arr >> 8).astype(np.uint8)
+        from quantize.io import to_uint8
+
+        arr = to_uint8(arr)
     elif arr.dtype != np.uint8:
         raise TypeError(f"cannot display pixels of dtype {arr.dtype}")
     if arr.ndim == 2:

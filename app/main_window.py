@@ -19,7 +19,7 @@ from app.views.convergence import ConvergencePlot
 from app.views.metrics import MetricsView, format_bytes
 from app.views.palette import PaletteView
 from app.views.softmaps import SoftMapsView
-from app.worker import RunJob, RunOutput, RunWorker, objective_kind
+from app.worker import RunJob, RunOutput, RunWorker, objective_kind, only_rendering_changed
 
 __all__ = ["MainWindow", "IMAGE_FILTER", "qimage_to_array"]
 
@@ -537,10 +537,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self._generation += 1
         generation = self._generation
         params = self.params.parameters()
+        previous = self._output
+        reuse = (
+            previous is not None
+            and previous.result.image is self._image
+            and only_rendering_changed(previous.params, params)
+        )
         job = RunJob(
             image=self._image,
             params=params,
             original_bytes=(self._loaded.file_size or None) if self._loaded is not None else None,
+            previous=previous.result if reuse else None,
         )
         worker = RunWorker(job, generation, parent=self)
         worker.record.connect(self._on_record)
@@ -552,11 +559,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self._workers.append(worker)
         self._last_record = None
         self._record_count = 0
-        auto_metric = {"quality": "psnr", "bic": "bic"}.get(params.auto)
-        self.convergence.clear(objective_kind(params.method), auto_metric)
+        if not reuse:  # a re-render keeps the convergence curves of the fit it reuses
+            auto_metric = {"quality": "psnr", "bic": "bic"}.get(params.auto)
+            self.convergence.clear(objective_kind(params.method), auto_metric)
         self.progress.setValue(0)
         self.progress.setVisible(True)
-        self.progress_label.setText("Starting…")
+        self.progress_label.setText(
+            "Re-rendering with the new dithering…" if reuse else "Starting…"
+        )
         self._status_timer.start()
         worker.start()
         self._update_actions()

@@ -56,11 +56,15 @@ class RunJob:
         The run parameters.
     original_bytes : int or None
         Size of the source file, for the metrics' size comparison.
+    previous : QuantizeResult or None
+        A fit of this image with the same model parameters: only re-render it (used when
+        just the dithering changed).
     """
 
     image: np.ndarray
     params: RunParameters
     original_bytes: int | None = None
+    previous: Any = None
 
 
 @dataclass(frozen=True)
@@ -125,8 +129,9 @@ class RunOutput:
     ----------
     result : QuantizeResult
         The engine's result.
-    quantized : ndarray of shape (M, N, 3), uint8
-        The palette image (dithered as requested), C-contiguous.
+    quantized : ndarray of shape (M, N, 3) or (M, N, 4), uint8
+        The palette image (dithered as requested), C-contiguous; with the input's alpha
+        channel when it has one.
     labels : ndarray of shape (M, N), uint8, or None
         C-contiguous labels for cluster highlighting (``None`` when K > 256).
     soft_maps : SoftMaps
@@ -207,6 +212,8 @@ def chosen_restart(records: list[IterationRecord], history: np.ndarray, kind: st
 
 def _fit_generator(job: RunJob, should_cancel: Callable[[], bool]) -> Generator[Any, None, Any]:
     params = job.params
+    if job.previous is not None:
+        return _reuse(job.previous)
     if params.auto == "off":
         from quantize.result import iter_quantize_image
 
@@ -220,6 +227,34 @@ def _fit_generator(job: RunJob, should_cancel: Callable[[], bool]) -> Generator[
             **params.fit_options(),
         )
     return _auto_generator(job, should_cancel)
+
+
+def _reuse(result: Any) -> Generator[Any, None, Any]:
+    """Return an existing fit through the generator protocol (no iterations)."""
+    return result
+    yield  # makes this function a generator
+
+
+def only_rendering_changed(old: RunParameters, new: RunParameters) -> bool:
+    """Return whether ``new`` differs from ``old`` only in how the palette image is drawn.
+
+    Parameters
+    ----------
+    old, new : RunParameters
+        Parameters of the previous and of the requested run.
+
+    Returns
+    -------
+    same_fit : bool
+        ``True`` when the fit can be reused and only dithering changes.
+    """
+    from dataclasses import replace
+
+    return (
+        old != new
+        and old.auto == "off"
+        and replace(new, dither=old.dither, dither_strength=old.dither_strength) == old
+    )
 
 
 def _auto_generator(job: RunJob, should_cancel: Callable[[], bool]) -> Generator[Any, None, Any]:
@@ -250,6 +285,18 @@ def _auto_generator(job: RunJob, should_cancel: Callable[[], bool]) -> Generator
         should_cancel=should_cancel,
         **options,
     )
+
+
+def _with_alpha(rgb: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Attach the input's alpha channel (as 8 bits) to the palette image for display."""
+    if image.ndim != 3 or image.shape[2] != 4:
+        return np.ascontiguousarray(rgb)
+    from quantize.io import to_uint8
+
+    rgba = np.empty(rgb.shape[:2] + (4,), dtype=np.uint8)
+    rgba[..., :3] = rgb
+    rgba[..., 3] = to_uint8(image[..., 3])
+    return rgba
 
 
 def _soft_maps(result: Any, should_cancel: Callable[[], bool]) -> SoftMaps:
@@ -332,8 +379,8 @@ def run_pipeline(
     check_cancel(should_cancel)
 
     yield Stage("Rendering the palette image…")
-    quantized = np.ascontiguousarray(
-        result.to_image(dither=params.dither, strength=params.dither_strength)
+    quantized = _with_alpha(
+        result.to_image(dither=params.dither, strength=params.dither_strength), job.image
     )
     labels = np.asarray(result.labels)
     labels8 = np.ascontiguousarray(labels) if labels.dtype == np.uint8 else None

@@ -296,3 +296,47 @@ def test_recent_files_menu_opens_file(qtbot, window, small_png, tmp_path):
     with qtbot.waitSignal(window.error_shown):
         window.recent_menu.actions()[1].trigger()
     assert str(other.resolve()) not in window.settings.recent_files()
+
+
+def test_sixteen_bit_and_transparent_images(qtbot, window, tmp_path):
+    import tifffile
+    from PIL import Image
+
+    rgb8 = make_image()
+    rgb16 = rgb8.astype(np.uint16) * 257
+    path16 = tmp_path / "deep.tif"
+    tifffile.imwrite(path16, rgb16)
+    assert window.open_image(path16)
+    assert window.image().dtype == np.uint16
+    np.testing.assert_array_equal(window.compare.original_item.image()._array, rgb8)
+    output = run_and_wait(qtbot, window)
+    assert output.quantized.shape == (48, 64, 3)
+
+    rgba = np.dstack([rgb8, np.full(rgb8.shape[:2], 255, np.uint8)])
+    rgba[:, :20, 3] = 0  # a transparent band
+    path = tmp_path / "alpha.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    assert window.open_image(path)
+    output = run_and_wait(qtbot, window)
+    assert output.quantized.shape == (48, 64, 4)
+    assert np.all(output.quantized[:, :20, 3] == 0) and np.all(output.quantized[:, 20:, 3] == 255)
+    assert output.result.opaque is not None and not output.result.opaque[:, :20].any()
+
+
+def test_changing_only_dithering_rerenders_without_refitting(qtbot, window, small_png):
+    window.open_image(small_png)
+    first = run_and_wait(qtbot, window)
+    curves = window.convergence.curve_count()
+    window.params.set_parameters(replace(FAST, dither="fs", dither_strength=1.0))
+    second = run_and_wait(qtbot, window)
+    assert second.result is first.result  # the fit was reused ...
+    assert window._record_count == 0  # ... so no iteration ran
+    assert window.convergence.curve_count() == curves  # and the curves are kept
+    assert not np.array_equal(second.quantized, first.quantized)  # dithered pixels differ
+    np.testing.assert_array_equal(
+        second.quantized, first.result.to_image(dither="fs", strength=1.0)
+    )
+    # a model parameter change refits
+    window.params.set_parameters(replace(FAST, dither="fs", seed=3))
+    third = run_and_wait(qtbot, window)
+    assert third.result is not first.result and window._record_count > 0
