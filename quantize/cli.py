@@ -468,13 +468,39 @@ def _targets(args: argparse.Namespace, stem: str) -> list[tuple[str, Path]]:
     return targets
 
 
-def _ensure_folders(targets: Sequence[tuple[str, Path]], args: argparse.Namespace) -> None:
-    for folder in (args.masks, args.soft):
-        if folder:
-            Path(folder).mkdir(parents=True, exist_ok=True)
+def _check_folders(targets: Sequence[tuple[str, Path]], args: argparse.Namespace) -> None:
+    made_later = {Path(f) for f in (args.masks, args.soft) if f}
+    for folder in made_later:
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"{folder}: exists and is not a folder")
     for _, path in targets:
-        if not path.parent.is_dir():
+        if path.parent not in made_later and not path.parent.is_dir():
             raise UsageError(f"{path}: folder {path.parent} does not exist")
+
+
+def _make_folders(args: argparse.Namespace) -> list[Path]:
+    """Create the --masks/--soft folders; return the ones created (to undo on failure)."""
+    created: list[Path] = []
+    for folder in (args.masks, args.soft):
+        if not folder:
+            continue
+        missing = []
+        p = Path(folder).absolute()
+        while not p.exists():
+            missing.append(p)
+            p = p.parent
+        for m in reversed(missing):
+            m.mkdir()
+            created.append(m)
+    return created
+
+
+def _remove_folders(created: list[Path]) -> None:
+    for folder in reversed(created):
+        try:
+            folder.rmdir()  # only if still empty
+        except OSError:
+            pass
 
 
 def _early_exists_check(targets: Sequence[tuple[str, Path]], force: bool) -> None:
@@ -508,7 +534,7 @@ def _quantize_one(
     stem = stem or image_path.stem
     if targets is None:
         targets = _targets(args, stem)
-    _ensure_folders(targets, args)
+    _check_folders(targets, args)
     _early_exists_check(targets, args.force)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -518,10 +544,15 @@ def _quantize_one(
         warn(message)
     metrics = compute_metrics(result, dither=args.dither, strength=args.strength,
                               original_bytes=loaded.file_size)  # fmt: skip
-    written = export_targets(
-        result, targets, overwrite=args.force, dither=args.dither, strength=args.strength,
-        source_path=image_path, metrics=metrics,
-    )  # fmt: skip
+    created = _make_folders(args)
+    try:
+        written = export_targets(
+            result, targets, overwrite=args.force, dither=args.dither, strength=args.strength,
+            source_path=image_path, metrics=metrics,
+        )  # fmt: skip
+    except BaseException:
+        _remove_folders(created)
+        raise
     params = result.parameters()
     summary: dict[str, Any] = {
         "input": str(image_path),

@@ -29,6 +29,12 @@ def make_image(path: Path, size: int = 24, n_colors: int = 5, seed: int = 0) -> 
     return path
 
 
+@pytest.fixture(autouse=True)
+def _run_in_tmp(tmp_path, monkeypatch):
+    # relative output paths of every test land in its own folder, never in the checkout
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def img(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -327,3 +333,40 @@ def test_16_bit_input(tmp_path, monkeypatch, capsys):
     assert main(["quantize", "g16.png", "-k", "4", "--method", "optimal1d", "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["bit_depth"] == 16 and s["n_colors"] == 4 and s["metrics"]["unique_before"] == 64
+
+
+def test_failed_run_leaves_no_new_folders(img, tmp_path, monkeypatch, capsys):
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", full)
+    argv = ["quantize", str(img), "-k", "2", *FAST, "--masks", "a/b", "--soft", "s", "-o", "o.png"]
+    assert main(argv) == 1
+    assert files(tmp_path) == ["photo.png"] and sorted(os.listdir(tmp_path)) == ["photo.png"]
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    (tmp_path / "o.png").write_bytes(b"x")
+    assert main(argv) == 5  # refused before the fit: no folder made either
+    assert sorted(os.listdir(tmp_path)) == ["o.png", "photo.png"]
+    capsys.readouterr()
+
+
+def test_no_exif_or_gps_in_outputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exif = Image.Exif()
+    exif[0x010F] = "CameraMaker"
+    exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.0)}  # GPS IFD
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(
+        "gps.jpg", exif=exif, quality=90
+    )
+    with Image.open("gps.jpg") as im:
+        assert im.getexif().get_ifd(0x8825)  # the input really has GPS data
+    argv = ["quantize", "gps.jpg", "-k", "4", *FAST, "-o", "o.png", "--masks", "m", "-q",
+            "--palette", "p.png"]  # fmt: skip
+    assert main(argv) == 0
+    for path in [tmp_path / "o.png", tmp_path / "p.png", *sorted((tmp_path / "m").iterdir())]:
+        data = path.read_bytes()
+        assert b"eXIf" not in data and b"CameraMaker" not in data and b"tEXt" not in data
+        with Image.open(path) as im:
+            assert not im.getexif()
