@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+
+from quantize import features
+from quantize.features import ColorTable, unique_colors
+
+
+def _reference(flat):
+    return np.unique(flat, axis=0, return_inverse=True, return_counts=True)
+
+
+@pytest.mark.parametrize("big_path", [False, True])
+def test_rgb8_matches_numpy_unique(monkeypatch, big_path):
+    if big_path:  # force the presence-table path on a small image
+        monkeypatch.setattr(features, "_BINCOUNT_MIN_PIXELS", 0)
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 6, size=(40, 30, 3), dtype=np.uint8) * 50
+    table = unique_colors(img)
+    colors, inverse, counts = _reference(img.reshape(-1, 3))
+    assert isinstance(table, ColorTable)
+    np.testing.assert_array_equal(table.colors, colors)
+    np.testing.assert_array_equal(table.counts, counts)
+    np.testing.assert_array_equal(table.inverse, inverse.ravel())
+    assert table.colors.dtype == np.uint8 and table.counts.dtype == np.int64
+    assert table.shape == (40, 30) and table.opaque is None
+    assert table.n_pixels == 1200
+    # gather reproduces the image
+    np.testing.assert_array_equal(table.gather(table.colors), img)
+
+
+def test_uint16_and_grey():
+    rng = np.random.default_rng(1)
+    img16 = (rng.integers(0, 5, size=(20, 10, 3)) * 16000).astype(np.uint16)
+    t = unique_colors(img16)
+    colors, inverse, counts = _reference(img16.reshape(-1, 3))
+    np.testing.assert_array_equal(t.colors, colors)
+    np.testing.assert_array_equal(t.counts, counts)
+    assert t.colors.dtype == np.uint16 and t.max_value == 65535
+    grey = rng.integers(0, 256, size=(16, 16), dtype=np.uint8)
+    tg = unique_colors(grey)
+    assert tg.colors.shape[1] == 1 and tg.n_channels == 1
+    np.testing.assert_array_equal(tg.gather(tg.colors[:, 0]), grey)
+    grey16 = rng.integers(0, 65536, size=(16, 16), dtype=np.uint16)
+    tg16 = unique_colors(grey16)
+    np.testing.assert_array_equal(tg16.gather(tg16.colors[:, 0]), grey16)
+
+
+def test_alpha_zero_pixels_are_excluded():
+    img = np.zeros((4, 5, 4), dtype=np.uint8)
+    img[..., :3] = 200
+    img[..., 3] = 255
+    img[0, :, :3] = (1, 2, 3)  # a colour that only transparent pixels have
+    img[0, :, 3] = 0
+    img[1, 0, 3] = 1  # barely visible still counts
+    t = unique_colors(img)
+    assert t.opaque is not None and t.opaque.sum() == 15
+    assert (t.inverse.reshape(4, 5)[0] == -1).all()
+    np.testing.assert_array_equal(t.colors, [[200, 200, 200]])
+    assert t.counts.tolist() == [15]
+    gathered = t.gather(np.array([7]), fill=0)
+    assert (gathered[0] == 0).all() and (gathered[1:] == 7).all()
+    la = np.stack([np.full((3, 3), 9, np.uint8), np.eye(3, dtype=np.uint8) * 255], axis=-1)
+    t2 = unique_colors(la)
+    assert t2.n_pixels == 3 and t2.colors.tolist() == [[9]]
+
+
+def test_input_not_mutated_and_errors():
+    img = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    before = img.copy()
+    unique_colors(img)
+    np.testing.assert_array_equal(img, before)
+    bad = np.zeros((2, 2, 3))
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        unique_colors(bad)
+    with pytest.raises(ValueError):
+        unique_colors(np.zeros((2, 2, 5), np.uint8))
+    with pytest.raises(ValueError):
+        unique_colors(np.zeros((0, 3, 3), np.uint8))
+    with pytest.raises(ValueError, match="dtype"):
+        unique_colors(np.zeros((2, 2, 3), np.int32))
+    transparent = np.zeros((2, 2, 4), np.uint8)
+    with pytest.raises(ValueError, match="opaque"):
+        unique_colors(transparent)
+
+
+def test_float_image_is_scaled_to_16_bit():
+    img = np.array([[[0.0, 0.5, 1.0]]])
+    t = unique_colors(img)
+    assert t.colors.dtype == np.uint16
+    assert t.colors.tolist() == [[0, 32768, 65535]]

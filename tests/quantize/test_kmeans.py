@@ -1,0 +1,244 @@
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans as SkKMeans
+from threadpoolctl import threadpool_limits
+
+from quantize.kmeans import KMeans, MiniBatchKMeans, kmeans_plusplus
+from quantize.protocol import Cancelled, ConvergenceWarning, QuantizeWarning, drain
+
+
+def blobs(n=2000, k=5, d=3, seed=0, spread=12.0):
+    rng = np.random.default_rng(seed)
+    centers = rng.uniform(0, 255, size=(k, d))
+    lab = rng.integers(0, k, n)
+    return centers[lab] + rng.normal(scale=spread, size=(n, d))
+
+
+def test_agrees_with_scikit_learn_given_same_init():
+    X = blobs(3000, 6)
+    init = X[np.random.default_rng(3).choice(len(X), 8, replace=False)]
+    ours = KMeans(8, init=init, tol=0.0, max_iter=500).fit(X)
+    sk = SkKMeans(8, init=init, n_init=1, tol=0.0, max_iter=500, algorithm="lloyd").fit(X)
+    np.testing.assert_allclose(ours.inertia_, sk.inertia_, rtol=1e-9)
+    np.testing.assert_allclose(ours.cluster_centers_, sk.cluster_centers_, atol=1e-8)
+    np.testing.assert_array_equal(ours.labels_, sk.labels_)
+
+
+def test_kmeanspp_quality_close_to_scikit_learn():
+    X = blobs(3000, 10, spread=20)
+    ours = [KMeans(10, seed=s).fit(X).inertia_ for s in range(3)]
+    sk = [SkKMeans(10, n_init=1, random_state=s).fit(X).inertia_ for s in range(3)]
+    assert np.median(ours) <= np.median(sk) * 1.05
+
+
+def test_weighted_equals_repeated_points():
+    rng = np.random.default_rng(1)
+    pts = rng.uniform(0, 100, size=(300, 3))
+    counts = rng.integers(1, 5, 300)
+    rep = np.repeat(pts, counts, axis=0)
+    init = pts[:7]
+    a = KMeans(7, init=init).fit(pts, counts)
+    b = KMeans(7, init=init).fit(rep)
+    np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, atol=1e-9)
+    np.testing.assert_allclose(a.inertia_, b.inertia_, rtol=1e-10)
+    np.testing.assert_array_equal(np.repeat(a.labels_, counts), b.labels_)
+
+
+@pytest.mark.parametrize("algorithm", ["lloyd", "hamerly"])
+def test_chunked_equals_unchunked(algorithm):
+    X = blobs(4000, 8, spread=30)
+    big = KMeans(12, algorithm=algorithm, seed=2).fit(X)
+    small = KMeans(12, algorithm=algorithm, seed=2, working_memory_mib=0.01).fit(X)
+    np.testing.assert_array_equal(big.labels_, small.labels_)
+    np.testing.assert_array_equal(big.cluster_centers_, small.cluster_centers_)
+    assert big.inertia_ == small.inertia_
+
+
+def test_bounds_give_same_result_as_plain_lloyd():
+    X = blobs(5000, 20, spread=25, seed=4)
+    plain = KMeans(40, algorithm="lloyd", seed=5).fit(X)
+    fast = KMeans(40, algorithm="hamerly", seed=5).fit(X)
+    np.testing.assert_array_equal(plain.labels_, fast.labels_)
+    np.testing.assert_allclose(plain.cluster_centers_, fast.cluster_centers_, atol=1e-9)
+    np.testing.assert_allclose(plain.history_, fast.history_, rtol=1e-9)
+
+
+def test_coreset_warm_start_on_many_points():
+    rng = np.random.default_rng(6)
+    X = rng.uniform(0, 255, size=(60_000, 3))
+    w = rng.integers(1, 4, len(X))
+    auto = KMeans(16, seed=1).fit(X, w)
+    plain = KMeans(16, seed=1, algorithm="hamerly").fit(X, w)
+    assert auto.converged_
+    assert np.all(np.diff(auto.history_) <= 1e-9 * auto.history_[0])
+    # a different (cell-level) start, same quality
+    assert auto.inertia_ <= plain.inertia_ * 1.02
+    direct = np.sum(w * ((X - auto.cluster_centers_[auto.labels_]) ** 2).sum(1))
+    np.testing.assert_allclose(auto.inertia_, direct, rtol=1e-10)
+
+
+def test_float32_close_to_float64():
+    X = blobs(2000, 5)
+    init = X[:5]
+    a = KMeans(5, init=init).fit(X)
+    b = KMeans(5, init=init.astype(np.float32)).fit(X.astype(np.float32))
+    np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, atol=1e-3)
+    np.testing.assert_allclose(a.inertia_, b.inertia_, rtol=1e-5)
+
+
+def test_same_seed_identical_also_with_one_blas_thread():
+    X = blobs(3000, 8, spread=25)
+    a = KMeans(10, seed=7, n_init=2).fit(X)
+    b = KMeans(10, seed=7, n_init=2).fit(X)
+    with threadpool_limits(limits=1, user_api="blas"):
+        c = KMeans(10, seed=7, n_init=2).fit(X)
+        d = KMeans(10, seed=7, n_init=2).fit(X)
+    for other in (b, c, d):
+        np.testing.assert_array_equal(a.cluster_centers_, other.cluster_centers_)
+        np.testing.assert_array_equal(a.labels_, other.labels_)
+    assert not np.array_equal(a.cluster_centers_, KMeans(10, seed=8).fit(X).cluster_centers_)
+
+
+def test_inputs_not_mutated():
+    X = blobs(500, 4)
+    w = np.arange(500, dtype=np.float64) % 3 + 1
+    init = X[:4].copy()
+    Xc, wc, ic = X.copy(), w.copy(), init.copy()
+    KMeans(4, init=init).fit(X, w)
+    KMeans(4).fit(X, w)
+    np.testing.assert_array_equal(X, Xc)
+    np.testing.assert_array_equal(w, wc)
+    np.testing.assert_array_equal(init, ic)
+
+
+def test_degenerate_inputs():
+    one = np.tile([[10.0, 20.0, 30.0]], (50, 1))
+    with pytest.warns(QuantizeWarning, match="K reduced to 1"):
+        km = KMeans(4).fit(one)
+    assert km.n_colors_ == 1 and km.inertia_ == 0.0 and km.converged_
+    np.testing.assert_array_equal(km.cluster_centers_, [[10, 20, 30]])
+    two = np.array([[0.0, 0, 0]] * 30 + [[255.0, 255, 255]] * 10)
+    with pytest.warns(QuantizeWarning):
+        km2 = KMeans(8).fit(two)
+    assert km2.n_colors_ == 2 and km2.inertia_ == 0.0
+    assert any("K reduced" in m for m in km2.warnings_)
+    assert sorted(np.bincount(km2.labels_).tolist()) == [10, 30]
+    with pytest.warns(QuantizeWarning):
+        km3 = KMeans(3).fit(np.array([[1.0, 2.0, 3.0]]))
+    assert km3.cluster_centers_.shape == (1, 3)
+    few = blobs(5, 2)
+    with pytest.warns(QuantizeWarning):
+        km4 = KMeans(9).fit(few)
+    assert km4.n_colors_ == 5 and km4.inertia_ == 0.0
+    zero_weight = np.array([[0.0], [1.0], [2.0]])
+    km5 = KMeans(2).fit(zero_weight, [1.0, 0.0, 1.0])
+    assert km5.inertia_ == 0.0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_rejected(bad):
+    X = blobs(20, 2)
+    X[3, 1] = bad
+    with pytest.raises(ValueError):
+        KMeans(2).fit(X)
+    with pytest.raises(ValueError):
+        KMeans(2).fit(blobs(20, 2), np.where(np.arange(20) == 2, bad, 1.0))
+
+
+def test_parameter_validation():
+    X = blobs(20, 2)
+    for kwargs in ({"n_init": 0}, {"max_iter": 0}, {"tol": -1}, {"init": "bogus"},
+                   {"algorithm": "elkan"}, {"init": np.zeros((3, 3))}):
+        with pytest.raises(ValueError):
+            KMeans(2, **kwargs).fit(X)
+    with pytest.raises(ValueError):
+        KMeans(0).fit(X)
+    with pytest.raises(ValueError):
+        KMeans(2).fit(X, -np.ones(20))
+    with pytest.raises(RuntimeError):
+        KMeans(2).predict(X)
+
+
+def test_max_iter_one_gives_valid_result_and_warning():
+    X = blobs(1000, 6, spread=30)
+    with pytest.warns(ConvergenceWarning):
+        km = KMeans(6, max_iter=1).fit(X)
+    assert not km.converged_ and km.n_iter_ == 1
+    assert np.isfinite(km.cluster_centers_).all() and len(km.history_) == 1
+    assert any("max_iter" in m for m in km.warnings_)
+
+
+def test_empty_cluster_is_relocated():
+    X = blobs(500, 3)
+    init = np.vstack([X[:3], [[1e4, 1e4, 1e4]]])  # a centre no point is close to
+    km = KMeans(4, init=init).fit(X)
+    assert np.isfinite(km.cluster_centers_).all()
+    assert np.bincount(km.labels_, minlength=4).min() > 0
+    assert any("relocated" in m for m in km.warnings_)
+
+
+def test_best_of_n_init_not_worse_than_single_runs():
+    X = blobs(1500, 12, spread=35, seed=9)
+    multi = KMeans(12, n_init=6, seed=3).fit(X)
+    single = KMeans(12, n_init=1, seed=3).fit(X)
+    assert len(multi.histories_) == 6
+    finals = [h[-1] for h in multi.histories_]
+    assert multi.inertia_ <= min(finals) * (1 + 1e-12)
+    assert multi.inertia_ <= single.inertia_ * (1 + 1e-12)
+
+
+def test_cancel_raises_between_iterations():
+    X = blobs(2000, 8, spread=40)
+    calls = {"n": 0}
+
+    def should_cancel():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    gen = KMeans(8, tol=0).iter_fit(X, should_cancel=should_cancel)
+    with pytest.raises(Cancelled):
+        drain(gen)
+
+
+def test_records_and_predict():
+    X = blobs(1000, 4)
+    recs = []
+    gen = KMeans(4, seed=1).iter_fit(X)
+    while True:
+        try:
+            recs.append(next(gen))
+        except StopIteration as stop:
+            km = stop.value
+            break
+    assert [r.iteration for r in recs] == list(range(1, km.n_iter_ + 1))
+    assert all(r.kind == "inertia" and r.centers.shape == (4, 3) for r in recs)
+    np.testing.assert_allclose([r.objective for r in recs], km.history_)
+    np.testing.assert_array_equal(km.predict(X), km.labels_)
+    np.testing.assert_array_equal(km.palette_, km.cluster_centers_)
+
+
+def test_tolerance_is_relative_to_data_scale():
+    X = blobs(1500, 6, spread=30)
+    a = KMeans(6, seed=2, tol=1e-3).fit(X)
+    b = KMeans(6, seed=2, tol=1e-3).fit(X * 1000.0)
+    assert a.n_iter_ == b.n_iter_
+    np.testing.assert_allclose(a.cluster_centers_ * 1000.0, b.cluster_centers_, rtol=1e-8)
+
+
+def test_kmeans_plusplus_weighted():
+    X = np.array([[0.0], [1.0], [100.0], [101.0], [500.0]])
+    w = np.array([1.0, 1.0, 1.0, 1.0, 0.0])
+    centers, idx = kmeans_plusplus(X, 2, weights=w, seed=0)
+    assert 4 not in idx  # zero weight is never drawn
+    assert {int(i) // 2 for i in idx} == {0, 1}  # one seed per blob
+    np.testing.assert_array_equal(centers, X[idx])
+
+
+def test_minibatch_close_to_full_kmeans():
+    X = blobs(20000, 8, spread=15, seed=2)
+    full = KMeans(8, seed=0).fit(X)
+    mb = MiniBatchKMeans(8, seed=0, batch_size=1024, max_iter=300).fit(X)
+    mb2 = MiniBatchKMeans(8, seed=0, batch_size=1024, max_iter=300).fit(X)
+    assert mb.inertia_ <= full.inertia_ * 1.1
+    np.testing.assert_array_equal(mb.cluster_centers_, mb2.cluster_centers_)
+    assert mb.labels_.shape == (20000,) and len(mb.history_) == mb.n_iter_
