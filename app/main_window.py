@@ -227,6 +227,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabifyDockWidget(self.convergence_dock, self.soft_maps_dock)
         self.tabifyDockWidget(self.soft_maps_dock, self.color_space_dock)
         self.convergence_dock.raise_()
+        # side panels run the full height; the bottom views sit under the image only
+        self.setCorner(
+            QtCore.Qt.Corner.BottomLeftCorner, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea
+        )
+        self.setCorner(
+            QtCore.Qt.Corner.BottomRightCorner, QtCore.Qt.DockWidgetArea.RightDockWidgetArea
+        )
         self.resizeDocks([self.convergence_dock], [300], QtCore.Qt.Orientation.Vertical)
         self.resizeDocks([self.palette_dock], [340], QtCore.Qt.Orientation.Horizontal)
 
@@ -922,10 +929,11 @@ class MainWindow(QtWidgets.QMainWindow):
     def _restore_layout(self) -> None:
         geometry = self.settings.value("window/geometry")
         state = self.settings.value("window/state")
+        self._layout_restored = False
         if isinstance(geometry, QtCore.QByteArray):
             self.restoreGeometry(geometry)
         if isinstance(state, QtCore.QByteArray):
-            self.restoreState(state)
+            self._layout_restored = self.restoreState(state)
         mode = self.settings.value("compare/mode", "side")
         if mode in ("side", "split"):
             self.set_compare_mode(str(mode))
@@ -960,6 +968,20 @@ class MainWindow(QtWidgets.QMainWindow):
             worker.request_cancel()
             clean = worker.wait(timeout_ms) and clean
         return clean
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: D102
+        super().showEvent(event)
+        if not self._layout_restored:  # first start: size the docks for this window
+            self._layout_restored = True
+            height, width = self.height(), self.width()
+            self.resizeDocks(
+                [self.convergence_dock], [max(160, height // 3)], QtCore.Qt.Orientation.Vertical
+            )
+            self.resizeDocks(
+                [self.params_dock, self.palette_dock],
+                [300, max(260, min(360, width // 4))],
+                QtCore.Qt.Orientation.Horizontal,
+            )
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: D102
         self.save_settings()

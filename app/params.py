@@ -189,6 +189,10 @@ class RunParameters:
 def _combo(items: dict[str, str], object_name: str) -> QtWidgets.QComboBox:
     combo = QtWidgets.QComboBox()
     combo.setObjectName(object_name)
+    combo.setSizeAdjustPolicy(
+        QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+    )
+    combo.setMinimumContentsLength(8)
     for key, label in items.items():
         combo.addItem(label, key)
     return combo
@@ -229,6 +233,10 @@ class ParameterPanel(QtWidgets.QWidget):
         self.color_space.setToolTip("Space in which distances are measured")
         self.covariance = _combo(COVARIANCES, "covarianceCombo")
         self.init = QtWidgets.QComboBox(objectName="initCombo")
+        self.init.setSizeAdjustPolicy(
+            QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.init.setMinimumContentsLength(8)
         self.n_init = QtWidgets.QSpinBox(objectName="restartsSpin")
         self.n_init.setRange(1, 50)
         self.n_init.setToolTip("Independent restarts; the best run is kept")

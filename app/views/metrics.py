@@ -62,7 +62,10 @@ class MetricsView(QtWidgets.QWidget):
         self.table = QtWidgets.QTableWidget(0, 2)
         self.table.setHorizontalHeaderLabels(["Metric", "Value"])
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.NoSelection)
         self.warnings = QtWidgets.QLabel("")
@@ -108,30 +111,29 @@ class MetricsView(QtWidgets.QWidget):
                 ("ΔE mean (CIEDE2000)", _num(m.delta_e_mean, ".2f")),
                 ("ΔE 95th percentile", _num(m.delta_e_p95, ".2f")),
                 ("MSE", _num(m.mse, ".2f")),
-                ("Colours before → after", f"{m.unique_before:,} → {m.unique_after:,}"),
+                ("Colours in → out", f"{m.unique_before:,} → {m.unique_after:,}"),
                 ("Bits per pixel", _num(m.bits_per_pixel, ".2f")),
                 ("Indexed PNG (estimate)", format_bytes(m.png_bytes)),
                 ("Original file", format_bytes(m.original_bytes)),
-                ("Size ratio", _num(m.ratio, ".3f")),
+                ("Original ÷ PNG size", _num(m.ratio, ".2f", "×")),
             ]
         else:
             rows.append(("Metrics", f"unavailable ({output.metrics_error})"))
         params = result.parameters() if hasattr(result, "parameters") else {}
         rows += [
             ("Method", str(result.method)),
-            ("Colours (asked → got)", f"{result.n_colors_requested} → {len(result.palette)}"),
+            ("K asked → got", f"{result.n_colors_requested} → {len(result.palette)}"),
             ("Colour space", str(result.color_space)),
             ("Iterations (kept run)", str(params.get("n_iter", len(result.history)))),
             ("Converged", "yes" if params.get("converged", True) else "no"),
             ("Seed", str(result.seed)),
             ("Fit time", _num(getattr(result, "elapsed_s", None), ".2f", " s")),
-            ("Run time (incl. maps, metrics)", _num(output.elapsed_s, ".2f", " s")),
+            ("Run time (all)", _num(output.elapsed_s, ".2f", " s")),
         ]
         self.table.setRowCount(len(rows))
         for row, (name, value) in enumerate(rows):
             self.table.setItem(row, 0, QtWidgets.QTableWidgetItem(name))
             self.table.setItem(row, 1, QtWidgets.QTableWidgetItem(value))
-        self.table.resizeColumnToContents(0)
         self._values = dict(rows)
         warnings = list(getattr(result, "warnings", []) or [])
         self.warnings.setText("\n".join(f"⚠ {w}" for w in warnings))
