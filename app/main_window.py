@@ -541,7 +541,6 @@ class MainWindow(QtWidgets.QMainWindow):
             self.progress_label.setText("Open an image first")
             return False
         self._cancel_current()
-        self._generation += 1
         generation = self._generation
         params = self.params.parameters()
         previous = self._output
@@ -585,15 +584,17 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._worker is None:
             return
         self._cancel_current()
-        self._generation += 1
         self.progress_label.setText("Cancelled")
         self._update_actions()
         self.run_cancelled.emit()
 
     def _cancel_current(self) -> None:
+        """Stop the current run (if any) and make every pending result of it stale."""
         if self._worker is not None:
             self._worker.request_cancel()
             self._worker = None
+        self._generation += 1
+        self._pending_views = None
         self._status_timer.stop()
         self.progress.setVisible(False)
 
@@ -962,7 +963,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self._rerun_timer.stop()
         self._status_timer.stop()
         self._cancel_current()
-        self._generation += 1
         clean = True
         for worker in list(self._workers):
             worker.request_cancel()

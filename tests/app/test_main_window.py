@@ -118,12 +118,14 @@ def test_new_run_cancels_old_and_drops_its_results(qtbot, window, small_png):
     )
     window.start_run()
     qtbot.waitUntil(lambda: window._record_count > 0, timeout=RUN_TIMEOUT_MS)
-    first_generation = window._generation
-    outputs = []
+    old_worker = window._worker
+    outputs, started = [], []
     window.run_finished.connect(outputs.append)
+    window.run_started.connect(started.append)
     window.params.set_parameters(FAST)
     window.open_image(small_png)  # a new image cancels the old run
-    assert window._generation == first_generation  # opening does not start a run (auto off)
+    assert old_worker.should_cancel()
+    assert started == []  # opening does not start a run (auto-run is off)
     output = run_and_wait(qtbot, window)
     qtbot.waitUntil(lambda: not window.is_running(), timeout=2000)
     assert outputs == [output]
@@ -340,3 +342,20 @@ def test_changing_only_dithering_rerenders_without_refitting(qtbot, window, smal
     window.params.set_parameters(replace(FAST, dither="fs", seed=3))
     third = run_and_wait(qtbot, window)
     assert third.result is not first.result and window._record_count > 0
+
+
+def test_late_result_of_a_stale_generation_is_ignored(qtbot, window, small_png):
+    window.open_image(small_png)
+    generations = []
+    window.run_started.connect(generations.append)
+    output = run_and_wait(qtbot, window)
+    window.open_image(small_png)  # new image: the old run's generation is stale
+    finished = []
+    window.run_finished.connect(finished.append)
+    window._on_succeeded(generations[0], output)  # as if its signal arrived late
+    window._on_record(generations[0], output.result.records[0])
+    QtWidgets.QApplication.processEvents()
+    assert finished == []
+    assert window.output() is None
+    assert not window.compare.has_result()
+    assert window.convergence.curve_count() == 0
