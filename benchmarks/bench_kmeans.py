@@ -1,0 +1,81 @@
+"""K-means: VQ Studio vs scikit-learn on the same photo, in the same run.
+
+Photo: ``resources/sample-coffee.png`` (600 x 400, CC0) upscaled to 2560 x 1600 with Pillow's
+bicubic filter (see ``_photo.py``; no noise added).  scikit-learn's ``KMeans(n_init=1)`` is
+fitted on all 4 096 000 pixels (float64 RGB, what a scikit-learn user does); VQ Studio's
+``quantize_image(method="kmeans")`` gets the image (its time includes finding the unique
+colours).  Both run to convergence with their default tolerance (1e-4 relative to the data
+variance) and default k-means++ initialisation, seeds 0, 1, 2, ...  PSNR is measured on the
+reconstructed image with each palette rounded to uint8.
+
+Run (unset the OpenBLAS overrides together, for both sides)::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_kmeans.py
+
+Options: ``--ks 16 64 256``, ``--runs 3`` (ours and scikit-learn at K <= 64),
+``--sklearn-runs-large 1`` (scikit-learn at K > 64 takes over a minute per run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _photo import benchmark_photo, environment_note, median, psnr, timed  # noqa: E402
+
+TARGETS = {16: 15.0, 64: 20.0, 256: 30.0}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ks", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sklearn-runs-large", type=int, default=1)
+    parser.add_argument("--width", type=int, default=2560)
+    parser.add_argument("--height", type=int, default=1600)
+    args = parser.parse_args(argv)
+
+    from sklearn.cluster import KMeans as SkKMeans
+
+    from quantize import quantize_image
+
+    print(environment_note())
+    img = benchmark_photo(args.width, args.height)
+    pixels = img.reshape(-1, 3).astype(np.float64)
+    print(f"photo: {img.shape[1]}x{img.shape[0]} = {pixels.shape[0]} pixels")
+    rows = []
+    for K in args.ks:
+        ours_t, ours_p, sk_t, sk_p = [], [], [], []
+        sk_runs = args.runs if K <= 64 else args.sklearn_runs_large
+        for seed in range(args.runs):
+            t, res = timed(lambda s=seed, k=K: quantize_image(img, k, method="kmeans", seed=s))
+            ours_t.append(t)
+            ours_p.append(psnr(res.to_image(), img))
+            print(f"  K={K} ours   seed={seed}: {t:7.3f} s  {res.n_iter:3d} it  "
+                  f"PSNR {ours_p[-1]:.3f} dB", flush=True)
+        for seed in range(sk_runs):
+            t, km = timed(lambda s=seed, k=K: SkKMeans(k, n_init=1, random_state=s).fit(pixels))
+            pal = np.clip(np.rint(km.cluster_centers_), 0, 255).astype(np.uint8)
+            sk_t.append(t)
+            sk_p.append(psnr(pal[km.labels_].reshape(img.shape), img))
+            print(f"  K={K} sklearn seed={seed}: {t:7.3f} s  {km.n_iter_:3d} it  "
+                  f"PSNR {sk_p[-1]:.3f} dB", flush=True)
+        rows.append((K, median(ours_t), median(sk_t), median(ours_p), median(sk_p),
+                     len(ours_t), len(sk_t)))
+    print()
+    print(f"{'K':>4} {'ours s':>8} {'sklearn s':>10} {'speed-up':>9} {'target':>7} "
+          f"{'PSNR ours':>10} {'PSNR sk':>8} {'dPSNR':>7}  runs(ours/sk)")
+    for K, ot, st, op, sp, no, ns in rows:
+        print(f"{K:>4} {ot:8.3f} {st:10.3f} {st / ot:8.1f}x {TARGETS.get(K, 0):6.0f}x "
+              f"{op:10.3f} {sp:8.3f} {op - sp:+7.3f}  {no}/{ns}")
+    print("(medians; speed-up = sklearn time / our time in this same run)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
