@@ -127,9 +127,18 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _progress_mode(args: argparse.Namespace) -> bool | None:
+    """Return False (no bar), None (a bar if stderr is a terminal) or True (always)."""
+    if args.quiet or args.json:
+        return False
+    return True if getattr(args, "progress", False) else None
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output mode")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    g.add_argument("--progress", action="store_true",
+                   help="show the progress bar even when stderr is not a terminal")  # fmt: skip
     g.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     g.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
@@ -369,13 +378,14 @@ def _check_combination(args: argparse.Namespace) -> None:
 class _Progress:
     """Feed IterationRecords to a tqdm bar on stderr."""
 
-    def __init__(self, enabled: bool, desc: str) -> None:
+    def __init__(self, enabled: bool | None, desc: str) -> None:
         self.bar = None
-        if enabled:
+        if enabled is not False:
             from tqdm import tqdm
 
             self.bar = tqdm(desc=desc, unit="it", file=sys.stderr, leave=False,
-                            dynamic_ncols=True, disable=None)  # fmt: skip
+                            dynamic_ncols=True,
+                            disable=None if enabled is None else False)  # fmt: skip
 
     def update(self, rec: Any) -> None:
         if self.bar is None:
@@ -394,6 +404,7 @@ class _Progress:
 
     def close(self) -> None:
         if self.bar is not None:
+            self.bar.refresh()  # draw the final state once, even after a very short fit
             self.bar.close()
 
 
@@ -409,7 +420,9 @@ def _drive(gen: Generator[Any, None, Any], progress: _Progress) -> Any:
         progress.close()
 
 
-def _run_fit(image: np.ndarray, args: argparse.Namespace, show_progress: bool) -> tuple[Any, Any]:
+def _run_fit(
+    image: np.ndarray, args: argparse.Namespace, show_progress: bool | None
+) -> tuple[Any, Any]:
     """Return (result, auto_choice or None)."""
     from quantize.auto import iter_bic, iter_quality_target
     from quantize.result import iter_quantize_image
@@ -518,7 +531,7 @@ def _quantize_one(
     image_path: Path,
     args: argparse.Namespace,
     *,
-    show_progress: bool,
+    show_progress: bool | None,
     warn: Callable[[str], None],
     stem: str | None = None,
     targets: list[tuple[str, Path]] | None = None,
@@ -641,7 +654,7 @@ def _cmd_quantize(args: argparse.Namespace, err: Callable[[str], None]) -> int:
     else:
         image_path = Path(args.image)
     warn = (lambda msg: None) if args.quiet else (lambda msg: err(f"vq: warning: {msg}"))
-    summary = _quantize_one(image_path, args, show_progress=not args.quiet and not args.json,
+    summary = _quantize_one(image_path, args, show_progress=_progress_mode(args),
                             warn=warn)  # fmt: skip
     if args.json:
         print(json.dumps(summary, indent=2, allow_nan=False))
@@ -701,11 +714,11 @@ def _cmd_batch(args: argparse.Namespace, err: Callable[[str], None]) -> int:
     tasks = [(p, s, options) for p, s in zip(args.inputs, _batch_stems(args.inputs), strict=True)]
     results: list[dict[str, Any]] = []
     bar = None
-    if not args.quiet and not args.json:
+    if _progress_mode(args) is not False:
         from tqdm import tqdm
 
         bar = tqdm(total=len(tasks), desc="vq batch", unit="file", file=sys.stderr,
-                   disable=None)  # fmt: skip
+                   disable=None if _progress_mode(args) is None else False)  # fmt: skip
 
     def record(res: dict[str, Any]) -> None:
         results.append(res)

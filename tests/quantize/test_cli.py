@@ -370,3 +370,14 @@ def test_no_exif_or_gps_in_outputs(tmp_path, monkeypatch):
         assert b"eXIf" not in data and b"CameraMaker" not in data and b"tEXt" not in data
         with Image.open(path) as im:
             assert not im.getexif()
+
+
+def test_progress_bar_fed_by_records(img, capsys):
+    assert main(["quantize", str(img), "-k", "3", *FAST, "-o", "o.png", "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "kmeans (oklab)" in err and "it" in err and "inertia=" in err
+    assert main(["quantize", str(img), "-k", "3", *FAST, "-o", "p.png", "--quality", "20",
+                 "--progress"]) == 0  # fmt: skip
+    assert "auto K: K=" in capsys.readouterr().err
+    assert main(["quantize", str(img), "-k", "3", *FAST, "-o", "q.png"]) == 0
+    assert capsys.readouterr().err == ""  # not a terminal: no bar unless asked
