@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     window = MainWindow()
     window.show()
     if args.image:
-        window.open_image(args.image)
+        window.open_image(args.image, wait=False)
     else:
         window.open_sample()
     return int(app.exec())

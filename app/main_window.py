@@ -10,7 +10,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 import app._compat  # noqa: F401  (PySide6 6.12 emit refcount bug, see module)
 from app.export_dialog import ExportDialog
-from app.imaging import display_array
+from app.loader import LoadWorker, open_file, prepare
 from app.params import ParameterPanel
 from app.settings import AppSettings
 from app.views.colorspace_view import ColorSpaceView
@@ -26,7 +26,6 @@ __all__ = ["MainWindow", "IMAGE_FILTER", "qimage_to_array"]
 IMAGE_FILTER = (
     "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp *.gif *.ppm *.pgm *.pnm);;All files (*)"
 )
-_GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "La"}
 #: Debounce delay (ms) between a parameter change and the automatic re-run.
 RERUN_DELAY_MS = 400
 
@@ -96,6 +95,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._generation = 0
         self._worker: RunWorker | None = None
         self._workers: list[RunWorker] = []
+        self._loaders: list[QtCore.QThread] = []
+        self._load_ticket = 0
         self._output: RunOutput | None = None
         self._last_record: Any = None
         self._record_count = 0
@@ -361,7 +362,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self, "Open image", self.settings.last_folder("open"), IMAGE_FILTER
         )
         if path:
-            self.open_image(path)
+            self.open_image(path, wait=False)
 
     def open_sample(self) -> bool:
         """Open the bundled sample photo.
@@ -375,7 +376,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         return self.open_image(sample_image_path(), remember=False)
 
-    def open_image(self, path: str | Path, *, remember: bool = True) -> bool:
+    def open_image(self, path: str | Path, *, remember: bool = True, wait: bool = True) -> bool:
         """Open an image file; on failure show a message and keep the current image.
 
         Parameters
@@ -384,18 +385,33 @@ class MainWindow(QtWidgets.QMainWindow):
             Image file.
         remember : bool, optional
             Add it to the recent files and remember its folder.
+        wait : bool, optional
+            Decode on the GUI thread and return when done (the default, for scripting).
+            With ``False`` the file is decoded on a worker thread (what the menus, drag and
+            drop and the command line use) and ``image_changed`` or ``error_shown`` follows.
 
         Returns
         -------
         ok : bool
-            Whether the image was opened.
+            Whether the image was opened (``wait=False``: whether loading started).
         """
-        from quantize.io import LoadError, load_image
+        from quantize.io import LoadError
 
         path = Path(path)
+        self._load_ticket += 1
+        ticket = self._load_ticket
+        if not wait:
+            loader = LoadWorker(path, ticket, parent=self)
+            loader.opened.connect(lambda t, opened, r=remember: self._on_opened(t, opened, r))
+            loader.failed.connect(lambda t, msg, details, p=path: self._on_open_failed(t, p, msg))
+            loader.finished.connect(lambda w=loader: self._on_loader_finished(w))
+            self._loaders.append(loader)
+            self.progress_label.setText(f"Opening {path.name}…")
+            loader.start()
+            return True
         QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
         try:
-            loaded = load_image(path)
+            opened = open_file(path)
         except LoadError as exc:
             self._open_failed(path, str(exc))
             return False
@@ -404,11 +420,37 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         finally:
             QtWidgets.QApplication.restoreOverrideCursor()
-        if remember:
-            self.settings.add_recent_file(path)
-            self.settings.set_last_folder(path.resolve().parent, "open")
-        self._set_image(loaded, path.name)
+        self._on_opened(ticket, opened, remember)
         return True
+
+    def is_loading(self) -> bool:
+        """Return whether a file is being decoded on a worker thread.
+
+        Returns
+        -------
+        loading : bool
+            ``True`` while a loader thread runs.
+        """
+        return any(w.isRunning() for w in self._loaders)
+
+    def _on_opened(self, ticket: int, opened: Any, remember: bool) -> None:
+        if ticket != self._load_ticket:  # superseded by a newer open
+            return
+        loaded = opened.loaded
+        if remember and loaded.path is not None:
+            self.settings.add_recent_file(loaded.path)
+            self.settings.set_last_folder(Path(loaded.path).resolve().parent, "open")
+        self._set_image(opened)
+
+    def _on_open_failed(self, ticket: int, path: Path, message: str) -> None:
+        if ticket == self._load_ticket:
+            self.progress_label.setText("")
+            self._open_failed(path, message)
+
+    def _on_loader_finished(self, loader: QtCore.QThread) -> None:
+        if loader in self._loaders:
+            self._loaders.remove(loader)
+        loader.deleteLater()
 
     def open_array(self, pixels: np.ndarray, name: str = "pasted image") -> bool:
         """Open an in-memory image (e.g. from the clipboard).
@@ -432,7 +474,8 @@ class MainWindow(QtWidgets.QMainWindow):
         except LoadError as exc:
             self.show_error("Cannot open image", str(exc))
             return False
-        self._set_image(loaded, name)
+        self._load_ticket += 1  # supersedes any file still loading
+        self._set_image(prepare(loaded, name))
         return True
 
     def paste_from_clipboard(self) -> bool:
@@ -469,17 +512,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.remove_recent_file(path)
         self.show_error("Cannot open image", message)
 
-    def _set_image(self, loaded: Any, name: str) -> None:
+    def _set_image(self, opened: Any) -> None:
         self._cancel_current()
+        loaded, name = opened.loaded, opened.name
         self._loaded = loaded
         self._image = loaded.pixels
         self._name = name
         self._output = None
-        self.compare.set_original(display_array(loaded.pixels))
+        self.compare.set_original(opened.display)
         for view in (self.convergence, self.soft_maps, self.color_space, self.metrics_view):
             view.clear()
         self.palette_view.set_palette(None, None)
-        self.params.set_grey_available(self._is_grey(loaded))
+        self.params.set_grey_available(opened.grey)
         size = format_bytes(loaded.file_size) if loaded.file_size else "in memory"
         frames = f" · {loaded.n_frames} frames (first shown)" if loaded.n_frames > 1 else ""
         alpha = " · alpha" if loaded.has_alpha else ""
@@ -496,16 +540,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.image_changed.emit(name)
         if self.auto_run_check.isChecked():
             self.start_run()
-
-    @staticmethod
-    def _is_grey(loaded: Any) -> bool:
-        if loaded.mode in _GREY_MODES:
-            return True
-        pixels = loaded.pixels
-        return bool(
-            np.array_equal(pixels[..., 0], pixels[..., 1])
-            and np.array_equal(pixels[..., 1], pixels[..., 2])
-        )
 
     # ================================================================== running
     def is_running(self) -> bool:
@@ -889,7 +923,7 @@ class MainWindow(QtWidgets.QMainWindow):
             action = self.recent_menu.addAction(f"&{(i + 1) % 10} {Path(path).name}")
             action.setToolTip(path)
             action.setStatusTip(path)
-            action.triggered.connect(lambda _=False, p=path: self.open_image(p))
+            action.triggered.connect(lambda _=False, p=path: self.open_image(p, wait=False))
         if not files:
             empty = self.recent_menu.addAction("(none)")
             empty.setEnabled(False)
@@ -920,7 +954,7 @@ class MainWindow(QtWidgets.QMainWindow):
         files = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
         if files:
             event.acceptProposedAction()
-            self.open_image(files[0])
+            self.open_image(files[0], wait=False)
         elif mime.hasImage():
             event.acceptProposedAction()
             self.open_array(qimage_to_array(QtGui.QImage(mime.imageData())), "dropped image")
@@ -964,6 +998,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._status_timer.stop()
         self._cancel_current()
         clean = True
+        self._load_ticket += 1
+        for loader in list(self._loaders):
+            clean = loader.wait(timeout_ms) and clean
         for worker in list(self._workers):
             worker.request_cancel()
             clean = worker.wait(timeout_ms) and clean

@@ -187,7 +187,8 @@ def test_open_array_paste_and_drop(qtbot, window, small_png):
         QtCore.Qt.MouseButton.NoButton,
         QtCore.Qt.KeyboardModifier.NoModifier,
     )
-    window.dropEvent(drop)
+    with qtbot.waitSignal(window.image_changed, timeout=10_000):
+        window.dropEvent(drop)
     assert window.windowTitle().startswith("small.png")
     assert window.settings.recent_files()[0].endswith("small.png")
 
@@ -289,13 +290,13 @@ def test_recent_files_menu_opens_file(qtbot, window, small_png, tmp_path):
     window._fill_recent_menu()
     names = [a.text() for a in window.recent_menu.actions() if a.text()]
     assert names[:2] == ["&1 other.png", "&2 small.png"]
-    with qtbot.waitSignal(window.image_changed) as blocker:
+    with qtbot.waitSignal(window.image_changed, timeout=10_000) as blocker:
         window.recent_menu.actions()[1].trigger()
     assert blocker.args == ["small.png"]
     # a recent file that vanished is reported and dropped from the list
     other.unlink()
     window._fill_recent_menu()
-    with qtbot.waitSignal(window.error_shown):
+    with qtbot.waitSignal(window.error_shown, timeout=10_000):
         window.recent_menu.actions()[1].trigger()
     assert str(other.resolve()) not in window.settings.recent_files()
 
@@ -359,3 +360,28 @@ def test_late_result_of_a_stale_generation_is_ignored(qtbot, window, small_png):
     assert window.output() is None
     assert not window.compare.has_result()
     assert window.convergence.curve_count() == 0
+
+
+def test_open_on_a_worker_thread(qtbot, window, small_png, tmp_path):
+    with qtbot.waitSignal(window.image_changed, timeout=10_000) as blocker:
+        assert window.open_image(small_png, wait=False)
+    assert blocker.args == ["small.png"]
+    assert window.image().shape == (48, 64, 3)
+    assert window.settings.recent_files()[0].endswith("small.png")
+    bad = tmp_path / "empty.png"
+    bad.write_bytes(b"")
+    before = window.image()
+    with qtbot.waitSignal(window.error_shown, timeout=10_000) as blocker:
+        window.open_image(bad, wait=False)
+    assert "empty.png" in blocker.args[1]
+    assert window.image() is before
+    # a newer open supersedes an older one that is still loading
+    other = tmp_path / "other.png"
+    other.write_bytes(small_png.read_bytes())
+    names = []
+    window.image_changed.connect(names.append)
+    window.open_image(small_png, wait=False)
+    window.open_image(other, wait=False)
+    qtbot.waitUntil(lambda: not window.is_loading(), timeout=10_000)
+    QtWidgets.QApplication.processEvents()
+    assert names == ["other.png"]
