@@ -43,6 +43,7 @@ __all__ = ["GaussianMixture", "COVARIANCE_TYPES"]
 
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 _LOG_2PI = float(np.log(2.0 * np.pi))
+_MAX_CHUNK_ROWS = 32768  # cache-friendly chunks even when the budget allows more
 
 
 def _feature_index(D: int) -> tuple[np.ndarray, np.ndarray]:
@@ -288,6 +289,11 @@ class GaussianMixture:
         Xc = X - offset
         iu, ju = _feature_index(D)
         self._iu, self._ju = iu, ju
+        nf = iu.size + D + 1
+        # the quadratic features are reused by every EM iteration when they fit the budget
+        self._features_cache = (
+            _features(Xc, iu, ju) if n * nf * 8 <= 2 * self.working_memory_mib * 2**20 else None
+        )
 
         best: dict[str, Any] | None = None
         runs = 1 if isinstance(init, np.ndarray) else n_init
@@ -311,6 +317,7 @@ class GaussianMixture:
         self.converged_ = bool(best["converged"])
         self.n_components_ = p.K
         self._params = p
+        self._features_cache = None
         if not self.converged_:
             warn_and_record(
                 self.warnings_,
@@ -517,29 +524,41 @@ class GaussianMixture:
         w: np.ndarray,
         params: _Params,
         should_cancel: CancelCallback | None,
-        want_stats: bool = True,
-        want_labels: bool = False,
-    ) -> tuple[float, np.ndarray | None, np.ndarray | None]:
-        """Weighted total log-likelihood, M-step statistics (K, F) and hard labels."""
+    ) -> tuple[float, np.ndarray]:
+        """Weighted total log-likelihood and the M-step statistics (K, F) in one pass."""
         iu, ju = self._iu, self._ju
         W = params.score_matrix(iu, ju)
         K = params.K
         nf = W.shape[0]
-        stats = np.zeros((K, nf)) if want_stats else None
-        labels = np.empty(X.shape[0], dtype=np.int32) if want_labels else None
+        stats = np.zeros((K, nf))
         ll = 0.0
-        rows = chunk_size(X.shape[0], 8 * (2 * nf + 2 * K), self.working_memory_mib)
+        cache = getattr(self, "_features_cache", None)
+        rows = min(_MAX_CHUNK_ROWS, chunk_size(X.shape[0], 8 * (2 * nf + 2 * K),
+                                               self.working_memory_mib))
         for sl in iter_chunks(X.shape[0], rows):
             check_cancel(should_cancel)
-            F = _features(X[sl], iu, ju)
-            R, log_p = _log_resp_chunk(F, W)
-            ll += float(w[sl] @ log_p)
-            if labels is not None:
-                labels[sl] = R.argmax(axis=1)
-            if stats is not None:
-                R *= w[sl, None]
-                stats += R.T @ F
-        return ll, stats, labels
+            F = cache[sl] if cache is not None else _features(X[sl], iu, ju)
+            L = F @ W
+            m = L.max(axis=1)
+            L -= m[:, None]
+            np.exp(L, out=L)
+            tot = L.sum(axis=1)
+            ll += float(w[sl] @ (m + np.log(tot)))
+            L *= (w[sl] / tot)[:, None]  # responsibilities times point weights
+            stats += L.T @ F
+        return ll, stats
+
+    def _labels_pass(self, X: np.ndarray, params: _Params) -> np.ndarray:
+        """Most probable component (argmax of the log joint) for every point."""
+        W = params.score_matrix(self._iu, self._ju)
+        cache = getattr(self, "_features_cache", None)
+        labels = np.empty(X.shape[0], dtype=np.int32)
+        rows = min(_MAX_CHUNK_ROWS, chunk_size(X.shape[0], 8 * (W.shape[0] + W.shape[1]),
+                                               self.working_memory_mib))
+        for sl in iter_chunks(X.shape[0], rows):
+            F = cache[sl] if cache is not None else _features(X[sl], self._iu, self._ju)
+            labels[sl] = (F @ W).argmax(axis=1)
+        return labels
 
     def _em(
         self,
@@ -552,7 +571,7 @@ class GaussianMixture:
         should_cancel: CancelCallback | None,
     ) -> Generator[IterationRecord, None, dict[str, Any]]:
         total = w.sum()
-        ll_sum, stats, labels = self._e_pass(X, w, params, should_cancel, True, max_iter == 0)
+        ll_sum, stats = self._e_pass(X, w, params, should_cancel)
         ll = ll_sum / total
         ll0 = ll
         history: list[float] = []
@@ -564,7 +583,7 @@ class GaussianMixture:
             new = self._m_step(stats, total, None)
             old_means = params.means
             params = new
-            ll_sum, stats, labels = self._e_pass(X, w, params, should_cancel, True, True)
+            ll_sum, stats = self._e_pass(X, w, params, should_cancel)
             prev, ll = ll, ll_sum / total
             history.append(ll)
             shift = (
@@ -587,6 +606,7 @@ class GaussianMixture:
             if abs(ll - prev) < tol:
                 converged = True
                 break
+        labels = self._labels_pass(X, params)
         return {
             "params": params,
             "ll": ll,

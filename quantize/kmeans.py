@@ -42,6 +42,7 @@ _ALGORITHMS = ("auto", "lloyd", "hamerly")
 # "auto" first converges on grid-cell means above this many points (see _grid_coreset)
 _CORESET_MIN_POINTS = 50_000
 _CORESET_BITS = 6
+_MAX_CHUNK_ROWS = 16384  # cache-friendly (chunk, K) blocks even when the budget allows more
 
 
 # ----------------------------------------------------------------------------------------
@@ -170,7 +171,7 @@ class _Assigner:
         labels = np.empty(n, dtype=np.int32)
         best = np.empty(n, dtype=np.float64)
         second = np.empty(n, dtype=np.float64)
-        rows = chunk_size(n, 4 * K * 2 + 64, self.working_memory_mib)
+        rows = min(_MAX_CHUNK_ROWS, chunk_size(n, 4 * K * 2 + 64, self.working_memory_mib))
         for sl in iter_chunks(n, rows):
             check_cancel(should_cancel)
             s = Xa[sl] @ ca
@@ -225,7 +226,7 @@ class _Assigner:
             G = int(group_of[-1]) + 1
             starts = np.searchsorted(group_of, np.arange(G))
             lower = np.empty((n, G), dtype=np.float64)
-        rows = chunk_size(n, 4 * K * 3 + 8 * D * K, self.working_memory_mib)
+        rows = min(_MAX_CHUNK_ROWS, chunk_size(n, 4 * K * 3 + 8 * D * K, self.working_memory_mib))
         for sl in iter_chunks(n, rows):
             check_cancel(should_cancel)
             s = Xa[sl] @ ca

@@ -130,7 +130,7 @@ def test_m_step_formulas():
     pi = Nk / w.sum()
     # one more EM step through the engine's own E pass and M step
     Xc = X - gm._offset
-    _, stats, _ = gm._e_pass(Xc, w, gm._params, None)
+    _, stats = gm._e_pass(Xc, w, gm._params, None)
     new = gm._m_step(stats, w.sum(), None)
     np.testing.assert_allclose(new.means + gm._offset, mu, rtol=1e-9)
     np.testing.assert_allclose(new.covariances, sigma, rtol=1e-7)
