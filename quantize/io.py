@@ -316,8 +316,11 @@ def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
 def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
     if data.startswith(_TIFF_SIGNATURES):
         loaded = _try_tifffile(data, path, max_pixels)
-        if loaded is not None:
+        if isinstance(loaded, LoadedImage):
             return loaded
+        fallback = loaded
+    else:
+        fallback = None
     try:
         im = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
     except Image.DecompressionBombError:
@@ -355,6 +358,8 @@ def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
             reason = str(exc) or type(exc).__name__
             raise LoadError(path, f"corrupt or truncated image ({reason})") from None
         info: dict[str, Any] = {"orientation": orientation, "notes": []}
+        if fallback is not None:
+            info["notes"].append(f"read by Pillow, possibly at reduced bit depth ({fallback})")
         mode = im.mode
         pixels = _pil_to_array(im, path, info)
     pixels = apply_orientation(pixels, orientation)
@@ -504,10 +509,16 @@ def _finish(
 # ---------------------------------------------------------------------------- TIFF
 
 
-def _try_tifffile(data: bytes, path: Path, max_pixels: int) -> LoadedImage | None:
-    """Read 16-bit colour / float / wide-int TIFFs with tifffile; None lets Pillow do it."""
+def _try_tifffile(data: bytes, path: Path, max_pixels: int) -> LoadedImage | str | None:
+    """Read 16-bit colour / float / wide-int TIFFs with tifffile.
+
+    Returns None for files Pillow reads without loss (8-bit, palette, CMYK, ...), and a
+    reason string when tifffile should have read the file but could not (e.g. a compression
+    that needs the optional ``imagecodecs`` package): Pillow then reads it, possibly at 8 bits.
+    """
     import tifffile
 
+    wanted = False
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
             pages = tif.pages
@@ -520,6 +531,7 @@ def _try_tifffile(data: bytes, path: Path, max_pixels: int) -> LoadedImage | Non
                 return None
             if photometric not in (0, 1, 2):  # MINISWHITE, MINISBLACK, RGB
                 return None
+            wanted = True
             width, height = int(page.imagewidth), int(page.imagelength)
             _check_size(path, width, height, max_pixels)
             n_frames = len(pages)
@@ -537,7 +549,7 @@ def _try_tifffile(data: bytes, path: Path, max_pixels: int) -> LoadedImage | Non
     except Exception as exc:  # tifffile raises many types; Pillow gets a second chance
         if isinstance(exc, (MemoryError, KeyboardInterrupt)):
             raise
-        return None
+        return str(exc) or type(exc).__name__ if wanted else None
     arr = _tiff_to_yxs(arr, axes, path)
     notes: list[str] = []
     samples = arr.shape[2]

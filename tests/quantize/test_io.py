@@ -507,3 +507,18 @@ def test_16bit_png_zip_bomb_is_not_inflated():
             + png_chunk(b"IEND", b""))  # fmt: skip
     loaded = load_image_bytes(data, name="bomb16.png")
     assert loaded.pixels.shape == (4, 4, 3) and not loaded.pixels.any()
+
+
+def test_tiff_tifffile_cannot_decode_falls_back_to_pillow_with_note(tmp_path, monkeypatch):
+    # a 16-bit grey TIFF that Pillow can read; pretend tifffile lacks the codec
+    grey = (np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000).astype(np.uint16)
+    path = tmp_path / "g16.tif"
+    Image.fromarray(grey).save(path)
+
+    def no_codec(self, *a, **k):
+        raise KeyError("<COMPRESSION.LZW: 5> requires the 'imagecodecs' package")
+
+    monkeypatch.setattr(tifffile.TiffPage, "asarray", no_codec)
+    loaded = load_image(path)
+    np.testing.assert_array_equal(loaded.pixels[:, :, 0], grey)
+    assert any("imagecodecs" in n for n in loaded.info["notes"])
