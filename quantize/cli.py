@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import sys
 import traceback
@@ -734,7 +735,10 @@ def _cmd_batch(args: argparse.Namespace, err: Callable[[str], None]) -> int:
             for task in tasks:
                 record(_batch_task(task))
         else:
-            with ProcessPoolExecutor(max_workers=min(args.jobs, len(tasks))) as pool:
+            # spawn, not fork: the parent may run threads (tqdm's monitor, BLAS)
+            context = multiprocessing.get_context("spawn")
+            workers = min(args.jobs, len(tasks))
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
                 futures = [pool.submit(_batch_task, t) for t in tasks]
                 for fut in as_completed(futures):
                     record(fut.result())
