@@ -358,6 +358,9 @@ def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
             reason = str(exc) or type(exc).__name__
             raise LoadError(path, f"corrupt or truncated image ({reason})") from None
         info: dict[str, Any] = {"orientation": orientation, "notes": []}
+        if fmt == "PNG" and len(data) >= 29 and data[12:16] == b"IHDR" and data[24] == 16:
+            if data[25] in (2, 4, 6) and data[28] == 1:
+                info["notes"].append("interlaced 16-bit colour PNG read at 8 bits per channel")
         if fallback is not None:
             info["notes"].append(f"read by Pillow, possibly at reduced bit depth ({fallback})")
         mode = im.mode
