@@ -7,6 +7,8 @@ from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+import app._compat  # noqa: F401  (PySide6 6.12 emit refcount bug, see module)
+
 __all__ = ["ExportDialog", "KIND_LABELS", "DEFAULT_KINDS"]
 
 KIND_LABELS: dict[str, str] = {
@@ -24,6 +26,42 @@ KIND_LABELS: dict[str, str] = {
     "sidecar": "JSON sidecar (parameters, metrics)",
 }
 DEFAULT_KINDS = ("indexed_png", "gpl", "palette_json", "sidecar")
+
+
+def _run_export(job: dict[str, Any]) -> tuple[list[Path] | None, str]:
+    """Create the folder and write the exports; return (written, "") or (None, error)."""
+    from quantize.export import ExportError, export_all
+
+    try:
+        job["folder"].mkdir(parents=True, exist_ok=True)
+        written = export_all(
+            job["result"],
+            job["folder"],
+            job["stem"],
+            job["kinds"],
+            overwrite=job["overwrite"],
+            dither=job["dither"],
+            strength=job["strength"],
+            source_path=job["source_path"],
+            metrics=job["metrics"],
+        )
+    except (ExportError, OSError, ValueError) as exc:
+        return None, str(exc)
+    except Exception as exc:  # any failure must reach the user as a message
+        return None, f"{type(exc).__name__}: {exc}"
+    return [Path(p) for p in written], ""
+
+
+class _ExportWorker(QtCore.QThread):
+    done = QtCore.Signal(object, str)
+
+    def __init__(self, job: dict[str, Any], parent: QtCore.QObject) -> None:
+        super().__init__(parent)
+        self.job = job
+
+    def run(self) -> None:
+        written, error = _run_export(self.job)
+        self.done.emit(written, error)
 
 
 class ExportDialog(QtWidgets.QDialog):
@@ -51,6 +89,8 @@ class ExportDialog(QtWidgets.QDialog):
         Parent widget.
     """
 
+    export_finished = QtCore.Signal(list)
+
     def __init__(
         self,
         result: Any,
@@ -69,13 +109,15 @@ class ExportDialog(QtWidgets.QDialog):
 
         self.setWindowTitle("Export")
         self.setObjectName("exportDialog")
-        self.result = result
+        self.quantize_result = result
         self.dither = dither
         self.strength = strength
         self.source_path = source_path
         self.metrics = metrics
         self.written: list[Path] = []
         self.last_error = ""
+        self._worker: _ExportWorker | None = None
+        self.status = QtWidgets.QLabel("")
 
         self.checks: dict[str, QtWidgets.QCheckBox] = {}
         box = QtWidgets.QGroupBox("Export")
@@ -123,6 +165,7 @@ class ExportDialog(QtWidgets.QDialog):
         layout.addLayout(form)
         layout.addWidget(QtWidgets.QLabel("Files that will be written:"))
         layout.addWidget(self.preview)
+        layout.addWidget(self.status)
         layout.addWidget(buttons)
         self.folder.textChanged.connect(self._update_preview)
         self.stem.textChanged.connect(self._update_preview)
@@ -152,7 +195,9 @@ class ExportDialog(QtWidgets.QDialog):
         if not kinds or not self.stem.text().strip():
             return []
         return list(
-            plan_exports(self.result, Path(self.folder.text()), self.stem.text().strip(), kinds)
+            plan_exports(
+                self.quantize_result, Path(self.folder.text()), self.stem.text().strip(), kinds
+            )
         )
 
     def confirm_overwrite(self, existing: list[Path]) -> bool:
@@ -191,7 +236,7 @@ class ExportDialog(QtWidgets.QDialog):
         QtWidgets.QMessageBox.critical(self, "Export failed", message)
 
     def export(self) -> list[Path] | None:
-        """Write the selected exports (asking before overwriting).
+        """Write the selected exports now, on this thread (asking before overwriting).
 
         Returns
         -------
@@ -199,7 +244,46 @@ class ExportDialog(QtWidgets.QDialog):
             Files written, or ``None`` if nothing was written (cancelled or failed; the
             error is in :attr:`last_error`).
         """
-        from quantize.export import ExportError, export_all
+        job = self._prepare()
+        if job is None:
+            return None
+        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
+        try:
+            written, error = _run_export(job)
+        finally:
+            QtWidgets.QApplication.restoreOverrideCursor()
+        return self._finish(written, error)
+
+    def start_export(self) -> bool:
+        """Write the selected exports on a worker thread; ``export_finished`` follows.
+
+        Returns
+        -------
+        started : bool
+            ``False`` if validation failed or the user declined to overwrite.
+        """
+        job = self._prepare()
+        if job is None:
+            return False
+        self._worker = _ExportWorker(job, self)
+        self._worker.done.connect(self._on_worker_done)
+        self._set_busy(True)
+        self._worker.start()
+        return True
+
+    def is_exporting(self) -> bool:
+        """Return whether an export thread is running.
+
+        Returns
+        -------
+        running : bool
+            ``True`` while files are being written.
+        """
+        return self._worker is not None and self._worker.isRunning()
+
+    # ------------------------------------------------------------------ internals
+    def _prepare(self) -> dict[str, Any] | None:
+        from quantize.export import ExportError
 
         self.last_error = ""
         kinds = self.selected_kinds()
@@ -219,36 +303,49 @@ class ExportDialog(QtWidgets.QDialog):
         existing = [p for p in planned if p.exists()]
         if existing and not self.confirm_overwrite(existing):
             return None
-        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            written = export_all(
-                self.result,
-                folder,
-                stem,
-                kinds,
-                overwrite=bool(existing),
-                dither=self.dither,
-                strength=self.strength,
-                source_path=self.source_path,
-                metrics=self.metrics,
-            )
-        except (ExportError, OSError, ValueError) as exc:
-            self._fail(str(exc))
+        return {
+            "result": self.quantize_result,
+            "folder": folder,
+            "stem": stem,
+            "kinds": kinds,
+            "overwrite": bool(existing),
+            "dither": self.dither,
+            "strength": self.strength,
+            "source_path": self.source_path,
+            "metrics": self.metrics,
+        }
+
+    def _finish(self, written: list[Path] | None, error: str) -> list[Path] | None:
+        if written is None:
+            self._fail(error)
             return None
-        finally:
-            QtWidgets.QApplication.restoreOverrideCursor()
         self.written = [Path(p) for p in written]
+        self.export_finished.emit(self.written)
         return self.written
 
-    # ------------------------------------------------------------------ internals
+    def _on_worker_done(self, written: object, error: str) -> None:
+        self._set_busy(False)
+        if self._finish(written, error) is not None:  # type: ignore[arg-type]
+            self.accept()
+
+    def _set_busy(self, busy: bool) -> None:
+        self.export_button.setEnabled(not busy)
+        self.status.setText("Writing files…" if busy else "")
+        for widget in (*self.checks.values(), self.folder, self.stem):
+            widget.setEnabled(not busy)
+
     def _fail(self, message: str) -> None:
         self.last_error = message
         self.report_error(message)
 
     def _on_accept(self) -> None:
-        if self.export() is not None:
-            self.accept()
+        self.start_export()
+
+    def reject(self) -> None:  # noqa: D102 (wait for a running export: files stay consistent)
+        if self.is_exporting():
+            self.status.setText("Finishing the export before closing…")
+            self._worker.wait()
+        super().reject()
 
     def _browse(self) -> None:
         folder = QtWidgets.QFileDialog.getExistingDirectory(

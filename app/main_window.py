@@ -999,6 +999,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._cancel_current()
         clean = True
         self._load_ticket += 1
+        for dialog in self.findChildren(ExportDialog):
+            if dialog.is_exporting():  # let the files be written completely
+                dialog._worker.wait()
         for loader in list(self._loaders):
             clean = loader.wait(timeout_ms) and clean
         for worker in list(self._workers):

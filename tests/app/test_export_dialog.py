@@ -81,3 +81,21 @@ def test_export_action_opens_dialog_only_with_a_result(qtbot, window, small_png)
     assert isinstance(dialog, QtWidgets.QDialog) and dialog.isVisible()
     assert dialog.stem.text().startswith("small_kmeans")
     dialog.reject()
+
+
+def test_export_button_writes_on_a_worker_thread(qtbot, window, small_png, tmp_path):
+    finished_window(qtbot, window, small_png)
+    dialog = window.export_dialog()  # shown, window-modal, deletes itself on close
+    dialog.folder.setText(str(tmp_path / "async"))
+    dialog.stem.setText("cup")
+    for kind, check in dialog.checks.items():
+        check.setChecked(kind in ("indexed_png", "hex", "binary_masks"))
+    planned = dialog.planned_files()
+    with qtbot.waitSignal(dialog.export_finished, timeout=30_000) as blocker:
+        dialog.export_button.click()
+    assert sorted(blocker.args[0]) == sorted(planned)
+    assert all(p.is_file() for p in planned)
+    # the dialog closes itself and the window reports where the files went
+    qtbot.waitUntil(lambda: window.progress_label.text().startswith("Exported"))
+    assert str(tmp_path / "async") in window.progress_label.text()
+    assert window.settings.last_folder("export") == str(tmp_path / "async")
