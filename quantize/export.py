@@ -636,6 +636,14 @@ def _soft_u16(result: QuantizeResult, k: int) -> np.ndarray:
     return out
 
 
+def _zip_entry(name: str) -> zipfile.ZipInfo:
+    # a fixed timestamp keeps the .npz byte-identical for identical results
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
+
+
 def _npz_fill(result: QuantizeResult) -> Callable[[IO[bytes]], None]:
     from numpy.lib import format as npy
 
@@ -654,10 +662,10 @@ def _npz_fill(result: QuantizeResult) -> Callable[[IO[bytes]], None]:
         }
         with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_DEFLATED) as zf:
             for key, arr in arrays.items():
-                with zf.open(key + ".npy", "w", force_zip64=True) as entry:
+                with zf.open(_zip_entry(key + ".npy"), "w", force_zip64=True) as entry:
                     npy.write_array(entry, np.ascontiguousarray(arr), allow_pickle=False)
             # responsibilities (K, M, N) float32, streamed one component at a time
-            with zf.open("responsibilities.npy", "w", force_zip64=True) as entry:
+            with zf.open(_zip_entry("responsibilities.npy"), "w", force_zip64=True) as entry:
                 header = {"descr": npy.dtype_to_descr(np.dtype("<f4")),
                           "fortran_order": False, "shape": (k, m, n)}  # fmt: skip
                 npy.write_array_header_2_0(entry, header)

@@ -430,3 +430,22 @@ def test_real_result_exports(tmp_path):
     assert zlib.crc32((tmp_path / "g.gpl").read_bytes()) == zlib.crc32(
         export.encode_palette(result.palette, result.proportions, "gpl", name="g")
     )
+
+
+def test_same_result_gives_byte_identical_files(tmp_path):
+    r = fake_result(4, transparent=True)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = export_all(r, tmp_path / "a", "x", EXPORT_KINDS, dither="fs")
+    second = export_all(r, tmp_path / "b", "x", EXPORT_KINDS, dither="fs")
+    for p, q in zip(first, second, strict=True):
+        assert p.read_bytes() == q.read_bytes(), p.name
+
+
+def test_files_get_normal_permissions(tmp_path):
+    # like open(): 0666 minus the umask (tempfile.mkstemp alone would give 0600)
+    path = atomic_write_bytes(tmp_path / "a.txt", b"x")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~export._UMASK
+    os.chmod(path, 0o640)
+    atomic_write_bytes(path, b"y", overwrite=True)  # an overwritten file keeps its mode
+    assert path.stat().st_mode & 0o777 == 0o640
