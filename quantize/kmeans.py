@@ -807,6 +807,96 @@ def _centre_groups(centers: np.ndarray, n_points: int, working_memory_mib: float
     return group_of.reshape(-1)
 
 
+def _group_layout(
+    centers: np.ndarray, group_of: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centres padded per group: (G, gmax, D) coordinates, (G, gmax) index (-1 = pad)."""
+    K, D = centers.shape
+    G = int(group_of[-1]) + 1
+    starts = np.searchsorted(group_of, np.arange(G))
+    sizes = np.diff(np.append(starts, K))
+    gmax = int(sizes.max())
+    index = np.full((G, gmax), -1, dtype=np.intp)
+    pos = np.arange(K) - starts[group_of]
+    index[group_of, pos] = np.arange(K)
+    coords = np.zeros((G, gmax, D))
+    coords[group_of, pos] = centers
+    return coords, index, index >= 0
+
+
+def _yinyang_update(
+    X: np.ndarray,
+    cand: np.ndarray,
+    labels: np.ndarray,
+    upper: np.ndarray,
+    lower: np.ndarray,
+    centers: np.ndarray,
+    group_of: np.ndarray,
+    should_cancel: CancelCallback | None,
+    rows_per_chunk: int = 4096,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reassign the candidate points, searching only the groups their bounds cannot rule out.
+
+    ``upper[cand]`` must be exact distances to the current centres.  Every centre of a
+    group with ``lower[n, g] < upper[n]`` is measured exactly (float64); the other groups
+    cannot hold a closer centre.  Labels, upper and lower bounds are updated in place.
+    Returns the points whose label changed and their previous labels.
+    """
+    coords, index, valid = _group_layout(centers, group_of)
+    changed_parts: list[np.ndarray] = []
+    old_parts: list[np.ndarray] = []
+    for sl in iter_chunks(cand.size, rows_per_chunk):
+        check_cancel(should_cancel)
+        pts = cand[sl]
+        up = upper[pts]
+        need = lower[pts] < up[:, None]
+        pi, gi = np.nonzero(need)
+        if pi.size == 0:
+            continue
+        diff = X[pts[pi]][:, None, :] - coords[gi]
+        d = np.einsum("pjk,pjk->pj", diff, diff)
+        d[~valid[gi]] = np.inf
+        j1 = d.argmin(axis=1)
+        r = np.arange(pi.size)
+        b1 = d[r, j1]
+        d[r, j1] = np.inf
+        b2 = d.min(axis=1)
+        cand_lab = index[gi, j1]
+        # best pair per point (pairs come sorted by point)
+        first = np.flatnonzero(np.r_[True, pi[1:] != pi[:-1]])
+        best_val = np.minimum.reduceat(b1, first)
+        owner = pi[first]
+        is_best = b1 == best_val[np.searchsorted(first, r, side="right") - 1]
+        # first pair reaching the minimum, per point
+        best_pair = np.full(owner.size, -1)
+        hit = np.flatnonzero(is_best)
+        seg = np.searchsorted(first, hit, side="right") - 1
+        _, first_hit = np.unique(seg, return_index=True)
+        best_pair[seg[first_hit]] = hit[first_hit]
+        up_sq = up[owner] ** 2
+        move = best_val < up_sq
+        rows_all = pts[owner]
+        old = labels[rows_all]
+        new = np.where(move, cand_lab[best_pair], old)
+        # exact lower bounds of the examined groups (excluding the final label)
+        final_of_pair = new[np.searchsorted(first, r, side="right") - 1]
+        excl = np.where(cand_lab == final_of_pair, b2, b1)
+        lower[pts[pi], gi] = np.sqrt(excl)
+        moved_rows = rows_all[move]
+        if moved_rows.size:
+            old_m = old[move]
+            g_old = group_of[old_m]
+            # the old centre joins its group's bound where that group was not examined
+            lower[moved_rows, g_old] = np.minimum(lower[moved_rows, g_old], up[owner][move])
+            labels[moved_rows] = new[move]
+            upper[moved_rows] = np.sqrt(best_val[move])
+            changed_parts.append(moved_rows)
+            old_parts.append(old_m)
+    if changed_parts:
+        return np.concatenate(changed_parts), np.concatenate(old_parts)
+    return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
+
+
 def _lloyd(
     X: np.ndarray,
     w: np.ndarray,
@@ -887,32 +977,33 @@ def _lloyd(
         else:
             idx = None
         changed = np.zeros(0, dtype=np.intp)
-        if idx is None or idx.size:
-            lab_c, d_c, low_c = assigner.search(idx, centers, group_of, should_cancel)
-            rows = np.arange(n) if idx is None else idx
-            if use_bounds:
-                assert upper is not None and lower is not None
-                upper[rows] = np.sqrt(d_c)
-                lower[rows] = low_c
-            old_lab = labels[rows]
-            sw = lab_c != old_lab
-            if sw.any():
-                changed = rows[sw]
-                a_old, a_new = old_lab[sw], lab_c[sw]
-                labels[changed] = a_new
-                wc = w[changed]
-                for arr, vals in ((Wk, wc), (Qk, wc * x_sq[changed])):
-                    arr -= np.bincount(a_old, weights=vals, minlength=K)
-                    arr += np.bincount(a_new, weights=vals, minlength=K)
-                for d in range(X.shape[1]):
-                    vals = wc * X[changed, d]
-                    Sk[:, d] -= np.bincount(a_old, weights=vals, minlength=K)
-                    Sk[:, d] += np.bincount(a_new, weights=vals, minlength=K)
-                gone = Wk <= 0
-                if gone.any():  # exact zero instead of rounding residue for emptied clusters
-                    Wk[gone] = 0.0
-                    Sk[gone] = 0.0
-                    Qk[gone] = 0.0
+        a_old = np.zeros(0, dtype=np.int32)
+        if use_bounds and idx is not None and idx.size:
+            assert upper is not None and lower is not None and group_of is not None
+            changed, a_old = _yinyang_update(
+                X, idx, labels, upper, lower, centers, group_of, should_cancel
+            )
+        elif idx is None:
+            lab_c, _, _ = assigner.search(None, centers, None, should_cancel)
+            sw = lab_c != labels
+            changed = np.flatnonzero(sw)
+            a_old = labels[changed]
+            labels[changed] = lab_c[changed]
+        if changed.size:
+            a_new = labels[changed]
+            wc = w[changed]
+            for arr, vals in ((Wk, wc), (Qk, wc * x_sq[changed])):
+                arr -= np.bincount(a_old, weights=vals, minlength=K)
+                arr += np.bincount(a_new, weights=vals, minlength=K)
+            for d in range(X.shape[1]):
+                vals = wc * X[changed, d]
+                Sk[:, d] -= np.bincount(a_old, weights=vals, minlength=K)
+                Sk[:, d] += np.bincount(a_new, weights=vals, minlength=K)
+            gone = Wk <= 0
+            if gone.any():  # exact zero instead of rounding residue for emptied clusters
+                Wk[gone] = 0.0
+                Sk[gone] = 0.0
+                Qk[gone] = 0.0
         n_changed = int(changed.size)
         inertia = _stats_inertia(Wk, Sk, Qk, centers)
         if history and inertia > history[-1] and n_changed == 0 and not empty.size:
