@@ -381,3 +381,16 @@ def test_progress_bar_fed_by_records(img, capsys):
     assert "auto K: K=" in capsys.readouterr().err
     assert main(["quantize", str(img), "-k", "3", *FAST, "-o", "q.png"]) == 0
     assert capsys.readouterr().err == ""  # not a terminal: no bar unless asked
+
+
+def test_same_seed_same_bytes(img, tmp_path, capsys):
+    for out in ("a", "b"):
+        argv = ["quantize", str(img), "-k", "5", "--seed", "7", "-o", f"{out}.png", "--palette",
+                f"{out}.gpl", "--soft", f"soft_{out}", "-q", "--dither", "ordered"]  # fmt: skip
+        assert main(argv) == 0
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert (tmp_path / "a.gpl").read_text().replace("Name: a", "") == (
+        tmp_path / "b.gpl"
+    ).read_text().replace("Name: b", "")
+    for p in sorted((tmp_path / "soft_a").iterdir()):
+        assert p.read_bytes() == (tmp_path / "soft_b" / p.name).read_bytes()
