@@ -151,6 +151,7 @@ class MainWindow(QtWidgets.QMainWindow):
         cl.addWidget(self.compare, 1)
         self.setCentralWidget(central)
         self.compare.left.sigRangeChanged.connect(self._update_zoom_label)
+        self.compare.hovered.connect(self._show_pixel)
 
         # parameters + run controls
         self.params = ParameterPanel()
@@ -351,7 +352,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.progress.setRange(0, 100)  # determinate: a busy animation repaints constantly
         self.progress.setVisible(False)
         self.progress_label = QtWidgets.QLabel("")
+        self.pixel_label = QtWidgets.QLabel("")
+        self.pixel_label.setObjectName("pixelLabel")
         status.addWidget(self.progress_label, 1)
+        status.addPermanentWidget(self.pixel_label)
         status.addPermanentWidget(self.image_label)
         status.addPermanentWidget(self.progress)
 
@@ -902,6 +906,40 @@ class MainWindow(QtWidgets.QMainWindow):
         index = self.mode_combo.findData(mode)
         if index != self.mode_combo.currentIndex():
             self.mode_combo.setCurrentIndex(index)
+
+    def pixel_info(self, row: int, col: int) -> str:
+        """Describe one pixel: position, original value, palette colour and cluster.
+
+        Parameters
+        ----------
+        row, col : int
+            Pixel position.
+
+        Returns
+        -------
+        text : str
+            E.g. ``"(120, 45) rgb(200, 120, 80) → #c27850 cluster 3 (12.1 %)"``.
+        """
+        if self._image is None:
+            return ""
+        value = self._image[row, col]
+        channels = ", ".join(str(int(v)) for v in np.atleast_1d(value))
+        name = "rgba" if np.size(value) == 4 else "rgb"
+        text = f"(row {row}, col {col}) {name}({channels})"
+        if self._output is not None:
+            result = self._output.result
+            k = int(result.labels[row, col])
+            opaque = result.opaque is None or bool(result.opaque[row, col])
+            if opaque:
+                colour = "#" + "".join(f"{int(v):02x}" for v in result.palette[k])
+                share = 100.0 * float(result.proportions[k])
+                text += f" → {colour} cluster {k} ({share:.1f} %)"
+            else:
+                text += " (transparent: not clustered)"
+        return text
+
+    def _show_pixel(self, row: int, col: int) -> None:
+        self.pixel_label.setText(self.pixel_info(row, col) if row >= 0 else "")
 
     def _update_zoom_label(self) -> None:
         if self._image is not None:

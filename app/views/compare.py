@@ -38,6 +38,8 @@ class CompareView(QtWidgets.QWidget):
     """
 
     mode_changed = QtCore.Signal(str)
+    #: (row, column) of the image pixel under the mouse, or (-1, -1) outside the image
+    hovered = QtCore.Signal(int, int)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -98,6 +100,8 @@ class CompareView(QtWidgets.QWidget):
 
         for view in (self.left_view, self.right_view):
             view.installEventFilter(self)
+        self.left_view.scene().sigMouseMoved.connect(lambda pos: self._on_mouse(self.left, pos))
+        self.right_view.scene().sigMouseMoved.connect(lambda pos: self._on_mouse(self.right, pos))
         self._apply_mode()
 
     # ------------------------------------------------------------------ content
@@ -301,6 +305,14 @@ class CompareView(QtWidgets.QWidget):
         if rect.width() <= 0:
             return 1.0
         return float(self.left.size().width() / rect.width())
+
+    def _on_mouse(self, box: pg.ViewBox, scene_pos: QtCore.QPointF) -> None:
+        if self._original is None:
+            return
+        point = box.mapSceneToView(scene_pos)
+        row, col = int(np.floor(point.y())), int(np.floor(point.x()))
+        inside = 0 <= row < self._original.height() and 0 <= col < self._original.width()
+        self.hovered.emit(row if inside else -1, col if inside else -1)
 
     # ------------------------------------------------------------------ events
     def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: D102

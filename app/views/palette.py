@@ -62,6 +62,14 @@ class PaletteView(QtWidgets.QWidget):
         font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
         self.list.setFont(font)
         self.list.itemClicked.connect(self._on_clicked)
+        self.list.itemDoubleClicked.connect(self._copy_item)
+        self.list.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.ActionsContextMenu)
+        copy_one = QtGui.QAction("Copy Hex Code", self.list)
+        copy_one.triggered.connect(lambda: self._copy_item(self.list.currentItem()))
+        copy_all = QtGui.QAction("Copy All Hex Codes", self.list)
+        copy_all.triggered.connect(self.copy_all)
+        self.list.addAction(copy_one)
+        self.list.addAction(copy_all)
         self.header = QtWidgets.QLabel("No palette yet")
         self.header.setWordWrap(True)
         layout = QtWidgets.QVBoxLayout(self)
@@ -90,7 +98,7 @@ class PaletteView(QtWidgets.QWidget):
         order = np.argsort(-proportions, kind="stable")
         used = int(np.count_nonzero(proportions > 0))
         self.header.setText(
-            f"{len(palette)} colours ({used} used) — click one to highlight its pixels"
+            f"{len(palette)} colours ({used} used) — click: highlight, double-click: copy"
         )
         for k in order:
             item = QtWidgets.QListWidgetItem(
@@ -154,6 +162,22 @@ class PaletteView(QtWidgets.QWidget):
         item = self.list.item(row)
         self.list.setCurrentItem(item)
         self._on_clicked(item)
+
+    def copy_all(self) -> str:
+        """Copy every hex code (largest share first, one per line) to the clipboard.
+
+        Returns
+        -------
+        text : str
+            What was copied.
+        """
+        text = "\n".join(self.swatch_text(r).split()[0] for r in range(self.count()))
+        QtWidgets.QApplication.clipboard().setText(text)
+        return text
+
+    def _copy_item(self, item: QtWidgets.QListWidgetItem | None) -> None:
+        if item is not None:
+            QtWidgets.QApplication.clipboard().setText(item.text().split()[0])
 
     def _on_clicked(self, item: QtWidgets.QListWidgetItem) -> None:
         k = int(item.data(_INDEX_ROLE))

@@ -153,3 +153,30 @@ def test_auto_k_by_quality_target(qtbot, window, small_png):
     assert choice.k in points and points[choice.k] >= 20.0
     assert all(v < 20.0 for k, v in points.items() if k < choice.k)
     assert "chose K=" in window.convergence.summary.text()
+
+
+def test_pixel_readout_and_hex_copy(qtbot, window, small_png):
+    window.open_image(small_png)
+    output = run(qtbot, window)
+    result = output.result
+    k = int(result.labels[10, 20])
+    text = window.pixel_info(10, 20)
+    r, g, b = (int(v) for v in window.image()[10, 20])
+    assert f"rgb({r}, {g}, {b})" in text and f"cluster {k}" in text
+    hexcode = "#" + "".join(f"{int(v):02x}" for v in result.palette[k])
+    assert hexcode in text
+    # a real mouse move over the middle of the image reports the middle pixel
+    window.compare.fit()
+    viewport = window.compare.left_view.viewport()
+    with qtbot.waitSignal(window.compare.hovered) as blocker:
+        qtbot.mouseMove(viewport, viewport.rect().center())
+    row, col = blocker.args
+    assert abs(row - 24) <= 2 and abs(col - 32) <= 2
+    assert window.pixel_label.text() == window.pixel_info(row, col)
+    window.compare.hovered.emit(10, 20)
+    assert window.pixel_label.text() == text
+    window.compare.hovered.emit(-1, -1)
+    assert window.pixel_label.text() == ""
+    copied = window.palette_view.copy_all()
+    assert QtWidgets.QApplication.clipboard().text() == copied
+    assert len(copied.splitlines()) == len(result.palette)
