@@ -43,3 +43,40 @@ def test_self_test_reports_failure(monkeypatch, capsys):
     monkeypatch.setattr(quantize.result, "iter_quantize_image", broken)
     assert main(["--self-test"]) == 1
     assert "FAILED" in capsys.readouterr().out
+
+
+def test_main_opens_the_given_image_and_runs(qapp, tmp_path, small_png):
+    from PySide6 import QtCore, QtWidgets
+
+    from app.main_window import MainWindow
+
+    # keep the real user settings untouched: the app's INI file goes to tmp_path
+    QtCore.QSettings.setPath(
+        QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path)
+    )
+    seen = {}
+
+    def poll():
+        windows = [w for w in QtWidgets.QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+        if windows and windows[0].output() is not None:
+            seen["title"] = windows[0].windowTitle()
+            seen["k"] = len(windows[0].output().result.palette)
+            windows[0].close()
+            windows[0].deleteLater()
+            timer.stop()
+
+    timer = QtCore.QTimer()
+    timer.timeout.connect(poll)
+    timer.start(50)
+    safety = QtCore.QTimer()  # never hang the suite if the run does not finish
+    safety.setSingleShot(True)
+    safety.timeout.connect(QtWidgets.QApplication.closeAllWindows)
+    safety.start(60_000)
+    try:
+        assert main([str(small_png)]) == 0
+    finally:
+        timer.stop()
+        safety.stop()
+    assert seen["title"].startswith("small.png")
+    assert seen["k"] == 16  # the shared defaults, run automatically on opening
+    assert list(tmp_path.rglob("*.ini"))  # settings were written to the redirected place
