@@ -229,6 +229,18 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
         default=d["dither_strength"],
         help="dithering strength in [0, 1] (default %(default)s)",
     )
+    g.add_argument(
+        "--use-palette",
+        default=None,
+        metavar="FILE",
+        help="map onto this palette (.gpl .act .json .txt .css) instead of fitting",
+    )
+    g.add_argument(
+        "--init-palette",
+        default=None,
+        metavar="FILE",
+        help="start the fit from this palette (K = its number of colours)",
+    )
     g.add_argument("--max-pixels", type=_positive_int, default=d["max_pixels"],
                    help="refuse larger images (default %(default)s)")  # fmt: skip
 
@@ -366,6 +378,15 @@ def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _check_combination(args: argparse.Namespace) -> None:
+    if args.use_palette and args.init_palette:
+        raise UsageError("use either --use-palette or --init-palette, not both")
+    if args.use_palette or args.init_palette:
+        flag = "--use-palette" if args.use_palette else "--init-palette"
+        if args.quality is not None or args.max_delta_e is not None or args.colors == "auto":
+            raise UsageError(f"{flag} fixes K: it cannot be combined with --quality, "
+                             "--max-delta-e or -k auto")  # fmt: skip
+        if args.init_palette and args.method == "optimal1d":
+            raise UsageError("--init-palette does not apply to --method optimal1d")
     if args.quality is not None and args.max_delta_e is not None:
         raise UsageError("use either --quality or --max-delta-e, not both")
     if args.colors == "auto":
@@ -426,9 +447,20 @@ def _run_fit(
 ) -> tuple[Any, Any]:
     """Return (result, auto_choice or None)."""
     from quantize.auto import iter_bic, iter_quality_target
+    from quantize.render import map_to_palette
     from quantize.result import iter_quantize_image
 
     options = _fit_options(args)
+    if args.use_palette:
+        return map_to_palette(image, _read_user_palette(args.use_palette),
+                              color_space=args.space), None  # fmt: skip
+    k_given = args.colors
+    if args.init_palette:
+        palette = _read_user_palette(args.init_palette)
+        if isinstance(k_given, int) and k_given != len(palette):
+            raise UsageError(f"--init-palette has {len(palette)} colours but -k is {k_given}")
+        options["init"] = palette
+        k_given = len(palette)
     desc = f"{args.method} ({args.space})"
     progress = _Progress(show_progress, desc)
     if args.quality is not None or args.max_delta_e is not None:
@@ -452,10 +484,23 @@ def _run_fit(
                        seed=args.seed, **opts)  # fmt: skip
         choice = _drive(gen, progress)
         return choice.result, choice
-    k = args.colors if args.colors is not None else DEFAULTS["n_colors"]
+    k = k_given if k_given is not None else DEFAULTS["n_colors"]
     gen = iter_quantize_image(image, k, method=args.method, color_space=args.space,
                               seed=args.seed, **options)  # fmt: skip
     return _drive(gen, progress), None
+
+
+def _read_user_palette(path: str) -> np.ndarray:
+    from quantize.export import ExportError, read_palette
+    from quantize.io import LoadError
+
+    try:
+        palette = read_palette(path)
+    except ExportError as exc:
+        raise LoadError(path, str(exc).removeprefix(f"{path}: ")) from None
+    if len(palette) == 0:
+        raise LoadError(path, "the palette has no colours")
+    return palette
 
 
 def _targets(args: argparse.Namespace, stem: str) -> list[tuple[str, Path]]:
@@ -604,7 +649,7 @@ def _quantize_one(
 
 
 _METHOD_NAMES = {"kmeans": "K-means", "gmm": "Gaussian mixture", "minibatch": "mini-batch K-means",
-                 "optimal1d": "exact 1-D"}  # fmt: skip
+                 "optimal1d": "exact 1-D", "palette": "given palette"}  # fmt: skip
 
 
 def _fmt_float(value: Any, digits: int, unit: str = "", missing: str = "inf") -> str:
@@ -625,6 +670,9 @@ def _print_summary(s: dict[str, Any]) -> None:
         + f", {s['n_iter']} iterations, {'converged' if s['converged'] else 'NOT converged'}"
         + f", seed {s['seed']}, {s['elapsed_s']:.2f} s",
     ]  # fmt: skip
+    if s["method"] == "palette":
+        lines[1] = (f"mapped onto the given palette of {s['n_colors']} colours "
+                    f"(nearest in {s['color_space']}), {s['elapsed_s']:.2f} s")  # fmt: skip
     if s["auto"]:
         a = s["auto"]
         tried = ", ".join(f"{k}" for k in sorted(a["tried"], key=int))

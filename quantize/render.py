@@ -9,14 +9,21 @@ wavefront has received all its error, so a whole wavefront is quantized in one n
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
 
 from quantize.io import to_uint8
 
-__all__ = ["BAYER_8", "DITHER_METHODS", "dither_indices", "nearest_indices"]
+__all__ = [
+    "BAYER_8",
+    "DITHER_METHODS",
+    "FixedPalette",
+    "dither_indices",
+    "map_to_palette",
+    "nearest_indices",
+]
 
 DITHER_METHODS: tuple[str, ...] = ("none", "fs", "ordered")
 DitherMethod = Literal["none", "fs", "ordered"]
@@ -212,3 +219,89 @@ def dither_indices(
     if opaque is not None:
         idx[~opaque] = 0
     return idx.astype(_index_dtype(k))
+
+
+class FixedPalette:
+    """Stand-in "model" of a result whose palette was given, not fitted.
+
+    Parameters
+    ----------
+    palette : ndarray of shape (K, 3), uint8
+        The palette.
+    centers : ndarray of shape (K, D), float64
+        The palette in the fitting space.
+    labels : ndarray of shape (U,), int64
+        Palette index of each distinct colour.
+    """
+
+    n_iter_ = 0
+    converged_ = True
+
+    def __init__(self, palette: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> None:
+        self.palette_ = palette
+        self.cluster_centers_ = centers
+        self.labels_ = labels
+        self.n_colors_ = int(len(palette))
+        self.history_ = np.zeros(0)
+        self.warnings_: list[str] = []
+
+
+def map_to_palette(image: np.ndarray, palette: np.ndarray, *, color_space: str = "rgb") -> Any:
+    """Map an image onto a given palette (nearest colour in ``color_space``), without fitting.
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N, 3) or (M, N, 4), uint8 or uint16
+        The image; fully transparent pixels get label 0 and do not count in the shares.
+    palette : ndarray of shape (K, 3), uint8
+        The user's palette, kept in its order (1 <= K <= 65536).
+    color_space : {"rgb", "lab", "oklab"}, optional
+        Space in which "nearest" is measured.
+
+    Returns
+    -------
+    result : QuantizeResult
+        ``method="palette"``, no iterations; dithering, metrics and exports work as for a
+        fitted result.
+    """
+    import time
+
+    from quantize.colorspace import check_space, rgb_to_space
+    from quantize.features import unique_colors
+    from quantize.result import QuantizeResult, table_points
+
+    t0 = time.perf_counter()
+    pal = np.asarray(palette)
+    if pal.ndim != 2 or pal.shape[1] != 3 or not 1 <= len(pal) <= 65536:
+        raise ValueError(f"palette must have shape (K, 3) with 1 <= K <= 65536, got {pal.shape}")
+    pal = np.ascontiguousarray(np.clip(pal, 0, 255).astype(np.uint8))
+    space = check_space(color_space)
+    image = np.asarray(image)
+    table = unique_colors(image)
+    points = table_points(table, space)
+    centers = rgb_to_space(pal, space)
+    unique_labels = nearest_indices(points, centers)
+    k = len(pal)
+    labels = table.gather(unique_labels.astype(_index_dtype(k)), fill=0)
+    weights = table.counts.astype(np.float64)
+    proportions = np.bincount(unique_labels, weights=weights, minlength=k) / weights.sum()
+    return QuantizeResult(
+        image=image,
+        palette=pal,
+        labels=labels,
+        opaque=table.opaque,
+        proportions=proportions,
+        history=np.zeros(0),
+        records=[],
+        model=FixedPalette(pal, centers, unique_labels),
+        method="palette",
+        color_space=space,
+        n_colors_requested=k,
+        seed=0,
+        fit_options={},
+        warnings=[],
+        table=table,
+        points=points,
+        elapsed_s=time.perf_counter() - t0,
+        unique_labels=unique_labels.astype(np.int32),
+    )

@@ -394,3 +394,39 @@ def test_same_seed_same_bytes(img, tmp_path, capsys):
     ).read_text().replace("Name: b", "")
     for p in sorted((tmp_path / "soft_a").iterdir()):
         assert p.read_bytes() == (tmp_path / "soft_b" / p.name).read_bytes()
+
+
+def test_use_palette_maps_without_fitting(img, tmp_path, capsys):
+    pal = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0]], np.uint8)
+    from quantize.export import write_palette
+
+    write_palette(tmp_path / "mine.gpl", pal)
+    argv = ["quantize", str(img), "--use-palette", "mine.gpl", "--space", "rgb", "-o", "o.png",
+            "--palette", "out.act", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["method"] == "palette" and s["n_iter"] == 0 and s["n_colors"] == 3
+    assert s["palette"] == ["#000000", "#ffffff", "#ff0000"]  # order kept
+    np.testing.assert_array_equal(read_palette(tmp_path / "out.act"), pal)
+    with Image.open(tmp_path / "o.png") as im:
+        idx = np.asarray(im)
+    rgb = np.asarray(Image.open(img)).astype(float)
+    d = ((rgb[:, :, None, :] - pal[None, None].astype(float)) ** 2).sum(-1)
+    np.testing.assert_array_equal(idx, d.argmin(-1))
+    assert main(["quantize", str(img), "--use-palette", "mine.gpl", "-o", "p.png"]) == 0
+    assert "mapped onto the given palette of 3 colours" in capsys.readouterr().out
+
+
+def test_init_palette_and_palette_errors(img, tmp_path, capsys):
+    from quantize.export import write_palette
+
+    write_palette(tmp_path / "start.txt", np.array([[10, 10, 10], [240, 240, 240]], np.uint8))
+    assert main(["quantize", str(img), "--init-palette", "start.txt", *FAST, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_colors"] == 2
+    assert main(["quantize", str(img), "--init-palette", "start.txt", "-k", "5", "-o", "a"]) == 2
+    assert main(["quantize", str(img), "--use-palette", "start.txt", "--quality", "30"]) == 2
+    capsys.readouterr()
+    (tmp_path / "broken.gpl").write_text("not a palette")
+    assert main(["quantize", str(img), "--use-palette", "broken.gpl", "-o", "b.png"]) == 3
+    assert "broken.gpl" in one_error_line(capsys.readouterr().err)
+    assert main(["quantize", str(img), "--use-palette", "missing.gpl", "-o", "c.png"]) == 3

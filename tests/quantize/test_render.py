@@ -138,3 +138,25 @@ def test_bad_shapes():
         dither_indices(np.zeros((4, 4, 3), np.float32), BW)
     with pytest.raises(ValueError):
         dither_indices(np.zeros((4, 4, 3), np.uint8), np.zeros((0, 3)))
+
+
+def test_map_to_palette_result():
+    from quantize.metrics import compute_metrics
+    from quantize.render import map_to_palette
+
+    img = np.dstack([gradient(), np.full((24, 48), 255, np.uint8)])
+    img[:4, :, 3] = 0
+    pal = np.array([[250, 250, 250], [0, 0, 0], [255, 0, 0], [0, 200, 90]], np.uint8)
+    r = map_to_palette(img, pal, color_space="lab")
+    np.testing.assert_array_equal(r.palette, pal)
+    assert r.method == "palette" and r.n_iter == 0 and r.converged
+    assert np.all(r.labels[:4] == 0) and r.opaque is not None and not r.opaque[:4].any()
+    assert r.proportions.sum() == pytest.approx(1.0)
+    counts = np.bincount(r.labels[r.opaque], minlength=4) / r.opaque.sum()
+    np.testing.assert_allclose(r.proportions, counts)
+    np.testing.assert_array_equal(r.responsibility_map(2), (r.labels == 2) & r.opaque)
+    rgb = map_to_palette(img, pal, color_space="rgb")
+    np.testing.assert_array_equal(rgb.labels[4:], brute_nearest(img[4:], pal))
+    assert compute_metrics(rgb).unique_after <= 4
+    with pytest.raises(ValueError):
+        map_to_palette(img, np.zeros((0, 3), np.uint8))
