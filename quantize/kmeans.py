@@ -833,23 +833,28 @@ def _yinyang_update(
     centers: np.ndarray,
     group_of: np.ndarray,
     should_cancel: CancelCallback | None,
-    rows_per_chunk: int = 4096,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+    rows_per_chunk: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reassign the candidate points, searching only the groups their bounds cannot rule out.
 
-    ``upper[cand]`` must be exact distances to the current centres.  Every centre of a
-    group with ``lower[n, g] < upper[n]`` is measured exactly (float64); the other groups
+    ``upper[cand]`` must be exact distances to the current centres; ``lower`` is (G, N).
+    Every centre of a group with ``lower[g, n] < upper[n]`` is measured exactly (float64);
+    the other groups
     cannot hold a closer centre.  Labels, upper and lower bounds are updated in place.
     Returns the points whose label changed and their previous labels.
     """
     coords, index, valid = _group_layout(centers, group_of)
+    if rows_per_chunk <= 0:  # worst case: every group of every point needs examining
+        per_point = coords.shape[0] * coords.shape[1] * (coords.shape[2] + 3) * 8
+        rows_per_chunk = int(min(32768, max(1024, working_memory_mib * 2**20 // per_point)))
     changed_parts: list[np.ndarray] = []
     old_parts: list[np.ndarray] = []
     for sl in iter_chunks(cand.size, rows_per_chunk):
         check_cancel(should_cancel)
         pts = cand[sl]
         up = upper[pts]
-        need = lower[pts] < up[:, None]
+        need = lower[:, pts].T < up[:, None]
         pi, gi = np.nonzero(need)
         if pi.size == 0:
             continue
@@ -881,13 +886,13 @@ def _yinyang_update(
         # exact lower bounds of the examined groups (excluding the final label)
         final_of_pair = new[np.searchsorted(first, r, side="right") - 1]
         excl = np.where(cand_lab == final_of_pair, b2, b1)
-        lower[pts[pi], gi] = np.sqrt(excl)
+        lower[gi, pts[pi]] = np.sqrt(excl)
         moved_rows = rows_all[move]
         if moved_rows.size:
             old_m = old[move]
             g_old = group_of[old_m]
             # the old centre joins its group's bound where that group was not examined
-            lower[moved_rows, g_old] = np.minimum(lower[moved_rows, g_old], up[owner][move])
+            lower[g_old, moved_rows] = np.minimum(lower[g_old, moved_rows], up[owner][move])
             labels[moved_rows] = new[move]
             upper[moved_rows] = np.sqrt(best_val[move])
             changed_parts.append(moved_rows)
@@ -920,7 +925,7 @@ def _lloyd(
     recorded iteration numbers.
 
     With ``use_bounds`` the E step keeps Yinyang/Hamerly bounds: ``upper[n] >= ||x_n -
-    c_{a_n}||`` and, for each group g of centres, ``lower[n, g] <= min ||x_n - c_j||`` over
+    c_{a_n}||`` and, for each group g of centres, ``lower[g, n] <= min ||x_n - c_j||`` over
     the centres j != a_n of that group.  After the centres move, the upper bound grows by
     the move of the point's centre and each group bound shrinks by the largest move in the
     group; a point whose upper bound stays below all its group bounds (or below half the
@@ -940,7 +945,10 @@ def _lloyd(
         group_of = group_of[perm]
         centers = centers[perm]
     inv_perm = np.argsort(perm) if perm is not None else None
-    labels, d_sq, lower = assigner.search(None, centers, group_of, should_cancel)
+    labels, d_sq, lower_nk = assigner.search(None, centers, group_of, should_cancel)
+    # group-major (G, N) layout: per-iteration updates and the min over groups stream rows
+    lower = np.ascontiguousarray(lower_nk.T) if lower_nk is not None else None
+    del lower_nk
     upper = np.sqrt(d_sq) if use_bounds else None
     Wk, Sk, Qk = _cluster_stats(X, w, x_sq, labels, K)
     history: list[float] = []
@@ -967,8 +975,8 @@ def _lloyd(
             upper += shift[labels]
             group_shift = np.zeros(int(group_of.max()) + 1)
             np.maximum.at(group_shift, group_of, shift)
-            lower -= group_shift[None, :]
-            bound = np.maximum(_half_min_center_dist(centers)[labels], lower.min(axis=1))
+            lower -= group_shift[:, None]
+            bound = np.maximum(_half_min_center_dist(centers)[labels], lower.min(axis=0))
             cand = np.flatnonzero(upper > bound)
             if cand.size:
                 upper[cand] = np.sqrt(_exact_sq_dist(X[cand], centers, labels[cand]))
@@ -981,7 +989,8 @@ def _lloyd(
         if use_bounds and idx is not None and idx.size:
             assert upper is not None and lower is not None and group_of is not None
             changed, a_old = _yinyang_update(
-                X, idx, labels, upper, lower, centers, group_of, should_cancel
+                X, idx, labels, upper, lower, centers, group_of, should_cancel,
+                assigner.working_memory_mib,
             )
         elif idx is None:
             lab_c, _, _ = assigner.search(None, centers, None, should_cancel)
