@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from quantize.io import to_uint8
+from quantize.render import as_rgb
 
 if TYPE_CHECKING:  # pragma: no cover
     from quantize.result import QuantizeResult
@@ -283,8 +284,8 @@ def image_metrics(
     metrics : dict
         ``mse``, ``psnr``, ``ssim``, ``delta_e_mean``, ``delta_e_p95``.
     """
-    a = to_uint8(np.asarray(original))[:, :, :3]
-    b = to_uint8(np.asarray(quantized))[:, :, :3]
+    a = to_uint8(as_rgb(original))[:, :, :3]
+    b = to_uint8(as_rgb(quantized))[:, :, :3]
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     mse, psnr = mse_psnr(a, b, opaque)
@@ -324,7 +325,7 @@ def compute_metrics(
     """
     from quantize.export import encode_indexed_png
 
-    image = np.asarray(result.image)
+    image = as_rgb(result.image)
     palette = np.asarray(result.palette, np.uint8)
     opaque = result.opaque
     indices = np.asarray(result.indices(dither=dither, strength=strength))

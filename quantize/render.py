@@ -20,6 +20,7 @@ __all__ = [
     "BAYER_8",
     "DITHER_METHODS",
     "FixedPalette",
+    "as_rgb",
     "dither_indices",
     "map_to_palette",
     "nearest_indices",
@@ -41,12 +42,36 @@ BAYER_8: np.ndarray = _bayer(8)
 _CHUNK = 1 << 16
 
 
+def as_rgb(image: Any) -> np.ndarray:
+    """Bring any image the engine accepts to RGB(A) with 3 or 4 channels.
+
+    Parameters
+    ----------
+    image : array_like of shape (M, N), (M, N, 1), (M, N, 2), (M, N, 3) or (M, N, 4)
+        Grey, grey+alpha, RGB or RGBA; uint8, uint16, bool or float in [0, 1].
+
+    Returns
+    -------
+    rgb : ndarray of shape (M, N, 3) or (M, N, 4), uint8 or uint16
+        The input itself when it already is RGB(A) uint8/uint16.
+
+    Raises
+    ------
+    ValueError
+        Unsupported shape or dtype, NaN or infinite values.
+    """
+    from quantize.features import as_image_array
+
+    arr = as_image_array(image)
+    if arr.shape[2] == 1:
+        return np.repeat(arr, 3, axis=2)
+    if arr.shape[2] == 2:
+        return np.concatenate([np.repeat(arr[:, :, :1], 3, axis=2), arr[:, :, 1:]], axis=2)
+    return arr
+
+
 def _validate(image: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise ValueError(f"image must have shape (M, N, 3) or (M, N, 4), got {image.shape}")
-    if image.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"image must be uint8 or uint16, got {image.dtype}")
+    image = as_rgb(image)
     palette = np.asarray(palette)
     if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) == 0:
         raise ValueError(f"palette must have shape (K, 3) with K >= 1, got {palette.shape}")
@@ -175,7 +200,8 @@ def dither_indices(
     Parameters
     ----------
     image : ndarray of shape (M, N, 3) or (M, N, 4), uint8 or uint16
-        The image; 16-bit input is first rounded to 8 bits, alpha is ignored except that
+        The image (grey, grey+alpha and float images are accepted as by :func:`as_rgb`);
+        16-bit input is first rounded to 8 bits, alpha is ignored except that
         fully transparent pixels (alpha 0) diffuse no error and get index 0.
     palette : ndarray of shape (K, 3)
         sRGB palette, 0-255.

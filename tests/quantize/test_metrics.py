@@ -131,3 +131,12 @@ def test_lossless_result_gives_null_psnr_in_json():
     d = m.to_dict()
     assert d["psnr"] is None
     assert json.loads(json.dumps(d, allow_nan=False))["ssim"] == pytest.approx(1.0)
+
+
+def test_compute_metrics_on_grey_input():
+    grey = np.tile(np.arange(0, 256, 8, dtype=np.uint8), (6, 1))
+    result = quantize_image(grey, 4, method="optimal1d")
+    m = compute_metrics(result, dither="fs")
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    expected = image_metrics(rgb, result.palette[result.indices("fs")])
+    assert m.mse == pytest.approx(expected["mse"]) and m.unique_before == 32

@@ -133,9 +133,11 @@ def test_bad_arguments(kwargs):
 
 def test_bad_shapes():
     with pytest.raises(ValueError):
-        dither_indices(np.zeros((4, 4), np.uint8), BW)
+        dither_indices(np.zeros((4, 4, 5), np.uint8), BW)
     with pytest.raises(ValueError):
-        dither_indices(np.zeros((4, 4, 3), np.float32), BW)
+        dither_indices(np.zeros((4, 4, 3), np.complex64), BW)
+    with pytest.raises(ValueError):
+        dither_indices(np.full((4, 4, 3), np.nan), BW)
     with pytest.raises(ValueError):
         dither_indices(np.zeros((4, 4, 3), np.uint8), np.zeros((0, 3)))
 
@@ -160,3 +162,19 @@ def test_map_to_palette_result():
     assert compute_metrics(rgb).unique_after <= 4
     with pytest.raises(ValueError):
         map_to_palette(img, np.zeros((0, 3), np.uint8))
+
+
+def test_grey_and_float_images_accepted():
+    grey = np.tile(np.linspace(0, 255, 16).astype(np.uint8), (4, 1))
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    for method in ("none", "fs", "ordered"):
+        expected = dither_indices(rgb, BW, method)
+        np.testing.assert_array_equal(dither_indices(grey, BW, method), expected)
+        np.testing.assert_array_equal(dither_indices(grey[:, :, None], BW, method), expected)
+    ga = np.dstack([grey, np.full_like(grey, 255)])
+    ga[0, 0, 1] = 0
+    idx = dither_indices(ga, BW, "none")
+    assert idx[0, 0] == 0 and idx[0, -1] == 1
+    np.testing.assert_array_equal(
+        dither_indices(rgb / 255.0, BW, "none"), dither_indices(rgb, BW, "none")
+    )
