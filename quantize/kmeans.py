@@ -14,7 +14,10 @@ almost all of them.
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -42,6 +45,8 @@ _ALGORITHMS = ("auto", "lloyd", "hamerly")
 # "auto" first converges on grid-cell means above this many points (see _grid_coreset)
 _CORESET_MIN_POINTS = 50_000
 _CORESET_BITS = 6
+_THREADS_MIN_POINTS = 100_000  # below this, one thread is faster than two
+_MAX_THREADS = 8
 _MAX_CHUNK_ROWS = 16384  # cache-friendly (chunk, K) blocks even when the budget allows more
 
 
@@ -830,7 +835,7 @@ def _yinyang_update(
     labels: np.ndarray,
     upper: np.ndarray,
     lower: np.ndarray,
-    centers: np.ndarray,
+    layout: tuple[np.ndarray, np.ndarray, np.ndarray],
     group_of: np.ndarray,
     should_cancel: CancelCallback | None,
     working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
@@ -844,7 +849,7 @@ def _yinyang_update(
     cannot hold a closer centre.  Labels, upper and lower bounds are updated in place.
     Returns the points whose label changed and their previous labels.
     """
-    coords, index, valid = _group_layout(centers, group_of)
+    coords, index, valid = layout
     if rows_per_chunk <= 0:  # worst case: every group of every point needs examining
         per_point = coords.shape[0] * coords.shape[1] * (coords.shape[2] + 3) * 8
         rows_per_chunk = int(min(32768, max(1024, working_memory_mib * 2**20 // per_point)))
@@ -902,6 +907,20 @@ def _yinyang_update(
     return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
 
 
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _thread_pool() -> ThreadPoolExecutor | None:
+    """Return the shared pool for the bounded E step (numpy releases the GIL)."""
+    global _POOL
+    n = min(os.cpu_count() or 1, _MAX_THREADS)
+    if n < 2:
+        return None
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(n, thread_name_prefix="vq-kmeans")
+    return _POOL
+
+
 def _lloyd(
     X: np.ndarray,
     w: np.ndarray,
@@ -939,6 +958,10 @@ def _lloyd(
     x_sq = _sq_norms(X)
     perm = None
     group_of = None
+    pool = _thread_pool() if use_bounds and n >= _THREADS_MIN_POINTS else None
+    n_parts = pool._max_workers if pool is not None else 1
+    cuts = np.linspace(0, n, n_parts + 1).astype(int)
+    slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(cuts)]
     if use_bounds:
         group_of = _centre_groups(centers, n, assigner.working_memory_mib)
         perm = np.argsort(group_of, kind="stable")  # work with groups as contiguous runs
@@ -970,29 +993,44 @@ def _lloyd(
         inertia_after_m = _stats_inertia(Wk, Sk, Qk, centers)
         shift = np.sqrt(np.einsum("ij,ij->i", centers - old, centers - old))
         # E step
-        if use_bounds:
-            assert upper is not None and lower is not None and group_of is not None
-            upper += shift[labels]
-            group_shift = np.zeros(int(group_of.max()) + 1)
-            np.maximum.at(group_shift, group_of, shift)
-            lower -= group_shift[:, None]
-            bound = np.maximum(_half_min_center_dist(centers)[labels], lower.min(axis=0))
-            cand = np.flatnonzero(upper > bound)
-            if cand.size:
-                upper[cand] = np.sqrt(_exact_sq_dist(X[cand], centers, labels[cand]))
-                cand = cand[upper[cand] > bound[cand]]
-            idx: np.ndarray | None = cand
-        else:
-            idx = None
         changed = np.zeros(0, dtype=np.intp)
         a_old = np.zeros(0, dtype=np.int32)
-        if use_bounds and idx is not None and idx.size:
+        if use_bounds:
             assert upper is not None and lower is not None and group_of is not None
-            changed, a_old = _yinyang_update(
-                X, idx, labels, upper, lower, centers, group_of, should_cancel,
-                assigner.working_memory_mib,
-            )
-        elif idx is None:
+            group_shift = np.zeros(int(group_of[-1]) + 1)
+            np.maximum.at(group_shift, group_of, shift)
+            half = _half_min_center_dist(centers)
+            layout = _group_layout(centers, group_of)
+
+            def part(
+                sl: slice,
+                shift: np.ndarray = shift,
+                group_shift: np.ndarray = group_shift,
+                half: np.ndarray = half,
+                centers: np.ndarray = centers,
+                layout: tuple = layout,
+            ) -> tuple[np.ndarray, np.ndarray]:
+                lab = labels[sl]
+                up = upper[sl]  # views: updated in place
+                up += shift[lab]
+                low = lower[:, sl]
+                low -= group_shift[:, None]
+                bound = np.maximum(half[lab], low.min(axis=0))
+                cand = np.flatnonzero(up > bound)
+                if cand.size:
+                    up[cand] = np.sqrt(_exact_sq_dist(X[sl][cand], centers, lab[cand]))
+                    cand = cand[up[cand] > bound[cand]]
+                if not cand.size:
+                    return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
+                return _yinyang_update(
+                    X, cand + sl.start, labels, upper, lower, layout, group_of,
+                    should_cancel, assigner.working_memory_mib,
+                )
+
+            parts = list(pool.map(part, slices)) if pool is not None else [part(slice(0, n))]
+            changed = np.concatenate([c for c, _ in parts])
+            a_old = np.concatenate([o for _, o in parts]).astype(np.int32)
+        else:
             lab_c, _, _ = assigner.search(None, centers, None, should_cancel)
             sw = lab_c != labels
             changed = np.flatnonzero(sw)

@@ -243,3 +243,13 @@ def test_minibatch_close_to_full_kmeans():
     assert mb.inertia_ <= full.inertia_ * 1.1
     np.testing.assert_array_equal(mb.cluster_centers_, mb2.cluster_centers_)
     assert mb.labels_.shape == (20000,) and len(mb.history_) == mb.n_iter_
+
+
+def test_threaded_bounded_e_step_matches_plain_lloyd():
+    rng = np.random.default_rng(11)
+    X = rng.uniform(0, 255, size=(120_000, 3))  # above the threading threshold
+    init = X[:12]
+    fast = KMeans(12, init=init, algorithm="hamerly", max_iter=40, tol=1e-3).fit(X)
+    plain = KMeans(12, init=init, algorithm="lloyd", max_iter=40, tol=1e-3).fit(X)
+    np.testing.assert_array_equal(fast.labels_, plain.labels_)
+    np.testing.assert_allclose(fast.cluster_centers_, plain.cluster_centers_, rtol=1e-10)
