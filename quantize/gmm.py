@@ -30,11 +30,12 @@ from ._validation import (
     check_seed,
     warn_and_record,
 )
-from .kmeans import KMeans, _Assigner, _kmeans_plusplus
+from .kmeans import KMeans, _Assigner, _count_distinct, _kmeans_plusplus
 from .protocol import (
     CancelCallback,
     ConvergenceWarning,
     IterationRecord,
+    QuantizeWarning,
     check_cancel,
     drain,
 )
@@ -295,6 +296,17 @@ class GaussianMixture:
             _features(Xc, iu, ju) if n * nf * 8 <= 2 * self.working_memory_mib * 2**20 else None
         )
 
+        self._n_components_eff = K_req
+        if isinstance(init, str) and init != "kmeans":  # K-means reports this itself
+            n_distinct, _ = _count_distinct(Xc, w, K_req)
+            if n_distinct < K_req:
+                warn_and_record(
+                    self.warnings_,
+                    f"only {n_distinct} distinct point(s) for {K_req} components: "
+                    f"K reduced to {n_distinct}",
+                    QuantizeWarning,
+                )
+                self._n_components_eff = n_distinct
         best: dict[str, Any] | None = None
         runs = 1 if isinstance(init, np.ndarray) else n_init
         for r in range(runs):
@@ -352,7 +364,7 @@ class GaussianMixture:
         restart: int,
         should_cancel: CancelCallback | None,
     ) -> Generator[IterationRecord, None, _Params]:
-        K = int(self.n_components)
+        K = int(self._n_components_eff)
         wm = float(self.working_memory_mib)
         if isinstance(init, str) and init == "random":
             stats = self._random_resp_stats(X, w, K, rng, should_cancel)

@@ -168,7 +168,9 @@ class QuantizeResult:
             return self.labels
         from .render import dither_indices  # owned by the io module; imported lazily
 
-        return dither_indices(self.image, self.palette, method=dither, strength=strength)
+        return dither_indices(
+            self.image, self.palette, method=dither, strength=strength, opaque=self.opaque
+        )
 
     def to_image(self, dither: str = "none", strength: float = 1.0) -> np.ndarray:
         """Render the quantized image.

@@ -195,3 +195,12 @@ def test_inputs_not_mutated():
     GaussianMixture(2).fit(X, w)
     np.testing.assert_array_equal(X, Xc)
     np.testing.assert_array_equal(w, wc)
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random"])
+def test_fewer_distinct_points_with_other_inits(init):
+    X = np.array([[0.0, 0, 0]] * 20 + [[100.0, 50, 20]] * 10)
+    with pytest.warns(QuantizeWarning, match="K reduced to 2"):
+        gm = GaussianMixture(5, init=init).fit(X)
+    assert gm.n_components_ == 2
+    assert np.isfinite(gm.predict_proba(X)).all()

@@ -175,3 +175,14 @@ def test_same_seed_same_result(photo):
     np.testing.assert_array_equal(a.palette, b.palette)
     np.testing.assert_array_equal(a.labels, b.labels)
     np.testing.assert_array_equal(a.history, b.history)
+
+
+def test_dithered_views(photo):
+    res = quantize_image(photo, 4)
+    for method in ("fs", "ordered"):
+        idx = res.indices(dither=method)
+        assert idx.shape == (48, 64) and idx.max() < 4
+        img = res.to_image(dither=method, strength=0.5)
+        assert img.shape == (48, 64, 3)
+        assert {tuple(c) for c in img.reshape(-1, 3)} <= {tuple(c) for c in res.palette}
+    np.testing.assert_array_equal(res.indices(dither="fs", strength=0.0), res.labels)
