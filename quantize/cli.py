@@ -507,6 +507,10 @@ def _targets(args: argparse.Namespace, stem: str) -> list[tuple[str, Path]]:
     targets: list[tuple[str, Path]] = []
     if not args.no_image:
         out = Path(args.output) if args.output else Path(f"{stem}-vq.png")
+        if out.is_dir():
+            out = out / f"{stem}-vq.png"
+        elif out.suffix.lower() != ".png":
+            raise UsageError(f"-o {out}: the output image is a PNG; give a name ending in .png")
         targets.append(("indexed_png", out))
     for pal in args.palette:
         kind = _PALETTE_KINDS.get(Path(pal).suffix.lower())

@@ -306,6 +306,9 @@ def _check_targets(paths: Sequence[Path], overwrite: bool) -> None:
         if key in seen:
             raise ExportError(f"{p}: written twice by one export", [p])
         seen.add(key)
+    folders = [p for p in paths if p.is_dir()]
+    if folders:
+        raise ExportError(f"{folders[0]}: is a folder, not a file name", folders)
     missing = sorted({p.parent for p in paths if not p.parent.is_dir()})
     if missing:
         raise ExportError(f"{missing[0]}: folder does not exist", missing)

@@ -430,3 +430,11 @@ def test_init_palette_and_palette_errors(img, tmp_path, capsys):
     assert main(["quantize", str(img), "--use-palette", "broken.gpl", "-o", "b.png"]) == 3
     assert "broken.gpl" in one_error_line(capsys.readouterr().err)
     assert main(["quantize", str(img), "--use-palette", "missing.gpl", "-o", "c.png"]) == 3
+
+
+def test_output_folder_and_wrong_extension(img, tmp_path, capsys):
+    (tmp_path / "outdir").mkdir()
+    assert main(["quantize", str(img), "-k", "2", *FAST, "-o", "outdir", "-q"]) == 0
+    assert files(tmp_path / "outdir") == ["photo-vq.png"]
+    assert main(["quantize", str(img), "-k", "2", *FAST, "-o", "x.jpg"]) == 2
+    assert "ending in .png" in one_error_line(capsys.readouterr().err)

@@ -449,3 +449,9 @@ def test_files_get_normal_permissions(tmp_path):
     os.chmod(path, 0o640)
     atomic_write_bytes(path, b"y", overwrite=True)  # an overwritten file keeps its mode
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_target_that_is_a_folder(tmp_path):
+    (tmp_path / "x.gpl").mkdir()
+    with pytest.raises(ExportError, match="is a folder"):
+        write_palette(tmp_path / "x.gpl", np.zeros((2, 3), np.uint8), overwrite=True)
