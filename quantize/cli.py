@@ -27,6 +27,7 @@ from quantize.defaults import DEFAULTS
 __all__ = [
     "EXIT_EXISTS",
     "EXIT_INPUT",
+    "EXIT_LARGER",
     "EXIT_OK",
     "EXIT_OTHER",
     "EXIT_QUALITY",
@@ -41,6 +42,7 @@ EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_QUALITY = 4
 EXIT_EXISTS = 5
+EXIT_LARGER = 6
 EXIT_CANCELLED = 130
 
 EPILOG = f"""\
@@ -51,8 +53,10 @@ exit codes:
   {EXIT_INPUT}  input image missing, unreadable or not a supported image
   {EXIT_QUALITY}  quality target (--quality / --max-delta-e) not reached: nothing written
   {EXIT_EXISTS}  an output file already exists (use --force): nothing written
+  {EXIT_LARGER}  --skip-if-larger: the indexed PNG would not be smaller than the input
   {EXIT_CANCELLED}  interrupted (Ctrl+C)
-For `vq batch`, the code of the failures if they all share one, else {EXIT_OTHER}.
+For `vq batch`, the code of the failures if they all share one, else {EXIT_OTHER}
+(files skipped by --skip-if-larger are not failures there).
 """
 
 _PALETTE_KINDS = {
@@ -68,6 +72,10 @@ _PALETTE_KINDS = {
 
 class UsageError(Exception):
     """Invalid combination of options (exit code 2)."""
+
+
+class SkippedLarger(Exception):
+    """``--skip-if-larger`` and the result would not be smaller (exit code 6)."""
 
 
 class QualityNotReached(Exception):
@@ -315,6 +323,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSON sidecar: input hash, parameters, versions, metrics, palette",
     )
     o.add_argument("--no-image", action="store_true", help="do not write the indexed PNG")
+    o.add_argument(
+        "--skip-if-larger",
+        action="store_true",
+        help="write nothing if the indexed PNG is not smaller than the input file",
+    )
     o.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
     _add_common(q)
 
@@ -343,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write OUTDIR/<name><ext> palettes",
     )
     b.add_argument("--report", action="store_true", help="also write OUTDIR/<name>.json")
+    b.add_argument(
+        "--skip-if-larger",
+        action="store_true",
+        help="skip files whose indexed PNG would not be smaller than the input",
+    )
     b.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
     _add_common(b)
 
@@ -607,6 +625,11 @@ def _quantize_one(
         warn(message)
     metrics = compute_metrics(result, dither=args.dither, strength=args.strength,
                               original_bytes=loaded.file_size)  # fmt: skip
+    if getattr(args, "skip_if_larger", False) and metrics.png_bytes >= loaded.file_size:
+        raise SkippedLarger(
+            f"{image_path}: skipped, the indexed PNG ({metrics.png_bytes:,} bytes) would not be "
+            f"smaller than the input ({loaded.file_size:,} bytes); nothing written"
+        )
     created = _make_folders(args)
     try:
         written = export_targets(
@@ -737,6 +760,9 @@ def _batch_task(task: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
         summary = _quantize_one(path, args, show_progress=False, warn=lambda m: None, stem=stem,
                                 targets=targets)  # fmt: skip
         return {"input": path_text, "ok": True, "code": EXIT_OK, "summary": summary}
+    except SkippedLarger as exc:
+        return {"input": path_text, "ok": True, "skipped": True, "code": EXIT_OK,
+                "message": str(exc)}  # fmt: skip
     except BaseException as exc:  # report, never crash the pool
         code, message = _classify(exc)
         detail = traceback.format_exc() if args.debug else None
@@ -800,17 +826,22 @@ def _cmd_batch(args: argparse.Namespace, err: Callable[[str], None]) -> int:
     order = {p: i for i, p in enumerate(args.inputs)}
     results.sort(key=lambda r: order.get(r["input"], 0))
     failed = [r for r in results if not r["ok"]]
+    skipped = [r for r in results if r.get("skipped")]
+    n_ok = len(results) - len(failed) - len(skipped)
     if args.json:
-        print(json.dumps({"ok": len(results) - len(failed), "failed": len(failed),
+        print(json.dumps({"ok": n_ok, "skipped": len(skipped), "failed": len(failed),
                           "files": results}, indent=2, allow_nan=False))  # fmt: skip
     elif not args.quiet:
         for r in results:
-            if r["ok"]:
+            if r.get("skipped"):
+                print(f"skip  {r['message']}")
+            elif r["ok"]:
                 s = r["summary"]
                 psnr = _fmt_float(s["metrics"]["psnr"], 2, " dB")
                 outs = ", ".join(Path(o["path"]).name for o in s["outputs"])
                 print(f"ok    {r['input']}: K={s['n_colors']}, PSNR {psnr} -> {outs}")
-        print(f"{len(results) - len(failed)} ok, {len(failed)} failed, output in {out_dir}")
+        more = f", {len(skipped)} skipped" if skipped else ""
+        print(f"{n_ok} ok{more}, {len(failed)} failed, output in {out_dir}")
     if not failed:
         return EXIT_OK
     codes = {r["code"] for r in failed}
@@ -883,6 +914,8 @@ def _classify(exc: BaseException) -> tuple[int, str]:
         return EXIT_EXISTS, f"{exc} - nothing written"
     if isinstance(exc, ExportError):
         return EXIT_OTHER, f"{exc} - nothing written"
+    if isinstance(exc, SkippedLarger):
+        return EXIT_LARGER, str(exc)
     if isinstance(exc, QualityNotReached):
         return EXIT_QUALITY, str(exc)
     if isinstance(exc, UsageError):

@@ -438,3 +438,22 @@ def test_output_folder_and_wrong_extension(img, tmp_path, capsys):
     assert files(tmp_path / "outdir") == ["photo-vq.png"]
     assert main(["quantize", str(img), "-k", "2", *FAST, "-o", "x.jpg"]) == 2
     assert "ending in .png" in one_error_line(capsys.readouterr().err)
+
+
+def test_skip_if_larger(tmp_path, capsys):
+    # a tiny, well-compressed input: any indexed PNG with a palette is not smaller
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save("tiny.png", optimize=True)
+    noisy = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(noisy).save("noisy.png")
+    assert main(["quantize", "tiny.png", "-k", "2", "-o", "t.png", "--skip-if-larger"]) == 6
+    assert "skipped" in capsys.readouterr().err.splitlines()[-1]
+    assert not Path("t.png").exists()
+    assert main(["quantize", "noisy.png", "-k", "4", *FAST, "-o", "n.png", "--skip-if-larger",
+                 "-q"]) == 0  # fmt: skip
+    assert Path("n.png").exists()
+    argv = ["batch", "tiny.png", "noisy.png", "-o", "out", "-j", "1", "-k", "4", *FAST,
+            "--skip-if-larger"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "1 ok, 1 skipped, 0 failed" in out
+    assert files(tmp_path / "out") == ["noisy.png"]
