@@ -10,12 +10,15 @@ Every failure is a :class:`LoadError` whose message names the file and the probl
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import os
 import stat
 import struct
 import warnings
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,13 +296,47 @@ def _describe_foreign(data: bytes) -> str:
 def _load(data: bytes, path: Path, *, max_pixels: int) -> LoadedImage:
     if len(data) == 0:
         raise LoadError(path, "file is empty")
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _decoder_logs_muted():
         warnings.simplefilter("always")
-        loaded = _load_inner(data, path, max_pixels)
-    messages = [str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)]
+        try:
+            loaded = _load_inner(data, path, max_pixels)
+        except (LoadError, MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a decoder choking on hostile bytes is still a bad file
+            raise LoadError(path, f"cannot decode image ({type(exc).__name__}: {exc})") from None
+    quiet = (DeprecationWarning, Image.DecompressionBombWarning)  # our own cap applies
+    messages = [str(w.message) for w in caught if not issubclass(w.category, quiet)]
     if messages:
         loaded.info.setdefault("warnings", []).extend(messages)
     return loaded
+
+
+_DECODER_LOGGERS = (
+    "tifffile",
+    "PIL.Image",
+    "PIL.ImageFile",
+    "PIL.TiffImagePlugin",
+    "PIL.PngImagePlugin",
+    "PIL.JpegImagePlugin",
+    "PIL.GifImagePlugin",
+)
+
+
+@contextlib.contextmanager
+def _decoder_logs_muted() -> Iterator[None]:
+    """Keep decoders' log records about a bad file off stderr (the LoadError says it)."""
+    loggers = [logging.getLogger(name) for name in _DECODER_LOGGERS]
+
+    def drop(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.CRITICAL
+
+    for logger in loggers:
+        logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(drop)
 
 
 def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
