@@ -3,6 +3,17 @@
 Same defaults as the desktop app (:data:`quantize.defaults.DEFAULTS`), a progress bar on
 stderr fed by the fit's iteration records, ``--quiet`` and ``--json`` output modes, and
 documented exit codes.  Errors are one line on stderr (``--debug`` adds the traceback).
+
+Examples::
+
+    vq quantize                                   # the bundled sample -> sample-coffee-vq.png
+    vq quantize photo.jpg -k 32 --dither fs -o photo-32.png --palette photo.gpl
+    vq quantize photo.jpg --quality 35            # fewest colours with PSNR >= 35 dB
+    vq quantize photo.jpg --method gmm -k auto    # Gaussian mixture, K by BIC
+    vq quantize scan.tif --masks masks/ --soft soft/ --report scan.json
+    vq quantize photo.jpg --use-palette brand.gpl --dither ordered
+    vq batch *.jpg -o out/ --jobs 2 --report
+    vq info photo.jpg --json
 """
 
 from __future__ import annotations
