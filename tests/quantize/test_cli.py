@@ -457,3 +457,16 @@ def test_skip_if_larger(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1 ok, 1 skipped, 0 failed" in out
     assert files(tmp_path / "out") == ["noisy.png"]
+
+
+@pytest.mark.parametrize("method", ["kmeans", "gmm", "minibatch"])
+@pytest.mark.parametrize("space", ["rgb", "lab", "oklab"])
+def test_every_method_and_space(img, tmp_path, capsys, method, space):
+    argv = ["quantize", str(img), "-k", "3", *FAST, "--method", method, "--space", space,
+            "-o", "o.png", "--report", "r.json", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["method"] == method and s["color_space"] == space and s["n_colors"] == 3
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["parameters"]["method"] == method
+    assert report["parameters"]["color_space"] == space
