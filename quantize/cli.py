@@ -969,6 +969,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"quantize": _cmd_quantize, "batch": _cmd_batch, "info": _cmd_info}
     try:
         return commands[args.command](args, err)
+    except BrokenPipeError:  # e.g. `vq info *.png | head`: the reader went away
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return EXIT_OTHER
     except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise
