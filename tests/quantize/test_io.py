@@ -550,3 +550,12 @@ def test_mutated_files_load_or_raise_load_error(fmt, caplog):
     assert sum(outcomes.values()) == 40
     # decoders' complaints stay off stderr: the LoadError message says what is wrong
     assert not [r for r in caplog.records if r.name.startswith(("PIL", "tifffile"))]
+
+
+def test_animated_webp_first_frame(tmp_path):
+    frames = [Image.new("RGB", (6, 5), c) for c in [(200, 30, 40), (0, 255, 0), (0, 0, 255)]]
+    path = tmp_path / "anim.webp"
+    frames[0].save(path, save_all=True, append_images=frames[1:], lossless=True, duration=40)
+    loaded = load_image(path)
+    assert loaded.format == "WEBP" and loaded.n_frames == 3
+    assert tuple(loaded.pixels[2, 3][:3]) == (200, 30, 40)
