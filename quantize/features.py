@@ -8,6 +8,7 @@ maps the fitted labels back to the pixels.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,17 +126,43 @@ def as_image_array(image: Any) -> np.ndarray:
     raise ValueError(f"image dtype must be uint8, uint16 or float, got {arr.dtype}")
 
 
+class _Scratch:
+    """Reusable 2**24-entry tables for the 8-bit RGB path.
+
+    Allocating (and page-faulting) 80 MiB of tables for every photo costs more than the
+    counting itself; one set is kept after first use and lent to one caller at a time.
+    """
+
+    lock = threading.Lock()
+    present: np.ndarray | None = None
+    lut: np.ndarray | None = None
+
+
+def _tables(n_bins: int, reuse: bool) -> tuple[np.ndarray, np.ndarray]:
+    if reuse:
+        if _Scratch.present is None or _Scratch.lut is None:
+            _Scratch.present = np.zeros(n_bins, dtype=np.bool_)
+            _Scratch.lut = np.empty(n_bins, dtype=np.int32)
+        return _Scratch.present, _Scratch.lut
+    return np.zeros(n_bins, dtype=np.bool_), np.empty(n_bins, dtype=np.int32)
+
+
 def _unique_codes(codes: np.ndarray, n_bins: int | None) -> tuple[np.ndarray, ...]:
     """Sorted unique codes, counts and the inverse index (int32)."""
     if n_bins is not None and (n_bins <= 1 << 16 or codes.size >= _BINCOUNT_MIN_PIXELS):
         # a presence table (1 byte per possible code) is far cheaper than a 2**24-bin
         # int64 histogram; counts then come from the small inverse-index histogram
-        present = np.zeros(n_bins, dtype=np.bool_)
-        present[codes] = True
-        uniq = np.flatnonzero(present)
-        lut = np.empty(n_bins, dtype=np.int32)
-        lut[uniq] = np.arange(uniq.size, dtype=np.int32)
-        inverse = lut[codes]
+        reuse = n_bins == 1 << 24 and _Scratch.lock.acquire(blocking=False)
+        try:
+            present, lut = _tables(n_bins, reuse)
+            present[codes] = True
+            uniq = np.flatnonzero(present)
+            lut[uniq] = np.arange(uniq.size, dtype=np.int32)
+            inverse = lut[codes]
+            present[uniq] = False  # leave the shared table clean
+        finally:
+            if reuse:
+                _Scratch.lock.release()
         counts = np.bincount(inverse, minlength=uniq.size).astype(np.int64)
         return uniq, counts, inverse
     uniq, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)

@@ -89,3 +89,15 @@ def test_float_image_is_scaled_to_16_bit():
     t = unique_colors(img)
     assert t.colors.dtype == np.uint16
     assert t.colors.tolist() == [[0, 32768, 65535]]
+
+
+def test_shared_tables_are_left_clean(monkeypatch):
+    monkeypatch.setattr(features, "_BINCOUNT_MIN_PIXELS", 0)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        img = rng.integers(0, 256, size=(20, 20, 3), dtype=np.uint8)
+        t = unique_colors(img)
+        colors, inverse, counts = _reference(img.reshape(-1, 3))
+        np.testing.assert_array_equal(t.colors, colors)
+        np.testing.assert_array_equal(t.counts, counts)
+        np.testing.assert_array_equal(t.inverse, inverse.ravel())
