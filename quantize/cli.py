@@ -350,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Quantize every INPUT into OUTDIR/<name>.png; bad files "
         "are reported and skipped.",
     )
-    b.add_argument("inputs", nargs="+", metavar="INPUT", help="input images")
+    b.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="input images, or folders (their image files are taken)")
     b.add_argument("-o", "--outdir", required=True, metavar="OUTDIR", help="output folder")
     b.add_argument(
         "-j",
@@ -781,6 +782,23 @@ def _batch_task(task: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
                 "traceback": detail}  # fmt: skip
 
 
+_IMAGE_SUFFIXES = {".png", ".apng", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".webp", ".bmp",
+                   ".dib", ".gif", ".ppm", ".pgm", ".pbm", ".pnm"}  # fmt: skip
+
+
+def _expand_inputs(inputs: Sequence[str]) -> list[str]:
+    """Replace each folder by the image files directly inside it (sorted)."""
+    out: list[str] = []
+    for text in inputs:
+        p = Path(text)
+        if p.is_dir():
+            out.extend(str(c) for c in sorted(p.iterdir())
+                       if c.is_file() and c.suffix.lower() in _IMAGE_SUFFIXES)  # fmt: skip
+        else:
+            out.append(text)
+    return out
+
+
 def _batch_stems(inputs: Sequence[str]) -> list[str]:
     stems: list[str] = []
     seen: dict[str, int] = {}
@@ -799,6 +817,9 @@ def _cmd_batch(args: argparse.Namespace, err: Callable[[str], None]) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{out_dir}: cannot create output folder ({exc.strerror})") from None
+    args.inputs = _expand_inputs(args.inputs)
+    if not args.inputs:
+        raise UsageError("no image files among the inputs")
     options = {k: v for k, v in vars(args).items() if k != "func"}
     options.update(output=None, no_image=False, palette=[], masks=None, soft=None)
     tasks = [(p, s, options) for p, s in zip(args.inputs, _batch_stems(args.inputs), strict=True)]

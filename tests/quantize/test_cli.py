@@ -470,3 +470,15 @@ def test_every_method_and_space(img, tmp_path, capsys, method, space):
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["parameters"]["method"] == method
     assert report["parameters"]["color_space"] == space
+
+
+def test_batch_folder_input(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    make_image(tmp_path / "in" / "x.png", seed=1)
+    make_image(tmp_path / "in" / "y.png", seed=2)
+    (tmp_path / "in" / "notes.txt").write_text("not an image")
+    assert main(["batch", "in", "-o", "out", "-j", "1", "-k", "2", *FAST, "-q"]) == 0
+    assert files(tmp_path / "out") == ["x.png", "y.png"]
+    (tmp_path / "empty").mkdir()
+    assert main(["batch", "empty", "-o", "out2"]) == 2
+    assert "no image files" in capsys.readouterr().err
