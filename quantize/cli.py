@@ -812,14 +812,14 @@ def _batch_stems(inputs: Sequence[str]) -> list[str]:
 
 def _cmd_batch(args: argparse.Namespace, err: Callable[[str], None]) -> int:
     _check_combination(args)
+    args.inputs = _expand_inputs(args.inputs)
+    if not args.inputs:
+        raise UsageError("no image files among the inputs")
     out_dir = Path(args.outdir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{out_dir}: cannot create output folder ({exc.strerror})") from None
-    args.inputs = _expand_inputs(args.inputs)
-    if not args.inputs:
-        raise UsageError("no image files among the inputs")
     options = {k: v for k, v in vars(args).items() if k != "func"}
     options.update(output=None, no_image=False, palette=[], masks=None, soft=None)
     tasks = [(p, s, options) for p, s in zip(args.inputs, _batch_stems(args.inputs), strict=True)]

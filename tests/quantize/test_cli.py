@@ -482,3 +482,4 @@ def test_batch_folder_input(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["batch", "empty", "-o", "out2"]) == 2
     assert "no image files" in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists()
