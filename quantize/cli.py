@@ -573,8 +573,12 @@ def _check_folders(targets: Sequence[tuple[str, Path]], args: argparse.Namespace
 
 def _make_folders(args: argparse.Namespace) -> list[Path]:
     """Create the --masks/--soft folders; return the ones created (to undo on failure)."""
+    return _create_dirs([args.masks, args.soft])
+
+
+def _create_dirs(folders: Sequence[str | None]) -> list[Path]:
     created: list[Path] = []
-    for folder in (args.masks, args.soft):
+    for folder in folders:
         if not folder:
             continue
         missing = []
@@ -816,8 +820,10 @@ def _cmd_batch(args: argparse.Namespace, err: Callable[[str], None]) -> int:
     if not args.inputs:
         raise UsageError("no image files among the inputs")
     out_dir = Path(args.outdir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir}: exists and is not a folder")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        created = _create_dirs([str(out_dir)])  # removed again if nothing gets written
     except OSError as exc:
         raise UsageError(f"{out_dir}: cannot create output folder ({exc.strerror})") from None
     options = {k: v for k, v in vars(args).items() if k != "func"}
@@ -874,6 +880,7 @@ def _cmd_batch(args: argparse.Namespace, err: Callable[[str], None]) -> int:
                 print(f"ok    {r['input']}: K={s['n_colors']}, PSNR {psnr} -> {outs}")
         more = f", {len(skipped)} skipped" if skipped else ""
         print(f"{n_ok} ok{more}, {len(failed)} failed, output in {out_dir}")
+    _remove_folders(created)  # only if still empty
     if not failed:
         return EXIT_OK
     codes = {r["code"] for r in failed}

@@ -483,3 +483,10 @@ def test_batch_folder_input(tmp_path, capsys):
     assert main(["batch", "empty", "-o", "out2"]) == 2
     assert "no image files" in capsys.readouterr().err
     assert not (tmp_path / "out2").exists()
+
+
+def test_batch_all_failed_leaves_no_output_folder(tmp_path, capsys):
+    (tmp_path / "bad.png").write_text("nope")
+    assert main(["batch", "bad.png", "-o", "deep/out", "-j", "1"]) == 3
+    assert not (tmp_path / "deep").exists()
+    capsys.readouterr()
