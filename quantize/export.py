@@ -742,6 +742,7 @@ def sidecar_dict(
     source_path : str or Path, optional
         Input file; its SHA-256 and size are recorded.
     metrics : Metrics or dict, optional
+        Computed for the given rendering when not supplied.
     dither, strength : optional
         Rendering used for the image outputs.
     outputs : iterable of str or Path, optional
@@ -765,6 +766,16 @@ def sidecar_dict(
         except OSError as exc:
             source["error"] = _reason(exc)
     history = np.asarray(getattr(result, "history", np.zeros(0)), np.float64)
+    metrics_error = None
+    if metrics is None:  # the sidecar promises metrics: measure the rendering now
+        from quantize.metrics import compute_metrics
+
+        original = source.get("bytes") if source else None
+        try:
+            metrics = compute_metrics(result, dither=dither, strength=strength,
+                                      original_bytes=original)  # fmt: skip
+        except (ValueError, TypeError, AttributeError, MemoryError) as exc:
+            metrics_error = f"{type(exc).__name__}: {exc}"
     if metrics is not None and hasattr(metrics, "to_dict"):
         metrics = metrics.to_dict()
     doc = {
@@ -785,6 +796,7 @@ def sidecar_dict(
         "history": history,
         "warnings": list(getattr(result, "warnings", []) or []),
         "metrics": metrics,
+        **({"metrics_error": metrics_error} if metrics_error else {}),
         "palette": [
             {"index": i, "hex": _hex(c), "rgb": [int(v) for v in c], "share": s}
             for i, (c, s) in enumerate(zip(palette, shares, strict=True))
@@ -972,7 +984,7 @@ def export_all(
     source_path : str or Path, optional
         Input file recorded in the sidecar (with its SHA-256).
     metrics : Metrics or dict, optional
-        Recorded in the sidecar.
+        Recorded in the sidecar (computed for the chosen rendering when not given).
 
     Returns
     -------

@@ -455,3 +455,17 @@ def test_target_that_is_a_folder(tmp_path):
     (tmp_path / "x.gpl").mkdir()
     with pytest.raises(ExportError, match="is a folder"):
         write_palette(tmp_path / "x.gpl", np.zeros((2, 3), np.uint8), overwrite=True)
+
+
+def test_sidecar_computes_metrics_when_not_given(tmp_path):
+    x = np.linspace(0, 255, 16)
+    img = np.stack([*np.meshgrid(x, x), np.full((16, 16), 9.0)], 2).astype(np.uint8)
+    result = quantize_image(img, 4, seed=0)
+    src = tmp_path / "src.png"
+    Image.fromarray(img).save(src)
+    export_all(result, tmp_path, "s", ["sidecar"], source_path=src, dither="fs")
+    doc = json.loads((tmp_path / "s.json").read_text())
+    from quantize.metrics import compute_metrics
+
+    expected = compute_metrics(result, dither="fs", original_bytes=src.stat().st_size).to_dict()
+    assert doc["metrics"] == pytest.approx(expected)
