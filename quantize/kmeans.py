@@ -82,11 +82,12 @@ def _count_distinct(X: np.ndarray, w: np.ndarray, limit: int) -> tuple[int, np.n
 
 def _grid_coreset(
     X: np.ndarray, w: np.ndarray, bits: int = _CORESET_BITS
-) -> tuple[np.ndarray, np.ndarray, float] | None:
+) -> tuple[np.ndarray, np.ndarray, float, np.ndarray] | None:
     """Weighted means of the points in a regular grid of 2**bits cells per axis.
 
-    Returns (cell means (B, D), cell weights (B,), total within-cell scatter) or None when
-    the grid would not reduce the number of points by at least a factor 3.  Lloyd on the
+    Returns (cell means (B, D), cell weights (B,), total within-cell scatter, cell of each
+    point (N,)) or None when the grid would not reduce the number of points by at least a
+    factor 3 (or some weights are zero).  Lloyd on the
     cell means is Lloyd restricted to partitions that keep each cell together, and its
     inertia plus the scatter is the full-data inertia of such a partition; so a fit that
     starts on the cells and finishes on the points keeps J non-increasing.
@@ -94,16 +95,17 @@ def _grid_coreset(
     n, D = X.shape
     if D > 4:
         return None
-    pos = w > 0
-    lo = X[pos].min(axis=0)
-    span = X[pos].max(axis=0) - lo
+    if not (w > 0).all():
+        return None
+    lo = X.min(axis=0)
+    span = X.max(axis=0) - lo
     cells = 1 << bits
     h = np.where(span > 0, span / cells, 1.0)
     code = np.zeros(n, dtype=np.int64)
     for d in range(D):
         idx = np.clip(((X[:, d] - lo[d]) / h[d]).astype(np.int64), 0, cells - 1)
         code = code * cells + idx
-    counts = np.bincount(code[pos], minlength=cells**D)
+    counts = np.bincount(code, minlength=cells**D)
     present = np.flatnonzero(counts)
     if present.size * 3 > n:
         return None
@@ -112,15 +114,13 @@ def _grid_coreset(
     inv = lut[code]
     B = present.size
     wb = np.bincount(inv, weights=w, minlength=B)
-    keep = wb > 0
     sums = np.empty((B, D))
     for d in range(D):
         sums[:, d] = np.bincount(inv, weights=w * X[:, d], minlength=B)
     q = np.bincount(inv, weights=w * _sq_norms(X), minlength=B)
-    wb, sums, q = wb[keep], sums[keep], q[keep]
     means = sums / wb[:, None]
     scatter = float(np.maximum(q - _sq_norms(sums) / wb, 0.0).sum())
-    return np.ascontiguousarray(means), wb, scatter
+    return np.ascontiguousarray(means), wb, scatter, inv
 
 
 def _sq_norms(X: np.ndarray) -> np.ndarray:
@@ -719,6 +719,7 @@ class KMeans(_KMeansBase):
             out = yield from _lloyd(
                 Xc, w, centers, assigner, max(max_iter - it0, 1), tol_abs, use_bounds,
                 should_cancel, r, mean, stage, self.warnings_, it_offset=it0,
+                cells=None if coreset is None else (coreset[3], coreset[0]),
             )
             out = (*out[:3], np.concatenate([hist_coarse, out[3]]), out[4] + it0, out[5])
             self.histories_.append(out[3])
@@ -936,12 +937,15 @@ def _lloyd(
     warnings_store: list[str],
     objective_offset: float = 0.0,
     it_offset: int = 0,
+    cells: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Generator[IterationRecord, None, tuple]:
     """One Lloyd run.  Returns (centers, labels, inertia, history, n_iter, converged).
 
     ``objective_offset`` is added to the recorded objectives (the within-cell scatter when
     the points are grid-cell means, see :func:`_grid_coreset`); ``it_offset`` to the
-    recorded iteration numbers.
+    recorded iteration numbers.  ``cells`` = (cell of each point, cell means) starts from
+    the partition that gives every point its cell's nearest centre, with bounds derived
+    from the cells' (``||x - c|| >= ||m - c|| - ||x - m||``) instead of a full search.
 
     With ``use_bounds`` the E step keeps Yinyang/Hamerly bounds: ``upper[n] >= ||x_n -
     c_{a_n}||`` and, for each group g of centres, ``lower[g, n] <= min ||x_n - c_j||`` over
@@ -968,7 +972,19 @@ def _lloyd(
         group_of = group_of[perm]
         centers = centers[perm]
     inv_perm = np.argsort(perm) if perm is not None else None
-    labels, d_sq, lower_nk = assigner.search(None, centers, group_of, should_cancel)
+    if cells is not None and group_of is not None:
+        inv_cell, cell_means = cells
+        lab_b, _, low_b = _Assigner(cell_means, assigner.working_memory_mib).search(
+            None, centers, group_of, should_cancel
+        )
+        labels = lab_b[inv_cell]
+        d_sq = _exact_sq_dist(X, centers, labels)
+        radius = np.sqrt(_exact_sq_dist(X, cell_means, inv_cell))
+        assert low_b is not None
+        lower_nk = low_b[inv_cell] - radius[:, None]
+        np.maximum(lower_nk, 0.0, out=lower_nk)
+    else:
+        labels, d_sq, lower_nk = assigner.search(None, centers, group_of, should_cancel)
     # group-major (G, N) layout: per-iteration updates and the min over groups stream rows
     lower = np.ascontiguousarray(lower_nk.T) if lower_nk is not None else None
     del lower_nk
@@ -1073,7 +1089,9 @@ def _lloyd(
         if n_changed == 0 and not empty.size:
             converged = True
             break
-        if float(np.sum(shift**2)) <= tol_abs:
+        # with a cell start, the first M step only re-derives the cell-level centres: the
+        # shift rule applies from the first M step that follows a full-data E step
+        if float(np.sum(shift**2)) <= tol_abs and not (cells is not None and it == 1):
             converged = True
             break
     if n_relocated_total:
