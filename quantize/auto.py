@@ -38,7 +38,7 @@ class AutoKResult:
     ----------
     result : QuantizeResult
         The chosen result (the fewest colours reaching the target; or, if none did, the
-        best one tried, at ``k_max``).
+        best one tried, normally at ``k_max``).
     k : int
         Requested K of ``result``.
     reached : bool
@@ -134,8 +134,9 @@ def iter_quality_target(
 ) -> Generator[IterationRecord, None, AutoKResult]:
     """Find the fewest colours whose (undithered) rendering reaches a quality target.
 
-    Bisection over K in ``[k_min, k_max]``, assuming quality grows with K; about
-    ``log2(k_max - k_min) + 1`` fits.
+    Doubling K from ``k_min`` until the target is met (or ``k_max`` is reached), then
+    bisection in the last interval, assuming quality grows with K: about
+    ``2 log2(K_found)`` fits, most of them small and cheap.
 
     Parameters
     ----------
@@ -177,10 +178,16 @@ def iter_quality_target(
         return value >= target if metric == "psnr" else value <= target
 
     scores: dict[int, float] = {}
-    results: dict[int, QuantizeResult] = {}
+    # only two results are kept alive (memory): the smallest K that reached the target so
+    # far, and the best one that did not (returned if nothing reaches it)
+    kept: dict[str, tuple[int, QuantizeResult]] = {}
     step = 0
 
-    def evaluate(k: int) -> Generator[IterationRecord, None, bool]:
+    def better(a: float, b: float) -> bool:
+        return a > b if metric == "psnr" else a < b
+
+    def evaluate(k: int) -> Generator[IterationRecord, None, tuple[bool, bool]]:
+        """Fit K colours; return (target reached, K had fewer distinct colours)."""
         nonlocal step
         check_cancel(should_cancel)
         result = yield from iter_quantize_image(
@@ -189,30 +196,37 @@ def iter_quality_target(
         )  # fmt: skip
         value = quality_of(result, metric)
         scores[k] = value
-        results[k] = result
         step += 1
         reached = ok(value)
+        if reached:
+            kept["reached"] = (k, result)
+        elif "missed" not in kept or better(value, scores[kept["missed"][0]]):
+            kept["missed"] = (k, result)
         yield _summary(result, step, k, {"metric": metric, "value": value, "target": target,
                                          "reached": reached})  # fmt: skip
-        return reached
+        return reached, result.n_colors < k
 
-    top_ok = yield from evaluate(k_max)
-    if not top_ok:
-        return AutoKResult(results[k_max], k_max, False, metric, target, scores[k_max], scores)
-    # fewer distinct colours than k_max: the effective K is an upper bound that also reaches it
-    hi = min(k_max, max(k_min, results[k_max].n_colors))
-    if hi != k_max:
-        if not (yield from evaluate(hi)):
-            hi = k_max
-    lo = k_min
+    # gallop up from k_min (cheap small fits first), then bisect the last gap
+    k, lo = k_min, k_min
+    while True:
+        reached, saturated = yield from evaluate(k)
+        if reached:
+            hi = k
+            break
+        lo = k + 1
+        if k == k_max or saturated:  # no larger K can do better
+            best, result = kept["missed"]
+            return AutoKResult(result, best, False, metric, target, scores[best], scores)
+        k = min(2 * k, k_max)
     while lo < hi:
         mid = (lo + hi) // 2
-        if (yield from evaluate(mid)):
+        reached, _ = yield from evaluate(mid)
+        if reached:
             hi = mid
         else:
             lo = mid + 1
-    # keep only the chosen result alive
-    chosen = results[hi]
+    k, chosen = kept["reached"]
+    assert k == hi
     return AutoKResult(chosen, hi, True, metric, target, scores[hi], scores)
 
 
