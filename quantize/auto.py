@@ -126,6 +126,7 @@ def iter_quality_target(
     max_delta_e: float | None = None,
     k_min: int = 2,
     k_max: int = 256,
+    search_n_init: int | None = 1,
     method: str = "kmeans",
     color_space: str = "rgb",
     seed: int = 0,
@@ -148,6 +149,10 @@ def iter_quality_target(
         Maximum mean CIEDE2000.  Exactly one of ``psnr`` and ``max_delta_e`` is required.
     k_min, k_max : int, optional
         Range of K searched.
+    search_n_init : int or None, optional
+        Restarts per fit *during the search* (cheaper); the chosen K is then fitted once
+        more with the caller's ``n_init`` and that fit is kept if it is at least as good.
+        ``None`` searches with the caller's ``n_init``.
     method, color_space, seed, should_cancel, **fit_options
         Passed to :func:`~quantize.result.iter_quantize_image`.
 
@@ -186,14 +191,24 @@ def iter_quality_target(
     def better(a: float, b: float) -> bool:
         return a > b if metric == "psnr" else a < b
 
-    def evaluate(k: int) -> Generator[IterationRecord, None, tuple[bool, bool]]:
-        """Fit K colours; return (target reached, K had fewer distinct colours)."""
-        nonlocal step
+    full_n_init = int(fit_options.get("n_init", 1) or 1)
+    search_options = dict(fit_options)
+    if search_n_init is not None and "n_init" in fit_options and method != "optimal1d":
+        search_options["n_init"] = min(int(search_n_init), full_n_init)
+    refine = search_options.get("n_init", 1) != full_n_init
+
+    def fit(k: int, options: dict[str, Any]) -> Generator[IterationRecord, None, QuantizeResult]:
         check_cancel(should_cancel)
         result = yield from iter_quantize_image(
             image, k, method=method, color_space=color_space, seed=seed,
-            should_cancel=should_cancel, **fit_options,
+            should_cancel=should_cancel, **options,
         )  # fmt: skip
+        return result
+
+    def evaluate(k: int) -> Generator[IterationRecord, None, tuple[bool, bool]]:
+        """Fit K colours; return (target reached, K had fewer distinct colours)."""
+        nonlocal step
+        result = yield from fit(k, search_options)
         value = quality_of(result, metric)
         scores[k] = value
         step += 1
@@ -227,7 +242,18 @@ def iter_quality_target(
             lo = mid + 1
     k, chosen = kept["reached"]
     assert k == hi
-    return AutoKResult(chosen, hi, True, metric, target, scores[hi], scores)
+    value = scores[hi]
+    if refine:  # the chosen K once more with every restart the caller asked for
+        final = yield from fit(hi, dict(fit_options))
+        final_value = quality_of(final, metric)
+        step += 1
+        keep = ok(final_value) and not better(value, final_value)
+        yield _summary(final, step, hi, {"metric": metric, "value": final_value,
+                                         "target": target, "reached": ok(final_value),
+                                         "final": True, "kept": keep})  # fmt: skip
+        if keep:
+            chosen, value = final, final_value
+    return AutoKResult(chosen, hi, True, metric, target, value, scores)
 
 
 def iter_bic(

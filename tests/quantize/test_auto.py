@@ -99,3 +99,28 @@ def test_cancel_stops_the_search():
 
     with pytest.raises(Cancelled):
         drain(iter_quality_target(blobs(), psnr=99, k_max=8, should_cancel=should_cancel))
+
+
+def test_search_uses_one_restart_then_refits_chosen_k():
+    img = blobs(n_colors=5, noise=10.0)
+    gen = iter_quality_target(img, psnr=26, k_min=1, k_max=8, n_init=3, seed=0)
+    records = []
+    while True:
+        try:
+            records.append(next(gen))
+        except StopIteration as stop:
+            choice = stop.value
+            break
+    summaries = [r for r in records if r.stage == "auto-k"]
+    final = summaries[-1]
+    assert final.extra.get("final") is True and final.extra["k"] == choice.k
+    assert all("final" not in r.extra for r in summaries[:-1])
+    assert choice.reached and choice.value >= 26
+    if final.extra["kept"]:
+        assert choice.result.fit_options["n_init"] == 3
+        assert choice.value == pytest.approx(final.extra["value"])
+    else:
+        assert choice.result.fit_options["n_init"] == 1
+    # without n_init in the options nothing is refitted
+    plain = drain(iter_quality_target(img, psnr=26, k_min=1, k_max=8, seed=0))
+    assert plain.k == choice.k or abs(plain.k - choice.k) <= 1
