@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         default=None,
         metavar="IMAGE",
-        help="input image (PNG, JPEG, TIFF, WebP, BMP, GIF, PPM)",
+        help="input image (PNG, JPEG, TIFF, WebP, BMP, GIF, PPM); '-' reads standard input",
     )
     _add_fit_options(q)
     o = q.add_argument_group("outputs (nothing is overwritten without --force)")
@@ -622,13 +622,21 @@ def _quantize_one(
 ) -> dict[str, Any]:
     """Load, fit, measure and write; return the JSON-able summary."""
     from quantize.export import export_targets
-    from quantize.io import LoadError, load_image
+    from quantize.io import LoadError, load_image, load_image_bytes
     from quantize.metrics import compute_metrics
 
-    loaded = load_image(image_path, max_pixels=args.max_pixels)
+    from_stdin = str(image_path) == "-"
+    if from_stdin:
+        limit = args.max_pixels * 8 + (64 << 20)  # as load_image's file-size guard
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise LoadError("<stdin>", "input is too large for the pixel limit")
+        loaded = load_image_bytes(data, name="<stdin>", max_pixels=args.max_pixels)
+    else:
+        loaded = load_image(image_path, max_pixels=args.max_pixels)
     if loaded.has_alpha and not np.any(loaded.pixels[:, :, 3]):
         raise LoadError(image_path, "image is fully transparent: nothing to quantize")
-    stem = stem or image_path.stem
+    stem = stem or ("stdin" if from_stdin else image_path.stem)
     if targets is None:
         targets = _targets(args, stem)
     _check_folders(targets, args)
@@ -650,14 +658,14 @@ def _quantize_one(
     try:
         written = export_targets(
             result, targets, overwrite=args.force, dither=args.dither, strength=args.strength,
-            source_path=image_path, metrics=metrics,
+            source_path=None if from_stdin else image_path, metrics=metrics,
         )  # fmt: skip
     except BaseException:
         _remove_folders(created)
         raise
     params = result.parameters()
     summary: dict[str, Any] = {
-        "input": str(image_path),
+        "input": "<stdin>" if from_stdin else str(image_path),
         "width": loaded.width,
         "height": loaded.height,
         "mode": loaded.mode,

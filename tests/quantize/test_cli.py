@@ -490,3 +490,18 @@ def test_batch_all_failed_leaves_no_output_folder(tmp_path, capsys):
     assert main(["batch", "bad.png", "-o", "deep/out", "-j", "1"]) == 3
     assert not (tmp_path / "deep").exists()
     capsys.readouterr()
+
+
+def test_image_from_stdin(img, tmp_path, monkeypatch, capsys):
+    import io as _io
+
+    class FakeStdin:
+        buffer = _io.BytesIO(img.read_bytes())
+
+    monkeypatch.setattr(sys, "stdin", FakeStdin)
+    assert main(["quantize", "-", "-k", "3", *FAST, "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["input"] == "<stdin>" and s["outputs"][0]["path"] == "stdin-vq.png"
+    FakeStdin.buffer = _io.BytesIO(b"garbage")
+    assert main(["quantize", "-", "-o", "g.png"]) == 3
+    assert "<stdin>: " in one_error_line(capsys.readouterr().err)
