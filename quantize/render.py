@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from quantize.io import to_uint8
+from quantize.protocol import CancelCallback, check_cancel
 
 __all__ = [
     "BAYER_8",
@@ -133,7 +134,9 @@ def _palette_spread(palette: np.ndarray) -> float:
     return float(np.median(d.min(axis=1))) / np.sqrt(3.0)
 
 
-def _ordered(rgb: np.ndarray, palette: np.ndarray, strength: float) -> np.ndarray:
+def _ordered(
+    rgb: np.ndarray, palette: np.ndarray, strength: float, should_cancel: CancelCallback | None
+) -> np.ndarray:
     m, n = rgb.shape[:2]
     threshold = (BAYER_8 + 0.5) / 64.0 - 0.5  # in (-0.5, 0.5)
     offset = strength * _palette_spread(palette) * threshold
@@ -141,6 +144,7 @@ def _ordered(rgb: np.ndarray, palette: np.ndarray, strength: float) -> np.ndarra
     out = np.empty((m, n), np.int64)
     rows = max(1, _CHUNK // max(n, 1))
     for r in range(0, m, rows):
+        check_cancel(should_cancel)
         block = rgb[r : r + rows].astype(np.float64) + tiles[r : r + rows, :, None]
         out[r : r + rows] = nearest_indices(block.reshape(-1, 3), palette).reshape(-1, n)
     return out
@@ -161,7 +165,11 @@ def _fs_pillow(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
 
 
 def _fs_numpy(
-    rgb: np.ndarray, palette: np.ndarray, strength: float, opaque: np.ndarray | None
+    rgb: np.ndarray,
+    palette: np.ndarray,
+    strength: float,
+    opaque: np.ndarray | None,
+    should_cancel: CancelCallback | None,
 ) -> np.ndarray:
     m, n = rgb.shape[:2]
     work = np.zeros((m + 1, n + 2, 3), np.float64)  # one spare row below, a column each side
@@ -170,6 +178,8 @@ def _fs_numpy(
     p_sq = np.einsum("kd,kd->k", palette, palette)
     ys_all = np.arange(m)
     for t in range(n + 2 * (m - 1)):
+        if t % 64 == 0:
+            check_cancel(should_cancel)
         ys = ys_all[(t - 2 * ys_all >= 0) & (t - 2 * ys_all < n)]
         xs = t - 2 * ys
         cx = xs + 1  # column in the padded buffer
@@ -194,6 +204,7 @@ def dither_indices(
     strength: float = 1.0,
     *,
     opaque: np.ndarray | None = None,
+    should_cancel: CancelCallback | None = None,
 ) -> np.ndarray:
     """Map every pixel to a palette index, optionally with dithering.
 
@@ -212,6 +223,9 @@ def dither_indices(
         amplitude of the Bayer offsets relative to the palette's colour spacing).
     opaque : ndarray of shape (M, N), bool, optional
         Which pixels count; default: derived from the alpha channel, if any.
+    should_cancel : callable, optional
+        Polled between blocks of work (the numpy error diffusion and ordered dithering);
+        returning True raises :class:`~quantize.protocol.Cancelled`.
 
     Returns
     -------
@@ -221,6 +235,8 @@ def dither_indices(
     ------
     ValueError
         Bad shapes, dtypes, method or strength.
+    Cancelled
+        When ``should_cancel`` returned True.
     """
     if method not in DITHER_METHODS:
         raise ValueError(f"method must be one of {DITHER_METHODS}, got {method!r}")
@@ -237,11 +253,11 @@ def dither_indices(
     if method == "none" or strength == 0.0 or k == 1:
         idx = _nearest_image(rgb, pal)
     elif method == "ordered":
-        idx = _ordered(rgb, pal, strength)
+        idx = _ordered(rgb, pal, strength, should_cancel)
     elif strength == 1.0 and k <= 256 and opaque is None:
         idx = _fs_pillow(rgb, pal)
     else:
-        idx = _fs_numpy(rgb, pal, strength, opaque)
+        idx = _fs_numpy(rgb, pal, strength, opaque, should_cancel)
     if opaque is not None:
         idx[~opaque] = 0
     return idx.astype(_index_dtype(k))

@@ -178,3 +178,21 @@ def test_grey_and_float_images_accepted():
     np.testing.assert_array_equal(
         dither_indices(rgb / 255.0, BW, "none"), dither_indices(rgb, BW, "none")
     )
+
+
+@pytest.mark.parametrize("method,strength", [("fs", 0.5), ("ordered", 1.0)])
+def test_cancel(method, strength):
+    from quantize.protocol import Cancelled
+
+    calls = {"n": 0}
+
+    def should_cancel() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 1
+
+    img = RNG.integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    with pytest.raises(Cancelled):
+        dither_indices(img, BW, method, strength, should_cancel=should_cancel)
+    assert calls["n"] == 2
+    out = dither_indices(img, BW, method, strength, should_cancel=lambda: False)
+    assert out.shape == (300, 300)
