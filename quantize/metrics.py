@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from quantize.io import to_uint8
-from quantize.render import as_rgb
+from quantize.protocol import CancelCallback, check_cancel
+from quantize.render import as_rgb, dither_indices
 
 if TYPE_CHECKING:  # pragma: no cover
     from quantize.result import QuantizeResult
@@ -305,6 +306,7 @@ def compute_metrics(
     dither: str = "none",
     strength: float = 1.0,
     original_bytes: int | None = None,
+    should_cancel: CancelCallback | None = None,
 ) -> Metrics:
     """Measure a quantization result as it would be exported.
 
@@ -318,6 +320,9 @@ def compute_metrics(
         Dither strength in [0, 1].
     original_bytes : int, optional
         Size of the source file, for the compression ratio.
+    should_cancel : callable, optional
+        Polled between the measures (and during dithering); returning True raises
+        :class:`~quantize.protocol.Cancelled`.
 
     Returns
     -------
@@ -328,9 +333,23 @@ def compute_metrics(
     image = as_rgb(result.image)
     palette = np.asarray(result.palette, np.uint8)
     opaque = result.opaque
-    indices = np.asarray(result.indices(dither=dither, strength=strength))
+    check_cancel(should_cancel)
+    if should_cancel is not None and dither != "none" and strength != 0:
+        indices = dither_indices(result.image, palette, dither, strength,  # type: ignore[arg-type]
+                                 should_cancel=should_cancel)  # fmt: skip
+    else:
+        indices = np.asarray(result.indices(dither=dither, strength=strength))
     rendered = palette[indices]
-    values = image_metrics(image, rendered, opaque)
+    a = to_uint8(image)[:, :, :3]
+    check_cancel(should_cancel)
+    mse, psnr = mse_psnr(a, rendered, opaque)
+    check_cancel(should_cancel)
+    ssim_value = ssim(a, rendered, opaque)
+    check_cancel(should_cancel)
+    de_mean, de_p95 = delta_e_stats(a, rendered, opaque)
+    check_cancel(should_cancel)
+    values = {"mse": mse, "psnr": psnr, "ssim": ssim_value, "delta_e_mean": de_mean,
+              "delta_e_p95": de_p95}  # fmt: skip
     mask = None if opaque is None else np.asarray(opaque, bool)
     table = getattr(result, "table", None)
     if table is not None and getattr(table, "colors", None) is not None:

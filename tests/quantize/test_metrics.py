@@ -140,3 +140,21 @@ def test_compute_metrics_on_grey_input():
     rgb = np.repeat(grey[:, :, None], 3, axis=2)
     expected = image_metrics(rgb, result.palette[result.indices("fs")])
     assert m.mse == pytest.approx(expected["mse"]) and m.unique_before == 32
+
+
+def test_compute_metrics_cancel_and_same_values():
+    from quantize.protocol import Cancelled
+
+    img = np.random.default_rng(2).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    result = quantize_image(img, 5, seed=0)
+    ref = compute_metrics(result, dither="fs", strength=0.7)
+    same = compute_metrics(result, dither="fs", strength=0.7, should_cancel=lambda: False)
+    assert same == ref
+    calls = {"n": 0}
+
+    def cancel_later() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    with pytest.raises(Cancelled):
+        compute_metrics(result, dither="fs", strength=0.7, should_cancel=cancel_later)
