@@ -598,16 +598,23 @@ def read_palette(path: str | os.PathLike[str]) -> np.ndarray:
                 m = re.match(r"\s*(\d+)\s+(\d+)\s+(\d+)", line)
                 if m and not line.lstrip().startswith("#"):
                     rows.append([int(v) for v in m.groups()])
-            return np.array(rows, np.uint8).reshape(-1, 3)
+            return _rgb_rows(rows)
         if fmt == "json":
             doc = json.loads(text)
-            return np.array([c["rgb"] for c in doc["colors"]], np.uint8).reshape(-1, 3)
+            return _rgb_rows([c["rgb"] for c in doc["colors"]])
         found = re.findall(r"#([0-9a-fA-F]{6})\b", text)
         return np.array(
             [[int(h[i : i + 2], 16) for i in (0, 2, 4)] for h in found], np.uint8
         ).reshape(-1, 3)
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, OSError) as exc:
         raise ExportError(f"{p}: not a valid {fmt} palette ({exc})", [p]) from exc
+
+
+def _rgb_rows(rows: Any) -> np.ndarray:
+    arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
+    if arr.size and (arr.min() < 0 or arr.max() > 255):
+        raise ValueError("colour values must be between 0 and 255")
+    return arr.astype(np.uint8)
 
 
 def _gray_png(arr: np.ndarray) -> bytes:

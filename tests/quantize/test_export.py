@@ -469,3 +469,18 @@ def test_sidecar_computes_metrics_when_not_given(tmp_path):
 
     expected = compute_metrics(result, dither="fs", original_bytes=src.stat().st_size).to_dict()
     assert doc["metrics"] == pytest.approx(expected)
+
+
+def test_read_palette_rejects_bad_values(tmp_path):
+    (tmp_path / "bad.gpl").write_text("GIMP Palette\nName: x\n#\n300 0 0\tred\n")
+    with pytest.raises(ExportError, match="between 0 and 255"):
+        read_palette(tmp_path / "bad.gpl")
+    (tmp_path / "bad.json").write_text('{"colors": [{"rgb": [1, 2]}]}')
+    with pytest.raises(ExportError, match="not a valid json palette"):
+        read_palette(tmp_path / "bad.json")
+    (tmp_path / "short.act").write_bytes(b"\x00" * 10)
+    with pytest.raises(ExportError, match="768 or 772"):
+        read_palette(tmp_path / "short.act")
+    gimp = "GIMP Palette\nName: mine\nColumns: 4\n# a comment 1 2 3\n 10  20  30\tUntitled\n0 0 0\n"
+    (tmp_path / "gimp.gpl").write_text(gimp)
+    np.testing.assert_array_equal(read_palette(tmp_path / "gimp.gpl"), [[10, 20, 30], [0, 0, 0]])
