@@ -927,6 +927,8 @@ def _cmd_info(args: argparse.Namespace, err: Callable[[str], None]) -> int:
             "alpha": img.has_alpha,
             "unique_colors": unique_color_count(img.pixels, opaque),
             "file_size": img.file_size,
+            "icc_profile": img.info.get("icc_profile"),
+            "converted_to_srgb": bool(img.info.get("icc_converted", False)),
             "notes": img.info.get("notes", []) + img.info.get("warnings", []),
         })  # fmt: skip
     if args.json:

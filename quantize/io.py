@@ -432,8 +432,34 @@ def _pil_to_array(im: Image.Image, path: Path, info: dict[str, Any]) -> np.ndarr
         return np.repeat(grey[:, :, None], 3, axis=2)
     has_trns = "transparency" in im.info
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (has_trns and mode in ("P", "L", "RGB", "1")):
-        return np.asarray(im.convert("RGBA"))
-    return np.asarray(im.convert("RGB"))
+        out = im.convert("RGBA")
+    else:
+        out = im.convert("RGB")
+    if mode in ("RGB", "RGBA", "RGBX") and im.info.get("icc_profile"):
+        out = _rgb_to_srgb(out, im.info["icc_profile"], info)
+    return np.asarray(out)
+
+
+def _rgb_to_srgb(im: Image.Image, icc: bytes, info: dict[str, Any]) -> Image.Image:
+    """Convert RGB(A) pixels tagged with a non-sRGB ICC profile (Display P3, Adobe RGB...)."""
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        desc = str(src.profile.profile_description or "").strip()
+        info["icc_profile"] = desc
+        if "srgb" in desc.lower() or src.profile.xcolor_space.strip() != "RGB":
+            return im  # already sRGB (or not an RGB profile): keep the values exactly
+        dst = ImageCms.createProfile("sRGB")
+        rgb = im.convert("RGB") if im.mode != "RGB" else im
+        out = ImageCms.profileToProfile(rgb, src, dst, outputMode="RGB")
+        if out is None:
+            return im
+        if im.mode == "RGBA":
+            out.putalpha(im.getchannel("A"))
+        info["icc_converted"] = True
+        return out
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError, AttributeError) as exc:
+        info["notes"].append(f"ICC profile unusable ({exc}); colours taken as sRGB")
+        return im
 
 
 def _cmyk_to_rgb(im: Image.Image, info: dict[str, Any]) -> Image.Image:

@@ -559,3 +559,60 @@ def test_animated_webp_first_frame(tmp_path):
     loaded = load_image(path)
     assert loaded.format == "WEBP" and loaded.n_frames == 3
     assert tuple(loaded.pixels[2, 3][:3]) == (200, 30, 40)
+
+
+def rgb_profile(swap_red_green: bool) -> bytes:
+    """A minimal ICC v2 RGB display profile (matrix/TRC), optionally with R and G swapped."""
+
+    def s15(v: float) -> bytes:
+        return struct.pack(">i", int(round(v * 65536)))
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ " + b"\0" * 4 + s15(x) + s15(y) + s15(z)
+
+    text = b"VQ test RGB\0"
+    desc = (b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text
+            + struct.pack(">II", 0, 0) + struct.pack(">HB", 0, 0) + b"\0" * 67)  # fmt: skip
+    red, green, blue = (0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141)
+    if swap_red_green:
+        red, green = green, red
+    curv = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, 0x0233)  # gamma 2.2
+    tags = [(b"desc", desc), (b"wtpt", xyz(0.9642, 1.0, 0.8249)), (b"rXYZ", xyz(*red)),
+            (b"gXYZ", xyz(*green)), (b"bXYZ", xyz(*blue)), (b"rTRC", curv), (b"gTRC", curv),
+            (b"bTRC", curv), (b"cprt", b"text" + b"\0" * 4 + b"CC0\0")]  # fmt: skip
+    offset = 128 + 4 + 12 * len(tags)
+    table = struct.pack(">I", len(tags))
+    data = b""
+    for sig, body in tags:
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body + b"\0" * (-len(body) % 4)
+    header = struct.pack(">I", offset + len(data)) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"mntr"
+    header += b"RGB XYZ " + b"\0" * 12 + b"acsp" + b"\0" * 28
+    header += s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48
+    return header + table + data
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_rgb_with_non_srgb_profile_is_converted(tmp_path, mode):
+    colour = (255, 0, 0, 128)[: len(mode)]
+    path = tmp_path / "p.png"
+    Image.new(mode, (4, 4), colour).save(path, icc_profile=rgb_profile(True))
+    loaded = load_image(path)
+    assert loaded.info["icc_converted"] is True and loaded.info["icc_profile"] == "VQ test RGB"
+    r, g, b = (int(v) for v in loaded.pixels[1, 1, :3])
+    assert g > 200 and r < 60 and b < 60  # the profile says this "red" is green
+    if mode == "RGBA":
+        assert loaded.pixels[1, 1, 3] == 128
+
+
+def test_srgb_tagged_and_broken_profiles_keep_values(tmp_path):
+    arr = rgb_image(5, 5)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    path = save(Image.fromarray(arr), tmp_path / "s.png", icc_profile=srgb)
+    loaded = load_image(path)
+    np.testing.assert_array_equal(loaded.pixels, arr)
+    assert "icc_converted" not in loaded.info
+    path = save(Image.fromarray(arr), tmp_path / "b.png", icc_profile=b"garbage profile")
+    loaded = load_image(path)
+    np.testing.assert_array_equal(loaded.pixels, arr)
+    assert any("ICC profile unusable" in n for n in loaded.info["notes"])
