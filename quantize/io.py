@@ -377,15 +377,11 @@ def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
             if png16 is not None:
                 pixels, mode = png16
                 pixels = apply_orientation(pixels, orientation)
-                return _finish(
-                    pixels,
-                    path,
-                    fmt,
-                    mode,
-                    n_frames,
-                    len(data),
-                    {"orientation": orientation, "source_dtype": "uint16"},
-                )
+                info16: dict[str, Any] = {"orientation": orientation, "source_dtype": "uint16",
+                                          "notes": []}  # fmt: skip
+                if im.info.get("icc_profile"):
+                    info16["notes"].append(_ICC_16_NOTE)
+                return _finish(pixels, path, fmt, mode, n_frames, len(data), info16)
         try:
             im.seek(0)
             im.load()
@@ -404,6 +400,9 @@ def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
         pixels = _pil_to_array(im, path, info)
     pixels = apply_orientation(pixels, orientation)
     return _finish(pixels, path, fmt, mode, n_frames, len(data), info)
+
+
+_ICC_16_NOTE = "embedded ICC profile not applied to 16-bit/float data (values taken as sRGB)"
 
 
 def _read_orientation(im: Image.Image) -> int:
@@ -603,6 +602,7 @@ def _try_tifffile(data: bytes, path: Path, max_pixels: int) -> LoadedImage | str
             n_frames = len(pages)
             arr = page.asarray()
             axes = page.axes
+            has_icc = 34675 in page.tags  # InterColorProfile
             tag = page.tags.get(274)  # EXIF/TIFF Orientation
             try:
                 orientation = int(tag.value) if tag is not None else 1
@@ -632,6 +632,8 @@ def _try_tifffile(data: bytes, path: Path, max_pixels: int) -> LoadedImage | str
     pixels = apply_orientation(pixels, orientation)
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[samples] + f";{dtype}"
     info = {"orientation": orientation, "source_dtype": str(dtype), "notes": notes + more}
+    if has_icc:
+        info["notes"].append(_ICC_16_NOTE)
     return _finish(pixels, path, "TIFF", mode, n_frames, len(data), info)
 
 

@@ -616,3 +616,13 @@ def test_srgb_tagged_and_broken_profiles_keep_values(tmp_path):
     loaded = load_image(path)
     np.testing.assert_array_equal(loaded.pixels, arr)
     assert any("ICC profile unusable" in n for n in loaded.info["notes"])
+
+
+def test_icc_profile_on_16_bit_data_is_reported(tmp_path):
+    path = tmp_path / "icc16.tif"
+    values = RNG.integers(0, 65536, (3, 3, 3), dtype=np.uint16)
+    tifffile.imwrite(path, values, photometric="rgb",
+                     extratags=[(34675, 7, 8, rgb_profile(True)[:8], True)])  # fmt: skip
+    loaded = load_image(path)
+    np.testing.assert_array_equal(loaded.pixels, values)
+    assert any("ICC profile not applied" in n for n in loaded.info["notes"])
