@@ -336,7 +336,7 @@ def compute_metrics(
     check_cancel(should_cancel)
     if should_cancel is not None and dither != "none" and strength != 0:
         indices = dither_indices(result.image, palette, dither, strength,  # type: ignore[arg-type]
-                                 should_cancel=should_cancel)  # fmt: skip
+                                 opaque=opaque, should_cancel=should_cancel)  # fmt: skip
     else:
         indices = np.asarray(result.indices(dither=dither, strength=strength))
     rendered = palette[indices]
