@@ -134,15 +134,23 @@ class _Assigner:
 
     def __init__(self, X: np.ndarray, working_memory_mib: float) -> None:
         self.X = X
-        n, d = X.shape
-        # augmented float32 copy [x, 1, ||x||^2]: one product gives ||x - c||^2 for all c
-        x_sq = _sq_norms(X)
-        self.Xa = np.empty((n, d + 2), dtype=np.float32)
-        self.Xa[:, :d] = X
-        self.Xa[:, d] = 1.0
-        self.Xa[:, d + 1] = x_sq
-        self.x_sq_max = float(x_sq.max()) if n else 0.0
+        self._Xa: np.ndarray | None = None
+        self.x_sq_max = float(_sq_norms(X).max()) if X.shape[0] else 0.0
         self.working_memory_mib = working_memory_mib
+
+    @property
+    def Xa(self) -> np.ndarray:
+        """Augmented float32 copy [x, 1, ||x||^2] (built on first use)."""
+        if self._Xa is None:
+            X = self.X
+            n, d = X.shape
+            # one product with [-2c; ||c||^2; 1] then gives ||x - c||^2 for all c
+            Xa = np.empty((n, d + 2), dtype=np.float32)
+            Xa[:, :d] = X
+            Xa[:, d] = 1.0
+            Xa[:, d + 1] = _sq_norms(X)
+            self._Xa = Xa
+        return self._Xa
 
     def _centers_aug(self, centers: np.ndarray) -> np.ndarray:
         D = centers.shape[1]
@@ -670,7 +678,15 @@ class KMeans(_KMeansBase):
         Xc = X - mean
         tol_abs = tol * var
 
-        n_distinct, distinct_rows = _count_distinct(Xc, w, K_req)
+        coreset = None
+        if self.algorithm == "auto" and n >= _CORESET_MIN_POINTS:
+            coreset = _grid_coreset(Xc, w)
+        if coreset is not None and coreset[0].shape[0] >= K_req:
+            n_distinct, distinct_rows = n, None  # >= K occupied cells: >= K distinct points
+        else:
+            n_distinct, distinct_rows = _count_distinct(Xc, w, K_req)
+            if distinct_rows is not None:
+                coreset = None
         if n_distinct < K_req:
             warn_and_record(
                 self.warnings_,
@@ -692,9 +708,6 @@ class KMeans(_KMeansBase):
         if distinct_rows is not None and n_distinct <= K_req:
             runs = [distinct_rows]  # every distinct point is its own cluster: J = 0 is optimal
 
-        coreset = None
-        if self.algorithm == "auto" and distinct_rows is None and n >= _CORESET_MIN_POINTS:
-            coreset = _grid_coreset(Xc, w)
         best: tuple | None = None
         self.histories_ = []
         for r, run_init in enumerate(runs):
@@ -845,6 +858,7 @@ def _yinyang_update(
     should_cancel: CancelCallback | None,
     working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
     rows_per_chunk: int = 0,
+    eps: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reassign the candidate points, searching only the groups their bounds cannot rule out.
 
@@ -889,20 +903,23 @@ def _yinyang_update(
         _, first_hit = np.unique(seg, return_index=True)
         best_pair[seg[first_hit]] = hit[first_hit]
         up_sq = up[owner] ** 2
-        move = best_val < up_sq
         rows_all = pts[owner]
         old = labels[rows_all]
+        # the current centre may be among the examined ones: moving needs another centre
+        move = (best_val < up_sq) & (cand_lab[best_pair] != old)
         new = np.where(move, cand_lab[best_pair], old)
         # exact lower bounds of the examined groups (excluding the final label)
         final_of_pair = new[np.searchsorted(first, r, side="right") - 1]
         excl = np.where(cand_lab == final_of_pair, b2, b1)
-        lower[gi, pts[pi]] = np.sqrt(excl)
+        lower[gi, pts[pi]] = np.sqrt(excl) - eps
         moved_rows = rows_all[move]
         if moved_rows.size:
             old_m = old[move]
             g_old = group_of[old_m]
             # the old centre joins its group's bound where that group was not examined
-            lower[g_old, moved_rows] = np.minimum(lower[g_old, moved_rows], up[owner][move])
+            lower[g_old, moved_rows] = np.minimum(
+                lower[g_old, moved_rows], up[owner][move] - eps
+            )
             labels[moved_rows] = new[move]
             upper[moved_rows] = np.sqrt(best_val[move])
             changed_parts.append(moved_rows)
@@ -989,8 +1006,13 @@ def _lloyd(
         np.maximum(lower_nk, 0.0, out=lower_nk)
     else:
         labels, d_sq, lower_nk = assigner.search(None, centers, group_of, should_cancel)
-    # group-major (G, N) layout: per-iteration updates and the min over groups stream rows
-    lower = np.ascontiguousarray(lower_nk.T) if lower_nk is not None else None
+    # group-major (G, N) float32 layout: the per-iteration decrement and the min over groups
+    # stream half the bytes.  Every value written is lowered by ``eps`` (16 float32 ulps of
+    # the largest possible distance), so rounding can never make a bound too large.
+    eps = 1e-6 * (np.sqrt(assigner.x_sq_max) + float(np.sqrt(_sq_norms(centers).max())) + 1e-30)
+    lower = None
+    if lower_nk is not None:
+        lower = np.ascontiguousarray((lower_nk - eps).T, dtype=np.float32)
     del lower_nk
     upper = np.sqrt(d_sq) if use_bounds else None
     Wk, Sk, Qk = _cluster_stats(X, w, x_sq, labels, K)
@@ -1019,6 +1041,7 @@ def _lloyd(
             assert upper is not None and lower is not None and group_of is not None
             group_shift = np.zeros(int(group_of[-1]) + 1)
             np.maximum.at(group_shift, group_of, shift)
+            group_shift = (group_shift + eps).astype(np.float32)
             half = _half_min_center_dist(centers)
             layout = _group_layout(centers, group_of)
 
@@ -1044,7 +1067,7 @@ def _lloyd(
                     return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
                 return _yinyang_update(
                     X, cand + sl.start, labels, upper, lower, layout, group_of,
-                    should_cancel, assigner.working_memory_mib,
+                    should_cancel, assigner.working_memory_mib, eps=eps,
                 )
 
             parts = list(pool.map(part, slices)) if pool is not None else [part(slice(0, n))]
