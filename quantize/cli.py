@@ -645,6 +645,12 @@ def _quantize_one(
         warnings.simplefilter("always")
         result, choice = _run_fit(loaded.pixels, args, show_progress)
     fit_warnings = list(dict.fromkeys(str(w.message) for w in caught))
+    entries = len(result.palette) + (1 if result.opaque is not None else 0)
+    if entries > 256 and any(kind == "indexed_png" for kind, _ in targets):
+        fit_warnings.append(
+            f"{entries} palette entries do not fit an indexed PNG (at most 256): "
+            "the image is written as a truecolour PNG"
+        )
     for message in fit_warnings:
         warn(message)
     metrics = compute_metrics(result, dither=args.dither, strength=args.strength,

@@ -505,3 +505,19 @@ def test_image_from_stdin(img, tmp_path, monkeypatch, capsys):
     FakeStdin.buffer = _io.BytesIO(b"garbage")
     assert main(["quantize", "-", "-o", "g.png"]) == 3
     assert "<stdin>: " in one_error_line(capsys.readouterr().err)
+
+
+def test_more_than_256_colours(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save("many.png")
+    argv = ["quantize", "many.png", "-k", "300", "--n-init", "1", "--max-iter", "5", "-o",
+            "m.png", "--masks", "masks", "--palette", "m.gpl"]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "truecolour PNG" in captured.err
+    with Image.open("m.png") as im:
+        assert im.mode == "RGB"
+    with Image.open("masks/many.labels.png") as im:
+        assert im.mode == "I;16" and np.asarray(im).max() >= 256
+    assert main(argv[:-2] + ["--palette", "m.act", "--force"]) == 1
+    assert "at most 256" in captured.err + capsys.readouterr().err
