@@ -19,7 +19,14 @@ from app.views.convergence import ConvergencePlot
 from app.views.metrics import MetricsView, format_bytes
 from app.views.palette import PaletteView
 from app.views.softmaps import SoftMapsView
-from app.worker import RunJob, RunOutput, RunWorker, objective_kind, only_rendering_changed
+from app.worker import (
+    RunJob,
+    RunOutput,
+    RunWorker,
+    objective_kind,
+    only_rendering_changed,
+    warm_up,
+)
 
 __all__ = ["MainWindow", "IMAGE_FILTER", "qimage_to_array"]
 
@@ -121,6 +128,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.auto_run_check.setChecked(self.settings.flag("autoRun", True))
         self._restore_layout()
         self._update_actions()
+        warm_up()  # import the engine's dependencies now, not on the worker during a run
 
     # ================================================================== construction
     def _build_views(self) -> None:

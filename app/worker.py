@@ -34,6 +34,7 @@ __all__ = [
     "run_pipeline",
     "MAX_MAPS",
     "MAP_SIDE",
+    "warm_up",
 ]
 
 #: Largest number of per-component soft maps prepared for display (largest shares first).
@@ -304,12 +305,25 @@ def _soft_maps(result: Any, should_cancel: Callable[[], bool]) -> SoftMaps:
     step = max(1, int(np.ceil(max(height, width) / MAP_SIDE)))
     proportions = np.asarray(result.proportions)
     order = np.argsort(-proportions, kind="stable")[:MAX_MAPS]
+    labels = np.asarray(result.labels)[::step, ::step]
+    opaque = None if result.opaque is None else np.asarray(result.opaque)[::step, ::step]
+    soft = bool(getattr(result, "is_soft", result.method == "gmm"))
     maps = []
     for k in order:
         check_cancel(should_cancel)
-        maps.append(np.asarray(result.responsibility_map(int(k)), dtype=np.float32)[::step, ::step])
-    labels = np.asarray(result.labels)[::step, ::step]
-    uncertainty = np.asarray(result.uncertainty_map(), dtype=np.float32)[::step, ::step]
+        if soft:
+            maps.append(np.asarray(result.responsibility_map(int(k)), np.float32)[::step, ::step])
+        else:
+            # hard methods: the responsibility map is the 0/1 mask of the label map, so
+            # take it from the already sub-sampled labels instead of gathering all pixels
+            mask = labels == k
+            if opaque is not None:
+                mask &= opaque  # transparent pixels belong to no cluster
+            maps.append(mask.astype(np.float32))
+    if soft:
+        uncertainty = np.asarray(result.uncertainty_map(), dtype=np.float32)[::step, ::step]
+    else:
+        uncertainty = np.zeros(labels.shape, dtype=np.float32)  # hard: no uncertainty
     responsibilities = np.stack(maps) if maps else np.zeros((0,) + labels.shape, dtype=np.float32)
     return SoftMaps(
         components=order.astype(np.int64),
@@ -423,6 +437,33 @@ def run_pipeline(
         elapsed_s=time.perf_counter() - start,
         extra=extra,
     )
+
+
+_warmed_up = False
+
+
+def warm_up() -> None:
+    """Run the whole pipeline once on a tiny image, on the calling (GUI) thread.
+
+    The first run imports a few hundred modules (engine, metrics, scikit-image, SciPy).
+    Importing holds the interpreter lock for tens of milliseconds at a time, which would
+    stall the event loop if it happened on the worker thread during the first run, so the
+    window does it once at start-up instead.  Failures are ignored here: a real run reports
+    them.
+    """
+    global _warmed_up
+    if _warmed_up:
+        return
+    _warmed_up = True
+    from quantize.protocol import drain
+
+    tiny = (np.arange(8 * 8 * 3, dtype=np.int64).reshape(8, 8, 3) * 37 % 256).astype(np.uint8)
+    try:
+        for method in ("kmeans", "gmm"):
+            params = RunParameters(method=method, n_colors=2, n_init=1, init="random")
+            drain(run_pipeline(RunJob(tiny, params), lambda: False))
+    except Exception:  # noqa: BLE001 - only a warm-up; the real run reports errors
+        pass
 
 
 class RunWorker(QtCore.QThread):

@@ -324,6 +324,11 @@ def test_sixteen_bit_and_transparent_images(qtbot, window, tmp_path):
     assert output.quantized.shape == (48, 64, 4)
     assert np.all(output.quantized[:, :20, 3] == 0) and np.all(output.quantized[:, 20:, 3] == 255)
     assert output.result.opaque is not None and not output.result.opaque[:, :20].any()
+    # soft maps equal the engine's maps (transparent pixels in no cluster)
+    step = output.soft_maps.step
+    for row, k in enumerate(output.soft_maps.components):
+        expected = output.result.responsibility_map(int(k))[::step, ::step]
+        np.testing.assert_array_equal(output.soft_maps.responsibilities[row], expected)
 
 
 def test_changing_only_dithering_rerenders_without_refitting(qtbot, window, small_png):
