@@ -626,3 +626,16 @@ def test_icc_profile_on_16_bit_data_is_reported(tmp_path):
     loaded = load_image(path)
     np.testing.assert_array_equal(loaded.pixels, values)
     assert any("ICC profile not applied" in n for n in loaded.info["notes"])
+
+
+@pytest.mark.parametrize("compression", ["lzw", "zlib", "zstd"])
+def test_compressed_16bit_rgb_tiff_keeps_all_16_bits(tmp_path, compression):
+    # scientists' TIFFs are usually compressed; imagecodecs lets tifffile decode them
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 65536, size=(5, 6, 3), dtype=np.uint16)
+    path = tmp_path / f"rgb16-{compression}.tif"
+    tifffile.imwrite(path, rgb, photometric="rgb", compression=compression)
+    loaded = load_image(path)
+    assert loaded.bit_depth == 16
+    np.testing.assert_array_equal(loaded.pixels, rgb)
+    assert not any("imagecodecs" in n for n in loaded.info.get("notes", []))
