@@ -35,8 +35,8 @@ INITS: dict[str, dict[str, str]] = {
 DITHERS: dict[str, str] = {"none": "None", "fs": "Floyd–Steinberg", "ordered": "Ordered (Bayer)"}
 AUTO_MODES: dict[str, str] = {
     "off": "Off (use K)",
-    "quality": "Fewest colours reaching PSNR",
-    "bic": "Best BIC (Gaussian mixture)",
+    "quality": "PSNR target",
+    "bic": "BIC (mixture)",
 }
 
 
@@ -255,7 +255,10 @@ class ParameterPanel(QtWidgets.QWidget):
         self.strength.setSingleStep(0.05)
         self.strength.setDecimals(2)
         self.auto = _combo(AUTO_MODES, "autoCombo")
-        self.auto.setToolTip("Let VQ Studio choose K (searching 2 … K)")
+        self.auto.setToolTip(
+            "Let VQ Studio choose K between 2 and the number of colours: the fewest colours "
+            "reaching the PSNR target, or the Gaussian mixture with the lowest BIC"
+        )
         self.target_psnr = QtWidgets.QDoubleSpinBox(objectName="targetPsnrSpin")
         self.target_psnr.setRange(15.0, 60.0)
         self.target_psnr.setSuffix(" dB")
@@ -264,7 +267,9 @@ class ParameterPanel(QtWidgets.QWidget):
         model = QtWidgets.QGroupBox("Model")
         form = QtWidgets.QFormLayout(model)
         form.addRow("&Method", self.method)
-        form.addRow("&Colours (K)", self.n_colors)
+        self.n_colors_label = QtWidgets.QLabel("&Colours (K)")
+        self.n_colors_label.setBuddy(self.n_colors)
+        form.addRow(self.n_colors_label, self.n_colors)
         form.addRow("Colour &space", self.color_space)
         form.addRow("Co&variance", self.covariance)
         form.addRow("&Init", self.init)
@@ -396,6 +401,8 @@ class ParameterPanel(QtWidgets.QWidget):
             widget.setEnabled(iterative)
         self.strength.setEnabled(self.dither.currentData() != "none")
         self.target_psnr.setEnabled(self.auto.currentData() == "quality")
+        auto_on = self.auto.currentData() != "off"
+        self.n_colors_label.setText("Max &colours (K)" if auto_on else "&Colours (K)")
         bic_item = self.auto.model().item(self.auto.findData("bic"))
         bic_item.setEnabled(method == "gmm")
         if method != "gmm" and self.auto.currentData() == "bic":
