@@ -869,6 +869,8 @@ def _yinyang_update(
     Returns the points whose label changed and their previous labels.
     """
     coords, index, valid = layout
+    n_groups = coords.shape[0]
+    sizes = valid.sum(axis=1)
     if rows_per_chunk <= 0:  # worst case: every group of every point needs examining
         per_point = coords.shape[0] * coords.shape[1] * (coords.shape[2] + 3) * 8
         rows_per_chunk = int(min(32768, max(1024, working_memory_mib * 2**20 // per_point)))
@@ -882,26 +884,36 @@ def _yinyang_update(
         pi, gi = np.nonzero(need)
         if pi.size == 0:
             continue
-        diff = X[pts[pi]][:, None, :] - coords[gi]
-        d = np.einsum("pjk,pjk->pj", diff, diff)
-        d[~valid[gi]] = np.inf
-        j1 = d.argmin(axis=1)
-        r = np.arange(pi.size)
-        b1 = d[r, j1]
-        d[r, j1] = np.inf
-        b2 = d.min(axis=1)
-        cand_lab = index[gi, j1]
+        # exact distances, one group at a time (no padded (pairs, gmax, D) gather)
+        b1 = np.empty(pi.size)
+        b2 = np.full(pi.size, np.inf)
+        cand_lab = np.empty(pi.size, dtype=np.intp)
+        order = np.argsort(gi, kind="stable")
+        cuts = np.searchsorted(gi[order], np.arange(n_groups + 1))
+        Xp = X[pts[pi]]
+        for g in range(n_groups):
+            if cuts[g] == cuts[g + 1]:
+                continue
+            sel = order[cuts[g] : cuts[g + 1]]
+            diff = Xp[sel][:, None, :] - coords[g, : sizes[g]][None, :, :]
+            dd = np.einsum("pjk,pjk->pj", diff, diff)
+            j = dd.argmin(axis=1)
+            rr = np.arange(sel.size)
+            b1[sel] = dd[rr, j]
+            cand_lab[sel] = index[g, j]
+            if sizes[g] > 1:
+                dd[rr, j] = np.inf
+                b2[sel] = dd.min(axis=1)
         # best pair per point (pairs come sorted by point)
-        first = np.flatnonzero(np.r_[True, pi[1:] != pi[:-1]])
+        starts = np.r_[True, pi[1:] != pi[:-1]]
+        first = np.flatnonzero(starts)
+        seg_of_pair = np.cumsum(starts) - 1
         best_val = np.minimum.reduceat(b1, first)
         owner = pi[first]
-        is_best = b1 == best_val[np.searchsorted(first, r, side="right") - 1]
-        # first pair reaching the minimum, per point
-        best_pair = np.full(owner.size, -1)
-        hit = np.flatnonzero(is_best)
-        seg = np.searchsorted(first, hit, side="right") - 1
-        _, first_hit = np.unique(seg, return_index=True)
-        best_pair[seg[first_hit]] = hit[first_hit]
+        # first pair reaching the minimum, per point (hits come in segment order)
+        hit = np.flatnonzero(b1 == best_val[seg_of_pair])
+        hit_seg = seg_of_pair[hit]
+        best_pair = hit[np.r_[True, hit_seg[1:] != hit_seg[:-1]]]
         up_sq = up[owner] ** 2
         rows_all = pts[owner]
         old = labels[rows_all]
@@ -909,7 +921,7 @@ def _yinyang_update(
         move = (best_val < up_sq) & (cand_lab[best_pair] != old)
         new = np.where(move, cand_lab[best_pair], old)
         # exact lower bounds of the examined groups (excluding the final label)
-        final_of_pair = new[np.searchsorted(first, r, side="right") - 1]
+        final_of_pair = new[seg_of_pair]
         excl = np.where(cand_lab == final_of_pair, b2, b1)
         lower[gi, pts[pi]] = np.sqrt(excl) - eps
         moved_rows = rows_all[move]
