@@ -47,6 +47,8 @@ _ALGORITHMS = ("auto", "lloyd", "hamerly")
 # "auto" first converges on grid-cell means above this many points (see _grid_coreset)
 _CORESET_MIN_POINTS = 50_000
 _CORESET_BITS = 6
+# the cell stage is cheap: run it to a tighter tolerance so the point stage starts closer
+_CORESET_TOL_FACTOR = 0.01
 _THREADS_MIN_POINTS = 100_000  # below this, one thread is faster than two
 _MAX_THREADS = 8
 _MAX_CHUNK_ROWS = 16384  # cache-friendly (chunk, K) blocks even when the budget allows more
@@ -729,7 +731,8 @@ class KMeans(_KMeansBase):
                 # J plus the within-cell scatter is the exact full-data J of that partition
                 out_c = yield from _lloyd(
                     coreset[0], coreset[1], centers, _Assigner(coreset[0], wm), max_iter,
-                    tol_abs, use_bounds, should_cancel, r, mean, stage, self.warnings_,
+                    tol_abs * _CORESET_TOL_FACTOR, use_bounds, should_cancel, r, mean, stage,
+                    self.warnings_,
                     objective_offset=coreset[2],
                 )
                 centers, hist_coarse, it0 = out_c[0], out_c[3] + coreset[2], out_c[4]
