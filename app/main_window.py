@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.auto_run_check.setChecked(self.settings.flag("autoRun", True))
         self._restore_layout()
         self._update_actions()
+        # The engine both emits its warnings and records them on the result; the window
+        # shows the recorded ones (status bar, metrics panel), so the emitted copies, which
+        # would come from the worker thread, are not printed (or raised) as well.
+        from quantize.protocol import QuantizeWarning
+
+        warnings.filterwarnings("ignore", category=QuantizeWarning)
         warm_up()  # import the engine's dependencies now, not on the worker during a run
 
     # ================================================================== construction

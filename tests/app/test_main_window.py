@@ -390,3 +390,38 @@ def test_open_on_a_worker_thread(qtbot, window, small_png, tmp_path):
     qtbot.waitUntil(lambda: not window.is_loading(), timeout=10_000)
     QtWidgets.QApplication.processEvents()
     assert names == ["other.png"]
+
+
+@pytest.mark.parametrize("method", ["kmeans", "gmm"])
+@pytest.mark.parametrize(
+    "shape, colors",
+    [((1, 1), 1), ((16, 16), 1), ((12, 20), 2)],
+    ids=["1x1", "one-colour", "two-colours"],
+)
+def test_degenerate_images_finish_cleanly(qtbot, window, method, shape, colors):
+    rng = np.random.default_rng(1)
+    palette = np.array([[200, 30, 40], [20, 90, 220]], dtype=np.uint8)[:colors]
+    image = palette[rng.integers(0, colors, shape)]
+    window.open_array(image, "degenerate")
+    window.params.set_parameters(replace(FAST, method=method, n_colors=8, n_init=1))
+    output = run_and_wait(qtbot, window)
+    result = output.result
+    assert 1 <= len(result.palette) <= 8
+    assert window.palette_view.count() == len(result.palette)
+    used = {tuple(int(v) for v in result.palette[k]) for k in np.unique(result.labels)}
+    assert used == {tuple(int(v) for v in c) for c in palette}
+    assert window.soft_maps.tile_count() == 2 + len(result.palette)
+    # the engine's warning (fewer distinct colours than K) is shown, not raised
+    assert "K reduced" in " ".join(result.warnings)
+    assert "K reduced" in window.metrics_view.warnings.text()
+    assert "warning" in window.progress_label.text()
+
+
+def test_max_iter_one_shows_the_convergence_warning(qtbot, window, small_png):
+    window.open_image(small_png)
+    window.params.set_parameters(replace(FAST, max_iter=1, n_init=1, tol=1e-9))
+    output = run_and_wait(qtbot, window)
+    assert output.result.warnings  # recorded by the engine
+    assert window.metrics_view.values()["Converged"] == "no"
+    assert "max iterations" in window.convergence.summary.text()
+    assert window.metrics_view.warnings.text().startswith("⚠")
