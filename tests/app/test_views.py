@@ -180,3 +180,21 @@ def test_pixel_readout_and_hex_copy(qtbot, window, small_png):
     copied = window.palette_view.copy_all()
     assert QtWidgets.QApplication.clipboard().text() == copied
     assert len(copied.splitlines()) == len(result.palette)
+
+
+def test_minibatch_and_lab_axes(qtbot, window, small_png):
+    window.open_image(small_png)
+    window.params.set_parameters(replace(FAST, method="minibatch", color_space="lab"))
+    output = run(qtbot, window)
+    assert output.result.method == "minibatch"
+    assert window.palette_view.count() == len(output.result.palette)
+    view = window.color_space
+    names = [view.x_axis.itemText(i) for i in range(view.x_axis.count())]
+    assert names == ["L*", "a*", "b*"]
+    # sample points are the pixels' CIELAB coordinates
+    from quantize.colorspace import rgb_to_space
+
+    assert view.point_count() == min(4000, 48 * 64)
+    lab = rgb_to_space(window.image().reshape(-1, 3), "lab")
+    assert output.sample.points.min(axis=0)[0] >= lab[:, 0].min() - 1e-9
+    assert output.sample.points.max(axis=0)[0] <= lab[:, 0].max() + 1e-9
