@@ -1062,6 +1062,23 @@ class MainWindow(QtWidgets.QMainWindow):
             clean = worker.wait(timeout_ms) and clean
         return clean
 
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: D102
+        # Space not used by the focused widget (e.g. focus on a dock): flash the original
+        if event.key() == QtCore.Qt.Key.Key_Space:
+            if not event.isAutoRepeat():
+                self.compare.set_flash_original(True)
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: D102
+        if event.key() == QtCore.Qt.Key.Key_Space:
+            if not event.isAutoRepeat():
+                self.compare.set_flash_original(False)
+            event.accept()
+            return
+        super().keyReleaseEvent(event)
+
     def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: D102
         super().showEvent(event)
         if not self._layout_restored:  # first start: size the docks for this window

@@ -46,6 +46,17 @@ def test_compare_split_flash_zoom(qtbot, window, small_png):
     qtbot.keyRelease(compare.left_view, QtCore.Qt.Key.Key_Space)
     assert not compare.flashing()
     assert compare.split_item.image() is shown
+    # Space also works when no input widget takes it (focus on the window itself)
+    window.setFocus()
+    qtbot.keyPress(window, QtCore.Qt.Key.Key_Space)
+    assert compare.flashing()
+    qtbot.keyRelease(window, QtCore.Qt.Key.Key_Space)
+    assert not compare.flashing()
+    # the "Show original" button flashes while held
+    window.flash_button.pressed.emit()
+    assert compare.flashing()
+    window.flash_button.released.emit()
+    assert not compare.flashing()
     window.set_compare_mode("side")
     QtWidgets.QApplication.processEvents()  # let the layout give the right view its size
     # zoom: 100 % means one image pixel per screen pixel; zoom in doubles it, both views linked
