@@ -286,18 +286,6 @@ def _exact_sq_dist(X: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> np
     return np.einsum("ij,ij->i", diff, diff)
 
 
-def _centre_shift_stats(shift: np.ndarray) -> tuple[float, np.ndarray]:
-    """Max shift and, per centre, the largest shift of any *other* centre."""
-    K = shift.size
-    if K == 1:
-        return float(shift[0]), np.zeros(1)
-    order = np.argsort(shift)
-    m1, m2 = shift[order[-1]], shift[order[-2]]
-    other = np.full(K, m1)
-    other[order[-1]] = m2
-    return float(m1), other
-
-
 def _half_min_center_dist(centers: np.ndarray) -> np.ndarray:
     K = centers.shape[0]
     if K == 1:
@@ -306,16 +294,6 @@ def _half_min_center_dist(centers: np.ndarray) -> np.ndarray:
     dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
     np.fill_diagonal(dist, np.inf)
     return 0.5 * dist.min(axis=1)
-
-
-def _m_step(
-    X: np.ndarray, w: np.ndarray, labels: np.ndarray, K: int
-) -> tuple[np.ndarray, np.ndarray]:
-    wsum = np.bincount(labels, weights=w, minlength=K)
-    sums = np.empty((K, X.shape[1]))
-    for d in range(X.shape[1]):
-        sums[:, d] = np.bincount(labels, weights=w * X[:, d], minlength=K)
-    return sums, wsum
 
 
 def _relocate_empty(
