@@ -80,6 +80,7 @@ class MainWindow(QtWidgets.QMainWindow):
     run_failed = QtCore.Signal(str)
     run_cancelled = QtCore.Signal()
     run_started = QtCore.Signal(int)
+    run_stage = QtCore.Signal(str)
     image_changed = QtCore.Signal(str)
     error_shown = QtCore.Signal(str, str)
 
@@ -663,6 +664,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._last_record = None
             self.progress_label.setText(text)
             self.progress.setValue(min(99, max(self.progress.value(), 80) + 5))
+            self.run_stage.emit(text)
 
     def _show_progress(self) -> None:
         rec = self._last_record

@@ -416,6 +416,7 @@ def run_pipeline(
             dither=params.dither,
             strength=params.dither_strength,
             original_bytes=job.original_bytes,
+            should_cancel=should_cancel,
         )
     except Cancelled:
         raise

@@ -425,3 +425,23 @@ def test_max_iter_one_shows_the_convergence_warning(qtbot, window, small_png):
     assert window.metrics_view.values()["Converged"] == "no"
     assert "max iterations" in window.convergence.summary.text()
     assert window.metrics_view.warnings.text().startswith("⚠")
+
+
+def test_cancel_during_metrics_stops_quickly(qtbot, window):
+    """Cancel while the metrics of a large image are computed (after the fit)."""
+    from PIL import Image
+
+    from quantize.resources import sample_image_path
+
+    with Image.open(sample_image_path()) as im:
+        big = np.asarray(im.convert("RGB").resize((2400, 1600), Image.Resampling.BICUBIC))
+    window.open_array(big, "big.png")
+    window.params.set_parameters(replace(FAST, n_colors=4, n_init=1, max_iter=20))
+    with qtbot.waitSignal(
+        window.run_stage, timeout=60_000, check_params_cb=lambda text: "metrics" in text
+    ):
+        window.start_run()
+    start = time.perf_counter()
+    window.cancel_run()
+    qtbot.waitUntil(lambda: not window.is_running(), timeout=1000)
+    assert time.perf_counter() - start < 0.5
