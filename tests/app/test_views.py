@@ -209,3 +209,17 @@ def test_minibatch_and_lab_axes(qtbot, window, small_png):
     lab = rgb_to_space(window.image().reshape(-1, 3), "lab")
     assert output.sample.points.min(axis=0)[0] >= lab[:, 0].min() - 1e-9
     assert output.sample.points.max(axis=0)[0] <= lab[:, 0].max() + 1e-9
+
+
+def test_auto_k_by_bic(qtbot, window, small_png):
+    window.open_image(small_png)
+    window.params.set_parameters(
+        replace(FAST, method="gmm", init="kmeans", auto="bic", n_colors=4, n_init=1)
+    )
+    assert window.params.n_colors_label.text() == "Max &colours (K)"
+    output = run(qtbot, window)
+    choice = output.extra["auto"]
+    points = window.convergence.auto_points()
+    assert set(points) <= set(range(2, 5)) and choice.k in points
+    assert points[choice.k] == min(points.values())  # lowest BIC kept
+    assert len(output.result.palette) == choice.k
