@@ -49,6 +49,9 @@ _CORESET_MIN_POINTS = 50_000
 _CORESET_BITS = 6
 # the cell stage is cheap: run it to a tighter tolerance so the point stage starts closer
 _CORESET_TOL_FACTOR = 0.01
+# centres per Yinyang group (Ding et al. suggest K / 10 groups)
+_GROUP_SIZE = 10
+_GROUP_SIZE_SMALL_K = 4  # tighter bounds pay off when K is small
 _THREADS_MIN_POINTS = 100_000  # below this, one thread is faster than two
 _MAX_THREADS = 8
 _MAX_CHUNK_ROWS = 16384  # cache-friendly (chunk, K) blocks even when the budget allows more
@@ -785,7 +788,8 @@ def _centre_groups(centers: np.ndarray, n_points: int, working_memory_mib: float
     (N, G) float64 lower bounds fit in four times the working memory.
     """
     K = centers.shape[0]
-    G = max(1, min(int(np.ceil(K / 10)), K))
+    group_size = _GROUP_SIZE_SMALL_K if K <= 32 else _GROUP_SIZE
+    G = max(1, min(int(np.ceil(K / group_size)), K))
     cap = int(4 * working_memory_mib * 2**20 // (8 * max(n_points, 1)))
     G = max(1, min(G, cap))
     if G == 1:
