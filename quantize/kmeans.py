@@ -784,8 +784,8 @@ def _stats_inertia(W: np.ndarray, S: np.ndarray, Q: np.ndarray, centers: np.ndar
 def _centre_groups(centers: np.ndarray, n_points: int, working_memory_mib: float) -> np.ndarray:
     """Partition the centres into G groups (Yinyang K-means) by a few Lloyd steps on them.
 
-    Returns ``group_of`` (K,) with values 0..G-1.  G is about K / 10, capped so that the
-    (N, G) float64 lower bounds fit in four times the working memory.
+    Returns ``group_of`` (K,) with values 0..G-1.  G is about K / 10 (K / 4 for K <= 32),
+    capped so that the (G, N) lower bounds fit in four times the working memory.
     """
     K = centers.shape[0]
     group_size = _GROUP_SIZE_SMALL_K if K <= 32 else _GROUP_SIZE
