@@ -990,27 +990,28 @@ def _lloyd(
         group_of = group_of[perm]
         centers = centers[perm]
     inv_perm = np.argsort(perm) if perm is not None else None
-    if cells is not None and group_of is not None:
-        inv_cell, cell_means = cells
-        lab_b, _, low_b = _Assigner(cell_means, assigner.working_memory_mib).search(
-            None, centers, group_of, should_cancel
-        )
-        labels = lab_b[inv_cell]
-        d_sq = _exact_sq_dist(X, centers, labels)
-        radius = np.sqrt(_exact_sq_dist(X, cell_means, inv_cell))
-        assert low_b is not None
-        lower_nk = low_b[inv_cell] - radius[:, None]
-        np.maximum(lower_nk, 0.0, out=lower_nk)
-    else:
-        labels, d_sq, lower_nk = assigner.search(None, centers, group_of, should_cancel)
     # group-major (G, N) float32 layout: the per-iteration decrement and the min over groups
     # stream half the bytes.  Every value written is lowered by ``eps`` (16 float32 ulps of
     # the largest possible distance), so rounding can never make a bound too large.
     eps = 1e-6 * (np.sqrt(assigner.x_sq_max) + float(np.sqrt(_sq_norms(centers).max())) + 1e-30)
     lower = None
-    if lower_nk is not None:
-        lower = np.ascontiguousarray((lower_nk - eps).T, dtype=np.float32)
-    del lower_nk
+    if cells is not None and group_of is not None:
+        inv_cell, cell_means = cells
+        lab_b, _, low_b = _Assigner(cell_means, assigner.working_memory_mib).search(
+            None, centers, group_of, should_cancel
+        )
+        assert low_b is not None
+        labels = lab_b[inv_cell]
+        d_sq = _exact_sq_dist(X, centers, labels)
+        # ||x - c|| >= ||m - c|| - ||x - m|| for the point's cell mean m
+        lower = np.ascontiguousarray(low_b.T, dtype=np.float32)[:, inv_cell]
+        lower -= (np.sqrt(_exact_sq_dist(X, cell_means, inv_cell)) + eps).astype(np.float32)
+        np.maximum(lower, 0.0, out=lower)
+    else:
+        labels, d_sq, lower_nk = assigner.search(None, centers, group_of, should_cancel)
+        if lower_nk is not None:
+            lower = np.ascontiguousarray((lower_nk - eps).T, dtype=np.float32)
+        del lower_nk
     upper = np.sqrt(d_sq) if use_bounds else None
     Wk, Sk, Qk = _cluster_stats(X, w, x_sq, labels, K)
     history: list[float] = []
