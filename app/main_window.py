@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ __all__ = ["MainWindow", "IMAGE_FILTER", "qimage_to_array"]
 IMAGE_FILTER = (
     "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp *.gif *.ppm *.pgm *.pnm);;All files (*)"
 )
+#: Interpreter switch interval (s) while a worker runs: the GUI thread waits at most this
+#: long for the GIL when the worker runs Python code (CPython's default is 5 ms).
+RUN_SWITCH_INTERVAL_S = 0.001
 #: Debounce delay (ms) between a parameter change and the automatic re-run.
 RERUN_DELAY_MS = 400
 
@@ -110,6 +114,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._last_record: Any = None
         self._record_count = 0
         self._pending_views: tuple[int, RunOutput, list[Any]] | None = None
+        self._saved_switch_interval: float | None = None
         self.last_error = ""
 
         self._build_views()
@@ -628,6 +633,9 @@ class MainWindow(QtWidgets.QMainWindow):
             "Re-rendering with the new dithering…" if reuse else "Starting…"
         )
         self._status_timer.start()
+        if self._saved_switch_interval is None:
+            self._saved_switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._saved_switch_interval, RUN_SWITCH_INTERVAL_S))
         worker.start()
         self._update_actions()
         self.run_started.emit(generation)
@@ -789,6 +797,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_worker_finished(self, worker: RunWorker) -> None:
         if worker in self._workers:
             self._workers.remove(worker)
+        if not self._workers and self._saved_switch_interval is not None:
+            sys.setswitchinterval(self._saved_switch_interval)
+            self._saved_switch_interval = None
         if worker is self._worker:  # finished without a result signal (should not happen)
             self._worker = None
             self.progress.setVisible(False)
@@ -1062,6 +1073,9 @@ class MainWindow(QtWidgets.QMainWindow):
         for worker in list(self._workers):
             worker.request_cancel()
             clean = worker.wait(timeout_ms) and clean
+        if self._saved_switch_interval is not None:
+            sys.setswitchinterval(self._saved_switch_interval)
+            self._saved_switch_interval = None
         return clean
 
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: D102

@@ -29,8 +29,11 @@ def qsettings(tmp_path: Path) -> QtCore.QSettings:
 
 @pytest.fixture
 def window(qtbot, qsettings):
+    import sys
+
     from app.main_window import MainWindow
 
+    switch_interval = sys.getswitchinterval()
     win = MainWindow(qsettings)
     win.set_auto_run(False)
     win.params.set_parameters(FAST)
@@ -39,6 +42,7 @@ def window(qtbot, qsettings):
     yield win
     assert win.shutdown(5000), "a worker thread did not stop"
     assert not win.is_running()
+    assert sys.getswitchinterval() == switch_interval  # restored after the runs
     for thread in win.findChildren(QtCore.QThread):
         assert thread.isFinished() or not thread.isRunning()
     # close any error boxes so no top-level widget outlives the test
