@@ -32,8 +32,10 @@ def _run_export(job: dict[str, Any]) -> tuple[list[Path] | None, str]:
     """Create the folder and write the exports; return (written, "") or (None, error)."""
     from quantize.export import ExportError, export_all
 
+    folder = Path(job["folder"])
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
-        job["folder"].mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         written = export_all(
             job["result"],
             job["folder"],
@@ -45,11 +47,21 @@ def _run_export(job: dict[str, Any]) -> tuple[list[Path] | None, str]:
             source_path=job["source_path"],
             metrics=job["metrics"],
         )
-    except (ExportError, OSError, ValueError) as exc:
-        return None, str(exc)
     except Exception as exc:  # any failure must reach the user as a message
+        _remove_empty(created)  # leave nothing behind, not even new empty folders
+        if isinstance(exc, ExportError | OSError | ValueError):
+            return None, str(exc)
         return None, f"{type(exc).__name__}: {exc}"
     return [Path(p) for p in written], ""
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove folders this export created (deepest first) if they are still empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 class _ExportWorker(QtCore.QThread):

@@ -99,3 +99,22 @@ def test_export_button_writes_on_a_worker_thread(qtbot, window, small_png, tmp_p
     qtbot.waitUntil(lambda: window.progress_label.text().startswith("Exported"))
     assert str(tmp_path / "async") in window.progress_label.text()
     assert window.settings.last_folder("export") == str(tmp_path / "async")
+
+
+def test_failed_export_leaves_no_new_folder(qtbot, window, small_png, tmp_path, monkeypatch):
+    import quantize.export
+
+    finished_window(qtbot, window, small_png)
+    dialog = window.make_export_dialog()
+    qtbot.addWidget(dialog)
+    target = tmp_path / "new" / "deeper"
+    dialog.folder.setText(str(target))
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(quantize.export, "export_all", disk_full)
+    dialog.report_error = lambda message: None
+    assert dialog.export() is None
+    assert "No space left" in dialog.last_error
+    assert not (tmp_path / "new").exists()
