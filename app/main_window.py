@@ -212,6 +212,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.palette_view = PaletteView()
         self.palette_view.cluster_clicked.connect(self.compare.highlight_cluster)
+        self.palette_view.cluster_clicked.connect(self._show_cluster_map)
         self.palette_dock = self._dock(
             "Palette",
             "paletteDock",
@@ -965,6 +966,10 @@ class MainWindow(QtWidgets.QMainWindow):
             else:
                 text += " (transparent: not clustered)"
         return text
+
+    def _show_cluster_map(self, k: int | None) -> None:
+        if k is not None:
+            self.soft_maps.show_map(k)  # no-op when the component has no map shown
 
     def _show_pixel(self, row: int, col: int) -> None:
         self.pixel_label.setText(self.pixel_info(row, col) if row >= 0 else "")

@@ -82,6 +82,7 @@ def test_palette_click_highlights_cluster(qtbot, window, small_png):
         palette_view.click_row(0)
     assert blocker.args == [k]
     assert window.compare.highlighted_cluster() == k
+    assert window.soft_maps.current() == k  # its map is shown too
     overlay = window.compare.right_overlay.image()
     labels = output.result.labels
     rows, cols = np.nonzero(labels == k)
