@@ -856,9 +856,11 @@ def _yinyang_update(
     coords, index, valid = layout
     n_groups = coords.shape[0]
     sizes = valid.sum(axis=1)
-    if rows_per_chunk <= 0:  # worst case: every group of every point needs examining
-        per_point = coords.shape[0] * coords.shape[1] * (coords.shape[2] + 3) * 8
-        rows_per_chunk = int(min(32768, max(1024, working_memory_mib * 2**20 // per_point)))
+    if rows_per_chunk <= 0:
+        # groups are processed one at a time: the largest temporary per row is one group's
+        # (size, D) block of differences plus the (G,) bound row
+        per_point = (coords.shape[1] * (coords.shape[2] + 1) + coords.shape[0]) * 8 * 3
+        rows_per_chunk = int(min(65536, max(1024, working_memory_mib * 2**20 // per_point)))
     changed_parts: list[np.ndarray] = []
     old_parts: list[np.ndarray] = []
     for sl in iter_chunks(cand.size, rows_per_chunk):
