@@ -279,7 +279,14 @@ class MainWindow(QtWidgets.QMainWindow):
     ) -> QtGui.QAction:
         action = QtGui.QAction(text, self)
         if shortcuts:
-            action.setShortcuts([QtGui.QKeySequence(s) for s in shortcuts])
+            # standard keys differ per platform and may equal the explicit ones: no
+            # duplicates, which Qt would report as an ambiguous shortcut
+            sequences: dict[str, QtGui.QKeySequence] = {}
+            for shortcut in shortcuts:
+                sequence = QtGui.QKeySequence(shortcut)
+                if not sequence.isEmpty():
+                    sequences.setdefault(sequence.toString(), sequence)
+            action.setShortcuts(list(sequences.values()))
         if tip:
             action.setStatusTip(tip)
         action.triggered.connect(slot)

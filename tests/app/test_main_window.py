@@ -445,3 +445,20 @@ def test_cancel_during_metrics_stops_quickly(qtbot, window):
     window.cancel_run()
     qtbot.waitUntil(lambda: not window.is_running(), timeout=1000)
     assert time.perf_counter() - start < 0.5
+
+
+def test_keyboard_shortcuts_work(qtbot, window, small_png):
+    window.open_image(small_png)
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QtWidgets.QApplication.activeWindow() is window, timeout=2000)
+    for action in window.actions():
+        names = [s.toString() for s in action.shortcuts()]
+        assert len(names) == len(set(names)), action.text()
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
+        qtbot.keyClick(window, QtCore.Qt.Key.Key_R, QtCore.Qt.KeyboardModifier.ControlModifier)
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
+        qtbot.keyClick(window, QtCore.Qt.Key.Key_F5)
+    window.compare.fit()
+    before = window.compare.pixel_scale()
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_1, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert abs(window.compare.pixel_scale() - 1.0) < 0.02 and before != 1.0
