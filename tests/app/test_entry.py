@@ -80,3 +80,27 @@ def test_main_opens_the_given_image_and_runs(qapp, tmp_path, small_png):
     assert seen["title"].startswith("small.png")
     assert seen["k"] == 16  # the shared defaults, run automatically on opening
     assert list(tmp_path.rglob("*.ini"))  # settings were written to the redirected place
+
+
+def test_signal_emits_keep_singleton_refcounts():
+    """The installed binding must not eat references to True/None on emits and void calls.
+
+    PySide6 6.12.0 on CPython < 3.12 does (the interpreter then aborts); pyproject.toml keeps
+    it out, and this fails if an affected build is installed all the same.
+    """
+    import sys
+
+    from PySide6 import QtCore
+
+    import app._compat  # noqa: F401
+
+    class Probe(QtCore.QObject):
+        ping = QtCore.Signal()
+
+    probe, timer = Probe(), QtCore.QTimer()
+    before_true, before_none = sys.getrefcount(True), sys.getrefcount(None)
+    for _ in range(5000):
+        probe.ping.emit()
+        timer.setInterval(5)
+    assert sys.getrefcount(True) >= before_true - 100
+    assert sys.getrefcount(None) >= before_none - 100
