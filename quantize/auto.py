@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from quantize.io import to_uint8
+from quantize.metrics import image_metrics, psnr_from_mse, srgb8_to_lab
 from quantize.protocol import CancelCallback, IterationRecord, check_cancel
 from quantize.result import QuantizeResult, iter_quantize_image
 
@@ -80,8 +81,6 @@ def quality_of(result: QuantizeResult, metric: str) -> float:
     table = result.table
     unique_labels = getattr(result, "unique_labels", None)
     if unique_labels is None or len(unique_labels) != table.colors.shape[0]:
-        from quantize.metrics import image_metrics
-
         values = image_metrics(result.image, result.palette[result.labels], result.opaque)
         return float(values["psnr" if metric == "psnr" else "delta_e_mean"])
     colors = to_uint8(np.asarray(table.colors))
@@ -94,15 +93,29 @@ def quality_of(result: QuantizeResult, metric: str) -> float:
         return math.inf if metric == "psnr" else 0.0
     if metric == "psnr":
         d = colors.astype(np.float64) - mapped
-        mse = float(weights @ (d * d).sum(axis=1)) / (3.0 * total)
-        return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+        return psnr_from_mse(float(weights @ (d * d).sum(axis=1)) / (3.0 * total))
     if metric == "delta_e":
-        from skimage.color import deltaE_ciede2000, rgb2lab
+        from skimage.color import deltaE_ciede2000
 
-        lab_a = rgb2lab(colors[:, None, :].astype(np.float64) / 255.0)[:, 0]
-        lab_b = rgb2lab(mapped[:, None, :].astype(np.float64) / 255.0)[:, 0]
-        return float(weights @ deltaE_ciede2000(lab_a, lab_b) / total)
+        de = deltaE_ciede2000(srgb8_to_lab(colors), srgb8_to_lab(mapped))
+        return float(weights @ de / total)
     raise ValueError(f"metric must be 'psnr' or 'delta_e', got {metric!r}")
+
+
+def _check_k_range(k_min: int, k_max: int) -> tuple[int, int]:
+    k_min, k_max = int(k_min), int(k_max)
+    if not 1 <= k_min <= k_max:
+        raise ValueError(f"need 1 <= k_min <= k_max, got {k_min}, {k_max}")
+    return k_min, k_max
+
+
+def _fit(
+    image: Any, k: int, should_cancel: CancelCallback | None, **options: Any
+) -> Generator[IterationRecord, None, QuantizeResult]:
+    """One candidate fit, passing its records through (cancellable before it starts)."""
+    check_cancel(should_cancel)
+    result = yield from iter_quantize_image(image, k, should_cancel=should_cancel, **options)
+    return result
 
 
 def _summary(result: QuantizeResult, step: int, k: int, extra: dict[str, Any]) -> IterationRecord:
@@ -173,9 +186,7 @@ def iter_quality_target(
     """
     if (psnr is None) == (max_delta_e is None):
         raise ValueError("give exactly one of psnr and max_delta_e")
-    k_min, k_max = int(k_min), int(k_max)
-    if not 1 <= k_min <= k_max:
-        raise ValueError(f"need 1 <= k_min <= k_max, got {k_min}, {k_max}")
+    k_min, k_max = _check_k_range(k_min, k_max)
     metric = "psnr" if psnr is not None else "delta_e"
     target = float(psnr if psnr is not None else max_delta_e)  # type: ignore[arg-type]
 
@@ -198,12 +209,8 @@ def iter_quality_target(
     refine = search_options.get("n_init", 1) != full_n_init
 
     def fit(k: int, options: dict[str, Any]) -> Generator[IterationRecord, None, QuantizeResult]:
-        check_cancel(should_cancel)
-        result = yield from iter_quantize_image(
-            image, k, method=method, color_space=color_space, seed=seed,
-            should_cancel=should_cancel, **options,
-        )  # fmt: skip
-        return result
+        return _fit(image, k, should_cancel, method=method, color_space=color_space, seed=seed,
+                    **options)  # fmt: skip
 
     def evaluate(k: int) -> Generator[IterationRecord, None, tuple[bool, bool]]:
         """Fit K colours; return (target reached, K had fewer distinct colours)."""
@@ -292,18 +299,13 @@ def iter_bic(
     choice : AutoKResult
         ``metric="bic"``, ``reached=True``.
     """
-    k_min, k_max = int(k_min), int(k_max)
-    if not 1 <= k_min <= k_max:
-        raise ValueError(f"need 1 <= k_min <= k_max, got {k_min}, {k_max}")
+    k_min, k_max = _check_k_range(k_min, k_max)
     scores: dict[int, float] = {}
     best: tuple[float, int, QuantizeResult] | None = None
     since_best = 0
     for step, k in enumerate(range(k_min, k_max + 1), start=1):
-        check_cancel(should_cancel)
-        result = yield from iter_quantize_image(
-            image, k, method="gmm", color_space=color_space, seed=seed,
-            should_cancel=should_cancel, **fit_options,
-        )  # fmt: skip
+        result = yield from _fit(image, k, should_cancel, method="gmm", color_space=color_space,
+                                 seed=seed, **fit_options)  # fmt: skip
         bic = float(result.model.bic(result.points, result.table.counts))
         scores[k] = bic
         improved = best is None or bic < best[0]

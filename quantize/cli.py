@@ -98,24 +98,27 @@ class QualityNotReached(Exception):
 # --------------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _checked(
+    convert: Callable[[str], Any], valid: Callable[[Any], bool], expected: str
+) -> Callable[[str], Any]:
+    """Make an argparse ``type``: ``convert`` the text, refuse it unless ``valid``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+_positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
+_non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
+_unit_float = _checked(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
+_positive_float = _checked(float, lambda v: math.isfinite(v) and v > 0, "a positive number")
 
 
 def _k_value(text: str) -> int | str:
@@ -124,26 +127,6 @@ def _k_value(text: str) -> int | str:
     value = _positive_int(text)
     if value > 65536:
         raise argparse.ArgumentTypeError("at most 65536 colours")
-    return value
-
-
-def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 
@@ -163,9 +146,19 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
 
+def _add_write_options(g: Any, skip_help: str) -> None:
+    g.add_argument("--skip-if-larger", action="store_true", help=skip_help)
+    g.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
+
+
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
     d = DEFAULTS
     g = p.add_argument_group("quantization")
+
+    def defaulted(flag: str, key: str, text: str, **kwargs: Any) -> None:
+        """Add an option whose default is ``DEFAULTS[key]``, said in its help."""
+        g.add_argument(flag, default=d[key], help=f"{text} (default %(default)s)", **kwargs)
+
     g.add_argument(
         "-k",
         "--colors",
@@ -189,65 +182,24 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
         metavar="DE",
         help="use the fewest colours whose mean CIEDE2000 is at most DE",
     )
-    g.add_argument(
-        "--method",
-        choices=("kmeans", "gmm", "minibatch", "optimal1d"),
-        default=d["method"],
-        help="clustering method (default %(default)s)",
-    )
-    g.add_argument(
-        "--space",
-        choices=("rgb", "lab", "oklab"),
-        default=d["color_space"],
-        help="colour space of the fit (default %(default)s)",
-    )
-    g.add_argument(
-        "--covariance",
-        choices=("full", "diag", "spherical", "tied"),
-        default=d["covariance_type"],
-        help="GMM covariance (default %(default)s)",
-    )
+    defaulted("--method", "method", "clustering method",
+              choices=("kmeans", "gmm", "minibatch", "optimal1d"))
+    defaulted("--space", "color_space", "colour space of the fit",
+              choices=("rgb", "lab", "oklab"))
+    defaulted("--covariance", "covariance_type", "GMM covariance",
+              choices=("full", "diag", "spherical", "tied"))
     g.add_argument(
         "--init",
         default=None,
         help=f"initialisation: k-means++ or random (GMM also kmeans); default {d['init']}",
     )
-    g.add_argument(
-        "--n-init",
-        type=_positive_int,
-        default=d["n_init"],
-        help="restarts, the best is kept (default %(default)s)",
-    )
-    g.add_argument(
-        "--max-iter",
-        type=_positive_int,
-        default=d["max_iter"],
-        help="iteration cap per restart (default %(default)s)",
-    )
-    g.add_argument(
-        "--tol",
-        type=_positive_float,
-        default=d["tol"],
-        help="convergence tolerance (default %(default)s)",
-    )
-    g.add_argument(
-        "--seed",
-        type=_non_negative_int,
-        default=d["seed"],
-        help="random seed (default %(default)s)",
-    )
-    g.add_argument(
-        "--dither",
-        choices=("none", "fs", "ordered"),
-        default=d["dither"],
-        help="dithering of the output image (default %(default)s)",
-    )
-    g.add_argument(
-        "--strength",
-        type=_unit_float,
-        default=d["dither_strength"],
-        help="dithering strength in [0, 1] (default %(default)s)",
-    )
+    defaulted("--n-init", "n_init", "restarts, the best is kept", type=_positive_int)
+    defaulted("--max-iter", "max_iter", "iteration cap per restart", type=_positive_int)
+    defaulted("--tol", "tol", "convergence tolerance", type=_positive_float)
+    defaulted("--seed", "seed", "random seed", type=_non_negative_int)
+    defaulted("--dither", "dither", "dithering of the output image",
+              choices=("none", "fs", "ordered"))
+    defaulted("--strength", "dither_strength", "dithering strength in [0, 1]", type=_unit_float)
     g.add_argument(
         "--use-palette",
         default=None,
@@ -260,8 +212,7 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="start the fit from this palette (K = its number of colours)",
     )
-    g.add_argument("--max-pixels", type=_positive_int, default=d["max_pixels"],
-                   help="refuse larger images (default %(default)s)")  # fmt: skip
+    defaulted("--max-pixels", "max_pixels", "refuse larger images", type=_positive_int)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -334,12 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSON sidecar: input hash, parameters, versions, metrics, palette",
     )
     o.add_argument("--no-image", action="store_true", help="do not write the indexed PNG")
-    o.add_argument(
-        "--skip-if-larger",
-        action="store_true",
-        help="write nothing if the indexed PNG is not smaller than the input file",
-    )
-    o.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
+    _add_write_options(o, "write nothing if the indexed PNG is not smaller than the input file")
     _add_common(q)
 
     b = sub.add_parser(
@@ -368,12 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write OUTDIR/<name><ext> palettes",
     )
     b.add_argument("--report", action="store_true", help="also write OUTDIR/<name>.json")
-    b.add_argument(
-        "--skip-if-larger",
-        action="store_true",
-        help="skip files whose indexed PNG would not be smaller than the input",
-    )
-    b.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
+    _add_write_options(b, "skip files whose indexed PNG would not be smaller than the input")
     _add_common(b)
 
     i = sub.add_parser("info", help="describe image files", epilog=EPILOG, formatter_class=fmt)
@@ -491,8 +432,7 @@ def _run_fit(
             raise UsageError(f"--init-palette has {len(palette)} colours but -k is {k_given}")
         options["init"] = palette
         k_given = len(palette)
-    desc = f"{args.method} ({args.space})"
-    progress = _Progress(show_progress, desc)
+    progress = _Progress(show_progress, f"{args.method} ({args.space})")
     if args.quality is not None or args.max_delta_e is not None:
         k_max = args.colors if isinstance(args.colors, int) else DEFAULTS["k_max_quality"]
         gen = iter_quality_target(
@@ -509,9 +449,8 @@ def _run_fit(
             )
         return choice.result, choice
     if args.colors == "auto":
-        opts = {k: v for k, v in options.items()}
         gen = iter_bic(image, k_min=1, k_max=DEFAULTS["k_max_bic"], color_space=args.space,
-                       seed=args.seed, **opts)  # fmt: skip
+                       seed=args.seed, **options)  # fmt: skip
         choice = _drive(gen, progress)
         return choice.result, choice
     k = k_given if k_given is not None else DEFAULTS["n_colors"]
@@ -571,12 +510,8 @@ def _check_folders(targets: Sequence[tuple[str, Path]], args: argparse.Namespace
             raise UsageError(f"{path}: folder {path.parent} does not exist")
 
 
-def _make_folders(args: argparse.Namespace) -> list[Path]:
-    """Create the --masks/--soft folders; return the ones created (to undo on failure)."""
-    return _create_dirs([args.masks, args.soft])
-
-
 def _create_dirs(folders: Sequence[str | None]) -> list[Path]:
+    """Create missing folders (and parents); return the ones created (to undo on failure)."""
     created: list[Path] = []
     for folder in folders:
         if not folder:
@@ -623,7 +558,7 @@ def _quantize_one(
     """Load, fit, measure and write; return the JSON-able summary."""
     from quantize.export import export_targets
     from quantize.io import LoadError, load_image, load_image_bytes
-    from quantize.metrics import compute_metrics
+    from quantize.metrics import compute_metrics, render_indexed
 
     from_stdin = str(image_path) == "-"
     if from_stdin:
@@ -653,18 +588,21 @@ def _quantize_one(
         )
     for message in fit_warnings:
         warn(message)
+    # one rendering (dithering + PNG encoding) serves the metrics and the written PNG
+    rendering = render_indexed(result, dither=args.dither, strength=args.strength)
     metrics = compute_metrics(result, dither=args.dither, strength=args.strength,
-                              original_bytes=loaded.file_size)  # fmt: skip
+                              original_bytes=loaded.file_size, rendering=rendering)  # fmt: skip
     if getattr(args, "skip_if_larger", False) and metrics.png_bytes >= loaded.file_size:
         raise SkippedLarger(
             f"{image_path}: skipped, the indexed PNG ({metrics.png_bytes:,} bytes) would not be "
             f"smaller than the input ({loaded.file_size:,} bytes); nothing written"
         )
-    created = _make_folders(args)
+    created = _create_dirs([args.masks, args.soft])
     try:
         written = export_targets(
             result, targets, overwrite=args.force, dither=args.dither, strength=args.strength,
             source_path=None if from_stdin else image_path, metrics=metrics,
+            source_sha256=loaded.info.get("sha256"), rendering=rendering,
         )  # fmt: skip
     except BaseException:
         _remove_folders(created)
@@ -845,11 +783,12 @@ def _cmd_batch(args: argparse.Namespace, err: Callable[[str], None]) -> int:
     tasks = [(p, s, options) for p, s in zip(args.inputs, _batch_stems(args.inputs), strict=True)]
     results: list[dict[str, Any]] = []
     bar = None
-    if _progress_mode(args) is not False:
+    mode = _progress_mode(args)
+    if mode is not False:
         from tqdm import tqdm
 
         bar = tqdm(total=len(tasks), desc="vq batch", unit="file", file=sys.stderr,
-                   disable=None if _progress_mode(args) is None else False)  # fmt: skip
+                   disable=None if mode is None else False)  # fmt: skip
 
     def record(res: dict[str, Any]) -> None:
         results.append(res)

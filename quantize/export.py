@@ -322,9 +322,16 @@ def _check_targets(paths: Sequence[Path], overwrite: bool) -> None:
         )
 
 
-def _run(jobs: Sequence[tuple[Path, Callable[[IO[bytes]], None]]], overwrite: bool) -> list[Path]:
-    paths = [Path(p) for p, _ in jobs]
-    _check_targets(paths, overwrite)
+_Job = tuple[Path, Callable[[IO[bytes]], None]]
+
+
+def _run(jobs: Sequence[_Job], overwrite: bool) -> list[Path]:
+    _check_targets([Path(p) for p, _ in jobs], overwrite)
+    return _commit(jobs, overwrite)
+
+
+def _commit(jobs: Sequence[_Job], overwrite: bool) -> list[Path]:
+    """Stage every job, then move them all into place (targets already checked)."""
     tx = _Transaction(overwrite)
     try:
         for path, fill in jobs:
@@ -440,10 +447,9 @@ def _shares(palette: np.ndarray, proportions: np.ndarray | None) -> list[float |
     return [float(v) if math.isfinite(v) else None for v in p]
 
 
-def _lab(palette: np.ndarray) -> np.ndarray:
-    from skimage.color import rgb2lab
-
-    return rgb2lab(palette[:, None, :].astype(np.float64) / 255.0)[:, 0]
+def _check_act(k: int) -> None:
+    if k > 256:
+        raise ExportError(f"a Photoshop .act palette holds at most 256 colours, not {k}")
 
 
 def encode_palette(
@@ -488,14 +494,15 @@ def encode_palette(
             lines.append(f"{c[0]:3d} {c[1]:3d} {c[2]:3d}\t{label}")
         return ("\n".join(lines) + "\n").encode("utf-8")
     if fmt == "act":
-        if k > 256:
-            raise ExportError(f"a Photoshop .act palette holds at most 256 colours, not {k}")
+        _check_act(k)
         table = np.zeros((256, 3), np.uint8)
         table[:k] = palette
         trans = 0xFFFF if transparent_index is None else int(transparent_index)
         return table.tobytes() + struct.pack(">HH", k, trans)
     if fmt == "json":
-        lab = _lab(palette) if k else np.zeros((0, 3))
+        from quantize.metrics import srgb8_to_lab
+
+        lab = srgb8_to_lab(palette) if k else np.zeros((0, 3))
         colors = []
         for i, (c, s) in enumerate(zip(palette, shares, strict=True)):
             entry: dict[str, Any] = {
@@ -512,7 +519,7 @@ def encode_palette(
     if fmt == "hex":
         return "".join(_hex(c) + "\n" for c in palette).encode("ascii")
     if fmt == "css":
-        width = max(2, len(str(max(k - 1, 0))))
+        width = _digits(k)
         lines = [f"/* {name}: {k} colours */", ":root {"]
         for i, (c, s) in enumerate(zip(palette, shares, strict=True)):
             note = f" /* {100 * s:.2f}% */" if s is not None else ""
@@ -740,6 +747,8 @@ def sidecar_dict(
     dither: str = "none",
     strength: float = 1.0,
     outputs: Iterable[str | os.PathLike[str]] = (),
+    source_sha256: str | None = None,
+    rendering: tuple[np.ndarray, bytes] | None = None,
 ) -> dict[str, Any]:
     """Everything needed to reproduce and judge a result, as strict-JSON-safe data.
 
@@ -754,6 +763,12 @@ def sidecar_dict(
         Rendering used for the image outputs.
     outputs : iterable of str or Path, optional
         Names of the files written alongside.
+    source_sha256 : str, optional
+        SHA-256 of the source's bytes when already known (e.g.
+        ``LoadedImage.info["sha256"]``): the file is then not read again.
+    rendering : (indices, png), optional
+        :func:`quantize.metrics.render_indexed` of this rendering, used when the metrics
+        have to be computed.
 
     Returns
     -------
@@ -768,7 +783,7 @@ def sidecar_dict(
         sp = Path(source_path)
         source = {"path": str(sp.resolve()), "name": sp.name}
         try:
-            source["sha256"] = _sha256(sp)
+            source["sha256"] = source_sha256 or _sha256(sp)
             source["bytes"] = sp.stat().st_size
         except OSError as exc:
             source["error"] = _reason(exc)
@@ -780,7 +795,7 @@ def sidecar_dict(
         original = source.get("bytes") if source else None
         try:
             metrics = compute_metrics(result, dither=dither, strength=strength,
-                                      original_bytes=original)  # fmt: skip
+                                      original_bytes=original, rendering=rendering)  # fmt: skip
         except (ValueError, TypeError, AttributeError, MemoryError) as exc:
             metrics_error = f"{type(exc).__name__}: {exc}"
     if metrics is not None and hasattr(metrics, "to_dict"):
@@ -822,6 +837,11 @@ def _sidecar_bytes(doc: dict[str, Any]) -> bytes:
 # --------------------------------------------------------------------------------------
 
 
+#: palette export kind -> palette format
+_KIND_FORMAT = {"gpl": "gpl", "act": "act", "palette_json": "json", "hex": "hex", "css": "css",
+                "swatch_png": "png"}  # fmt: skip
+
+
 def _digits(k: int) -> int:
     return max(2, len(str(max(k - 1, 0))))
 
@@ -860,12 +880,8 @@ def plan_exports(
     for kind in _check_kinds(kinds):
         if kind == "indexed_png":
             paths.append(out / f"{stem}.png")
-        elif kind in ("gpl", "act", "hex", "css"):
-            paths.append(out / f"{stem}{PALETTE_FORMATS[kind]}")
-        elif kind == "palette_json":
-            paths.append(out / f"{stem}{PALETTE_FORMATS['json']}")
-        elif kind == "swatch_png":
-            paths.append(out / f"{stem}{PALETTE_FORMATS['png']}")
+        elif kind in _KIND_FORMAT:
+            paths.append(out / f"{stem}{PALETTE_FORMATS[_KIND_FORMAT[kind]]}")
         elif kind == "label_map":
             paths.append(out / f"{stem}.labels.png")
         elif kind == "binary_masks":
@@ -888,33 +904,57 @@ def _check_kinds(kinds: Iterable[str]) -> list[str]:
     return sorted(kinds, key=lambda k: EXPORT_KINDS.index(k))
 
 
+class _Render:
+    """The indexed PNG's rendering, computed at most once per export (metrics and PNG)."""
+
+    def __init__(
+        self,
+        result: QuantizeResult,
+        dither: str,
+        strength: float,
+        rendering: tuple[np.ndarray, bytes] | None = None,
+    ) -> None:
+        self.result, self.dither, self.strength = result, dither, strength
+        self.value = rendering
+
+    def __call__(self) -> tuple[np.ndarray, bytes]:
+        if self.value is None:
+            from quantize.metrics import render_indexed
+
+            self.value = render_indexed(self.result, dither=self.dither, strength=self.strength)
+        return self.value
+
+    def png(self) -> bytes:
+        return self()[1]
+
+
 def _jobs(
     result: QuantizeResult,
-    out_dir: Path,
-    stem: str,
     kinds: list[str],
-    *,
-    dither: str,
-    strength: float,
-    source_path: str | os.PathLike[str] | None,
-    metrics: Metrics | dict[str, Any] | None,
-) -> list[tuple[Path, Callable[[IO[bytes]], None]]]:
+    planned: list[Path],
+    render: _Render,
+    sidecar: Callable[[Path], _Job],
+    name: str,
+) -> list[_Job]:
+    """One job per planned file (``planned`` as :func:`plan_exports` lists it for ``kinds``).
+
+    ``name`` is the palette name written into palette files.
+    """
     palette = np.asarray(result.palette, np.uint8)
     proportions = getattr(result, "proportions", None)
     k = len(palette)
-    jobs: list[tuple[Path, Callable[[IO[bytes]], None]]] = []
-    planned = plan_exports(result, out_dir, stem, kinds)
+    jobs: list[_Job] = []
     cursor = iter(planned)
-    for kind in _check_kinds(kinds):
+    for kind in kinds:
         if kind == "indexed_png":
-            jobs.append((next(cursor), _lazy(lambda: _indexed_png(result, dither, strength))))
-        elif kind in ("gpl", "act", "hex", "css", "palette_json", "swatch_png"):
-            fmt = {"palette_json": "json", "swatch_png": "png"}.get(kind, kind)
-            if fmt == "act" and k > 256:
-                raise ExportError(f"a Photoshop .act palette holds at most 256 colours, not {k}")
+            jobs.append((next(cursor), _lazy(render.png)))
+        elif kind in _KIND_FORMAT:
+            fmt = _KIND_FORMAT[kind]
+            if fmt == "act":
+                _check_act(k)
             jobs.append(
                 (next(cursor), _lazy(lambda fmt=fmt: encode_palette(palette, proportions, fmt,
-                                                                    name=stem)))
+                                                                    name=name)))
             )  # fmt: skip
         elif kind == "label_map":
             jobs.append((next(cursor), _lazy(lambda: _gray_png(_labels(result)))))
@@ -927,11 +967,36 @@ def _jobs(
         elif kind == "npz":
             jobs.append((next(cursor), _npz_fill(result)))
         elif kind == "sidecar":
-            others = [p for p in planned if p.suffix != ".json" or not p.name == f"{stem}.json"]
-            doc = sidecar_dict(result, source_path=source_path, metrics=metrics, dither=dither,
-                               strength=strength, outputs=others)  # fmt: skip
-            jobs.append((next(cursor), _bytes_job(_sidecar_bytes(doc))))
+            jobs.append(sidecar(next(cursor)))
     return jobs
+
+
+def _sidecar_maker(
+    result: QuantizeResult,
+    every: Callable[[], list[Path]],
+    render: _Render,
+    *,
+    dither: str,
+    strength: float,
+    source_path: str | os.PathLike[str] | None,
+    source_sha256: str | None,
+    metrics: Metrics | dict[str, Any] | None,
+) -> Callable[[Path], _Job]:
+    """Make the sidecar job for a path; it lists every other file of the export."""
+
+    def make(path: Path) -> _Job:
+        rendering = None
+        if metrics is None:  # the sidecar measures the rendering: share it with the PNG
+            try:
+                rendering = render()
+            except (ValueError, TypeError, AttributeError, MemoryError):
+                rendering = None  # sidecar_dict records why the metrics are missing
+        doc = sidecar_dict(result, source_path=source_path, metrics=metrics, dither=dither,
+                           strength=strength, outputs=[p for p in every() if p != path],
+                           source_sha256=source_sha256, rendering=rendering)  # fmt: skip
+        return path, _bytes_job(_sidecar_bytes(doc))
+
+    return make
 
 
 def _lazy(make: Callable[[], bytes]) -> Callable[[IO[bytes]], None]:
@@ -939,14 +1004,6 @@ def _lazy(make: Callable[[], bytes]) -> Callable[[IO[bytes]], None]:
         f.write(make())
 
     return fill
-
-
-def _indexed_png(result: QuantizeResult, dither: str, strength: float) -> bytes:
-    if dither == "none":
-        indices = np.asarray(result.labels)
-    else:
-        indices = np.asarray(result.indices(dither=dither, strength=strength))
-    return encode_indexed_png(indices, np.asarray(result.palette, np.uint8), _opaque(result))
 
 
 def _mask_png(result: QuantizeResult, i: int) -> bytes:
@@ -968,6 +1025,8 @@ def export_all(
     strength: float = 1.0,
     source_path: str | os.PathLike[str] | None = None,
     metrics: Metrics | dict[str, Any] | None = None,
+    source_sha256: str | None = None,
+    rendering: tuple[np.ndarray, bytes] | None = None,
 ) -> list[Path]:
     """Write several exports at once, all or nothing.
 
@@ -992,6 +1051,11 @@ def export_all(
         Input file recorded in the sidecar (with its SHA-256).
     metrics : Metrics or dict, optional
         Recorded in the sidecar (computed for the chosen rendering when not given).
+    source_sha256 : str, optional
+        SHA-256 of the input's bytes, if known (see :func:`sidecar_dict`).
+    rendering : (indices, png), optional
+        :func:`quantize.metrics.render_indexed` for ``dither``/``strength`` if the caller
+        has it; otherwise the rendering is computed once for the PNG and the metrics.
 
     Returns
     -------
@@ -1003,12 +1067,14 @@ def export_all(
     ExportError
         Nothing was changed.
     """
-    out = Path(out_dir)
     kinds = _check_kinds(kinds)
-    _check_targets(plan_exports(result, out, stem, kinds), overwrite)
-    jobs = _jobs(result, out, stem, kinds, dither=dither, strength=strength,
-                 source_path=source_path, metrics=metrics)  # fmt: skip
-    return _run(jobs, overwrite)
+    planned = plan_exports(result, out_dir, stem, kinds)
+    _check_targets(planned, overwrite)
+    render = _Render(result, dither, strength, rendering)
+    sidecar = _sidecar_maker(result, lambda: planned, render, dither=dither, strength=strength,
+                             source_path=source_path, source_sha256=source_sha256,
+                             metrics=metrics)  # fmt: skip
+    return _commit(_jobs(result, kinds, planned, render, sidecar, stem), overwrite)
 
 
 #: kinds that write exactly one file (the others write one file per palette entry)
@@ -1026,6 +1092,8 @@ def export_targets(
     strength: float = 1.0,
     source_path: str | os.PathLike[str] | None = None,
     metrics: Metrics | dict[str, Any] | None = None,
+    source_sha256: str | None = None,
+    rendering: tuple[np.ndarray, bytes] | None = None,
 ) -> list[Path]:
     """Write exports to explicit paths, all or nothing (what the ``vq`` command uses).
 
@@ -1036,7 +1104,7 @@ def export_targets(
         For single-file kinds ``path`` is the file itself; for ``"binary_masks"`` and
         ``"soft_maps"`` it is ``folder/stem`` (files ``stem.mask-NN.png`` ...).  A
         ``"sidecar"`` lists every other target as its outputs.
-    overwrite, dither, strength, source_path, metrics : optional
+    overwrite, dither, strength, source_path, metrics, source_sha256, rendering : optional
         As for :func:`export_all`.
 
     Returns
@@ -1059,18 +1127,14 @@ def export_targets(
         planned.append((kind, path, files))
     every = [f for _, _, files in planned for f in files]
     _check_targets(every, overwrite)
-    jobs: list[tuple[Path, Callable[[IO[bytes]], None]]] = []
+    render = _Render(result, dither, strength, rendering)
+    sidecar = _sidecar_maker(result, lambda: every, render, dither=dither, strength=strength,
+                             source_path=source_path, source_sha256=source_sha256,
+                             metrics=metrics)  # fmt: skip
+    jobs: list[_Job] = []
     for kind, path, files in planned:
-        if kind == "sidecar":
-            others = [f for f in every if f != path]
-            doc = sidecar_dict(result, source_path=source_path, metrics=metrics, dither=dither,
-                               strength=strength, outputs=others)  # fmt: skip
-            jobs.append((path, _bytes_job(_sidecar_bytes(doc))))
-            continue
-        sub = _jobs(result, path.parent, path.name, [kind], dither=dither, strength=strength,
-                    source_path=source_path, metrics=metrics)  # fmt: skip
-        jobs.extend(zip(files, (fill for _, fill in sub), strict=True))
-    return _run(jobs, overwrite)
+        jobs.extend(_jobs(result, _check_kinds([kind]), files, render, sidecar, path.name))
+    return _commit(jobs, overwrite)
 
 
 def write_indexed_png(
@@ -1095,7 +1159,7 @@ def write_indexed_png(
     -------
     path : Path
     """
-    job = _lazy(lambda: _indexed_png(result, dither, strength))
+    job = _lazy(_Render(result, dither, strength).png)
     return _run([(Path(path), job)], overwrite)[0]
 
 

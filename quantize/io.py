@@ -11,6 +11,7 @@ Every failure is a :class:`LoadError` whose message names the file and the probl
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
 import os
@@ -33,6 +34,7 @@ __all__ = [
     "LoadedImage",
     "apply_orientation",
     "from_array",
+    "grey_to_rgb",
     "load_image",
     "load_image_bytes",
     "to_uint8",
@@ -101,7 +103,8 @@ class LoadedImage:
         ``N`` and ``M``.
     info : dict
         Extra facts: ``source_dtype``, ``icc_converted``, ``orientation``, ``warnings``,
-        ``notes`` (documented conversions).
+        ``notes`` (documented conversions), ``sha256`` (of the encoded file's bytes, for
+        reports: the file need not be read again).
     """
 
     pixels: np.ndarray
@@ -224,8 +227,7 @@ def from_array(array: np.ndarray, *, name: str = "<array>") -> LoadedImage:
     """
     arr = np.array(array, copy=True)
     pixels, notes = _normalize_array(arr, name)
-    out = _finish(pixels, None, "array", f"array:{arr.dtype}", 1, 0, {"notes": notes})
-    return out
+    return _finish(pixels, None, "array", f"array:{arr.dtype}", 1, 0, {"notes": notes})
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:
@@ -308,6 +310,7 @@ def _load(data: bytes, path: Path, *, max_pixels: int) -> LoadedImage:
     messages = [str(w.message) for w in caught if not issubclass(w.category, quiet)]
     if messages:
         loaded.info.setdefault("warnings", []).extend(messages)
+    loaded.info["sha256"] = hashlib.sha256(data).hexdigest()
     return loaded
 
 
@@ -361,7 +364,7 @@ def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
     try:
         im = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
     except Image.DecompressionBombError:
-        raise LoadError(path, "image is too large (refused as a decompression bomb)") from None
+        raise LoadError(path, _BOMB) from None
     except UnidentifiedImageError:
         raise LoadError(path, _describe_foreign(data)) from None
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
@@ -386,7 +389,7 @@ def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
             im.seek(0)
             im.load()
         except Image.DecompressionBombError:
-            raise LoadError(path, "image is too large (refused as a decompression bomb)") from None
+            raise LoadError(path, _BOMB) from None
         except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError) as exc:
             reason = str(exc) or type(exc).__name__
             raise LoadError(path, f"corrupt or truncated image ({reason})") from None
@@ -402,6 +405,7 @@ def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
     return _finish(pixels, path, fmt, mode, n_frames, len(data), info)
 
 
+_BOMB = "image is too large (refused as a decompression bomb)"
 _ICC_16_NOTE = "embedded ICC profile not applied to 16-bit/float data (values taken as sRGB)"
 
 
@@ -520,19 +524,28 @@ def _normalize_array(arr: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8) * 255
     elif arr.dtype not in (np.uint8, np.uint16):
-        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and arr.size:
-            if float(arr.min()) >= 0.0 and float(arr.max()) <= 1.0:
-                arr = np.rint(arr.astype(np.float64) * 65535.0).astype(np.uint16)
-            else:
-                arr, notes = _scale_to_uint16(arr, label)
-        else:
-            arr, notes = _scale_to_uint16(arr, label)
-    c = arr.shape[2]
-    if c == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    elif c == 2:
-        arr = np.concatenate([np.repeat(arr[:, :, :1], 3, axis=2), arr[:, :, 1:]], axis=2)
-    return np.ascontiguousarray(arr), notes
+        arr, notes = _scale_to_uint16(arr, label)
+    return np.ascontiguousarray(grey_to_rgb(arr)), notes
+
+
+def grey_to_rgb(arr: np.ndarray) -> np.ndarray:
+    """Repeat the grey channel of a grey or grey+alpha image three times.
+
+    Parameters
+    ----------
+    arr : ndarray of shape (M, N, C), C = 1, 2, 3 or 4
+        Grey, grey+alpha, RGB or RGBA.
+
+    Returns
+    -------
+    rgb : ndarray of shape (M, N, 3) or (M, N, 4)
+        ``arr`` itself when it already has 3 or 4 channels.
+    """
+    if arr.shape[2] == 1:
+        return np.repeat(arr, 3, axis=2)
+    if arr.shape[2] == 2:
+        return np.concatenate([np.repeat(arr[:, :, :1], 3, axis=2), arr[:, :, 1:]], axis=2)
+    return arr
 
 
 def _finish(
@@ -621,10 +634,7 @@ def _try_tifffile(data: bytes, path: Path, max_pixels: int) -> LoadedImage | str
     samples = arr.shape[2]
     if samples not in (1, 2, 3, 4):
         raise LoadError(path, f"unsupported TIFF with {samples} samples per pixel")
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        bad = int(np.count_nonzero(~np.isfinite(arr)))
-        raise LoadError(path, f"image contains {bad} NaN or infinite values")
-    if arr.dtype != np.uint16:
+    if arr.dtype != np.uint16:  # also refuses NaN and infinite values
         arr, notes = _scale_to_uint16(arr, path)
     if photometric == 0:  # MINISWHITE: 0 is white
         arr[:, :, :1] = 65535 - arr[:, :, :1]
@@ -699,7 +709,7 @@ def _read_png16(data: bytes, path: Path) -> tuple[np.ndarray, str] | None:
     pixels = recon.reshape(height, width, channels, 2)
     values = (pixels[..., 0].astype(np.uint16) << 8) | pixels[..., 1].astype(np.uint16)
     if ctype == 4:
-        values = np.concatenate([np.repeat(values[:, :, :1], 3, axis=2), values[:, :, 1:]], 2)
+        values = grey_to_rgb(values)
     if ctype == 2 and trns is not None and len(trns) == 6:
         key = np.array(struct.unpack(">HHH", trns), dtype=np.uint16)
         alpha = np.where(np.all(values == key, axis=2), 0, 65535).astype(np.uint16)

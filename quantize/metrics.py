@@ -26,6 +26,9 @@ __all__ = [
     "delta_e_stats",
     "image_metrics",
     "mse_psnr",
+    "psnr_from_mse",
+    "render_indexed",
+    "srgb8_to_lab",
     "ssim",
     "unique_color_count",
 ]
@@ -126,8 +129,39 @@ def mse_psnr(
         total += float(sq.sum(dtype=np.float64))
         count += sq.size * 3
     mse = total / count if count else 0.0
-    psnr = math.inf if mse == 0.0 else 10.0 * math.log10(255.0**2 / mse)
-    return mse, psnr
+    return mse, psnr_from_mse(mse)
+
+
+def psnr_from_mse(mse: float) -> float:
+    """PSNR of an 8-bit image from its mean squared error.
+
+    Parameters
+    ----------
+    mse : float
+        Mean squared error per channel, 0-255 scale.
+
+    Returns
+    -------
+    psnr : float
+        dB, ``inf`` when ``mse == 0``.
+    """
+    return math.inf if mse == 0.0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def srgb8_to_lab(colors: np.ndarray) -> np.ndarray:
+    """Convert 8-bit sRGB colours to CIELAB (D65), as scikit-image does.
+
+    Parameters
+    ----------
+    colors : ndarray of shape (P, 3), uint8 (or any 0-255 numeric)
+
+    Returns
+    -------
+    lab : ndarray of shape (P, 3), float64
+    """
+    from skimage.color import rgb2lab
+
+    return rgb2lab(np.asarray(colors)[:, None, :].astype(np.float64) / 255.0)[:, 0]
 
 
 def ssim(
@@ -223,7 +257,7 @@ def delta_e_stats(
     mean, p95 : float
         0.0 when there is no opaque pixel.
     """
-    from skimage.color import deltaE_ciede2000, rgb2lab
+    from skimage.color import deltaE_ciede2000
 
     opaque = _opaque_or_all(opaque, original.shape[:2])
     pairs = (_pack(original[:, :, :3]) << np.uint64(24)) | _pack(quantized[:, :, :3])
@@ -234,9 +268,7 @@ def delta_e_stats(
     uniq, counts = np.unique(pairs, return_counts=True)
     src = _unpack(uniq >> np.uint64(24))
     dst = _unpack(uniq & np.uint64((1 << 24) - 1))
-    lab_src = rgb2lab(src[:, None, :].astype(np.float64) / 255.0)[:, 0]
-    lab_dst = rgb2lab(dst[:, None, :].astype(np.float64) / 255.0)[:, 0]
-    de = deltaE_ciede2000(lab_src, lab_dst)
+    de = deltaE_ciede2000(srgb8_to_lab(src), srgb8_to_lab(dst))
     weights = counts.astype(np.float64)
     mean = float((de * weights).sum() / weights.sum())
     order = np.argsort(de, kind="stable")
@@ -267,6 +299,24 @@ def unique_color_count(rgb: np.ndarray, opaque: np.ndarray | None = None) -> int
     return int(np.unique(flat, axis=0).shape[0])
 
 
+def _quality(
+    a: np.ndarray,
+    b: np.ndarray,
+    opaque: np.ndarray | None,
+    should_cancel: CancelCallback | None = None,
+) -> dict[str, float | None]:
+    """MSE, PSNR, SSIM and CIEDE2000 of two (M, N, 3) uint8 images, cancellable between."""
+    check_cancel(should_cancel)
+    mse, psnr = mse_psnr(a, b, opaque)
+    check_cancel(should_cancel)
+    ssim_value = ssim(a, b, opaque)
+    check_cancel(should_cancel)
+    de_mean, de_p95 = delta_e_stats(a, b, opaque)
+    check_cancel(should_cancel)
+    return {"mse": mse, "psnr": psnr, "ssim": ssim_value, "delta_e_mean": de_mean,
+            "delta_e_p95": de_p95}  # fmt: skip
+
+
 def image_metrics(
     original: np.ndarray, quantized: np.ndarray, opaque: np.ndarray | None = None
 ) -> dict[str, float | None]:
@@ -289,15 +339,45 @@ def image_metrics(
     b = to_uint8(as_rgb(quantized))[:, :, :3]
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    mse, psnr = mse_psnr(a, b, opaque)
-    de_mean, de_p95 = delta_e_stats(a, b, opaque)
-    return {
-        "mse": mse,
-        "psnr": psnr,
-        "ssim": ssim(a, b, opaque),
-        "delta_e_mean": de_mean,
-        "delta_e_p95": de_p95,
-    }
+    return _quality(a, b, opaque)
+
+
+def render_indexed(
+    result: QuantizeResult,
+    *,
+    dither: str = "none",
+    strength: float = 1.0,
+    should_cancel: CancelCallback | None = None,
+) -> tuple[np.ndarray, bytes]:
+    """Palette indices of a rendering and its indexed PNG, computed once for both uses.
+
+    Pass the pair to :func:`compute_metrics` and to :mod:`quantize.export` (``rendering=``)
+    so that one run dithers and encodes the image only once.
+
+    Parameters
+    ----------
+    result : QuantizeResult
+    dither : {"none", "fs", "ordered"}, optional
+    strength : float, optional
+        Dither strength in [0, 1].
+    should_cancel : callable, optional
+        Polled during dithering; returning True raises :class:`~quantize.protocol.Cancelled`.
+
+    Returns
+    -------
+    indices : ndarray of shape (M, N), uint8 or uint16
+    png : bytes
+        The indexed PNG, as :func:`quantize.export.encode_indexed_png` writes it.
+    """
+    from quantize.export import encode_indexed_png
+
+    palette = np.asarray(result.palette, np.uint8)
+    if should_cancel is not None and dither != "none" and strength != 0:
+        indices = dither_indices(result.image, palette, dither, strength,
+                                 opaque=result.opaque, should_cancel=should_cancel)  # fmt: skip
+    else:
+        indices = np.asarray(result.indices(dither=dither, strength=strength))
+    return indices, encode_indexed_png(indices, palette, result.opaque)
 
 
 def compute_metrics(
@@ -307,6 +387,7 @@ def compute_metrics(
     strength: float = 1.0,
     original_bytes: int | None = None,
     should_cancel: CancelCallback | None = None,
+    rendering: tuple[np.ndarray, bytes] | None = None,
 ) -> Metrics:
     """Measure a quantization result as it would be exported.
 
@@ -323,45 +404,32 @@ def compute_metrics(
     should_cancel : callable, optional
         Polled between the measures (and during dithering); returning True raises
         :class:`~quantize.protocol.Cancelled`.
+    rendering : (indices, png), optional
+        :func:`render_indexed` of this result with the same ``dither`` and ``strength``,
+        when the caller already has it (not computed again).
 
     Returns
     -------
     metrics : Metrics
     """
-    from quantize.export import encode_indexed_png
-
     image = as_rgb(result.image)
     palette = np.asarray(result.palette, np.uint8)
     opaque = result.opaque
     check_cancel(should_cancel)
-    if should_cancel is not None and dither != "none" and strength != 0:
-        indices = dither_indices(result.image, palette, dither, strength,  # type: ignore[arg-type]
-                                 opaque=opaque, should_cancel=should_cancel)  # fmt: skip
-    else:
-        indices = np.asarray(result.indices(dither=dither, strength=strength))
+    if rendering is None:
+        rendering = render_indexed(result, dither=dither, strength=strength,
+                                   should_cancel=should_cancel)  # fmt: skip
+    indices, png = rendering
     rendered = palette[indices]
-    a = to_uint8(image)[:, :, :3]
-    check_cancel(should_cancel)
-    mse, psnr = mse_psnr(a, rendered, opaque)
-    check_cancel(should_cancel)
-    ssim_value = ssim(a, rendered, opaque)
-    check_cancel(should_cancel)
-    de_mean, de_p95 = delta_e_stats(a, rendered, opaque)
-    check_cancel(should_cancel)
-    values = {"mse": mse, "psnr": psnr, "ssim": ssim_value, "delta_e_mean": de_mean,
-              "delta_e_p95": de_p95}  # fmt: skip
+    values = _quality(to_uint8(image)[:, :, :3], rendered, opaque, should_cancel)
     mask = None if opaque is None else np.asarray(opaque, bool)
     table = getattr(result, "table", None)
     if table is not None and getattr(table, "colors", None) is not None:
         unique_before = int(table.colors.shape[0])
     else:
         unique_before = unique_color_count(image, mask)
-    unique_after = unique_color_count(rendered, mask)
-    png_bytes = len(encode_indexed_png(indices, palette, opaque))
+    png_bytes = len(png)
     n_pixels = int(indices.size)
-    ratio = None
-    if original_bytes:
-        ratio = float(original_bytes) / png_bytes
     return Metrics(
         mse=float(values["mse"]),
         psnr=float(values["psnr"]),
@@ -369,9 +437,9 @@ def compute_metrics(
         delta_e_mean=float(values["delta_e_mean"]),
         delta_e_p95=float(values["delta_e_p95"]),
         unique_before=unique_before,
-        unique_after=unique_after,
+        unique_after=unique_color_count(rendered, mask),
         bits_per_pixel=8.0 * png_bytes / n_pixels if n_pixels else 0.0,
         png_bytes=png_bytes,
         original_bytes=None if original_bytes is None else int(original_bytes),
-        ratio=ratio,
+        ratio=float(original_bytes) / png_bytes if original_bytes else None,
     )

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from quantize.io import to_uint8
+from quantize.io import grey_to_rgb, to_uint8
 from quantize.protocol import CancelCallback, check_cancel
 
 __all__ = [
@@ -63,12 +63,7 @@ def as_rgb(image: Any) -> np.ndarray:
     """
     from quantize.features import as_image_array
 
-    arr = as_image_array(image)
-    if arr.shape[2] == 1:
-        return np.repeat(arr, 3, axis=2)
-    if arr.shape[2] == 2:
-        return np.concatenate([np.repeat(arr[:, :, :1], 3, axis=2), arr[:, :, 1:]], axis=2)
-    return arr
+    return grey_to_rgb(as_image_array(image))
 
 
 def _validate(image: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -126,10 +121,8 @@ def _palette_spread(palette: np.ndarray) -> float:
     k = len(palette)
     if k < 2:
         return 0.0
-    d = np.sqrt(((palette[:, None, :] - palette[None, :, :]) ** 2).sum(-1)) if k <= 2048 else None
-    if d is None:
-        sample = palette[:: max(1, k // 2048)]
-        d = np.sqrt(((sample[:, None, :] - sample[None, :, :]) ** 2).sum(-1))
+    sample = palette[:: max(1, k // 2048)]  # every colour up to 2048 colours
+    d = np.sqrt(((sample[:, None, :] - sample[None, :, :]) ** 2).sum(-1))
     np.fill_diagonal(d, np.inf)
     return float(np.median(d.min(axis=1))) / np.sqrt(3.0)
 

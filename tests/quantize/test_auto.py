@@ -31,17 +31,21 @@ def test_quality_of_matches_metrics():
         quality_of(r, "ssim")
 
 
-@pytest.mark.parametrize("target", [24.0, 28.0])
-def test_psnr_target_picks_fewest_colours(target):
-    img = blobs()
-    gen = iter_quality_target(img, psnr=target, k_min=1, k_max=12, seed=0)
+def run(gen):
+    """Drain a generator; return (every record, its return value)."""
     records = []
     while True:
         try:
             records.append(next(gen))
         except StopIteration as stop:
-            choice = stop.value
-            break
+            return records, stop.value
+
+
+@pytest.mark.parametrize("target", [24.0, 28.0])
+def test_psnr_target_picks_fewest_colours(target):
+    img = blobs()
+    gen = iter_quality_target(img, psnr=target, k_min=1, k_max=12, seed=0)
+    records, choice = run(gen)
     assert isinstance(choice, AutoKResult) and choice.reached and choice.metric == "psnr"
     assert choice.value >= target and choice.result.n_colors_requested == choice.k
     # minimal among the K tried: every smaller K tried missed the target
@@ -104,13 +108,7 @@ def test_cancel_stops_the_search():
 def test_search_uses_one_restart_then_refits_chosen_k():
     img = blobs(n_colors=5, noise=10.0)
     gen = iter_quality_target(img, psnr=26, k_min=1, k_max=8, n_init=3, seed=0)
-    records = []
-    while True:
-        try:
-            records.append(next(gen))
-        except StopIteration as stop:
-            choice = stop.value
-            break
+    records, choice = run(gen)
     summaries = [r for r in records if r.stage == "auto-k"]
     final = summaries[-1]
     assert final.extra.get("final") is True and final.extra["k"] == choice.k

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import subprocess
@@ -176,6 +177,27 @@ def test_every_output_kind(img, tmp_path, capsys):
     assert report["parameters"]["method"] == "gmm" and report["render"]["dither"] == "fs"
     assert report["metrics"]["png_bytes"] == (tmp_path / "o.png").stat().st_size
     assert "o.png" in report["outputs"] and len(report["input"]["sha256"]) == 64
+    assert report["input"]["sha256"] == hashlib.sha256(img.read_bytes()).hexdigest()
+
+
+def test_one_rendering_per_run(img, tmp_path, monkeypatch, capsys):
+    # the dithered rendering (and its PNG) serves the metrics, the PNG and the report
+    import quantize.render
+
+    calls = []
+    real = quantize.render.dither_indices
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(quantize.render, "dither_indices", counting)
+    argv = ["quantize", str(img), "-k", "4", *FAST, "-o", "o.png", "--report", "r.json",
+            "--dither", "fs", "--strength", "0.5", "-q"]  # fmt: skip
+    assert main(argv) == 0
+    assert len(calls) == 1
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["metrics"]["png_bytes"] == (tmp_path / "o.png").stat().st_size
 
 
 def test_disk_full_while_writing_exit_1_nothing_left(img, tmp_path, monkeypatch, capsys):

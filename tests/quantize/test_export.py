@@ -28,6 +28,7 @@ from quantize.export import (
     export_all,
     plan_exports,
     read_palette,
+    sidecar_dict,
     write_indexed_png,
     write_label_map,
     write_npz,
@@ -469,6 +470,35 @@ def test_sidecar_computes_metrics_when_not_given(tmp_path):
 
     expected = compute_metrics(result, dither="fs", original_bytes=src.stat().st_size).to_dict()
     assert doc["metrics"] == pytest.approx(expected)
+
+
+def test_one_rendering_serves_png_and_sidecar_metrics(tmp_path, monkeypatch):
+    from quantize import metrics
+
+    x = np.linspace(0, 255, 16)
+    img = np.stack([*np.meshgrid(x, x), np.full((16, 16), 9.0)], 2).astype(np.uint8)
+    result = quantize_image(img, 4, seed=0)
+    calls = []
+    real = metrics.render_indexed
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(metrics, "render_indexed", counting)
+    export_all(result, tmp_path, "s", ["indexed_png", "sidecar"], dither="fs", strength=0.6)
+    assert len(calls) == 1
+    doc = json.loads((tmp_path / "s.json").read_text())
+    assert doc["metrics"]["png_bytes"] == (tmp_path / "s.png").stat().st_size
+    expected = encode_indexed_png(dither_indices(img, result.palette, "fs", 0.6), result.palette)
+    assert (tmp_path / "s.png").read_bytes() == expected
+
+
+def test_sidecar_uses_a_known_source_hash(tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"abc")
+    doc = sidecar_dict(fake_result(2), source_path=src, metrics={}, source_sha256="0" * 64)
+    assert doc["input"]["sha256"] == "0" * 64 and doc["input"]["bytes"] == 3
 
 
 def test_read_palette_rejects_bad_values(tmp_path):

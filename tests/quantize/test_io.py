@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import os
@@ -93,6 +94,7 @@ def test_lossless_rgb_formats_roundtrip(tmp_path, ext):
     assert (loaded.width, loaded.height) == (17, 12)
     assert loaded.file_size == path.stat().st_size
     assert loaded.n_frames == 1 and not loaded.has_alpha
+    assert loaded.info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_jpeg_loads_close(tmp_path):
