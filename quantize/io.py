@@ -17,6 +17,7 @@ import logging
 import os
 import stat
 import struct
+import threading
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -298,8 +299,7 @@ def _describe_foreign(data: bytes) -> str:
 def _load(data: bytes, path: Path, *, max_pixels: int) -> LoadedImage:
     if len(data) == 0:
         raise LoadError(path, "file is empty")
-    with warnings.catch_warnings(record=True) as caught, _decoder_logs_muted():
-        warnings.simplefilter("always")
+    with _capture_warnings() as caught, _decoder_logs_muted():
         try:
             loaded = _load_inner(data, path, max_pixels)
         except (LoadError, MemoryError, KeyboardInterrupt):
@@ -314,6 +314,72 @@ def _load(data: bytes, path: Path, *, max_pixels: int) -> LoadedImage:
     return loaded
 
 
+# ---------------------------------------------------------------------------- decoder noise
+#
+# Decoders report recoverable damage (bad EXIF, oversized tags, Pillow's bomb warning...)
+# as warnings and log records.  A load keeps the warnings in ``info["warnings"]`` and keeps
+# the log records off stderr, and it must do so on any thread: the desktop app loads on
+# worker threads, possibly two at once.  ``warnings.catch_warnings`` cannot be used per load
+# there: the warning filters and ``warnings.showwarning`` are process-wide (Python < 3.14), so
+# two overlapping loads would each save and restore the other's state, out of order, and
+# could leave the process recording warnings for good.  Instead all running loads share one
+# capture: the first to start saves the state and installs a recorder, the last to finish
+# restores it, and every warning goes to the load running on the thread that raised it
+# (warnings of other threads meanwhile go on to the previous ``showwarning``).  Log records
+# are filtered the same way, by a filter installed once that looks at the current thread.
+# Remaining limit: code on another thread that enters its own ``catch_warnings`` while a load
+# runs still races with it; nothing in this package does (the ``vq`` command handles its
+# warnings on the one thread that also loads).
+
+
+class _WarningCapture:
+    """Record warnings per loading thread while any load runs (see above)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lists: dict[int, list[warnings.WarningMessage]] = {}
+        self._saved: warnings.catch_warnings | None = None
+        self._outer: Any = None
+
+    def _show(self, message: Any, category: Any, filename: str, lineno: int,
+              file: Any = None, line: str | None = None) -> None:  # fmt: skip
+        target = self._lists.get(threading.get_ident())
+        if target is None:  # raised by another thread: not ours to keep
+            self._outer(message, category, filename, lineno, file, line)
+        else:
+            target.append(warnings.WarningMessage(message, category, filename, lineno, file,
+                                                  line))  # fmt: skip
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[list[warnings.WarningMessage]]:
+        me = threading.get_ident()
+        caught: list[warnings.WarningMessage] = []
+        with self._lock:
+            if me in self._lists:  # nested on one thread: the outer load records for both
+                caught = self._lists[me]
+                nested = True
+            else:
+                nested = False
+                if not self._lists:
+                    self._saved = warnings.catch_warnings()
+                    self._saved.__enter__()
+                    warnings.simplefilter("always")
+                    self._outer = warnings.showwarning
+                    warnings.showwarning = self._show
+                self._lists[me] = caught
+        try:
+            yield caught
+        finally:
+            if not nested:
+                with self._lock:
+                    del self._lists[me]
+                    if not self._lists and self._saved is not None:
+                        saved, self._saved = self._saved, None
+                        saved.__exit__(None, None, None)
+
+
+_capture_warnings = _WarningCapture()
+
 _DECODER_LOGGERS = (
     "tifffile",
     "PIL.Image",
@@ -323,23 +389,27 @@ _DECODER_LOGGERS = (
     "PIL.JpegImagePlugin",
     "PIL.GifImagePlugin",
 )
+_loading = threading.local()
+
+
+def _drop_while_loading(record: logging.LogRecord) -> bool:
+    """Log filter: below CRITICAL, drop records that a load on this thread provoked."""
+    return record.levelno >= logging.CRITICAL or not getattr(_loading, "depth", 0)
+
+
+for _name in _DECODER_LOGGERS:  # installed once; a no-op on threads that are not loading
+    logging.getLogger(_name).addFilter(_drop_while_loading)
+del _name
 
 
 @contextlib.contextmanager
 def _decoder_logs_muted() -> Iterator[None]:
     """Keep decoders' log records about a bad file off stderr (the LoadError says it)."""
-    loggers = [logging.getLogger(name) for name in _DECODER_LOGGERS]
-
-    def drop(record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.CRITICAL
-
-    for logger in loggers:
-        logger.addFilter(drop)
+    _loading.depth = getattr(_loading, "depth", 0) + 1
     try:
         yield
     finally:
-        for logger in loggers:
-            logger.removeFilter(drop)
+        _loading.depth -= 1
 
 
 def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:

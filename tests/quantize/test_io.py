@@ -641,3 +641,59 @@ def test_compressed_16bit_rgb_tiff_keeps_all_16_bits(tmp_path, compression):
     assert loaded.bit_depth == 16
     np.testing.assert_array_equal(loaded.pixels, rgb)
     assert not any("imagecodecs" in n for n in loaded.info.get("notes", []))
+
+
+# ------------------------------------------------------------------ threads
+
+
+def test_overlapping_loads_on_threads_keep_their_own_warnings(monkeypatch, caplog):
+    # two loads run at once (as the GUI's worker threads may); each decoder warning lands in
+    # the load of the thread that raised it, a third thread's warning is not swallowed, and
+    # the process-wide warning and logging state is as before once both are done
+    import logging
+    import threading
+    import warnings
+
+    import quantize.io as qio
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb_image(4, 5)).save(buf, "PNG")
+    data = buf.getvalue()
+    inside = threading.Barrier(3, timeout=30)
+    leave = threading.Barrier(3, timeout=30)
+    real_orientation = qio._read_orientation
+
+    def noisy_orientation(im):
+        name = threading.current_thread().name
+        warnings.warn(f"decoder warning in {name}", UserWarning, stacklevel=1)
+        logging.getLogger("PIL.Image").warning("log record in %s", name)
+        inside.wait()  # both loads are running now
+        leave.wait()
+        return real_orientation(im)
+
+    monkeypatch.setattr(qio, "_read_orientation", noisy_orientation)
+    filters_before = list(warnings.filters)
+    show_before = warnings.showwarning
+    loaded = {}
+
+    def work():
+        loaded[threading.current_thread().name] = load_image_bytes(data, name="t.png")
+
+    threads = [threading.Thread(target=work, name=f"loader-{i}") for i in range(2)]
+    with pytest.warns(UserWarning, match="other thread") as other:
+        for t in threads:
+            t.start()
+        inside.wait()
+        warnings.warn("from the other thread", UserWarning, stacklevel=1)
+        logging.getLogger("PIL.Image").warning("log record of the other thread")
+        leave.wait()
+        for t in threads:
+            t.join(30)
+    assert [str(w.message) for w in other] == ["from the other thread"]
+    for name in ("loader-0", "loader-1"):
+        assert loaded[name].info["warnings"] == [f"decoder warning in {name}"]
+    assert warnings.filters == filters_before and warnings.showwarning is show_before
+    assert qio._capture_warnings._lists == {}
+    # the loads' log records were dropped, the other thread's was not
+    pil = [r.getMessage() for r in caplog.records if r.name.startswith("PIL")]
+    assert pil == ["log record of the other thread"]
