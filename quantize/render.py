@@ -4,7 +4,8 @@ Floyd–Steinberg at full strength with at most 256 colours uses Pillow's C impl
 through ``Image.quantize(palette=...)`` (a palette image is required, see Pillow#5836).  Other
 strengths, larger palettes and images with transparent pixels use a vectorised error
 diffusion that walks the image along the wavefront ``x + 2 y = t``: every pixel on one
-wavefront has received all its error, so a whole wavefront is quantized in one numpy step.
+wavefront has received all its error, so a whole wavefront is quantized in one numpy step
+(the pending error of the next three wavefronts is kept in a small ring of rows).
 """
 
 from __future__ import annotations
@@ -164,30 +165,70 @@ def _fs_numpy(
     opaque: np.ndarray | None,
     should_cancel: CancelCallback | None,
 ) -> np.ndarray:
+    """Floyd–Steinberg along the wavefronts ``t = x + 2 y``, one numpy step per wavefront.
+
+    Pixel (y, x) passes its error to (y, x+1) and (y+1, x-1) on wavefront t+1, to (y+1, x)
+    on t+2 and to (y+1, x+1) on t+3, so only four wavefronts ever hold pending error.  They
+    live in a ring of four contiguous rows indexed by y (a wavefront is one slice of a row,
+    and each of the four error shares is one slice added to another row), instead of
+    scattering into a whole-image buffer.  The additions happen in the same order as in a
+    pixel-by-pixel loop over whole-image buffers, so the result is the same to the bit.
+    """
     m, n = rgb.shape[:2]
-    work = np.zeros((m + 1, n + 2, 3), np.float64)  # one spare row below, a column each side
-    work[:m, 1 : n + 1] = rgb
-    out = np.zeros((m, n), np.int64)
+    w = n + 2
+    # with a spare column each side, pixel (y, x = t - 2y) is at flat index y*w + x + 1 =
+    # y*n + t + 1: a wavefront is the slice [y0*n + t + 1 : y1*n + t + 2 : n]
+    src = np.zeros((m, w, 3), np.uint8)
+    src[:, 1 : n + 1] = rgb
+    src = src.reshape(-1, 3)
+    out = np.zeros(m * w, np.intp)
+    ok = None
+    if opaque is not None:
+        ok = np.zeros((m, w), bool)
+        ok[:, 1 : n + 1] = opaque
+        ok = ok.reshape(-1)
+    ring = np.zeros((4, m + 1, 3), np.float64)  # wavefront t is row t % 4; index y (+1 spare)
+    n_t = n + 2 * (m - 1)
+
+    def rows(t: int) -> tuple[int, int]:
+        """First and last y on wavefront t (empty when first > last)."""
+        return max(0, (t - n + 2) // 2), min(m - 1, t // 2)
+
+    def start(t: int) -> None:
+        """Put the pixels of wavefront t into its (recycled) ring row."""
+        row = ring[t % 4]
+        row.fill(0.0)
+        y0, y1 = rows(t)
+        if t < n_t and y0 <= y1:
+            row[y0 : y1 + 1] = src[y0 * n + t + 1 : y1 * n + t + 2 : n]
+
+    for t in range(3):
+        start(t)
     p_sq = np.einsum("kd,kd->k", palette, palette)
-    ys_all = np.arange(m)
-    for t in range(n + 2 * (m - 1)):
+    m2pal = -2.0 * palette.T  # -2 x.p: exactly -2 * (x @ palette.T)
+    for t in range(n_t):
         if t % 64 == 0:
             check_cancel(should_cancel)
-        ys = ys_all[(t - 2 * ys_all >= 0) & (t - 2 * ys_all < n)]
-        xs = t - 2 * ys
-        cx = xs + 1  # column in the padded buffer
-        value = np.clip(work[ys, cx], 0.0, 255.0)
-        idx = np.argmin(p_sq[None, :] - 2.0 * (value @ palette.T), axis=1)
-        out[ys, xs] = idx
+        start(t + 3)
+        y0, y1 = rows(t)
+        if y0 > y1:
+            continue
+        value = np.clip(ring[t % 4][y0 : y1 + 1], 0.0, 255.0)
+        # ||x - p||^2 = ||x||^2 - 2 x.p + ||p||^2; ||x||^2 is constant per row
+        d = value @ m2pal
+        d += p_sq
+        idx = np.argmin(d, axis=1)
+        wave = slice(y0 * n + t + 1, y1 * n + t + 2, n)
+        out[wave] = idx
         err = (value - palette[idx]) * strength
-        if opaque is not None:
-            err[~opaque[ys, xs]] = 0.0
-        # four separate scatters: within one, targets are distinct (no lost updates)
-        work[ys, cx + 1] += err * (7.0 / 16.0)
-        work[ys + 1, cx - 1] += err * (3.0 / 16.0)
-        work[ys + 1, cx] += err * (5.0 / 16.0)
-        work[ys + 1, cx + 1] += err * (1.0 / 16.0)
-    return out
+        if ok is not None:
+            err[~ok[wave]] = 0.0
+        next1 = ring[(t + 1) % 4]
+        next1[y0 : y1 + 1] += err * (7.0 / 16.0)
+        next1[y0 + 1 : y1 + 2] += err * (3.0 / 16.0)
+        ring[(t + 2) % 4][y0 + 1 : y1 + 2] += err * (5.0 / 16.0)
+        ring[(t + 3) % 4][y0 + 1 : y1 + 2] += err * (1.0 / 16.0)
+    return out.reshape(m, w)[:, 1 : n + 1]
 
 
 def dither_indices(

@@ -196,3 +196,50 @@ def test_cancel(method, strength):
     assert calls["n"] == 2
     out = dither_indices(img, BW, method, strength, should_cancel=lambda: False)
     assert out.shape == (300, 300)
+
+
+def wavefront_reference(rgb, palette, strength, opaque):
+    """Floyd–Steinberg over a whole-image error buffer, one wavefront x + 2y = t at a time
+    (the plain form of the ring-buffer implementation; it must match it to the bit)."""
+    m, n = rgb.shape[:2]
+    work = np.zeros((m + 1, n + 2, 3), np.float64)
+    work[:m, 1 : n + 1] = rgb
+    out = np.zeros((m, n), np.int64)
+    p_sq = np.einsum("kd,kd->k", palette, palette)
+    ys_all = np.arange(m)
+    for t in range(n + 2 * (m - 1)):
+        ys = ys_all[(t - 2 * ys_all >= 0) & (t - 2 * ys_all < n)]
+        xs = t - 2 * ys
+        cx = xs + 1
+        value = np.clip(work[ys, cx], 0.0, 255.0)
+        idx = np.argmin(p_sq[None, :] - 2.0 * (value @ palette.T), axis=1)
+        out[ys, xs] = idx
+        err = (value - palette[idx]) * strength
+        if opaque is not None:
+            err[~opaque[ys, xs]] = 0.0
+        work[ys, cx + 1] += err * (7.0 / 16.0)
+        work[ys + 1, cx - 1] += err * (3.0 / 16.0)
+        work[ys + 1, cx] += err * (5.0 / 16.0)
+        work[ys + 1, cx + 1] += err * (1.0 / 16.0)
+    if opaque is not None:
+        out[~opaque] = 0
+    return out
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_fs_error_diffusion_is_exact(case):
+    rng = np.random.default_rng(100 + case)
+    shapes = [(1, 1), (1, 9), (9, 1), (2, 2), (5, 3), (3, 5), (17, 23), (40, 31), (31, 40),
+              (64, 64), (8, 70), (70, 8)]  # fmt: skip
+    m, n = shapes[case]
+    k = [2, 5, 16, 300][case % 4]  # 300: more than Pillow's 256
+    img = rng.integers(0, 256, (m, n, 3), dtype=np.uint8)
+    img[: m // 2] = gradient(m, n)[: m // 2]  # smooth part: long error chains
+    palette = rng.integers(0, 256, (k, 3), dtype=np.uint8)
+    opaque = rng.random((m, n)) > 0.2 if case % 3 == 0 else None
+    # full strength only where Pillow's error diffusion does not apply
+    strength = 1.0 if k > 256 or opaque is not None else [0.35, 0.8][case % 2]
+    got = dither_indices(img, palette, "fs", strength, opaque=opaque)
+    ref = wavefront_reference(img, palette.astype(np.float64), strength, opaque)
+    np.testing.assert_array_equal(got, ref)
+    assert got.dtype == (np.uint8 if k <= 256 else np.uint16)
