@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from quantize.defaults import DEFAULTS
+from quantize.defaults import DEFAULTS, fit_options
 
 __all__ = [
     "EXIT_EXISTS",
@@ -337,15 +337,8 @@ def _fit_options(args: argparse.Namespace) -> dict[str, Any]:
     if init not in allowed:
         raise UsageError(f"--init {init!r} is not valid for --method {args.method} "
                          f"(choose from {', '.join(allowed)})")  # fmt: skip
-    options: dict[str, Any] = {
-        "init": init,
-        "n_init": args.n_init,
-        "max_iter": args.max_iter,
-        "tol": args.tol,
-    }
-    if args.method == "gmm":
-        options["covariance_type"] = args.covariance
-    return options
+    return fit_options(args.method, init=init, n_init=args.n_init, max_iter=args.max_iter,
+                       tol=args.tol, covariance_type=args.covariance)  # fmt: skip
 
 
 def _check_combination(args: argparse.Namespace) -> None:
