@@ -9,7 +9,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from quantize.defaults import DEFAULTS
+from quantize.defaults import DEFAULTS, fit_options
 
 __all__ = ["RunParameters", "ParameterPanel", "METHODS", "DITHERS", "AUTO_MODES"]
 
@@ -96,17 +96,14 @@ class RunParameters:
         options : dict
             Keyword arguments for the chosen method.
         """
-        if self.method == "optimal1d":
-            return {}
-        options: dict[str, Any] = {
-            "init": self.init,
-            "n_init": self.n_init,
-            "max_iter": self.max_iter,
-            "tol": self.tol,
-        }
-        if self.method == "gmm":
-            options["covariance_type"] = self.covariance_type
-        return options
+        return fit_options(
+            self.method,
+            init=self.init,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            covariance_type=self.covariance_type,
+        )
 
     def to_json(self) -> str:
         """Serialise to a JSON string (for QSettings).
