@@ -928,21 +928,26 @@ def _yinyang_update(
     return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
 
 
-_POOL: ThreadPoolExecutor | None = None
-
-
 def _thread_pool() -> ThreadPoolExecutor | None:
-    """Return the shared pool for the bounded E step (numpy releases the GIL)."""
-    global _POOL
+    """Return a pool for the bounded E step (numpy releases the GIL), or None on 1 CPU."""
     n = min(os.cpu_count() or 1, _MAX_THREADS)
     if n < 2:
         return None
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(n, thread_name_prefix="vq-kmeans")
-    return _POOL
+    return ThreadPoolExecutor(n, thread_name_prefix="vq-kmeans")
 
 
-def _lloyd(
+def _lloyd(*args: Any, **kwargs: Any) -> Generator[IterationRecord, None, tuple]:
+    """One Lloyd run (see :func:`_lloyd_run`); its worker threads end with the run."""
+    X, use_bounds = args[0], args[6]
+    pool = _thread_pool() if use_bounds and X.shape[0] >= _THREADS_MIN_POINTS else None
+    try:
+        return (yield from _lloyd_run(*args, pool=pool, **kwargs))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _lloyd_run(
     X: np.ndarray,
     w: np.ndarray,
     centers: np.ndarray,
@@ -958,6 +963,7 @@ def _lloyd(
     objective_offset: float = 0.0,
     it_offset: int = 0,
     cells: tuple[np.ndarray, np.ndarray] | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> Generator[IterationRecord, None, tuple]:
     """One Lloyd run.  Returns (centers, labels, inertia, history, n_iter, converged).
 
@@ -982,7 +988,6 @@ def _lloyd(
     x_sq = _sq_norms(X)
     perm = None
     group_of = None
-    pool = _thread_pool() if use_bounds and n >= _THREADS_MIN_POINTS else None
     n_parts = pool._max_workers if pool is not None else 1
     cuts = np.linspace(0, n, n_parts + 1).astype(int)
     slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(cuts)]

@@ -1,3 +1,5 @@
+import threading
+
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans as SkKMeans
@@ -253,3 +255,9 @@ def test_threaded_bounded_e_step_matches_plain_lloyd():
     plain = KMeans(12, init=init, algorithm="lloyd", max_iter=40, tol=1e-3).fit(X)
     np.testing.assert_array_equal(fast.labels_, plain.labels_)
     np.testing.assert_allclose(fast.cluster_centers_, plain.cluster_centers_, rtol=1e-10)
+    # the worker threads end with the fit, also when the generator is closed early
+    gen = KMeans(12, init=init, algorithm="hamerly", tol=0).iter_fit(X)
+    next(gen)
+    next(gen)
+    gen.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("vq-kmeans")]
