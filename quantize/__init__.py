@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     # features / colour spaces
     "ColorTable": "features",
     "unique_colors": "features",
+    "record_labels": "replay",
     # the pipeline
     "QuantizeResult": "result",
     "quantize_image": "result",

@@ -3,7 +3,7 @@
 Usage::
 
     python tools/screenshot.py OUT.png [--method kmeans|gmm] [--colors 16] [--tab convergence]
-                                       [--split] [--size 1400x900]
+                                       [--split] [--size 1400x900] [--step N]
 
 Runs offscreen (no display needed), with private settings, so it never changes the user's
 remembered layout or parameters.
@@ -30,6 +30,7 @@ def take_screenshot(
     tab: str = "convergence",
     split: bool = False,
     size: tuple[int, int] = (1400, 900),
+    step: int | None = None,
 ) -> Path:
     """Run the sample through the app and save a window screenshot.
 
@@ -47,6 +48,8 @@ def take_screenshot(
         Show the compare view in split-slider mode.
     size : tuple of int, optional
         Window (width, height) in pixels.
+    step : int, optional
+        Replay the colour-space view at this iteration (0-based) instead of the last.
 
     Returns
     -------
@@ -85,6 +88,8 @@ def take_screenshot(
             raise RuntimeError(f"the run failed: {outcome}")
         if split:
             window.set_compare_mode("split")
+        if step is not None:
+            window.color_space.set_step(step)
         dock = {
             "convergence": window.convergence_dock,
             "softmaps": window.soft_maps_dock,
@@ -124,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tab", choices=TABS, default="convergence")
     parser.add_argument("--split", action="store_true", help="split-slider compare mode")
     parser.add_argument("--size", default="1400x900", help="window size WIDTHxHEIGHT")
+    parser.add_argument("--step", type=int, help="colour-space replay iteration (0-based)")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     path = take_screenshot(
@@ -133,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         tab=args.tab,
         split=args.split,
         size=(width, height),
+        step=args.step,
     )
     print(path)
     return 0

@@ -6,7 +6,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from quantize.colorspace import space_to_rgb
 from quantize.protocol import IterationRecord
+from quantize.replay import record_labels
 
 __all__ = ["ColorSpaceView", "AXIS_NAMES", "ellipse_outline"]
 
@@ -113,6 +115,7 @@ class ColorSpaceView(QtWidgets.QWidget):
         self._space = "rgb"
         self._sample_points: np.ndarray | None = None
         self._sample_labels: np.ndarray | None = None
+        self._point_labels: np.ndarray | None = None
         self._palette: np.ndarray | None = None
         self._steps: list[IterationRecord] = []
         self._final_centers: np.ndarray | None = None
@@ -266,10 +269,9 @@ class ColorSpaceView(QtWidgets.QWidget):
         self.plot.setLabel(
             "left", self.y_axis.currentText() if y is not None else "(random jitter)"
         )
-        brushes = [pg.mkBrush(int(c[0]), int(c[1]), int(c[2]), 200) for c in self._palette]
-        labels = np.clip(self._sample_labels, 0, len(brushes) - 1)
         xs, ys = self._project(self._sample_points, self._jitter)
-        self.points.setData(xs, ys, brush=[brushes[k] for k in labels])
+        self.points.setData(xs, ys)
+        self._point_labels = None
         self._redraw_step()
         self.plot.getPlotItem().enableAutoRange()
 
@@ -293,13 +295,12 @@ class ColorSpaceView(QtWidgets.QWidget):
         else:
             return
         cx, cy = self._project(centers, None)
-        from quantize.colorspace import space_to_rgb
-
         if centers.shape[1] == 3:
             colors = space_to_rgb(centers, self._space)
         else:  # 1-D (grey) fits: colour each centre with its palette entry
             colors = self._palette[: len(centers)]
         self.centers.setData(cx, cy, brush=[pg.mkBrush(*(int(v) for v in c)) for c in colors])
+        self._color_points(step if self._steps else None, colors)
 
         trails: list[np.ndarray] = []
         if self.show_trails.isChecked() and self._steps and y is not None:
@@ -316,3 +317,31 @@ class ColorSpaceView(QtWidgets.QWidget):
                 sub = covariances[k][np.ix_([x, y], [x, y])]
                 outlines.append(ellipse_outline(np.array([cx[k], cy[k]]), sub))
         self.ellipses.setData(*_joined(outlines), connect="finite")
+
+    def _color_points(self, step: IterationRecord | None, colors: np.ndarray) -> None:
+        """Colour each sample point with its cluster's colour at the shown iteration.
+
+        The replayed assignment is the E step under that iteration's parameters
+        (:func:`quantize.replay.record_labels`), so moving the slider shows points changing
+        cluster as well as the centres moving.
+        """
+        if step is None or len(self._steps) <= 1:
+            labels = self._sample_labels
+        else:
+            labels = record_labels(self._sample_points, step)
+        labels = np.clip(labels, 0, len(colors) - 1)
+        if self._point_labels is not None and np.array_equal(labels, self._point_labels):
+            return
+        self._point_labels = labels
+        brushes = [pg.mkBrush(int(c[0]), int(c[1]), int(c[2]), 200) for c in colors]
+        self.points.setBrush([brushes[k] for k in labels])
+
+    def shown_point_labels(self) -> np.ndarray | None:
+        """Return the cluster each plotted point is coloured by at the shown iteration.
+
+        Returns
+        -------
+        labels : ndarray of shape (S,) or None
+            ``None`` before any run.
+        """
+        return self._point_labels

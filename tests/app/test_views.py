@@ -112,6 +112,15 @@ def test_colorspace_replay_moves_centres(qtbot, window, small_png):
     view.x_axis.setCurrentIndex(0)
     view.set_step(n - 1)
     np.testing.assert_allclose(view.shown_centers()[:, 0], records[-1].centers[:, 0])
+    # points are coloured by the E step under each replayed iteration's centres
+    from quantize.replay import record_labels
+
+    points = output.sample.points
+    np.testing.assert_array_equal(view.shown_point_labels(), record_labels(points, records[-1]))
+    view.set_step(0)
+    at_first = view.shown_point_labels()
+    np.testing.assert_array_equal(at_first, record_labels(points, records[0]))
+    assert not np.array_equal(at_first, record_labels(points, records[-1]))
 
 
 def test_soft_map_tiles_switch_detail(qtbot, window, small_png):
