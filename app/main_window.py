@@ -634,7 +634,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._record_count = 0
         if not reuse:  # a re-render keeps the convergence curves of the fit it reuses
             auto_metric = {"quality": "psnr", "bic": "bic"}.get(params.auto)
-            self.convergence.clear(objective_kind(params.method), auto_metric)
+            n_runs = 0 if auto_metric else params.fit_options().get("n_init", 1)
+            self.convergence.clear(objective_kind(params.method), auto_metric, n_runs)
         self.progress.setValue(0)
         self.progress.setVisible(True)
         self.progress_label.setText(

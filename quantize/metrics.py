@@ -218,8 +218,26 @@ def ssim(
     return total / count if count else None
 
 
-def _pack(rgb: np.ndarray) -> np.ndarray:
+#: Pixels packed per step.  Strided casts hold the interpreter lock for the whole call, so a
+#: 12-MP image packed in one go would stall other threads (the GUI) for tens of ms.
+_PACK_ROWS = 1 << 19
+
+
+def _pack(rgb: np.ndarray, second: np.ndarray | None = None) -> np.ndarray:
+    """Pack (N, 3) uint8 colours into 24-bit codes, or two such arrays into 48-bit pairs."""
     rgb = rgb.reshape(-1, 3)
+    other = None if second is None else second.reshape(-1, 3)
+    out = np.empty(len(rgb), dtype=np.uint64)
+    for start in range(0, len(rgb), _PACK_ROWS):
+        part = slice(start, start + _PACK_ROWS)
+        code = _code24(rgb[part])
+        if other is not None:
+            code = (code << np.uint64(24)) | _code24(other[part])
+        out[part] = code
+    return out
+
+
+def _code24(rgb: np.ndarray) -> np.ndarray:
     return (
         (rgb[:, 0].astype(np.uint64) << np.uint64(16))
         | (rgb[:, 1].astype(np.uint64) << np.uint64(8))
@@ -260,7 +278,7 @@ def delta_e_stats(
     from skimage.color import deltaE_ciede2000
 
     opaque = _opaque_or_all(opaque, original.shape[:2])
-    pairs = (_pack(original[:, :, :3]) << np.uint64(24)) | _pack(quantized[:, :, :3])
+    pairs = _pack(original[:, :, :3], quantized[:, :, :3])
     if opaque is not None:
         pairs = pairs[opaque.reshape(-1)]
     if pairs.size == 0:

@@ -57,6 +57,8 @@ class ConvergencePlot(QtWidgets.QWidget):
         self._kind: str | None = None
         self._series: dict[int, tuple[list[int], list[float]]] = {}
         self._curves: dict[int, pg.PlotDataItem] = {}
+        self._labels: dict[int, pg.LabelItem] = {}
+        self._drawn: dict[int, tuple[int, int | None]] = {}
         self._pending = False
         self._skipped = 0
         self._chosen: int | None = None
@@ -69,7 +71,9 @@ class ConvergencePlot(QtWidgets.QWidget):
         self._auto_curve: pg.PlotDataItem | None = None
         self._auto_marker: pg.ScatterPlotItem | None = None
 
-    def clear(self, kind: str | None = None, auto_metric: str | None = None) -> None:
+    def clear(
+        self, kind: str | None = None, auto_metric: str | None = None, n_runs: int = 0
+    ) -> None:
         """Forget all curves; ``kind`` fixes which objective is plotted.
 
         Parameters
@@ -79,6 +83,11 @@ class ConvergencePlot(QtWidgets.QWidget):
         auto_metric : {"psnr", "delta_e", "bic"}, optional
             For an automatic choice of K: plot this score against K instead of the
             per-iteration objective.
+        n_runs : int, optional
+            Restarts the coming run will make.  Their (empty) curves are made now, before
+            the worker starts: building plot items is the costliest GUI work of a run, and
+            doing it while the engine's threads compete for the interpreter lock would
+            stall the event loop.
         """
         self._timer.stop()
         self._auto = auto_metric
@@ -92,6 +101,8 @@ class ConvergencePlot(QtWidgets.QWidget):
         for curve in self._curves.values():
             self.plot.removeItem(curve)
         self._curves.clear()
+        self._labels.clear()
+        self._drawn.clear()
         self._series.clear()
         self._skipped = 0
         self._chosen = None
@@ -104,6 +115,9 @@ class ConvergencePlot(QtWidgets.QWidget):
         self.plot.setLabel("bottom", "Iteration")
         self.plot.setLabel("left", _LABELS.get(kind or "", "Objective"))
         self.summary.setText("Running…" if kind else "No run yet")
+        for restart in range(n_runs):
+            self._series[restart] = ([], [])
+            self._curve(restart)
 
     def add_record(self, record: IterationRecord) -> None:
         """Buffer one record; the plot redraws shortly after.
@@ -242,32 +256,43 @@ class ConvergencePlot(QtWidgets.QWidget):
                 self._auto_curve.setData(ks, ys)
             return
         for restart, (xs, ys) in sorted(self._series.items()):
+            state = (len(xs), self._chosen)
+            if self._drawn.get(restart) == state:
+                continue  # nothing new for this restart: skip the costly setData
+            self._drawn[restart] = state
             color = _COLORS[restart % len(_COLORS)]
             chosen = self._chosen == restart
             dimmed = self._chosen is not None and not chosen
             pen = pg.mkPen(color, width=3.0 if chosen else 1.5)
             if dimmed:
                 pen.setStyle(QtCore.Qt.PenStyle.DashLine)
-            curve = self._curves.get(restart)
             name = f"run {restart + 1}" + (" (kept)" if chosen else "")
-            if curve is None:
-                curve = self.plot.plot(
-                    xs,
-                    ys,
-                    pen=pen,
-                    symbol="o",
-                    symbolSize=4,
-                    symbolBrush=color,
-                    symbolPen=None,
-                    name=name,
-                )
-                self._curves[restart] = curve
-            else:
-                curve.setData(xs, ys)
-                curve.setPen(pen)
-                legend = self.plot.getPlotItem().legend
-                if legend is not None:
-                    for sample, label in legend.items:
-                        if sample.item is curve:
-                            label.setText(name)
+            curve = self._curve(restart)
+            curve.setData(xs, ys)
+            curve.setPen(pen)
+            label = self._labels.get(restart)
+            if label is not None and label.text != name:
+                label.setText(name)
             curve.setZValue(10 if chosen else 0)
+
+    def _curve(self, restart: int) -> pg.PlotDataItem:
+        """Return the curve of ``restart``, made (with its legend entry) on first use."""
+        curve = self._curves.get(restart)
+        if curve is None:
+            color = _COLORS[restart % len(_COLORS)]
+            curve = self.plot.plot(
+                [],
+                [],
+                pen=pg.mkPen(color, width=1.5),
+                symbol="o",
+                symbolSize=4,
+                symbolBrush=color,
+                symbolPen=None,
+                name=f"run {restart + 1}",
+            )
+            self._curves[restart] = curve
+            legend = self.plot.getPlotItem().legend
+            for sample, label in legend.items if legend is not None else []:
+                if sample.item is curve:
+                    self._labels[restart] = label
+        return curve
