@@ -42,7 +42,7 @@ MAX_MAPS = 64
 #: Longest side (pixels) of the soft maps prepared for display.
 MAP_SIDE = 384
 #: Number of pixels sampled for the colour-space scatter.
-SAMPLE_SIZE = 4000
+SAMPLE_SIZE = 2500
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,7 @@ class ColorSpaceView(QtWidgets.QWidget):
         self._sample_points: np.ndarray | None = None
         self._sample_labels: np.ndarray | None = None
         self._point_labels: np.ndarray | None = None
+        self._point_xy: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
         self._palette: np.ndarray | None = None
         self._steps: list[IterationRecord] = []
         self._final_centers: np.ndarray | None = None
@@ -269,9 +270,8 @@ class ColorSpaceView(QtWidgets.QWidget):
         self.plot.setLabel(
             "left", self.y_axis.currentText() if y is not None else "(random jitter)"
         )
-        xs, ys = self._project(self._sample_points, self._jitter)
-        self.points.setData(xs, ys)
-        self._point_labels = None
+        self._point_xy = self._project(self._sample_points, self._jitter)
+        self._point_labels = None  # positions changed: the next step re-sets the points
         self._redraw_step()
         self.plot.getPlotItem().enableAutoRange()
 
@@ -334,7 +334,10 @@ class ColorSpaceView(QtWidgets.QWidget):
             return
         self._point_labels = labels
         brushes = [pg.mkBrush(int(c[0]), int(c[1]), int(c[2]), 200) for c in colors]
-        self.points.setBrush([brushes[k] for k in labels])
+        # one setData with the brushes: pyqtgraph rebuilds its per-point style keys on every
+        # setData/setBrush call, the costliest part of showing a result
+        xs, ys = self._point_xy
+        self.points.setData(xs, ys, brush=[brushes[k] for k in labels])
 
     def shown_point_labels(self) -> np.ndarray | None:
         """Return the cluster each plotted point is coloured by at the shown iteration.

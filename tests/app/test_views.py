@@ -213,9 +213,10 @@ def test_minibatch_and_lab_axes(qtbot, window, small_png):
     names = [view.x_axis.itemText(i) for i in range(view.x_axis.count())]
     assert names == ["L*", "a*", "b*"]
     # sample points are the pixels' CIELAB coordinates
+    from app.worker import SAMPLE_SIZE
     from quantize.colorspace import rgb_to_space
 
-    assert view.point_count() == min(4000, 48 * 64)
+    assert view.point_count() == min(SAMPLE_SIZE, 48 * 64)
     lab = rgb_to_space(window.image().reshape(-1, 3), "lab")
     assert output.sample.points.min(axis=0)[0] >= lab[:, 0].min() - 1e-9
     assert output.sample.points.max(axis=0)[0] <= lab[:, 0].max() + 1e-9
