@@ -155,7 +155,9 @@ class ExportDialog(QtWidgets.QDialog):
             )
         )
         form = QtWidgets.QFormLayout()
-        form.addRow("&Folder", folder_row)
+        folder_label = QtWidgets.QLabel("&Folder")
+        folder_label.setBuddy(self.folder)  # a layout cannot be a buddy: point at the edit
+        form.addRow(folder_label, folder_row)
         form.addRow("File-name &stem", self.stem)
         dither_text = "none" if dither == "none" else f"{dither}, strength {strength:.2f}"
         form.addRow("Dithering", QtWidgets.QLabel(f"{dither_text} (as in the parameters)"))

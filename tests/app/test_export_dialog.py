@@ -118,3 +118,15 @@ def test_failed_export_leaves_no_new_folder(qtbot, window, small_png, tmp_path, 
     assert dialog.export() is None
     assert "No space left" in dialog.last_error
     assert not (tmp_path / "new").exists()
+
+
+def test_dialog_labels_show_no_stray_mnemonic_ampersands(qtbot, window, small_png):
+    finished_window(qtbot, window, small_png)
+    dialog = window.make_export_dialog()
+    qtbot.addWidget(dialog)
+    labels = dialog.findChildren(QtWidgets.QLabel)
+    assert labels
+    for label in labels:
+        # an '&' only becomes a keyboard shortcut when the label has a buddy to focus
+        if "&" in label.text() and "&&" not in label.text():
+            assert label.buddy() is not None, f"label {label.text()!r} shows a literal '&'"
