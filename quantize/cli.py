@@ -550,12 +550,12 @@ def _quantize_one(
 ) -> dict[str, Any]:
     """Load, fit, measure and write; return the JSON-able summary."""
     from quantize.export import export_targets
-    from quantize.io import LoadError, load_image, load_image_bytes
+    from quantize.io import LoadError, file_size_limit, load_image, load_image_bytes
     from quantize.metrics import compute_metrics, render_indexed
 
     from_stdin = str(image_path) == "-"
     if from_stdin:
-        limit = args.max_pixels * 8 + (64 << 20)  # as load_image's file-size guard
+        limit = file_size_limit(args.max_pixels)  # as load_image's file-size guard
         data = sys.stdin.buffer.read(limit + 1)
         if len(data) > limit:
             raise LoadError("<stdin>", "input is too large for the pixel limit")

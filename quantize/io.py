@@ -34,6 +34,7 @@ __all__ = [
     "LoadError",
     "LoadedImage",
     "apply_orientation",
+    "file_size_limit",
     "from_array",
     "grey_to_rgb",
     "load_image",
@@ -161,9 +162,7 @@ def load_image(
             raise IsADirectoryError(p)
         if not stat.S_ISREG(st.st_mode):
             raise LoadError(p, "not a regular file")
-        # no image within the pixel cap needs more bytes than 16-bit RGBA plus slack
-        limit = max_pixels * 8 + (64 << 20)
-        if st.st_size > limit:
+        if st.st_size > file_size_limit(max_pixels):
             raise LoadError(p, f"file is too large ({st.st_size:,} bytes) for the pixel limit")
         data = p.read_bytes()
     except FileNotFoundError:
@@ -175,6 +174,24 @@ def load_image(
     except OSError as exc:
         raise LoadError(p, f"cannot read file ({exc.strerror or exc})") from None
     return _load(data, p, max_pixels=max_pixels)
+
+
+def file_size_limit(max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    """Largest encoded size, in bytes, accepted for images within a pixel cap.
+
+    No image within the cap needs more bytes than 16-bit RGBA plus slack; larger inputs are
+    refused before they are read in full.
+
+    Parameters
+    ----------
+    max_pixels : int, optional
+        The cap on ``width * height``.
+
+    Returns
+    -------
+    limit : int
+    """
+    return max_pixels * 8 + (64 << 20)
 
 
 def load_image_bytes(
