@@ -350,9 +350,7 @@ def _color_sample(result: Any, seed: int) -> ColorSample:
     picks = rng.choice(n_total, size=size, replace=False) if n_total else np.zeros(0, np.int64)
     index = picks if candidates is None else candidates[picks]
     pixels = image.reshape(height * width, -1)[index, :3]
-    if pixels.dtype == np.uint16:
-        pixels = pixels.astype(np.float64) / 65535.0
-    points = rgb_to_space(pixels, result.color_space)
+    points = rgb_to_space(pixels, result.color_space)  # takes uint8 and uint16 as they are
     if result.method == "optimal1d":
         # grey fits are 1-D: grey level (rgb) or lightness (lab, oklab), like the engine
         points = points[:, :1]
