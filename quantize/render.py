@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
+from quantize.features import as_image_array, unique_colors
 from quantize.io import grey_to_rgb, to_uint8
 from quantize.protocol import CancelCallback, check_cancel
 
@@ -62,8 +63,6 @@ def as_rgb(image: Any) -> np.ndarray:
     ValueError
         Unsupported shape or dtype, NaN or infinite values.
     """
-    from quantize.features import as_image_array
-
     return grey_to_rgb(as_image_array(image))
 
 
@@ -110,11 +109,8 @@ def nearest_indices(colors: np.ndarray, palette: np.ndarray) -> np.ndarray:
 
 
 def _nearest_image(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    flat = rgb.reshape(-1, 3)
-    packed = (flat[:, 0].astype(np.uint32) << 16) | (flat[:, 1].astype(np.uint32) << 8) | flat[:, 2]
-    uniq, inverse = np.unique(packed, return_inverse=True)
-    colors = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1)
-    return nearest_indices(colors, palette)[inverse.reshape(-1)].reshape(rgb.shape[:2])
+    table = unique_colors(rgb)  # nearest colour once per distinct colour
+    return table.gather(nearest_indices(table.colors, palette))
 
 
 def _palette_spread(palette: np.ndarray) -> float:
@@ -343,7 +339,6 @@ def map_to_palette(image: np.ndarray, palette: np.ndarray, *, color_space: str =
     import time
 
     from quantize.colorspace import check_space, rgb_to_space
-    from quantize.features import unique_colors
     from quantize.result import QuantizeResult, table_points
 
     t0 = time.perf_counter()
