@@ -119,12 +119,7 @@ def _grid_coreset(
     lut = np.empty(cells**D, dtype=np.int64)
     lut[present] = np.arange(present.size)
     inv = lut[code]
-    B = present.size
-    wb = np.bincount(inv, weights=w, minlength=B)
-    sums = np.empty((B, D))
-    for d in range(D):
-        sums[:, d] = np.bincount(inv, weights=w * X[:, d], minlength=B)
-    q = np.bincount(inv, weights=w * _sq_norms(X), minlength=B)
+    wb, sums, q = _cluster_stats(X, w, _sq_norms(X), inv, present.size)
     means = sums / wb[:, None]
     scatter = float(np.maximum(q - _sq_norms(sums) / wb, 0.0).sum())
     return np.ascontiguousarray(means), wb, scatter, inv
