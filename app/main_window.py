@@ -19,7 +19,7 @@ from app.views.colorspace_view import ColorSpaceView
 from app.views.compare import CompareView
 from app.views.convergence import ConvergencePlot
 from app.views.metrics import MetricsView, format_bytes
-from app.views.palette import PaletteView
+from app.views.palette import PaletteView, hex_color
 from app.views.softmaps import SoftMapsView
 from app.worker import (
     RunJob,
@@ -968,7 +968,7 @@ class MainWindow(QtWidgets.QMainWindow):
             k = int(result.labels[row, col])
             opaque = result.opaque is None or bool(result.opaque[row, col])
             if opaque:
-                colour = "#" + "".join(f"{int(v):02x}" for v in result.palette[k])
+                colour = hex_color(result.palette[k])
                 share = 100.0 * float(result.proportions[k])
                 text += f" → {colour} cluster {k} ({share:.1f} %)"
             else:
