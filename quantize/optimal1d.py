@@ -92,9 +92,7 @@ def _merge_sorted(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return uniq, wsum, inverse.reshape(-1)
 
 
-def _centres_from_bounds(
-    bounds: np.ndarray, x: np.ndarray, w: np.ndarray, pre: _Prefix
-) -> np.ndarray:
+def _centres_from_bounds(bounds: np.ndarray, x: np.ndarray, pre: _Prefix) -> np.ndarray:
     W = pre.W[bounds[1:]] - pre.W[bounds[:-1]]
     S = pre.S[bounds[1:]] - pre.S[bounds[:-1]]
     mid = x[np.minimum((bounds[1:] + bounds[:-1]) // 2, x.size - 1)]
@@ -116,7 +114,8 @@ def _iter_optimal(
     prev[1:] = pre.cost(np.zeros(n, dtype=np.int64), idx[1:])
     opts: list[np.ndarray] = [np.zeros(0, dtype=np.int64), np.zeros(n + 1, dtype=np.int64)]
     costs = [float(prev[n])]
-    centers = _centres_from_bounds(np.array([0, n]), x, w, pre)
+    bounds = np.array([0, n])
+    centers = _centres_from_bounds(bounds, x, pre)
     yield IterationRecord(0, 1, costs[0], "inertia", 0.0, centers[:, None] + offset,
                           stage="optimal1d", extra={"k": 1})
     for layer in range(2, k + 1):
@@ -126,11 +125,9 @@ def _iter_optimal(
         prev = cur
         costs.append(float(min(cur[n], costs[-1])))
         bounds = _backtrack(opts, layer, n)
-        centers = _centres_from_bounds(bounds, x, w, pre)
+        centers = _centres_from_bounds(bounds, x, pre)
         yield IterationRecord(0, layer, costs[-1], "inertia", 0.0, centers[:, None] + offset,
                               stage="optimal1d", extra={"k": layer})
-    bounds = _backtrack(opts, k, n)
-    centers = _centres_from_bounds(bounds, x, w, pre)
     labels = np.repeat(np.arange(k, dtype=np.int32), np.diff(bounds))
     return centers, labels, costs
 
@@ -158,9 +155,8 @@ def optimal_1d(
     inertia : float
         The minimal weighted sum of squared deviations.
     """
-    model = Optimal1D(k)
-    with_warn = model.fit(np.asarray(values).reshape(-1), weights)
-    return with_warn.cluster_centers_[:, 0], with_warn.labels_, with_warn.inertia_
+    model = Optimal1D(k).fit(np.asarray(values).reshape(-1), weights)
+    return model.cluster_centers_[:, 0], model.labels_, model.inertia_
 
 
 class Optimal1D:
@@ -241,7 +237,6 @@ class Optimal1D:
         K = min(K_req, n)
         centers, seg_labels, costs = yield from _iter_optimal(xs, ws, K, should_cancel, offset)
         self.cluster_centers_ = (centers + offset)[:, None]
-        self._bounds_values = xs + offset
         labels = np.empty(X.shape[0], dtype=np.int32)
         labels[pos] = seg_labels[inverse]
         if not pos.all():
