@@ -462,16 +462,16 @@ def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
         fmt = im.format or "?"
         n_frames = int(getattr(im, "n_frames", 1) or 1)
         orientation = _read_orientation(im)
-        if fmt == "PNG" and data.startswith(_PNG_SIGNATURE):
-            png16 = _read_png16(data, path)
-            if png16 is not None:
-                pixels, mode = png16
-                pixels = apply_orientation(pixels, orientation)
-                info16: dict[str, Any] = {"orientation": orientation, "source_dtype": "uint16",
-                                          "notes": []}  # fmt: skip
-                if im.info.get("icc_profile"):
-                    info16["notes"].append(_ICC_16_NOTE)
-                return _finish(pixels, path, fmt, mode, n_frames, len(data), info16)
+        is_png = fmt == "PNG" and data.startswith(_PNG_SIGNATURE)
+        png16 = _png16_colour_header(data) if is_png else None
+        if png16 is not None and png16[3] == 0:  # not interlaced: read at 16 bits
+            pixels, mode = _read_png16(data, path, png16)
+            pixels = apply_orientation(pixels, orientation)
+            info16: dict[str, Any] = {"orientation": orientation, "source_dtype": "uint16",
+                                      "notes": []}  # fmt: skip
+            if im.info.get("icc_profile"):
+                info16["notes"].append(_ICC_16_NOTE)
+            return _finish(pixels, path, fmt, mode, n_frames, len(data), info16)
         try:
             im.seek(0)
             im.load()
@@ -481,9 +481,8 @@ def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
             reason = str(exc) or type(exc).__name__
             raise LoadError(path, f"corrupt or truncated image ({reason})") from None
         info: dict[str, Any] = {"orientation": orientation, "notes": []}
-        if fmt == "PNG" and len(data) >= 29 and data[12:16] == b"IHDR" and data[24] == 16:
-            if data[25] in (2, 4, 6) and data[28] == 1:
-                info["notes"].append("interlaced 16-bit colour PNG read at 8 bits per channel")
+        if png16 is not None and png16[3] == 1:
+            info["notes"].append("interlaced 16-bit colour PNG read at 8 bits per channel")
         if fallback is not None:
             info["notes"].append(f"read by Pillow, possibly at reduced bit depth ({fallback})")
         mode = im.mode
@@ -751,17 +750,27 @@ def _tiff_to_yxs(arr: np.ndarray, axes: str, path: Path) -> np.ndarray:
 # ---------------------------------------------------------------------------- PNG 16
 
 
-def _read_png16(data: bytes, path: Path) -> tuple[np.ndarray, str] | None:
-    """Decode a non-interlaced 16-bit colour PNG (colour types 2, 4, 6) to uint16.
+def _png16_colour_header(data: bytes) -> tuple[int, int, int, int] | None:
+    """``(width, height, colour type, interlace)`` of a 16-bit colour PNG (types 2, 4, 6).
 
-    Returns None for every PNG that Pillow decodes without loss (8-bit, palette, 16-bit grey)
-    and for interlaced 16-bit colour files (then Pillow's 8-bit reading is used).
+    None for every PNG that Pillow decodes without loss (8-bit, palette, 16-bit grey).
     """
     if len(data) < 33 or data[12:16] != b"IHDR":
         return None
     width, height, depth, ctype, _comp, _filt, interlace = struct.unpack(">IIBBBBB", data[16:29])
-    if depth != 16 or ctype not in (2, 4, 6) or interlace != 0:
+    if depth != 16 or ctype not in (2, 4, 6):
         return None
+    return width, height, ctype, interlace
+
+
+def _read_png16(
+    data: bytes, path: Path, header: tuple[int, int, int, int]
+) -> tuple[np.ndarray, str]:
+    """Decode a non-interlaced 16-bit colour PNG, given its :func:`_png16_colour_header`.
+
+    Interlaced files are left to Pillow's 8-bit reading.
+    """
+    width, height, ctype, _interlace = header
     channels = {2: 3, 4: 2, 6: 4}[ctype]
     chunks: list[bytes] = []
     trns: bytes | None = None
