@@ -397,7 +397,7 @@ class GaussianMixture:
         rows = chunk_size(X.shape[0], 8 * nf * 2, self.working_memory_mib)
         for sl in iter_chunks(X.shape[0], rows):
             check_cancel(should_cancel)
-            F = _features(X[sl], self._iu, self._ju) * w[sl, None]
+            F = self._chunk_features(X, sl) * w[sl, None]
             for f in range(nf):
                 stats[:, f] += np.bincount(labels[sl], weights=F[:, f], minlength=K)
         return stats
@@ -418,7 +418,7 @@ class GaussianMixture:
             R = rng.random((sl.stop - sl.start, K))
             R /= R.sum(axis=1, keepdims=True)
             R *= w[sl, None]
-            stats += R.T @ _features(X[sl], self._iu, self._ju)
+            stats += R.T @ self._chunk_features(X, sl)
         return stats
 
     def _m_step(
@@ -530,6 +530,11 @@ class GaussianMixture:
                 )
         return out, chol
 
+    def _chunk_features(self, X: np.ndarray, sl: slice) -> np.ndarray:
+        """Quadratic features of the training rows ``sl`` (from the cache when it is kept)."""
+        cache = getattr(self, "_features_cache", None)
+        return cache[sl] if cache is not None else _features(X[sl], self._iu, self._ju)
+
     def _e_pass(
         self,
         X: np.ndarray,
@@ -538,18 +543,16 @@ class GaussianMixture:
         should_cancel: CancelCallback | None,
     ) -> tuple[float, np.ndarray]:
         """Weighted total log-likelihood and the M-step statistics (K, F) in one pass."""
-        iu, ju = self._iu, self._ju
-        W = params.score_matrix(iu, ju)
+        W = params.score_matrix(self._iu, self._ju)
         K = params.K
         nf = W.shape[0]
         stats = np.zeros((K, nf))
         ll = 0.0
-        cache = getattr(self, "_features_cache", None)
         rows = min(_MAX_CHUNK_ROWS, chunk_size(X.shape[0], 8 * (2 * nf + 2 * K),
                                                self.working_memory_mib))
         for sl in iter_chunks(X.shape[0], rows):
             check_cancel(should_cancel)
-            F = cache[sl] if cache is not None else _features(X[sl], iu, ju)
+            F = self._chunk_features(X, sl)
             L = F @ W
             m = L.max(axis=1)
             L -= m[:, None]
@@ -563,13 +566,11 @@ class GaussianMixture:
     def _labels_pass(self, X: np.ndarray, params: _Params) -> np.ndarray:
         """Most probable component (argmax of the log joint) for every point."""
         W = params.score_matrix(self._iu, self._ju)
-        cache = getattr(self, "_features_cache", None)
         labels = np.empty(X.shape[0], dtype=np.int32)
         rows = min(_MAX_CHUNK_ROWS, chunk_size(X.shape[0], 8 * (W.shape[0] + W.shape[1]),
                                                self.working_memory_mib))
         for sl in iter_chunks(X.shape[0], rows):
-            F = cache[sl] if cache is not None else _features(X[sl], self._iu, self._ju)
-            labels[sl] = (F @ W).argmax(axis=1)
+            labels[sl] = (self._chunk_features(X, sl) @ W).argmax(axis=1)
         return labels
 
     def _em(
