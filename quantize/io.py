@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from quantize.defaults import DEFAULTS
+
 __all__ = [
     "ALLOWED_FORMATS",
     "DEFAULT_MAX_PIXELS",
@@ -44,8 +46,8 @@ __all__ = [
 
 #: Pillow format names we let Pillow open (no EPS/PDF/PSD/ICO/...: no Ghostscript ever).
 ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "TIFF", "WEBP", "BMP", "GIF", "PPM")
-#: Default cap on width * height, checked before decoding.
-DEFAULT_MAX_PIXELS = 100_000_000
+#: Default cap on width * height, checked before decoding (the ``vq`` command's default too).
+DEFAULT_MAX_PIXELS: int = DEFAULTS["max_pixels"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
