@@ -47,11 +47,6 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 _MAX_CHUNK_ROWS = 32768  # cache-friendly chunks even when the budget allows more
 
 
-def _feature_index(D: int) -> tuple[np.ndarray, np.ndarray]:
-    iu, ju = np.triu_indices(D)
-    return iu, ju
-
-
 def _features(X: np.ndarray, iu: np.ndarray, ju: np.ndarray) -> np.ndarray:
     """Quadratic features [x_i x_j (i <= j), x_i, 1] of shape (n, F)."""
     n, D = X.shape
@@ -288,7 +283,7 @@ class GaussianMixture:
         offset = (w @ X) / total
         self._offset = offset
         Xc = X - offset
-        iu, ju = _feature_index(D)
+        iu, ju = np.triu_indices(D)
         self._iu, self._ju = iu, ju
         nf = iu.size + D + 1
         # the quadratic features are reused by every EM iteration when they fit the budget
@@ -296,7 +291,7 @@ class GaussianMixture:
             _features(Xc, iu, ju) if n * nf * 8 <= 2 * self.working_memory_mib * 2**20 else None
         )
 
-        self._n_components_eff = K_req
+        K = K_req
         if isinstance(init, str) and init != "kmeans":  # K-means reports this itself
             n_distinct, _ = _count_distinct(Xc, w, K_req)
             if n_distinct < K_req:
@@ -306,12 +301,12 @@ class GaussianMixture:
                     f"K reduced to {n_distinct}",
                     QuantizeWarning,
                 )
-                self._n_components_eff = n_distinct
+                K = n_distinct
         best: dict[str, Any] | None = None
         runs = 1 if isinstance(init, np.ndarray) else n_init
         for r in range(runs):
             check_cancel(should_cancel)
-            params = yield from self._initial_params(Xc, w, init, rng, r, should_cancel)
+            params = yield from self._initial_params(Xc, w, K, init, rng, should_cancel)
             run = yield from self._em(Xc, w, params, r, max_iter, tol, should_cancel)
             if best is None or run["ll"] > best["ll"]:
                 best = run
@@ -359,12 +354,11 @@ class GaussianMixture:
         self,
         X: np.ndarray,
         w: np.ndarray,
+        K: int,
         init: str | np.ndarray,
         rng: np.random.Generator,
-        restart: int,
         should_cancel: CancelCallback | None,
     ) -> Generator[IterationRecord, None, _Params]:
-        K = int(self._n_components_eff)
         wm = float(self.working_memory_mib)
         if isinstance(init, str) and init == "random":
             stats = self._random_resp_stats(X, w, K, rng, should_cancel)
@@ -592,7 +586,6 @@ class GaussianMixture:
         it = 0
         for it in range(1, max_iter + 1):
             check_cancel(should_cancel)
-            assert stats is not None
             new = self._m_step(stats, total, None)
             old_means = params.means
             params = new
