@@ -14,6 +14,7 @@ import time
 import numpy as np
 from PIL import Image
 
+from quantize.metrics import mse_psnr
 from quantize.resources import sample_image_path
 
 WIDTH, HEIGHT = 2560, 1600
@@ -26,8 +27,8 @@ def benchmark_photo(width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / mse))
+    """PSNR (dB) of two (M, N, 3) uint8 images, as ``vq`` reports it."""
+    return mse_psnr(a, b)[1]
 
 
 def timed(fn):
