@@ -749,21 +749,9 @@ class MainWindow(QtWidgets.QMainWindow):
         )
 
     def _show_color_space(self, output: RunOutput) -> None:
-        result = output.result
-        kind = objective_kind(result.method)
-        steps = [
-            r
-            for r in result.records
-            if r.kind == kind
-            and r.restart == output.chosen_restart
-            and r.stage != "auto-k"
-            and np.asarray(r.centers).shape[0] == len(result.palette)
-        ]
+        result, sample = output.result, output.sample
         space = "grey" if result.method == "optimal1d" else result.color_space
-        final_centers = steps[-1].centers if steps else None
-        self.color_space.set_data(
-            space, output.sample.points, output.sample.labels, result.palette, steps, final_centers
-        )
+        self.color_space.set_data(space, sample.points, sample.labels, result.palette, sample.steps)
 
     def _show_metrics(self, output: RunOutput) -> None:
         self.metrics_view.set_output(output)

@@ -116,10 +116,14 @@ class ColorSample:
         Sampled colours in the result's colour space (D = 1 for grey fits).
     labels : ndarray of shape (S,)
         Cluster of each sampled pixel.
+    steps : list of IterationRecord
+        The kept run's records, in order, whose centres live in the same space as
+        ``points`` (shape (K, D)): the colour-space view's iteration replay.
     """
 
     points: np.ndarray
     labels: np.ndarray
+    steps: list[IterationRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -334,7 +338,21 @@ def _soft_maps(result: Any, should_cancel: Callable[[], bool]) -> SoftMaps:
     )
 
 
-def _color_sample(result: Any, seed: int) -> ColorSample:
+def _replay_steps(result: Any, restart: int, dims: int) -> list[IterationRecord]:
+    """Return the records of the kept run that the colour-space view can replay."""
+    kind = objective_kind(result.method)
+    shape = (len(result.palette), dims)
+    return [
+        r
+        for r in result.records
+        if r.kind == kind
+        and r.restart == restart
+        and r.stage != "auto-k"
+        and np.shape(r.centers) == shape
+    ]
+
+
+def _color_sample(result: Any, seed: int, restart: int) -> ColorSample:
     from quantize.colorspace import rgb_to_space
 
     image = np.asarray(result.image)
@@ -354,7 +372,12 @@ def _color_sample(result: Any, seed: int) -> ColorSample:
     if result.method == "optimal1d":
         # grey fits are 1-D: grey level (rgb) or lightness (lab, oklab), like the engine
         points = points[:, :1]
-    return ColorSample(points=np.asarray(points, dtype=np.float64), labels=flat_labels[index])
+    points = np.asarray(points, dtype=np.float64)
+    return ColorSample(
+        points=points,
+        labels=flat_labels[index],
+        steps=_replay_steps(result, restart, points.shape[1]),
+    )
 
 
 def run_pipeline(
@@ -400,7 +423,8 @@ def run_pipeline(
 
     yield Stage("Preparing soft maps…")
     soft = _soft_maps(result, should_cancel)
-    sample = _color_sample(result, params.seed)
+    restart = chosen_restart(list(result.records), result.history, objective_kind(result.method))
+    sample = _color_sample(result, params.seed, restart)
     check_cancel(should_cancel)
 
     yield Stage("Computing metrics…")
@@ -422,14 +446,13 @@ def run_pipeline(
         metrics_error = f"{type(exc).__name__}: {exc}"
     check_cancel(should_cancel)
 
-    kind = objective_kind(result.method)
     return RunOutput(
         result=result,
         quantized=quantized,
         labels=labels8,
         soft_maps=soft,
         sample=sample,
-        chosen_restart=chosen_restart(list(result.records), result.history, kind),
+        chosen_restart=restart,
         metrics=metrics,
         metrics_error=metrics_error,
         params=params,

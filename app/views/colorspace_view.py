@@ -119,7 +119,6 @@ class ColorSpaceView(QtWidgets.QWidget):
         self._point_xy: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
         self._palette: np.ndarray | None = None
         self._steps: list[IterationRecord] = []
-        self._final_centers: np.ndarray | None = None
         self._jitter: np.ndarray | None = None
         self._set_axes("rgb", 3)
 
@@ -135,7 +134,6 @@ class ColorSpaceView(QtWidgets.QWidget):
         self._sample_points = None
         self._sample_labels = None
         self._steps = []
-        self._final_centers = None
         for item in (self.points, self.centers):
             item.setData([], [])
         self.trails.setData([], [])
@@ -150,7 +148,6 @@ class ColorSpaceView(QtWidgets.QWidget):
         labels: np.ndarray,
         palette: np.ndarray,
         steps: list[IterationRecord],
-        final_centers: np.ndarray | None,
     ) -> None:
         """Show a run.
 
@@ -165,9 +162,7 @@ class ColorSpaceView(QtWidgets.QWidget):
         palette : ndarray of shape (K, 3), uint8
             Final sRGB palette (point colours).
         steps : list of IterationRecord
-            Records of the kept run, in order (the replay).
-        final_centers : ndarray of shape (K, D) or None
-            Centres after the fit, used when ``steps`` is empty.
+            Records of the kept run, in order (the replay), with centres of shape (K, D).
         """
         dims = points.shape[1]
         self._set_axes(space, dims)
@@ -175,8 +170,7 @@ class ColorSpaceView(QtWidgets.QWidget):
         self._sample_points = np.asarray(points, dtype=np.float64)
         self._sample_labels = np.asarray(labels, dtype=np.int64)
         self._palette = np.asarray(palette, dtype=np.uint8)
-        self._steps = [s for s in steps if np.asarray(s.centers).shape[-1] == dims]
-        self._final_centers = final_centers
+        self._steps = list(steps)
         self._jitter = (
             np.random.default_rng(0).uniform(0.0, 1.0, len(points)) if dims == 1 else None
         )
@@ -280,30 +274,24 @@ class ColorSpaceView(QtWidgets.QWidget):
             return
         x, y = self._axes()
         index = self.slider.value()
-        if self._steps:
-            step = self._steps[min(index, len(self._steps) - 1)]
-            centers = np.asarray(step.centers, dtype=np.float64)
-            covariances = step.covariances
-            self.step_label.setText(
-                f"{index + 1} / {len(self._steps)} "
-                f"(run {step.restart + 1}, {step.stage or step.kind})"
-            )
-        elif self._final_centers is not None:
-            centers = np.asarray(self._final_centers, dtype=np.float64)
-            covariances = None
-            self.step_label.setText("final (no iterations recorded)")
-        else:
+        if not self._steps:
             return
+        step = self._steps[min(index, len(self._steps) - 1)]
+        centers = np.asarray(step.centers, dtype=np.float64)
+        covariances = step.covariances
+        self.step_label.setText(
+            f"{index + 1} / {len(self._steps)} (run {step.restart + 1}, {step.stage or step.kind})"
+        )
         cx, cy = self._project(centers, None)
         if centers.shape[1] == 3:
             colors = space_to_rgb(centers, self._space)
         else:  # 1-D (grey) fits: colour each centre with its palette entry
             colors = self._palette[: len(centers)]
         self.centers.setData(cx, cy, brush=[pg.mkBrush(*(int(v) for v in c)) for c in colors])
-        self._color_points(step if self._steps else None, colors)
+        self._color_points(step, colors)
 
         trails: list[np.ndarray] = []
-        if self.show_trails.isChecked() and self._steps and y is not None:
+        if self.show_trails.isChecked() and y is not None:
             upto = self._steps[: index + 1]
             path = np.stack([np.asarray(s.centers, dtype=np.float64) for s in upto])  # (T, K, D)
             for k in range(path.shape[1]):
@@ -318,14 +306,14 @@ class ColorSpaceView(QtWidgets.QWidget):
                 outlines.append(ellipse_outline(np.array([cx[k], cy[k]]), sub))
         self.ellipses.setData(*_joined(outlines), connect="finite")
 
-    def _color_points(self, step: IterationRecord | None, colors: np.ndarray) -> None:
+    def _color_points(self, step: IterationRecord, colors: np.ndarray) -> None:
         """Colour each sample point with its cluster's colour at the shown iteration.
 
         The replayed assignment is the E step under that iteration's parameters
         (:func:`quantize.replay.record_labels`), so moving the slider shows points changing
         cluster as well as the centres moving.
         """
-        if step is None or len(self._steps) <= 1:
+        if len(self._steps) <= 1:
             labels = self._sample_labels
         else:
             labels = record_labels(self._sample_points, step)
