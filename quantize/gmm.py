@@ -373,7 +373,7 @@ class GaussianMixture:
             centers = km.cluster_centers_  # X is already centred
         else:
             centers, _ = _kmeans_plusplus(X, w, K, rng, None, wm, should_cancel)
-        labels, _, _ = _Assigner(X, wm).nearest_two(None, centers, should_cancel)
+        labels, _, _ = _Assigner(X, wm).nearest_two(centers, should_cancel)
         stats = self._hard_stats(X, w, labels, centers.shape[0], should_cancel)
         given = centers if isinstance(init, np.ndarray) else None
         return self._m_step(stats, w.sum(), given)

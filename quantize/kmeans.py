@@ -168,7 +168,6 @@ class _Assigner:
 
     def nearest_two(
         self,
-        idx: np.ndarray | None,
         centers: np.ndarray,
         should_cancel: CancelCallback | None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -178,8 +177,7 @@ class _Assigner:
         error bound are re-solved exactly in float64, so the labels are the exact nearest
         centres (ties to the lowest index) whatever the chunking or BLAS threading.
         """
-        X = self.X if idx is None else self.X[idx]
-        Xa = self.Xa if idx is None else self.Xa[idx]
+        X, Xa = self.X, self.Xa
         n = Xa.shape[0]
         K = centers.shape[0]
         ca = self._centers_aug(centers)
@@ -218,19 +216,17 @@ class _Assigner:
 
     def search(
         self,
-        idx: np.ndarray | None,
         centers: np.ndarray,
         group_of: np.ndarray | None,
         should_cancel: CancelCallback | None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Exact nearest centre, its exact squared distance and per-group lower bounds.
 
-        Parameters are the rows ``idx`` (None = all), the centres, the group of each centre
-        (None: no bounds wanted) and the cancel poll.  Lower bounds (n, G) are distances,
+        Parameters are the centres, the group of each centre (None: no bounds wanted)
+        and the cancel poll.  Lower bounds (n, G) are distances,
         already reduced by the float32 error margin.
         """
-        X = self.X if idx is None else self.X[idx]
-        Xa = self.Xa if idx is None else self.Xa[idx]
+        X, Xa = self.X, self.Xa
         n = Xa.shape[0]
         K, D = centers.shape
         ca = self._centers_aug(centers)
@@ -491,7 +487,7 @@ class _KMeansBase:
             raise ValueError(f"X has {X.shape[1]} features, the model {self.n_features_in_}")
         Xc = X - self._offset
         centers = self.cluster_centers_ - self._offset
-        labels, _, _ = _Assigner(Xc, self.working_memory_mib).nearest_two(None, centers, None)
+        labels, _, _ = _Assigner(Xc, self.working_memory_mib).nearest_two(centers, None)
         return labels
 
     def transform_inertia(self, X: Any, weights: Any = None) -> float:
@@ -1000,7 +996,7 @@ def _lloyd_run(
     if cells is not None and group_of is not None:
         inv_cell, cell_means = cells
         lab_b, _, low_b = _Assigner(cell_means, assigner.working_memory_mib).search(
-            None, centers, group_of, should_cancel
+            centers, group_of, should_cancel
         )
         assert low_b is not None
         labels = lab_b[inv_cell]
@@ -1010,7 +1006,7 @@ def _lloyd_run(
         lower -= (np.sqrt(_exact_sq_dist(X, cell_means, inv_cell)) + eps).astype(np.float32)
         np.maximum(lower, 0.0, out=lower)
     else:
-        labels, d_sq, lower_nk = assigner.search(None, centers, group_of, should_cancel)
+        labels, d_sq, lower_nk = assigner.search(centers, group_of, should_cancel)
         if lower_nk is not None:
             lower = np.ascontiguousarray((lower_nk - eps).T, dtype=np.float32)
         del lower_nk
@@ -1074,7 +1070,7 @@ def _lloyd_run(
             changed = np.concatenate([c for c, _ in parts])
             a_old = np.concatenate([o for _, o in parts]).astype(np.int32)
         else:
-            lab_c, _, _ = assigner.search(None, centers, None, should_cancel)
+            lab_c, _, _ = assigner.search(centers, None, should_cancel)
             sw = lab_c != labels
             changed = np.flatnonzero(sw)
             a_old = labels[changed]
@@ -1273,7 +1269,7 @@ class MiniBatchKMeans(_KMeansBase):
                     c, _ = _kmeans_plusplus(sample, sw, K, rng, None, wm, should_cancel)
                 else:
                     c = _random_init(sample, sw, K, rng)
-                lab, d, _ = _Assigner(sample, wm).nearest_two(None, c, should_cancel)
+                lab, d, _ = _Assigner(sample, wm).nearest_two(c, should_cancel)
                 j = float(sw @ d)
                 if j < best_j:
                     best_c, best_j = c, j
@@ -1290,7 +1286,7 @@ class MiniBatchKMeans(_KMeansBase):
             check_cancel(should_cancel)
             idx = draw(batch)
             Xb = Xc[idx]
-            lab, d, _ = _Assigner(Xb, wm).nearest_two(None, centers, should_cancel)
+            lab, d, _ = _Assigner(Xb, wm).nearest_two(centers, should_cancel)
             batch_inertia = float(d.mean()) * total
             counts = np.bincount(lab, minlength=K).astype(np.float64)
             sums = np.empty((K, D))
@@ -1325,14 +1321,14 @@ class MiniBatchKMeans(_KMeansBase):
                     converged = True
                     break
         assigner = _Assigner(Xc, wm)
-        labels, _, _ = assigner.nearest_two(None, centers, should_cancel)
+        labels, _, _ = assigner.nearest_two(centers, should_cancel)
         wsum = np.bincount(labels, weights=w, minlength=K)
         empty = np.flatnonzero(wsum == 0)
         if empty.size:
             d_sq = _exact_sq_dist(Xc, centers, labels)
             moved = _relocate_empty(centers, empty, Xc, w, d_sq)
             self.warnings_.append(f"{moved} empty cluster(s) relocated to far points")
-            labels, _, _ = assigner.nearest_two(None, centers, should_cancel)
+            labels, _, _ = assigner.nearest_two(centers, should_cancel)
         d_sq = _exact_sq_dist(Xc, centers, labels)
         self.cluster_centers_ = centers + mean
         self.labels_ = labels
