@@ -500,8 +500,16 @@ _ICC_16_NOTE = "embedded ICC profile not applied to 16-bit/float data (values ta
 def _read_orientation(im: Image.Image) -> int:
     try:
         value = im.getexif().get(0x0112, 1)
-        value = int(value)
     except Exception:  # malformed EXIF must never stop a load
+        return 1
+    return _orientation(value)
+
+
+def _orientation(value: Any) -> int:
+    """Return an EXIF/TIFF orientation tag's value as 1-8 (anything malformed counts as 1)."""
+    try:
+        value = int(value)
+    except Exception:
         return 1
     return value if 1 <= value <= 8 else 1
 
@@ -705,12 +713,7 @@ def _try_tifffile(data: bytes, path: Path, max_pixels: int) -> LoadedImage | str
             axes = page.axes
             has_icc = 34675 in page.tags  # InterColorProfile
             tag = page.tags.get(274)  # EXIF/TIFF Orientation
-            try:
-                orientation = int(tag.value) if tag is not None else 1
-            except (TypeError, ValueError):
-                orientation = 1
-            if not 1 <= orientation <= 8:
-                orientation = 1
+            orientation = _orientation(tag.value) if tag is not None else 1
     except LoadError:
         raise
     except Exception as exc:  # tifffile raises many types; Pillow gets a second chance
