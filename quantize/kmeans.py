@@ -832,9 +832,8 @@ def _yinyang_update(
     layout: tuple[np.ndarray, np.ndarray, np.ndarray],
     group_of: np.ndarray,
     should_cancel: CancelCallback | None,
-    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
-    rows_per_chunk: int = 0,
-    eps: float = 0.0,
+    working_memory_mib: float,
+    eps: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reassign the candidate points, searching only the groups their bounds cannot rule out.
 
@@ -847,11 +846,10 @@ def _yinyang_update(
     coords, index, valid = layout
     n_groups = coords.shape[0]
     sizes = valid.sum(axis=1)
-    if rows_per_chunk <= 0:
-        # groups are processed one at a time: the largest temporary per row is one group's
-        # (size, D) block of differences plus the (G,) bound row
-        per_point = (coords.shape[1] * (coords.shape[2] + 1) + coords.shape[0]) * 8 * 3
-        rows_per_chunk = int(min(65536, max(1024, working_memory_mib * 2**20 // per_point)))
+    # groups are processed one at a time: the largest temporary per row is one group's
+    # (size, D) block of differences plus the (G,) bound row
+    per_point = (coords.shape[1] * (coords.shape[2] + 1) + coords.shape[0]) * 8 * 3
+    rows_per_chunk = int(min(65536, max(1024, working_memory_mib * 2**20 // per_point)))
     changed_parts: list[np.ndarray] = []
     old_parts: list[np.ndarray] = []
     for sl in iter_chunks(cand.size, rows_per_chunk):
