@@ -744,9 +744,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _show_soft_maps(self, output: RunOutput) -> None:
         result = output.result
-        self.soft_maps.set_maps(
-            output.soft_maps, result.palette, result.proportions, result.method, len(result.palette)
-        )
+        self.soft_maps.set_maps(output.soft_maps, result.palette, result.proportions, result.method)
 
     def _show_color_space(self, output: RunOutput) -> None:
         result, sample = output.result, output.sample

@@ -210,7 +210,6 @@ class SoftMapsView(QtWidgets.QWidget):
         palette: np.ndarray,
         proportions: np.ndarray,
         method: str,
-        n_colors: int,
     ) -> None:
         """Show the maps of a finished run.
 
@@ -224,8 +223,6 @@ class SoftMapsView(QtWidgets.QWidget):
             Share of each component.
         method : str
             Estimator name (K-means shows hard masks).
-        n_colors : int
-            Number of components K.
         """
         self.clear()
         hard = method != "gmm"
@@ -255,6 +252,7 @@ class SoftMapsView(QtWidgets.QWidget):
             self._tiles.append(tile)
         self._reflow(force=True)
         shown = len(soft_maps.components)
+        n_colors = len(palette)
         self.note.setText(
             f"{shown} of {n_colors} component maps"
             + (" (largest shares)" if shown < n_colors else "")
