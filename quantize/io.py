@@ -595,9 +595,9 @@ def _scale_to_uint16(arr: np.ndarray, path: Path) -> tuple[np.ndarray, list[str]
             scaled = (arr.astype(np.float64) - lo) / span * 65535.0
         return np.rint(scaled).astype(np.uint16), notes
     if arr.dtype.kind in "ui":
-        lo, hi = int(arr.min()), int(arr.max())
         if arr.dtype.itemsize == 1 and arr.dtype.kind == "u":
             return arr.astype(np.uint16) * 257, notes
+        lo, hi = int(arr.min()), int(arr.max())
         if lo >= 0 and hi <= 65535:
             return arr.astype(np.uint16), notes
         notes.append(f"integer values in [{lo}, {hi}] rescaled to 16 bits")
