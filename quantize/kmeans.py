@@ -684,9 +684,11 @@ class KMeans(_KMeansBase):
 
         best: tuple | None = None
         self.histories_ = []
+        Xi, wi = (Xc, w) if coreset is None else (coreset[0], coreset[1])
+        # one assigner over the cell means serves every restart's cell stage and cell start
+        cell_assigner = None if coreset is None else _Assigner(coreset[0], wm)
         for r, run_init in enumerate(runs):
             check_cancel(should_cancel)
-            Xi, wi = (Xc, w) if coreset is None else (coreset[0], coreset[1])
             if isinstance(run_init, np.ndarray):
                 centers = np.array(run_init[:K], dtype=np.float64)
             elif run_init == "k-means++":
@@ -698,11 +700,11 @@ class KMeans(_KMeansBase):
                 self.n_colors_ = K
             hist_coarse = np.zeros(0)
             it0 = 0
-            if coreset is not None:
+            if coreset is not None and cell_assigner is not None:
                 # Lloyd on grid-cell means = Lloyd with whole cells assigned together; its
                 # J plus the within-cell scatter is the exact full-data J of that partition
                 out_c = yield from _lloyd(
-                    coreset[0], coreset[1], centers, _Assigner(coreset[0], wm), max_iter,
+                    coreset[0], coreset[1], centers, cell_assigner, max_iter,
                     tol_abs * _CORESET_TOL_FACTOR, use_bounds, should_cancel, r, mean, stage,
                     self.warnings_,
                     objective_offset=coreset[2],
@@ -711,7 +713,7 @@ class KMeans(_KMeansBase):
             out = yield from _lloyd(
                 Xc, w, centers, assigner, max(max_iter - it0, 1), tol_abs, use_bounds,
                 should_cancel, r, mean, stage, self.warnings_, it_offset=it0,
-                cells=None if coreset is None else (coreset[3], coreset[0]),
+                cells=None if cell_assigner is None else (coreset[3], cell_assigner),
             )
             out = (*out[:3], np.concatenate([hist_coarse, out[3]]), out[4] + it0, out[5])
             self.histories_.append(out[3])
@@ -951,16 +953,17 @@ def _lloyd_run(
     warnings_store: list[str],
     objective_offset: float = 0.0,
     it_offset: int = 0,
-    cells: tuple[np.ndarray, np.ndarray] | None = None,
+    cells: tuple[np.ndarray, _Assigner] | None = None,
     pool: ThreadPoolExecutor | None = None,
 ) -> Generator[IterationRecord, None, tuple]:
     """One Lloyd run.  Returns (centers, labels, inertia, history, n_iter, converged).
 
     ``objective_offset`` is added to the recorded objectives (the within-cell scatter when
     the points are grid-cell means, see :func:`_grid_coreset`); ``it_offset`` to the
-    recorded iteration numbers.  ``cells`` = (cell of each point, cell means) starts from
-    the partition that gives every point its cell's nearest centre, with bounds derived
-    from the cells' (``||x - c|| >= ||m - c|| - ||x - m||``) instead of a full search.
+    recorded iteration numbers.  ``cells`` = (cell of each point, assigner over the cell
+    means) starts from the partition that gives every point its cell's nearest centre, with
+    bounds derived from the cells' (``||x - c|| >= ||m - c|| - ||x - m||``) instead of a
+    full search.
 
     With ``use_bounds`` the E step keeps Yinyang/Hamerly bounds: ``upper[n] >= ||x_n -
     c_{a_n}||`` and, for each group g of centres, ``lower[g, n] <= min ||x_n - c_j||`` over
@@ -992,10 +995,9 @@ def _lloyd_run(
     eps = 1e-6 * (np.sqrt(assigner.x_sq_max) + float(np.sqrt(_sq_norms(centers).max())) + 1e-30)
     lower = None
     if cells is not None and group_of is not None:
-        inv_cell, cell_means = cells
-        lab_b, _, low_b = _Assigner(cell_means, assigner.working_memory_mib).search(
-            centers, group_of, should_cancel
-        )
+        inv_cell, cell_assigner = cells
+        cell_means = cell_assigner.X
+        lab_b, _, low_b = cell_assigner.search(centers, group_of, should_cancel)
         assert low_b is not None
         labels = lab_b[inv_cell]
         d_sq = _exact_sq_dist(X, centers, labels)
