@@ -754,16 +754,11 @@ class MainWindow(QtWidgets.QMainWindow):
     def _show_metrics(self, output: RunOutput) -> None:
         self.metrics_view.set_output(output)
         result = output.result
-        params = result.parameters()
         choice = output.extra.get("auto")
         if choice is not None:
             self.convergence.set_auto_choice(choice.k, choice.reached, choice.value)
         else:
-            self.convergence.set_chosen(
-                output.chosen_restart,
-                int(params.get("n_iter", len(result.history))),
-                bool(params.get("converged", True)),
-            )
+            self.convergence.set_chosen(output.chosen_restart, result.n_iter, result.converged)
 
     def _finish_run(self, output: RunOutput) -> None:
         result = output.result

@@ -119,13 +119,12 @@ class MetricsView(QtWidgets.QWidget):
             ]
         else:
             rows.append(("Metrics", f"unavailable ({output.metrics_error})"))
-        params = result.parameters() if hasattr(result, "parameters") else {}
         rows += [
             ("Method", str(result.method)),
             ("K asked → got", f"{result.n_colors_requested} → {len(result.palette)}"),
             ("Colour space", str(result.color_space)),
-            ("Iterations (kept run)", str(params.get("n_iter", len(result.history)))),
-            ("Converged", "yes" if params.get("converged", True) else "no"),
+            ("Iterations (kept run)", str(result.n_iter)),
+            ("Converged", "yes" if result.converged else "no"),
             ("Seed", str(result.seed)),
             ("Fit time", _num(getattr(result, "elapsed_s", None), ".2f", " s")),
             ("Run time (all)", _num(output.elapsed_s, ".2f", " s")),
