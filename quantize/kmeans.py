@@ -348,7 +348,7 @@ def _kmeans_plusplus(
     first = int(np.searchsorted(cum_w, rng.random() * cum_w[-1], side="right"))
     first = min(first, n - 1)
     indices = [first]
-    closest = _exact_sq_dist(X, X[first][None, :], np.zeros(n, dtype=np.intp))
+    closest = _sq_norms(X - X[first])
     pot = float(w @ closest)
     rows = chunk_size(n, 4 * (n_local_trials + 1) * 3, working_memory_mib)
     for _ in range(1, n_clusters):
@@ -371,8 +371,7 @@ def _kmeans_plusplus(
             pots += w[sl] @ dist
         best = int(np.argmin(pots))
         new = int(cand[best])
-        d_new = _exact_sq_dist(X, X[new][None, :], np.zeros(n, dtype=np.intp))
-        np.minimum(closest, d_new, out=closest)
+        np.minimum(closest, _sq_norms(X - X[new]), out=closest)
         pot = float(w @ closest)
         indices.append(new)
     idx = np.asarray(indices, dtype=np.intp)
