@@ -1263,12 +1263,13 @@ class MiniBatchKMeans(_KMeansBase):
             sample = Xc[draw(min(3 * batch, max(n, K)))] if n > 3 * batch else Xc
             sw = np.ones(sample.shape[0]) if n > 3 * batch else w
             best_c, best_j = None, np.inf
+            sample_assigner = _Assigner(sample, wm)
             for _ in range(n_init):
                 if init == "k-means++":
                     c, _ = _kmeans_plusplus(sample, sw, K, rng, None, wm, should_cancel)
                 else:
                     c = _random_init(sample, sw, K, rng)
-                lab, d, _ = _Assigner(sample, wm).nearest_two(c, should_cancel)
+                _, d, _ = sample_assigner.nearest_two(c, should_cancel)
                 j = float(sw @ d)
                 if j < best_j:
                     best_c, best_j = c, j
