@@ -317,6 +317,17 @@ def unique_color_count(rgb: np.ndarray, opaque: np.ndarray | None = None) -> int
     return int(np.unique(flat, axis=0).shape[0])
 
 
+def _used_color_count(indices: np.ndarray, palette: np.ndarray, opaque: np.ndarray | None) -> int:
+    """Distinct colours of a rendering, from the palette entries its opaque pixels use.
+
+    Same count as :func:`unique_color_count` of ``palette[indices]``, without packing and
+    sorting every pixel.
+    """
+    idx = indices if opaque is None else indices[opaque]
+    used = np.flatnonzero(np.bincount(idx.reshape(-1), minlength=len(palette)))
+    return unique_color_count(palette[used][None])
+
+
 def _quality(
     a: np.ndarray,
     b: np.ndarray,
@@ -455,7 +466,7 @@ def compute_metrics(
         delta_e_mean=float(values["delta_e_mean"]),
         delta_e_p95=float(values["delta_e_p95"]),
         unique_before=unique_before,
-        unique_after=unique_color_count(rendered, mask),
+        unique_after=_used_color_count(indices, palette, mask),
         bits_per_pixel=8.0 * png_bytes / n_pixels if n_pixels else 0.0,
         png_bytes=png_bytes,
         original_bytes=None if original_bytes is None else int(original_bytes),
