@@ -209,9 +209,7 @@ class ExportDialog(QtWidgets.QDialog):
         if not kinds or not self.stem.text().strip():
             return []
         return list(
-            plan_exports(
-                self.quantize_result, Path(self.folder.text()), self.stem.text().strip(), kinds
-            )
+            plan_exports(self.quantize_result, self._folder(), self.stem.text().strip(), kinds)
         )
 
     def confirm_overwrite(self, existing: list[Path]) -> bool:
@@ -296,13 +294,16 @@ class ExportDialog(QtWidgets.QDialog):
         return self._worker is not None and self._worker.isRunning()
 
     # ------------------------------------------------------------------ internals
+    def _folder(self) -> Path:
+        """Return the output folder as typed (trimmed; empty means the current folder)."""
+        return Path(self.folder.text().strip() or ".")
+
     def _prepare(self) -> dict[str, Any] | None:
         from quantize.export import ExportError
 
         self.last_error = ""
         kinds = self.selected_kinds()
         stem = self.stem.text().strip()
-        folder = Path(self.folder.text().strip() or ".")
         if not kinds:
             self._fail("Choose at least one thing to export.")
             return None
@@ -319,7 +320,7 @@ class ExportDialog(QtWidgets.QDialog):
             return None
         return {
             "result": self.quantize_result,
-            "folder": folder,
+            "folder": self._folder(),
             "stem": stem,
             "kinds": kinds,
             "overwrite": bool(existing),
