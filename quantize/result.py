@@ -353,12 +353,7 @@ def iter_quantize_image(
             options["init"] = conv[:, :1] if one_channel else conv
     model = _make_model(method, n_colors, int(seed), options)
     records: list[IterationRecord] = []
-    gen = model.iter_fit(points, table.counts, should_cancel=should_cancel)
-    while True:
-        try:
-            rec = next(gen)
-        except StopIteration:
-            break
+    for rec in model.iter_fit(points, table.counts, should_cancel=should_cancel):
         records.append(rec)
         yield rec
     centers = model.means_ if isinstance(model, GaussianMixture) else model.cluster_centers_
