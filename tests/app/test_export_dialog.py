@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from apphelpers import run_and_wait
 from PIL import Image
 from PySide6 import QtWidgets
-
-RUN_TIMEOUT_MS = 30_000
 
 
 def finished_window(qtbot, window, small_png):
     window.open_image(small_png)
-    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
-        window.start_run()
-    return blocker.args[0]
+    return run_and_wait(qtbot, window)
 
 
 def test_export_writes_files_and_asks_before_overwriting(qtbot, window, small_png, tmp_path):

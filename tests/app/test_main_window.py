@@ -7,19 +7,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from apphelpers import FAST, make_image
+from apphelpers import FAST, RUN_TIMEOUT_MS, make_image, run_and_wait
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.main_window import MainWindow
 from app.params import RunParameters
-
-RUN_TIMEOUT_MS = 30_000
-
-
-def run_and_wait(qtbot, window) -> object:
-    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
-        assert window.start_run()
-    return blocker.args[0]
 
 
 def test_object_names_for_automation(window):

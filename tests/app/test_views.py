@@ -5,23 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from apphelpers import FAST
+from apphelpers import FAST, run_and_wait
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.params import ParameterPanel, RunParameters
 
-RUN_TIMEOUT_MS = 30_000
-
-
-def run(qtbot, window):
-    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
-        window.start_run()
-    return blocker.args[0]
-
 
 def test_compare_split_flash_zoom(qtbot, window, small_png):
     window.open_image(small_png)
-    output = run(qtbot, window)
+    output = run_and_wait(qtbot, window)
     compare = window.compare
     assert compare.result_item.image() is not None
     # result pixels shown are the palette image
@@ -75,7 +67,7 @@ def test_compare_split_flash_zoom(qtbot, window, small_png):
 
 def test_palette_click_highlights_cluster(qtbot, window, small_png):
     window.open_image(small_png)
-    output = run(qtbot, window)
+    output = run_and_wait(qtbot, window)
     palette_view = window.palette_view
     k = palette_view.cluster_at(0)
     with qtbot.waitSignal(palette_view.cluster_clicked) as blocker:
@@ -97,7 +89,7 @@ def test_palette_click_highlights_cluster(qtbot, window, small_png):
 def test_colorspace_replay_moves_centres(qtbot, window, small_png):
     window.open_image(small_png)
     window.params.set_parameters(replace(FAST, init="random", n_init=1, n_colors=5))
-    output = run(qtbot, window)
+    output = run_and_wait(qtbot, window)
     view = window.color_space
     n = view.step_count()
     assert n == len(output.result.history) and n >= 2
@@ -125,7 +117,7 @@ def test_colorspace_replay_moves_centres(qtbot, window, small_png):
 
 def test_soft_map_tiles_switch_detail(qtbot, window, small_png):
     window.open_image(small_png)
-    output = run(qtbot, window)
+    output = run_and_wait(qtbot, window)
     soft = window.soft_maps
     soft.show_map("uncertainty")
     assert soft.current() == "uncertainty"
@@ -166,7 +158,7 @@ def test_auto_k_by_quality_target(qtbot, window, small_png):
     window.params.set_parameters(
         replace(FAST, auto="quality", target_psnr=20.0, n_colors=16, n_init=1)
     )
-    output = run(qtbot, window)
+    output = run_and_wait(qtbot, window)
     choice = output.extra["auto"]
     assert choice.reached
     assert len(output.result.palette) == choice.k
@@ -178,7 +170,7 @@ def test_auto_k_by_quality_target(qtbot, window, small_png):
 
 def test_pixel_readout_and_hex_copy(qtbot, window, small_png):
     window.open_image(small_png)
-    output = run(qtbot, window)
+    output = run_and_wait(qtbot, window)
     result = output.result
     k = int(result.labels[10, 20])
     text = window.pixel_info(10, 20)
@@ -206,7 +198,7 @@ def test_pixel_readout_and_hex_copy(qtbot, window, small_png):
 def test_minibatch_and_lab_axes(qtbot, window, small_png):
     window.open_image(small_png)
     window.params.set_parameters(replace(FAST, method="minibatch", color_space="lab"))
-    output = run(qtbot, window)
+    output = run_and_wait(qtbot, window)
     assert output.result.method == "minibatch"
     assert window.palette_view.count() == len(output.result.palette)
     view = window.color_space
@@ -228,7 +220,7 @@ def test_auto_k_by_bic(qtbot, window, small_png):
         replace(FAST, method="gmm", init="kmeans", auto="bic", n_colors=4, n_init=1)
     )
     assert window.params.n_colors_label.text() == "Max &colours (K)"
-    output = run(qtbot, window)
+    output = run_and_wait(qtbot, window)
     choice = output.extra["auto"]
     points = window.convergence.auto_points()
     assert set(points) <= set(range(2, 5)) and choice.k in points
