@@ -37,7 +37,7 @@ def test_kmeans_records_replay_nearest_centre_and_end_at_the_fitted_labels():
 def test_gmm_records_replay_posterior_argmax():
     X = _blobs(5)
     gmm = GaussianMixture(4, covariance_type="full", seed=0, init="random", max_iter=200)
-    records = [r for r in _drain_records(gmm.iter_fit(X)) if r.covariances is not None]
+    records = [r for r in gmm.iter_fit(X) if r.covariances is not None]
     assert len(records) >= 2
     mid = records[len(records) // 2]
     dens = np.stack(
@@ -47,15 +47,6 @@ def test_gmm_records_replay_posterior_argmax():
     )
     np.testing.assert_array_equal(record_labels(X, mid), np.argmax(dens, axis=1))
     np.testing.assert_array_equal(record_labels(X, records[-1]), gmm.predict(X))
-
-
-def _drain_records(gen):
-    out = []
-    while True:
-        try:
-            out.append(next(gen))
-        except StopIteration:
-            return out
 
 
 def test_near_singular_recorded_covariance_still_assigns():
