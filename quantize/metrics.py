@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from quantize.features import unique_colors
 from quantize.io import to_uint8
 from quantize.protocol import CancelCallback, check_cancel
 from quantize.render import as_rgb, dither_indices
@@ -312,9 +313,7 @@ def unique_color_count(rgb: np.ndarray, opaque: np.ndarray | None = None) -> int
         flat = flat[np.asarray(opaque, bool).reshape(-1)]
     if flat.size == 0:
         return 0
-    if flat.dtype == np.uint8:
-        return int(np.unique(_pack(flat)).size)
-    return int(np.unique(flat, axis=0).shape[0])
+    return unique_colors(flat[None]).n_colors
 
 
 def _used_color_count(indices: np.ndarray, palette: np.ndarray, opaque: np.ndarray | None) -> int:
