@@ -522,13 +522,13 @@ def _pil_to_array(im: Image.Image, path: Path, info: dict[str, Any]) -> np.ndarr
     if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
         info["source_dtype"] = "uint16"
         grey = np.asarray(im).astype(np.uint16)
-        return np.repeat(grey[:, :, None], 3, axis=2)
+        return grey_to_rgb(grey[:, :, None])
     if mode in ("I", "F"):
         arr = np.asarray(im)
         info["source_dtype"] = str(arr.dtype)
         grey, notes = _scale_to_uint16(arr, path)
         info["notes"].extend(notes)
-        return np.repeat(grey[:, :, None], 3, axis=2)
+        return grey_to_rgb(grey[:, :, None])
     has_trns = "transparency" in im.info
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (has_trns and mode in ("P", "L", "RGB", "1")):
         out = im.convert("RGBA")
