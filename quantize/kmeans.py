@@ -926,12 +926,25 @@ def _thread_pool() -> ThreadPoolExecutor | None:
     return ThreadPoolExecutor(n, thread_name_prefix="vq-kmeans")
 
 
-def _lloyd(*args: Any, **kwargs: Any) -> Generator[IterationRecord, None, tuple]:
+def _lloyd(
+    X: np.ndarray,
+    w: np.ndarray,
+    centers: np.ndarray,
+    assigner: _Assigner,
+    max_iter: int,
+    tol_abs: float,
+    use_bounds: bool,
+    *args: Any,
+    **kwargs: Any,
+) -> Generator[IterationRecord, None, tuple]:
     """One Lloyd run (see :func:`_lloyd_run`); its worker threads end with the run."""
-    X, use_bounds = args[0], args[6]
     pool = _thread_pool() if use_bounds and X.shape[0] >= _THREADS_MIN_POINTS else None
     try:
-        return (yield from _lloyd_run(*args, pool=pool, **kwargs))
+        return (
+            yield from _lloyd_run(
+                X, w, centers, assigner, max_iter, tol_abs, use_bounds, *args, pool=pool, **kwargs
+            )
+        )
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
