@@ -592,17 +592,15 @@ class GaussianMixture:
             ll_sum, stats = self._e_pass(X, w, params, should_cancel)
             prev, ll = ll, ll_sum / total
             history.append(ll)
-            shift = (
-                float(np.sqrt(((params.means - old_means) ** 2).sum(axis=1)).max())
-                if params.means.shape == old_means.shape
-                else float("nan")
-            )
+            shift = 0.0  # not defined when a component was dropped
+            if params.means.shape == old_means.shape:
+                shift = float(np.sqrt(((params.means - old_means) ** 2).sum(axis=1)).max())
             yield IterationRecord(
                 restart=restart,
                 iteration=it,
                 objective=ll,
                 kind="log_likelihood",
-                shift=shift if np.isfinite(shift) else 0.0,
+                shift=shift,
                 centers=params.means + self._offset,
                 covariances=params.full_covariances(),
                 weights=params.weights.copy(),
