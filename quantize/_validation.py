@@ -14,7 +14,13 @@ import numpy as np
 
 from .protocol import QuantizeWarning
 
-__all__ = ["check_points", "check_seed", "check_positive_int", "warn_and_record"]
+__all__ = [
+    "check_points",
+    "check_positive_float",
+    "check_positive_int",
+    "check_seed",
+    "warn_and_record",
+]
 
 
 def check_points(
