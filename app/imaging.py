@@ -18,8 +18,9 @@ def display_array(pixels: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    pixels : ndarray of shape (M, N), (M, N, 3) or (M, N, 4)
-        uint8 or uint16 pixels (16-bit values are rounded to 8 bits).
+    pixels : ndarray of shape (M, N, 3) or (M, N, 4)
+        uint8 or uint16 pixels, e.g. ``LoadedImage.pixels`` (16-bit values are rounded to
+        8 bits).
 
     Returns
     -------
@@ -33,8 +34,6 @@ def display_array(pixels: np.ndarray) -> np.ndarray:
         arr = to_uint8(arr)
     elif arr.dtype != np.uint8:
         raise TypeError(f"cannot display pixels of dtype {arr.dtype}")
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
         raise ValueError(f"cannot display an array of shape {arr.shape}")
     return np.ascontiguousarray(arr)

@@ -311,7 +311,7 @@ def _soft_maps(result: Any, should_cancel: Callable[[], bool]) -> SoftMaps:
     order = np.argsort(-proportions, kind="stable")[:MAX_MAPS]
     labels = np.asarray(result.labels)[::step, ::step]
     opaque = None if result.opaque is None else np.asarray(result.opaque)[::step, ::step]
-    soft = bool(getattr(result, "is_soft", result.method == "gmm"))
+    soft = result.is_soft
     maps = []
     for k in order:
         check_cancel(should_cancel)

@@ -126,7 +126,7 @@ class MetricsView(QtWidgets.QWidget):
             ("Iterations (kept run)", str(result.n_iter)),
             ("Converged", "yes" if result.converged else "no"),
             ("Seed", str(result.seed)),
-            ("Fit time", _num(getattr(result, "elapsed_s", None), ".2f", " s")),
+            ("Fit time", _num(result.elapsed_s, ".2f", " s")),
             ("Run time (all)", _num(output.elapsed_s, ".2f", " s")),
         ]
         self.table.setRowCount(len(rows))
@@ -134,5 +134,4 @@ class MetricsView(QtWidgets.QWidget):
             self.table.setItem(row, 0, QtWidgets.QTableWidgetItem(name))
             self.table.setItem(row, 1, QtWidgets.QTableWidgetItem(value))
         self._values = dict(rows)
-        warnings = list(getattr(result, "warnings", []) or [])
-        self.warnings.setText("\n".join(f"⚠ {w}" for w in warnings))
+        self.warnings.setText("\n".join(f"⚠ {w}" for w in result.warnings))
