@@ -153,6 +153,11 @@ class RunOutput:
         Parameters of this run.
     elapsed_s : float
         Wall time of the whole run.
+    extra : dict
+        ``"auto"``: the automatic choice of K (an ``AutoKResult``), when one was made.
+    rendering : (indices, png) or None
+        :func:`quantize.metrics.render_indexed` of the result with the run's dithering,
+        shared by the metrics and the export.
     """
 
     result: Any
@@ -166,6 +171,7 @@ class RunOutput:
     params: RunParameters
     elapsed_s: float
     extra: dict[str, Any] = field(default_factory=dict)
+    rendering: tuple[np.ndarray, bytes] | None = None
 
 
 def objective_kind(method: str) -> str:
@@ -414,9 +420,13 @@ def run_pipeline(
     check_cancel(should_cancel)
 
     yield Stage("Rendering the palette image…")
-    quantized = _with_alpha(
-        result.to_image(dither=params.dither, strength=params.dither_strength), job.image
+    from quantize.metrics import render_indexed
+
+    # dither and encode once: the metrics and the export reuse this rendering
+    rendering = render_indexed(
+        result, dither=params.dither, strength=params.dither_strength, should_cancel=should_cancel
     )
+    quantized = _with_alpha(np.asarray(result.palette, np.uint8)[rendering[0]], job.image)
     labels = np.asarray(result.labels)
     labels8 = np.ascontiguousarray(labels) if labels.dtype == np.uint8 else None
     check_cancel(should_cancel)
@@ -439,6 +449,7 @@ def run_pipeline(
             strength=params.dither_strength,
             original_bytes=job.original_bytes,
             should_cancel=should_cancel,
+            rendering=rendering,
         )
     except Cancelled:
         raise
@@ -458,6 +469,7 @@ def run_pipeline(
         params=params,
         elapsed_s=time.perf_counter() - start,
         extra=extra,
+        rendering=rendering,
     )
 
 
