@@ -46,6 +46,7 @@ def _run_export(job: dict[str, Any]) -> tuple[list[Path] | None, str]:
             strength=job["strength"],
             source_path=job["source_path"],
             metrics=job["metrics"],
+            rendering=job["rendering"],
         )
     except Exception as exc:  # any failure must reach the user as a message
         _remove_empty(created)  # leave nothing behind, not even new empty folders
@@ -95,6 +96,9 @@ class ExportDialog(QtWidgets.QDialog):
         Source image (recorded in the sidecar).
     metrics : Metrics or None, optional
         Metrics for the sidecar.
+    rendering : (indices, png) or None, optional
+        :func:`quantize.metrics.render_indexed` of ``result`` with ``dither`` and
+        ``strength``, so the export does not dither and encode again.
     kinds : sequence of str, optional
         Initially checked exports.
     parent : QWidget, optional
@@ -113,6 +117,7 @@ class ExportDialog(QtWidgets.QDialog):
         strength: float = 1.0,
         source_path: Path | None = None,
         metrics: Any = None,
+        rendering: tuple[Any, bytes] | None = None,
         kinds: tuple[str, ...] | list[str] = DEFAULT_KINDS,
         parent: QtWidgets.QWidget | None = None,
     ) -> None:
@@ -126,6 +131,7 @@ class ExportDialog(QtWidgets.QDialog):
         self.strength = strength
         self.source_path = source_path
         self.metrics = metrics
+        self.rendering = rendering
         self.written: list[Path] = []
         self.last_error = ""
         self._worker: _ExportWorker | None = None
@@ -328,6 +334,7 @@ class ExportDialog(QtWidgets.QDialog):
             "strength": self.strength,
             "source_path": self.source_path,
             "metrics": self.metrics,
+            "rendering": self.rendering,
         }
 
     def _finish(self, written: list[Path] | None, error: str) -> list[Path] | None:

@@ -864,6 +864,7 @@ class MainWindow(QtWidgets.QMainWindow):
             strength=params.dither_strength,
             source_path=source,
             metrics=output.metrics,
+            rendering=output.rendering,
             parent=self,
         )
 
