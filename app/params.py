@@ -216,7 +216,6 @@ class ParameterPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.setObjectName("parameterPanel")
         self._updating = False
-        self._grey_available = True
 
         self.method = _combo(METHODS, "methodCombo")
         self.method.setToolTip(
@@ -229,11 +228,7 @@ class ParameterPanel(QtWidgets.QWidget):
         self.color_space = _combo(SPACE_LABELS, "colorSpaceCombo")
         self.color_space.setToolTip("Space in which distances are measured")
         self.covariance = _combo(COVARIANCES, "covarianceCombo")
-        self.init = QtWidgets.QComboBox(objectName="initCombo")
-        self.init.setSizeAdjustPolicy(
-            QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
-        )
-        self.init.setMinimumContentsLength(8)
+        self.init = _combo({}, "initCombo")  # filled per method by _fill_init
         self.n_init = QtWidgets.QSpinBox(objectName="restartsSpin")
         self.n_init.setRange(1, 50)
         self.n_init.setToolTip("Independent restarts; the best run is kept")
@@ -373,7 +368,6 @@ class ParameterPanel(QtWidgets.QWidget):
         available : bool
             Whether the current image is grey.
         """
-        self._grey_available = available
         item = self.method.model().item(self.method.findData("optimal1d"))
         item.setEnabled(available)
         if not available and self.method.currentData() == "optimal1d":
