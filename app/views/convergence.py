@@ -67,7 +67,7 @@ class ConvergencePlot(QtWidgets.QWidget):
         self._timer.setInterval(150)  # repaint at most ~7 times a second during a run
         self._timer.timeout.connect(self._redraw)
         self._auto: str | None = None
-        self._auto_points = {}
+        self._auto_points: dict[int, float] = {}
         self._auto_curve: pg.PlotDataItem | None = None
         self._auto_marker: pg.ScatterPlotItem | None = None
 
@@ -91,7 +91,7 @@ class ConvergencePlot(QtWidgets.QWidget):
         """
         self._timer.stop()
         self._auto = auto_metric
-        self._auto_points: dict[int, float] = {}
+        self._auto_points = {}
         if self._auto_curve is not None:
             self.plot.removeItem(self._auto_curve)
             self._auto_curve = None
