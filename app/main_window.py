@@ -744,7 +744,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _show_soft_maps(self, output: RunOutput) -> None:
         result = output.result
-        self.soft_maps.set_maps(output.soft_maps, result.palette, result.proportions, result.method)
+        self.soft_maps.set_maps(output.soft_maps, result.palette, result.proportions)
 
     def _show_color_space(self, output: RunOutput) -> None:
         result, sample = output.result, output.sample

@@ -97,6 +97,8 @@ class SoftMaps:
         ``1 - max responsibility``.
     step : int
         Sub-sampling step from the full image (``m = ceil(M / step)``).
+    soft : bool
+        Whether the fit has soft responsibilities (Gaussian mixture).
     """
 
     components: np.ndarray
@@ -104,6 +106,7 @@ class SoftMaps:
     labels: np.ndarray
     uncertainty: np.ndarray
     step: int
+    soft: bool = False
 
 
 @dataclass
@@ -341,6 +344,7 @@ def _soft_maps(result: Any, should_cancel: Callable[[], bool]) -> SoftMaps:
         labels=np.ascontiguousarray(labels),
         uncertainty=np.ascontiguousarray(uncertainty),
         step=step,
+        soft=soft,
     )
 
 

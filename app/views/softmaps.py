@@ -209,7 +209,6 @@ class SoftMapsView(QtWidgets.QWidget):
         soft_maps: object,
         palette: np.ndarray,
         proportions: np.ndarray,
-        method: str,
     ) -> None:
         """Show the maps of a finished run.
 
@@ -221,11 +220,9 @@ class SoftMapsView(QtWidgets.QWidget):
             Palette (colours the label map).
         proportions : ndarray of shape (K,)
             Share of each component.
-        method : str
-            Estimator name (K-means shows hard masks).
         """
         self.clear()
-        hard = method != "gmm"
+        hard = not soft_maps.soft  # K-means and the 1-D method give hard 0/1 masks
         labels_rgb = np.ascontiguousarray(np.asarray(palette, dtype=np.uint8)[soft_maps.labels])
         self._maps["labels"] = ("Hard label map (palette colours)", labels_rgb)
         self._maps["uncertainty"] = (
