@@ -45,6 +45,7 @@ def _run_export(job: dict[str, Any]) -> tuple[list[Path] | None, str]:
             dither=job["dither"],
             strength=job["strength"],
             source_path=job["source_path"],
+            source_sha256=job["source_sha256"],
             metrics=job["metrics"],
             rendering=job["rendering"],
         )
@@ -94,6 +95,8 @@ class ExportDialog(QtWidgets.QDialog):
         Dithering strength.
     source_path : Path or None, optional
         Source image (recorded in the sidecar).
+    source_sha256 : str or None, optional
+        SHA-256 of the source file as it was decoded (saves reading it again).
     metrics : Metrics or None, optional
         Metrics for the sidecar.
     rendering : (indices, png) or None, optional
@@ -116,6 +119,7 @@ class ExportDialog(QtWidgets.QDialog):
         dither: str = "none",
         strength: float = 1.0,
         source_path: Path | None = None,
+        source_sha256: str | None = None,
         metrics: Any = None,
         rendering: tuple[Any, bytes] | None = None,
         kinds: tuple[str, ...] | list[str] = DEFAULT_KINDS,
@@ -130,6 +134,7 @@ class ExportDialog(QtWidgets.QDialog):
         self.dither = dither
         self.strength = strength
         self.source_path = source_path
+        self.source_sha256 = source_sha256
         self.metrics = metrics
         self.rendering = rendering
         self.written: list[Path] = []
@@ -333,6 +338,7 @@ class ExportDialog(QtWidgets.QDialog):
             "dither": self.dither,
             "strength": self.strength,
             "source_path": self.source_path,
+            "source_sha256": self.source_sha256,
             "metrics": self.metrics,
             "rendering": self.rendering,
         }

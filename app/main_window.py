@@ -856,6 +856,7 @@ class MainWindow(QtWidgets.QMainWindow):
         stem = Path(self._name).stem or "image"
         stem = f"{stem}_{params.method}{len(output.result.palette)}"
         source = self._loaded.path if self._loaded is not None else None
+        source_sha256 = self._loaded.info.get("sha256") if self._loaded is not None else None
         return ExportDialog(
             output.result,
             stem,
@@ -863,6 +864,7 @@ class MainWindow(QtWidgets.QMainWindow):
             dither=params.dither,
             strength=params.dither_strength,
             source_path=source,
+            source_sha256=source_sha256,
             metrics=output.metrics,
             rendering=output.rendering,
             parent=self,

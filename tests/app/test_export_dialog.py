@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -38,7 +39,8 @@ def test_export_writes_files_and_asks_before_overwriting(qtbot, window, small_pn
         indices = np.asarray(im)
     np.testing.assert_array_equal(indices, output.result.labels)
     sidecar = next(p for p in written if p.suffix == ".json")
-    assert json.loads(sidecar.read_text())  # strict JSON
+    meta = json.loads(sidecar.read_text())  # strict JSON
+    assert meta["input"]["sha256"] == hashlib.sha256(small_png.read_bytes()).hexdigest()
     before = {p: p.read_bytes() for p in written}
     # second export: the user refuses to overwrite -> nothing touched
     assert dialog.export() is None
@@ -127,3 +129,23 @@ def test_dialog_labels_show_no_stray_mnemonic_ampersands(qtbot, window, small_pn
         # an '&' only becomes a keyboard shortcut when the label has a buddy to focus
         if "&" in label.text() and "&&" not in label.text():
             assert label.buddy() is not None, f"label {label.text()!r} shows a literal '&'"
+
+
+def test_export_uses_the_hash_of_the_decoded_file(qtbot, window, small_png, tmp_path, monkeypatch):
+    finished_window(qtbot, window, small_png)
+    dialog = window.make_export_dialog()
+    qtbot.addWidget(dialog)
+    assert dialog.source_sha256 == hashlib.sha256(small_png.read_bytes()).hexdigest()
+    import quantize.export as export
+
+    def no_rehash(path):
+        raise AssertionError(f"{path} was read again to hash it")
+
+    monkeypatch.setattr(export, "_sha256", no_rehash)
+    dialog.folder.setText(str(tmp_path))
+    for kind, check in dialog.checks.items():
+        check.setChecked(kind == "sidecar")
+    written = dialog.export()
+    assert written and json.loads(written[0].read_text())["input"]["sha256"] == (
+        dialog.source_sha256
+    )
