@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from quantize.features import ColorTable, unique_colors
 from quantize.io import to_uint8
 from quantize.metrics import image_metrics, psnr_from_mse, srgb8_to_lab
 from quantize.protocol import CancelCallback, IterationRecord, check_cancel
@@ -110,11 +111,20 @@ def _check_k_range(k_min: int, k_max: int) -> tuple[int, int]:
 
 
 def _fit(
-    image: Any, k: int, should_cancel: CancelCallback | None, **options: Any
+    image: Any,
+    k: int,
+    should_cancel: CancelCallback | None,
+    table: ColorTable,
+    **options: Any,
 ) -> Generator[IterationRecord, None, QuantizeResult]:
-    """One candidate fit, passing its records through (cancellable before it starts)."""
+    """One candidate fit on the image's colour table, passing its records through.
+
+    Cancellable before it starts; ``table`` is computed once per search, not per K.
+    """
     check_cancel(should_cancel)
-    result = yield from iter_quantize_image(image, k, should_cancel=should_cancel, **options)
+    result = yield from iter_quantize_image(
+        image, k, should_cancel=should_cancel, table=table, **options
+    )
     return result
 
 
@@ -150,7 +160,8 @@ def iter_quality_target(
 
     Doubling K from ``k_min`` until the target is met (or ``k_max`` is reached), then
     bisection in the last interval, assuming quality grows with K: about
-    ``2 log2(K_found)`` fits, most of them small and cheap.
+    ``2 log2(K_found)`` fits, most of them small and cheap.  The image's distinct colours
+    are found once and shared by every fit.
 
     Parameters
     ----------
@@ -207,10 +218,12 @@ def iter_quality_target(
     if search_n_init is not None and "n_init" in fit_options and method != "optimal1d":
         search_options["n_init"] = min(int(search_n_init), full_n_init)
     refine = search_options.get("n_init", 1) != full_n_init
+    check_cancel(should_cancel)
+    table = unique_colors(image)
 
     def fit(k: int, options: dict[str, Any]) -> Generator[IterationRecord, None, QuantizeResult]:
-        return _fit(image, k, should_cancel, method=method, color_space=color_space, seed=seed,
-                    **options)  # fmt: skip
+        return _fit(image, k, should_cancel, table, method=method, color_space=color_space,
+                    seed=seed, **options)  # fmt: skip
 
     def evaluate(k: int) -> Generator[IterationRecord, None, tuple[bool, bool]]:
         """Fit K colours; return (target reached, K had fewer distinct colours)."""
@@ -277,7 +290,8 @@ def iter_bic(
     """Fit Gaussian mixtures of growing size and keep the one with the lowest BIC.
 
     BIC is computed on the weighted distinct colours in the fitting space
-    (``-2 log L + n_params log n``, ``n`` = number of opaque pixels).
+    (``-2 log L + n_params log n``, ``n`` = number of opaque pixels).  The distinct colours
+    are found once and shared by every fit.
 
     Parameters
     ----------
@@ -303,9 +317,11 @@ def iter_bic(
     scores: dict[int, float] = {}
     best: tuple[float, int, QuantizeResult] | None = None
     since_best = 0
+    check_cancel(should_cancel)
+    table = unique_colors(image)
     for step, k in enumerate(range(k_min, k_max + 1), start=1):
-        result = yield from _fit(image, k, should_cancel, method="gmm", color_space=color_space,
-                                 seed=seed, **fit_options)  # fmt: skip
+        result = yield from _fit(image, k, should_cancel, table, method="gmm",
+                                 color_space=color_space, seed=seed, **fit_options)  # fmt: skip
         bic = float(result.model.bic(result.points, result.table.counts))
         scores[k] = bic
         improved = best is None or bic < best[0]

@@ -296,6 +296,7 @@ def iter_quantize_image(
     color_space: str = "rgb",
     seed: int = 0,
     should_cancel: CancelCallback | None = None,
+    table: ColorTable | None = None,
     **fit_options: Any,
 ) -> Generator[IterationRecord, None, QuantizeResult]:
     """Quantize an image step by step.
@@ -317,6 +318,10 @@ def iter_quantize_image(
     should_cancel : callable or None
         Polled between iterations and chunks; returning True raises
         :class:`~quantize.protocol.Cancelled`.
+    table : ColorTable or None
+        The image's distinct colours, as returned by
+        :func:`quantize.features.unique_colors` for this very image (callers fitting one
+        image several times compute it once); ``None`` computes it.
     **fit_options
         Passed to the estimator (e.g. ``n_init``, ``max_iter``, ``tol``,
         ``covariance_type``, ``reg_covar``, ``init``).  A uint8 array ``init`` of shape
@@ -338,8 +343,14 @@ def iter_quantize_image(
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     check_cancel(should_cancel)
-    table = unique_colors(image)
     image_arr = np.asarray(image)
+    if table is None:
+        table = unique_colors(image)
+    elif tuple(table.shape) != tuple(image_arr.shape[:2]):
+        raise ValueError(
+            f"colour table of an image of shape {tuple(table.shape)} given for an image of "
+            f"shape {image_arr.shape[:2]}"
+        )
     one_channel = method == "optimal1d"
     if one_channel and not _is_grey(table):
         raise ValueError("method 'optimal1d' needs a grey image (one channel, or R == G == B)")
@@ -394,6 +405,7 @@ def quantize_image(
     color_space: str = "rgb",
     seed: int = 0,
     should_cancel: CancelCallback | None = None,
+    table: ColorTable | None = None,
     **fit_options: Any,
 ) -> QuantizeResult:
     """Quantize an image (drains :func:`iter_quantize_image`).
@@ -412,6 +424,8 @@ def quantize_image(
         Seed.
     should_cancel : callable or None
         Cancel poll.
+    table : ColorTable or None
+        Precomputed distinct colours of ``image`` (see :func:`iter_quantize_image`).
     **fit_options
         Estimator options.
 
@@ -427,6 +441,7 @@ def quantize_image(
             color_space=color_space,
             seed=seed,
             should_cancel=should_cancel,
+            table=table,
             **fit_options,
         )
     )

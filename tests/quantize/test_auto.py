@@ -122,3 +122,39 @@ def test_search_uses_one_restart_then_refits_chosen_k():
     # without n_init in the options: the same search, no refit
     plain = drain(iter_quality_target(img, psnr=26, k_min=1, k_max=8, seed=0))
     assert plain.k == choice.k and plain.scores == choice.scores  # same one-restart search
+
+
+@pytest.mark.parametrize("search", ["quality", "bic"])
+def test_search_finds_the_distinct_colours_once(monkeypatch, search):
+    import quantize.auto
+    import quantize.result
+    from quantize.features import unique_colors
+
+    img = blobs()
+    tables = []
+
+    def counting(image):
+        tables.append(unique_colors(image))
+        return tables[-1]
+
+    monkeypatch.setattr(quantize.auto, "unique_colors", counting, raising=False)
+    monkeypatch.setattr(quantize.result, "unique_colors", counting)
+    if search == "quality":
+        _, choice = run(iter_quality_target(img, psnr=28.0, k_min=1, k_max=12, seed=0))
+    else:
+        _, choice = run(iter_bic(img, k_min=1, k_max=4, patience=4, seed=0))
+    assert len(choice.scores) >= 3  # several K were fitted ...
+    assert len(tables) == 1  # ... on one colour table
+    assert choice.result.table is tables[0]
+    monkeypatch.undo()
+    # the same answers as fitting every K from scratch
+    method = "kmeans" if search == "quality" else "gmm"
+    for k, value in choice.scores.items():
+        alone = quantize_image(img, k, method=method, seed=0)
+        if search == "quality":
+            assert quality_of(alone, "psnr") == value
+        else:
+            assert float(alone.model.bic(alone.points, alone.table.counts)) == value
+    alone = quantize_image(img, choice.k, method=method, seed=0)
+    np.testing.assert_array_equal(choice.result.palette, alone.palette)
+    np.testing.assert_array_equal(choice.result.labels, alone.labels)

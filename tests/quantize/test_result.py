@@ -186,3 +186,16 @@ def test_dithered_views(photo):
         assert img.shape == (48, 64, 3)
         assert {tuple(c) for c in img.reshape(-1, 3)} <= {tuple(c) for c in res.palette}
     np.testing.assert_array_equal(res.indices(dither="fs", strength=0.0), res.labels)
+
+
+def test_precomputed_colour_table_is_used_as_given(photo):
+    from quantize.features import unique_colors
+
+    table = unique_colors(photo)
+    given = quantize_image(photo, 5, seed=2, table=table)
+    fresh = quantize_image(photo, 5, seed=2)
+    assert given.table is table
+    np.testing.assert_array_equal(given.palette, fresh.palette)
+    np.testing.assert_array_equal(given.labels, fresh.labels)
+    with pytest.raises(ValueError, match="colour table"):
+        quantize_image(photo[:10], 5, table=table)
