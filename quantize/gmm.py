@@ -78,25 +78,71 @@ class _Params:
     def K(self) -> int:
         return int(self.means.shape[0])
 
+    def half_logdet(self) -> np.ndarray:
+        """0.5 * log det of each precision matrix, shape (K,)."""
+        K, D = self.means.shape
+        pc = self.prec_chol
+        if self.cov_type == "full":
+            return np.log(np.diagonal(pc, axis1=1, axis2=2)).sum(axis=1)
+        if self.cov_type == "tied":
+            return np.full(K, np.log(np.diag(pc)).sum())
+        if self.cov_type == "diag":
+            return np.log(pc).sum(axis=1)
+        return D * np.log(pc)
+
     def full_precisions(self) -> tuple[np.ndarray, np.ndarray]:
         """Precision matrices (K, D, D) and 0.5 * log det of each."""
         K, D = self.means.shape
         pc = self.prec_chol
         if self.cov_type == "full":
             P = pc @ np.swapaxes(pc, 1, 2)
-            half_logdet = np.log(np.diagonal(pc, axis1=1, axis2=2)).sum(axis=1)
         elif self.cov_type == "tied":
             P = np.broadcast_to(pc @ pc.T, (K, D, D)).copy()
-            half_logdet = np.full(K, np.log(np.diag(pc)).sum())
         elif self.cov_type == "diag":
             P = np.zeros((K, D, D))
             idx = np.arange(D)
             P[:, idx, idx] = pc**2
-            half_logdet = np.log(pc).sum(axis=1)
         else:
             P = np.eye(D)[None, :, :] * (pc**2)[:, None, None]
-            half_logdet = D * np.log(pc)
-        return P, half_logdet
+        return P, self.half_logdet()
+
+    def add_log_norm(self, quad: np.ndarray) -> np.ndarray:
+        """Add ``log pi_k`` and the log of each Gaussian's normalising constant.
+
+        ``log pi_k + log N(x | mu_k, Sigma_k) = add_log_norm(-0.5 * Mahalanobis^2)``.
+
+        Parameters
+        ----------
+        quad : ndarray of shape (..., K)
+            Quadratic (exponent) term per component.
+
+        Returns
+        -------
+        log_joint : ndarray of shape (..., K)
+        """
+        with np.errstate(divide="ignore"):
+            log_w = np.log(self.weights)
+        return quad + self.half_logdet() - 0.5 * self.means.shape[1] * _LOG_2PI + log_w
+
+    def log_joint(self, X: np.ndarray) -> np.ndarray:
+        """``log pi_k + log N(x | mu_k, Sigma_k)`` from Mahalanobis distances, shape (n, K).
+
+        The direct form of ``F(X) @ score_matrix()``: no quadratic feature expansion, so
+        it stays exact far from the data's mean and for nearly singular covariances; for
+        small point sets (e.g. a display sample) rather than the fit's chunked passes.
+        """
+        pc = self.prec_chol
+        maha = np.empty((X.shape[0], self.K))  # squared Mahalanobis distances
+        for k, mu in enumerate(self.means):
+            diff = X - mu
+            if self.cov_type == "full":
+                y = diff @ pc[k]
+            elif self.cov_type == "tied":
+                y = diff @ pc
+            else:  # diag: (D,) per component; spherical: a scalar per component
+                y = diff * pc[k]
+            maha[:, k] = np.einsum("ij,ij->i", y, y)
+        return self.add_log_norm(-0.5 * maha)
 
     def full_covariances(self) -> np.ndarray:
         K, D = self.means.shape
@@ -115,19 +161,117 @@ class _Params:
     def score_matrix(self, iu: np.ndarray, ju: np.ndarray) -> np.ndarray:
         """(F, K) matrix W with F(x) @ W = log pi_k + log N(x | mu_k, Sigma_k)."""
         K, D = self.means.shape
-        P, half_logdet = self.full_precisions()
+        P, _ = self.full_precisions()
         W = np.empty((iu.size + D + 1, K))
         quad = -P[:, iu, ju]  # (K, n_quad)
         quad[:, iu == ju] *= 0.5
         W[: iu.size] = quad.T
         Pm = np.einsum("kij,kj->ki", P, self.means)
         W[iu.size : iu.size + D] = Pm.T
-        with np.errstate(divide="ignore"):
-            log_w = np.log(self.weights)
-        W[-1] = (
-            -0.5 * np.einsum("ki,ki->k", self.means, Pm) + half_logdet - 0.5 * D * _LOG_2PI + log_w
-        )
+        W[-1] = self.add_log_norm(-0.5 * np.einsum("ki,ki->k", self.means, Pm))
         return W
+
+
+def _jittered_cholesky(
+    cov: np.ndarray, reg: float
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, float]]]:
+    """Batched lower Cholesky factors; a matrix that is not positive definite gets jitter.
+
+    The jitter starts at ``max(reg, 1e-12 * trace / D)`` and grows tenfold until the
+    factorisation succeeds.
+
+    Parameters
+    ----------
+    cov : ndarray of shape (K, D, D)
+        Symmetric covariance matrices (not modified).
+    reg : float
+        Regularisation already on the diagonal (the first jitter tried).
+
+    Returns
+    -------
+    cov : ndarray of shape (K, D, D)
+        ``cov`` itself when every matrix factorised, else a copy with jitter added.
+    chol : ndarray of shape (K, D, D)
+        Lower Cholesky factors of the returned matrices.
+    jittered : list of (int, float)
+        Index and added jitter of every matrix that needed some.
+    """
+    try:
+        return cov, np.linalg.cholesky(cov), []
+    except np.linalg.LinAlgError:
+        pass
+    D = cov.shape[-1]
+    out = cov.copy()
+    chol = np.empty_like(cov)
+    jittered: list[tuple[int, float]] = []
+    for k in range(cov.shape[0]):
+        scale = max(float(np.trace(cov[k])) / D, 1e-12)
+        start = max(reg, 1e-12 * scale)
+        jitter = start
+        for _ in range(40):
+            try:
+                chol[k] = np.linalg.cholesky(out[k])
+                break
+            except np.linalg.LinAlgError:
+                out[k] = cov[k] + jitter * np.eye(D)
+                jitter *= 10.0
+        else:  # pragma: no cover - only for absurd inputs
+            out[k] = np.eye(D) * scale
+            chol[k] = np.linalg.cholesky(out[k])
+        if jitter > start:
+            jittered.append((k, jitter / 10))
+    return out, chol, jittered
+
+
+def _full_params(
+    means: np.ndarray, covariances: np.ndarray, weights: np.ndarray, reg: float = 0.0
+) -> tuple[_Params, list[tuple[int, float]]]:
+    """Parameters of a mixture with full covariances (e.g. those of an iteration record).
+
+    Parameters
+    ----------
+    means : ndarray of shape (K, D)
+    covariances : ndarray of shape (K, D, D)
+        Made positive definite with :func:`_jittered_cholesky` if needed.
+    weights : ndarray of shape (K,)
+    reg : float
+        Regularisation already on the covariances' diagonal.
+
+    Returns
+    -------
+    params : _Params
+        ``cov_type="full"``.
+    jittered : list of (int, float)
+        Components whose covariance needed jitter, as from :func:`_jittered_cholesky`.
+    """
+    cov, chol, jittered = _jittered_cholesky(np.asarray(covariances, dtype=np.float64), reg)
+    prec_chol = np.swapaxes(np.linalg.inv(chol), 1, 2)
+    params = _Params(np.asarray(means, dtype=np.float64), cov,
+                     np.asarray(weights, dtype=np.float64), "full", prec_chol)  # fmt: skip
+    return params, jittered
+
+
+def _full_log_joint(
+    X: np.ndarray, means: np.ndarray, covariances: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """``log pi_k + log N(x | mu_k, Sigma_k)`` under full-covariance mixture parameters.
+
+    Parameters
+    ----------
+    X : ndarray of shape (S, D)
+        Finite points.
+    means : ndarray of shape (K, D)
+    covariances : ndarray of shape (K, D, D)
+        A matrix that is not positive definite gets growing diagonal jitter, as in the fit.
+    weights : ndarray of shape (K,)
+        Mixing weights (a zero weight gives ``-inf``).
+
+    Returns
+    -------
+    log_joint : ndarray of shape (S, K)
+    """
+    params, _ = _full_params(means, covariances, weights)
+    return params.log_joint(np.asarray(X, dtype=np.float64))
 
 
 def _log_resp_chunk(F: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -470,13 +614,15 @@ class GaussianMixture:
         if ct == "full":
             cov = 0.5 * (cov_full + np.swapaxes(cov_full, 1, 2))
             cov[:, diag_idx, diag_idx] += reg
-            cov, chol = self._safe_cholesky(cov)
-            prec_chol = np.swapaxes(np.linalg.inv(chol), 1, 2)
+            params, jittered = _full_params(means, cov, weights, reg)
+            self._note_jitter(jittered)
+            return params
         elif ct == "tied":
             cov = scatter.sum(axis=0) / nk.sum()
             cov = 0.5 * (cov + cov.T)
             cov[diag_idx, diag_idx] += reg
-            cov1, chol = self._safe_cholesky(cov[None])
+            cov1, chol, jittered = _jittered_cholesky(cov[None], reg)
+            self._note_jitter(jittered)
             cov = cov1[0]
             prec_chol = np.linalg.inv(chol[0]).T
         elif ct == "diag":
@@ -495,34 +641,13 @@ class GaussianMixture:
         self.warnings_.append("a variance was zero (reg_covar=0): floored at 1e-12")
         return np.maximum(var, 1e-12)
 
-    def _safe_cholesky(self, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Batched Cholesky; a matrix that is not positive definite gets growing jitter."""
-        try:
-            return cov, np.linalg.cholesky(cov)
-        except np.linalg.LinAlgError:
-            pass
-        D = cov.shape[-1]
-        out = cov.copy()
-        chol = np.empty_like(cov)
-        for k in range(cov.shape[0]):
-            scale = max(float(np.trace(cov[k])) / D, 1e-12)
-            jitter = max(self._reg, 1e-12 * scale)
-            for _ in range(40):
-                try:
-                    chol[k] = np.linalg.cholesky(out[k])
-                    break
-                except np.linalg.LinAlgError:
-                    out[k] = cov[k] + jitter * np.eye(D)
-                    jitter *= 10.0
-            else:  # pragma: no cover - only for absurd inputs
-                out[k] = np.eye(D) * scale
-                chol[k] = np.linalg.cholesky(out[k])
-            if jitter > max(self._reg, 1e-12 * scale):
-                self.warnings_.append(
-                    f"component {k}: covariance not positive definite, regularised with "
-                    f"{jitter / 10:.3g} on the diagonal"
-                )
-        return out, chol
+    def _note_jitter(self, jittered: list[tuple[int, float]]) -> None:
+        """Record a warning for every covariance :func:`_jittered_cholesky` had to fix."""
+        for k, jitter in jittered:
+            self.warnings_.append(
+                f"component {k}: covariance not positive definite, regularised with "
+                f"{jitter:.3g} on the diagonal"
+            )
 
     def _chunk_features(self, X: np.ndarray, sl: slice) -> np.ndarray:
         """Quadratic features of the training rows ``sl`` (from the cache when it is kept)."""

@@ -3,8 +3,9 @@
 An :class:`~quantize.protocol.IterationRecord` holds the centres (and, for a Gaussian mixture,
 the covariances and weights) after its iteration.  :func:`record_labels` assigns points to
 clusters under those parameters, exactly as the next E step would: nearest centre for K-means,
-highest posterior ``pi_k N(x | mu_k, Sigma_k)`` for a mixture.  The GUI's colour-space view
-uses it to show how points change cluster while the iteration slider moves.
+highest posterior ``pi_k N(x | mu_k, Sigma_k)`` for a mixture (computed by :mod:`quantize.gmm`,
+which also treats a covariance that is not positive definite as the fit does).  The GUI's
+colour-space view uses it to show how points change cluster while the iteration slider moves.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validation import check_points
+from .gmm import _full_log_joint
 from .protocol import IterationRecord
 
 __all__ = ["record_labels"]
@@ -54,36 +56,6 @@ def record_labels(points: np.ndarray, record: IterationRecord) -> np.ndarray:
             + np.einsum("ij,ij->i", centers, centers)[None, :]
         )
         return np.argmin(d2, axis=1).astype(np.int64)
-    return np.argmax(_log_joint(X, centers, record.covariances, record.weights), axis=1).astype(
-        np.int64
-    )
+    log_joint = _full_log_joint(X, centers, record.covariances, record.weights)
+    return np.argmax(log_joint, axis=1).astype(np.int64)
 
-
-def _log_joint(
-    X: np.ndarray, means: np.ndarray, covariances: np.ndarray, weights: np.ndarray
-) -> np.ndarray:
-    """``log pi_k + log N(x | mu_k, Sigma_k)`` for every point and component, shape (S, K)."""
-    covs = np.asarray(covariances, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    S, D = X.shape
-    out = np.empty((S, len(means)))
-    with np.errstate(divide="ignore"):
-        log_w = np.log(w)
-    for k, (mu, cov) in enumerate(zip(means, covs, strict=True)):
-        chol = _cholesky(cov)
-        z = np.linalg.solve(chol, (X - mu).T)  # (D, S): L^-1 (x - mu)
-        log_det = 2.0 * np.sum(np.log(np.diag(chol)))
-        out[:, k] = log_w[k] - 0.5 * (D * np.log(2 * np.pi) + log_det + np.sum(z * z, axis=0))
-    return out
-
-
-def _cholesky(cov: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor, with growing jitter for a (recorded) near-singular matrix."""
-    scale = max(float(np.trace(cov)) / len(cov), 1e-12)
-    jitter = 0.0
-    for _ in range(8):
-        try:
-            return np.linalg.cholesky(cov + jitter * np.eye(len(cov)))
-        except np.linalg.LinAlgError:
-            jitter = scale * 1e-9 if jitter == 0.0 else jitter * 100.0
-    return np.linalg.cholesky(np.diag(np.full(len(cov), scale)))

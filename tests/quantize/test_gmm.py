@@ -204,3 +204,43 @@ def test_fewer_distinct_points_with_other_inits(init):
         gm = GaussianMixture(5, init=init).fit(X)
     assert gm.n_components_ == 2
     assert np.isfinite(gm.predict_proba(X)).all()
+
+
+@pytest.mark.parametrize("cov", COVARIANCE_TYPES)
+def test_direct_log_joint_equals_the_feature_form(cov):
+    from quantize.gmm import _features
+
+    X = blobs(400)
+    gm = GaussianMixture(4, covariance_type=cov, seed=0).fit(X)
+    params, iu, ju = gm._params, gm._iu, gm._ju
+    Xc = X - gm._offset
+    by_features = _features(Xc, iu, ju) @ params.score_matrix(iu, ju)
+    np.testing.assert_allclose(params.log_joint(Xc), by_features, rtol=1e-9, atol=1e-8)
+
+
+def test_full_log_joint_is_the_weighted_gaussian_log_density():
+    from scipy.stats import multivariate_normal
+
+    from quantize.gmm import _full_log_joint, _jittered_cholesky
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(50, 3)) * 20 + 100
+    means = np.array([[90.0, 100, 110], [120.0, 80, 100]])
+    A = rng.normal(size=(2, 3, 3))
+    covs = A @ np.swapaxes(A, 1, 2) * 50 + np.eye(3)
+    weights = np.array([0.3, 0.7])
+    expected = np.stack(
+        [np.log(w) + multivariate_normal(m, c).logpdf(X)
+         for m, c, w in zip(means, covs, weights, strict=True)], axis=1,
+    )  # fmt: skip
+    np.testing.assert_allclose(_full_log_joint(X, means, covs, weights), expected, rtol=1e-10)
+    # positive definite matrices are factorised as they are; a singular one gets jitter
+    out, chol, jittered = _jittered_cholesky(covs, 0.0)
+    assert out is covs and jittered == []
+    singular = covs.copy()
+    singular[1] = np.diag([4.0, 1.0, 0.0])
+    out, chol, jittered = _jittered_cholesky(singular, 0.0)
+    assert [k for k, _ in jittered] == [1] and 0 < jittered[0][1] < 1e-6
+    np.testing.assert_array_equal(out[0], covs[0])
+    np.testing.assert_allclose(chol[1] @ chol[1].T, out[1])
+    assert np.isfinite(_full_log_joint(X, means, singular, weights)).all()
