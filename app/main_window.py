@@ -19,7 +19,7 @@ from app.views.colorspace_view import ColorSpaceView
 from app.views.compare import CompareView
 from app.views.convergence import ConvergencePlot
 from app.views.metrics import MetricsView, format_bytes
-from app.views.palette import PaletteView, hex_color
+from app.views.palette import PaletteView
 from app.views.softmaps import SoftMapsView
 from app.worker import (
     RunJob,
@@ -29,6 +29,7 @@ from app.worker import (
     only_rendering_changed,
     warm_up,
 )
+from quantize.export import hex_color
 
 __all__ = ["MainWindow", "IMAGE_FILTER", "qimage_to_array"]
 

@@ -43,6 +43,7 @@ __all__ = [
     "SINGLE_FILE_KINDS",
     "export_all",
     "export_targets",
+    "hex_color",
     "plan_exports",
     "read_palette",
     "sidecar_dict",
@@ -434,8 +435,28 @@ def encode_indexed_png(
     return _png_bytes(img, **params)
 
 
-def _hex(c: Sequence[int]) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*(int(v) for v in c))
+def hex_color(rgb: Sequence[int] | np.ndarray) -> str:
+    """Format one 8-bit sRGB colour as ``#rrggbb``.
+
+    Parameters
+    ----------
+    rgb : sequence of int or ndarray of shape (3,) or (4,)
+        Red, green and blue on 0-255 (a fourth, alpha, value is ignored).
+
+    Returns
+    -------
+    text : str
+        Lower-case hex code, e.g. ``"#ff0010"``.
+
+    Raises
+    ------
+    ValueError
+        Fewer than three values, or a value outside 0-255.
+    """
+    values = [int(v) for v in list(rgb)[:3]]
+    if len(values) != 3 or not all(0 <= v <= 255 for v in values):
+        raise ValueError(f"expected three values on 0-255, got {rgb!r}")
+    return "#{:02x}{:02x}{:02x}".format(*values)
 
 
 def _shares(palette: np.ndarray, proportions: np.ndarray | None) -> list[float | None]:
@@ -490,7 +511,7 @@ def encode_palette(
     if fmt == "gpl":
         lines = ["GIMP Palette", f"Name: {name}", f"Columns: {min(k, 16)}", "#"]
         for c, s in zip(palette, shares, strict=True):
-            label = _hex(c) + (f" {100 * s:.2f}%" if s is not None else "")
+            label = hex_color(c) + (f" {100 * s:.2f}%" if s is not None else "")
             lines.append(f"{c[0]:3d} {c[1]:3d} {c[2]:3d}\t{label}")
         return ("\n".join(lines) + "\n").encode("utf-8")
     if fmt == "act":
@@ -507,7 +528,7 @@ def encode_palette(
         for i, (c, s) in enumerate(zip(palette, shares, strict=True)):
             entry: dict[str, Any] = {
                 "index": i,
-                "hex": _hex(c),
+                "hex": hex_color(c),
                 "rgb": [int(v) for v in c],
                 "lab": [round(float(v), 4) for v in lab[i]],
             }
@@ -517,13 +538,13 @@ def encode_palette(
         doc = {"name": name, "n_colors": k, "colors": colors}
         return (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode("utf-8")
     if fmt == "hex":
-        return "".join(_hex(c) + "\n" for c in palette).encode("ascii")
+        return "".join(hex_color(c) + "\n" for c in palette).encode("ascii")
     if fmt == "css":
         width = _digits(k)
         lines = [f"/* {name}: {k} colours */", ":root {"]
         for i, (c, s) in enumerate(zip(palette, shares, strict=True)):
             note = f" /* {100 * s:.2f}% */" if s is not None else ""
-            lines.append(f"  --vq-color-{i:0{width}d}: {_hex(c)};{note}")
+            lines.append(f"  --vq-color-{i:0{width}d}: {hex_color(c)};{note}")
         lines.append("}")
         return ("\n".join(lines) + "\n").encode("utf-8")
     if fmt == "png":
@@ -820,7 +841,7 @@ def sidecar_dict(
         "metrics": metrics,
         **({"metrics_error": metrics_error} if metrics_error else {}),
         "palette": [
-            {"index": i, "hex": _hex(c), "rgb": [int(v) for v in c], "share": s}
+            {"index": i, "hex": hex_color(c), "rgb": [int(v) for v in c], "share": s}
             for i, (c, s) in enumerate(zip(palette, shares, strict=True))
         ],
         "outputs": [Path(p).name for p in outputs],

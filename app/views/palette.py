@@ -5,26 +5,11 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-__all__ = ["PaletteView", "hex_color"]
+from quantize.export import hex_color
+
+__all__ = ["PaletteView"]
 
 _INDEX_ROLE = QtCore.Qt.ItemDataRole.UserRole
-
-
-def hex_color(rgb: np.ndarray) -> str:
-    """Format one sRGB colour as ``#rrggbb``.
-
-    Parameters
-    ----------
-    rgb : ndarray of shape (3,)
-        uint8 colour.
-
-    Returns
-    -------
-    text : str
-        Lower-case hex code.
-    """
-    r, g, b = (int(v) for v in rgb[:3])
-    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def _swatch_icon(rgb: np.ndarray, size: int = 28) -> QtGui.QIcon:

@@ -226,3 +226,21 @@ def test_auto_k_by_bic(qtbot, window, small_png):
     assert set(points) <= set(range(2, 5)) and choice.k in points
     assert points[choice.k] == min(points.values())  # lowest BIC kept
     assert len(output.result.palette) == choice.k
+
+
+def test_palette_hex_codes_are_the_exported_ones(qtbot):
+    import app.main_window
+    import app.views.palette
+    from app.views.palette import PaletteView
+    from quantize.export import encode_palette, hex_color
+
+    # one implementation, shared by the app and the palette files
+    assert app.views.palette.hex_color is hex_color
+    assert app.main_window.hex_color is hex_color
+    view = PaletteView()
+    qtbot.addWidget(view)
+    pal = np.array([[255, 0, 16], [1, 2, 3], [170, 187, 204]], np.uint8)
+    share = np.array([0.5, 0.2, 0.3])
+    view.set_palette(pal, share)
+    copied = view.copy_all().splitlines()
+    assert copied == encode_palette(pal[[0, 2, 1]], fmt="hex").decode("ascii").splitlines()

@@ -514,3 +514,11 @@ def test_read_palette_rejects_bad_values(tmp_path):
     gimp = "GIMP Palette\nName: mine\nColumns: 4\n# a comment 1 2 3\n 10  20  30\tUntitled\n0 0 0\n"
     (tmp_path / "gimp.gpl").write_text(gimp)
     np.testing.assert_array_equal(read_palette(tmp_path / "gimp.gpl"), [[10, 20, 30], [0, 0, 0]])
+
+
+def test_hex_color():
+    assert export.hex_color((255, 0, 16)) == "#ff0010"
+    assert export.hex_color(np.array([1, 2, 3, 0], np.uint8)) == "#010203"  # alpha ignored
+    for bad in ((1, 2), (0, 256, 0), (-1, 0, 0)):
+        with pytest.raises(ValueError, match="0-255"):
+            export.hex_color(bad)
