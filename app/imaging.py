@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-__all__ = ["QImageItem", "display_array", "qimage_from_array", "indexed_qimage"]
+__all__ = ["QImageItem", "display_array", "qimage_from_array", "alpha_qimage"]
 
 
 def display_array(pixels: np.ndarray) -> np.ndarray:
@@ -66,27 +66,27 @@ def qimage_from_array(rgb: np.ndarray) -> QtGui.QImage:
     return image
 
 
-def indexed_qimage(labels: np.ndarray, colors: list[int]) -> QtGui.QImage:
-    """Wrap an (M, N) uint8 label array as an indexed QImage with a colour table.
+def alpha_qimage(alpha: np.ndarray) -> QtGui.QImage:
+    """Wrap an (M, N) uint8 opacity array as a black veil QImage without copying.
+
+    ``Format_Alpha8`` stores only opacity and paints as black, so a mask of 1 byte per
+    pixel is drawn directly (no conversion of the whole image to 32-bit ARGB first).
 
     Parameters
     ----------
-    labels : ndarray of shape (M, N), uint8, C-contiguous
-        Index of each pixel into ``colors``.
-    colors : list of int
-        ARGB values (``QColor.rgba()``), one per label value.
+    alpha : ndarray of shape (M, N), uint8, C-contiguous
+        Opacity of each pixel (0 transparent, 255 opaque black).
 
     Returns
     -------
     image : QImage
-        ``Format_Indexed8`` image sharing ``labels``' memory.
+        ``Format_Alpha8`` image sharing ``alpha``'s memory.
     """
-    if labels.dtype != np.uint8 or labels.ndim != 2 or not labels.flags.c_contiguous:
+    if alpha.dtype != np.uint8 or alpha.ndim != 2 or not alpha.flags.c_contiguous:
         raise ValueError("expected a C-contiguous (M, N) uint8 array")
-    height, width = labels.shape
-    image = QtGui.QImage(labels.data, width, height, width, QtGui.QImage.Format.Format_Indexed8)
-    image.setColorTable(colors)
-    image._array = labels
+    height, width = alpha.shape
+    image = QtGui.QImage(alpha.data, width, height, width, QtGui.QImage.Format.Format_Alpha8)
+    image._array = alpha
     return image
 
 

@@ -244,3 +244,27 @@ def test_palette_hex_codes_are_the_exported_ones(qtbot):
     view.set_palette(pal, share)
     copied = view.copy_all().splitlines()
     assert copied == encode_palette(pal[[0, 2, 1]], fmt="hex").decode("ascii").splitlines()
+
+
+def test_highlight_veil_is_a_one_byte_mask_of_the_labels(qtbot):
+    from app.views.compare import CompareView
+
+    view = CompareView()
+    qtbot.addWidget(view)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, (30, 41)).astype(np.uint8)  # odd width: no row padding
+    rgb = np.ascontiguousarray(rng.integers(0, 256, (30, 41, 3), dtype=np.uint8))
+    view.set_original(rgb)
+    view.set_result(rgb, labels)
+    view.highlight_cluster(3)
+    overlay = view.right_overlay.image()
+    assert view.left_overlay.image() is overlay
+    # painted as it is: 1 byte per pixel, no 32-bit copy of the whole image
+    assert overlay.format() == QtGui.QImage.Format.Format_Alpha8
+    assert overlay.bytesPerLine() == 41
+    alpha = np.frombuffer(overlay.constBits(), np.uint8, count=30 * 41).reshape(30, 41)
+    np.testing.assert_array_equal(alpha, np.where(labels == 3, 0, 170))
+    dimmed = QtGui.QColor.fromRgba(overlay.pixel(*np.argwhere(labels != 3)[0][::-1].tolist()))
+    assert dimmed.getRgb() == (0, 0, 0, 170)
+    view.highlight_cluster(None)
+    assert view.right_overlay.image() is None and view.highlighted_cluster() is None
