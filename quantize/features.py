@@ -16,8 +16,10 @@ import numpy as np
 
 __all__ = ["ColorTable", "as_image_array", "unique_colors"]
 
-# below this many opaque pixels a sort is cheaper than a 2**24-bin histogram
+# below this many opaque pixels a sort is cheaper than allocating the 2**24-entry tables
 _BINCOUNT_MIN_PIXELS = 1 << 19
+# ... but once the shared tables exist they beat the sort from about this many pixels
+_WARM_TABLE_MIN_PIXELS = 1 << 16
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,7 +83,9 @@ class ColorTable:
             Same dtype as ``values``.
         """
         values = np.asarray(values)
-        out = values[np.maximum(self.inverse, 0)]
+        # np.take is cheaper than fancy indexing and reads index -1 (transparent pixels)
+        # as the last row, which is overwritten with ``fill`` just below
+        out = np.take(values, self.inverse, axis=0)
         if self.opaque is not None:
             out[self.inverse < 0] = fill
         return out.reshape(self.shape + values.shape[1:])
@@ -131,6 +135,7 @@ class _Scratch:
 
     Allocating (and page-faulting) 80 MiB of tables for every photo costs more than the
     counting itself; one set is kept after first use and lent to one caller at a time.
+    Once it exists, mid-size images (from ``_WARM_TABLE_MIN_PIXELS``) use it too.
     """
 
     lock = threading.Lock()
@@ -147,24 +152,68 @@ def _tables(n_bins: int, reuse: bool) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros(n_bins, dtype=np.bool_), np.empty(n_bins, dtype=np.int32)
 
 
+def _rgb8_codes(flat: np.ndarray) -> np.ndarray:
+    """24-bit codes ``r << 16 | g << 8 | b`` of 8-bit RGB(A) pixels, as intp.
+
+    Parameters
+    ----------
+    flat : ndarray of shape (P, 3) or (P, 4), uint8
+        One row per pixel; a fourth (alpha) column is ignored.
+
+    Returns
+    -------
+    codes : ndarray of shape (P,), intp
+        intp because numpy converts any other index dtype to intp (a full copy, and a
+        slower scatter/gather) each time the codes index a table.
+    """
+    n_pix, channels = flat.shape
+    if flat.flags.c_contiguous and n_pix > 1:
+        # each pixel's bytes (r, g, b, <next byte>) read as a big-endian uint32, shifted
+        # right by 8: one pass over the image, no packing buffer.  With 3 channels the
+        # last pixel has no byte after it and is packed on its own.
+        n_words = n_pix if channels == 4 else n_pix - 1
+        codes = np.empty(n_pix, dtype=np.intp)
+        words = np.ndarray((n_words,), dtype=">u4", buffer=flat, strides=(channels,))
+        np.right_shift(words, 8, out=codes[:n_words], casting="unsafe")
+        if n_words < n_pix:
+            r, g, b = (int(v) for v in flat[-1, :3])
+            codes[-1] = r << 16 | g << 8 | b
+        return codes
+    # not one contiguous block: bytes (b, g, r, 0, 0, 0, 0, 0) read as little-endian int64
+    packed = np.zeros((n_pix, 8), dtype=np.uint8)
+    packed[:, 0] = flat[:, 2]
+    packed[:, 1] = flat[:, 1]
+    packed[:, 2] = flat[:, 0]
+    return packed.view("<i8").reshape(-1).astype(np.intp, copy=False)
+
+
 def _unique_codes(codes: np.ndarray, n_bins: int | None) -> tuple[np.ndarray, ...]:
     """Sorted unique codes, counts and the inverse index (int32)."""
-    if n_bins is not None and (n_bins <= 1 << 16 or codes.size >= _BINCOUNT_MIN_PIXELS):
+    reuse = (
+        n_bins == 1 << 24
+        and codes.size >= _WARM_TABLE_MIN_PIXELS
+        and _Scratch.lock.acquire(blocking=False)
+    )
+    if reuse and _Scratch.present is None and codes.size < _BINCOUNT_MIN_PIXELS:
+        _Scratch.lock.release()  # not worth allocating the shared tables for
+        reuse = False
+    if n_bins is not None and (reuse or n_bins <= 1 << 16 or codes.size >= _BINCOUNT_MIN_PIXELS):
         # a presence table (1 byte per possible code) is far cheaper than a 2**24-bin
         # int64 histogram; counts then come from the small inverse-index histogram
-        reuse = n_bins == 1 << 24 and _Scratch.lock.acquire(blocking=False)
         try:
             present, lut = _tables(n_bins, reuse)
             present[codes] = True
             uniq = np.flatnonzero(present)
             lut[uniq] = np.arange(uniq.size, dtype=np.int32)
-            inverse = lut[codes]
+            inverse = np.take(lut, codes)
             present[uniq] = False  # leave the shared table clean
         finally:
             if reuse:
                 _Scratch.lock.release()
-        counts = np.bincount(inverse, minlength=uniq.size).astype(np.int64)
+        counts = np.bincount(inverse, minlength=uniq.size).astype(np.int64, copy=False)
         return uniq, counts, inverse
+    if n_bins is not None:
+        codes = codes.astype(np.uint32)  # sorts faster than intp
     uniq, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
     return uniq, counts.astype(np.int64), inverse.astype(np.int32).reshape(-1)
 
@@ -172,8 +221,9 @@ def _unique_codes(codes: np.ndarray, n_bins: int | None) -> tuple[np.ndarray, ..
 def unique_colors(image: Any) -> ColorTable:
     """Find the distinct colours of an image's opaque pixels.
 
-    For 8-bit RGB the three channels are packed into a 24-bit code and counted with one
-    ``bincount`` pass; other depths pack into a 48-bit code and use ``np.unique``.
+    For 8-bit RGB the three channels are packed into a 24-bit code, marked in a 2**24-entry
+    presence table and ranked through a lookup table (both kept and reused; small images
+    are sorted instead); other depths pack into a 48-bit code and use ``np.unique``.
     Pixels with alpha == 0 are left out (inverse index -1).  The image is not modified.
 
     Parameters
@@ -203,15 +253,10 @@ def unique_colors(image: Any) -> ColorTable:
     dtype = img.dtype
     bits = 8 if dtype == np.uint8 else 16
     if n_color == 1:
-        codes = flat[:, 0].astype(np.int32)
+        codes = flat[:, 0].astype(np.intp)
         n_bins: int | None = 1 << bits
     elif bits == 8:
-        # bytes (b, g, r, 0) read as little-endian uint32 = r << 16 | g << 8 | b
-        packed = np.zeros((flat.shape[0], 4), dtype=np.uint8)
-        packed[:, 0] = flat[:, 2]
-        packed[:, 1] = flat[:, 1]
-        packed[:, 2] = flat[:, 0]
-        codes = packed.view("<u4").reshape(-1)
+        codes = _rgb8_codes(flat)
         n_bins = 1 << 24
     else:
         codes = flat[:, 0].astype(np.int64) << 32

@@ -101,3 +101,101 @@ def test_shared_tables_are_left_clean(monkeypatch):
         np.testing.assert_array_equal(t.colors, colors)
         np.testing.assert_array_equal(t.counts, counts)
         np.testing.assert_array_equal(t.inverse, inverse.ravel())
+
+
+def test_rgb8_codes_contiguous_and_strided_inputs():
+    rng = np.random.default_rng(7)
+    img = rng.integers(0, 256, size=(9, 11, 4), dtype=np.uint8)
+    img[0, 0, :3] = 255  # the highest code, so no byte can leak into another pixel's code
+
+    def expected(rgb):
+        rgb = rgb.reshape(-1, rgb.shape[-1]).astype(np.int64)
+        return rgb[:, 0] << 16 | rgb[:, 1] << 8 | rgb[:, 2]
+
+    rgb = np.ascontiguousarray(img[..., :3])
+    readonly = rgb.copy()
+    readonly.setflags(write=False)
+    for arr in (rgb, img, rgb[:, ::2], img[..., :3], rgb[..., ::-1], readonly, rgb[-1:, -1:]):
+        flat = arr.reshape(-1, arr.shape[-1])
+        codes = features._rgb8_codes(flat)
+        assert codes.dtype == np.intp
+        np.testing.assert_array_equal(codes, expected(arr[..., :3]))
+
+
+@pytest.mark.parametrize("layout", ["strided", "readonly", "rgba"])
+def test_table_path_on_non_contiguous_and_alpha_inputs(monkeypatch, layout):
+    monkeypatch.setattr(features, "_BINCOUNT_MIN_PIXELS", 0)
+    rng = np.random.default_rng(8)
+    base = rng.integers(0, 4, size=(30, 40, 4), dtype=np.uint8) * 85
+    if layout == "strided":
+        img = base[:, ::3, 1:]
+    elif layout == "readonly":
+        img = np.ascontiguousarray(base[..., :3])
+        img.setflags(write=False)
+    else:
+        img = base.copy()
+        img[..., 3] = np.where(rng.random(img.shape[:2]) < 0.3, 0, 255)
+    t = unique_colors(img)
+    opaque = img[..., 3] > 0 if layout == "rgba" else np.ones(img.shape[:2], bool)
+    colors, inverse, counts = _reference(img[..., :3][opaque])
+    np.testing.assert_array_equal(t.colors, colors)
+    np.testing.assert_array_equal(t.counts, counts)
+    expected_inverse = np.full(opaque.size, -1)
+    expected_inverse[opaque.ravel()] = inverse.ravel()
+    np.testing.assert_array_equal(t.inverse, expected_inverse)
+    assert t.inverse.dtype == np.int32
+
+
+def test_gather_matches_fancy_indexing_with_fill():
+    rng = np.random.default_rng(9)
+    img = rng.integers(0, 3, size=(12, 10, 4), dtype=np.uint8) * 100
+    img[..., 3] = np.where(rng.random((12, 10)) < 0.25, 0, 9)
+    t = unique_colors(img)
+    transparent = (t.inverse < 0).reshape(t.shape)
+    assert transparent.any() and not transparent.all()
+    for values, fill in (
+        (np.arange(t.n_colors, dtype=np.uint8) + 1, 0),
+        (rng.random((t.n_colors, 3)).astype(np.float32), -0.5),
+    ):
+        expected = values[np.maximum(t.inverse, 0)].reshape(t.shape + values.shape[1:])
+        expected[transparent] = fill
+        out = t.gather(values, fill=fill)
+        assert out.dtype == values.dtype
+        np.testing.assert_array_equal(out, expected)
+
+
+def test_mid_size_images_use_the_shared_tables_only_once_they_exist(monkeypatch):
+    # images between the two thresholds: sorted while the shared tables do not exist (or
+    # are lent to another caller), counted with them once they do; same result either way
+    monkeypatch.setattr(features, "_WARM_TABLE_MIN_PIXELS", 0)
+    monkeypatch.setattr(features._Scratch, "present", None)
+    monkeypatch.setattr(features._Scratch, "lut", None)
+    calls = []
+    tables = features._tables
+
+    def spy(n_bins, reuse):
+        calls.append((n_bins, reuse))
+        return tables(n_bins, reuse)
+
+    monkeypatch.setattr(features, "_tables", spy)
+    rng = np.random.default_rng(10)
+    img = rng.integers(0, 256, size=(25, 20, 3), dtype=np.uint8)
+    colors, inverse, counts = _reference(img.reshape(-1, 3))
+
+    def check(t):
+        np.testing.assert_array_equal(t.colors, colors)
+        np.testing.assert_array_equal(t.counts, counts)
+        np.testing.assert_array_equal(t.inverse, inverse.ravel())
+
+    check(unique_colors(img))  # cold: sorted, no tables allocated
+    assert calls == [] and features._Scratch.present is None
+    with monkeypatch.context() as m:
+        m.setattr(features, "_BINCOUNT_MIN_PIXELS", 0)
+        check(unique_colors(img))  # large enough: allocates the shared tables
+    assert calls == [(1 << 24, True)] and features._Scratch.present is not None
+    check(unique_colors(img))  # warm: the shared tables
+    assert calls[-1] == (1 << 24, True)
+    with features._Scratch.lock:  # lent to another caller: sorted again
+        check(unique_colors(img))
+    assert len(calls) == 2
+    assert not features._Scratch.present.any()
