@@ -5,9 +5,12 @@ iteration is an M step (each centre becomes the weighted mean of its points) fol
 E step (each point moves to its nearest centre); neither step can increase ``J``.
 
 Speed comes from four things: the engine fits the *unique* colours weighted by pixel
-count; with many points (``algorithm="auto"``) Lloyd first converges on the weighted means
-of a regular 64**D grid of cells (Lloyd restricted to partitions that keep each cell
-together) and then continues on the points themselves until the same stopping rule holds;
+count; with many points (``algorithm="auto"``) Lloyd runs coarse to fine: it converges on
+the weighted means of a regular 64**D grid of cells (Lloyd restricted to partitions that
+keep each cell together), then on a 128**D grid, each to a tighter tolerance than the final
+one, and then continues on the points themselves until the stopping rule holds there (each
+finer stage starts near its own minimum, so the expensive point stage needs few iterations
+and starts from labels and bounds derived from the finest cells);
 the nearest-centre search uses ``||x||^2 - 2 x.c + ||c||^2`` as a float32 BLAS product in
 chunks, with near-ties re-decided exactly in float64, so labels are exact; and Yinyang
 bounds (Hamerly's bounds per group of centres) skip every point whose nearest centre provably
@@ -24,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ._celltree import CellTree
 from ._chunks import DEFAULT_WORKING_MEMORY_MIB, chunk_size, iter_chunks
 from ._validation import (
     check_points,
@@ -44,11 +48,13 @@ from .protocol import (
 __all__ = ["KMeans", "MiniBatchKMeans", "kmeans_plusplus"]
 
 _ALGORITHMS = ("auto", "lloyd", "hamerly")
-# "auto" first converges on grid-cell means above this many points (see _grid_coreset)
+# "auto" first converges on grid-cell means above this many points (see _celltree)
 _CORESET_MIN_POINTS = 50_000
-_CORESET_BITS = 6
-# the cell stage is cheap: run it to a tighter tolerance so the point stage starts closer
-_CORESET_TOL_FACTOR = 0.01
+_CORESET_MAX_DIMS = 4
+# cell stages (bits per axis, tolerance factor): each is cheaper than the next, so it runs
+# to a tighter tolerance and the next stage starts close to its own minimum; a finer stage
+# is used only when it has at most half as many cells as there are points
+_CELL_STAGES = ((6, 0.01), (7, 0.1))
 # centres per Yinyang group (Ding et al. suggest K / 10 groups)
 _GROUP_SIZE = 10
 _GROUP_SIZE_SMALL_K = 4  # tighter bounds pay off when K is small
@@ -85,44 +91,6 @@ def _count_distinct(X: np.ndarray, w: np.ndarray, limit: int) -> tuple[int, np.n
         return first.size, None
     rows = np.unique(pts[first], axis=0)
     return rows.shape[0], rows
-
-
-def _grid_coreset(
-    X: np.ndarray, w: np.ndarray, bits: int = _CORESET_BITS
-) -> tuple[np.ndarray, np.ndarray, float, np.ndarray] | None:
-    """Weighted means of the points in a regular grid of 2**bits cells per axis.
-
-    Returns (cell means (B, D), cell weights (B,), total within-cell scatter, cell of each
-    point (N,)) or None when the grid would not reduce the number of points by at least a
-    factor 3 (or some weights are zero).  Lloyd on the
-    cell means is Lloyd restricted to partitions that keep each cell together, and its
-    inertia plus the scatter is the full-data inertia of such a partition; so a fit that
-    starts on the cells and finishes on the points keeps J non-increasing.
-    """
-    n, D = X.shape
-    if D > 4:
-        return None
-    if not (w > 0).all():
-        return None
-    lo = X.min(axis=0)
-    span = X.max(axis=0) - lo
-    cells = 1 << bits
-    h = np.where(span > 0, span / cells, 1.0)
-    code = np.zeros(n, dtype=np.int64)
-    for d in range(D):
-        idx = np.clip(((X[:, d] - lo[d]) / h[d]).astype(np.int64), 0, cells - 1)
-        code = code * cells + idx
-    counts = np.bincount(code, minlength=cells**D)
-    present = np.flatnonzero(counts)
-    if present.size * 3 > n:
-        return None
-    lut = np.empty(cells**D, dtype=np.int64)
-    lut[present] = np.arange(present.size)
-    inv = lut[code]
-    wb, sums, q = _cluster_stats(X, w, _sq_norms(X), inv, present.size)
-    means = sums / wb[:, None]
-    scatter = float(np.maximum(q - _sq_norms(sums) / wb, 0.0).sum())
-    return np.ascontiguousarray(means), wb, scatter, inv
 
 
 def _sq_norms(X: np.ndarray) -> np.ndarray:
@@ -547,9 +515,10 @@ class KMeans(_KMeansBase):
     algorithm : {"auto", "lloyd", "hamerly"}
         ``"lloyd"`` searches every point's nearest centre each iteration; ``"hamerly"``
         skips points whose assignment provably did not change (Hamerly/Yinyang bounds) and
-        gives the same result; ``"auto"`` adds, for 50 000 points or more, a first stage on
-        grid-cell means (see the module notes), which reaches a local minimum of the same
-        quality faster.  All stop by the same rule on the full data.
+        gives the same result; ``"auto"`` adds, for 50 000 points or more (of at most 4
+        dimensions), first stages on grid-cell means (64 and 128 cells per axis, see the
+        module notes), which reach a local minimum of the same quality faster.  All stop
+        by the same rule on the full data.
     working_memory_mib : float
         Budget for the temporary (chunk, K) arrays.
 
@@ -651,15 +620,23 @@ class KMeans(_KMeansBase):
         Xc = X - mean
         tol_abs = tol * var
 
-        coreset = None
-        if self.algorithm == "auto" and n >= _CORESET_MIN_POINTS:
-            coreset = _grid_coreset(Xc, w)
+        # coarse-to-fine stages: (cell means, weights, scatter, cell of each point)
+        stages: list[tuple[np.ndarray, np.ndarray, float, np.ndarray, float]] = []
+        if (
+            self.algorithm == "auto" and n >= _CORESET_MIN_POINTS and D <= _CORESET_MAX_DIMS
+            and bool((w > 0).all())
+        ):
+            tree = CellTree(Xc, w)
+            for bits, factor in _CELL_STAGES:
+                if tree.n_cells(bits) * (3 if not stages else 2) <= n:
+                    stages.append((*tree.coreset(bits), tree.cell_of(bits), factor))
+        coreset = stages[0] if stages else None
         if coreset is not None and coreset[0].shape[0] >= K_req:
             n_distinct, distinct_rows = n, None  # >= K occupied cells: >= K distinct points
         else:
             n_distinct, distinct_rows = _count_distinct(Xc, w, K_req)
             if distinct_rows is not None:
-                coreset = None
+                coreset, stages = None, []
         if n_distinct < K_req:
             warn_and_record(
                 self.warnings_,
@@ -684,8 +661,8 @@ class KMeans(_KMeansBase):
         best: tuple | None = None
         self.histories_ = []
         Xi, wi = (Xc, w) if coreset is None else (coreset[0], coreset[1])
-        # one assigner over the cell means serves every restart's cell stage and cell start
-        cell_assigner = None if coreset is None else _Assigner(coreset[0], wm)
+        # one assigner per cell stage serves every restart
+        cell_assigners = [_Assigner(st[0], wm) for st in stages]
         for r, run_init in enumerate(runs):
             check_cancel(should_cancel)
             if isinstance(run_init, np.ndarray):
@@ -697,24 +674,27 @@ class KMeans(_KMeansBase):
             if centers.shape[0] < K:  # hash said distinct, potential said otherwise
                 K = centers.shape[0]
                 self.n_colors_ = K
-            hist_coarse = np.zeros(0)
+            hist_parts = []
             it0 = 0
-            if coreset is not None and cell_assigner is not None:
+            for (cm, cw, scatter, _, factor), cell_assigner in zip(
+                stages, cell_assigners, strict=True
+            ):
                 # Lloyd on grid-cell means = Lloyd with whole cells assigned together; its
                 # J plus the within-cell scatter is the exact full-data J of that partition
                 out_c = yield from _lloyd(
-                    coreset[0], coreset[1], centers, cell_assigner, max_iter,
-                    tol_abs * _CORESET_TOL_FACTOR, use_bounds, should_cancel, r, mean, stage,
-                    self.warnings_,
-                    objective_offset=coreset[2],
+                    cm, cw, centers, cell_assigner, max(max_iter - it0, 1), tol_abs * factor,
+                    use_bounds, should_cancel, r, mean, stage, self.warnings_,
+                    objective_offset=scatter, it_offset=it0,
                 )
-                centers, hist_coarse, it0 = out_c[0], out_c[3] + coreset[2], out_c[4]
+                centers = out_c[0]
+                hist_parts.append(out_c[3] + scatter)
+                it0 += out_c[4]
             out = yield from _lloyd(
                 Xc, w, centers, assigner, max(max_iter - it0, 1), tol_abs, use_bounds,
                 should_cancel, r, mean, stage, self.warnings_, it_offset=it0,
-                cells=None if cell_assigner is None else (coreset[3], cell_assigner),
+                cells=(stages[-1][3], cell_assigners[-1]) if stages else None,
             )
-            out = (*out[:3], np.concatenate([hist_coarse, out[3]]), out[4] + it0, out[5])
+            out = (*out[:3], np.concatenate([*hist_parts, out[3]]), out[4] + it0, out[5])
             self.histories_.append(out[3])
             if best is None or out[2] < best[2]:
                 best = out
@@ -971,11 +951,12 @@ def _lloyd_run(
     """One Lloyd run.  Returns (centers, labels, inertia, history, n_iter, converged).
 
     ``objective_offset`` is added to the recorded objectives (the within-cell scatter when
-    the points are grid-cell means, see :func:`_grid_coreset`); ``it_offset`` to the
+    the points are grid-cell means, see :mod:`quantize._celltree`); ``it_offset`` to the
     recorded iteration numbers.  ``cells`` = (cell of each point, assigner over the cell
-    means) starts from the partition that gives every point its cell's nearest centre, with
-    bounds derived from the cells' (``||x - c|| >= ||m - c|| - ||x - m||``) instead of a
-    full search.
+    means) replaces the first full nearest-centre search: every point starts with its
+    cell's nearest centre and bounds derived from the cell's
+    (``||x - c|| >= ||m - c|| - ||x - m||``), and one bounded E step then re-examines only
+    the points whose bounds do not prove that label.
 
     With ``use_bounds`` the E step keeps Yinyang/Hamerly bounds: ``upper[n] >= ||x_n -
     c_{a_n}||`` and, for each group g of centres, ``lower[g, n] <= min ||x_n - c_j||`` over
@@ -1017,12 +998,21 @@ def _lloyd_run(
         lower = np.ascontiguousarray(low_b.T, dtype=np.float32)[:, inv_cell]
         lower -= (np.sqrt(_exact_sq_dist(X, cell_means, inv_cell)) + eps).astype(np.float32)
         np.maximum(lower, 0.0, out=lower)
+        upper = np.sqrt(d_sq)
+        # a first bounded E step makes every label the point's own nearest centre
+        bound = np.maximum(_half_min_center_dist(centers)[labels], lower.min(axis=0))
+        cand = np.flatnonzero(upper > bound)
+        if cand.size:
+            _yinyang_update(
+                X, cand, labels, upper, lower, _group_layout(centers, group_of), group_of,
+                should_cancel, assigner.working_memory_mib, eps=eps,
+            )
     else:
         labels, d_sq, lower_nk = assigner.search(centers, group_of, should_cancel)
         if lower_nk is not None:
             lower = np.ascontiguousarray((lower_nk - eps).T, dtype=np.float32)
         del lower_nk
-    upper = np.sqrt(d_sq) if use_bounds else None
+        upper = np.sqrt(d_sq) if use_bounds else None
     Wk, Sk, Qk = _cluster_stats(X, w, x_sq, labels, K)
     history: list[float] = []
     converged = False
@@ -1119,14 +1109,13 @@ def _lloyd_run(
             extra={
                 "inertia_after_m": inertia_after_m + objective_offset,
                 "n_relocated": int(empty.size),
+                "n_points": n,  # points, or grid cells in a cell stage
             },
         )
         if n_changed == 0 and not empty.size:
             converged = True
             break
-        # with a cell start, the first M step only re-derives the cell-level centres: the
-        # shift rule applies from the first M step that follows a full-data E step
-        if float(np.sum(shift**2)) <= tol_abs and not (cells is not None and it == 1):
+        if float(np.sum(shift**2)) <= tol_abs:
             converged = True
             break
     if n_relocated_total:

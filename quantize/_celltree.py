@@ -1,0 +1,134 @@
+"""Regular grid cells at several resolutions over weighted points (coarse-to-fine K-means).
+
+The points are put on a regular grid of ``2**bits`` cells per axis over their bounding box
+and sorted in Morton (Z-) order, so that the cells of every coarser grid (``2**L`` cells per
+axis: the first ``L`` bits of each cell coordinate) own contiguous runs of points.  One
+sorted pass then gives every level's cell weights ``W``, weighted sums ``S``, weighted sums
+of squared norms ``Q`` and means ``S / W``.
+
+Lloyd on the cell means with weights ``W`` is Lloyd restricted to partitions that keep each
+cell together; its inertia plus the within-cell scatter ``sum(Q - |S|^2 / W)`` is the exact
+inertia of that partition of the points.  A fine grid's partitions include the coarse
+grid's, so a fit can go from coarse cells to fine cells to the points without its inertia
+ever going up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["LEVELS", "CellTree"]
+
+LEVELS = (6, 7)  # bits per axis of the grids kept, coarse to fine
+_BITS = LEVELS[-1]
+_MAX_DIMS = 4
+
+
+def _sq_norms(X: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", X, X)
+
+
+def _spread_bits(D: int, bits: int) -> np.ndarray:
+    """Lookup table: value v (< 2**bits) -> its bits spread D places apart (Morton code)."""
+    v = np.arange(1 << bits, dtype=np.int64)
+    out = np.zeros_like(v)
+    for b in range(bits):
+        out |= ((v >> b) & 1) << (b * D)
+    return out
+
+
+def _radix_argsort(code: np.ndarray, n_bits: int) -> np.ndarray:
+    """Stable argsort of non-negative codes below ``2**n_bits`` (numpy's 16-bit radix sort)."""
+    order = None
+    for shift in range(0, max(n_bits, 1), 16):
+        digit = ((code >> shift) & 0xFFFF).astype(np.uint16)
+        if order is None:
+            order = np.argsort(digit, kind="stable")
+        else:
+            order = order[np.argsort(digit[order], kind="stable")]
+    assert order is not None
+    return order
+
+
+@dataclass
+class _Level:
+    start: np.ndarray  # (B,) first point (sorted order) of each cell
+    W: np.ndarray  # (B,) weights
+    S: np.ndarray  # (B, D) weighted sums
+    Q: np.ndarray  # (B,) weighted sums of squared norms
+
+
+class CellTree:
+    """Grid cells at the resolutions :data:`LEVELS` over weighted points.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, D), float64
+        Points (D <= 4), not modified.
+    w : ndarray of shape (N,)
+        Positive weights.
+    """
+
+    def __init__(self, X: np.ndarray, w: np.ndarray) -> None:
+        n, D = X.shape
+        if D > _MAX_DIMS:
+            raise ValueError(f"a cell tree needs at most {_MAX_DIMS} dimensions, got {D}")
+        self.n = n
+        # column by column: numpy's axis-0 reductions of an (N, 3) array are slow
+        lo = np.array([X[:, d].min() for d in range(D)])
+        span = np.array([X[:, d].max() for d in range(D)]) - lo
+        cells = 1 << _BITS
+        h = np.where(span > 0, span / cells, 1.0)
+        spread = _spread_bits(D, _BITS)
+        code = np.zeros(n, dtype=np.int64)
+        for d in range(D):
+            idx = np.clip(((X[:, d] - lo[d]) / h[d]).astype(np.int64), 0, cells - 1)
+            code |= spread[idx] << (D - 1 - d)
+        order = _radix_argsort(code, D * _BITS)
+        self.order = order
+        code = code[order]
+        Xs = X[order]
+        ws = w[order]
+        self._levels: dict[int, _Level] = {}
+        # finest level from the points, coarser levels from the finer cells
+        new = np.r_[True, code[1:] != code[:-1]]
+        start = np.flatnonzero(new)
+        level = _Level(
+            start,
+            np.add.reduceat(ws, start),
+            np.add.reduceat(ws[:, None] * Xs, start, axis=0),
+            np.add.reduceat(ws * _sq_norms(Xs), start),
+        )
+        self._levels[_BITS] = level
+        cell_code = code[start]
+        for L in reversed(LEVELS[:-1]):
+            parent = cell_code >> (D * (_BITS - L))
+            first = np.flatnonzero(np.r_[True, parent[1:] != parent[:-1]])
+            level = _Level(
+                level.start[first],
+                np.add.reduceat(level.W, first),
+                np.add.reduceat(level.S, first, axis=0),
+                np.add.reduceat(level.Q, first),
+            )
+            self._levels[L] = level
+            cell_code = parent[first]
+
+    def n_cells(self, bits: int) -> int:
+        """Return the number of occupied cells of the grid with ``bits`` bits per axis."""
+        return int(self._levels[bits].W.size)
+
+    def coreset(self, bits: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Cell means (B, D), cell weights (B,) and the total within-cell scatter."""
+        lv = self._levels[bits]
+        scatter = float(np.maximum(lv.Q - _sq_norms(lv.S) / lv.W, 0.0).sum())
+        return np.ascontiguousarray(lv.S / lv.W[:, None]), lv.W, scatter
+
+    def cell_of(self, bits: int) -> np.ndarray:
+        """Cell index (into :meth:`coreset`'s rows) of every point, shape (N,), input order."""
+        lv = self._levels[bits]
+        sizes = np.diff(np.r_[lv.start, self.n])
+        out = np.empty(self.n, dtype=np.intp)
+        out[self.order] = np.repeat(np.arange(lv.start.size), sizes)
+        return out

@@ -1,0 +1,91 @@
+"""Grid cells for coarse-to-fine K-means (quantize._celltree) and the stages that use them."""
+
+import numpy as np
+import pytest
+
+from quantize import KMeans
+from quantize._celltree import LEVELS, CellTree
+from quantize.features import unique_colors
+from quantize.resources import sample_image_path
+
+
+def grid_cells(X, bits):
+    """Cell coordinates of every point on the 2**bits grid, computed the obvious way."""
+    finest = LEVELS[-1]
+    lo = X.min(axis=0)
+    span = X.max(axis=0) - lo
+    h = np.where(span > 0, span / (1 << finest), 1.0)
+    idx = np.clip(np.floor((X - lo) / h).astype(np.int64), 0, (1 << finest) - 1)
+    return idx >> (finest - bits)
+
+
+@pytest.mark.parametrize("D", [1, 2, 3, 4])
+def test_cells_hold_exactly_the_points_of_their_grid_cell(D):
+    rng = np.random.default_rng(D)
+    X = rng.normal(size=(4000, D)) * rng.uniform(1, 30, size=D)
+    w = rng.integers(1, 9, len(X)).astype(float)
+    tree = CellTree(X, w)
+    for bits in LEVELS:
+        cell = tree.cell_of(bits)
+        means, weights, scatter = tree.coreset(bits)
+        assert means.shape == (tree.n_cells(bits), D)
+        coords = grid_cells(X, bits)
+        # one cell per distinct grid coordinate, and the same coordinate within a cell
+        key = np.unique(coords, axis=0, return_inverse=True)[1].reshape(-1)
+        assert np.unique(key).size == tree.n_cells(bits)
+        pairs = np.unique(np.stack([cell, key], axis=1), axis=0)
+        assert len(pairs) == tree.n_cells(bits)
+        # weights, weighted means and scatter are those of the cell's points
+        np.testing.assert_allclose(weights, np.bincount(cell, w))
+        sums = np.stack([np.bincount(cell, w * X[:, d]) for d in range(D)], axis=1)
+        np.testing.assert_allclose(means, sums / weights[:, None], atol=1e-9)
+        direct = float(np.sum(w * ((X - means[cell]) ** 2).sum(axis=1)))
+        # (sums of squares minus squared sums: rounding is relative to the total energy)
+        energy = float(w @ (X**2).sum(axis=1))
+        np.testing.assert_allclose(scatter, direct, rtol=1e-8, atol=1e-12 * energy)
+
+
+def test_finer_cells_nest_in_coarser_ones():
+    rng = np.random.default_rng(1)
+    X = rng.uniform(0, 255, size=(20_000, 3))
+    tree = CellTree(X, np.ones(len(X)))
+    fine, coarse = tree.cell_of(LEVELS[-1]), tree.cell_of(LEVELS[0])
+    parent = np.full(tree.n_cells(LEVELS[-1]), -1)
+    parent[fine] = coarse
+    assert np.array_equal(parent[fine], coarse)  # each fine cell has one coarse parent
+    assert tree.n_cells(LEVELS[0]) < tree.n_cells(LEVELS[-1])
+
+
+def test_too_many_dimensions_rejected():
+    with pytest.raises(ValueError, match="at most 4"):
+        CellTree(np.zeros((10, 5)), np.ones(10))
+
+
+@pytest.fixture(scope="module")
+def photo_colours():
+    from PIL import Image
+
+    with Image.open(sample_image_path()) as im:
+        table = unique_colors(np.asarray(im.convert("RGB")))
+    return table.colors.astype(np.float64), table.counts.astype(np.float64)
+
+
+def test_photo_fit_runs_coarse_to_fine_and_ends_exact(photo_colours):
+    X, w = photo_colours  # about 94 000 distinct colours
+    model = KMeans(12, seed=3)
+    records = list(model.iter_fit(X, w))
+    sizes = [r.extra["n_points"] for r in records]
+    stages = [sizes[0]] + [b for a, b in zip(sizes, sizes[1:], strict=False) if b != a]
+    # 64**3 cells, then 128**3 cells, then the points themselves
+    assert len(stages) == 3 and stages[0] < stages[1] < stages[2] == len(X)
+    history = np.array([r.objective for r in records])
+    assert np.all(np.diff(history) <= 1e-9 * history[0])  # J never goes up across stages
+    np.testing.assert_allclose(history, model.history_)
+    # the labels are the exact nearest centres of the final palette, and J is exact
+    d = ((X[:, None, :] - model.cluster_centers_[None]) ** 2).sum(axis=2)
+    np.testing.assert_array_equal(model.labels_, d.argmin(axis=1))
+    np.testing.assert_allclose(model.inertia_, float(w @ d.min(axis=1)), rtol=1e-10)
+    assert model.converged_
+    # as good a local minimum as Lloyd on the points alone
+    plain = KMeans(12, seed=3, algorithm="hamerly").fit(X, w)
+    assert model.inertia_ <= plain.inertia_ * 1.02
