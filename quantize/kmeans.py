@@ -9,8 +9,7 @@ count; with many points (``algorithm="auto"``) Lloyd runs coarse to fine: it con
 the weighted means of a regular 64**D grid of cells (Lloyd restricted to partitions that
 keep each cell together), then on a 128**D grid, each to a tighter tolerance than the final
 one, and then continues on the points themselves until the stopping rule holds there (each
-finer stage starts near its own minimum, so the expensive point stage needs few iterations
-and starts from labels and bounds derived from the finest cells);
+finer stage starts near its own minimum, so the expensive point stage needs few iterations);
 the nearest-centre search uses ``||x||^2 - 2 x.c + ||c||^2`` as a float32 BLAS product in
 chunks, with near-ties re-decided exactly in float64, so labels are exact; and Yinyang
 bounds (Hamerly's bounds per group of centres) skip every point whose nearest centre provably
@@ -620,8 +619,8 @@ class KMeans(_KMeansBase):
         Xc = X - mean
         tol_abs = tol * var
 
-        # coarse-to-fine stages: (cell means, weights, scatter, cell of each point)
-        stages: list[tuple[np.ndarray, np.ndarray, float, np.ndarray, float]] = []
+        # coarse-to-fine stages: (cell means, weights, within-cell scatter, tolerance factor)
+        stages: list[tuple[np.ndarray, np.ndarray, float, float]] = []
         if (
             self.algorithm == "auto" and n >= _CORESET_MIN_POINTS and D <= _CORESET_MAX_DIMS
             and bool((w > 0).all())
@@ -629,7 +628,7 @@ class KMeans(_KMeansBase):
             tree = CellTree(Xc, w)
             for bits, factor in _CELL_STAGES:
                 if tree.n_cells(bits) * (3 if not stages else 2) <= n:
-                    stages.append((*tree.coreset(bits), tree.cell_of(bits), factor))
+                    stages.append((*tree.coreset(bits), factor))
         coreset = stages[0] if stages else None
         if coreset is not None and coreset[0].shape[0] >= K_req:
             n_distinct, distinct_rows = n, None  # >= K occupied cells: >= K distinct points
@@ -676,7 +675,7 @@ class KMeans(_KMeansBase):
                 self.n_colors_ = K
             hist_parts = []
             it0 = 0
-            for (cm, cw, scatter, _, factor), cell_assigner in zip(
+            for (cm, cw, scatter, factor), cell_assigner in zip(
                 stages, cell_assigners, strict=True
             ):
                 # Lloyd on grid-cell means = Lloyd with whole cells assigned together; its
@@ -692,7 +691,6 @@ class KMeans(_KMeansBase):
             out = yield from _lloyd(
                 Xc, w, centers, assigner, max(max_iter - it0, 1), tol_abs, use_bounds,
                 should_cancel, r, mean, stage, self.warnings_, it_offset=it0,
-                cells=(stages[-1][3], cell_assigners[-1]) if stages else None,
             )
             out = (*out[:3], np.concatenate([*hist_parts, out[3]]), out[4] + it0, out[5])
             self.histories_.append(out[3])
@@ -945,18 +943,13 @@ def _lloyd_run(
     warnings_store: list[str],
     objective_offset: float = 0.0,
     it_offset: int = 0,
-    cells: tuple[np.ndarray, _Assigner] | None = None,
     pool: ThreadPoolExecutor | None = None,
 ) -> Generator[IterationRecord, None, tuple]:
     """One Lloyd run.  Returns (centers, labels, inertia, history, n_iter, converged).
 
     ``objective_offset`` is added to the recorded objectives (the within-cell scatter when
     the points are grid-cell means, see :mod:`quantize._celltree`); ``it_offset`` to the
-    recorded iteration numbers.  ``cells`` = (cell of each point, assigner over the cell
-    means) replaces the first full nearest-centre search: every point starts with its
-    cell's nearest centre and bounds derived from the cell's
-    (``||x - c|| >= ||m - c|| - ||x - m||``), and one bounded E step then re-examines only
-    the points whose bounds do not prove that label.
+    recorded iteration numbers.
 
     With ``use_bounds`` the E step keeps Yinyang/Hamerly bounds: ``upper[n] >= ||x_n -
     c_{a_n}||`` and, for each group g of centres, ``lower[g, n] <= min ||x_n - c_j||`` over
@@ -987,32 +980,11 @@ def _lloyd_run(
     # the largest possible distance), so rounding can never make a bound too large.
     eps = 1e-6 * (np.sqrt(assigner.x_sq_max) + float(np.sqrt(_sq_norms(centers).max())) + 1e-30)
     lower = None
-    if cells is not None and group_of is not None:
-        inv_cell, cell_assigner = cells
-        cell_means = cell_assigner.X
-        lab_b, _, low_b = cell_assigner.search(centers, group_of, should_cancel)
-        assert low_b is not None
-        labels = lab_b[inv_cell]
-        d_sq = _exact_sq_dist(X, centers, labels)
-        # ||x - c|| >= ||m - c|| - ||x - m|| for the point's cell mean m
-        lower = np.ascontiguousarray(low_b.T, dtype=np.float32)[:, inv_cell]
-        lower -= (np.sqrt(_exact_sq_dist(X, cell_means, inv_cell)) + eps).astype(np.float32)
-        np.maximum(lower, 0.0, out=lower)
-        upper = np.sqrt(d_sq)
-        # a first bounded E step makes every label the point's own nearest centre
-        bound = np.maximum(_half_min_center_dist(centers)[labels], lower.min(axis=0))
-        cand = np.flatnonzero(upper > bound)
-        if cand.size:
-            _yinyang_update(
-                X, cand, labels, upper, lower, _group_layout(centers, group_of), group_of,
-                should_cancel, assigner.working_memory_mib, eps=eps,
-            )
-    else:
-        labels, d_sq, lower_nk = assigner.search(centers, group_of, should_cancel)
-        if lower_nk is not None:
-            lower = np.ascontiguousarray((lower_nk - eps).T, dtype=np.float32)
-        del lower_nk
-        upper = np.sqrt(d_sq) if use_bounds else None
+    labels, d_sq, lower_nk = assigner.search(centers, group_of, should_cancel)
+    if lower_nk is not None:
+        lower = np.ascontiguousarray((lower_nk - eps).T, dtype=np.float32)
+    del lower_nk
+    upper = np.sqrt(d_sq) if use_bounds else None
     Wk, Sk, Qk = _cluster_stats(X, w, x_sq, labels, K)
     history: list[float] = []
     converged = False
