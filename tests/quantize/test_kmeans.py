@@ -261,3 +261,14 @@ def test_threaded_bounded_e_step_matches_plain_lloyd():
     next(gen)
     gen.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("vq-kmeans")]
+
+
+@pytest.mark.parametrize("K", [1, 5, 16, 64, 200])
+def test_group_min_matches_reduceat(K):
+    from quantize.kmeans import _group_min
+
+    rng = np.random.default_rng(K)
+    s = rng.random((300, K), dtype=np.float32)
+    cuts = np.unique(np.r_[0, rng.integers(1, K, size=K // 3)]) if K > 1 else np.zeros(1, int)
+    np.testing.assert_array_equal(_group_min(s, cuts), np.minimum.reduceat(s, cuts, axis=1))
+    np.testing.assert_array_equal(_group_min(s, np.zeros(1, int))[:, 0], s.min(axis=1))
