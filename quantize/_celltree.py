@@ -95,11 +95,12 @@ class CellTree:
         # finest level from the points, coarser levels from the finer cells
         new = np.r_[True, code[1:] != code[:-1]]
         start = np.flatnonzero(new)
+        # column by column again: reduceat along axis 0 of an (N, D) array is slow
+        S = np.empty((start.size, D))
+        for d in range(D):
+            S[:, d] = np.add.reduceat(ws * Xs[:, d], start)
         level = _Level(
-            start,
-            np.add.reduceat(ws, start),
-            np.add.reduceat(ws[:, None] * Xs, start, axis=0),
-            np.add.reduceat(ws * _sq_norms(Xs), start),
+            start, np.add.reduceat(ws, start), S, np.add.reduceat(ws * _sq_norms(Xs), start)
         )
         self._levels[_BITS] = level
         cell_code = code[start]
