@@ -21,7 +21,7 @@ import numpy as np
 
 __all__ = ["LEVELS", "CellTree"]
 
-LEVELS = (6, 7)  # bits per axis of the grids kept, coarse to fine
+LEVELS = (5, 6, 7)  # bits per axis of the grids kept, coarse to fine
 _BITS = LEVELS[-1]
 _MAX_DIMS = 4
 
@@ -104,8 +104,10 @@ class CellTree:
         )
         self._levels[_BITS] = level
         cell_code = code[start]
+        finer = _BITS
         for L in reversed(LEVELS[:-1]):
-            parent = cell_code >> (D * (_BITS - L))
+            parent = cell_code >> (D * (finer - L))  # the first L bits of each coordinate
+            finer = L
             first = np.flatnonzero(np.r_[True, parent[1:] != parent[:-1]])
             level = _Level(
                 level.start[first],

@@ -6,10 +6,11 @@ E step (each point moves to its nearest centre); neither step can increase ``J``
 
 Speed comes from four things: the engine fits the *unique* colours weighted by pixel
 count; with many points (``algorithm="auto"``) Lloyd runs coarse to fine: it converges on
-the weighted means of a regular 64**D grid of cells (Lloyd restricted to partitions that
-keep each cell together), then on a 128**D grid, each to a tighter tolerance than the final
-one, and then continues on the points themselves until the stopping rule holds there (each
-finer stage starts near its own minimum, so the expensive point stage needs few iterations);
+the weighted means of the cells of a regular grid (Lloyd restricted to partitions that keep
+each cell together), 32**D cells when K is small, then 64**D and 128**D, each to a tighter
+tolerance than the final one (k-means++ draws its seeds from the 64**D cells), and then
+continues on the points themselves until the stopping rule holds there (each finer stage
+starts near its own minimum, so the expensive point stage needs few iterations);
 the nearest-centre search uses ``||x||^2 - 2 x.c + ||c||^2`` as a float32 BLAS product in
 chunks, with near-ties re-decided exactly in float64, so labels are exact; and Yinyang
 bounds (Hamerly's bounds per group of centres) skip every point whose nearest centre provably
@@ -50,10 +51,12 @@ _ALGORITHMS = ("auto", "lloyd", "hamerly")
 # "auto" first converges on grid-cell means above this many points (see _celltree)
 _CORESET_MIN_POINTS = 50_000
 _CORESET_MAX_DIMS = 4
-# cell stages (bits per axis, tolerance factor): each is cheaper than the next, so it runs
-# to a tighter tolerance and the next stage starts close to its own minimum; a finer stage
-# is used only when it has at most half as many cells as there are points
-_CELL_STAGES = ((6, 0.01), (7, 0.1))
+# cell stages (bits per axis, tolerance factor, least cells per cluster): each is cheaper
+# than the next, so it runs to a tighter tolerance and the next stage starts close to its
+# own minimum; a stage is used only when it has at most a third (the first) or half as
+# many cells as there are points, and enough cells per cluster
+_CELL_STAGES = ((5, 0.01, 40), (6, 0.03, 0), (7, 0.1, 0))
+_INIT_BITS = 6  # initialisation draws from these cells (fine enough for good seeds)
 # centres per Yinyang group (Ding et al. suggest K / 10 groups)
 _GROUP_SIZE = 10
 _GROUP_SIZE_SMALL_K = 4  # tighter bounds pay off when K is small
@@ -536,9 +539,9 @@ class KMeans(_KMeansBase):
         ``"lloyd"`` searches every point's nearest centre each iteration; ``"hamerly"``
         skips points whose assignment provably did not change (Hamerly/Yinyang bounds) and
         gives the same result; ``"auto"`` adds, for 50 000 points or more (of at most 4
-        dimensions), first stages on grid-cell means (64 and 128 cells per axis, see the
-        module notes), which reach a local minimum of the same quality faster.  All stop
-        by the same rule on the full data.
+        dimensions), first stages on grid-cell means (32 for small K, 64 and 128 cells per
+        axis, see the module notes), which reach a local minimum of the same quality
+        faster.  All stop by the same rule on the full data.
     working_memory_mib : float
         Budget for the temporary (chunk, K) arrays.
 
@@ -642,15 +645,20 @@ class KMeans(_KMeansBase):
 
         # coarse-to-fine stages: (cell means, weights, within-cell scatter, tolerance factor)
         stages: list[tuple[np.ndarray, np.ndarray, float, float]] = []
+        coreset = None  # the cells that k-means++ (or random) initialisation draws from
         if (
             self.algorithm == "auto" and n >= _CORESET_MIN_POINTS and D <= _CORESET_MAX_DIMS
             and bool((w > 0).all())
         ):
             tree = CellTree(Xc, w)
-            for bits, factor in _CELL_STAGES:
-                if tree.n_cells(bits) * (3 if not stages else 2) <= n:
+            for bits, factor, per_cluster in _CELL_STAGES:
+                cells = tree.n_cells(bits)
+                if cells * (3 if not stages else 2) <= n and cells >= per_cluster * K_req:
                     stages.append((*tree.coreset(bits), factor))
-        coreset = stages[0] if stages else None
+                    if bits == _INIT_BITS:
+                        coreset = stages[-1]
+            if coreset is None and stages:
+                coreset = stages[0]
         if coreset is not None and coreset[0].shape[0] >= K_req:
             n_distinct, distinct_rows = n, None  # >= K occupied cells: >= K distinct points
         else:

@@ -76,8 +76,13 @@ def test_photo_fit_runs_coarse_to_fine_and_ends_exact(photo_colours):
     records = list(model.iter_fit(X, w))
     sizes = [r.extra["n_points"] for r in records]
     stages = [sizes[0]] + [b for a, b in zip(sizes, sizes[1:], strict=False) if b != a]
-    # 64**3 cells, then 128**3 cells, then the points themselves
-    assert len(stages) == 3 and stages[0] < stages[1] < stages[2] == len(X)
+    # grid cells (32**3 for this small K, 64**3, 128**3), then the points themselves
+    Xc = X - (w @ X) / w.sum()
+    tree = CellTree(Xc, w)
+    assert stages == [tree.n_cells(b) for b in LEVELS] + [len(X)]
+    fit64 = KMeans(64, seed=3).iter_fit(X, w)
+    assert next(fit64).extra["n_points"] == tree.n_cells(6)  # few 32**3 cells per cluster
+    fit64.close()
     history = np.array([r.objective for r in records])
     assert np.all(np.diff(history) <= 1e-9 * history[0])  # J never goes up across stages
     np.testing.assert_allclose(history, model.history_)
