@@ -55,7 +55,7 @@ _CORESET_MAX_DIMS = 4
 # than the next, so it runs to a tighter tolerance and the next stage starts close to its
 # own minimum; a stage is used only when it has at most a third (the first) or half as
 # many cells as there are points, and enough cells per cluster
-_CELL_STAGES = ((5, 0.01, 40), (6, 0.03, 0), (7, 0.1, 0))
+_CELL_STAGES = ((5, 0.01, 40), (6, 0.01, 0), (7, 0.1, 0))
 _INIT_BITS = 6  # initialisation draws from these cells (fine enough for good seeds)
 # centres per Yinyang group (Ding et al. suggest K / 10 groups)
 _GROUP_SIZE = 10
