@@ -82,10 +82,13 @@ class CellTree:
         cells = 1 << _BITS
         h = np.where(span > 0, span / cells, 1.0)
         spread = _spread_bits(D, _BITS)
-        code = np.zeros(n, dtype=np.int64)
+        code = np.zeros(n, dtype=np.intp)
         for d in range(D):
-            idx = np.clip(((X[:, d] - lo[d]) / h[d]).astype(np.int64), 0, cells - 1)
-            code |= spread[idx] << (D - 1 - d)
+            t = X[:, d] - lo[d]  # >= 0 exactly: lo is the column's minimum
+            t /= h[d]
+            idx = t.astype(np.intp)
+            np.minimum(idx, cells - 1, out=idx)  # the maximum lands on the last cell
+            code |= np.take(spread << (D - 1 - d), idx)
         order = _radix_argsort(code, D * _BITS)
         self.order = order
         code = code[order]
