@@ -54,9 +54,10 @@ _CORESET_MAX_DIMS = 4
 # cell stages (bits per axis, tolerance factor, least cells per cluster): each is cheaper
 # than the next, so it runs to a tighter tolerance and the next stage starts close to its
 # own minimum; a stage is used only when it has at most a third (the first) or half as
-# many cells as there are points, and enough cells per cluster
+# many cells as there are points, and enough cells per cluster (at least 4)
 _CELL_STAGES = ((5, 0.01, 40), (6, 0.01, 0), (7, 0.1, 0))
 _INIT_BITS = 6  # initialisation draws from these cells (fine enough for good seeds)
+_MIN_CELLS_PER_CLUSTER = 4  # a coarser grid would leave clusters without cells
 # centres per Yinyang group (Ding et al. suggest K / 10 groups)
 _GROUP_SIZE = 10
 _GROUP_SIZE_SMALL_K = 4  # tighter bounds pay off when K is small
@@ -653,7 +654,8 @@ class KMeans(_KMeansBase):
             tree = CellTree(Xc, w)
             for bits, factor, per_cluster in _CELL_STAGES:
                 cells = tree.n_cells(bits)
-                if cells * (3 if not stages else 2) <= n and cells >= per_cluster * K_req:
+                enough = max(per_cluster, _MIN_CELLS_PER_CLUSTER) * K_req
+                if cells * (3 if not stages else 2) <= n and cells >= enough:
                     stages.append((*tree.coreset(bits), factor))
                     if bits == _INIT_BITS:
                         coreset = stages[-1]

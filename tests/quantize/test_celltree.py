@@ -94,3 +94,17 @@ def test_photo_fit_runs_coarse_to_fine_and_ends_exact(photo_colours):
     # as good a local minimum as Lloyd on the points alone
     plain = KMeans(12, seed=3, algorithm="hamerly").fit(X, w)
     assert model.inertia_ <= plain.inertia_ * 1.02
+
+
+def test_grid_with_fewer_cells_than_clusters_is_not_used():
+    # 1-D: at most 128 grid cells, fewer than 4 per cluster for K = 100
+    rng = np.random.default_rng(0)
+    X = rng.permutation(np.arange(60_000.0))[:, None]
+    w = rng.integers(1, 5, len(X)).astype(float)
+    model = KMeans(100, seed=0).fit(X, w)
+    assert model.n_colors_ == 100 and model.cluster_centers_.shape == (100, 1)
+    assert np.unique(model.labels_).size == 100
+    assert model.warnings_ == []
+    small = KMeans(16, seed=0)
+    sizes = {r.extra["n_points"] for r in small.iter_fit(X, w)}
+    assert len(sizes) > 1  # 16 clusters: the 1-D cells are used
