@@ -80,6 +80,10 @@ class IterationRecord:
     stage : str
         A free label of where the record comes from, e.g. ``"kmeans"``, ``"gmm"``,
         ``"kmeans-init"`` (the K-means fit that initialises a GMM), ``"minibatch"``.
+    extra : dict
+        Method-specific values.  K-means: ``inertia_after_m`` (J after the M step),
+        ``n_relocated`` (empty clusters moved) and ``n_points`` (how many points the
+        iteration ran on: grid-cell means in a coarse-to-fine stage, else the points).
     """
 
     restart: int

@@ -70,6 +70,9 @@ class ConvergencePlot(QtWidgets.QWidget):
         self._auto_points: dict[int, float] = {}
         self._auto_curve: pg.PlotDataItem | None = None
         self._auto_marker: pg.ScatterPlotItem | None = None
+        # K-means coarse-to-fine stages: (first iteration, points or cells) per restart
+        self._stages: dict[int, list[tuple[int, int]]] = {}
+        self._stage_lines: list[pg.InfiniteLine] = []
 
     def clear(
         self, kind: str | None = None, auto_metric: str | None = None, n_runs: int = 0
@@ -100,6 +103,8 @@ class ConvergencePlot(QtWidgets.QWidget):
             self._auto_marker = None
         for curve in self._curves.values():
             self.plot.removeItem(curve)
+        self._clear_stage_lines()
+        self._stages.clear()
         self._curves.clear()
         self._labels.clear()
         self._drawn.clear()
@@ -138,6 +143,11 @@ class ConvergencePlot(QtWidgets.QWidget):
         xs, ys = self._series.setdefault(record.restart, ([], []))
         xs.append(record.iteration)
         ys.append(float(record.objective))
+        n_points = record.extra.get("n_points") if isinstance(record.extra, dict) else None
+        if n_points is not None:
+            stages = self._stages.setdefault(record.restart, [])
+            if not stages or stages[-1][1] != n_points:
+                stages.append((record.iteration, int(n_points)))
         if not self._timer.isActive():
             self._timer.start()
 
@@ -159,10 +169,46 @@ class ConvergencePlot(QtWidgets.QWidget):
         value = f"{best[1][-1]:.6g}" if best and best[1] else "n/a"
         status = "converged" if converged else "stopped at max iterations"
         extra = f"; {self._skipped} initialisation steps not shown" if self._skipped else ""
+        stages = self._show_stages(restart)
         self.summary.setText(
             f"{len(self._series)} run(s); kept run {restart + 1}: {n_iter} iterations, "
-            f"{status}, final {value}{extra}"
+            f"{status}, final {value}{stages}{extra}"
         )
+
+    def stage_lines(self) -> list[float]:
+        """Return the x positions of the drawn stage boundaries of the kept run.
+
+        Returns
+        -------
+        positions : list of float
+            One per change of stage (coarse grid cells to finer cells to the points).
+        """
+        return [float(line.value()) for line in self._stage_lines]
+
+    def _clear_stage_lines(self) -> None:
+        for line in self._stage_lines:
+            self.plot.removeItem(line)
+        self._stage_lines = []
+
+    def _show_stages(self, restart: int) -> str:
+        """Mark where the kept run went from coarser to finer points; return a summary."""
+        self._clear_stage_lines()
+        stages = self._stages.get(restart, [])
+        if len(stages) < 2:
+            return ""
+        names = [f"{n:,} cells" for _, n in stages[:-1]] + [f"{stages[-1][1]:,} colours"]
+        for (first, _), name in zip(stages[1:], names[1:], strict=True):
+            line = pg.InfiniteLine(
+                pos=first - 0.5,
+                angle=90,
+                pen=pg.mkPen("#9a9a9a", width=1, style=QtCore.Qt.PenStyle.DashLine),
+                label=name,
+                labelOpts={"position": 0.92, "color": "#555555", "anchors": [(0, 0), (0, 0)]},
+            )
+            line.setToolTip(f"from here on the fit runs on {name}")
+            self.plot.addItem(line)
+            self._stage_lines.append(line)
+        return "; coarse to fine on " + " → ".join(names)
 
     def set_auto_choice(self, k: int, reached: bool, value: float) -> None:
         """Mark the K chosen by an automatic search.
