@@ -529,7 +529,9 @@ class KMeans(_KMeansBase):
     n_init : int
         Restarts; the run with the lowest inertia is kept.
     max_iter : int
-        Maximum Lloyd iterations per restart.
+        Maximum Lloyd iterations per restart on the points.  Each grid-cell stage of
+        ``algorithm="auto"`` (see below) may run up to as many again on its cell means,
+        which are cheap; a cell stage that stops there is not an error.
     tol : float
         Stop when the sum of squared centre shifts falls below ``tol`` times the mean
         per-feature variance of the data (scikit-learn's rule); also stop as soon as no
@@ -559,7 +561,7 @@ class KMeans(_KMeansBase):
     histories_ : list of ndarray
         ``history_`` of every restart.
     n_iter_ : int
-        Iterations of the chosen run.
+        Iterations of the chosen run, grid-cell stages included (one per record).
     converged_ : bool
         Whether the chosen run met the stopping rule before ``max_iter``.
     warnings_ : list of str
@@ -712,7 +714,7 @@ class KMeans(_KMeansBase):
                 # Lloyd on grid-cell means = Lloyd with whole cells assigned together; its
                 # J plus the within-cell scatter is the exact full-data J of that partition
                 out_c = yield from _lloyd(
-                    cm, cw, centers, cell_assigner, max(max_iter - it0, 1), tol_abs * factor,
+                    cm, cw, centers, cell_assigner, max_iter, tol_abs * factor,
                     use_bounds, should_cancel, r, mean, stage, self.warnings_,
                     objective_offset=scatter, it_offset=it0,
                 )
@@ -720,7 +722,7 @@ class KMeans(_KMeansBase):
                 hist_parts.append(out_c[3] + scatter)
                 it0 += out_c[4]
             out = yield from _lloyd(
-                Xc, w, centers, assigner, max(max_iter - it0, 1), tol_abs, use_bounds,
+                Xc, w, centers, assigner, max_iter, tol_abs, use_bounds,
                 should_cancel, r, mean, stage, self.warnings_, it_offset=it0,
             )
             out = (*out[:3], np.concatenate([*hist_parts, out[3]]), out[4] + it0, out[5])

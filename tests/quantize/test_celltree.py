@@ -108,3 +108,14 @@ def test_grid_with_fewer_cells_than_clusters_is_not_used():
     small = KMeans(16, seed=0)
     sizes = {r.extra["n_points"] for r in small.iter_fit(X, w)}
     assert len(sizes) > 1  # 16 clusters: the 1-D cells are used
+
+
+def test_cell_stages_do_not_use_up_the_iteration_cap(photo_colours):
+    X, w = photo_colours
+    model = KMeans(12, seed=3, max_iter=20)
+    sizes = [r.extra["n_points"] for r in model.iter_fit(X, w)]
+    # the cap counts iterations on the points; each cell stage has up to as many of its own
+    assert model.converged_ and model.warnings_ == []
+    assert sizes.count(len(X)) <= 20 and len(sizes) > 20
+    assert all(sizes.count(n) <= 20 for n in set(sizes))
+    assert model.n_iter_ == len(sizes) == len(model.history_)
