@@ -76,8 +76,9 @@ def main(argv=None) -> int:
             ours_t.append(t)
             ours_c.append(c)
             ours_p.append(psnr(res.to_image(), img))
+            state = "converged" if res.converged else "NOT converged"
             print(f"  K={K} ours   seed={seed}: {t:7.3f} s (cpu {c:6.2f})  {res.n_iter:3d} it  "
-                  f"PSNR {ours_p[-1]:.3f} dB", flush=True)
+                  f"PSNR {ours_p[-1]:.3f} dB  {state}", flush=True)
         for seed in range(sk_runs):
             t, c, km = timed(
                 lambda s=seed, k=K: SkKMeans(k, n_init=1, random_state=s).fit(pixels)
@@ -86,8 +87,9 @@ def main(argv=None) -> int:
             pal = np.clip(np.rint(km.cluster_centers_), 0, 255).astype(np.uint8)
             sk_t.append(t)
             sk_p.append(psnr(pal[km.labels_].reshape(img.shape), img))
+            state = "converged" if km.n_iter_ < km.max_iter else "NOT converged"
             print(f"  K={K} sklearn seed={seed}: {t:7.3f} s (cpu {c:6.2f})  {km.n_iter_:3d} it  "
-                  f"PSNR {sk_p[-1]:.3f} dB", flush=True)
+                  f"PSNR {sk_p[-1]:.3f} dB  {state}", flush=True)
         rows.append((K, median(ours_t), median(sk_t), median(ours_p), median(sk_p),
                      len(ours_t), len(sk_t), median(ours_c), median(sk_c)))
     print()
