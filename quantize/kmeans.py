@@ -66,6 +66,7 @@ _MAX_THREADS = 8
 _MAX_CHUNK_ROWS = 16384  # cache-friendly (chunk, K) blocks even when the budget allows more
 _GROUP_MIN_LOOP_MAX_K = 128  # a column loop beats np.minimum.reduceat up to about this K
 _ALL = np.zeros(1, dtype=np.intp)  # _group_min over all columns: the row minimum
+_DIRECT_MAX_K = 16  # up to this K the bounded E step measures all centres of a candidate
 
 
 # ----------------------------------------------------------------------------------------
@@ -835,6 +836,50 @@ def _group_layout(
     return coords, index, index >= 0
 
 
+def _direct_update(
+    X: np.ndarray,
+    cand: np.ndarray,
+    labels: np.ndarray,
+    upper: np.ndarray,
+    lower: np.ndarray,
+    centers: np.ndarray,
+    group_starts: np.ndarray,
+    should_cancel: CancelCallback | None,
+    working_memory_mib: float,
+    eps: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reassign candidates like :func:`_yinyang_update`, measuring every centre for each.
+
+    With few centres this costs less than choosing groups point by point, and it leaves
+    exact bounds for every group.  A point moves only to a strictly closer centre (the
+    lowest index among equals), as in :func:`_yinyang_update`.
+    """
+    K, D = centers.shape
+    rows = chunk_size(cand.size, 8 * K * (D + 3), working_memory_mib)
+    changed_parts: list[np.ndarray] = []
+    old_parts: list[np.ndarray] = []
+    for sl in iter_chunks(cand.size, rows):
+        check_cancel(should_cancel)
+        pts = cand[sl]
+        diff = X[pts][:, None, :] - centers[None, :, :]
+        d = np.einsum("pkd,pkd->pk", diff, diff)
+        r = np.arange(pts.size)
+        old = labels[pts]
+        best = d.argmin(axis=1)
+        move = d[r, best] < d[r, old]
+        new = np.where(move, best, old)
+        upper[pts] = np.sqrt(d[r, new])
+        d[r, new] = np.inf
+        lower[:, pts] = (np.sqrt(_group_min(d, group_starts)) - eps).T
+        if move.any():
+            labels[pts[move]] = new[move]
+            changed_parts.append(pts[move])
+            old_parts.append(old[move])
+    if changed_parts:
+        return np.concatenate(changed_parts), np.concatenate(old_parts)
+    return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
+
+
 def _yinyang_update(
     X: np.ndarray,
     cand: np.ndarray,
@@ -1047,6 +1092,7 @@ def _lloyd_run(
             group_shift = (group_shift + eps).astype(np.float32)
             half = _half_min_center_dist(centers)
             layout = _group_layout(centers, group_of)
+            group_starts = np.searchsorted(group_of, np.arange(group_shift.size))
 
             def part(
                 sl: slice,
@@ -1055,6 +1101,7 @@ def _lloyd_run(
                 half: np.ndarray = half,
                 centers: np.ndarray = centers,
                 layout: tuple = layout,
+                group_starts: np.ndarray = group_starts,
             ) -> tuple[np.ndarray, np.ndarray]:
                 lab = labels[sl]
                 up = upper[sl]  # views: updated in place
@@ -1068,6 +1115,11 @@ def _lloyd_run(
                     cand = cand[up[cand] > bound[cand]]
                 if not cand.size:
                     return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
+                if centers.shape[0] <= _DIRECT_MAX_K:
+                    return _direct_update(
+                        X, cand + sl.start, labels, upper, lower, centers, group_starts,
+                        should_cancel, assigner.working_memory_mib, eps=eps,
+                    )
                 return _yinyang_update(
                     X, cand + sl.start, labels, upper, lower, layout, group_of,
                     should_cancel, assigner.working_memory_mib, eps=eps,

@@ -272,3 +272,20 @@ def test_group_min_matches_reduceat(K):
     cuts = np.unique(np.r_[0, rng.integers(1, K, size=K // 3)]) if K > 1 else np.zeros(1, int)
     np.testing.assert_array_equal(_group_min(s, cuts), np.minimum.reduceat(s, cuts, axis=1))
     np.testing.assert_array_equal(_group_min(s, np.zeros(1, int))[:, 0], s.min(axis=1))
+
+
+@pytest.mark.parametrize("K", [3, 12])
+def test_all_centre_update_follows_the_grouped_one(monkeypatch, K):
+    """Small K measures every centre of a candidate; it must take the same path."""
+    import quantize.kmeans as km
+
+    X = blobs(6000, 9, spread=30, seed=8)
+    w = np.random.default_rng(8).integers(1, 5, len(X)).astype(float)
+    direct = KMeans(K, algorithm="hamerly", seed=4, tol=0).fit(X, w)
+    monkeypatch.setattr(km, "_DIRECT_MAX_K", 0)
+    grouped = KMeans(K, algorithm="hamerly", seed=4, tol=0).fit(X, w)
+    np.testing.assert_array_equal(direct.labels_, grouped.labels_)
+    np.testing.assert_array_equal(direct.history_, grouped.history_)
+    np.testing.assert_array_equal(direct.cluster_centers_, grouped.cluster_centers_)
+    plain = KMeans(K, algorithm="lloyd", seed=4, tol=0).fit(X, w)
+    np.testing.assert_array_equal(direct.labels_, plain.labels_)
