@@ -119,3 +119,10 @@ def test_cell_stages_do_not_use_up_the_iteration_cap(photo_colours):
     assert sizes.count(len(X)) <= 20 and len(sizes) > 20
     assert all(sizes.count(n) <= 20 for n in set(sizes))
     assert model.n_iter_ == len(sizes) == len(model.history_)
+
+
+def test_every_cell_stage_is_a_tree_level():
+    from quantize import kmeans
+
+    assert {bits for bits, *_ in kmeans._CELL_STAGES} <= set(LEVELS)
+    assert kmeans._INIT_BITS in LEVELS
