@@ -208,9 +208,8 @@ class _Assigner:
         labels = np.empty(n, dtype=np.int32)
         lower = None
         if group_of is not None:  # sorted: the groups are contiguous runs of centres
-            G = int(group_of[-1]) + 1
-            starts = np.searchsorted(group_of, np.arange(G))
-            lower = np.empty((n, G), dtype=np.float64)
+            starts = _group_starts(group_of)
+            lower = np.empty((n, starts.size), dtype=np.float64)
         rows = min(_MAX_CHUNK_ROWS, chunk_size(n, 4 * K * 3 + 8 * D * K, self.working_memory_mib))
         for sl in iter_chunks(n, rows):
             check_cancel(should_cancel)
@@ -248,6 +247,12 @@ class _Assigner:
                 lower[sl] = np.inf
         d_sq = _exact_sq_dist(X, centers, labels)
         return labels, d_sq, lower
+
+
+def _group_starts(group_of: np.ndarray) -> np.ndarray:
+    """First centre of each group, shape (G,), for centres sorted by group (``group_of``)."""
+    return np.searchsorted(group_of, np.arange(int(group_of[-1]) + 1))
+
 
 def _group_min(s: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Row-wise minimum over each run of columns ``starts[g]:starts[g + 1]``, shape (n, G).
@@ -649,7 +654,7 @@ class KMeans(_KMeansBase):
 
         # coarse-to-fine stages: (cell means, weights, within-cell scatter, tolerance factor)
         stages: list[tuple[np.ndarray, np.ndarray, float, float]] = []
-        coreset = None  # the cells that k-means++ (or random) initialisation draws from
+        init_cells = None  # the cells that k-means++ (or random) initialisation draws from
         if (
             self.algorithm == "auto" and n >= _CORESET_MIN_POINTS and D <= _CORESET_MAX_DIMS
             and bool((w > 0).all())
@@ -661,15 +666,15 @@ class KMeans(_KMeansBase):
                 if cells * (3 if not stages else 2) <= n and cells >= enough:
                     stages.append((*tree.coreset(bits), factor))
                     if bits == _INIT_BITS:
-                        coreset = stages[-1]
-            if coreset is None and stages:
-                coreset = stages[0]
-        if coreset is not None and coreset[0].shape[0] >= K_req:
+                        init_cells = stages[-1]
+            if init_cells is None and stages:
+                init_cells = stages[0]
+        if init_cells is not None and init_cells[0].shape[0] >= K_req:
             n_distinct, distinct_rows = n, None  # >= K occupied cells: >= K distinct points
         else:
             n_distinct, distinct_rows = _count_distinct(Xc, w, K_req)
             if distinct_rows is not None:
-                coreset, stages = None, []
+                init_cells, stages = None, []
         if n_distinct < K_req:
             warn_and_record(
                 self.warnings_,
@@ -693,7 +698,7 @@ class KMeans(_KMeansBase):
 
         best: tuple | None = None
         self.histories_ = []
-        Xi, wi = (Xc, w) if coreset is None else (coreset[0], coreset[1])
+        Xi, wi = (Xc, w) if init_cells is None else (init_cells[0], init_cells[1])
         # one assigner per cell stage serves every restart
         cell_assigners = [_Assigner(st[0], wm) for st in stages]
         for r, run_init in enumerate(runs):
@@ -824,8 +829,8 @@ def _group_layout(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Centres padded per group: (G, gmax, D) coordinates, (G, gmax) index (-1 = pad)."""
     K, D = centers.shape
-    G = int(group_of[-1]) + 1
-    starts = np.searchsorted(group_of, np.arange(G))
+    starts = _group_starts(group_of)
+    G = starts.size
     sizes = np.diff(np.append(starts, K))
     gmax = int(sizes.max())
     index = np.full((G, gmax), -1, dtype=np.intp)
@@ -1053,6 +1058,7 @@ def _lloyd_run(
         group_of = group_of[perm]
         centers = centers[perm]
     inv_perm = np.argsort(perm) if perm is not None else None
+    group_starts = None if group_of is None else _group_starts(group_of)
     # group-major (G, N) float32 layout: the per-iteration decrement and the min over groups
     # stream half the bytes.  Every value written is lowered by ``eps`` (16 float32 ulps of
     # the largest possible distance), so rounding can never make a bound too large.
@@ -1091,8 +1097,8 @@ def _lloyd_run(
             np.maximum.at(group_shift, group_of, shift)
             group_shift = (group_shift + eps).astype(np.float32)
             half = _half_min_center_dist(centers)
-            layout = _group_layout(centers, group_of)
-            group_starts = np.searchsorted(group_of, np.arange(group_shift.size))
+            direct = K <= _DIRECT_MAX_K  # else the grouped update, on padded group blocks
+            layout = None if direct else _group_layout(centers, group_of)
 
             def part(
                 sl: slice,
@@ -1100,8 +1106,7 @@ def _lloyd_run(
                 group_shift: np.ndarray = group_shift,
                 half: np.ndarray = half,
                 centers: np.ndarray = centers,
-                layout: tuple = layout,
-                group_starts: np.ndarray = group_starts,
+                layout: tuple | None = layout,
             ) -> tuple[np.ndarray, np.ndarray]:
                 lab = labels[sl]
                 up = upper[sl]  # views: updated in place
@@ -1115,7 +1120,7 @@ def _lloyd_run(
                     cand = cand[up[cand] > bound[cand]]
                 if not cand.size:
                     return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
-                if centers.shape[0] <= _DIRECT_MAX_K:
+                if layout is None:
                     return _direct_update(
                         X, cand + sl.start, labels, upper, lower, centers, group_starts,
                         should_cancel, assigner.working_memory_mib, eps=eps,
