@@ -35,7 +35,8 @@ VOLATILE = {"elapsed_s", "versions", "path", "elapsed", "outputs"}
 
 def _scrub(doc: Any) -> Any:
     if isinstance(doc, dict):
-        return {k: _scrub(v) for k, v in doc.items() if k not in VOLATILE}
+        return {k: _scrub(v) for k, v in doc.items()
+                if k not in VOLATILE and not (k == "input" and isinstance(v, str))}  # fmt: skip
     if isinstance(doc, list):
         return [_scrub(v) for v in doc]
     return doc
@@ -72,9 +73,9 @@ def _inputs(folder: Path) -> dict[str, Path]:
 
 
 def _runs(p: dict[str, Path]) -> list[tuple[str, list[str]]]:
-    every = ["--palette", "{o}/pal.gpl", "--palette", "{o}/pal.act", "--palette", "{o}/pal.json",
-             "--palette", "{o}/pal.txt", "--palette", "{o}/pal.css", "--palette", "{o}/pal.png",
-             "--masks", "{o}/masks", "--soft", "{o}/soft", "--report", "{o}/report.json"]  # fmt: skip
+    every = [a for ext in ("gpl", "act", "json", "txt", "css", "png")
+             for a in ("--palette", f"{{o}}/pal.{ext}")]  # fmt: skip
+    every += ["--masks", "{o}/masks", "--soft", "{o}/soft", "--report", "{o}/report.json"]
     crop, big = str(p["crop"]), str(p["big"])
     return [
         ("kmeans-big-16", [big, "-k", "16"]),
@@ -98,6 +99,7 @@ def _runs(p: dict[str, Path]) -> list[tuple[str, list[str]]]:
 
 
 def main() -> int:
+    """Print the fingerprint of every run; return 0."""
     from quantize.cli import main as vq
 
     with tempfile.TemporaryDirectory() as tmp:
