@@ -44,7 +44,7 @@ def self_test() -> int:
 
     from app.params import RunParameters
     from app.worker import RunJob, run_pipeline
-    from quantize.io import load_image
+    from quantize.io.load import load_image
     from quantize.protocol import drain
     from quantize.resources import sample_image_path
 

@@ -30,7 +30,7 @@ DEFAULT_KINDS = ("indexed_png", "gpl", "palette_json", "sidecar")
 
 def _run_export(job: dict[str, Any]) -> tuple[list[Path] | None, str]:
     """Create the folder and write the exports; return (written, "") or (None, error)."""
-    from quantize.export import ExportError, export_all
+    from quantize.io.export import ExportError, export_all
 
     folder = Path(job["folder"])
     created = [p for p in (folder, *folder.parents) if not p.exists()]
@@ -126,7 +126,7 @@ class ExportDialog(QtWidgets.QDialog):
         parent: QtWidgets.QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        from quantize.export import EXPORT_KINDS
+        from quantize.io.export import EXPORT_KINDS
 
         self.setWindowTitle("Export")
         self.setObjectName("exportDialog")
@@ -202,7 +202,7 @@ class ExportDialog(QtWidgets.QDialog):
         Returns
         -------
         kinds : list of str
-            Names from :data:`quantize.export.EXPORT_KINDS`.
+            Names from :data:`quantize.io.export.EXPORT_KINDS`.
         """
         return [kind for kind, check in self.checks.items() if check.isChecked()]
 
@@ -212,9 +212,9 @@ class ExportDialog(QtWidgets.QDialog):
         Returns
         -------
         paths : list of Path
-            From :func:`quantize.export.plan_exports`.
+            From :func:`quantize.io.export.plan_exports`.
         """
-        from quantize.export import plan_exports
+        from quantize.io.export import plan_exports
 
         kinds = self.selected_kinds()
         if not kinds or not self.stem.text().strip():
@@ -310,7 +310,7 @@ class ExportDialog(QtWidgets.QDialog):
         return Path(self.folder.text().strip() or ".")
 
     def _prepare(self) -> dict[str, Any] | None:
-        from quantize.export import ExportError
+        from quantize.io.export import ExportError
 
         self.last_error = ""
         kinds = self.selected_kinds()

@@ -25,7 +25,7 @@ class OpenedImage:
     Parameters
     ----------
     loaded : LoadedImage
-        From :mod:`quantize.io`.
+        From :mod:`quantize.io.load`.
     display : ndarray of shape (M, N, 3) or (M, N, 4), uint8
         C-contiguous display pixels.
     grey : bool
@@ -95,10 +95,10 @@ def open_file(path: str | Path) -> OpenedImage:
 
     Raises
     ------
-    quantize.io.LoadError
+    quantize.io.load.LoadError
         When the file cannot be opened (the message names the file and the problem).
     """
-    from quantize.io import load_image
+    from quantize.io.load import load_image
 
     path = Path(path)
     return prepare(load_image(path), path.name)
@@ -126,7 +126,7 @@ class LoadWorker(QtCore.QThread):
         self.ticket = ticket
 
     def run(self) -> None:  # noqa: D102 (QThread override, runs on the worker thread)
-        from quantize.io import LoadError
+        from quantize.io.load import LoadError
 
         try:
             opened = open_file(self.path)

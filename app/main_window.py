@@ -29,7 +29,7 @@ from app.worker import (
     only_rendering_changed,
     warm_up,
 )
-from quantize.export import hex_color
+from quantize.io.export import hex_color
 
 __all__ = ["MainWindow", "IMAGE_FILTER", "qimage_to_array"]
 
@@ -429,7 +429,7 @@ class MainWindow(QtWidgets.QMainWindow):
         ok : bool
             Whether the image was opened (``wait=False``: whether loading started).
         """
-        from quantize.io import LoadError
+        from quantize.io.load import LoadError
 
         path = Path(path)
         self._load_ticket += 1
@@ -492,7 +492,7 @@ class MainWindow(QtWidgets.QMainWindow):
         Parameters
         ----------
         pixels : ndarray of shape (M, N), (M, N, 3) or (M, N, 4)
-            uint8/uint16/float pixels as accepted by :func:`quantize.io.from_array`.
+            uint8/uint16/float pixels as accepted by :func:`quantize.io.load.from_array`.
         name : str, optional
             Name shown in the title bar.
 
@@ -501,7 +501,7 @@ class MainWindow(QtWidgets.QMainWindow):
         ok : bool
             Whether the image was opened.
         """
-        from quantize.io import LoadError, from_array
+        from quantize.io.load import LoadError, from_array
 
         try:
             loaded = from_array(pixels, name=name)

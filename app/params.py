@@ -9,7 +9,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from quantize.defaults import DEFAULTS, fit_options
+from quantize.options import DEFAULTS, fit_options
 
 __all__ = ["RunParameters", "ParameterPanel", "METHODS", "DITHERS", "AUTO_MODES"]
 
@@ -89,7 +89,7 @@ class RunParameters:
     target_psnr: float = DEFAULTS["target_psnr"]
 
     def fit_options(self) -> dict[str, Any]:
-        """Return the estimator options passed on to :func:`quantize.result.iter_quantize_image`.
+        """Return the estimator options passed on to :func:`quantize.pipeline.iter_quantize_image`.
 
         Returns
         -------

@@ -20,33 +20,33 @@ _EXPORTS: dict[str, str] = {
     "ConvergenceWarning": "protocol",
     "drain": "protocol",
     # estimators
-    "KMeans": "kmeans",
-    "MiniBatchKMeans": "kmeans",
-    "kmeans_plusplus": "kmeans",
-    "GaussianMixture": "gmm",
-    "Optimal1D": "optimal1d",
-    "optimal_1d": "optimal1d",
+    "KMeans": "cluster.kmeans",
+    "MiniBatchKMeans": "cluster.kmeans",
+    "kmeans_plusplus": "cluster.kmeans",
+    "GaussianMixture": "cluster.gmm",
+    "Optimal1D": "cluster.optimal1d",
+    "optimal_1d": "cluster.optimal1d",
     # features / colour spaces
     "ColorTable": "features",
     "unique_colors": "features",
-    "record_labels": "replay",
+    "record_labels": "cluster.replay",
     # the pipeline
-    "QuantizeResult": "result",
-    "quantize_image": "result",
-    "iter_quantize_image": "result",
+    "QuantizeResult": "pipeline",
+    "quantize_image": "pipeline",
+    "iter_quantize_image": "pipeline",
     # images in, files out
-    "LoadedImage": "io",
-    "LoadError": "io",
-    "load_image": "io",
+    "LoadedImage": "io.load",
+    "LoadError": "io.load",
+    "load_image": "io.load",
     "Metrics": "metrics",
     "compute_metrics": "metrics",
-    "ExportError": "export",
-    "export_all": "export",
-    "plan_exports": "export",
+    "ExportError": "io.export",
+    "export_all": "io.export",
+    "plan_exports": "io.export",
     # resources
     "sample_image_path": "resources",
     # defaults shared by the CLI and the app
-    "DEFAULTS": "defaults",
+    "DEFAULTS": "options",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

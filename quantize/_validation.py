@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .protocol import QuantizeWarning
+from quantize.protocol import QuantizeWarning
 
 __all__ = [
     "check_points",

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from quantize.features import ColorTable, unique_colors
-from quantize.io import to_uint8
+from quantize.io.load import to_uint8
 from quantize.metrics import image_metrics, psnr_from_mse, srgb8_to_lab
 from quantize.protocol import CancelCallback, IterationRecord, check_cancel
-from quantize.result import QuantizeResult, iter_quantize_image
+from quantize.pipeline import QuantizeResult, iter_quantize_image
 
 __all__ = [
     "AutoKResult",
@@ -166,7 +166,7 @@ def iter_quality_target(
     Parameters
     ----------
     image : ndarray of shape (M, N, 3) or (M, N, 4)
-        As for :func:`quantize.result.iter_quantize_image`.
+        As for :func:`quantize.pipeline.iter_quantize_image`.
     psnr : float, optional
         Minimum PSNR in dB.
     max_delta_e : float, optional
@@ -178,7 +178,7 @@ def iter_quality_target(
         more with the caller's ``n_init`` and that fit is kept if it is at least as good.
         ``None`` searches with the caller's ``n_init``.
     method, color_space, seed, should_cancel, **fit_options
-        Passed to :func:`~quantize.result.iter_quantize_image`.
+        Passed to :func:`~quantize.pipeline.iter_quantize_image`.
 
     Yields
     ------
@@ -301,7 +301,7 @@ def iter_bic(
     patience : int, optional
         Stop after this many consecutive K without a new best BIC.
     color_space, seed, should_cancel, **fit_options
-        Passed to :func:`~quantize.result.iter_quantize_image` with ``method="gmm"``.
+        Passed to :func:`~quantize.pipeline.iter_quantize_image` with ``method="gmm"``.
 
     Yields
     ------

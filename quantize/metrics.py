@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from quantize.features import unique_colors
-from quantize.io import to_uint8
+from quantize.io.load import to_uint8
 from quantize.protocol import CancelCallback, check_cancel
 from quantize.render import as_rgb, dither_indices
 
 if TYPE_CHECKING:  # pragma: no cover
-    from quantize.result import QuantizeResult
+    from quantize.pipeline import QuantizeResult
 
 __all__ = [
     "Metrics",
@@ -57,7 +57,7 @@ class Metrics:
     bits_per_pixel : float
         Size of the indexed PNG in bits per pixel.
     png_bytes : int
-        Size of the indexed PNG (encoded in memory, as :mod:`quantize.export` writes it).
+        Size of the indexed PNG (encoded in memory, as :mod:`quantize.io.export` writes it).
     original_bytes : int or None
         Size of the original file, if known.
     ratio : float or None
@@ -379,7 +379,7 @@ def render_indexed(
 ) -> tuple[np.ndarray, bytes]:
     """Palette indices of a rendering and its indexed PNG, computed once for both uses.
 
-    Pass the pair to :func:`compute_metrics` and to :mod:`quantize.export` (``rendering=``)
+    Pass the pair to :func:`compute_metrics` and to :mod:`quantize.io.export` (``rendering=``)
     so that one run dithers and encodes the image only once.
 
     Parameters
@@ -395,9 +395,9 @@ def render_indexed(
     -------
     indices : ndarray of shape (M, N), uint8 or uint16
     png : bytes
-        The indexed PNG, as :func:`quantize.export.encode_indexed_png` writes it.
+        The indexed PNG, as :func:`quantize.io.export.encode_indexed_png` writes it.
     """
-    from quantize.export import encode_indexed_png
+    from quantize.io.export import encode_indexed_png
 
     palette = np.asarray(result.palette, np.uint8)
     if should_cancel is not None and dither != "none" and strength != 0:

@@ -2,7 +2,7 @@
 
 Every long computation in :mod:`quantize` is written as a generator that yields one small
 :class:`IterationRecord` per iteration and *returns* its final value (the fitted estimator or
-the :class:`~quantize.result.QuantizeResult`) through ``StopIteration.value``.  A caller that
+the :class:`~quantize.pipeline.QuantizeResult`) through ``StopIteration.value``.  A caller that
 wants progress iterates; a caller that only wants the answer calls :func:`drain`.
 
 Cancellation is cooperative: a generator receives a ``should_cancel`` callable and checks it

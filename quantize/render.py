@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from quantize.features import as_image_array, unique_colors
-from quantize.io import grey_to_rgb, to_uint8
+from quantize.io.load import grey_to_rgb, to_uint8
 from quantize.protocol import CancelCallback, check_cancel
 
 __all__ = [
@@ -339,7 +339,7 @@ def map_to_palette(image: np.ndarray, palette: np.ndarray, *, color_space: str =
     import time
 
     from quantize.colorspace import check_space, rgb_to_space
-    from quantize.result import QuantizeResult, table_points
+    from quantize.pipeline import QuantizeResult, table_points
 
     t0 = time.perf_counter()
     pal = np.asarray(palette)

@@ -15,14 +15,15 @@ FORBIDDEN = ("PySide6", "shiboken6", "pyqtgraph", "superqt", "qtpy", "app")
 
 
 def _engine_modules() -> list[str]:
-    names = (m.name for m in pkgutil.iter_modules(quantize.__path__))
-    return sorted(f"quantize.{name}" for name in names if name != "__main__")
+    names = (m.name for m in pkgutil.walk_packages(quantize.__path__, "quantize."))
+    return sorted(name for name in names if not name.endswith("__main__"))
 
 
 def test_engine_has_modules_to_check():
     # guards the test below against silently checking nothing
     mods = _engine_modules()
     assert "quantize.protocol" in mods
+    assert "quantize.cluster.kmeans" in mods  # subpackages are walked too
     assert len(mods) >= 5
 
 

@@ -8,7 +8,7 @@ from PySide6 import QtCore, QtWidgets
 
 from quantize.colorspace import space_to_rgb
 from quantize.protocol import IterationRecord
-from quantize.replay import record_labels
+from quantize.cluster.replay import record_labels
 
 __all__ = ["ColorSpaceView", "AXIS_NAMES", "ellipse_outline"]
 
@@ -310,7 +310,7 @@ class ColorSpaceView(QtWidgets.QWidget):
         """Colour each sample point with its cluster's colour at the shown iteration.
 
         The replayed assignment is the E step under that iteration's parameters
-        (:func:`quantize.replay.record_labels`), so moving the slider shows points changing
+        (:func:`quantize.cluster.replay.record_labels`), so moving the slider shows points changing
         cluster as well as the centres moving.
         """
         if len(self._steps) <= 1:

@@ -35,12 +35,12 @@ def test_self_test_runs_headless_in_a_fresh_process():
 
 
 def test_self_test_reports_failure(monkeypatch, capsys):
-    import quantize.result
+    import quantize.pipeline
 
     def broken(*args, **kwargs):
         raise RuntimeError("engine missing")
 
-    monkeypatch.setattr(quantize.result, "iter_quantize_image", broken)
+    monkeypatch.setattr(quantize.pipeline, "iter_quantize_image", broken)
     assert main(["--self-test"]) == 1
     assert "FAILED" in capsys.readouterr().out
 

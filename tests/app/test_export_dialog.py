@@ -101,7 +101,7 @@ def test_export_button_writes_on_a_worker_thread(qtbot, window, small_png, tmp_p
 
 
 def test_failed_export_leaves_no_new_folder(qtbot, window, small_png, tmp_path, monkeypatch):
-    import quantize.export
+    import quantize.io.export
 
     finished_window(qtbot, window, small_png)
     dialog = window.make_export_dialog()
@@ -112,7 +112,7 @@ def test_failed_export_leaves_no_new_folder(qtbot, window, small_png, tmp_path, 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(quantize.export, "export_all", disk_full)
+    monkeypatch.setattr(quantize.io.export, "export_all", disk_full)
     dialog.report_error = lambda message: None
     assert dialog.export() is None
     assert "No space left" in dialog.last_error
@@ -136,7 +136,7 @@ def test_export_uses_the_hash_of_the_decoded_file(qtbot, window, small_png, tmp_
     dialog = window.make_export_dialog()
     qtbot.addWidget(dialog)
     assert dialog.source_sha256 == hashlib.sha256(small_png.read_bytes()).hexdigest()
-    import quantize.export as export
+    import quantize.io.export as export
 
     def no_rehash(path):
         raise AssertionError(f"{path} was read again to hash it")

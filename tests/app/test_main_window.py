@@ -144,13 +144,13 @@ def test_bad_file_shows_message_and_keeps_image(qtbot, window, tmp_path, small_p
 
 
 def test_worker_exception_shows_dialog_and_app_keeps_working(qtbot, window, small_png, monkeypatch):
-    import quantize.result
+    import quantize.pipeline
 
     def explode(*args, **kwargs):
         raise RuntimeError("engine exploded on purpose")
 
     window.open_image(small_png)
-    monkeypatch.setattr(quantize.result, "iter_quantize_image", explode)
+    monkeypatch.setattr(quantize.pipeline, "iter_quantize_image", explode)
     with qtbot.waitSignal(window.run_failed, timeout=RUN_TIMEOUT_MS) as blocker:
         window.start_run()
     assert "engine exploded on purpose" in blocker.args[0]

@@ -105,7 +105,7 @@ def test_colorspace_replay_moves_centres(qtbot, window, small_png):
     view.set_step(n - 1)
     np.testing.assert_allclose(view.shown_centers()[:, 0], records[-1].centers[:, 0])
     # points are coloured by the E step under each replayed iteration's centres
-    from quantize.replay import record_labels
+    from quantize.cluster.replay import record_labels
 
     points = output.sample.points
     np.testing.assert_array_equal(view.shown_point_labels(), record_labels(points, records[-1]))
@@ -232,7 +232,7 @@ def test_palette_hex_codes_are_the_exported_ones(qtbot):
     import app.main_window
     import app.views.palette
     from app.views.palette import PaletteView
-    from quantize.export import encode_palette, hex_color
+    from quantize.io.export import encode_palette, hex_color
 
     # one implementation, shared by the app and the palette files
     assert app.views.palette.hex_color is hex_color

@@ -10,7 +10,7 @@ import pytest
 from quantize.auto import AutoKResult, iter_bic, iter_quality_target, quality_of
 from quantize.metrics import compute_metrics
 from quantize.protocol import Cancelled, IterationRecord, QuantizeWarning, drain
-from quantize.result import quantize_image
+from quantize.pipeline import quantize_image
 
 
 def blobs(n_colors: int = 6, size: int = 24, noise: float = 6.0, seed: int = 0) -> np.ndarray:
@@ -127,7 +127,7 @@ def test_search_uses_one_restart_then_refits_chosen_k():
 @pytest.mark.parametrize("search", ["quality", "bic"])
 def test_search_finds_the_distinct_colours_once(monkeypatch, search):
     import quantize.auto
-    import quantize.result
+    import quantize.pipeline
     from quantize.features import unique_colors
 
     img = blobs()
@@ -138,7 +138,7 @@ def test_search_finds_the_distinct_colours_once(monkeypatch, search):
         return tables[-1]
 
     monkeypatch.setattr(quantize.auto, "unique_colors", counting, raising=False)
-    monkeypatch.setattr(quantize.result, "unique_colors", counting)
+    monkeypatch.setattr(quantize.pipeline, "unique_colors", counting)
     if search == "quality":
         _, choice = run(iter_quality_target(img, psnr=28.0, k_min=1, k_max=12, seed=0))
     else:

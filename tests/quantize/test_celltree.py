@@ -1,10 +1,10 @@
-"""Grid cells for coarse-to-fine K-means (quantize._celltree) and the stages that use them."""
+"""Grid cells for coarse-to-fine K-means (quantize.cluster._cells) and the stages that use them."""
 
 import numpy as np
 import pytest
 
 from quantize import KMeans
-from quantize._celltree import LEVELS, CellTree
+from quantize.cluster._cells import LEVELS, CellTree
 from quantize.features import unique_colors
 from quantize.resources import sample_image_path
 
@@ -122,7 +122,7 @@ def test_cell_stages_do_not_use_up_the_iteration_cap(photo_colours):
 
 
 def test_every_cell_stage_is_a_tree_level():
-    from quantize import kmeans
+    from quantize.cluster import kmeans
 
     assert {bits for bits, *_ in kmeans._CELL_STAGES} <= set(LEVELS)
     assert kmeans._INIT_BITS in LEVELS

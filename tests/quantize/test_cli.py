@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quantize.cli import EPILOG, build_parser, main
-from quantize.defaults import DEFAULTS
-from quantize.export import read_palette
+from quantize.cli.commands import EPILOG, build_parser, main
+from quantize.options import DEFAULTS
+from quantize.io.export import read_palette
 
 FAST = ["--n-init", "1", "--max-iter", "30"]
 
@@ -420,7 +420,7 @@ def test_same_seed_same_bytes(img, tmp_path, capsys):
 
 def test_use_palette_maps_without_fitting(img, tmp_path, capsys):
     pal = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0]], np.uint8)
-    from quantize.export import write_palette
+    from quantize.io.export import write_palette
 
     write_palette(tmp_path / "mine.gpl", pal)
     argv = ["quantize", str(img), "--use-palette", "mine.gpl", "--space", "rgb", "-o", "o.png",
@@ -440,7 +440,7 @@ def test_use_palette_maps_without_fitting(img, tmp_path, capsys):
 
 
 def test_init_palette_and_palette_errors(img, tmp_path, capsys):
-    from quantize.export import write_palette
+    from quantize.io.export import write_palette
 
     write_palette(tmp_path / "start.txt", np.array([[10, 10, 10], [240, 240, 240]], np.uint8))
     assert main(["quantize", str(img), "--init-palette", "start.txt", *FAST, "--json"]) == 0

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quantize import export
-from quantize.export import (
+from quantize.io import export
+from quantize.io.export import (
     EXPORT_KINDS,
     ExportError,
     OutputExistsError,
@@ -36,7 +36,7 @@ from quantize.export import (
     write_sidecar,
 )
 from quantize.render import dither_indices
-from quantize.result import quantize_image
+from quantize.pipeline import quantize_image
 
 RNG = np.random.default_rng(5)
 

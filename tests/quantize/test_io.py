@@ -16,7 +16,7 @@ import tifffile
 from PIL import Image, ImageCms, ImageOps
 from skimage.color import rgb2lab
 
-from quantize.io import (
+from quantize.io.load import (
     LoadError,
     apply_orientation,
     from_array,
@@ -654,7 +654,7 @@ def test_overlapping_loads_on_threads_keep_their_own_warnings(monkeypatch, caplo
     import threading
     import warnings
 
-    import quantize.io as qio
+    import quantize.io.load as qio
 
     buf = io.BytesIO()
     Image.fromarray(rgb_image(4, 5)).save(buf, "PNG")

@@ -5,7 +5,7 @@ import pytest
 from sklearn.cluster import KMeans as SkKMeans
 from threadpoolctl import threadpool_limits
 
-from quantize.kmeans import KMeans, MiniBatchKMeans, kmeans_plusplus
+from quantize.cluster.kmeans import KMeans, MiniBatchKMeans, kmeans_plusplus
 from quantize.protocol import Cancelled, ConvergenceWarning, QuantizeWarning, drain
 
 
@@ -265,7 +265,7 @@ def test_threaded_bounded_e_step_matches_plain_lloyd():
 
 @pytest.mark.parametrize("K", [1, 5, 16, 64, 200])
 def test_group_min_matches_reduceat(K):
-    from quantize.kmeans import _group_min
+    from quantize.cluster.kmeans import _group_min
 
     rng = np.random.default_rng(K)
     s = rng.random((300, K), dtype=np.float32)
@@ -277,7 +277,7 @@ def test_group_min_matches_reduceat(K):
 @pytest.mark.parametrize("K", [3, 12])
 def test_all_centre_update_follows_the_grouped_one(monkeypatch, K):
     """Small K measures every centre of a candidate; it must take the same path."""
-    import quantize.kmeans as km
+    import quantize.cluster.kmeans as km
 
     X = blobs(6000, 9, spread=30, seed=8)
     w = np.random.default_rng(8).integers(1, 5, len(X)).astype(float)

@@ -10,7 +10,7 @@ import pytest
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import structural_similarity
 
-from quantize.export import encode_indexed_png
+from quantize.io.export import encode_indexed_png
 from quantize.metrics import (
     Metrics,
     compute_metrics,
@@ -20,7 +20,7 @@ from quantize.metrics import (
     ssim,
     unique_color_count,
 )
-from quantize.result import quantize_image
+from quantize.pipeline import quantize_image
 
 RNG = np.random.default_rng(11)
 

@@ -4,8 +4,8 @@ import warnings
 import numpy as np
 import pytest
 
-from quantize.kmeans import KMeans
-from quantize.optimal1d import Optimal1D, optimal_1d
+from quantize.cluster.kmeans import KMeans
+from quantize.cluster.optimal1d import Optimal1D, optimal_1d
 from quantize.protocol import ConvergenceWarning, QuantizeWarning, drain
 
 

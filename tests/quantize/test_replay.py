@@ -8,7 +8,7 @@ from scipy.stats import multivariate_normal
 
 from quantize import GaussianMixture, KMeans
 from quantize.protocol import IterationRecord
-from quantize.replay import record_labels
+from quantize.cluster.replay import record_labels
 
 
 def _blobs(seed: int = 3) -> np.ndarray:

@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from quantize import QuantizeResult, iter_quantize_image, quantize_image
-from quantize.gmm import GaussianMixture
-from quantize.kmeans import KMeans
+from quantize.cluster.gmm import GaussianMixture
+from quantize.cluster.kmeans import KMeans
 from quantize.protocol import Cancelled, ConvergenceWarning, IterationRecord, QuantizeWarning
 from quantize.resources import sample_image_path
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from quantize.gmm import GaussianMixture, _Params
-from quantize.kmeans import KMeans
-from quantize.optimal1d import optimal_1d
+from quantize.cluster.gmm import GaussianMixture, _Params
+from quantize.cluster.kmeans import KMeans
+from quantize.cluster.optimal1d import optimal_1d
 from quantize.protocol import ConvergenceWarning
 
 

@@ -30,7 +30,7 @@ from PIL import Image
 
 if TYPE_CHECKING:  # pragma: no cover
     from quantize.metrics import Metrics
-    from quantize.result import QuantizeResult
+    from quantize.pipeline import QuantizeResult
 
 __all__ = [
     "EXPORT_KINDS",

@@ -1,6 +1,6 @@
 """The ``vq`` command: quantize images, batch-process folders, inspect files.
 
-Same defaults as the desktop app (:data:`quantize.defaults.DEFAULTS`), a progress bar on
+Same defaults as the desktop app (:data:`quantize.options.DEFAULTS`), a progress bar on
 stderr fed by the fit's iteration records, ``--quiet`` and ``--json`` output modes, and
 documented exit codes.  Errors are one line on stderr (``--debug`` adds the traceback).
 
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from quantize.defaults import DEFAULTS, fit_options
+from quantize.options import DEFAULTS, fit_options
 
 __all__ = [
     "EXIT_EXISTS",
@@ -412,7 +412,7 @@ def _run_fit(
     """Return (result, auto_choice or None)."""
     from quantize.auto import iter_bic, iter_quality_target
     from quantize.render import map_to_palette
-    from quantize.result import iter_quantize_image
+    from quantize.pipeline import iter_quantize_image
 
     options = _fit_options(args)
     if args.use_palette:
@@ -453,8 +453,8 @@ def _run_fit(
 
 
 def _read_user_palette(path: str) -> np.ndarray:
-    from quantize.export import ExportError, read_palette
-    from quantize.io import LoadError
+    from quantize.io.export import ExportError, read_palette
+    from quantize.io.load import LoadError
 
     try:
         palette = read_palette(path)
@@ -530,7 +530,7 @@ def _remove_folders(created: list[Path]) -> None:
 
 def _early_exists_check(targets: Sequence[tuple[str, Path]], force: bool) -> None:
     """Fail before the (possibly long) fit when a known single-file output exists."""
-    from quantize.export import SINGLE_FILE_KINDS, OutputExistsError
+    from quantize.io.export import SINGLE_FILE_KINDS, OutputExistsError
 
     if force:
         return
@@ -549,8 +549,8 @@ def _quantize_one(
     targets: list[tuple[str, Path]] | None = None,
 ) -> dict[str, Any]:
     """Load, fit, measure and write; return the JSON-able summary."""
-    from quantize.export import export_targets
-    from quantize.io import LoadError, file_size_limit, load_image, load_image_bytes
+    from quantize.io.export import export_targets
+    from quantize.io.load import LoadError, file_size_limit, load_image, load_image_bytes
     from quantize.metrics import compute_metrics, render_indexed
 
     from_stdin = str(image_path) == "-"
@@ -839,7 +839,7 @@ def _cmd_batch(args: argparse.Namespace, err: Callable[[str], None]) -> int:
 
 
 def _cmd_info(args: argparse.Namespace, err: Callable[[str], None]) -> int:
-    from quantize.io import LoadError, load_image
+    from quantize.io.load import LoadError, load_image
     from quantize.metrics import unique_color_count
 
     docs: list[dict[str, Any]] = []
@@ -891,8 +891,8 @@ def _cmd_info(args: argparse.Namespace, err: Callable[[str], None]) -> int:
 
 
 def _classify(exc: BaseException) -> tuple[int, str]:
-    from quantize.export import ExportError, OutputExistsError
-    from quantize.io import LoadError
+    from quantize.io.export import ExportError, OutputExistsError
+    from quantize.io.load import LoadError
     from quantize.protocol import Cancelled
 
     if isinstance(exc, LoadError):

@@ -22,16 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from ._chunks import DEFAULT_WORKING_MEMORY_MIB, chunk_size, iter_chunks
-from ._validation import (
+from quantize._chunks import DEFAULT_WORKING_MEMORY_MIB, chunk_size, iter_chunks
+from quantize._validation import (
     check_points,
     check_positive_float,
     check_positive_int,
     check_seed,
     warn_and_record,
 )
-from .kmeans import KMeans, _Assigner, _count_distinct, _kmeans_plusplus
-from .protocol import (
+from quantize.cluster.kmeans import KMeans, _Assigner, _count_distinct, _kmeans_plusplus
+from quantize.protocol import (
     CancelCallback,
     ConvergenceWarning,
     IterationRecord,

@@ -27,16 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from ._celltree import CellTree
-from ._chunks import DEFAULT_WORKING_MEMORY_MIB, chunk_size, iter_chunks
-from ._validation import (
+from quantize.cluster._cells import CellTree
+from quantize._chunks import DEFAULT_WORKING_MEMORY_MIB, chunk_size, iter_chunks
+from quantize._validation import (
     check_points,
     check_positive_float,
     check_positive_int,
     check_seed,
     warn_and_record,
 )
-from .protocol import (
+from quantize.protocol import (
     CancelCallback,
     ConvergenceWarning,
     IterationRecord,
@@ -1031,7 +1031,7 @@ def _lloyd_run(
     """One Lloyd run.  Returns (centers, labels, inertia, history, n_iter, converged).
 
     ``objective_offset`` is added to the recorded objectives (the within-cell scatter when
-    the points are grid-cell means, see :mod:`quantize._celltree`); ``it_offset`` to the
+    the points are grid-cell means, see :mod:`quantize.cluster._cells`); ``it_offset`` to the
     recorded iteration numbers.
 
     With ``use_bounds`` the E step keeps Yinyang/Hamerly bounds: ``upper[n] >= ||x_n -

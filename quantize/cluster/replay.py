@@ -3,7 +3,7 @@
 An :class:`~quantize.protocol.IterationRecord` holds the centres (and, for a Gaussian mixture,
 the covariances and weights) after its iteration.  :func:`record_labels` assigns points to
 clusters under those parameters, exactly as the next E step would: nearest centre for K-means,
-highest posterior ``pi_k N(x | mu_k, Sigma_k)`` for a mixture (computed by :mod:`quantize.gmm`,
+highest posterior ``pi_k N(x | mu_k, Sigma_k)`` for a mixture (computed by :mod:`quantize.cluster.gmm`,
 which also treats a covariance that is not positive definite as the fit does).  The GUI's
 colour-space view uses it to show how points change cluster while the iteration slider moves.
 """
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_points
-from .gmm import _full_log_joint
-from .protocol import IterationRecord
+from quantize._validation import check_points
+from quantize.cluster.gmm import _full_log_joint
+from quantize.protocol import IterationRecord
 
 __all__ = ["record_labels"]
 

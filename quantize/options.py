@@ -60,7 +60,7 @@ def fit_options(
     Returns
     -------
     options : dict
-        ``**fit_options`` for :func:`quantize.result.iter_quantize_image` (empty for the
+        ``**fit_options`` for :func:`quantize.pipeline.iter_quantize_image` (empty for the
         exact 1-D method, which has none).
     """
     if method == "optimal1d":

@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_positive_int
-from .colorspace import check_space, rgb_to_space, space_to_rgb
-from .features import ColorTable, unique_colors
-from .gmm import GaussianMixture
-from .kmeans import KMeans, MiniBatchKMeans
-from .optimal1d import Optimal1D
-from .protocol import CancelCallback, IterationRecord, check_cancel, drain
+from quantize._validation import check_positive_int
+from quantize.colorspace import check_space, rgb_to_space, space_to_rgb
+from quantize.features import ColorTable, unique_colors
+from quantize.cluster.gmm import GaussianMixture
+from quantize.cluster.kmeans import KMeans, MiniBatchKMeans
+from quantize.cluster.optimal1d import Optimal1D
+from quantize.protocol import CancelCallback, IterationRecord, check_cancel, drain
 
 __all__ = ["METHODS", "QuantizeResult", "iter_quantize_image", "quantize_image", "table_points"]
 
@@ -166,7 +166,7 @@ class QuantizeResult:
         """
         if dither in (None, "none") or strength == 0:
             return self.labels
-        from .render import dither_indices  # owned by the io module; imported lazily
+        from quantize.render import dither_indices  # owned by the io module; imported lazily
 
         return dither_indices(
             self.image, self.palette, method=dither, strength=strength, opaque=self.opaque

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from quantize.defaults import DEFAULTS
+from quantize.options import DEFAULTS
 
 __all__ = [
     "ALLOWED_FORMATS",

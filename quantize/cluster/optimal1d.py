@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_points, check_positive_int, warn_and_record
-from .protocol import CancelCallback, IterationRecord, QuantizeWarning, check_cancel, drain
+from quantize._validation import check_points, check_positive_int, warn_and_record
+from quantize.protocol import CancelCallback, IterationRecord, QuantizeWarning, check_cancel, drain
 
 __all__ = ["Optimal1D", "optimal_1d"]
 

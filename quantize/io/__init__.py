@@ -1,0 +1,1 @@
+"""Files in and out: loading images, writing exports atomically."""
