@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from quantize._validation import check_positive_int
-from quantize.colorspace import check_space, rgb_to_space, space_to_rgb
-from quantize.features import ColorTable, unique_colors
 from quantize.cluster.gmm import GaussianMixture
 from quantize.cluster.kmeans import KMeans, MiniBatchKMeans
 from quantize.cluster.optimal1d import Optimal1D
+from quantize.colorspace import check_space, rgb_to_space, space_to_rgb
+from quantize.features import ColorTable, unique_colors
 from quantize.protocol import CancelCallback, IterationRecord, check_cancel, drain
 
 __all__ = ["METHODS", "QuantizeResult", "iter_quantize_image", "quantize_image", "table_points"]

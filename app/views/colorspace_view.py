@@ -6,9 +6,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from quantize.cluster.replay import record_labels
 from quantize.colorspace import space_to_rgb
 from quantize.protocol import IterationRecord
-from quantize.cluster.replay import record_labels
 
 __all__ = ["ColorSpaceView", "AXIS_NAMES", "ellipse_outline"]
 

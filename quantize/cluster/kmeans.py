@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from quantize.cluster._cells import CellTree
 from quantize._chunks import DEFAULT_WORKING_MEMORY_MIB, chunk_size, iter_chunks
 from quantize._validation import (
     check_points,
@@ -36,6 +35,7 @@ from quantize._validation import (
     check_seed,
     warn_and_record,
 )
+from quantize.cluster._cells import CellTree
 from quantize.protocol import (
     CancelCallback,
     ConvergenceWarning,

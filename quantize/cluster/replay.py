@@ -3,7 +3,8 @@
 An :class:`~quantize.protocol.IterationRecord` holds the centres (and, for a Gaussian mixture,
 the covariances and weights) after its iteration.  :func:`record_labels` assigns points to
 clusters under those parameters, exactly as the next E step would: nearest centre for K-means,
-highest posterior ``pi_k N(x | mu_k, Sigma_k)`` for a mixture (computed by :mod:`quantize.cluster.gmm`,
+highest posterior ``pi_k N(x | mu_k, Sigma_k)`` for a mixture (computed by
+:mod:`quantize.cluster.gmm`,
 which also treats a covariance that is not positive definite as the fit does).  The GUI's
 colour-space view uses it to show how points change cluster while the iteration slider moves.
 """

@@ -9,8 +9,8 @@ import pytest
 
 from quantize.auto import AutoKResult, iter_bic, iter_quality_target, quality_of
 from quantize.metrics import compute_metrics
-from quantize.protocol import Cancelled, IterationRecord, QuantizeWarning, drain
 from quantize.pipeline import quantize_image
+from quantize.protocol import Cancelled, IterationRecord, QuantizeWarning, drain
 
 
 def blobs(n_colors: int = 6, size: int = 24, noise: float = 6.0, seed: int = 0) -> np.ndarray:

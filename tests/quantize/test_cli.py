@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from quantize.cli.commands import EPILOG, build_parser, main
-from quantize.options import DEFAULTS
 from quantize.io.export import read_palette
+from quantize.options import DEFAULTS
 
 FAST = ["--n-init", "1", "--max-iter", "30"]
 

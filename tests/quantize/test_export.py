@@ -35,8 +35,8 @@ from quantize.io.export import (
     write_palette,
     write_sidecar,
 )
-from quantize.render import dither_indices
 from quantize.pipeline import quantize_image
+from quantize.render import dither_indices
 
 RNG = np.random.default_rng(5)
 

@@ -7,8 +7,8 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from quantize import GaussianMixture, KMeans
-from quantize.protocol import IterationRecord
 from quantize.cluster.replay import record_labels
+from quantize.protocol import IterationRecord
 
 
 def _blobs(seed: int = 3) -> np.ndarray:
