@@ -29,7 +29,7 @@ def display_array(pixels: np.ndarray) -> np.ndarray:
     """
     arr = np.asarray(pixels)
     if arr.dtype == np.uint16:
-        from quantize.io.load import to_uint8
+        from quantize.pixels import to_uint8
 
         arr = to_uint8(arr)
     elif arr.dtype != np.uint8:

@@ -305,7 +305,7 @@ def _with_alpha(rgb: np.ndarray, image: np.ndarray) -> np.ndarray:
     """Attach the input's alpha channel (as 8 bits) to the palette image for display."""
     if image.ndim != 3 or image.shape[2] != 4:
         return np.ascontiguousarray(rgb)
-    from quantize.io.load import to_uint8
+    from quantize.pixels import to_uint8
 
     rgba = np.empty(rgb.shape[:2] + (4,), dtype=np.uint8)
     rgba[..., :3] = rgb

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from quantize.features import ColorTable, unique_colors
-from quantize.io.load import to_uint8
 from quantize.metrics import image_metrics, psnr_from_mse, srgb8_to_lab
 from quantize.pipeline import QuantizeResult, iter_quantize_image
+from quantize.pixels import to_uint8
 from quantize.protocol import CancelCallback, IterationRecord, check_cancel
 
 __all__ = [

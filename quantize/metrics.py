@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from quantize.features import unique_colors
-from quantize.io.load import to_uint8
+from quantize.pixels import as_rgb, to_uint8
+from quantize.png import encode_indexed_png
 from quantize.protocol import CancelCallback, check_cancel
-from quantize.render import as_rgb, dither_indices
+from quantize.render import dither_indices
 
 if TYPE_CHECKING:  # pragma: no cover
     from quantize.pipeline import QuantizeResult
@@ -395,10 +396,8 @@ def render_indexed(
     -------
     indices : ndarray of shape (M, N), uint8 or uint16
     png : bytes
-        The indexed PNG, as :func:`quantize.io.export.encode_indexed_png` writes it.
+        The indexed PNG, as :func:`quantize.png.encode_indexed_png` writes it.
     """
-    from quantize.io.export import encode_indexed_png
-
     palette = np.asarray(result.palette, np.uint8)
     if should_cancel is not None and dither != "none" and strength != 0:
         indices = dither_indices(result.image, palette, dither, strength,

@@ -15,14 +15,24 @@ from typing import Any
 import numpy as np
 
 from quantize._validation import check_positive_int
+from quantize.cluster._nearest import nearest_indices
 from quantize.cluster.gmm import GaussianMixture
 from quantize.cluster.kmeans import KMeans, MiniBatchKMeans
 from quantize.cluster.optimal1d import Optimal1D
 from quantize.colorspace import check_space, rgb_to_space, space_to_rgb
 from quantize.features import ColorTable, unique_colors
 from quantize.protocol import CancelCallback, IterationRecord, check_cancel, drain
+from quantize.render import dither_indices, index_dtype
 
-__all__ = ["METHODS", "QuantizeResult", "iter_quantize_image", "quantize_image", "table_points"]
+__all__ = [
+    "METHODS",
+    "FixedPalette",
+    "QuantizeResult",
+    "iter_quantize_image",
+    "map_to_palette",
+    "quantize_image",
+    "table_points",
+]
 
 METHODS: tuple[str, ...] = ("kmeans", "gmm", "optimal1d", "minibatch")
 
@@ -166,8 +176,6 @@ class QuantizeResult:
         """
         if dither in (None, "none") or strength == 0:
             return self.labels
-        from quantize.render import dither_indices  # owned by the io module; imported lazily
-
         return dither_indices(
             self.image, self.palette, method=dither, strength=strength, opaque=self.opaque
         )
@@ -444,4 +452,84 @@ def quantize_image(
             table=table,
             **fit_options,
         )
+    )
+
+
+class FixedPalette:
+    """Stand-in "model" of a result whose palette was given, not fitted.
+
+    Parameters
+    ----------
+    palette : ndarray of shape (K, 3), uint8
+        The palette.
+    centers : ndarray of shape (K, D), float64
+        The palette in the fitting space.
+    labels : ndarray of shape (U,), int64
+        Palette index of each distinct colour.
+    """
+
+    n_iter_ = 0
+    converged_ = True
+
+    def __init__(self, palette: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> None:
+        self.palette_ = palette
+        self.cluster_centers_ = centers
+        self.labels_ = labels
+        self.n_colors_ = int(len(palette))
+        self.history_ = np.zeros(0)
+        self.warnings_: list[str] = []
+
+
+def map_to_palette(image: np.ndarray, palette: np.ndarray, *, color_space: str = "rgb") -> Any:
+    """Map an image onto a given palette (nearest colour in ``color_space``), without fitting.
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N, 3) or (M, N, 4), uint8 or uint16
+        The image; fully transparent pixels get label 0 and do not count in the shares.
+    palette : ndarray of shape (K, 3), uint8
+        The user's palette, kept in its order (1 <= K <= 65536).
+    color_space : {"rgb", "lab", "oklab"}, optional
+        Space in which "nearest" is measured.
+
+    Returns
+    -------
+    result : QuantizeResult
+        ``method="palette"``, no iterations; dithering, metrics and exports work as for a
+        fitted result.
+    """
+    t0 = time.perf_counter()
+    pal = np.asarray(palette)
+    if pal.ndim != 2 or pal.shape[1] != 3 or not 1 <= len(pal) <= 65536:
+        raise ValueError(f"palette must have shape (K, 3) with 1 <= K <= 65536, got {pal.shape}")
+    pal = np.ascontiguousarray(np.clip(pal, 0, 255).astype(np.uint8))
+    space = check_space(color_space)
+    image = np.asarray(image)
+    table = unique_colors(image)
+    points = table_points(table, space)
+    centers = rgb_to_space(pal, space)
+    unique_labels = nearest_indices(points, centers)
+    k = len(pal)
+    labels = table.gather(unique_labels.astype(index_dtype(k)), fill=0)
+    weights = table.counts.astype(np.float64)
+    proportions = np.bincount(unique_labels, weights=weights, minlength=k) / weights.sum()
+    return QuantizeResult(
+        image=image,
+        palette=pal,
+        labels=labels,
+        opaque=table.opaque,
+        proportions=proportions,
+        history=np.zeros(0),
+        records=[],
+        model=FixedPalette(pal, centers, unique_labels),
+        method="palette",
+        color_space=space,
+        n_colors_requested=k,
+        seed=0,
+        fit_options={},
+        warnings=[],
+        table=table,
+        points=points,
+        elapsed_s=time.perf_counter() - t0,
+        unique_labels=unique_labels.astype(np.int32),
     )

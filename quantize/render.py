@@ -10,24 +10,17 @@ wavefront has received all its error, so a whole wavefront is quantized in one n
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
-from quantize.features import as_image_array, unique_colors
-from quantize.io.load import grey_to_rgb, to_uint8
+from quantize.cluster._nearest import nearest_indices
+from quantize.features import unique_colors
+from quantize.pixels import as_rgb, to_uint8
 from quantize.protocol import CancelCallback, check_cancel
 
-__all__ = [
-    "BAYER_8",
-    "DITHER_METHODS",
-    "FixedPalette",
-    "as_rgb",
-    "dither_indices",
-    "map_to_palette",
-    "nearest_indices",
-]
+__all__ = ["BAYER_8", "DITHER_METHODS", "dither_indices", "index_dtype"]
 
 DITHER_METHODS: tuple[str, ...] = ("none", "fs", "ordered")
 DitherMethod = Literal["none", "fs", "ordered"]
@@ -45,25 +38,6 @@ BAYER_8: np.ndarray = _bayer(8)
 _CHUNK = 1 << 16
 
 
-def as_rgb(image: Any) -> np.ndarray:
-    """Bring any image the engine accepts to RGB(A) with 3 or 4 channels.
-
-    Parameters
-    ----------
-    image : array_like of shape (M, N), (M, N, 1), (M, N, 2), (M, N, 3) or (M, N, 4)
-        Grey, grey+alpha, RGB or RGBA; uint8, uint16, bool or float in [0, 1].
-
-    Returns
-    -------
-    rgb : ndarray of shape (M, N, 3) or (M, N, 4), uint8 or uint16
-        The input itself when it already is RGB(A) uint8/uint16.
-
-    Raises
-    ------
-    ValueError
-        Unsupported shape or dtype, NaN or infinite values.
-    """
-    return grey_to_rgb(as_image_array(image))
 
 
 def _validate(image: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,36 +50,11 @@ def _validate(image: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray, np.nd
     return to_uint8(image), palette.astype(np.float64)
 
 
-def _index_dtype(k: int) -> type[np.unsignedinteger]:
+def index_dtype(k: int) -> type[np.unsignedinteger]:
+    """Smallest unsigned dtype for palette indices of ``k`` colours (uint8 up to 256)."""
     return np.uint8 if k <= 256 else np.uint16
 
 
-def nearest_indices(colors: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Index of the nearest palette colour (Euclidean in RGB) for each colour.
-
-    Parameters
-    ----------
-    colors : ndarray of shape (P, 3)
-        Colours, any numeric dtype, 0-255 scale.
-    palette : ndarray of shape (K, 3)
-        Palette colours, 0-255 scale.
-
-    Returns
-    -------
-    indices : ndarray of shape (P,), int64
-        Ties go to the lowest index.
-    """
-    colors = np.asarray(colors, np.float64).reshape(-1, 3)
-    palette = np.asarray(palette, np.float64)
-    p_sq = np.einsum("kd,kd->k", palette, palette)
-    out = np.empty(len(colors), np.int64)
-    step = max(1, (_CHUNK * 64) // max(len(palette), 1))
-    for start in range(0, len(colors), step):
-        block = colors[start : start + step]
-        # ||x - p||^2 = ||x||^2 - 2 x.p + ||p||^2; ||x||^2 is constant per row
-        d = p_sq[None, :] - 2.0 * (block @ palette.T)
-        out[start : start + step] = np.argmin(d, axis=1)
-    return out
 
 
 def _nearest_image(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
@@ -290,89 +239,8 @@ def dither_indices(
         idx = _fs_numpy(rgb, pal, strength, opaque, should_cancel)
     if opaque is not None:
         idx[~opaque] = 0
-    return idx.astype(_index_dtype(k))
+    return idx.astype(index_dtype(k))
 
 
-class FixedPalette:
-    """Stand-in "model" of a result whose palette was given, not fitted.
-
-    Parameters
-    ----------
-    palette : ndarray of shape (K, 3), uint8
-        The palette.
-    centers : ndarray of shape (K, D), float64
-        The palette in the fitting space.
-    labels : ndarray of shape (U,), int64
-        Palette index of each distinct colour.
-    """
-
-    n_iter_ = 0
-    converged_ = True
-
-    def __init__(self, palette: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> None:
-        self.palette_ = palette
-        self.cluster_centers_ = centers
-        self.labels_ = labels
-        self.n_colors_ = int(len(palette))
-        self.history_ = np.zeros(0)
-        self.warnings_: list[str] = []
 
 
-def map_to_palette(image: np.ndarray, palette: np.ndarray, *, color_space: str = "rgb") -> Any:
-    """Map an image onto a given palette (nearest colour in ``color_space``), without fitting.
-
-    Parameters
-    ----------
-    image : ndarray of shape (M, N, 3) or (M, N, 4), uint8 or uint16
-        The image; fully transparent pixels get label 0 and do not count in the shares.
-    palette : ndarray of shape (K, 3), uint8
-        The user's palette, kept in its order (1 <= K <= 65536).
-    color_space : {"rgb", "lab", "oklab"}, optional
-        Space in which "nearest" is measured.
-
-    Returns
-    -------
-    result : QuantizeResult
-        ``method="palette"``, no iterations; dithering, metrics and exports work as for a
-        fitted result.
-    """
-    import time
-
-    from quantize.colorspace import check_space, rgb_to_space
-    from quantize.pipeline import QuantizeResult, table_points
-
-    t0 = time.perf_counter()
-    pal = np.asarray(palette)
-    if pal.ndim != 2 or pal.shape[1] != 3 or not 1 <= len(pal) <= 65536:
-        raise ValueError(f"palette must have shape (K, 3) with 1 <= K <= 65536, got {pal.shape}")
-    pal = np.ascontiguousarray(np.clip(pal, 0, 255).astype(np.uint8))
-    space = check_space(color_space)
-    image = np.asarray(image)
-    table = unique_colors(image)
-    points = table_points(table, space)
-    centers = rgb_to_space(pal, space)
-    unique_labels = nearest_indices(points, centers)
-    k = len(pal)
-    labels = table.gather(unique_labels.astype(_index_dtype(k)), fill=0)
-    weights = table.counts.astype(np.float64)
-    proportions = np.bincount(unique_labels, weights=weights, minlength=k) / weights.sum()
-    return QuantizeResult(
-        image=image,
-        palette=pal,
-        labels=labels,
-        opaque=table.opaque,
-        proportions=proportions,
-        history=np.zeros(0),
-        records=[],
-        model=FixedPalette(pal, centers, unique_labels),
-        method="palette",
-        color_space=space,
-        n_colors_requested=k,
-        seed=0,
-        fit_options={},
-        warnings=[],
-        table=table,
-        points=points,
-        elapsed_s=time.perf_counter() - t0,
-        unique_labels=unique_labels.astype(np.int32),
-    )

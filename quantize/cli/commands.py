@@ -411,8 +411,7 @@ def _run_fit(
 ) -> tuple[Any, Any]:
     """Return (result, auto_choice or None)."""
     from quantize.auto import iter_bic, iter_quality_target
-    from quantize.pipeline import iter_quantize_image
-    from quantize.render import map_to_palette
+    from quantize.pipeline import iter_quantize_image, map_to_palette
 
     options = _fit_options(args)
     if args.use_palette:

@@ -28,6 +28,8 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from quantize.png import encode_png
+
 if TYPE_CHECKING:  # pragma: no cover
     from quantize.metrics import Metrics
     from quantize.pipeline import QuantizeResult
@@ -38,7 +40,6 @@ __all__ = [
     "ExportError",
     "OutputExistsError",
     "atomic_write_bytes",
-    "encode_indexed_png",
     "encode_palette",
     "SINGLE_FILE_KINDS",
     "export_all",
@@ -381,58 +382,8 @@ def atomic_write_bytes(
 # --------------------------------------------------------------------------------------
 
 
-def _png_bytes(img: Image.Image, **params: Any) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "PNG", **params)  # no exif=, no pnginfo=: nothing but pixels
-    return buf.getvalue()
 
 
-def encode_indexed_png(
-    indices: np.ndarray, palette: np.ndarray, opaque: np.ndarray | None = None
-) -> bytes:
-    """Encode palette indices as an indexed PNG at the smallest bit depth.
-
-    With transparent pixels the palette gets one extra, fully transparent entry (index 0,
-    a one-byte ``tRNS`` chunk) and the other entries move up by one.  More than 256 entries
-    cannot be indexed: the image is then written as truecolour RGB(A).
-
-    Parameters
-    ----------
-    indices : ndarray of shape (M, N), integer
-        Palette index of each pixel.
-    palette : ndarray of shape (K, 3), uint8
-    opaque : ndarray of shape (M, N), bool, optional
-        ``False`` where the pixel is fully transparent.
-
-    Returns
-    -------
-    png : bytes
-        Bit depth 1, 2, 4 or 8 for 2, 4, 16, 256 entries.
-    """
-    indices = np.asarray(indices)
-    palette = np.asarray(palette, np.uint8).reshape(-1, 3)
-    k = len(palette)
-    transparent = opaque is not None and not bool(np.all(opaque))
-    n_entries = k + 1 if transparent else k
-    if n_entries > 256:
-        rgb = palette[indices]
-        if transparent:
-            alpha = np.where(opaque, 255, 0).astype(np.uint8)
-            return _png_bytes(Image.fromarray(np.dstack([rgb, alpha]), "RGBA"))
-        return _png_bytes(Image.fromarray(rgb, "RGB"))
-    if transparent:
-        idx = np.where(opaque, indices.astype(np.int64) + 1, 0).astype(np.uint8)
-        entries = np.vstack([np.zeros((1, 3), np.uint8), palette])
-    else:
-        idx = indices.astype(np.uint8)
-        entries = palette
-    img = Image.frombytes("P", (idx.shape[1], idx.shape[0]), np.ascontiguousarray(idx).tobytes())
-    # exactly n_entries colours: Pillow then picks bit depth 1/2/4/8 from the palette size
-    img.putpalette(entries.tobytes(), rawmode="RGB")
-    params: dict[str, Any] = {}
-    if transparent:
-        params["transparency"] = 0
-    return _png_bytes(img, **params)
 
 
 def hex_color(rgb: Sequence[int] | np.ndarray) -> str:
@@ -553,7 +504,7 @@ def encode_palette(
         grid = np.zeros((rows, cols, 3), np.uint8)
         grid.reshape(-1, 3)[:k] = palette
         big = np.repeat(np.repeat(grid, _SWATCH, axis=0), _SWATCH, axis=1)
-        return _png_bytes(Image.fromarray(big, "RGB"))
+        return encode_png(Image.fromarray(big, "RGB"))
     raise ExportError(f"unknown palette format {fmt!r} (choose from {sorted(PALETTE_FORMATS)})")
 
 
@@ -647,8 +598,8 @@ def _rgb_rows(rows: Any) -> np.ndarray:
 
 def _gray_png(arr: np.ndarray) -> bytes:
     if arr.dtype == np.uint16:
-        return _png_bytes(Image.fromarray(arr))  # mode I;16 -> 16-bit greyscale PNG
-    return _png_bytes(Image.fromarray(arr.astype(np.uint8), "L"))
+        return encode_png(Image.fromarray(arr))  # mode I;16 -> 16-bit greyscale PNG
+    return encode_png(Image.fromarray(arr.astype(np.uint8), "L"))
 
 
 def _labels(result: QuantizeResult) -> np.ndarray:

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from quantize.options import DEFAULTS
+from quantize.pixels import grey_to_rgb
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -38,10 +39,8 @@ __all__ = [
     "apply_orientation",
     "file_size_limit",
     "from_array",
-    "grey_to_rgb",
     "load_image",
     "load_image_bytes",
-    "to_uint8",
 ]
 
 #: Pillow format names we let Pillow open (no EPS/PDF/PSD/ICO/...: no Ghostscript ever).
@@ -250,22 +249,6 @@ def from_array(array: np.ndarray, *, name: str = "<array>") -> LoadedImage:
     return _finish(pixels, None, "array", f"array:{arr.dtype}", 1, 0, {"notes": notes})
 
 
-def to_uint8(pixels: np.ndarray) -> np.ndarray:
-    """Reduce 16-bit pixels to 8 bits (rounding), or return uint8 pixels unchanged.
-
-    Parameters
-    ----------
-    pixels : ndarray of shape (..., C), dtype uint8 or uint16
-
-    Returns
-    -------
-    pixels8 : ndarray of shape (..., C), dtype uint8
-    """
-    if pixels.dtype == np.uint8:
-        return pixels
-    if pixels.dtype == np.uint16:
-        return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    raise TypeError(f"expected uint8 or uint16 pixels, got {pixels.dtype}")
 
 
 def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
@@ -624,24 +607,6 @@ def _normalize_array(arr: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]
     return np.ascontiguousarray(grey_to_rgb(arr)), notes
 
 
-def grey_to_rgb(arr: np.ndarray) -> np.ndarray:
-    """Repeat the grey channel of a grey or grey+alpha image three times.
-
-    Parameters
-    ----------
-    arr : ndarray of shape (M, N, C), C = 1, 2, 3 or 4
-        Grey, grey+alpha, RGB or RGBA.
-
-    Returns
-    -------
-    rgb : ndarray of shape (M, N, 3) or (M, N, 4)
-        ``arr`` itself when it already has 3 or 4 channels.
-    """
-    if arr.shape[2] == 1:
-        return np.repeat(arr, 3, axis=2)
-    if arr.shape[2] == 2:
-        return np.concatenate([np.repeat(arr[:, :, :1], 3, axis=2), arr[:, :, 1:]], axis=2)
-    return arr
 
 
 def _finish(

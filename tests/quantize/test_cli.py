@@ -182,6 +182,8 @@ def test_every_output_kind(img, tmp_path, capsys):
 
 def test_one_rendering_per_run(img, tmp_path, monkeypatch, capsys):
     # the dithered rendering (and its PNG) serves the metrics, the PNG and the report
+    import quantize.metrics
+    import quantize.pipeline
     import quantize.render
 
     calls = []
@@ -191,7 +193,8 @@ def test_one_rendering_per_run(img, tmp_path, monkeypatch, capsys):
         calls.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(quantize.render, "dither_indices", counting)
+    for module in (quantize.render, quantize.pipeline, quantize.metrics):
+        monkeypatch.setattr(module, "dither_indices", counting)
     argv = ["quantize", str(img), "-k", "4", *FAST, "-o", "o.png", "--report", "r.json",
             "--dither", "fs", "--strength", "0.5", "-q"]  # fmt: skip
     assert main(argv) == 0

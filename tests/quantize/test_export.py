@@ -24,7 +24,6 @@ from quantize.io.export import (
     ExportError,
     OutputExistsError,
     atomic_write_bytes,
-    encode_indexed_png,
     export_all,
     plan_exports,
     read_palette,
@@ -36,6 +35,7 @@ from quantize.io.export import (
     write_sidecar,
 )
 from quantize.pipeline import quantize_image
+from quantize.png import encode_indexed_png
 from quantize.render import dither_indices
 
 RNG = np.random.default_rng(5)

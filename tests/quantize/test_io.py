@@ -22,8 +22,8 @@ from quantize.io.load import (
     from_array,
     load_image,
     load_image_bytes,
-    to_uint8,
 )
+from quantize.pixels import to_uint8
 
 RNG = np.random.default_rng(1234)
 

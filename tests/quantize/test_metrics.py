@@ -10,7 +10,6 @@ import pytest
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import structural_similarity
 
-from quantize.io.export import encode_indexed_png
 from quantize.metrics import (
     Metrics,
     compute_metrics,
@@ -21,6 +20,7 @@ from quantize.metrics import (
     unique_color_count,
 )
 from quantize.pipeline import quantize_image
+from quantize.png import encode_indexed_png
 
 RNG = np.random.default_rng(11)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quantize.render import BAYER_8, dither_indices, nearest_indices
+from quantize.cluster._nearest import nearest_indices
+from quantize.render import BAYER_8, dither_indices
 
 RNG = np.random.default_rng(7)
 BW = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
@@ -144,7 +145,7 @@ def test_bad_shapes():
 
 def test_map_to_palette_result():
     from quantize.metrics import compute_metrics
-    from quantize.render import map_to_palette
+    from quantize.pipeline import map_to_palette
 
     img = np.dstack([gradient(), np.full((24, 48), 255, np.uint8)])
     img[:4, :, 3] = 0
