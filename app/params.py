@@ -9,7 +9,8 @@ from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from quantize.options import DEFAULTS, fit_options
+from quantize.cluster.registry import fit_options
+from quantize.options import DEFAULTS
 
 __all__ = ["RunParameters", "ParameterPanel", "METHODS", "DITHERS", "AUTO_MODES"]
 

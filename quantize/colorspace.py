@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from quantize.options import COLOR_SPACES
+
 __all__ = [
     "SPACES",
     "check_space",
@@ -27,7 +29,7 @@ __all__ = [
     "linear_to_srgb",
 ]
 
-SPACES: tuple[str, ...] = ("rgb", "lab", "oklab")
+SPACES: tuple[str, ...] = COLOR_SPACES.names
 
 # sRGB (D65) -> CIE XYZ, as in skimage.color.colorconv
 _RGB_TO_XYZ = np.array(

@@ -1,15 +1,121 @@
-"""Default run parameters shared by the ``vq`` command line and the desktop app.
+"""The option tables of VQ Studio: colour spaces, covariance types, dithers and the defaults.
 
-One place, so that ``vq quantize photo.jpg`` and pressing *Run* in VQ Studio give the same
-result for the same image.
+Each choice is declared once here, with the label a person reads; the ``vq`` command's
+choices and help, the desktop app's combo boxes and the engine's validation are all built
+from these tables, so that ``vq quantize photo.jpg`` and pressing *Run* in VQ Studio give
+the same result for the same image.  Clustering methods have their own table, with their
+estimators, in :mod:`quantize.cluster.registry`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["DEFAULTS", "fit_options"]
+__all__ = [
+    "COLOR_SPACES",
+    "COVARIANCE_TYPES",
+    "DEFAULTS",
+    "DITHERS",
+    "Choice",
+    "Choices",
+]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One value of an option, with what a person reads for it.
+
+    Parameters
+    ----------
+    name : str
+        The value as the engine, the CLI and the sidecar spell it.
+    label : str
+        Text for menus and summaries.
+    description : str, optional
+        One line of help.
+    """
+
+    name: str
+    label: str
+    description: str = ""
+
+
+class Choices(Mapping[str, Choice]):
+    """An ordered, read-only table of :class:`Choice` by name.
+
+    Parameters
+    ----------
+    what : str
+        What the option is, for error messages (e.g. ``"colour space"``).
+    choices : iterable of Choice
+        In the order menus show them.
+    """
+
+    def __init__(self, what: str, *choices: Choice) -> None:
+        self.what = what
+        self._items = {c.name: c for c in choices}
+
+    def __getitem__(self, name: str) -> Choice:
+        return self._items[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names in menu order."""
+        return tuple(self._items)
+
+    def labels(self) -> dict[str, str]:
+        """Return ``{name: label}`` in menu order."""
+        return {c.name: c.label for c in self._items.values()}
+
+    def check(self, name: Any) -> str:
+        """Return ``name`` if it is one of the choices, else raise ValueError naming them.
+
+        Parameters
+        ----------
+        name : str
+
+        Returns
+        -------
+        name : str
+        """
+        if not isinstance(name, str) or name not in self._items:
+            raise ValueError(f"{self.what} must be one of {self.names}, got {name!r}")
+        return name
+
+
+#: Spaces a fit can run in; the palette always comes back as sRGB.
+COLOR_SPACES = Choices(
+    "color_space",
+    Choice("rgb", "sRGB", "sRGB values on a 0-255 scale"),
+    Choice("lab", "CIELAB", "CIELAB (D65), perceptually more uniform"),
+    Choice("oklab", "OKLab", "OKLab, perceptually uniform and hue-linear"),
+)
+
+#: Covariance forms of a Gaussian mixture.
+COVARIANCE_TYPES = Choices(
+    "covariance_type",
+    Choice("full", "Full", "a full covariance matrix per component"),
+    Choice("diag", "Diagonal", "a diagonal covariance per component"),
+    Choice("spherical", "Spherical", "one variance per component"),
+    Choice("tied", "Tied", "one full covariance shared by all components"),
+)
+
+#: Ways of rendering an image with a palette.
+DITHERS = Choices(
+    "dither",
+    Choice("none", "None", "nearest palette colour"),
+    Choice("fs", "Floyd–Steinberg", "error diffusion"),
+    Choice("ordered", "Ordered (Bayer)", "8x8 Bayer threshold pattern"),
+)
 
 #: Read-only mapping of default parameters.
 DEFAULTS: MappingProxyType[str, Any] = MappingProxyType(
@@ -31,41 +137,3 @@ DEFAULTS: MappingProxyType[str, Any] = MappingProxyType(
         "max_pixels": 100_000_000,
     }
 )
-
-
-def fit_options(
-    method: str,
-    *,
-    init: Any,
-    n_init: int,
-    max_iter: int,
-    tol: float,
-    covariance_type: str = DEFAULTS["covariance_type"],
-) -> dict[str, Any]:
-    """Estimator options of a run, as the ``vq`` command and the app pass them to the engine.
-
-    Parameters
-    ----------
-    method : {"kmeans", "minibatch", "gmm", "optimal1d"}
-        Fitting method.
-    init : str or ndarray of shape (K, 3)
-        Initialisation.
-    n_init, max_iter : int
-        Restarts and iteration cap per restart.
-    tol : float
-        Convergence tolerance.
-    covariance_type : str, optional
-        Used by ``"gmm"`` only.
-
-    Returns
-    -------
-    options : dict
-        ``**fit_options`` for :func:`quantize.pipeline.iter_quantize_image` (empty for the
-        exact 1-D method, which has none).
-    """
-    if method == "optimal1d":
-        return {}
-    options: dict[str, Any] = {"init": init, "n_init": n_init, "max_iter": max_iter, "tol": tol}
-    if method == "gmm":
-        options["covariance_type"] = covariance_type
-    return options

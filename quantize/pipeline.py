@@ -16,16 +16,13 @@ import numpy as np
 
 from quantize._validation import check_positive_int
 from quantize.cluster._nearest import nearest_indices
-from quantize.cluster.gmm import GaussianMixture
-from quantize.cluster.kmeans import KMeans, MiniBatchKMeans
-from quantize.cluster.optimal1d import Optimal1D
+from quantize.cluster.registry import METHODS, get_method
 from quantize.colorspace import check_space, rgb_to_space, space_to_rgb
 from quantize.features import ColorTable, unique_colors
 from quantize.protocol import CancelCallback, IterationRecord, check_cancel, drain
 from quantize.render import dither_indices, index_dtype
 
 __all__ = [
-    "METHODS",
     "FixedPalette",
     "QuantizeResult",
     "iter_quantize_image",
@@ -34,7 +31,6 @@ __all__ = [
     "table_points",
 ]
 
-METHODS: tuple[str, ...] = ("kmeans", "gmm", "optimal1d", "minibatch")
 
 
 def _is_grey(table: ColorTable) -> bool:
@@ -99,8 +95,9 @@ class QuantizeResult:
         Objective per iteration of the chosen run (inertia or mean log-likelihood).
     records : list of IterationRecord
         Every record yielded during the fit.
-    model : KMeans, MiniBatchKMeans, GaussianMixture or Optimal1D
-        The fitted estimator (in the fitting space, on the distinct colours).
+    model : estimator
+        The fitted estimator of the method (see :mod:`quantize.cluster.registry`), in the
+        fitting space, on the distinct colours.
     method, color_space : str
     n_colors_requested, seed : int
     fit_options : dict
@@ -147,8 +144,8 @@ class QuantizeResult:
 
     @property
     def is_soft(self) -> bool:
-        """True for Gaussian mixtures (soft responsibilities)."""
-        return isinstance(self.model, GaussianMixture)
+        """True when the method gives soft responsibilities (the Gaussian mixture)."""
+        return self.method in METHODS and METHODS[self.method].soft
 
     def label_image(self) -> np.ndarray:
         """Alias of :attr:`labels`.
@@ -270,32 +267,6 @@ def _json_safe(value: Any) -> Any:
     return repr(value)
 
 
-_ESTIMATOR_OPTIONS = {
-    "kmeans": {"init", "n_init", "max_iter", "tol", "algorithm", "working_memory_mib"},
-    "minibatch": {"init", "n_init", "max_iter", "tol", "batch_size", "max_no_improvement",
-                  "working_memory_mib"},
-    "gmm": {"covariance_type", "reg_covar", "init", "max_iter", "tol", "n_init",
-            "working_memory_mib"},
-    "optimal1d": set(),
-}
-
-
-def _make_model(method: str, n_colors: int, seed: int, options: dict[str, Any]) -> Any:
-    unknown = set(options) - _ESTIMATOR_OPTIONS[method]
-    if unknown:
-        raise ValueError(
-            f"unknown option(s) for method {method!r}: {sorted(unknown)}; "
-            f"allowed: {sorted(_ESTIMATOR_OPTIONS[method])}"
-        )
-    if method == "kmeans":
-        return KMeans(n_colors, seed=seed, **options)
-    if method == "minibatch":
-        return MiniBatchKMeans(n_colors, seed=seed, **options)
-    if method == "gmm":
-        return GaussianMixture(n_colors, seed=seed, **options)
-    return Optimal1D(n_colors)
-
-
 def iter_quantize_image(
     image: Any,
     n_colors: int,
@@ -316,9 +287,10 @@ def iter_quantize_image(
         Pixels with alpha == 0 are excluded from the fit.
     n_colors : int
         Palette size K.
-    method : {"kmeans", "gmm", "optimal1d", "minibatch"}
-        K-means, Gaussian mixture (EM), exact 1-D dynamic programming (grey images only)
-        or mini-batch K-means.
+    method : str
+        A method of :data:`quantize.cluster.registry.METHODS`: ``"kmeans"``, ``"gmm"``
+        (Gaussian mixture, EM), ``"minibatch"`` or ``"optimal1d"`` (exact 1-D dynamic
+        programming, grey images only).
     color_space : {"rgb", "lab", "oklab"}
         Space the fit runs in; the palette is returned as sRGB.
     seed : int
@@ -344,8 +316,7 @@ def iter_quantize_image(
     result : QuantizeResult
     """
     t0 = time.perf_counter()
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    spec = get_method(method)
     space = check_space(color_space)
     n_colors = check_positive_int(n_colors, "n_colors")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
@@ -359,9 +330,9 @@ def iter_quantize_image(
             f"colour table of an image of shape {tuple(table.shape)} given for an image of "
             f"shape {image_arr.shape[:2]}"
         )
-    one_channel = method == "optimal1d"
+    one_channel = spec.grey_only
     if one_channel and not _is_grey(table):
-        raise ValueError("method 'optimal1d' needs a grey image (one channel, or R == G == B)")
+        raise ValueError(f"method {method!r} needs a grey image (one channel, or R == G == B)")
     points = table_points(table, space, one_channel=one_channel)
     options = dict(fit_options)
     init = options.get("init")
@@ -370,12 +341,12 @@ def iter_quantize_image(
         if arr.dtype == np.uint8 and arr.ndim == 2 and arr.shape[1] == 3:
             conv = rgb_to_space(arr, space)
             options["init"] = conv[:, :1] if one_channel else conv
-    model = _make_model(method, n_colors, int(seed), options)
+    model = spec.make(n_colors, int(seed), options)
     records: list[IterationRecord] = []
     for rec in model.iter_fit(points, table.counts, should_cancel=should_cancel):
         records.append(rec)
         yield rec
-    centers = model.means_ if isinstance(model, GaussianMixture) else model.cluster_centers_
+    centers = model.means_ if hasattr(model, "means_") else model.cluster_centers_
     K = centers.shape[0]
     palette = _palette_from_centers(centers, space)
     unique_labels = np.asarray(model.labels_, dtype=np.int64)
@@ -424,8 +395,8 @@ def quantize_image(
         uint8/uint16 image.
     n_colors : int
         Palette size K.
-    method : {"kmeans", "gmm", "optimal1d", "minibatch"}
-        Fitting method.
+    method : str
+        A method of :data:`quantize.cluster.registry.METHODS`.
     color_space : {"rgb", "lab", "oklab"}
         Fitting space.
     seed : int

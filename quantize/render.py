@@ -17,12 +17,13 @@ from PIL import Image
 
 from quantize.cluster._nearest import nearest_indices
 from quantize.features import unique_colors
+from quantize.options import DITHERS
 from quantize.pixels import as_rgb, to_uint8
 from quantize.protocol import CancelCallback, check_cancel
 
 __all__ = ["BAYER_8", "DITHER_METHODS", "dither_indices", "index_dtype"]
 
-DITHER_METHODS: tuple[str, ...] = ("none", "fs", "ordered")
+DITHER_METHODS: tuple[str, ...] = DITHERS.names
 DitherMethod = Literal["none", "fs", "ordered"]
 
 

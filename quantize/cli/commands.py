@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from quantize.options import DEFAULTS, fit_options
+from quantize.cluster.registry import fit_options
+from quantize.options import DEFAULTS
 
 __all__ = [
     "EXIT_EXISTS",

@@ -31,6 +31,7 @@ from quantize._validation import (
     warn_and_record,
 )
 from quantize.cluster.kmeans import KMeans, _Assigner, _count_distinct, _kmeans_plusplus
+from quantize.options import COVARIANCE_TYPES as _COVARIANCES
 from quantize.protocol import (
     CancelCallback,
     ConvergenceWarning,
@@ -42,7 +43,7 @@ from quantize.protocol import (
 
 __all__ = ["GaussianMixture", "COVARIANCE_TYPES"]
 
-COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
+COVARIANCE_TYPES: tuple[str, ...] = _COVARIANCES.names
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _MAX_CHUNK_ROWS = 32768  # cache-friendly chunks even when the budget allows more
 
