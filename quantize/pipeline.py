@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from quantize._json import json_safe
 from quantize._validation import check_positive_int
 from quantize.cluster._nearest import nearest_indices
 from quantize.cluster.registry import METHODS, get_method
@@ -245,26 +246,10 @@ class QuantizeResult:
             "n_colors_effective": self.n_colors,
             "color_space": self.color_space,
             "seed": int(self.seed),
-            "fit_options": _json_safe(self.fit_options),
+            "fit_options": json_safe(self.fit_options),
             "n_iter": self.n_iter,
             "converged": self.converged,
         }
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return repr(value)
 
 
 def iter_quantize_image(

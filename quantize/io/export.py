@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from quantize._json import json_safe
 from quantize.png import encode_png
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -665,27 +666,6 @@ def _npz_fill(result: QuantizeResult) -> Callable[[IO[bytes]], None]:
     return fill
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer, int)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    if isinstance(value, Path):
-        return str(value)
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)
-
-
 def _versions() -> dict[str, str]:
     import PIL
     import scipy
@@ -797,7 +777,7 @@ def sidecar_dict(
         ],
         "outputs": [Path(p).name for p in outputs],
     }
-    return _json_safe(doc)
+    return json_safe(doc)
 
 
 def _sidecar_bytes(doc: dict[str, Any]) -> bytes:
