@@ -21,7 +21,7 @@ _EXPORTS: dict[str, str] = {
     "drain": "protocol",
     # estimators
     "KMeans": "cluster.kmeans",
-    "MiniBatchKMeans": "cluster.kmeans",
+    "MiniBatchKMeans": "cluster.minibatch",
     "kmeans_plusplus": "cluster.kmeans",
     "GaussianMixture": "cluster.gmm",
     "Optimal1D": "cluster.optimal1d",

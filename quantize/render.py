@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from quantize.cluster._nearest import nearest_indices
+from quantize.cluster._nearest import NearestCentre, nearest_indices
 from quantize.features import unique_colors
 from quantize.options import DITHERS
 from quantize.pixels import as_rgb, to_uint8
@@ -150,8 +150,7 @@ def _fs_numpy(
 
     for t in range(3):
         start(t)
-    p_sq = np.einsum("kd,kd->k", palette, palette)
-    m2pal = -2.0 * palette.T  # -2 x.p: exactly -2 * (x @ palette.T)
+    nearest = NearestCentre(palette)
     for t in range(n_t):
         if t % 64 == 0:
             check_cancel(should_cancel)
@@ -160,10 +159,7 @@ def _fs_numpy(
         if y0 > y1:
             continue
         value = np.clip(ring[t % 4][y0 : y1 + 1], 0.0, 255.0)
-        # ||x - p||^2 = ||x||^2 - 2 x.p + ||p||^2; ||x||^2 is constant per row
-        d = value @ m2pal
-        d += p_sq
-        idx = np.argmin(d, axis=1)
+        idx = nearest(value)
         wave = slice(y0 * n + t + 1, y1 * n + t + 2, n)
         out[wave] = idx
         err = (value - palette[idx]) * strength

@@ -125,14 +125,14 @@ class CellTree:
         """Return the number of occupied cells of the grid with ``bits`` bits per axis."""
         return int(self._levels[bits].W.size)
 
-    def coreset(self, bits: int) -> tuple[np.ndarray, np.ndarray, float]:
+    def cells(self, bits: int) -> tuple[np.ndarray, np.ndarray, float]:
         """Cell means (B, D), cell weights (B,) and the total within-cell scatter."""
         lv = self._levels[bits]
         scatter = float(np.maximum(lv.Q - _sq_norms(lv.S) / lv.W, 0.0).sum())
         return np.ascontiguousarray(lv.S / lv.W[:, None]), lv.W, scatter
 
     def cell_of(self, bits: int) -> np.ndarray:
-        """Cell index (into :meth:`coreset`'s rows) of every point, shape (N,), input order."""
+        """Cell index (into :meth:`cells`'s rows) of every point, shape (N,), input order."""
         lv = self._levels[bits]
         sizes = np.diff(np.r_[lv.start, self.n])
         out = np.empty(self.n, dtype=np.intp)

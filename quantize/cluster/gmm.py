@@ -30,7 +30,9 @@ from quantize._validation import (
     check_seed,
     warn_and_record,
 )
-from quantize.cluster.kmeans import KMeans, _Assigner, _count_distinct, _kmeans_plusplus
+from quantize.cluster._common import count_distinct, greedy_kmeans_plusplus
+from quantize.cluster._nearest import Assigner
+from quantize.cluster.kmeans import KMeans
 from quantize.options import COVARIANCE_TYPES as _COVARIANCES
 from quantize.protocol import (
     CancelCallback,
@@ -41,7 +43,7 @@ from quantize.protocol import (
     drain,
 )
 
-__all__ = ["GaussianMixture", "COVARIANCE_TYPES"]
+__all__ = ["COVARIANCE_TYPES", "GaussianMixture", "full_log_joint"]
 
 COVARIANCE_TYPES: tuple[str, ...] = _COVARIANCES.names
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -252,7 +254,7 @@ def _full_params(
     return params, jittered
 
 
-def _full_log_joint(
+def full_log_joint(
     X: np.ndarray, means: np.ndarray, covariances: np.ndarray, weights: np.ndarray
 ) -> np.ndarray:
     """``log pi_k + log N(x | mu_k, Sigma_k)`` under full-covariance mixture parameters.
@@ -438,7 +440,7 @@ class GaussianMixture:
 
         K = K_req
         if isinstance(init, str) and init != "kmeans":  # K-means reports this itself
-            n_distinct, _ = _count_distinct(Xc, w, K_req)
+            n_distinct, _ = count_distinct(Xc, w, K_req)
             if n_distinct < K_req:
                 warn_and_record(
                     self.warnings_,
@@ -517,8 +519,8 @@ class GaussianMixture:
                 self.warnings_.append(f"K-means initialisation: {msg}")
             centers = km.cluster_centers_  # X is already centred
         else:
-            centers, _ = _kmeans_plusplus(X, w, K, rng, None, wm, should_cancel)
-        labels, _, _ = _Assigner(X, wm).nearest_two(centers, should_cancel)
+            centers, _ = greedy_kmeans_plusplus(X, w, K, rng, None, wm, should_cancel)
+        labels, _, _ = Assigner(X, wm).nearest_two(centers, should_cancel)
         stats = self._hard_stats(X, w, labels, centers.shape[0], should_cancel)
         given = centers if isinstance(init, np.ndarray) else None
         return self._m_step(stats, w.sum(), given)

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from quantize.cluster.gmm import GaussianMixture
-from quantize.cluster.kmeans import KMeans, MiniBatchKMeans
+from quantize.cluster.kmeans import KMeans
+from quantize.cluster.minibatch import MiniBatchKMeans
 from quantize.cluster.optimal1d import Optimal1D
 from quantize.options import DEFAULTS
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from quantize._validation import check_points
-from quantize.cluster.gmm import _full_log_joint
+from quantize.cluster._nearest import nearest_indices
+from quantize.cluster.gmm import full_log_joint
 from quantize.protocol import IterationRecord
 
 __all__ = ["record_labels"]
@@ -51,12 +52,7 @@ def record_labels(points: np.ndarray, record: IterationRecord) -> np.ndarray:
             f"points of shape {X.shape} do not match centres of shape {centers.shape}"
         )
     if record.covariances is None or record.weights is None:
-        d2 = (
-            np.einsum("ij,ij->i", X, X)[:, None]
-            - 2.0 * X @ centers.T
-            + np.einsum("ij,ij->i", centers, centers)[None, :]
-        )
-        return np.argmin(d2, axis=1).astype(np.int64)
-    log_joint = _full_log_joint(X, centers, record.covariances, record.weights)
+        return nearest_indices(X, centers)
+    log_joint = full_log_joint(X, centers, record.covariances, record.weights)
     return np.argmax(log_joint, axis=1).astype(np.int64)
 

@@ -27,7 +27,7 @@ def test_cells_hold_exactly_the_points_of_their_grid_cell(D):
     tree = CellTree(X, w)
     for bits in LEVELS:
         cell = tree.cell_of(bits)
-        means, weights, scatter = tree.coreset(bits)
+        means, weights, scatter = tree.cells(bits)
         assert means.shape == (tree.n_cells(bits), D)
         coords = grid_cells(X, bits)
         # one cell per distinct grid coordinate, and the same coordinate within a cell
@@ -92,7 +92,7 @@ def test_photo_fit_runs_coarse_to_fine_and_ends_exact(photo_colours):
     np.testing.assert_allclose(model.inertia_, float(w @ d.min(axis=1)), rtol=1e-10)
     assert model.converged_
     # as good a local minimum as Lloyd on the points alone
-    plain = KMeans(12, seed=3, algorithm="hamerly").fit(X, w)
+    plain = KMeans(12, seed=3, algorithm="yinyang").fit(X, w)
     assert model.inertia_ <= plain.inertia_ * 1.02
 
 

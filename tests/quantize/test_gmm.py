@@ -221,7 +221,7 @@ def test_direct_log_joint_equals_the_feature_form(cov):
 def test_full_log_joint_is_the_weighted_gaussian_log_density():
     from scipy.stats import multivariate_normal
 
-    from quantize.cluster.gmm import _full_log_joint, _jittered_cholesky
+    from quantize.cluster.gmm import _jittered_cholesky, full_log_joint
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(50, 3)) * 20 + 100
@@ -233,7 +233,7 @@ def test_full_log_joint_is_the_weighted_gaussian_log_density():
         [np.log(w) + multivariate_normal(m, c).logpdf(X)
          for m, c, w in zip(means, covs, weights, strict=True)], axis=1,
     )  # fmt: skip
-    np.testing.assert_allclose(_full_log_joint(X, means, covs, weights), expected, rtol=1e-10)
+    np.testing.assert_allclose(full_log_joint(X, means, covs, weights), expected, rtol=1e-10)
     # positive definite matrices are factorised as they are; a singular one gets jitter
     out, chol, jittered = _jittered_cholesky(covs, 0.0)
     assert out is covs and jittered == []
@@ -243,4 +243,4 @@ def test_full_log_joint_is_the_weighted_gaussian_log_density():
     assert [k for k, _ in jittered] == [1] and 0 < jittered[0][1] < 1e-6
     np.testing.assert_array_equal(out[0], covs[0])
     np.testing.assert_allclose(chol[1] @ chol[1].T, out[1])
-    assert np.isfinite(_full_log_joint(X, means, singular, weights)).all()
+    assert np.isfinite(full_log_joint(X, means, singular, weights)).all()

@@ -5,7 +5,8 @@ import pytest
 from sklearn.cluster import KMeans as SkKMeans
 from threadpoolctl import threadpool_limits
 
-from quantize.cluster.kmeans import KMeans, MiniBatchKMeans, kmeans_plusplus
+from quantize.cluster.kmeans import KMeans, kmeans_plusplus
+from quantize.cluster.minibatch import MiniBatchKMeans
 from quantize.protocol import Cancelled, ConvergenceWarning, QuantizeWarning, drain
 
 
@@ -46,7 +47,7 @@ def test_weighted_equals_repeated_points():
     np.testing.assert_array_equal(np.repeat(a.labels_, counts), b.labels_)
 
 
-@pytest.mark.parametrize("algorithm", ["lloyd", "hamerly"])
+@pytest.mark.parametrize("algorithm", ["lloyd", "yinyang"])
 def test_chunked_equals_unchunked(algorithm):
     X = blobs(4000, 8, spread=30)
     big = KMeans(12, algorithm=algorithm, seed=2).fit(X)
@@ -60,18 +61,18 @@ def test_chunked_equals_unchunked(algorithm):
 def test_bounds_give_same_result_as_plain_lloyd():
     X = blobs(5000, 20, spread=25, seed=4)
     plain = KMeans(40, algorithm="lloyd", seed=5).fit(X)
-    fast = KMeans(40, algorithm="hamerly", seed=5).fit(X)
+    fast = KMeans(40, algorithm="yinyang", seed=5).fit(X)
     np.testing.assert_array_equal(plain.labels_, fast.labels_)
     np.testing.assert_allclose(plain.cluster_centers_, fast.cluster_centers_, atol=1e-9)
     np.testing.assert_allclose(plain.history_, fast.history_, rtol=1e-9)
 
 
-def test_coreset_warm_start_on_many_points():
+def test_cell_stages_warm_start_on_many_points():
     rng = np.random.default_rng(6)
     X = rng.uniform(0, 255, size=(60_000, 3))
     w = rng.integers(1, 4, len(X))
     auto = KMeans(16, seed=1).fit(X, w)
-    plain = KMeans(16, seed=1, algorithm="hamerly").fit(X, w)
+    plain = KMeans(16, seed=1, algorithm="yinyang").fit(X, w)
     assert auto.converged_
     assert np.all(np.diff(auto.history_) <= 1e-9 * auto.history_[0])
     # a different (cell-level) start, same quality
@@ -251,12 +252,12 @@ def test_threaded_bounded_e_step_matches_plain_lloyd():
     rng = np.random.default_rng(11)
     X = rng.uniform(0, 255, size=(120_000, 3))  # above the threading threshold
     init = X[:12]
-    fast = KMeans(12, init=init, algorithm="hamerly", max_iter=40, tol=1e-3).fit(X)
+    fast = KMeans(12, init=init, algorithm="yinyang", max_iter=40, tol=1e-3).fit(X)
     plain = KMeans(12, init=init, algorithm="lloyd", max_iter=40, tol=1e-3).fit(X)
     np.testing.assert_array_equal(fast.labels_, plain.labels_)
     np.testing.assert_allclose(fast.cluster_centers_, plain.cluster_centers_, rtol=1e-10)
     # the worker threads end with the fit, also when the generator is closed early
-    gen = KMeans(12, init=init, algorithm="hamerly", tol=0).iter_fit(X)
+    gen = KMeans(12, init=init, algorithm="yinyang", tol=0).iter_fit(X)
     next(gen)
     next(gen)
     gen.close()
@@ -265,7 +266,7 @@ def test_threaded_bounded_e_step_matches_plain_lloyd():
 
 @pytest.mark.parametrize("K", [1, 5, 16, 64, 200])
 def test_group_min_matches_reduceat(K):
-    from quantize.cluster.kmeans import _group_min
+    from quantize.cluster._nearest import group_min as _group_min
 
     rng = np.random.default_rng(K)
     s = rng.random((300, K), dtype=np.float32)
@@ -281,9 +282,9 @@ def test_all_centre_update_follows_the_grouped_one(monkeypatch, K):
 
     X = blobs(6000, 9, spread=30, seed=8)
     w = np.random.default_rng(8).integers(1, 5, len(X)).astype(float)
-    direct = KMeans(K, algorithm="hamerly", seed=4, tol=0).fit(X, w)
+    direct = KMeans(K, algorithm="yinyang", seed=4, tol=0).fit(X, w)
     monkeypatch.setattr(km, "_DIRECT_MAX_K", 0)
-    grouped = KMeans(K, algorithm="hamerly", seed=4, tol=0).fit(X, w)
+    grouped = KMeans(K, algorithm="yinyang", seed=4, tol=0).fit(X, w)
     np.testing.assert_array_equal(direct.labels_, grouped.labels_)
     np.testing.assert_array_equal(direct.history_, grouped.history_)
     np.testing.assert_array_equal(direct.cluster_centers_, grouped.cluster_centers_)

@@ -31,7 +31,7 @@ def run(gen):
 # ---------------------------------------------------------------- K-means
 
 
-@pytest.mark.parametrize("algorithm", ["lloyd", "hamerly"])
+@pytest.mark.parametrize("algorithm", ["lloyd", "yinyang"])
 def test_j_never_increases_in_either_step(algorithm):
     X = blobs(2000, 8, spread=30)
     w = np.random.default_rng(1).integers(1, 5, len(X))
