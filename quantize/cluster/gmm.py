@@ -31,6 +31,14 @@ from quantize._validation import (
     warn_and_record,
 )
 from quantize.cluster._common import count_distinct, greedy_kmeans_plusplus
+from quantize.cluster._gaussian import (
+    GaussianParams,
+    full_log_joint,
+    full_params,
+    jittered_cholesky,
+    log_resp_chunk,
+    quadratic_features,
+)
 from quantize.cluster._nearest import Assigner
 from quantize.cluster.kmeans import KMeans
 from quantize.options import COVARIANCE_TYPES as _COVARIANCES
@@ -46,253 +54,19 @@ from quantize.protocol import (
 __all__ = ["COVARIANCE_TYPES", "GaussianMixture", "full_log_joint"]
 
 COVARIANCE_TYPES: tuple[str, ...] = _COVARIANCES.names
-_LOG_2PI = float(np.log(2.0 * np.pi))
 _MAX_CHUNK_ROWS = 32768  # cache-friendly chunks even when the budget allows more
 
 
-def _features(X: np.ndarray, iu: np.ndarray, ju: np.ndarray) -> np.ndarray:
-    """Quadratic features [x_i x_j (i <= j), x_i, 1] of shape (n, F)."""
-    n, D = X.shape
-    F = np.empty((n, iu.size + D + 1))
-    np.multiply(X[:, iu], X[:, ju], out=F[:, : iu.size])
-    F[:, iu.size : iu.size + D] = X
-    F[:, -1] = 1.0
-    return F
 
 
-class _Params:
-    """Means, covariances (in the estimator's storage form) and derived full precisions."""
-
-    def __init__(
-        self,
-        means: np.ndarray,
-        covariances: np.ndarray,
-        weights: np.ndarray,
-        cov_type: str,
-        prec_chol: np.ndarray,
-    ) -> None:
-        self.means = means
-        self.covariances = covariances
-        self.weights = weights
-        self.cov_type = cov_type
-        self.prec_chol = prec_chol
-
-    @property
-    def K(self) -> int:
-        return int(self.means.shape[0])
-
-    def half_logdet(self) -> np.ndarray:
-        """0.5 * log det of each precision matrix, shape (K,)."""
-        K, D = self.means.shape
-        pc = self.prec_chol
-        if self.cov_type == "full":
-            return np.log(np.diagonal(pc, axis1=1, axis2=2)).sum(axis=1)
-        if self.cov_type == "tied":
-            return np.full(K, np.log(np.diag(pc)).sum())
-        if self.cov_type == "diag":
-            return np.log(pc).sum(axis=1)
-        return D * np.log(pc)
-
-    def full_precisions(self) -> tuple[np.ndarray, np.ndarray]:
-        """Precision matrices (K, D, D) and 0.5 * log det of each."""
-        K, D = self.means.shape
-        pc = self.prec_chol
-        if self.cov_type == "full":
-            P = pc @ np.swapaxes(pc, 1, 2)
-        elif self.cov_type == "tied":
-            P = np.broadcast_to(pc @ pc.T, (K, D, D)).copy()
-        elif self.cov_type == "diag":
-            P = np.zeros((K, D, D))
-            idx = np.arange(D)
-            P[:, idx, idx] = pc**2
-        else:
-            P = np.eye(D)[None, :, :] * (pc**2)[:, None, None]
-        return P, self.half_logdet()
-
-    def add_log_norm(self, quad: np.ndarray) -> np.ndarray:
-        """Add ``log pi_k`` and the log of each Gaussian's normalising constant.
-
-        ``log pi_k + log N(x | mu_k, Sigma_k) = add_log_norm(-0.5 * Mahalanobis^2)``.
-
-        Parameters
-        ----------
-        quad : ndarray of shape (..., K)
-            Quadratic (exponent) term per component.
-
-        Returns
-        -------
-        log_joint : ndarray of shape (..., K)
-        """
-        with np.errstate(divide="ignore"):
-            log_w = np.log(self.weights)
-        return quad + self.half_logdet() - 0.5 * self.means.shape[1] * _LOG_2PI + log_w
-
-    def log_joint(self, X: np.ndarray) -> np.ndarray:
-        """``log pi_k + log N(x | mu_k, Sigma_k)`` from Mahalanobis distances, shape (n, K).
-
-        The direct form of ``F(X) @ score_matrix()``: no quadratic feature expansion, so
-        it stays exact far from the data's mean and for nearly singular covariances; for
-        small point sets (e.g. a display sample) rather than the fit's chunked passes.
-        """
-        pc = self.prec_chol
-        maha = np.empty((X.shape[0], self.K))  # squared Mahalanobis distances
-        for k, mu in enumerate(self.means):
-            diff = X - mu
-            if self.cov_type == "full":
-                y = diff @ pc[k]
-            elif self.cov_type == "tied":
-                y = diff @ pc
-            else:  # diag: (D,) per component; spherical: a scalar per component
-                y = diff * pc[k]
-            maha[:, k] = np.einsum("ij,ij->i", y, y)
-        return self.add_log_norm(-0.5 * maha)
-
-    def full_covariances(self) -> np.ndarray:
-        K, D = self.means.shape
-        c = self.covariances
-        if self.cov_type == "full":
-            return c.copy()
-        if self.cov_type == "tied":
-            return np.broadcast_to(c, (K, D, D)).copy()
-        if self.cov_type == "diag":
-            out = np.zeros((K, D, D))
-            idx = np.arange(D)
-            out[:, idx, idx] = c
-            return out
-        return np.eye(D)[None, :, :] * c[:, None, None]
-
-    def score_matrix(self, iu: np.ndarray, ju: np.ndarray) -> np.ndarray:
-        """(F, K) matrix W with F(x) @ W = log pi_k + log N(x | mu_k, Sigma_k)."""
-        K, D = self.means.shape
-        P, _ = self.full_precisions()
-        W = np.empty((iu.size + D + 1, K))
-        quad = -P[:, iu, ju]  # (K, n_quad)
-        quad[:, iu == ju] *= 0.5
-        W[: iu.size] = quad.T
-        Pm = np.einsum("kij,kj->ki", P, self.means)
-        W[iu.size : iu.size + D] = Pm.T
-        W[-1] = self.add_log_norm(-0.5 * np.einsum("ki,ki->k", self.means, Pm))
-        return W
 
 
-def _jittered_cholesky(
-    cov: np.ndarray, reg: float
-) -> tuple[np.ndarray, np.ndarray, list[tuple[int, float]]]:
-    """Batched lower Cholesky factors; a matrix that is not positive definite gets jitter.
-
-    The jitter starts at ``max(reg, 1e-12 * trace / D)`` and grows tenfold until the
-    factorisation succeeds.
-
-    Parameters
-    ----------
-    cov : ndarray of shape (K, D, D)
-        Symmetric covariance matrices (not modified).
-    reg : float
-        Regularisation already on the diagonal (the first jitter tried).
-
-    Returns
-    -------
-    cov : ndarray of shape (K, D, D)
-        ``cov`` itself when every matrix factorised, else a copy with jitter added.
-    chol : ndarray of shape (K, D, D)
-        Lower Cholesky factors of the returned matrices.
-    jittered : list of (int, float)
-        Index and added jitter of every matrix that needed some.
-    """
-    try:
-        return cov, np.linalg.cholesky(cov), []
-    except np.linalg.LinAlgError:
-        pass
-    D = cov.shape[-1]
-    out = cov.copy()
-    chol = np.empty_like(cov)
-    jittered: list[tuple[int, float]] = []
-    for k in range(cov.shape[0]):
-        scale = max(float(np.trace(cov[k])) / D, 1e-12)
-        start = max(reg, 1e-12 * scale)
-        jitter = start
-        for _ in range(40):
-            try:
-                chol[k] = np.linalg.cholesky(out[k])
-                break
-            except np.linalg.LinAlgError:
-                out[k] = cov[k] + jitter * np.eye(D)
-                jitter *= 10.0
-        else:  # pragma: no cover - only for absurd inputs
-            out[k] = np.eye(D) * scale
-            chol[k] = np.linalg.cholesky(out[k])
-        if jitter > start:
-            jittered.append((k, jitter / 10))
-    return out, chol, jittered
 
 
-def _full_params(
-    means: np.ndarray, covariances: np.ndarray, weights: np.ndarray, reg: float = 0.0
-) -> tuple[_Params, list[tuple[int, float]]]:
-    """Parameters of a mixture with full covariances (e.g. those of an iteration record).
-
-    Parameters
-    ----------
-    means : ndarray of shape (K, D)
-    covariances : ndarray of shape (K, D, D)
-        Made positive definite with :func:`_jittered_cholesky` if needed.
-    weights : ndarray of shape (K,)
-    reg : float
-        Regularisation already on the covariances' diagonal.
-
-    Returns
-    -------
-    params : _Params
-        ``cov_type="full"``.
-    jittered : list of (int, float)
-        Components whose covariance needed jitter, as from :func:`_jittered_cholesky`.
-    """
-    cov, chol, jittered = _jittered_cholesky(np.asarray(covariances, dtype=np.float64), reg)
-    prec_chol = np.swapaxes(np.linalg.inv(chol), 1, 2)
-    params = _Params(np.asarray(means, dtype=np.float64), cov,
-                     np.asarray(weights, dtype=np.float64), "full", prec_chol)  # fmt: skip
-    return params, jittered
 
 
-def full_log_joint(
-    X: np.ndarray, means: np.ndarray, covariances: np.ndarray, weights: np.ndarray
-) -> np.ndarray:
-    """``log pi_k + log N(x | mu_k, Sigma_k)`` under full-covariance mixture parameters.
-
-    Parameters
-    ----------
-    X : ndarray of shape (S, D)
-        Finite points.
-    means : ndarray of shape (K, D)
-    covariances : ndarray of shape (K, D, D)
-        A matrix that is not positive definite gets growing diagonal jitter, as in the fit.
-    weights : ndarray of shape (K,)
-        Mixing weights (a zero weight gives ``-inf``).
-
-    Returns
-    -------
-    log_joint : ndarray of shape (S, K)
-    """
-    params, _ = _full_params(means, covariances, weights)
-    return params.log_joint(np.asarray(X, dtype=np.float64))
 
 
-def _log_resp_chunk(F: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Responsibilities (n, K) and log p(x) (n,) from features, in the log domain."""
-    L = F @ W
-    m = L.max(axis=1)
-    bad = ~np.isfinite(m)
-    if bad.any():  # cannot happen for finite inputs; keep responsibilities defined anyway
-        L[bad] = 0.0
-        m[bad] = 0.0
-    L -= m[:, None]
-    np.exp(L, out=L)
-    s = L.sum(axis=1)
-    L /= s[:, None]
-    log_p = m + np.log(s)
-    if bad.any():
-        log_p[bad] = -np.inf
-    return L, log_p
 
 
 class GaussianMixture:
@@ -434,9 +208,8 @@ class GaussianMixture:
         self._iu, self._ju = iu, ju
         nf = iu.size + D + 1
         # the quadratic features are reused by every EM iteration when they fit the budget
-        self._features_cache = (
-            _features(Xc, iu, ju) if n * nf * 8 <= 2 * self.working_memory_mib * 2**20 else None
-        )
+        fits = n * nf * 8 <= 2 * self.working_memory_mib * 2**20
+        self._features_cache = quadratic_features(Xc, iu, ju) if fits else None
 
         K = K_req
         if isinstance(init, str) and init != "kmeans":  # K-means reports this itself
@@ -458,7 +231,7 @@ class GaussianMixture:
             if best is None or run["ll"] > best["ll"]:
                 best = run
         assert best is not None
-        p: _Params = best["params"]
+        p: GaussianParams = best["params"]
         self.means_ = p.means + offset
         self.covariances_ = p.covariances
         self.weights_ = p.weights
@@ -505,7 +278,7 @@ class GaussianMixture:
         init: str | np.ndarray,
         rng: np.random.Generator,
         should_cancel: CancelCallback | None,
-    ) -> Generator[IterationRecord, None, _Params]:
+    ) -> Generator[IterationRecord, None, GaussianParams]:
         wm = float(self.working_memory_mib)
         if isinstance(init, str) and init == "random":
             stats = self._random_resp_stats(X, w, K, rng, should_cancel)
@@ -564,7 +337,7 @@ class GaussianMixture:
 
     def _m_step(
         self, stats: np.ndarray, total: float, given_means: np.ndarray | None
-    ) -> _Params:
+    ) -> GaussianParams:
         """Parameters from sufficient statistics; collapsed components are dropped."""
         iu, ju = self._iu, self._ju
         D = self.n_features_in_
@@ -609,7 +382,7 @@ class GaussianMixture:
         weights: np.ndarray,
         scatter: np.ndarray,
         nk: np.ndarray,
-    ) -> _Params:
+    ) -> GaussianParams:
         reg = self._reg
         K, D = means.shape
         ct = self.covariance_type
@@ -617,14 +390,14 @@ class GaussianMixture:
         if ct == "full":
             cov = 0.5 * (cov_full + np.swapaxes(cov_full, 1, 2))
             cov[:, diag_idx, diag_idx] += reg
-            params, jittered = _full_params(means, cov, weights, reg)
+            params, jittered = full_params(means, cov, weights, reg)
             self._note_jitter(jittered)
             return params
         elif ct == "tied":
             cov = scatter.sum(axis=0) / nk.sum()
             cov = 0.5 * (cov + cov.T)
             cov[diag_idx, diag_idx] += reg
-            cov1, chol, jittered = _jittered_cholesky(cov[None], reg)
+            cov1, chol, jittered = jittered_cholesky(cov[None], reg)
             self._note_jitter(jittered)
             cov = cov1[0]
             prec_chol = np.linalg.inv(chol[0]).T
@@ -636,7 +409,7 @@ class GaussianMixture:
             cov = np.maximum(cov_full[:, diag_idx, diag_idx], 0.0).mean(axis=1) + reg
             cov = self._floor(cov)
             prec_chol = 1.0 / np.sqrt(cov)
-        return _Params(means, cov, weights, ct, prec_chol)
+        return GaussianParams(means, cov, weights, ct, prec_chol)
 
     def _floor(self, var: np.ndarray) -> np.ndarray:
         if (var > 0).all():
@@ -645,7 +418,7 @@ class GaussianMixture:
         return np.maximum(var, 1e-12)
 
     def _note_jitter(self, jittered: list[tuple[int, float]]) -> None:
-        """Record a warning for every covariance :func:`_jittered_cholesky` had to fix."""
+        """Record a warning for every covariance :func:`jittered_cholesky` had to fix."""
         for k, jitter in jittered:
             self.warnings_.append(
                 f"component {k}: covariance not positive definite, regularised with "
@@ -655,13 +428,13 @@ class GaussianMixture:
     def _chunk_features(self, X: np.ndarray, sl: slice) -> np.ndarray:
         """Quadratic features of the training rows ``sl`` (from the cache when it is kept)."""
         cache = getattr(self, "_features_cache", None)
-        return cache[sl] if cache is not None else _features(X[sl], self._iu, self._ju)
+        return cache[sl] if cache is not None else quadratic_features(X[sl], self._iu, self._ju)
 
     def _e_pass(
         self,
         X: np.ndarray,
         w: np.ndarray,
-        params: _Params,
+        params: GaussianParams,
         should_cancel: CancelCallback | None,
     ) -> tuple[float, np.ndarray]:
         """Weighted total log-likelihood and the M-step statistics (K, F) in one pass."""
@@ -685,7 +458,7 @@ class GaussianMixture:
             stats += L.T @ F
         return ll, stats
 
-    def _labels_pass(self, X: np.ndarray, params: _Params) -> np.ndarray:
+    def _labels_pass(self, X: np.ndarray, params: GaussianParams) -> np.ndarray:
         """Most probable component (argmax of the log joint) for every point."""
         W = params.score_matrix(self._iu, self._ju)
         labels = np.empty(X.shape[0], dtype=np.int32)
@@ -699,7 +472,7 @@ class GaussianMixture:
         self,
         X: np.ndarray,
         w: np.ndarray,
-        params: _Params,
+        params: GaussianParams,
         restart: int,
         max_iter: int,
         tol: float,
@@ -766,7 +539,7 @@ class GaussianMixture:
         rows = chunk_size(Xc.shape[0], 8 * (2 * W.shape[0] + 2 * W.shape[1]),
                           self.working_memory_mib)
         for sl in iter_chunks(Xc.shape[0], rows):
-            R, log_p = _log_resp_chunk(_features(Xc[sl], self._iu, self._ju), W)
+            R, log_p = log_resp_chunk(quadratic_features(Xc[sl], self._iu, self._ju), W)
             yield sl, R, log_p
 
     def predict_proba(self, X: Any) -> np.ndarray:

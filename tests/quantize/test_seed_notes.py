@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from quantize.cluster.gmm import GaussianMixture, _Params
+from quantize.cluster._gaussian import GaussianParams
+from quantize.cluster.gmm import GaussianMixture
 from quantize.cluster.kmeans import KMeans
 from quantize.cluster.optimal1d import optimal_1d
 from quantize.protocol import ConvergenceWarning
@@ -147,7 +148,7 @@ def test_kmeans_is_the_small_equal_variance_limit_of_a_mixture():
     K, D = 4, 3
     for sigma2 in (1.0, 1e-2):
         # equal weights, equal spherical variance, means = K-means centres
-        gm._params = _Params(
+        gm._params = GaussianParams(
             km.cluster_centers_ - gm._offset,
             np.full(K, sigma2),
             np.full(K, 1.0 / K),
