@@ -128,6 +128,50 @@ class QuantizeResult:
     elapsed_s: float
     unique_labels: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
 
+    @classmethod
+    def from_labels(
+        cls,
+        image: np.ndarray,
+        table: ColorTable,
+        points: np.ndarray,
+        unique_labels: np.ndarray,
+        palette: np.ndarray,
+        **fields: Any,
+    ) -> QuantizeResult:
+        """Build a result from the label of each distinct colour: the one end of every fit.
+
+        Parameters
+        ----------
+        image : ndarray of shape (M, N, C)
+            The input image.
+        table : ColorTable
+            Its distinct colours (U of them) with counts and inverse index.
+        points : ndarray of shape (U, D)
+            The distinct colours in the fitting space.
+        unique_labels : ndarray of shape (U,), integer
+            Palette index of each distinct colour.
+        palette : ndarray of shape (K, 3), uint8
+            sRGB palette.
+        **fields
+            The remaining attributes (``history``, ``records``, ``model``, ``method``,
+            ``color_space``, ``n_colors_requested``, ``seed``, ``fit_options``,
+            ``warnings``, ``elapsed_s``).
+
+        Returns
+        -------
+        result : QuantizeResult
+            With the per-pixel labels gathered through the inverse index and the
+            proportions weighted by pixel counts.
+        """
+        unique_labels = np.asarray(unique_labels, dtype=np.int64)
+        k = len(palette)
+        labels = table.gather(unique_labels.astype(index_dtype(k)), fill=0)
+        weights = table.counts.astype(np.float64)
+        proportions = np.bincount(unique_labels, weights=weights, minlength=k) / weights.sum()
+        return cls(image=image, palette=palette, labels=labels, opaque=table.opaque,
+                   proportions=proportions, table=table, points=points,
+                   unique_labels=unique_labels.astype(np.int32), **fields)  # fmt: skip
+
     @property
     def n_colors(self) -> int:
         """Number of palette entries K actually produced."""
@@ -332,19 +376,13 @@ def iter_quantize_image(
         records.append(rec)
         yield rec
     centers = model.means_ if hasattr(model, "means_") else model.cluster_centers_
-    K = centers.shape[0]
     palette = _palette_from_centers(centers, space)
-    unique_labels = np.asarray(model.labels_, dtype=np.int64)
-    label_dtype = np.uint8 if K <= 256 else np.uint16
-    labels = table.gather(unique_labels.astype(label_dtype), fill=0)
-    weights = table.counts.astype(np.float64)
-    proportions = np.bincount(unique_labels, weights=weights, minlength=K) / weights.sum()
-    return QuantizeResult(
-        image=image_arr,
-        palette=palette,
-        labels=labels,
-        opaque=table.opaque,
-        proportions=proportions,
+    return QuantizeResult.from_labels(
+        image_arr,
+        table,
+        points,
+        model.labels_,
+        palette,
         history=np.asarray(model.history_, dtype=np.float64),
         records=records,
         model=model,
@@ -354,10 +392,7 @@ def iter_quantize_image(
         seed=int(seed),
         fit_options=dict(fit_options),
         warnings=list(model.warnings_),
-        table=table,
-        points=points,
         elapsed_s=time.perf_counter() - t0,
-        unique_labels=unique_labels.astype(np.int32),
     )
 
 
@@ -465,27 +500,20 @@ def map_to_palette(image: np.ndarray, palette: np.ndarray, *, color_space: str =
     points = table_points(table, space)
     centers = rgb_to_space(pal, space)
     unique_labels = nearest_indices(points, centers)
-    k = len(pal)
-    labels = table.gather(unique_labels.astype(index_dtype(k)), fill=0)
-    weights = table.counts.astype(np.float64)
-    proportions = np.bincount(unique_labels, weights=weights, minlength=k) / weights.sum()
-    return QuantizeResult(
-        image=image,
-        palette=pal,
-        labels=labels,
-        opaque=table.opaque,
-        proportions=proportions,
+    return QuantizeResult.from_labels(
+        image,
+        table,
+        points,
+        unique_labels,
+        pal,
         history=np.zeros(0),
         records=[],
         model=FixedPalette(pal, centers, unique_labels),
         method="palette",
         color_space=space,
-        n_colors_requested=k,
+        n_colors_requested=len(pal),
         seed=0,
         fit_options={},
         warnings=[],
-        table=table,
-        points=points,
         elapsed_s=time.perf_counter() - t0,
-        unique_labels=unique_labels.astype(np.int32),
     )
