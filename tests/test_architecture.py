@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import quantize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,3 +64,79 @@ def test_bundled_resources_present_and_licensed():
     assert sample.name in licences and "CC0" in licences
     desktop = (resources_dir() / "vq-studio.desktop").read_text(encoding="utf-8")
     assert "Exec=vq-studio" in desktop
+
+
+def _children(graph, module):
+    return iter(sorted(graph.find_modules_directly_imported_by(module)))
+
+
+def _import_cycles(graph) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    counter = 0
+    for root in sorted(graph.modules):
+        if root in index:
+            continue
+        work = [(root, _children(graph, root))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, _children(graph, child)))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    m = stack.pop()
+                    on_stack.discard(m)
+                    component.append(m)
+                    if m == node:
+                        break
+                if len(component) > 1:
+                    cycles.append(sorted(component))
+    return cycles
+
+
+def test_no_import_cycles_counting_imports_inside_functions():
+    grimp = pytest.importorskip("grimp")
+    graph = grimp.build_graph("quantize", "app")  # sees imports inside functions too
+    assert "quantize.cluster.kmeans" in graph.modules
+    assert _import_cycles(graph) == []
+
+
+def test_cycle_finder_finds_a_cycle():
+    class Graph:  # a -> b -> c -> a, d -> a
+        edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+        modules = set(edges)
+
+        def find_modules_directly_imported_by(self, m):
+            return self.edges[m]
+
+    assert _import_cycles(Graph()) == [["a", "b", "c"]]
+
+
+def test_layer_contracts_hold():
+    """The import-linter contracts in pyproject.toml (layers; no Qt in the engine)."""
+    pytest.importorskip("importlinter")
+    lint = Path(sys.executable).with_name("lint-imports")
+    out = subprocess.run([str(lint)], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "0 broken" in out.stdout
