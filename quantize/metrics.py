@@ -333,7 +333,7 @@ def _quality(
     b: np.ndarray,
     opaque: np.ndarray | None,
     should_cancel: CancelCallback | None = None,
-) -> dict[str, float | None]:
+) -> dict[str, Any]:
     """MSE, PSNR, SSIM and CIEDE2000 of two (M, N, 3) uint8 images, cancellable between."""
     check_cancel(should_cancel)
     mse, psnr = mse_psnr(a, b, opaque)
@@ -348,7 +348,7 @@ def _quality(
 
 def image_metrics(
     original: np.ndarray, quantized: np.ndarray, opaque: np.ndarray | None = None
-) -> dict[str, float | None]:
+) -> dict[str, Any]:
     """MSE, PSNR, SSIM and CIEDE2000 statistics of two images.
 
     Parameters

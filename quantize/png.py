@@ -58,16 +58,17 @@ def encode_indexed_png(
     indices = np.asarray(indices)
     palette = np.asarray(palette, np.uint8).reshape(-1, 3)
     k = len(palette)
-    transparent = opaque is not None and not bool(np.all(opaque))
+    mask = None if opaque is None or bool(np.all(opaque)) else np.asarray(opaque, bool)
+    transparent = mask is not None
     n_entries = k + 1 if transparent else k
     if n_entries > 256:
         rgb = palette[indices]
-        if transparent:
-            alpha = np.where(opaque, 255, 0).astype(np.uint8)
+        if mask is not None:
+            alpha = np.where(mask, 255, 0).astype(np.uint8)
             return encode_png(Image.fromarray(np.dstack([rgb, alpha]), "RGBA"))
         return encode_png(Image.fromarray(rgb, "RGB"))
-    if transparent:
-        idx = np.where(opaque, indices.astype(np.int64) + 1, 0).astype(np.uint8)
+    if mask is not None:
+        idx = np.where(mask, indices.astype(np.int64) + 1, 0).astype(np.uint8)
         entries = np.vstack([np.zeros((1, 3), np.uint8), palette])
     else:
         idx = indices.astype(np.uint8)

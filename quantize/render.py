@@ -10,8 +10,6 @@ wavefront has received all its error, so a whole wavefront is quantized in one n
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 from PIL import Image
 
@@ -24,7 +22,6 @@ from quantize.protocol import CancelCallback, check_cancel
 __all__ = ["BAYER_8", "DITHER_METHODS", "dither_indices", "index_dtype"]
 
 DITHER_METHODS: tuple[str, ...] = DITHERS.names
-DitherMethod = Literal["none", "fs", "ordered"]
 
 
 def _bayer(n: int) -> np.ndarray:
@@ -176,7 +173,7 @@ def _fs_numpy(
 def dither_indices(
     image: np.ndarray,
     palette: np.ndarray,
-    method: DitherMethod = "fs",
+    method: str = "fs",
     strength: float = 1.0,
     *,
     opaque: np.ndarray | None = None,
@@ -192,7 +189,7 @@ def dither_indices(
         fully transparent pixels (alpha 0) diffuse no error and get index 0.
     palette : ndarray of shape (K, 3)
         sRGB palette, 0-255.
-    method : {"fs", "ordered", "none"}, optional
+    method : {"fs", "ordered", "none"}, optional (see :data:`quantize.options.DITHERS`)
         Floyd–Steinberg error diffusion, 8x8 Bayer ordered dithering, or nearest colour.
     strength : float, optional
         0 gives the nearest colour, 1 full dithering (the error fraction diffused, or the

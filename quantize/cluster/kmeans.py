@@ -158,6 +158,7 @@ class KMeansBase:
 
     cluster_centers_: np.ndarray
     labels_: np.ndarray
+    _offset: np.ndarray  # the weighted mean the fit centred the points on
     inertia_: float
     history_: np.ndarray
     histories_: list[np.ndarray]
@@ -533,7 +534,8 @@ def _lloyd(
     try:
         return (
             yield from _lloyd_run(
-                X, w, centers, assigner, max_iter, tol_abs, use_bounds, *args, pool=pool, **kwargs
+                X, w, centers, assigner, max_iter, tol_abs, use_bounds, *args,
+                **{**kwargs, "pool": pool},
             )
         )
     finally:
@@ -651,6 +653,7 @@ def _lloyd_run(
                 if not cand.size:
                     return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int32)
                 if layout is None:
+                    assert group_starts is not None  # bounds are on: the centres have groups
                     return direct_update(
                         X, cand + sl.start, labels, upper, lower, centers, group_starts,
                         should_cancel, assigner.working_memory_mib, eps=eps,

@@ -179,6 +179,7 @@ class MiniBatchKMeans(KMeansBase):
                 j = float(sw @ d)
                 if j < best_j:
                     best_c, best_j = c, j
+            assert best_c is not None  # n_init >= 1 candidates, each with a finite J
             centers = best_c
         K = centers.shape[0]
         self.n_colors_ = K
