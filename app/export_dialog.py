@@ -9,22 +9,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 import app._compat  # noqa: F401  (PySide6 6.12 emit refcount bug, see module)
 
-__all__ = ["ExportDialog", "KIND_LABELS", "DEFAULT_KINDS"]
+__all__ = ["ExportDialog", "DEFAULT_KINDS"]
 
-KIND_LABELS: dict[str, str] = {
-    "indexed_png": "Indexed PNG (palette image)",
-    "gpl": "GIMP palette (.gpl)",
-    "act": "Photoshop palette (.act)",
-    "palette_json": "Palette JSON",
-    "hex": "Hex colour list (.txt)",
-    "css": "CSS variables (.css)",
-    "swatch_png": "Swatch strip (PNG)",
-    "label_map": "Label map (8/16-bit PNG)",
-    "binary_masks": "Binary mask per cluster (PNG, 0/255)",
-    "soft_maps": "Soft maps (16-bit PNG per component)",
-    "npz": "All maps in one .npz",
-    "sidecar": "JSON sidecar (parameters, metrics)",
-}
+#: Exports checked when the dialog opens (the choices come from quantize.io.export.KINDS).
 DEFAULT_KINDS = ("indexed_png", "gpl", "palette_json", "sidecar")
 
 
@@ -126,7 +113,7 @@ class ExportDialog(QtWidgets.QDialog):
         parent: QtWidgets.QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        from quantize.io.export import EXPORT_KINDS
+        from quantize.io.export import KINDS
 
         self.setWindowTitle("Export")
         self.setObjectName("exportDialog")
@@ -145,12 +132,13 @@ class ExportDialog(QtWidgets.QDialog):
         self.checks: dict[str, QtWidgets.QCheckBox] = {}
         box = QtWidgets.QGroupBox("Export")
         grid = QtWidgets.QGridLayout(box)
-        for i, kind in enumerate(EXPORT_KINDS):
-            check = QtWidgets.QCheckBox(KIND_LABELS.get(kind, kind))
-            check.setObjectName(f"export_{kind}")
-            check.setChecked(kind in kinds)
+        for i, spec in enumerate(KINDS.values()):  # one check box per registered export kind
+            check = QtWidgets.QCheckBox(spec.label)
+            check.setObjectName(f"export_{spec.name}")
+            check.setToolTip(spec.description)
+            check.setChecked(spec.name in kinds)
             check.toggled.connect(self._update_preview)
-            self.checks[kind] = check
+            self.checks[spec.name] = check
             grid.addWidget(check, i // 2, i % 2)
 
         self.folder = QtWidgets.QLineEdit(folder, objectName="folderEdit")
@@ -202,7 +190,7 @@ class ExportDialog(QtWidgets.QDialog):
         Returns
         -------
         kinds : list of str
-            Names from :data:`quantize.io.export.EXPORT_KINDS`.
+            Names from :data:`quantize.io.export.KINDS`.
         """
         return [kind for kind, check in self.checks.items() if check.isChecked()]
 

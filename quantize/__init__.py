@@ -40,7 +40,7 @@ _EXPORTS: dict[str, str] = {
     "load_image": "io.load",
     "Metrics": "metrics",
     "compute_metrics": "metrics",
-    "ExportError": "io.export",
+    "ExportError": "io.errors",
     "export_all": "io.export",
     "plan_exports": "io.export",
     # resources

@@ -1,54 +1,84 @@
-"""Atomic exports: indexed PNG, palettes, masks, soft maps, ``.npz`` and a JSON sidecar.
+"""Exports: the table of export kinds, planning file names and writing them all or nothing.
 
-Every file is first written to a temporary file in the destination folder, flushed and
-``fsync``-ed, then moved into place with :func:`os.replace` (or hard-linked when existing
-files must not be overwritten, which makes the no-clobber check race-free).  A multi-file
-export stages *all* files before moving any, so a failure (disk full, permission denied)
-leaves the folder as it was: previous files byte-identical, no temporary file left.  No
-EXIF, GPS or text metadata is ever copied into an output.
+Every output a result can be exported to (indexed PNG, palette files, label map, masks,
+soft maps, ``.npz``, JSON sidecar) is one :class:`ExportKind` in a table: its name, the
+label of the desktop app's export dialog, a description, how its files are named (one file
+with a suffix, or one file per palette entry), its encoder and, for palettes, its
+:class:`~quantize.io.palettes.PaletteFormat`.  :data:`EXPORT_KINDS`,
+:data:`SINGLE_FILE_KINDS`, :data:`PALETTE_FORMATS`, :func:`plan_exports`,
+:func:`export_all`, :func:`export_targets`, the ``vq`` command's ``--palette`` extensions
+and the export dialog are all built from it, so a new kind is one
+:func:`register_export_kind` call.
+
+Writing goes through :mod:`quantize.io._atomic`: every target is checked before anything
+is written, all files are staged as temporaries and then moved into place, so a failure
+leaves the folder as it was.  No EXIF, GPS or text metadata is ever copied into an output.
 """
 
 from __future__ import annotations
 
-import errno
-import hashlib
-import io
-import json
-import math
 import os
-import re
-import struct
-import sys
-import tempfile
-import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image
 
-from quantize._json import json_safe
-from quantize.png import encode_png
+from quantize.io import maps
+from quantize.io._atomic import (
+    Fill,
+    Job,
+    atomic_write_bytes,
+    check_targets,
+    commit_jobs,
+    lazy_fill,
+)
+from quantize.io.errors import ExportError, OutputExistsError
+from quantize.io.palettes import (
+    FORMATS,
+    PaletteFormat,
+    encode_palette,
+    hex_color,
+    index_width,
+    palette_format_for,
+    read_palette,
+    register_palette_format,
+    shares,
+    unregister_palette_format,
+    write_palette,
+)
+from quantize.io.sidecar import sidecar_bytes, sidecar_dict, write_sidecar
 
 if TYPE_CHECKING:  # pragma: no cover
     from quantize.metrics import Metrics
     from quantize.pipeline import QuantizeResult
 
+# besides its own names, this module re-exports the atomic writer, the errors, the palette
+# functions and the sidecar, which used to live here (callers import them from here)
 __all__ = [
     "EXPORT_KINDS",
+    "KINDS",
     "PALETTE_FORMATS",
+    "SINGLE_FILE_KINDS",
     "ExportError",
+    "ExportFile",
+    "ExportKind",
     "OutputExistsError",
     "atomic_write_bytes",
     "encode_palette",
-    "SINGLE_FILE_KINDS",
     "export_all",
     "export_targets",
+    "get_export_kind",
     "hex_color",
+    "palette_format_for",
+    "palette_kinds_by_suffix",
     "plan_exports",
     "read_palette",
+    "register_export_kind",
     "sidecar_dict",
+    "unregister_export_kind",
     "write_binary_masks",
     "write_indexed_png",
     "write_label_map",
@@ -58,744 +88,394 @@ __all__ = [
     "write_soft_maps",
 ]
 
-EXPORT_KINDS: tuple[str, ...] = (
-    "indexed_png",
-    "gpl",
-    "act",
-    "palette_json",
-    "hex",
-    "css",
-    "swatch_png",
-    "label_map",
-    "binary_masks",
-    "soft_maps",
-    "npz",
-    "sidecar",
-)
-#: palette format -> file suffix used by :func:`plan_exports`
-PALETTE_FORMATS: dict[str, str] = {
-    "gpl": ".gpl",
-    "act": ".act",
-    "json": ".palette.json",
-    "hex": ".hex.txt",
-    "css": ".css",
-    "png": ".swatch.png",
-}
-_SUFFIX_TO_FORMAT = {".gpl": "gpl", ".act": "act", ".json": "json", ".txt": "hex",
-                     ".hex": "hex", ".css": "css", ".png": "png"}  # fmt: skip
-_SWATCH = 32
-_SWATCH_COLUMNS = 16
-
-
-class ExportError(Exception):
-    """An export failed; the message names the file and the reason.
-
-    Parameters
-    ----------
-    message : str
-        ``"<file>: <problem>"``.
-    paths : sequence of Path, optional
-        Files concerned.
-    """
-
-    def __init__(self, message: str, paths: Sequence[Path] = ()) -> None:
-        super().__init__(message)
-        self.paths = [Path(p) for p in paths]
-
-
-class OutputExistsError(ExportError):
-    """A target file exists and overwriting was not allowed."""
-
 
 # --------------------------------------------------------------------------------------
-# atomic writing
+# the table of export kinds
 # --------------------------------------------------------------------------------------
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
-        if exc.errno == errno.ENOSPC:
-            return "disk full (no space left on device)"
-        if exc.errno == errno.EDQUOT:
-            return "disk quota exceeded"
-        if exc.errno in (errno.EACCES, errno.EPERM):
-            return "permission denied"
-        if exc.errno == errno.EROFS:
-            return "read-only file system"
-        if exc.errno == errno.ENOENT:
-            return "folder does not exist"
-        return exc.strerror or str(exc)
-    return str(exc) or type(exc).__name__
-
-
-class _FdWriter(io.RawIOBase):
-    """A write-only, non-seekable file over a descriptor; every write goes via os.write."""
-
-    def __init__(self, fd: int) -> None:
-        super().__init__()
-        self._fd = fd
-        self._pos = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        done = 0
-        while done < len(view):
-            done += os.write(self._fd, view[done:])
-        self._pos += done
-        return done
-
-    def tell(self) -> int:
-        return self._pos
-
-    def close(self) -> None:  # the descriptor is owned by the transaction
-        super().close()
-
-
-class _Transaction:
-    """Stage several files as temporaries, then move them all into place."""
-
-    def __init__(self, overwrite: bool) -> None:
-        self.overwrite = overwrite
-        self.staged: list[tuple[Path, Path]] = []  # (temporary, final)
-
-    def stage(self, path: Path, fill: Callable[[IO[bytes]], None]) -> None:
-        path = Path(path)
-        folder = path.parent
-        tmp_path: Path | None = None
-        fd = -1
-        try:
-            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
-            tmp_path = Path(name)
-            self.staged.append((tmp_path, path))
-            _set_mode(fd, path)
-            writer = _FdWriter(fd)
-            fill(writer)  # type: ignore[arg-type]
-            os.fsync(fd)
-        except ExportError:
-            raise
-        except Exception as exc:
-            raise ExportError(f"{path}: cannot write ({_reason(exc)})", [path]) from exc
-        finally:
-            if fd >= 0:
-                os.close(fd)
-
-    def commit(self) -> list[Path]:
-        folders: set[Path] = set()
-        # (final, backup or None): how to undo each placed file if a later one fails
-        undo: list[tuple[Path, Path | None]] = []
-        try:
-            for tmp, final in self.staged:
-                if self.overwrite:
-                    backup = self._backup(final)
-                    try:
-                        os.replace(tmp, final)
-                    except BaseException:
-                        if backup is not None:
-                            _unlink_quiet(backup)
-                        raise
-                    undo.append((final, backup))
-                else:
-                    self._place_new(tmp, final)
-                    undo.append((final, None))
-                folders.add(final.parent)
-        except BaseException as exc:
-            failed = self.staged[len(undo)][1] if len(undo) < len(self.staged) else None
-            self._undo(undo)
-            self.discard()
-            if isinstance(exc, ExportError) or not isinstance(exc, Exception):
-                raise
-            raise ExportError(f"{failed}: cannot write ({_reason(exc)})", [failed]) from exc
-        for _, backup in undo:
-            if backup is not None:
-                _unlink_quiet(backup)
-        self.discard()
-        for folder in folders:
-            _fsync_dir(folder)
-        return [final for _, final in self.staged]
-
-    @staticmethod
-    def _backup(final: Path) -> Path | None:
-        if not final.exists():
-            return None
-        backup = final.with_name(f".{final.name}.{os.getpid()}.{id(final):x}.bak")
-        try:
-            os.link(final, backup)
-        except OSError:
-            return None
-        return backup
-
-    @staticmethod
-    def _undo(undo: list[tuple[Path, Path | None]]) -> None:
-        for final, backup in reversed(undo):
-            try:
-                if backup is not None:
-                    os.replace(backup, final)
-                else:
-                    os.unlink(final)
-            except OSError:
-                pass
-
-    def _place_new(self, tmp: Path, final: Path) -> None:
-        try:
-            os.link(tmp, final)  # fails if final exists: no-clobber without a race
-        except FileExistsError:
-            raise OutputExistsError(
-                f"{final}: already exists (use overwrite/--force)", [final]
-            ) from None
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
-                raise
-            if final.exists():  # filesystem without hard links
-                raise OutputExistsError(
-                    f"{final}: already exists (use overwrite/--force)", [final]
-                ) from None
-            os.replace(tmp, final)
-            return
-        os.unlink(tmp)
-
-    def discard(self) -> None:
-        for tmp, _ in self.staged:
-            _unlink_quiet(tmp)
-
-
-def _unlink_quiet(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()  # read once at import (os.umask cannot be read without setting)
-
-
-def _set_mode(fd: int, final: Path) -> None:
-    """Give the temporary file the mode the final file should have (mkstemp uses 0600)."""
-    try:
-        mode = final.stat().st_mode & 0o7777  # keep an overwritten file's permissions
-    except OSError:
-        mode = 0o666 & ~_UMASK
-    try:
-        os.fchmod(fd, mode)
-    except (OSError, AttributeError):  # e.g. Windows or exotic filesystems
-        pass
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _check_targets(paths: Sequence[Path], overwrite: bool) -> None:
-    seen: set[Path] = set()
-    for p in paths:
-        key = Path(os.path.abspath(p))
-        if key in seen:
-            raise ExportError(f"{p}: written twice by one export", [p])
-        seen.add(key)
-    folders = [p for p in paths if p.is_dir()]
-    if folders:
-        raise ExportError(f"{folders[0]}: is a folder, not a file name", folders)
-    missing = sorted({p.parent for p in paths if not p.parent.is_dir()})
-    if missing:
-        raise ExportError(f"{missing[0]}: folder does not exist", missing)
-    if overwrite:
-        return
-    existing = [p for p in paths if p.exists() or p.is_symlink()]
-    if existing:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise OutputExistsError(
-            f"{existing[0]}: already exists{more} (use overwrite/--force)", existing
-        )
-
-
-_Job = tuple[Path, Callable[[IO[bytes]], None]]
-
-
-def _run(jobs: Sequence[_Job], overwrite: bool) -> list[Path]:
-    _check_targets([Path(p) for p, _ in jobs], overwrite)
-    return _commit(jobs, overwrite)
-
-
-def _commit(jobs: Sequence[_Job], overwrite: bool) -> list[Path]:
-    """Stage every job, then move them all into place (targets already checked)."""
-    tx = _Transaction(overwrite)
-    try:
-        for path, fill in jobs:
-            tx.stage(Path(path), fill)
-    except BaseException:
-        tx.discard()
-        raise
-    return tx.commit()
-
-
-def _bytes_job(data: bytes) -> Callable[[IO[bytes]], None]:
-    def fill(f: IO[bytes]) -> None:
-        f.write(data)
-
-    return fill
-
-
-def atomic_write_bytes(
-    path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False
-) -> Path:
-    """Write ``data`` to ``path`` atomically.
-
-    Parameters
-    ----------
-    path : str or Path
-        Destination; its folder must exist.
-    data : bytes
-        Content.
-    overwrite : bool, optional
-        Replace an existing file; otherwise :class:`OutputExistsError`.
-
-    Returns
-    -------
-    path : Path
-
-    Raises
-    ------
-    ExportError
-        Disk full, permission denied, missing folder, ...; the old file is untouched.
-    """
-    return _run([(Path(path), _bytes_job(bytes(data)))], overwrite)[0]
-
-
-# --------------------------------------------------------------------------------------
-# encoders (pure: arrays in, bytes out)
-# --------------------------------------------------------------------------------------
-
-
-
-
-
-
-def hex_color(rgb: Sequence[int] | np.ndarray) -> str:
-    """Format one 8-bit sRGB colour as ``#rrggbb``.
-
-    Parameters
-    ----------
-    rgb : sequence of int or ndarray of shape (3,) or (4,)
-        Red, green and blue on 0-255 (a fourth, alpha, value is ignored).
-
-    Returns
-    -------
-    text : str
-        Lower-case hex code, e.g. ``"#ff0010"``.
-
-    Raises
-    ------
-    ValueError
-        Fewer than three values, or a value outside 0-255.
-    """
-    values = [int(v) for v in list(rgb)[:3]]
-    if len(values) != 3 or not all(0 <= v <= 255 for v in values):
-        raise ValueError(f"expected three values on 0-255, got {rgb!r}")
-    return "#{:02x}{:02x}{:02x}".format(*values)
-
-
-def _shares(palette: np.ndarray, proportions: np.ndarray | None) -> list[float | None]:
-    if proportions is None:
-        return [None] * len(palette)
-    p = np.asarray(proportions, np.float64).reshape(-1)
-    if p.shape[0] != len(palette):
-        raise ValueError(f"{len(palette)} colours but {p.shape[0]} proportions")
-    return [float(v) if math.isfinite(v) else None for v in p]
-
-
-def _check_act(k: int) -> None:
-    if k > 256:
-        raise ExportError(f"a Photoshop .act palette holds at most 256 colours, not {k}")
-
-
-def encode_palette(
-    palette: np.ndarray,
-    proportions: np.ndarray | None = None,
-    fmt: str = "gpl",
-    *,
-    name: str = "VQ Studio palette",
-    transparent_index: int | None = None,
-) -> bytes:
-    """Encode a palette in one of :data:`PALETTE_FORMATS`.
-
-    Parameters
-    ----------
-    palette : ndarray of shape (K, 3), uint8
-    proportions : ndarray of shape (K,), optional
-        Share of pixels of each colour (written where the format has room for it).
-    fmt : {"gpl", "act", "json", "hex", "css", "png"}
-        GIMP palette, Photoshop colour table (772 bytes, K <= 256), JSON (hex, rgb, CIELAB,
-        share), one ``#rrggbb`` per line, CSS custom properties, PNG swatch strip.
-    name : str, optional
-        Palette name (GIMP, JSON, CSS comment).
-    transparent_index : int, optional
-        Transparent entry to record in the ``.act`` trailer.
-
-    Returns
-    -------
-    data : bytes
-
-    Raises
-    ------
-    ExportError
-        ``.act`` with more than 256 colours, or an unknown format.
-    """
-    palette = np.asarray(palette, np.uint8).reshape(-1, 3)
-    shares = _shares(palette, proportions)
-    k = len(palette)
-    if fmt == "gpl":
-        lines = ["GIMP Palette", f"Name: {name}", f"Columns: {min(k, 16)}", "#"]
-        for c, s in zip(palette, shares, strict=True):
-            label = hex_color(c) + (f" {100 * s:.2f}%" if s is not None else "")
-            lines.append(f"{c[0]:3d} {c[1]:3d} {c[2]:3d}\t{label}")
-        return ("\n".join(lines) + "\n").encode("utf-8")
-    if fmt == "act":
-        _check_act(k)
-        table = np.zeros((256, 3), np.uint8)
-        table[:k] = palette
-        trans = 0xFFFF if transparent_index is None else int(transparent_index)
-        return table.tobytes() + struct.pack(">HH", k, trans)
-    if fmt == "json":
-        from quantize.metrics import srgb8_to_lab
-
-        lab = srgb8_to_lab(palette) if k else np.zeros((0, 3))
-        colors = []
-        for i, (c, s) in enumerate(zip(palette, shares, strict=True)):
-            entry: dict[str, Any] = {
-                "index": i,
-                "hex": hex_color(c),
-                "rgb": [int(v) for v in c],
-                "lab": [round(float(v), 4) for v in lab[i]],
-            }
-            if s is not None:
-                entry["share"] = s
-            colors.append(entry)
-        doc = {"name": name, "n_colors": k, "colors": colors}
-        return (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode("utf-8")
-    if fmt == "hex":
-        return "".join(hex_color(c) + "\n" for c in palette).encode("ascii")
-    if fmt == "css":
-        width = _digits(k)
-        lines = [f"/* {name}: {k} colours */", ":root {"]
-        for i, (c, s) in enumerate(zip(palette, shares, strict=True)):
-            note = f" /* {100 * s:.2f}% */" if s is not None else ""
-            lines.append(f"  --vq-color-{i:0{width}d}: {hex_color(c)};{note}")
-        lines.append("}")
-        return ("\n".join(lines) + "\n").encode("utf-8")
-    if fmt == "png":
-        cols = min(max(k, 1), _SWATCH_COLUMNS)
-        rows = max(1, -(-k // cols))
-        grid = np.zeros((rows, cols, 3), np.uint8)
-        grid.reshape(-1, 3)[:k] = palette
-        big = np.repeat(np.repeat(grid, _SWATCH, axis=0), _SWATCH, axis=1)
-        return encode_png(Image.fromarray(big, "RGB"))
-    raise ExportError(f"unknown palette format {fmt!r} (choose from {sorted(PALETTE_FORMATS)})")
-
-
-def palette_format_for(path: str | os.PathLike[str]) -> str:
-    """Guess the palette format from a file name.
-
-    Parameters
-    ----------
-    path : str or Path
-        ``.gpl``, ``.act``, ``.json``, ``.txt``/``.hex``, ``.css`` or ``.png``.
-
-    Returns
-    -------
-    fmt : str
-
-    Raises
-    ------
-    ExportError
-        Unknown extension.
-    """
-    suffix = Path(path).suffix.lower()
-    fmt = _SUFFIX_TO_FORMAT.get(suffix)
-    if fmt is None:
-        known = ", ".join(sorted(_SUFFIX_TO_FORMAT))
-        raise ExportError(f"{path}: unknown palette extension {suffix!r} (use one of {known})")
-    return fmt
-
-
-def read_palette(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a palette written by :func:`write_palette` (or by GIMP/Photoshop).
-
-    Parameters
-    ----------
-    path : str or Path
-        ``.gpl``, ``.act``, ``.json``, ``.txt``/``.hex``, ``.css`` or a swatch ``.png``.
-
-    Returns
-    -------
-    palette : ndarray of shape (K, 3), uint8
-
-    Raises
-    ------
-    ExportError
-        Unreadable or malformed file.
-    """
-    p = Path(path)
-    fmt = palette_format_for(p)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise ExportError(f"{p}: cannot read ({_reason(exc)})", [p]) from exc
-    try:
-        if fmt == "act":
-            if len(data) not in (768, 772):
-                raise ValueError(f"{len(data)} bytes, expected 768 or 772")
-            table = np.frombuffer(data[:768], np.uint8).reshape(256, 3)
-            k = struct.unpack(">H", data[768:770])[0] if len(data) == 772 else 256
-            return table[: min(k, 256)].copy()
-        if fmt == "png":
-            with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
-                arr = np.asarray(im.convert("RGB"))
-            centres = arr[_SWATCH // 2 :: _SWATCH, _SWATCH // 2 :: _SWATCH].reshape(-1, 3)
-            return centres.copy()
-        text = data.decode("utf-8")
-        if fmt == "gpl":
-            if not text.startswith("GIMP Palette"):
-                raise ValueError("missing 'GIMP Palette' header")
-            rows = []
-            for line in text.splitlines()[1:]:
-                m = re.match(r"\s*(\d+)\s+(\d+)\s+(\d+)", line)
-                if m and not line.lstrip().startswith("#"):
-                    rows.append([int(v) for v in m.groups()])
-            return _rgb_rows(rows)
-        if fmt == "json":
-            doc = json.loads(text)
-            return _rgb_rows([c["rgb"] for c in doc["colors"]])
-        found = re.findall(r"#([0-9a-fA-F]{6})\b", text)
-        return np.array(
-            [[int(h[i : i + 2], 16) for i in (0, 2, 4)] for h in found], np.uint8
-        ).reshape(-1, 3)
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError, OSError) as exc:
-        raise ExportError(f"{p}: not a valid {fmt} palette ({exc})", [p]) from exc
-
-
-def _rgb_rows(rows: Any) -> np.ndarray:
-    arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
-    if arr.size and (arr.min() < 0 or arr.max() > 255):
-        raise ValueError("colour values must be between 0 and 255")
-    return arr.astype(np.uint8)
-
-
-def _gray_png(arr: np.ndarray) -> bytes:
-    if arr.dtype == np.uint16:
-        return encode_png(Image.fromarray(arr))  # mode I;16 -> 16-bit greyscale PNG
-    return encode_png(Image.fromarray(arr.astype(np.uint8), "L"))
-
-
-def _labels(result: QuantizeResult) -> np.ndarray:
-    labels = np.asarray(result.labels)
-    k = len(result.palette)
-    return labels.astype(np.uint8 if k <= 256 else np.uint16)
-
-
-def _opaque(result: QuantizeResult) -> np.ndarray | None:
-    opaque = getattr(result, "opaque", None)
-    if opaque is None:
-        return None
-    opaque = np.asarray(opaque, bool)
-    return None if bool(opaque.all()) else opaque
-
-
-def _soft_u16(result: QuantizeResult, k: int) -> np.ndarray:
-    r = np.asarray(result.responsibility_map(k), np.float64)
-    out = np.rint(np.clip(r, 0.0, 1.0) * 65535.0).astype(np.uint16)
-    opaque = _opaque(result)
-    if opaque is not None:
-        out[~opaque] = 0
-    return out
-
-
-def _zip_entry(name: str) -> zipfile.ZipInfo:
-    # a fixed timestamp keeps the .npz byte-identical for identical results
-    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.external_attr = 0o644 << 16
-    return info
-
-
-def _npz_fill(result: QuantizeResult) -> Callable[[IO[bytes]], None]:
-    from numpy.lib import format as npy
-
-    def fill(f: IO[bytes]) -> None:
-        labels = _labels(result)
-        m, n = labels.shape
-        k = len(result.palette)
-        opaque = getattr(result, "opaque", None)
-        opaque = np.ones((m, n), bool) if opaque is None else np.asarray(opaque, bool)
-        arrays = {
-            "labels": labels,
-            "palette": np.asarray(result.palette, np.uint8),
-            "proportions": np.asarray(result.proportions, np.float64),
-            "opaque": opaque,
-            "uncertainty": np.asarray(result.uncertainty_map(), np.float32),
-        }
-        with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for key, arr in arrays.items():
-                with zf.open(_zip_entry(key + ".npy"), "w", force_zip64=True) as entry:
-                    npy.write_array(entry, np.ascontiguousarray(arr), allow_pickle=False)
-            # responsibilities (K, M, N) float32, streamed one component at a time
-            with zf.open(_zip_entry("responsibilities.npy"), "w", force_zip64=True) as entry:
-                header = {"descr": npy.dtype_to_descr(np.dtype("<f4")),
-                          "fortran_order": False, "shape": (k, m, n)}  # fmt: skip
-                npy.write_array_header_2_0(entry, header)
-                for comp in range(k):
-                    r = np.asarray(result.responsibility_map(comp), "<f4")
-                    entry.write(np.ascontiguousarray(r).tobytes())
-
-    return fill
-
-
-def _versions() -> dict[str, str]:
-    import PIL
-    import scipy
-    import skimage
-
-    import quantize
-
-    return {
-        "vq-studio": quantize.__version__,
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "pillow": PIL.__version__,
-        "scikit-image": skimage.__version__,
-    }
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def sidecar_dict(
-    result: QuantizeResult,
-    *,
-    source_path: str | os.PathLike[str] | None = None,
-    metrics: Metrics | dict[str, Any] | None = None,
-    dither: str = "none",
-    strength: float = 1.0,
-    outputs: Iterable[str | os.PathLike[str]] = (),
-    source_sha256: str | None = None,
-    rendering: tuple[np.ndarray, bytes] | None = None,
-) -> dict[str, Any]:
-    """Everything needed to reproduce and judge a result, as strict-JSON-safe data.
+class ExportRun:
+    """What the files of one export share: the result, every file, the rendering, sources.
 
     Parameters
     ----------
     result : QuantizeResult
-    source_path : str or Path, optional
-        Input file; its SHA-256 and size are recorded.
-    metrics : Metrics or dict, optional
-        Computed for the given rendering when not supplied.
+    files : list of Path
+        Every file the export writes (the sidecar lists them).
     dither, strength : optional
-        Rendering used for the image outputs.
-    outputs : iterable of str or Path, optional
-        Names of the files written alongside.
-    source_sha256 : str, optional
-        SHA-256 of the source's bytes when already known (e.g.
-        ``LoadedImage.info["sha256"]``): the file is then not read again.
+        Rendering of the indexed PNG.
     rendering : (indices, png), optional
-        :func:`quantize.metrics.render_indexed` of this rendering, used when the metrics
-        have to be computed.
+        That rendering if the caller has it; otherwise computed at most once.
+    source_path, source_sha256, metrics : optional
+        For the sidecar (see :func:`~quantize.io.sidecar.sidecar_dict`).
+    """
+
+    def __init__(
+        self,
+        result: QuantizeResult,
+        files: list[Path],
+        *,
+        dither: str = "none",
+        strength: float = 1.0,
+        rendering: tuple[np.ndarray, bytes] | None = None,
+        source_path: str | os.PathLike[str] | None = None,
+        source_sha256: str | None = None,
+        metrics: Metrics | dict[str, Any] | None = None,
+    ) -> None:
+        self.result = result
+        self.files = files
+        self.dither, self.strength = dither, strength
+        self._rendering = rendering
+        self.source_path, self.source_sha256, self.metrics = source_path, source_sha256, metrics
+
+    def rendering(self) -> tuple[np.ndarray, bytes]:
+        """Return the indexed PNG's rendering, computed once (metrics and PNG share it).
+
+        Returns
+        -------
+        rendering : (ndarray of shape (M, N), bytes)
+            Palette indices and the encoded PNG.
+        """
+        if self._rendering is None:
+            from quantize.metrics import render_indexed
+
+            self._rendering = render_indexed(self.result, dither=self.dither,
+                                             strength=self.strength)  # fmt: skip
+        return self._rendering
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """One file of an export, as an :class:`ExportKind`'s encoder sees it.
+
+    Parameters
+    ----------
+    run : ExportRun
+        What all files of the export share (``run.result``, ``run.rendering()``...).
+    path : Path
+        Where the file goes.
+    name : str
+        Name to write inside the file (a palette's name): the stem.
+    index : int or None
+        The palette entry, for kinds with one file per entry.
+    """
+
+    run: ExportRun
+    path: Path
+    name: str
+    index: int | None = None
+
+    @property
+    def result(self) -> QuantizeResult:
+        """The result being exported."""
+        return self.run.result
+
+
+@dataclass(frozen=True)
+class ExportKind:
+    """One kind of export.
+
+    Parameters
+    ----------
+    name : str
+        Name used by :func:`export_all` and the sidecar (an identifier, e.g. ``"gpl"``).
+    label : str
+        Text of the export dialog's check box.
+    description : str
+        One line of help (the dialog's tooltip).
+    suffix : str
+        Appended to the stem to name the file: ``".gpl"`` gives ``photo.gpl``.  With
+        ``per_entry`` it holds ``{index}``, the zero-padded palette index:
+        ``".mask-{index}.png"`` gives ``photo.mask-00.png``, ``photo.mask-01.png`` ...
+    encode : callable, optional
+        ``encode(file: ExportFile) -> bytes``.
+    write : callable, optional
+        ``write(file: ExportFile, f)``: stream the content to the binary file ``f``
+        (instead of ``encode``, for large files).
+    per_entry : bool, optional
+        One file per palette entry instead of one file.
+    palette : PaletteFormat, optional
+        The kind writes a palette in this format (then no encoder is needed); its suffixes
+        are what ``vq quantize --palette FILE`` recognises.
+    short_label : str, optional
+        Words for a sentence of ``vq --help``; default the palette's usual suffix.
+    """
+
+    name: str
+    label: str
+    description: str
+    suffix: str
+    encode: Callable[[ExportFile], bytes] | None = None
+    write: Callable[[ExportFile, IO[bytes]], None] | None = None
+    per_entry: bool = False
+    palette: PaletteFormat | None = None
+    short_label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"export kind name must be an identifier, got {self.name!r}")
+        if sum(x is not None for x in (self.encode, self.write, self.palette)) != 1:
+            raise ValueError(f"export kind {self.name!r}: give one of encode, write or palette")
+        if not self.suffix or self.per_entry != ("{index}" in self.suffix):
+            raise ValueError(f"export kind {self.name!r}: suffix {self.suffix!r} must contain "
+                             "'{index}' exactly when there is one file per entry")  # fmt: skip
+        if self.palette is not None and not self.short_label:
+            object.__setattr__(self, "short_label", self.palette.suffixes[0])
+
+    def paths(self, folder: Path, stem: str, k: int) -> list[Path]:
+        """Name the files of this kind.
+
+        Parameters
+        ----------
+        folder : Path
+        stem : str
+        k : int
+            Number of palette entries.
+
+        Returns
+        -------
+        paths : list of Path
+            One path, or ``k`` for a kind with one file per entry.
+        """
+        if not self.per_entry:
+            return [folder / f"{stem}{self.suffix}"]
+        width = index_width(k)
+        return [folder / (stem + self.suffix.format(index=f"{i:0{width}d}")) for i in range(k)]
+
+    def fill(self, file: ExportFile) -> Fill:
+        """Make the job that writes ``file`` (nothing is computed before it runs).
+
+        Parameters
+        ----------
+        file : ExportFile
+
+        Returns
+        -------
+        fill : callable
+            ``fill(f)`` writes the content to ``f``.
+        """
+        if self.write is not None:
+            write = self.write
+            return lambda f: write(file, f)
+        if self.palette is not None:
+            return lazy_fill(lambda: _palette_bytes(self.palette, file))
+        encode = self.encode
+        assert encode is not None
+        return lazy_fill(lambda: encode(file))
+
+
+_KINDS: dict[str, ExportKind] = {}
+_OWN_FORMATS: set[str] = set()  # palette formats added by register_export_kind
+#: The export kinds by name, in order (a live, read-only view; see register_export_kind).
+KINDS: Mapping[str, ExportKind] = MappingProxyType(_KINDS)
+
+
+def register_export_kind(kind: ExportKind, *, before: str | None = None) -> None:
+    """Add an export kind (or replace the one of the same name, in its place).
+
+    A kind with a palette format not yet known to :mod:`quantize.io.palettes` adds it
+    there too, so that :func:`read_palette` and ``vq --palette`` know its suffixes.
+
+    Parameters
+    ----------
+    kind : ExportKind
+    before : str, optional
+        Place it before this kind (e.g. ``"sidecar"``); default at the end.
+
+    Raises
+    ------
+    ValueError
+        Another kind already writes that palette format, or ``before`` is unknown.
+    """
+    if before is not None and before not in _KINDS:
+        raise ValueError(f"no export kind {before!r} to insert before")
+    fmt = kind.palette
+    if fmt is not None:
+        for other in _KINDS.values():
+            if other.name != kind.name and other.palette and other.palette.name == fmt.name:
+                raise ValueError(f"export kind {other.name!r} already writes {fmt.name!r} "
+                                 "palettes")  # fmt: skip
+        if FORMATS.get(fmt.name) is not fmt:
+            register_palette_format(fmt)
+            _OWN_FORMATS.add(fmt.name)
+    if kind.name in _KINDS or before is None:
+        _KINDS[kind.name] = kind
+        return
+    items = list(_KINDS.items())
+    at = [name for name, _ in items].index(before)
+    items.insert(at, (kind.name, kind))
+    _KINDS.clear()
+    _KINDS.update(items)
+
+
+def unregister_export_kind(name: str) -> None:
+    """Remove an export kind added by :func:`register_export_kind` (tests, plug-ins).
+
+    Parameters
+    ----------
+    name : str
+    """
+    kind = _KINDS.pop(name, None)
+    if kind is not None and kind.palette is not None and kind.palette.name in _OWN_FORMATS:
+        _OWN_FORMATS.discard(kind.palette.name)
+        unregister_palette_format(kind.palette.name)
+
+
+def get_export_kind(name: str) -> ExportKind:
+    """Return the export kind called ``name``.
+
+    Parameters
+    ----------
+    name : str
 
     Returns
     -------
-    doc : dict
+    kind : ExportKind
+
+    Raises
+    ------
+    ExportError
+        Unknown kind (the message lists the kinds).
     """
-    palette = np.asarray(result.palette, np.uint8)
-    shares = _shares(palette, getattr(result, "proportions", None))
-    params = dict(result.parameters()) if hasattr(result, "parameters") else {}
-    image = np.asarray(result.image)
-    source: dict[str, Any] | None = None
-    if source_path is not None:
-        sp = Path(source_path)
-        source = {"path": str(sp.resolve()), "name": sp.name}
+    _check_kinds([name])
+    return _KINDS[name]
+
+
+def palette_kinds_by_suffix() -> dict[str, str]:
+    """Map each palette file extension to the export kind that writes it.
+
+    Returns
+    -------
+    table : dict of str to str
+        E.g. ``{".gpl": "gpl", ".json": "palette_json", ".txt": "hex", ".hex": "hex"}``.
+    """
+    return {s: k.name for k in _KINDS.values() if k.palette for s in k.palette.suffixes}
+
+
+class _LiveNames(Sequence[str]):
+    """A read-only tuple of kind names that follows the table."""
+
+    def __init__(self, select: Callable[[], tuple[str, ...]]) -> None:
+        self._select = select
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._select()[i]
+
+    def __len__(self) -> int:
+        return len(self._select())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._select())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._select()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._select())
+
+
+class _LiveSuffixes(Mapping[str, str]):
+    """Palette format -> suffix of the kind that writes it, following the table."""
+
+    def _table(self) -> dict[str, str]:
+        return {k.palette.name: k.suffix for k in _KINDS.values() if k.palette}
+
+    def __getitem__(self, fmt: str) -> str:
+        return self._table()[fmt]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def __repr__(self) -> str:
+        return repr(self._table())
+
+
+#: Names of the export kinds, in order (live: follows register_export_kind).
+EXPORT_KINDS: Sequence[str] = _LiveNames(lambda: tuple(_KINDS))
+#: Kinds that write exactly one file (the others write one file per palette entry).
+SINGLE_FILE_KINDS: Sequence[str] = _LiveNames(
+    lambda: tuple(n for n, k in _KINDS.items() if not k.per_entry)
+)
+#: Palette format -> file suffix used by :func:`plan_exports` (live).
+PALETTE_FORMATS: Mapping[str, str] = _LiveSuffixes()
+
+
+# --------------------------------------------------------------------------------------
+# the built-in kinds (per-pixel maps are encoded by quantize.io.maps)
+# --------------------------------------------------------------------------------------
+
+
+def _palette_bytes(fmt: PaletteFormat, file: ExportFile) -> bytes:
+    palette = np.asarray(file.result.palette, np.uint8).reshape(-1, 3)
+    values = shares(palette, getattr(file.result, "proportions", None))
+    return fmt.encode(palette, values, name=file.name, transparent_index=None)
+
+
+def _sidecar(file: ExportFile) -> bytes:
+    """Encode the sidecar: it lists every other file of the export, measures the rendering."""
+    run = file.run
+    rendering = None
+    if run.metrics is None:  # the sidecar measures the rendering: share it with the PNG
         try:
-            source["sha256"] = source_sha256 or _sha256(sp)
-            source["bytes"] = sp.stat().st_size
-        except OSError as exc:
-            source["error"] = _reason(exc)
-    history = np.asarray(getattr(result, "history", np.zeros(0)), np.float64)
-    metrics_error = None
-    if metrics is None:  # the sidecar promises metrics: measure the rendering now
-        from quantize.metrics import compute_metrics
-
-        original = source.get("bytes") if source else None
-        try:
-            metrics = compute_metrics(result, dither=dither, strength=strength,
-                                      original_bytes=original, rendering=rendering)  # fmt: skip
-        except (ValueError, TypeError, AttributeError, MemoryError) as exc:
-            metrics_error = f"{type(exc).__name__}: {exc}"
-    if metrics is not None and hasattr(metrics, "to_dict"):
-        metrics = metrics.to_dict()
-    doc = {
-        "format": "vq-studio sidecar 1",
-        "input": source,
-        "image": {
-            "width": int(image.shape[1]),
-            "height": int(image.shape[0]),
-            "channels": int(image.shape[2]) if image.ndim == 3 else 1,
-            "dtype": str(image.dtype),
-        },
-        "parameters": params,
-        "render": {"dither": dither, "strength": float(strength)},
-        "seed": getattr(result, "seed", params.get("seed")),
-        "versions": _versions(),
-        "iterations": params.get("n_iter", int(history.size)),
-        "converged": params.get("converged"),
-        "history": history,
-        "warnings": list(getattr(result, "warnings", []) or []),
-        "metrics": metrics,
-        **({"metrics_error": metrics_error} if metrics_error else {}),
-        "palette": [
-            {"index": i, "hex": hex_color(c), "rgb": [int(v) for v in c], "share": s}
-            for i, (c, s) in enumerate(zip(palette, shares, strict=True))
-        ],
-        "outputs": [Path(p).name for p in outputs],
-    }
-    return json_safe(doc)
+            rendering = run.rendering()
+        except (ValueError, TypeError, AttributeError, MemoryError):
+            rendering = None  # sidecar_dict records why the metrics are missing
+    doc = sidecar_dict(file.result, source_path=run.source_path, metrics=run.metrics,
+                       dither=run.dither, strength=run.strength,
+                       outputs=[p for p in run.files if p != file.path],
+                       source_sha256=run.source_sha256, rendering=rendering)  # fmt: skip
+    return sidecar_bytes(doc)
 
 
-def _sidecar_bytes(doc: dict[str, Any]) -> bytes:
-    return (json.dumps(doc, indent=2, allow_nan=False, sort_keys=False) + "\n").encode("utf-8")
+for _kind in (
+    ExportKind("indexed_png", "Indexed PNG (palette image)",
+               "the image with its palette: smallest bit depth, tRNS for transparency",
+               ".png", encode=lambda f: f.run.rendering()[1]),
+    ExportKind("gpl", "GIMP palette (.gpl)", "GIMP palette, each colour with its share",
+               ".gpl", palette=FORMATS["gpl"]),
+    ExportKind("act", "Photoshop palette (.act)",
+               "Photoshop colour table (at most 256 colours)", ".act", palette=FORMATS["act"]),
+    ExportKind("palette_json", "Palette JSON",
+               "hex, RGB, CIELAB and share of every colour", ".palette.json",
+               palette=FORMATS["json"]),
+    ExportKind("hex", "Hex colour list (.txt)", "one #rrggbb per line", ".hex.txt",
+               palette=FORMATS["hex"]),
+    ExportKind("css", "CSS variables (.css)", "one CSS custom property per colour", ".css",
+               palette=FORMATS["css"]),
+    ExportKind("swatch_png", "Swatch strip (PNG)", "a PNG of colour swatches, 16 per row",
+               ".swatch.png", palette=FORMATS["png"], short_label=".png swatches"),
+    ExportKind("label_map", "Label map (8/16-bit PNG)",
+               "each pixel's palette index as a grey PNG (16-bit when K > 256)",
+               ".labels.png", encode=lambda f: maps.gray_png(maps.label_array(f.result))),
+    ExportKind("binary_masks", "Binary mask per cluster (PNG, 0/255)",
+               "one 0/255 PNG per palette colour", ".mask-{index}.png", per_entry=True,
+               encode=lambda f: maps.mask_png(f.result, f.index)),
+    ExportKind("soft_maps", "Soft maps (16-bit PNG per component)",
+               "each component's responsibility as a 16-bit PNG (0..65535)",
+               ".soft-{index}.png", per_entry=True,
+               encode=lambda f: maps.gray_png(maps.soft_map(f.result, f.index))),
+    ExportKind("npz", "All maps in one .npz",
+               "labels, palette, proportions, opacity, uncertainty and responsibilities",
+               ".maps.npz", write=lambda f, out: maps.write_npz_to(f.result, out)),
+    ExportKind("sidecar", "JSON sidecar (parameters, metrics)",
+               "input hash, parameters, versions, metrics, palette and the files written",
+               ".json", encode=_sidecar),
+):  # fmt: skip
+    register_export_kind(_kind)
+del _kind
 
 
 # --------------------------------------------------------------------------------------
 # planning and writing
 # --------------------------------------------------------------------------------------
-
-
-#: palette export kind -> palette format
-_KIND_FORMAT = {"gpl": "gpl", "act": "act", "palette_json": "json", "hex": "hex", "css": "css",
-                "swatch_png": "png"}  # fmt: skip
-
-
-def _digits(k: int) -> int:
-    return max(2, len(str(max(k - 1, 0))))
 
 
 def plan_exports(
@@ -827,143 +507,32 @@ def plan_exports(
     """
     out = Path(out_dir)
     k = len(result.palette)
-    width = _digits(k)
-    paths: list[Path] = []
-    for kind in _check_kinds(kinds):
-        if kind == "indexed_png":
-            paths.append(out / f"{stem}.png")
-        elif kind in _KIND_FORMAT:
-            paths.append(out / f"{stem}{PALETTE_FORMATS[_KIND_FORMAT[kind]]}")
-        elif kind == "label_map":
-            paths.append(out / f"{stem}.labels.png")
-        elif kind == "binary_masks":
-            paths.extend(out / f"{stem}.mask-{i:0{width}d}.png" for i in range(k))
-        elif kind == "soft_maps":
-            paths.extend(out / f"{stem}.soft-{i:0{width}d}.png" for i in range(k))
-        elif kind == "npz":
-            paths.append(out / f"{stem}.maps.npz")
-        elif kind == "sidecar":
-            paths.append(out / f"{stem}.json")
-    return paths
+    return [p for kind in _check_kinds(kinds) for p in _KINDS[kind].paths(out, stem, k)]
 
 
 def _check_kinds(kinds: Iterable[str]) -> list[str]:
     kinds = list(dict.fromkeys(kinds))
-    unknown = [k for k in kinds if k not in EXPORT_KINDS]
+    unknown = [k for k in kinds if k not in _KINDS]
     if unknown:
-        raise ExportError(f"unknown export kind(s) {unknown}; choose from {list(EXPORT_KINDS)}")
-    # sidecar last: it lists the other outputs
-    return sorted(kinds, key=lambda k: EXPORT_KINDS.index(k))
+        raise ExportError(f"unknown export kind(s) {unknown}; choose from {list(_KINDS)}")
+    # in table order: the sidecar last, it lists the other outputs
+    order = list(_KINDS)
+    return sorted(kinds, key=order.index)
 
 
-class _Render:
-    """The indexed PNG's rendering, computed at most once per export (metrics and PNG)."""
-
-    def __init__(
-        self,
-        result: QuantizeResult,
-        dither: str,
-        strength: float,
-        rendering: tuple[np.ndarray, bytes] | None = None,
-    ) -> None:
-        self.result, self.dither, self.strength = result, dither, strength
-        self.value = rendering
-
-    def __call__(self) -> tuple[np.ndarray, bytes]:
-        if self.value is None:
-            from quantize.metrics import render_indexed
-
-            self.value = render_indexed(self.result, dither=self.dither, strength=self.strength)
-        return self.value
-
-    def png(self) -> bytes:
-        return self()[1]
-
-
-def _jobs(
-    result: QuantizeResult,
-    kinds: list[str],
-    planned: list[Path],
-    render: _Render,
-    sidecar: Callable[[Path], _Job],
-    name: str,
-) -> list[_Job]:
+def _jobs(run: ExportRun, kinds: list[str], planned: list[Path], name: str) -> list[Job]:
     """One job per planned file (``planned`` as :func:`plan_exports` lists it for ``kinds``).
 
-    ``name`` is the palette name written into palette files.
+    ``name`` is the name written into palette files.
     """
-    palette = np.asarray(result.palette, np.uint8)
-    proportions = getattr(result, "proportions", None)
-    k = len(palette)
-    jobs: list[_Job] = []
+    k = len(run.result.palette)
+    jobs: list[Job] = []
     cursor = iter(planned)
-    for kind in kinds:
-        if kind == "indexed_png":
-            jobs.append((next(cursor), _lazy(render.png)))
-        elif kind in _KIND_FORMAT:
-            fmt = _KIND_FORMAT[kind]
-            if fmt == "act":
-                _check_act(k)
-            jobs.append(
-                (next(cursor), _lazy(lambda fmt=fmt: encode_palette(palette, proportions, fmt,
-                                                                    name=name)))
-            )  # fmt: skip
-        elif kind == "label_map":
-            jobs.append((next(cursor), _lazy(lambda: _gray_png(_labels(result)))))
-        elif kind == "binary_masks":
-            for i in range(k):
-                jobs.append((next(cursor), _lazy(lambda i=i: _mask_png(result, i))))
-        elif kind == "soft_maps":
-            for i in range(k):
-                jobs.append((next(cursor), _lazy(lambda i=i: _gray_png(_soft_u16(result, i)))))
-        elif kind == "npz":
-            jobs.append((next(cursor), _npz_fill(result)))
-        elif kind == "sidecar":
-            jobs.append(sidecar(next(cursor)))
+    for kind in (_KINDS[n] for n in kinds):
+        for index in range(k) if kind.per_entry else [None]:
+            path = next(cursor)
+            jobs.append((path, kind.fill(ExportFile(run, path, name, index))))
     return jobs
-
-
-def _sidecar_maker(
-    result: QuantizeResult,
-    every: Callable[[], list[Path]],
-    render: _Render,
-    *,
-    dither: str,
-    strength: float,
-    source_path: str | os.PathLike[str] | None,
-    source_sha256: str | None,
-    metrics: Metrics | dict[str, Any] | None,
-) -> Callable[[Path], _Job]:
-    """Make the sidecar job for a path; it lists every other file of the export."""
-
-    def make(path: Path) -> _Job:
-        rendering = None
-        if metrics is None:  # the sidecar measures the rendering: share it with the PNG
-            try:
-                rendering = render()
-            except (ValueError, TypeError, AttributeError, MemoryError):
-                rendering = None  # sidecar_dict records why the metrics are missing
-        doc = sidecar_dict(result, source_path=source_path, metrics=metrics, dither=dither,
-                           strength=strength, outputs=[p for p in every() if p != path],
-                           source_sha256=source_sha256, rendering=rendering)  # fmt: skip
-        return path, _bytes_job(_sidecar_bytes(doc))
-
-    return make
-
-
-def _lazy(make: Callable[[], bytes]) -> Callable[[IO[bytes]], None]:
-    def fill(f: IO[bytes]) -> None:
-        f.write(make())
-
-    return fill
-
-
-def _mask_png(result: QuantizeResult, i: int) -> bytes:
-    mask = np.asarray(result.labels) == i
-    opaque = _opaque(result)
-    if opaque is not None:
-        mask &= opaque
-    return _gray_png(np.where(mask, 255, 0).astype(np.uint8))
 
 
 def export_all(
@@ -1021,18 +590,11 @@ def export_all(
     """
     kinds = _check_kinds(kinds)
     planned = plan_exports(result, out_dir, stem, kinds)
-    _check_targets(planned, overwrite)
-    render = _Render(result, dither, strength, rendering)
-    sidecar = _sidecar_maker(result, lambda: planned, render, dither=dither, strength=strength,
-                             source_path=source_path, source_sha256=source_sha256,
-                             metrics=metrics)  # fmt: skip
-    return _commit(_jobs(result, kinds, planned, render, sidecar, stem), overwrite)
-
-
-#: kinds that write exactly one file (the others write one file per palette entry)
-SINGLE_FILE_KINDS: tuple[str, ...] = tuple(
-    k for k in EXPORT_KINDS if k not in ("binary_masks", "soft_maps")
-)
+    check_targets(planned, overwrite)
+    run = ExportRun(result, planned, dither=dither, strength=strength, rendering=rendering,
+                    source_path=source_path, source_sha256=source_sha256,
+                    metrics=metrics)  # fmt: skip
+    return commit_jobs(_jobs(run, kinds, planned, stem), overwrite)
 
 
 def export_targets(
@@ -1053,9 +615,9 @@ def export_targets(
     ----------
     result : QuantizeResult
     targets : sequence of (kind, path)
-        For single-file kinds ``path`` is the file itself; for ``"binary_masks"`` and
-        ``"soft_maps"`` it is ``folder/stem`` (files ``stem.mask-NN.png`` ...).  A
-        ``"sidecar"`` lists every other target as its outputs.
+        For single-file kinds ``path`` is the file itself; for kinds with one file per
+        palette entry (``"binary_masks"``, ``"soft_maps"``) it is ``folder/stem`` (files
+        ``stem.mask-NN.png`` ...).  A ``"sidecar"`` lists every other target as its outputs.
     overwrite, dither, strength, source_path, metrics, source_sha256, rendering : optional
         As for :func:`export_all`.
 
@@ -1069,24 +631,22 @@ def export_targets(
     ExportError
         Nothing was changed.
     """
+    k = len(result.palette)
     planned: list[tuple[str, Path, list[Path]]] = []
     for kind, target in targets:
         path = Path(target)
-        if kind in SINGLE_FILE_KINDS:
-            files = [path]
-        else:
-            files = plan_exports(result, path.parent, path.name, [kind])
+        spec = get_export_kind(kind)
+        files = spec.paths(path.parent, path.name, k) if spec.per_entry else [path]
         planned.append((kind, path, files))
     every = [f for _, _, files in planned for f in files]
-    _check_targets(every, overwrite)
-    render = _Render(result, dither, strength, rendering)
-    sidecar = _sidecar_maker(result, lambda: every, render, dither=dither, strength=strength,
-                             source_path=source_path, source_sha256=source_sha256,
-                             metrics=metrics)  # fmt: skip
-    jobs: list[_Job] = []
+    check_targets(every, overwrite)
+    run = ExportRun(result, every, dither=dither, strength=strength, rendering=rendering,
+                    source_path=source_path, source_sha256=source_sha256,
+                    metrics=metrics)  # fmt: skip
+    jobs: list[Job] = []
     for kind, path, files in planned:
-        jobs.extend(_jobs(result, _check_kinds([kind]), files, render, sidecar, path.name))
-    return _commit(jobs, overwrite)
+        jobs.extend(_jobs(run, [kind], files, path.name))
+    return commit_jobs(jobs, overwrite)
 
 
 def write_indexed_png(
@@ -1111,39 +671,8 @@ def write_indexed_png(
     -------
     path : Path
     """
-    job = _lazy(_Render(result, dither, strength).png)
-    return _run([(Path(path), job)], overwrite)[0]
-
-
-def write_palette(
-    path: str | os.PathLike[str],
-    palette: np.ndarray,
-    proportions: np.ndarray | None = None,
-    fmt: str | None = None,
-    *,
-    overwrite: bool = False,
-    name: str | None = None,
-) -> Path:
-    """Write a palette file; the format follows the extension unless ``fmt`` is given.
-
-    Parameters
-    ----------
-    path : str or Path
-    palette : ndarray of shape (K, 3), uint8
-    proportions : ndarray of shape (K,), optional
-    fmt : {"gpl", "act", "json", "hex", "css", "png"}, optional
-    overwrite : bool, optional
-    name : str, optional
-        Palette name; default the file stem.
-
-    Returns
-    -------
-    path : Path
-    """
-    p = Path(path)
-    fmt = fmt or palette_format_for(p)
-    data = encode_palette(palette, proportions, fmt, name=name or p.stem)
-    return _run([(p, _bytes_job(data))], overwrite)[0]
+    return export_targets(result, [("indexed_png", path)], overwrite=overwrite, dither=dither,
+                          strength=strength)[0]  # fmt: skip
 
 
 def write_label_map(
@@ -1161,7 +690,7 @@ def write_label_map(
     -------
     path : Path
     """
-    return _run([(Path(path), _lazy(lambda: _gray_png(_labels(result))))], overwrite)[0]
+    return export_targets(result, [("label_map", path)], overwrite=overwrite)[0]
 
 
 def write_binary_masks(
@@ -1220,34 +749,4 @@ def write_npz(
     -------
     path : Path
     """
-    return _run([(Path(path), _npz_fill(result))], overwrite)[0]
-
-
-def write_sidecar(
-    path: str | os.PathLike[str],
-    result: QuantizeResult,
-    *,
-    source_path: str | os.PathLike[str] | None = None,
-    metrics: Metrics | dict[str, Any] | None = None,
-    dither: str = "none",
-    strength: float = 1.0,
-    outputs: Iterable[str | os.PathLike[str]] = (),
-    overwrite: bool = False,
-) -> Path:
-    """Write the JSON sidecar (strict JSON: no NaN or infinity).
-
-    Parameters
-    ----------
-    path : str or Path
-    result : QuantizeResult
-    source_path, metrics, dither, strength, outputs : optional
-        See :func:`sidecar_dict`.
-    overwrite : bool, optional
-
-    Returns
-    -------
-    path : Path
-    """
-    doc = sidecar_dict(result, source_path=source_path, metrics=metrics, dither=dither,
-                       strength=strength, outputs=outputs)  # fmt: skip
-    return _run([(Path(path), _bytes_job(_sidecar_bytes(doc)))], overwrite)[0]
+    return export_targets(result, [("npz", path)], overwrite=overwrite)[0]

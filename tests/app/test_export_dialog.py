@@ -136,12 +136,12 @@ def test_export_uses_the_hash_of_the_decoded_file(qtbot, window, small_png, tmp_
     dialog = window.make_export_dialog()
     qtbot.addWidget(dialog)
     assert dialog.source_sha256 == hashlib.sha256(small_png.read_bytes()).hexdigest()
-    import quantize.io.export as export
+    import quantize.io.sidecar as sidecar
 
     def no_rehash(path):
         raise AssertionError(f"{path} was read again to hash it")
 
-    monkeypatch.setattr(export, "_sha256", no_rehash)
+    monkeypatch.setattr(sidecar, "_sha256", no_rehash)
     dialog.folder.setText(str(tmp_path))
     for kind, check in dialog.checks.items():
         check.setChecked(kind == "sidecar")
@@ -149,3 +149,37 @@ def test_export_uses_the_hash_of_the_decoded_file(qtbot, window, small_png, tmp_
     assert written and json.loads(written[0].read_text())["input"]["sha256"] == (
         dialog.source_sha256
     )
+
+
+def test_dialog_offers_every_registered_export_kind(qtbot, tmp_path):
+    # the check boxes come from the export-kind table: a new kind appears, with its label
+    from app.export_dialog import ExportDialog
+    from quantize.io import export
+    from quantize.io.palettes import PaletteFormat
+    from quantize.pipeline import quantize_image
+
+    def encode(palette, shares, *, name, transparent_index):
+        return "".join(f"{r} {g} {b}\n" for r, g, b in palette).encode()
+
+    toy = export.ExportKind(
+        name="toy_palette", label="Toy palette (.toy)", description="space-separated RGB",
+        suffix=".toy", palette=PaletteFormat("toy", (".toy",), encode),
+    )  # fmt: skip
+    export.register_export_kind(toy, before="sidecar")
+    try:
+        rng = np.random.default_rng(2)
+        result = quantize_image(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8), 3, seed=0)
+        dialog = ExportDialog(result, "cup", str(tmp_path), kinds=("toy_palette",))
+        qtbot.addWidget(dialog)
+        assert list(dialog.checks) == list(export.EXPORT_KINDS)
+        check = dialog.checks["toy_palette"]
+        assert check.text() == "Toy palette (.toy)" and check.toolTip() == "space-separated RGB"
+        assert dialog.checks["gpl"].text() == "GIMP palette (.gpl)"
+        assert dialog.selected_kinds() == ["toy_palette"]
+        assert [p.name for p in dialog.planned_files()] == ["cup.toy"]
+        assert "cup.toy" in dialog.preview.toPlainText()
+        written = dialog.export()
+        assert written == [tmp_path / "cup.toy"]
+        assert written[0].read_text().count("\n") == 3
+    finally:
+        export.unregister_export_kind("toy_palette")

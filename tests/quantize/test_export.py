@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quantize.io import export
+from quantize.io import _atomic, export, maps
 from quantize.io.export import (
     EXPORT_KINDS,
     ExportError,
@@ -398,7 +398,7 @@ def test_failure_creating_new_files_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_failing_encoder_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(export, "_mask_png", lambda *_a: (_ for _ in ()).throw(MemoryError("boom")))
+    monkeypatch.setattr(maps, "mask_png", lambda *_a: (_ for _ in ()).throw(MemoryError("boom")))
     with pytest.raises(ExportError, match=r"p.mask-00.png: cannot write \(boom\)"):
         export_all(fake_result(3), tmp_path, "p", KINDS)
     assert list(tmp_path.iterdir()) == []
@@ -446,7 +446,7 @@ def test_same_result_gives_byte_identical_files(tmp_path):
 def test_files_get_normal_permissions(tmp_path):
     # like open(): 0666 minus the umask (tempfile.mkstemp alone would give 0600)
     path = atomic_write_bytes(tmp_path / "a.txt", b"x")
-    assert path.stat().st_mode & 0o777 == 0o666 & ~export._UMASK
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_atomic._UMASK
     os.chmod(path, 0o640)
     atomic_write_bytes(path, b"y", overwrite=True)  # an overwritten file keeps its mode
     assert path.stat().st_mode & 0o777 == 0o640
@@ -522,3 +522,113 @@ def test_hex_color():
     for bad in ((1, 2), (0, 256, 0), (-1, 0, 0)):
         with pytest.raises(ValueError, match="0-255"):
             export.hex_color(bad)
+
+
+# ------------------------------------------------------------------ the table of export kinds
+
+
+def test_tables_are_built_from_the_export_kinds():
+    assert list(EXPORT_KINDS) == list(export.KINDS)
+    assert EXPORT_KINDS[-1] == "sidecar"  # last: it lists the other outputs
+    assert set(EXPORT_KINDS) - set(export.SINGLE_FILE_KINDS) == {"binary_masks", "soft_maps"}
+    assert dict(export.PALETTE_FORMATS) == {
+        "gpl": ".gpl", "act": ".act", "json": ".palette.json", "hex": ".hex.txt",
+        "css": ".css", "png": ".swatch.png",
+    }  # fmt: skip
+    assert export.palette_kinds_by_suffix() == {
+        ".gpl": "gpl", ".act": "act", ".json": "palette_json", ".txt": "hex", ".hex": "hex",
+        ".css": "css", ".png": "swatch_png",
+    }  # fmt: skip
+    for kind in export.KINDS.values():
+        assert kind.label and kind.description and kind.suffix
+
+
+def _toy_palette(palette, shares, *, name, transparent_index):
+    return "".join(f"{r},{g},{b}\n" for r, g, b in palette).encode()
+
+
+def _toy_read(data):
+    rows = [line.split(",") for line in data.decode().split()]
+    return np.array(rows, np.int64).reshape(-1, 3).astype(np.uint8)
+
+
+@pytest.fixture
+def toy_kind():
+    from quantize.io.palettes import PaletteFormat
+
+    kind = export.ExportKind(
+        name="toy_palette", label="Toy palette (.toy)", description="comma-separated RGB",
+        suffix=".toy.txt", palette=PaletteFormat("toy", (".toy",), _toy_palette, _toy_read),
+    )  # fmt: skip
+    export.register_export_kind(kind, before="sidecar")
+    yield kind
+    export.unregister_export_kind("toy_palette")
+
+
+def test_a_registered_kind_is_planned_written_and_read(tmp_path, toy_kind):
+    from quantize.io import palettes
+
+    assert "toy_palette" in EXPORT_KINDS and "toy_palette" in export.SINGLE_FILE_KINDS
+    assert EXPORT_KINDS[-2:] == ("toy_palette", "sidecar")
+    assert export.PALETTE_FORMATS["toy"] == ".toy.txt"
+    assert export.palette_kinds_by_suffix()[".toy"] == "toy_palette"
+    r = fake_result(3)
+    kinds = ["sidecar", "toy_palette", "gpl"]
+    planned = plan_exports(r, tmp_path, "p", kinds)
+    assert [p.name for p in planned] == ["p.gpl", "p.toy.txt", "p.json"]
+    assert export_all(r, tmp_path, "p", kinds) == planned
+    expected = "".join(f"{a},{b},{c}\n" for a, b, c in r.palette)
+    assert (tmp_path / "p.toy.txt").read_text() == expected
+    assert "p.toy.txt" in json.loads((tmp_path / "p.json").read_text())["outputs"]
+    # the palette format is known to the palette functions while the kind is registered
+    written = write_palette(tmp_path / "q.toy", r.palette)
+    np.testing.assert_array_equal(read_palette(written), r.palette)
+    export.unregister_export_kind("toy_palette")
+    assert "toy_palette" not in EXPORT_KINDS and "toy" not in palettes.FORMATS
+    with pytest.raises(ExportError, match="unknown export kind"):
+        plan_exports(r, tmp_path, "p", ["toy_palette"])
+    with pytest.raises(ExportError, match="unknown palette extension '.toy'"):
+        read_palette(written)
+
+
+def test_a_registered_per_entry_kind(tmp_path):
+    kind = export.ExportKind(
+        name="toy_rows", label="Rows", description="the rows of each entry",
+        suffix=".rows-{index}.txt", per_entry=True,
+        encode=lambda f: str(int((f.result.labels == f.index).sum())).encode(),
+    )  # fmt: skip
+    export.register_export_kind(kind)
+    try:
+        assert "toy_rows" not in export.SINGLE_FILE_KINDS
+        r = fake_result(3)
+        paths = export_all(r, tmp_path, "s", ["toy_rows"])
+        assert [p.name for p in paths] == ["s.rows-00.txt", "s.rows-01.txt", "s.rows-02.txt"]
+        assert paths[1].read_text() == str(int((r.labels == 1).sum()))
+        folder = tmp_path / "sub"
+        folder.mkdir()
+        written = export.export_targets(r, [("toy_rows", folder / "t"), ("gpl", folder / "t.gpl")])
+        assert sorted(p.name for p in written) == [
+            "t.gpl", "t.rows-00.txt", "t.rows-01.txt", "t.rows-02.txt"
+        ]  # fmt: skip
+    finally:
+        export.unregister_export_kind("toy_rows")
+
+
+def test_bad_export_kinds_are_refused():
+    from quantize.io.palettes import FORMATS
+
+    with pytest.raises(ValueError, match="one of encode, write or palette"):
+        export.ExportKind(name="x", label="X", description="x", suffix=".x")
+    with pytest.raises(ValueError, match="'{index}'"):
+        export.ExportKind(name="x", label="X", description="x", suffix=".x", per_entry=True,
+                          encode=lambda f: b"")  # fmt: skip
+    with pytest.raises(ValueError, match="already writes 'gpl'"):
+        export.register_export_kind(export.ExportKind(
+            name="gpl2", label="X", description="x", suffix=".x.gpl", palette=FORMATS["gpl"]))
+    from quantize.io.palettes import PaletteFormat
+
+    clash = PaletteFormat("gpl3", (".gpl",), _toy_palette)
+    with pytest.raises(ValueError, match="already means the 'gpl' palette format"):
+        export.register_export_kind(export.ExportKind(
+            name="gpl3", label="X", description="x", suffix=".x", palette=clash))
+    assert "gpl2" not in EXPORT_KINDS and "gpl3" not in EXPORT_KINDS
