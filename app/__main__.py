@@ -42,8 +42,8 @@ def self_test() -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import numpy as np
 
-    from app.params import RunParameters
-    from app.worker import RunJob, run_pipeline
+    from app.model import RunJob, RunParameters
+    from app.tasks import run_pipeline
     from quantize.io.load import load_image
     from quantize.protocol import drain
     from quantize.resources import sample_image_path

@@ -1,8 +1,9 @@
-"""Display plumbing: numpy arrays to QImage (zero copy) and a QImage graphics item.
+"""Display plumbing: numpy arrays to QImage (zero copy) and back, a QImage graphics item.
 
 Nothing here computes anything about colours; it only changes the memory layout of pixel
-arrays so that Qt can paint them.  Building these arrays is done on the worker thread for
-results, so the GUI thread only wraps and paints them.
+arrays so that Qt can paint them.  The arrays are built on the worker threads (results,
+and :func:`app.tasks.display_array` for opened images), so the GUI thread only wraps and
+paints them.
 """
 
 from __future__ import annotations
@@ -10,33 +11,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-__all__ = ["QImageItem", "display_array", "qimage_from_array", "alpha_qimage"]
-
-
-def display_array(pixels: np.ndarray) -> np.ndarray:
-    """Return a C-contiguous 8-bit RGB(A) array for display.
-
-    Parameters
-    ----------
-    pixels : ndarray of shape (M, N, 3) or (M, N, 4)
-        uint8 or uint16 pixels, e.g. ``LoadedImage.pixels`` (16-bit values are rounded to
-        8 bits).
-
-    Returns
-    -------
-    display : ndarray of shape (M, N, 3) or (M, N, 4), uint8
-        Contiguous array suitable for :func:`qimage_from_array`.
-    """
-    arr = np.asarray(pixels)
-    if arr.dtype == np.uint16:
-        from quantize.pixels import to_uint8
-
-        arr = to_uint8(arr)
-    elif arr.dtype != np.uint8:
-        raise TypeError(f"cannot display pixels of dtype {arr.dtype}")
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise ValueError(f"cannot display an array of shape {arr.shape}")
-    return np.ascontiguousarray(arr)
+__all__ = ["QImageItem", "qimage_from_array", "qimage_to_array", "alpha_qimage"]
 
 
 def qimage_from_array(rgb: np.ndarray) -> QtGui.QImage:
@@ -64,6 +39,29 @@ def qimage_from_array(rgb: np.ndarray) -> QtGui.QImage:
     image = QtGui.QImage(rgb.data, width, height, width * channels, fmt)
     image._array = rgb  # keep the buffer alive
     return image
+
+
+def qimage_to_array(image: QtGui.QImage) -> np.ndarray:
+    """Copy a QImage into an (M, N, 4) uint8 RGBA array (or (M, N, 3) if fully opaque).
+
+    Parameters
+    ----------
+    image : QImage
+        Any format (e.g. from the clipboard).
+
+    Returns
+    -------
+    pixels : ndarray of shape (M, N, 3) or (M, N, 4), uint8
+        Straight-alpha pixels.
+    """
+    rgba = image.convertToFormat(QtGui.QImage.Format.Format_RGBA8888)
+    height, width = rgba.height(), rgba.width()
+    buffer = np.frombuffer(rgba.constBits(), dtype=np.uint8, count=rgba.sizeInBytes())
+    pixels = buffer.reshape(height, rgba.bytesPerLine())[:, : width * 4].reshape(height, width, 4)
+    pixels = pixels.copy()
+    if np.all(pixels[..., 3] == 255):
+        return np.ascontiguousarray(pixels[..., :3])
+    return pixels
 
 
 def alpha_qimage(alpha: np.ndarray) -> QtGui.QImage:

@@ -1,8 +1,12 @@
-"""The VQ Studio main window: loading, parameters, runs on a worker thread, views, export."""
+"""The VQ Studio main window: layout, menus and the wiring of panels, views and the controller.
+
+The window builds the widgets and connects them: the parameter panel and the actions drive
+the :class:`~app.controller.RunController` (which owns the image, the runs and the loads), and
+its signals update the views and the status bar.  Nothing about running lives here.
+"""
 
 from __future__ import annotations
 
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -11,59 +15,33 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 import app._compat  # noqa: F401  (PySide6 6.12 emit refcount bug, see module)
+from app.controller import RunController
 from app.export_dialog import ExportDialog
-from app.loader import LoadWorker, open_file, prepare
-from app.params import ParameterPanel
-from app.settings import AppSettings
-from app.views.colorspace_view import ColorSpaceView
-from app.views.compare import CompareView
-from app.views.convergence import ConvergencePlot
-from app.views.metrics import MetricsView, format_bytes
-from app.views.palette import PaletteView
-from app.views.softmaps import SoftMapsView
-from app.worker import (
+from app.imaging import qimage_to_array
+from app.model import (
+    OpenedImage,
     RunJob,
     RunOutput,
-    RunWorker,
-    objective_kind,
-    only_rendering_changed,
-    warm_up,
+    convergence_setup,
+    describe_image,
+    describe_output,
+    describe_pixel,
+    fit_space,
 )
-from quantize.io.export import hex_color
+from app.panels import ComparePanel, RunPanel
+from app.settings import AppSettings
+from app.tasks import open_file, prepare, warm_up
+from app.views.colorspace_view import ColorSpaceView
+from app.views.convergence import ConvergencePlot
+from app.views.metrics import MetricsView
+from app.views.palette import PaletteView
+from app.views.softmaps import SoftMapsView
 
 __all__ = ["MainWindow", "IMAGE_FILTER", "qimage_to_array"]
 
 IMAGE_FILTER = (
     "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp *.gif *.ppm *.pgm *.pnm);;All files (*)"
 )
-#: Interpreter switch interval (s) while a worker runs: the GUI thread waits at most this
-#: long for the GIL when the worker runs Python code (CPython's default is 5 ms).
-RUN_SWITCH_INTERVAL_S = 0.001
-#: Debounce delay (ms) between a parameter change and the automatic re-run.
-RERUN_DELAY_MS = 400
-
-
-def qimage_to_array(image: QtGui.QImage) -> np.ndarray:
-    """Copy a QImage into an (M, N, 4) uint8 RGBA array (or (M, N, 3) if fully opaque).
-
-    Parameters
-    ----------
-    image : QImage
-        Any format (e.g. from the clipboard).
-
-    Returns
-    -------
-    pixels : ndarray of shape (M, N, 3) or (M, N, 4), uint8
-        Straight-alpha pixels.
-    """
-    rgba = image.convertToFormat(QtGui.QImage.Format.Format_RGBA8888)
-    height, width = rgba.height(), rgba.width()
-    buffer = np.frombuffer(rgba.constBits(), dtype=np.uint8, count=rgba.sizeInBytes())
-    pixels = buffer.reshape(height, rgba.bytesPerLine())[:, : width * 4].reshape(height, width, 4)
-    pixels = pixels.copy()
-    if np.all(pixels[..., 3] == 255):
-        return np.ascontiguousarray(pixels[..., :3])
-    return pixels
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -71,7 +49,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     Automation API: :meth:`open_image`, :meth:`open_array`, :meth:`start_run`,
     :meth:`cancel_run`, :meth:`is_running`, the ``run_finished`` signal (with the
-    :class:`~app.worker.RunOutput`), ``run_failed`` (message) and ``run_cancelled``.
+    :class:`~app.model.RunOutput`), ``run_failed`` (message) and ``run_cancelled``; the run
+    control itself is :attr:`controller`.
 
     Parameters
     ----------
@@ -103,33 +82,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1400, 900)
 
-        self._loaded: Any = None
-        self._image: np.ndarray | None = None
-        self._name = ""
-        self._generation = 0
-        self._worker: RunWorker | None = None
-        self._workers: list[RunWorker] = []
-        self._loaders: list[QtCore.QThread] = []
-        self._load_ticket = 0
-        self._output: RunOutput | None = None
-        self._last_record: Any = None
-        self._record_count = 0
         self._pending_views: tuple[int, RunOutput, list[Any]] | None = None
-        self._saved_switch_interval: float | None = None
         self.last_error = ""
 
         self._build_views()
         self._build_actions()
         self._build_menus()
         self._build_status()
-
-        self._rerun_timer = QtCore.QTimer(self)
-        self._rerun_timer.setSingleShot(True)
-        self._rerun_timer.setInterval(RERUN_DELAY_MS)
-        self._rerun_timer.timeout.connect(self._auto_rerun)
-        self._status_timer = QtCore.QTimer(self)
-        self._status_timer.setInterval(200)
-        self._status_timer.timeout.connect(self._show_progress)
+        self.controller = RunController(self.params.parameters, self)
+        self._connect_controller()
 
         self.params.set_parameters(self.settings.parameters())
         self.params.changed.connect(self._on_params_changed)
@@ -146,69 +107,29 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ================================================================== construction
     def _build_views(self) -> None:
-        self.compare = CompareView()
-        self.mode_combo = QtWidgets.QComboBox(objectName="compareModeCombo")
-        self.mode_combo.addItem("Side by side", "side")
-        self.mode_combo.addItem("Split slider", "split")
-        self.mode_combo.currentIndexChanged.connect(
-            lambda: self.compare.set_mode(self.mode_combo.currentData())
-        )
-        self.flash_button = QtWidgets.QPushButton("Show original", objectName="flashButton")
-        self.flash_button.setToolTip("Hold to see the original (or hold Space over the image)")
-        self.flash_button.pressed.connect(lambda: self.compare.set_flash_original(True))
-        self.flash_button.released.connect(lambda: self.compare.set_flash_original(False))
-        self.zoom_label = QtWidgets.QLabel("")
-        bar = QtWidgets.QHBoxLayout()
-        bar.setContentsMargins(4, 2, 4, 2)
-        bar.addWidget(QtWidgets.QLabel("Compare:"))
-        bar.addWidget(self.mode_combo)
-        bar.addWidget(self.flash_button)
-        bar.addStretch(1)
-        bar.addWidget(self.zoom_label)
-        central = QtWidgets.QWidget()
-        cl = QtWidgets.QVBoxLayout(central)
-        cl.setContentsMargins(0, 0, 0, 0)
-        cl.setSpacing(0)
-        cl.addLayout(bar)
-        cl.addWidget(self.compare, 1)
+        central = ComparePanel()
+        self.compare = central.compare
+        self.mode_combo = central.mode_combo
+        self.flash_button = central.flash_button
+        self.zoom_label = central.zoom_label
         self.setCentralWidget(central)
         self.compare.left.sigRangeChanged.connect(self._update_zoom_label)
         self.compare.hovered.connect(self._show_pixel)
 
         # parameters + run controls
-        self.params = ParameterPanel()
-        self.run_button = QtWidgets.QPushButton("Run", objectName="runButton")
-        self.run_button.setToolTip("Quantize with these parameters (Ctrl+R, F5)")
-        self.run_button.setDefault(True)
+        self.run_panel = RunPanel()
+        self.params = self.run_panel.params
+        self.run_button = self.run_panel.run_button
         self.run_button.clicked.connect(self.start_run)
-        self.cancel_button = QtWidgets.QPushButton("Cancel", objectName="cancelButton")
-        self.cancel_button.setToolTip("Stop the running fit (Esc)")
+        self.cancel_button = self.run_panel.cancel_button
         self.cancel_button.clicked.connect(self.cancel_run)
-        self.auto_run_check = QtWidgets.QCheckBox("Re-run when parameters change")
-        self.auto_run_check.setObjectName("autoRunCheck")
+        self.auto_run_check = self.run_panel.auto_run_check
         self.auto_run_check.toggled.connect(self._on_auto_run_toggled)
-        buttons = QtWidgets.QHBoxLayout()
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.cancel_button)
-        host = QtWidgets.QWidget()
-        hl = QtWidgets.QVBoxLayout(host)
-        hl.setContentsMargins(0, 0, 0, 0)
-        hl.addWidget(self.params)
-        hl.addStretch(1)
-        scroll = QtWidgets.QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(host)
-        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        dock_host = QtWidgets.QWidget()
-        dl = QtWidgets.QVBoxLayout(dock_host)
-        dl.setContentsMargins(2, 2, 2, 2)
-        dl.addWidget(scroll, 1)
-        dl.addWidget(self.auto_run_check)
-        dl.addLayout(buttons)
-        dock_host.setMinimumWidth(300)
         self.params_dock = self._dock(
-            "Parameters", "parametersDock", dock_host, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea
+            "Parameters",
+            "parametersDock",
+            self.run_panel,
+            QtCore.Qt.DockWidgetArea.LeftDockWidgetArea,
         )
 
         self.palette_view = PaletteView()
@@ -389,6 +310,20 @@ class MainWindow(QtWidgets.QMainWindow):
         status.addPermanentWidget(self.image_label)
         status.addPermanentWidget(self.progress)
 
+    def _connect_controller(self) -> None:
+        c = self.controller
+        c.image_set.connect(self._on_image_set)
+        c.open_failed.connect(self._on_open_failed)
+        c.starting.connect(self._on_run_starting)
+        c.started.connect(self.run_started)
+        c.record.connect(self.convergence.add_record)
+        c.stage.connect(self.run_stage)
+        c.progress.connect(self._show_progress)
+        c.finished.connect(self._on_run_finished)
+        c.failed.connect(self._on_run_failed)
+        c.cancelled.connect(self._on_run_cancelled)
+        c.state_changed.connect(self._update_actions)
+
     # ================================================================== loading
     def open_dialog(self) -> None:
         """Ask for an image file and open it."""
@@ -432,17 +367,11 @@ class MainWindow(QtWidgets.QMainWindow):
         from quantize.io.load import LoadError
 
         path = Path(path)
-        self._load_ticket += 1
-        ticket = self._load_ticket
         if not wait:
-            loader = LoadWorker(path, ticket, parent=self)
-            loader.opened.connect(lambda t, opened, r=remember: self._on_opened(t, opened, r))
-            loader.failed.connect(lambda t, msg, details, p=path: self._on_open_failed(t, p, msg))
-            loader.finished.connect(lambda w=loader: self._on_loader_finished(w))
-            self._loaders.append(loader)
+            self.controller.load(path, remember)
             self.progress_label.setText(f"Opening {path.name}…")
-            loader.start()
             return True
+        self.controller.cancel_loads()
         QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
         try:
             opened = open_file(path)
@@ -454,7 +383,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         finally:
             QtWidgets.QApplication.restoreOverrideCursor()
-        self._on_opened(ticket, opened, remember)
+        self.controller.set_image(opened, remember)
         return True
 
     def is_loading(self) -> bool:
@@ -465,26 +394,7 @@ class MainWindow(QtWidgets.QMainWindow):
         loading : bool
             ``True`` while a loader thread runs.
         """
-        return any(w.isRunning() for w in self._loaders)
-
-    def _on_opened(self, ticket: int, opened: Any, remember: bool) -> None:
-        if ticket != self._load_ticket:  # superseded by a newer open
-            return
-        loaded = opened.loaded
-        if remember and loaded.path is not None:
-            self.settings.add_recent_file(loaded.path)
-            self.settings.set_last_folder(Path(loaded.path).resolve().parent, "open")
-        self._set_image(opened)
-
-    def _on_open_failed(self, ticket: int, path: Path, message: str) -> None:
-        if ticket == self._load_ticket:
-            self.progress_label.setText("")
-            self._open_failed(path, message)
-
-    def _on_loader_finished(self, loader: QtCore.QThread) -> None:
-        if loader in self._loaders:
-            self._loaders.remove(loader)
-        loader.deleteLater()
+        return self.controller.is_loading()
 
     def open_array(self, pixels: np.ndarray, name: str = "pasted image") -> bool:
         """Open an in-memory image (e.g. from the clipboard).
@@ -508,8 +418,7 @@ class MainWindow(QtWidgets.QMainWindow):
         except LoadError as exc:
             self.show_error("Cannot open image", str(exc))
             return False
-        self._load_ticket += 1  # supersedes any file still loading
-        self._set_image(prepare(loaded, name))
+        self.controller.set_image(prepare(loaded, name), False)
         return True
 
     def paste_from_clipboard(self) -> bool:
@@ -540,51 +449,44 @@ class MainWindow(QtWidgets.QMainWindow):
         pixels : ndarray of shape (M, N, 3|4) or None
             The loaded image.
         """
-        return self._image
+        return self.controller.image()
 
     def _open_failed(self, path: Path, message: str) -> None:
         self.settings.remove_recent_file(path)
         self.show_error("Cannot open image", message)
 
-    def _set_image(self, opened: Any) -> None:
-        self._cancel_current()
+    def _on_open_failed(self, path: str, message: str, _remember: Any) -> None:
+        self.progress_label.setText("")
+        self._open_failed(Path(path), message)
+
+    def _on_image_set(self, opened: OpenedImage, remember: Any) -> None:
         loaded, name = opened.loaded, opened.name
-        self._loaded = loaded
-        self._image = loaded.pixels
-        self._name = name
-        self._output = None
+        if remember and loaded.path is not None:
+            self.settings.add_recent_file(loaded.path)
+            self.settings.set_last_folder(Path(loaded.path).resolve().parent, "open")
+        self._pending_views = None
         self.compare.set_original(opened.display)
         for view in (self.convergence, self.soft_maps, self.color_space, self.metrics_view):
             view.clear()
         self.palette_view.set_palette(None, None)
         self.params.set_grey_available(opened.grey)
-        size = format_bytes(loaded.file_size) if loaded.file_size else "in memory"
-        frames = f" · {loaded.n_frames} frames (first shown)" if loaded.n_frames > 1 else ""
-        alpha = " · alpha" if loaded.has_alpha else ""
-        self.image_label.setText(
-            f"{loaded.width}×{loaded.height} · {loaded.format} {loaded.mode} "
-            f"{loaded.bit_depth}-bit{alpha} · {size}{frames}"
-        )
+        facts, notes = describe_image(loaded)
+        self.image_label.setText(facts)
         self.setWindowTitle(f"{name} — VQ Studio")
-        notes = list(loaded.info.get("warnings", []) or []) + list(
-            loaded.info.get("notes", []) or []
-        )
-        self.progress_label.setText("; ".join(str(n) for n in notes) or f"Opened {name}")
+        self.progress_label.setText(notes or f"Opened {name}")
         self._update_actions()
-        self.image_changed.emit(name)
-        if self.auto_run_check.isChecked():
-            self.start_run()
+        self.image_changed.emit(name)  # the controller then starts a run if auto-run is on
 
     # ================================================================== running
     def is_running(self) -> bool:
-        """Return whether any worker thread is still alive (including cancelled ones).
+        """Return whether any run thread is still alive (including cancelled ones).
 
         Returns
         -------
         running : bool
             ``True`` while a worker thread runs.
         """
-        return any(w.isRunning() for w in self._workers)
+        return self.controller.is_running()
 
     def output(self) -> RunOutput | None:
         """Return the last finished run's output.
@@ -594,7 +496,7 @@ class MainWindow(QtWidgets.QMainWindow):
         output : RunOutput or None
             Latest result and its display data.
         """
-        return self._output
+        return self.controller.output()
 
     def start_run(self) -> bool:
         """Start quantizing the current image (cancelling any running fit).
@@ -604,113 +506,41 @@ class MainWindow(QtWidgets.QMainWindow):
         started : bool
             ``False`` if there is no image.
         """
-        self._rerun_timer.stop()
-        if self._image is None:
-            self.progress_label.setText("Open an image first")
-            return False
-        self._cancel_current()
-        generation = self._generation
-        params = self.params.parameters()
-        previous = self._output
-        reuse = (
-            previous is not None
-            and previous.result.image is self._image
-            and only_rendering_changed(previous.params, params)
-        )
-        job = RunJob(
-            image=self._image,
-            params=params,
-            original_bytes=(self._loaded.file_size or None) if self._loaded is not None else None,
-            previous=previous.result if reuse else None,
-        )
-        worker = RunWorker(job, generation, parent=self)
-        worker.record.connect(self._on_record)
-        worker.stage.connect(self._on_stage)
-        worker.succeeded.connect(self._on_succeeded)
-        worker.failed.connect(self._on_failed)
-        worker.finished.connect(lambda w=worker: self._on_worker_finished(w))
-        self._worker = worker
-        self._workers.append(worker)
-        self._last_record = None
-        self._record_count = 0
-        if not reuse:  # a re-render keeps the convergence curves of the fit it reuses
-            auto_metric = {"quality": "psnr", "bic": "bic"}.get(params.auto)
-            n_runs = 0 if auto_metric else params.fit_options().get("n_init", 1)
-            self.convergence.clear(objective_kind(params.method), auto_metric, n_runs)
-        self.progress.setValue(0)
-        self.progress.setVisible(True)
-        self.progress_label.setText(
-            "Re-rendering with the new dithering…" if reuse else "Starting…"
-        )
-        self._status_timer.start()
-        if self._saved_switch_interval is None:
-            self._saved_switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(self._saved_switch_interval, RUN_SWITCH_INTERVAL_S))
-        worker.start()
-        self._update_actions()
-        self.run_started.emit(generation)
-        return True
+        if self.controller.start():
+            return True
+        self.progress_label.setText("Open an image first")
+        return False
 
     def cancel_run(self) -> None:
         """Cancel the running fit; its late results are ignored."""
-        if self._worker is None:
-            return
-        self._cancel_current()
+        self.controller.cancel()
+
+    def _on_run_starting(self, job: RunJob) -> None:
+        self._pending_views = None
+        if job.previous is None:  # a re-render keeps the convergence curves of the fit it reuses
+            # before the thread starts: making the plot's curves is the costliest GUI work
+            self.convergence.clear(*convergence_setup(job.params))
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+
+    def _show_progress(self, percent: int, text: str) -> None:
+        self.progress.setValue(percent)
+        self.progress_label.setText(text)
+
+    def _on_run_cancelled(self) -> None:
         self.progress_label.setText("Cancelled")
-        self._update_actions()
         self.run_cancelled.emit()
 
-    def _cancel_current(self) -> None:
-        """Stop the current run (if any) and make every pending result of it stale."""
-        if self._worker is not None:
-            self._worker.request_cancel()
-            self._worker = None
-        self._generation += 1
-        self._pending_views = None
-        self._status_timer.stop()
-        self.progress.setVisible(False)
+    def _on_run_failed(self, message: str, details: str) -> None:
+        self.progress_label.setText("Run failed")
+        self.show_error("Quantization failed", message, details)
+        self.run_failed.emit(message)
 
-    def _on_record(self, generation: int, record: Any) -> None:
-        if generation != self._generation:
-            return
-        self._last_record = record
-        self._record_count += 1
-        self.convergence.add_record(record)
-
-    def _on_stage(self, generation: int, text: str) -> None:
-        if generation == self._generation:
-            self._last_record = None
-            self.progress_label.setText(text)
-            self.progress.setValue(min(99, max(self.progress.value(), 80) + 5))
-            self.run_stage.emit(text)
-
-    def _show_progress(self) -> None:
-        rec = self._last_record
-        if rec is None or self._worker is None:
-            return
-        params = self._worker.job.params
-        name = "J" if rec.kind == "inertia" else "mean log-likelihood"
-        runs = f"run {rec.restart + 1}/{params.n_init} · " if params.n_init > 1 else ""
-        k = f"K={rec.extra['k']} · " if isinstance(rec.extra, dict) and "k" in rec.extra else ""
-        stage = f"{rec.stage} · " if rec.stage else ""
-        if params.auto == "off" and params.method != "optimal1d":
-            done = (rec.restart + min(1.0, rec.iteration / params.max_iter)) / params.n_init
-            self.progress.setValue(max(self.progress.value(), int(80 * done)))
-        self.progress_label.setText(
-            f"{stage}{k}{runs}iteration {rec.iteration} · {name} = {rec.objective:.6g} · "
-            f"shift {rec.shift:.3g}"
-        )
-
-    def _on_succeeded(self, generation: int, output: RunOutput) -> None:
-        if generation != self._generation:
-            return
-        self._worker = None
-        self._status_timer.stop()
+    def _on_run_finished(self, output: RunOutput) -> None:
         self.progress.setValue(100)
-        self._output = output
         # update the views one per event-loop turn, so no single slice blocks for long
         self._pending_views = (
-            generation,
+            self.controller.generation,
             output,
             [
                 self._show_compare,
@@ -727,7 +557,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._pending_views is None:
             return
         generation, output, steps = self._pending_views
-        if generation != self._generation:  # a new run or image arrived meanwhile
+        if generation != self.controller.generation:  # a new run or image arrived meanwhile
             self._pending_views = None
             return
         step = steps.pop(0)
@@ -749,7 +579,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _show_color_space(self, output: RunOutput) -> None:
         result, sample = output.result, output.sample
-        space = "grey" if result.method == "optimal1d" else result.color_space
+        space = fit_space(result)
         self.color_space.set_data(space, sample.points, sample.labels, result.palette, sample.steps)
 
     def _show_metrics(self, output: RunOutput) -> None:
@@ -762,56 +592,20 @@ class MainWindow(QtWidgets.QMainWindow):
             self.convergence.set_chosen(output.chosen_restart, result.n_iter, result.converged)
 
     def _finish_run(self, output: RunOutput) -> None:
-        result = output.result
         self.progress.setVisible(False)
-        psnr = getattr(output.metrics, "psnr", None)
-        quality = f" · PSNR {psnr:.2f} dB" if psnr is not None else ""
-        warn = f" · {len(result.warnings)} warning(s), see Metrics" if result.warnings else ""
-        self.progress_label.setText(
-            f"Done: {len(result.palette)} colours ({result.method}, {result.color_space}) in "
-            f"{output.elapsed_s:.2f} s{quality}{warn}"
-        )
+        self.progress_label.setText(describe_output(output))
         self._update_actions()
         self.run_finished.emit(output)
 
-    def _on_failed(self, generation: int, message: str, details: str) -> None:
-        if generation != self._generation:
-            return
-        self._worker = None
-        self._status_timer.stop()
-        self.progress.setVisible(False)
-        self.progress_label.setText("Run failed")
-        self._update_actions()
-        self.show_error("Quantization failed", message, details)
-        self.run_failed.emit(message)
-
-    def _on_worker_finished(self, worker: RunWorker) -> None:
-        if worker in self._workers:
-            self._workers.remove(worker)
-        if not self._workers and self._saved_switch_interval is not None:
-            sys.setswitchinterval(self._saved_switch_interval)
-            self._saved_switch_interval = None
-        if worker is self._worker:  # finished without a result signal (should not happen)
-            self._worker = None
-            self.progress.setVisible(False)
-        worker.deleteLater()
-        self._update_actions()
-
     def _on_params_changed(self) -> None:
         self.settings.set_parameters(self.params.parameters())
-        if self.auto_run_check.isChecked() and self._image is not None:
-            self._rerun_timer.start()
-
-    def _auto_rerun(self) -> None:
-        if self.auto_run_check.isChecked() and self._image is not None:
-            self.start_run()
+        self.controller.schedule_run()
 
     def _on_auto_run_toggled(self, on: bool) -> None:
         self.settings.set_value("autoRun", on)
         if self.auto_run_action.isChecked() != on:
             self.auto_run_action.setChecked(on)
-        if not on:
-            self._rerun_timer.stop()
+        self.controller.set_auto_run(on)
 
     def set_auto_run(self, on: bool) -> None:
         """Turn automatic re-runs on parameter changes (and on opening) on or off.
@@ -850,14 +644,15 @@ class MainWindow(QtWidgets.QMainWindow):
         dialog : ExportDialog or None
             ``None`` when there is no result.
         """
-        if self._output is None:
+        output, opened = self.controller.output(), self.controller.opened()
+        if output is None:
             return None
-        output = self._output
         params = output.params
-        stem = Path(self._name).stem or "image"
+        stem = Path(opened.name if opened is not None else "").stem or "image"
         stem = f"{stem}_{params.method}{len(output.result.palette)}"
-        source = self._loaded.path if self._loaded is not None else None
-        source_sha256 = self._loaded.info.get("sha256") if self._loaded is not None else None
+        loaded = opened.loaded if opened is not None else None
+        source = loaded.path if loaded is not None else None
+        source_sha256 = loaded.info.get("sha256") if loaded is not None else None
         return ExportDialog(
             output.result,
             stem,
@@ -925,9 +720,6 @@ class MainWindow(QtWidgets.QMainWindow):
     def _on_mode_changed(self, mode: str) -> None:
         self.side_action.setChecked(mode == "side")
         self.split_action.setChecked(mode == "split")
-        index = self.mode_combo.findData(mode)
-        if index != self.mode_combo.currentIndex():
-            self.mode_combo.setCurrentIndex(index)
 
     def pixel_info(self, row: int, col: int) -> str:
         """Describe one pixel: position, original value, palette colour and cluster.
@@ -942,23 +734,10 @@ class MainWindow(QtWidgets.QMainWindow):
         text : str
             E.g. ``"(120, 45) rgb(200, 120, 80) → #c27850 cluster 3 (12.1 %)"``.
         """
-        if self._image is None:
+        image = self.controller.image()
+        if image is None:
             return ""
-        value = self._image[row, col]
-        channels = ", ".join(str(int(v)) for v in np.atleast_1d(value))
-        name = "rgba" if np.size(value) == 4 else "rgb"
-        text = f"(row {row}, col {col}) {name}({channels})"
-        if self._output is not None:
-            result = self._output.result
-            k = int(result.labels[row, col])
-            opaque = result.opaque is None or bool(result.opaque[row, col])
-            if opaque:
-                colour = hex_color(result.palette[k])
-                share = 100.0 * float(result.proportions[k])
-                text += f" → {colour} cluster {k} ({share:.1f} %)"
-            else:
-                text += " (transparent: not clustered)"
-        return text
+        return describe_pixel(image, self.controller.output(), row, col)
 
     def _show_cluster_map(self, k: int | None) -> None:
         if k is not None:
@@ -968,17 +747,19 @@ class MainWindow(QtWidgets.QMainWindow):
         self.pixel_label.setText(self.pixel_info(row, col) if row >= 0 else "")
 
     def _update_zoom_label(self) -> None:
-        if self._image is not None:
+        if self.controller.image() is not None:
             self.zoom_label.setText(f"{100 * self.compare.pixel_scale():.0f} %")
 
     def _update_actions(self) -> None:
-        running = self._worker is not None
-        has_image = self._image is not None
+        running = self.controller.is_active()
+        has_image = self.controller.image() is not None
         self.run_action.setEnabled(has_image)
         self.run_button.setEnabled(has_image)
         self.cancel_action.setEnabled(running)
         self.cancel_button.setEnabled(running)
-        self.export_action.setEnabled(self._output is not None)
+        self.export_action.setEnabled(self.controller.output() is not None)
+        if not running and self._pending_views is None:  # no run, no result being shown
+            self.progress.setVisible(False)
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -1046,7 +827,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.qsettings.sync()
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
-        """Cancel every run and wait for the worker threads to end.
+        """Cancel every run and wait for the worker threads (and any export) to end.
 
         Parameters
         ----------
@@ -1058,22 +839,10 @@ class MainWindow(QtWidgets.QMainWindow):
         clean : bool
             ``True`` if every thread ended.
         """
-        self._rerun_timer.stop()
-        self._status_timer.stop()
-        self._cancel_current()
-        clean = True
-        self._load_ticket += 1
+        clean = self.controller.shutdown(timeout_ms)
         for dialog in self.findChildren(ExportDialog):
             if dialog.is_exporting():  # let the files be written completely
                 dialog._worker.wait()
-        for loader in list(self._loaders):
-            clean = loader.wait(timeout_ms) and clean
-        for worker in list(self._workers):
-            worker.request_cancel()
-            clean = worker.wait(timeout_ms) and clean
-        if self._saved_switch_interval is not None:
-            sys.setswitchinterval(self._saved_switch_interval)
-            self._saved_switch_interval = None
         return clean
 
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: D102

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6 import QtCore
 
-from app.params import RunParameters
+from app.model import RunParameters
 
 __all__ = ["AppSettings", "ORGANIZATION", "APPLICATION", "MAX_RECENT"]
 

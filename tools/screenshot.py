@@ -61,7 +61,7 @@ def take_screenshot(
     from PySide6 import QtCore, QtWidgets
 
     from app.main_window import MainWindow
-    from app.params import RunParameters
+    from app.model import RunParameters
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0]])
     with tempfile.TemporaryDirectory() as tmp:

@@ -7,30 +7,9 @@ from typing import Any
 
 from PySide6 import QtCore, QtWidgets
 
+from app.model import format_bytes
+
 __all__ = ["MetricsView", "format_bytes"]
-
-
-def format_bytes(n: float | None) -> str:
-    """Format a byte count for people (``"12.3 kB"``).
-
-    Parameters
-    ----------
-    n : float or None
-        Number of bytes.
-
-    Returns
-    -------
-    text : str
-        Human-readable size, ``"–"`` when unknown.
-    """
-    if n is None or (isinstance(n, float) and not math.isfinite(n)):
-        return "–"
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(value) < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000.0
-    return f"{value:.1f} GB"
 
 
 def _num(value: Any, fmt: str, suffix: str = "") -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.params import RunParameters
+from app.model import RunParameters
 
 #: How long a test waits for a run on a small image.
 RUN_TIMEOUT_MS = 30_000

@@ -11,7 +11,7 @@ from apphelpers import FAST, RUN_TIMEOUT_MS, make_image, run_and_wait
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.main_window import MainWindow
-from app.params import RunParameters
+from app.model import RunParameters
 
 
 def test_object_names_for_automation(window):
@@ -88,7 +88,7 @@ def test_cancel_stops_within_half_a_second(qtbot, window):
     )
     with qtbot.waitSignal(window.run_started):
         window.start_run()
-    qtbot.waitUntil(lambda: window._record_count > 0, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.controller.record_count > 0, timeout=RUN_TIMEOUT_MS)
     finished = []
     window.run_finished.connect(finished.append)
     start = time.perf_counter()
@@ -109,8 +109,8 @@ def test_new_run_cancels_old_and_drops_its_results(qtbot, window, small_png):
         replace(FAST, method="gmm", n_colors=16, n_init=10, max_iter=1000, tol=1e-12)
     )
     window.start_run()
-    qtbot.waitUntil(lambda: window._record_count > 0, timeout=RUN_TIMEOUT_MS)
-    old_worker = window._worker
+    qtbot.waitUntil(lambda: window.controller.record_count > 0, timeout=RUN_TIMEOUT_MS)
+    old_worker = window.controller.active_worker
     outputs, started = [], []
     window.run_finished.connect(outputs.append)
     window.run_started.connect(started.append)
@@ -265,8 +265,8 @@ def test_closing_during_a_run_leaves_no_thread(qtbot, qsettings):
         replace(FAST, method="gmm", n_colors=24, n_init=20, max_iter=2000, tol=1e-12)
     )
     win.start_run()
-    qtbot.waitUntil(lambda: win._record_count > 0, timeout=RUN_TIMEOUT_MS)
-    threads = list(win._workers)
+    qtbot.waitUntil(lambda: win.controller.record_count > 0, timeout=RUN_TIMEOUT_MS)
+    threads = win.controller.threads()
     start = time.perf_counter()
     win.close()
     assert time.perf_counter() - start < 1.0
@@ -330,7 +330,7 @@ def test_changing_only_dithering_rerenders_without_refitting(qtbot, window, smal
     window.params.set_parameters(replace(FAST, dither="fs", dither_strength=1.0))
     second = run_and_wait(qtbot, window)
     assert second.result is first.result  # the fit was reused ...
-    assert window._record_count == 0  # ... so no iteration ran
+    assert window.controller.record_count == 0  # ... so no iteration ran
     assert window.convergence.curve_count() == curves  # and the curves are kept
     assert not np.array_equal(second.quantized, first.quantized)  # dithered pixels differ
     np.testing.assert_array_equal(
@@ -339,7 +339,7 @@ def test_changing_only_dithering_rerenders_without_refitting(qtbot, window, smal
     # a model parameter change refits
     window.params.set_parameters(replace(FAST, dither="fs", seed=3))
     third = run_and_wait(qtbot, window)
-    assert third.result is not first.result and window._record_count > 0
+    assert third.result is not first.result and window.controller.record_count > 0
 
 
 def test_late_result_of_a_stale_generation_is_ignored(qtbot, window, small_png):
@@ -350,8 +350,8 @@ def test_late_result_of_a_stale_generation_is_ignored(qtbot, window, small_png):
     window.open_image(small_png)  # new image: the old run's generation is stale
     finished = []
     window.run_finished.connect(finished.append)
-    window._on_succeeded(generations[0], output)  # as if its signal arrived late
-    window._on_record(generations[0], output.result.records[0])
+    window.controller._on_succeeded(generations[0], output)  # as if its signal arrived late
+    window.controller._on_item(generations[0], output.result.records[0])
     QtWidgets.QApplication.processEvents()
     assert finished == []
     assert window.output() is None

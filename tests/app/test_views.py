@@ -8,7 +8,8 @@ import numpy as np
 from apphelpers import FAST, run_and_wait
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.params import ParameterPanel, RunParameters
+from app.model import RunParameters
+from app.panels import ParameterPanel
 
 
 def test_compare_split_flash_zoom(qtbot, window, small_png):
@@ -205,7 +206,7 @@ def test_minibatch_and_lab_axes(qtbot, window, small_png):
     names = [view.x_axis.itemText(i) for i in range(view.x_axis.count())]
     assert names == ["L*", "a*", "b*"]
     # sample points are the pixels' CIELAB coordinates
-    from app.worker import SAMPLE_SIZE
+    from app.tasks import SAMPLE_SIZE
     from quantize.colorspace import rgb_to_space
 
     assert view.point_count() == min(SAMPLE_SIZE, 48 * 64)
@@ -229,14 +230,14 @@ def test_auto_k_by_bic(qtbot, window, small_png):
 
 
 def test_palette_hex_codes_are_the_exported_ones(qtbot):
-    import app.main_window
+    import app.model
     import app.views.palette
     from app.views.palette import PaletteView
     from quantize.io.export import encode_palette, hex_color
 
     # one implementation, shared by the app and the palette files
     assert app.views.palette.hex_color is hex_color
-    assert app.main_window.hex_color is hex_color
+    assert app.model.hex_color is hex_color  # the pixel readout
     view = PaletteView()
     qtbot.addWidget(view)
     pal = np.array([[255, 0, 16], [1, 2, 3], [170, 187, 204]], np.uint8)

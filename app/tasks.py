@@ -1,40 +1,48 @@
-"""The run pipeline (a generator) and the QThread that drives it off the GUI thread.
+"""The work done off the GUI thread, without Qt: the run pipeline and opening an image.
 
 ``run_pipeline`` is plain Python: it forwards the engine's per-iteration records, then
 prepares everything the views need (display arrays, soft-map thumbnails, a colour sample,
-metrics) so that the GUI thread only wraps ready-made arrays.  ``RunWorker`` iterates it on a
-``QThread`` and forwards each item through queued signals.  Cancellation is cooperative:
-``request_cancel`` sets a flag that the engine polls (``should_cancel``) between iterations and
-chunks, and the worker closes the generator at the next yield.
+metrics) so that the GUI thread only wraps ready-made arrays.  :func:`open_file` decodes an
+image and builds its display array.  :class:`app.workers.Worker` runs either on a thread;
+cancellation is cooperative: the ``should_cancel`` callable handed to the pipeline is polled
+by the engine between iterations and chunks (and by the worker between yields).
 """
 
 from __future__ import annotations
 
-import threading
 import time
-import traceback
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6 import QtCore
 
-import app._compat  # noqa: F401  (PySide6 6.12 emit refcount bug, see module)
-from app.params import RunParameters
+from app.model import (
+    ColorSample,
+    OpenedImage,
+    RunJob,
+    RunOutput,
+    RunParameters,
+    SoftMaps,
+    Stage,
+    is_grey_fit,
+    objective_kind,
+)
+from quantize.cluster.registry import METHODS, get_method
+from quantize.options import DEFAULTS
 from quantize.protocol import Cancelled, IterationRecord, check_cancel
 
 __all__ = [
-    "RunJob",
-    "RunOutput",
-    "SoftMaps",
-    "ColorSample",
-    "Stage",
-    "RunWorker",
     "run_pipeline",
+    "chosen_restart",
+    "warm_up",
+    "open_file",
+    "prepare",
+    "is_grey",
+    "display_array",
     "MAX_MAPS",
     "MAP_SIDE",
-    "warm_up",
+    "SAMPLE_SIZE",
 ]
 
 #: Largest number of per-component soft maps prepared for display (largest shares first).
@@ -44,153 +52,7 @@ MAP_SIDE = 384
 #: Number of pixels sampled for the colour-space scatter.
 SAMPLE_SIZE = 2500
 
-
-@dataclass(frozen=True)
-class RunJob:
-    """Inputs of one run.
-
-    Parameters
-    ----------
-    image : ndarray of shape (M, N, 3) or (M, N, 4)
-        Pixels (uint8 or uint16), not modified.
-    params : RunParameters
-        The run parameters.
-    original_bytes : int or None
-        Size of the source file, for the metrics' size comparison.
-    previous : QuantizeResult or None
-        A fit of this image with the same model parameters: only re-render it (used when
-        just the dithering changed).
-    """
-
-    image: np.ndarray
-    params: RunParameters
-    original_bytes: int | None = None
-    previous: Any = None
-
-
-@dataclass(frozen=True)
-class Stage:
-    """A progress message between the fit and the end of the run.
-
-    Parameters
-    ----------
-    text : str
-        What the worker is doing now.
-    """
-
-    text: str
-
-
-@dataclass
-class SoftMaps:
-    """Down-sampled per-component maps for display.
-
-    Parameters
-    ----------
-    components : ndarray of shape (L,)
-        Component indices shown, largest share first (``L <= MAX_MAPS``).
-    responsibilities : ndarray of shape (L, m, n), float32
-        Responsibility of each shown component (hard 0/1 masks for K-means).
-    labels : ndarray of shape (m, n)
-        Hard label map at the same resolution.
-    uncertainty : ndarray of shape (m, n), float32
-        ``1 - max responsibility``.
-    step : int
-        Sub-sampling step from the full image (``m = ceil(M / step)``).
-    soft : bool
-        Whether the fit has soft responsibilities (Gaussian mixture).
-    """
-
-    components: np.ndarray
-    responsibilities: np.ndarray
-    labels: np.ndarray
-    uncertainty: np.ndarray
-    step: int
-    soft: bool = False
-
-
-@dataclass
-class ColorSample:
-    """A random sample of the opaque pixels, in the fitting space.
-
-    Parameters
-    ----------
-    points : ndarray of shape (S, D), float64
-        Sampled colours in the result's colour space (D = 1 for grey fits).
-    labels : ndarray of shape (S,)
-        Cluster of each sampled pixel.
-    steps : list of IterationRecord
-        The kept run's records, in order, whose centres live in the same space as
-        ``points`` (shape (K, D)): the colour-space view's iteration replay.
-    """
-
-    points: np.ndarray
-    labels: np.ndarray
-    steps: list[IterationRecord] = field(default_factory=list)
-
-
-@dataclass
-class RunOutput:
-    """Everything a finished run hands to the GUI.
-
-    Parameters
-    ----------
-    result : QuantizeResult
-        The engine's result.
-    quantized : ndarray of shape (M, N, 3) or (M, N, 4), uint8
-        The palette image (dithered as requested), C-contiguous; with the input's alpha
-        channel when it has one.
-    labels : ndarray of shape (M, N), uint8, or None
-        C-contiguous labels for cluster highlighting (``None`` when K > 256).
-    soft_maps : SoftMaps
-        Display-resolution maps.
-    sample : ColorSample
-        Colour sample for the colour-space view.
-    chosen_restart : int
-        Restart index whose run was kept.
-    metrics : Metrics or None
-        Quality metrics, or ``None`` when they could not be computed.
-    metrics_error : str
-        Why metrics are missing (empty otherwise).
-    params : RunParameters
-        Parameters of this run.
-    elapsed_s : float
-        Wall time of the whole run.
-    extra : dict
-        ``"auto"``: the automatic choice of K (an ``AutoKResult``), when one was made.
-    rendering : (indices, png) or None
-        :func:`quantize.metrics.render_indexed` of the result with the run's dithering,
-        shared by the metrics and the export.
-    """
-
-    result: Any
-    quantized: np.ndarray
-    labels: np.ndarray | None
-    soft_maps: SoftMaps
-    sample: ColorSample
-    chosen_restart: int
-    metrics: Any
-    metrics_error: str
-    params: RunParameters
-    elapsed_s: float
-    extra: dict[str, Any] = field(default_factory=dict)
-    rendering: tuple[np.ndarray, bytes] | None = None
-
-
-def objective_kind(method: str) -> str:
-    """Return the objective plotted for ``method``.
-
-    Parameters
-    ----------
-    method : str
-        ``"kmeans"``, ``"gmm"`` or ``"optimal1d"``.
-
-    Returns
-    -------
-    kind : {"inertia", "log_likelihood"}
-        Which :class:`~quantize.protocol.IterationRecord` objective belongs to the method.
-    """
-    return "log_likelihood" if method == "gmm" else "inertia"
+_GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "La"}
 
 
 def chosen_restart(records: list[IterationRecord], history: np.ndarray, kind: str) -> int:
@@ -249,28 +111,6 @@ def _reuse(result: Any) -> Generator[Any, None, Any]:
     yield  # makes this function a generator
 
 
-def only_rendering_changed(old: RunParameters, new: RunParameters) -> bool:
-    """Return whether ``new`` differs from ``old`` only in how the palette image is drawn.
-
-    Parameters
-    ----------
-    old, new : RunParameters
-        Parameters of the previous and of the requested run.
-
-    Returns
-    -------
-    same_fit : bool
-        ``True`` when the fit can be reused and only dithering changes.
-    """
-    from dataclasses import replace
-
-    return (
-        old != new
-        and old.auto == "off"
-        and replace(new, dither=old.dither, dither_strength=old.dither_strength) == old
-    )
-
-
 def _auto_generator(job: RunJob, should_cancel: Callable[[], bool]) -> Generator[Any, None, Any]:
     from quantize import auto
 
@@ -288,7 +128,7 @@ def _auto_generator(job: RunJob, should_cancel: Callable[[], bool]) -> Generator
             should_cancel=should_cancel,
             **options,
         )
-    if p.method != "gmm":
+    if not get_method(p.method).bic:
         raise ValueError("choosing K by BIC needs the Gaussian-mixture method")
     return auto.iter_bic(
         job.image,
@@ -379,7 +219,7 @@ def _color_sample(result: Any, seed: int, restart: int) -> ColorSample:
     index = picks if candidates is None else candidates[picks]
     pixels = image.reshape(height * width, -1)[index, :3]
     points = rgb_to_space(pixels, result.color_space)  # takes uint8 and uint16 as they are
-    if result.method == "optimal1d":
+    if is_grey_fit(result.method):
         # grey fits are 1-D: grey level (rgb) or lightness (lab, oklab), like the engine
         points = points[:, :1]
     points = np.asarray(points, dtype=np.float64)
@@ -497,91 +337,108 @@ def warm_up() -> None:
 
     tiny = (np.arange(8 * 8 * 3, dtype=np.int64).reshape(8, 8, 3) * 37 % 256).astype(np.uint8)
     try:
-        for method in ("kmeans", "gmm"):
-            params = RunParameters(method=method, n_colors=2, n_init=1, init="random")
+        for spec in _warm_up_methods():
+            init = "random" if "random" in spec.inits else next(iter(spec.inits), "")
+            params = RunParameters(method=spec.name, n_colors=2, n_init=1, init=init)
             drain(run_pipeline(RunJob(tiny, params), lambda: False))
     except Exception:  # noqa: BLE001 - only a warm-up; the real run reports errors
         pass
 
 
-class RunWorker(QtCore.QThread):
-    """Runs :func:`run_pipeline` on its own thread.
+def _warm_up_methods() -> list[Any]:
+    """Return the default method and the first soft one: the two code paths of a run."""
+    specs = [get_method(DEFAULTS["method"])]
+    soft = next((s for s in METHODS.values() if s.soft and not s.grey_only), None)
+    if soft is not None and soft is not specs[0]:
+        specs.append(soft)
+    return specs
 
-    Signals are emitted from the worker thread and delivered queued to GUI-thread receivers.
-    Exactly one of ``succeeded``, ``failed`` or ``cancelled`` is emitted, before ``finished``.
+
+def display_array(pixels: np.ndarray) -> np.ndarray:
+    """Return a C-contiguous 8-bit RGB(A) array for display.
 
     Parameters
     ----------
-    job : RunJob
-        What to run.
-    generation : int
-        The GUI's run counter when this run started; results of older generations are dropped.
-    pipeline : callable, optional
-        ``pipeline(job, should_cancel)`` generator (default :func:`run_pipeline`).
-    parent : QObject, optional
-        Parent object.
+    pixels : ndarray of shape (M, N, 3) or (M, N, 4)
+        uint8 or uint16 pixels, e.g. ``LoadedImage.pixels`` (16-bit values are rounded to
+        8 bits).
+
+    Returns
+    -------
+    display : ndarray of shape (M, N, 3) or (M, N, 4), uint8
+        Contiguous array suitable for :func:`app.imaging.qimage_from_array`.
     """
+    arr = np.asarray(pixels)
+    if arr.dtype == np.uint16:
+        from quantize.pixels import to_uint8
 
-    record = QtCore.Signal(int, object)
-    stage = QtCore.Signal(int, str)
-    succeeded = QtCore.Signal(int, object)
-    failed = QtCore.Signal(int, str, str)
-    cancelled = QtCore.Signal(int)
+        arr = to_uint8(arr)
+    elif arr.dtype != np.uint8:
+        raise TypeError(f"cannot display pixels of dtype {arr.dtype}")
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ValueError(f"cannot display an array of shape {arr.shape}")
+    return np.ascontiguousarray(arr)
 
-    def __init__(
-        self,
-        job: RunJob,
-        generation: int,
-        pipeline: Callable[..., Generator[Any, None, Any]] | None = None,
-        parent: QtCore.QObject | None = None,
-    ) -> None:
-        super().__init__(parent)
-        self.job = job
-        self.generation = generation
-        self._pipeline = pipeline or run_pipeline
-        self._cancel = threading.Event()
 
-    def request_cancel(self) -> None:
-        """Ask the run to stop; it does so at the engine's next cancel check."""
-        self._cancel.set()
+def is_grey(loaded: Any) -> bool:
+    """Return whether an image is grey (by its mode, else by comparing channels).
 
-    def should_cancel(self) -> bool:
-        """Return whether a cancel was requested (polled by the engine).
+    Parameters
+    ----------
+    loaded : LoadedImage
+        The image.
 
-        Returns
-        -------
-        cancel : bool
-            ``True`` once :meth:`request_cancel` was called.
-        """
-        return self._cancel.is_set()
+    Returns
+    -------
+    grey : bool
+        ``True`` when R == G == B everywhere.
+    """
+    if loaded.mode in _GREY_MODES:
+        return True
+    pixels = loaded.pixels
+    return bool(
+        np.array_equal(pixels[..., 0], pixels[..., 1])
+        and np.array_equal(pixels[..., 1], pixels[..., 2])
+    )
 
-    def run(self) -> None:  # noqa: D102 (QThread override, runs on the worker thread)
-        gen = None
-        try:
-            gen = self._pipeline(self.job, self.should_cancel)
-            while True:
-                if self._cancel.is_set():
-                    gen.close()
-                    self.cancelled.emit(self.generation)
-                    return
-                try:
-                    item = next(gen)
-                except StopIteration as stop:
-                    output = stop.value
-                    break
-                if isinstance(item, Stage):
-                    self.stage.emit(self.generation, item.text)
-                else:
-                    self.record.emit(self.generation, item)
-            if self._cancel.is_set():
-                self.cancelled.emit(self.generation)
-            else:
-                self.succeeded.emit(self.generation, output)
-        except Cancelled:
-            self.cancelled.emit(self.generation)
-        except BaseException as exc:  # every failure must reach the GUI as a dialog
-            if gen is not None:
-                gen.close()
-            self.failed.emit(
-                self.generation, f"{type(exc).__name__}: {exc}", traceback.format_exc()
-            )
+
+def prepare(loaded: Any, name: str) -> OpenedImage:
+    """Build the display data of a loaded image.
+
+    Parameters
+    ----------
+    loaded : LoadedImage
+        The image.
+    name : str
+        Name shown in the title bar.
+
+    Returns
+    -------
+    opened : OpenedImage
+        Image, display pixels and grey flag.
+    """
+    return OpenedImage(loaded, display_array(loaded.pixels), is_grey(loaded), name)
+
+
+def open_file(path: str | Path) -> OpenedImage:
+    """Load and prepare an image file.
+
+    Parameters
+    ----------
+    path : str or Path
+        Image file.
+
+    Returns
+    -------
+    opened : OpenedImage
+        The prepared image.
+
+    Raises
+    ------
+    quantize.io.load.LoadError
+        When the file cannot be opened (the message names the file and the problem).
+    """
+    from quantize.io.load import load_image
+
+    path = Path(path)
+    return prepare(load_image(path), path.name)

@@ -1,190 +1,27 @@
-"""Run parameters (a plain dataclass) and the parameter panel that edits them."""
+"""The parameter panel: a form editing :class:`~app.model.RunParameters`.
+
+Its choices come from the engine's tables when the panel is built: the methods from
+:data:`quantize.cluster.registry.METHODS` (so a newly registered method is offered), colour
+spaces, covariance types and dithers from :mod:`quantize.options`.  Which fields apply follows
+the chosen method's :class:`~quantize.cluster.registry.MethodSpec`: the covariance only for
+methods with covariances, the iteration fields only for iterative methods, BIC only for
+methods that support it, grey-only methods only for grey images.
+"""
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
-
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from quantize.cluster.registry import fit_options
-from quantize.options import DEFAULTS
+from app.model import AUTO_MODES, RunParameters
+from quantize.cluster.registry import METHODS, MethodSpec
+from quantize.options import COLOR_SPACES, COVARIANCE_TYPES, DEFAULTS, DITHERS
 
-__all__ = ["RunParameters", "ParameterPanel", "METHODS", "DITHERS", "AUTO_MODES"]
-
-METHODS: dict[str, str] = {
-    "kmeans": "K-means",
-    "gmm": "Gaussian mixture",
-    "minibatch": "Mini-batch K-means",
-    "optimal1d": "Exact 1-D (grey images)",
-}
-SPACE_LABELS: dict[str, str] = {"rgb": "sRGB", "lab": "CIELAB", "oklab": "OKLab"}
-COVARIANCES: dict[str, str] = {
-    "full": "Full",
-    "diag": "Diagonal",
-    "spherical": "Spherical",
-    "tied": "Tied",
-}
-INITS: dict[str, dict[str, str]] = {
-    "kmeans": {"k-means++": "k-means++", "random": "Random"},
-    "gmm": {"kmeans": "K-means", "k-means++": "k-means++", "random": "Random"},
-    "minibatch": {"k-means++": "k-means++", "random": "Random"},
-    "optimal1d": {},
-}
-DITHERS: dict[str, str] = {"none": "None", "fs": "Floyd–Steinberg", "ordered": "Ordered (Bayer)"}
-AUTO_MODES: dict[str, str] = {
-    "off": "Off (use K)",
-    "quality": "PSNR target",
-    "bic": "BIC (mixture)",
-}
+__all__ = ["ParameterPanel"]
 
 
-@dataclass(frozen=True)
-class RunParameters:
-    """Everything that defines one quantization run in the GUI.
-
-    Parameters
-    ----------
-    method : {"kmeans", "gmm", "minibatch", "optimal1d"}
-        The estimator.
-    n_colors : int
-        Number of colours K (2–256); the upper bound of the search when ``auto`` is on.
-    color_space : {"rgb", "lab", "oklab"}
-        Space in which colours are clustered.
-    covariance_type : {"full", "diag", "spherical", "tied"}
-        GMM covariance form.
-    init : str
-        Initialisation (``"k-means++"``/``"random"`` for K-means; ``"kmeans"`` also for GMM).
-    n_init : int
-        Restarts; the best run is kept.
-    max_iter : int
-        Iteration cap per restart.
-    tol : float
-        Convergence tolerance.
-    seed : int
-        Random seed.
-    dither : {"none", "fs", "ordered"}
-        Dithering of the output image.
-    dither_strength : float
-        Dithering strength in [0, 1].
-    auto : {"off", "quality", "bic"}
-        Automatic choice of K.
-    target_psnr : float
-        Quality target (dB) for ``auto="quality"``.
-    """
-
-    method: str = DEFAULTS["method"]
-    n_colors: int = DEFAULTS["n_colors"]
-    color_space: str = DEFAULTS["color_space"]
-    covariance_type: str = DEFAULTS["covariance_type"]
-    init: str = DEFAULTS["init"]
-    n_init: int = DEFAULTS["n_init"]
-    max_iter: int = DEFAULTS["max_iter"]
-    tol: float = DEFAULTS["tol"]
-    seed: int = DEFAULTS["seed"]
-    dither: str = DEFAULTS["dither"]
-    dither_strength: float = DEFAULTS["dither_strength"]
-    auto: str = "off"
-    target_psnr: float = DEFAULTS["target_psnr"]
-
-    def fit_options(self) -> dict[str, Any]:
-        """Return the estimator options passed on to :func:`quantize.pipeline.iter_quantize_image`.
-
-        Returns
-        -------
-        options : dict
-            Keyword arguments for the chosen method.
-        """
-        return fit_options(
-            self.method,
-            init=self.init,
-            n_init=self.n_init,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            covariance_type=self.covariance_type,
-        )
-
-    def to_json(self) -> str:
-        """Serialise to a JSON string (for QSettings).
-
-        Returns
-        -------
-        text : str
-            JSON object of the fields.
-        """
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str | None) -> RunParameters:
-        """Parse :meth:`to_json` output, falling back to defaults for anything invalid.
-
-        Parameters
-        ----------
-        text : str or None
-            JSON text, possibly from an older version or corrupted.
-
-        Returns
-        -------
-        params : RunParameters
-            Parsed, validated parameters.
-        """
-        default = cls()
-        try:
-            data = json.loads(text) if text else {}
-        except (TypeError, ValueError):
-            return default
-        if not isinstance(data, dict):
-            return default
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name in data and isinstance(data[f.name], type(getattr(default, f.name))):
-                values[f.name] = data[f.name]
-            elif f.name in data and isinstance(getattr(default, f.name), float):
-                if isinstance(data[f.name], int) and not isinstance(data[f.name], bool):
-                    values[f.name] = float(data[f.name])
-        params = replace(default, **values)
-        return params.validated()
-
-    def validated(self) -> RunParameters:
-        """Return a copy with every field clamped to its allowed values.
-
-        Returns
-        -------
-        params : RunParameters
-            Valid parameters.
-        """
-        d = RunParameters()
-        method = self.method if self.method in METHODS else d.method
-        init_choices = INITS[method]
-        init = (
-            self.init
-            if (not init_choices or self.init in init_choices)
-            else next(iter(init_choices))
-        )
-        tol = self.tol if math.isfinite(self.tol) and 0 < self.tol < 1 else d.tol
-        return replace(
-            self,
-            method=method,
-            n_colors=min(256, max(2, int(self.n_colors))),
-            color_space=self.color_space if self.color_space in SPACE_LABELS else d.color_space,
-            covariance_type=(
-                self.covariance_type if self.covariance_type in COVARIANCES else d.covariance_type
-            ),
-            init=init,
-            n_init=min(50, max(1, int(self.n_init))),
-            max_iter=min(10000, max(1, int(self.max_iter))),
-            tol=tol,
-            seed=min(2**31 - 1, max(0, int(self.seed))),
-            dither=self.dither if self.dither in DITHERS else d.dither,
-            dither_strength=min(1.0, max(0.0, float(self.dither_strength))),
-            auto=self.auto if self.auto in AUTO_MODES else d.auto,
-            target_psnr=min(60.0, max(15.0, float(self.target_psnr))),
-        )
-
-
-def _combo(items: dict[str, str], object_name: str) -> QtWidgets.QComboBox:
+def _combo(
+    items: dict[str, str], object_name: str, tips: dict[str, str] | None = None
+) -> QtWidgets.QComboBox:
     combo = QtWidgets.QComboBox()
     combo.setObjectName(object_name)
     combo.setSizeAdjustPolicy(
@@ -193,6 +30,8 @@ def _combo(items: dict[str, str], object_name: str) -> QtWidgets.QComboBox:
     combo.setMinimumContentsLength(8)
     for key, label in items.items():
         combo.addItem(label, key)
+        if tips and tips.get(key):
+            combo.setItemData(combo.count() - 1, tips[key], QtCore.Qt.ItemDataRole.ToolTipRole)
     return combo
 
 
@@ -218,7 +57,13 @@ class ParameterPanel(QtWidgets.QWidget):
         self.setObjectName("parameterPanel")
         self._updating = False
 
-        self.method = _combo(METHODS, "methodCombo")
+        # the registry as it is now: a method registered before the panel is built is offered
+        self._specs: dict[str, MethodSpec] = dict(METHODS)
+        self.method = _combo(
+            {name: spec.label for name, spec in self._specs.items()},
+            "methodCombo",
+            {name: spec.description for name, spec in self._specs.items()},
+        )
         self.method.setToolTip(
             "K-means: hard clusters, fast. Gaussian mixture: soft clusters with a covariance "
             "per colour. Exact 1-D: globally optimal palette for grey images."
@@ -226,9 +71,9 @@ class ParameterPanel(QtWidgets.QWidget):
         self.n_colors = QtWidgets.QSpinBox(objectName="nColorsSpin")
         self.n_colors.setRange(2, 256)
         self.n_colors.setToolTip("Number of colours K (the maximum when K is chosen automatically)")
-        self.color_space = _combo(SPACE_LABELS, "colorSpaceCombo")
+        self.color_space = _combo(COLOR_SPACES.labels(), "colorSpaceCombo")
         self.color_space.setToolTip("Space in which distances are measured")
-        self.covariance = _combo(COVARIANCES, "covarianceCombo")
+        self.covariance = _combo(COVARIANCE_TYPES.labels(), "covarianceCombo")
         self.init = _combo({}, "initCombo")  # filled per method by _fill_init
         self.n_init = QtWidgets.QSpinBox(objectName="restartsSpin")
         self.n_init.setRange(1, 50)
@@ -242,7 +87,7 @@ class ParameterPanel(QtWidgets.QWidget):
         self.tol.setToolTip("Convergence tolerance (e.g. 1e-4)")
         self.seed = QtWidgets.QSpinBox(objectName="seedSpin")
         self.seed.setRange(0, 2**31 - 1)
-        self.dither = _combo(DITHERS, "ditherCombo")
+        self.dither = _combo(DITHERS.labels(), "ditherCombo")
         self.strength = QtWidgets.QDoubleSpinBox(objectName="ditherStrengthSpin")
         self.strength.setRange(0.0, 1.0)
         self.strength.setSingleStep(0.05)
@@ -362,42 +207,54 @@ class ParameterPanel(QtWidgets.QWidget):
         self._update_enabled()
 
     def set_grey_available(self, available: bool) -> None:
-        """Enable the exact 1-D method only for grey images.
+        """Enable the grey-only methods (e.g. the exact 1-D one) only for grey images.
 
         Parameters
         ----------
         available : bool
             Whether the current image is grey.
         """
-        item = self.method.model().item(self.method.findData("optimal1d"))
-        item.setEnabled(available)
-        if not available and self.method.currentData() == "optimal1d":
-            _select(self.method, "kmeans")  # emits changed via _on_edit
+        model = self.method.model()
+        for row in range(self.method.count()):
+            if self._spec(self.method.itemData(row)).grey_only:
+                model.item(row).setEnabled(available)
+        if not available and self._spec(self.method.currentData()).grey_only:
+            _select(self.method, self._fallback_method())  # emits changed via _on_edit
         self._update_enabled()
 
     # ------------------------------------------------------------------ internals
+    def _spec(self, method: str) -> MethodSpec:
+        """Return the spec of a method in the combo (as registered when the panel was built)."""
+        return self._specs.get(method) or METHODS[method]
+
+    def _fallback_method(self) -> str:
+        """Return the method chosen instead of a grey-only one for a colour image."""
+        default = DEFAULTS["method"]
+        if default in self._specs and not self._specs[default].grey_only:
+            return default
+        return next(name for name, spec in self._specs.items() if not spec.grey_only)
+
     def _fill_init(self, method: str, current: str) -> None:
         self.init.blockSignals(True)
         self.init.clear()
-        for key, label in INITS[method].items():
+        for key, label in self._spec(method).inits.items():
             self.init.addItem(label, key)
         index = self.init.findData(current)
         self.init.setCurrentIndex(index if index >= 0 else 0)
         self.init.blockSignals(False)
 
     def _update_enabled(self) -> None:
-        method = self.method.currentData()
-        iterative = method != "optimal1d"
-        self.covariance.setEnabled(method == "gmm")
+        spec = self._spec(self.method.currentData())
+        self.covariance.setEnabled(spec.uses_covariance)
         for widget in (self.init, self.n_init, self.max_iter, self.tol, self.seed):
-            widget.setEnabled(iterative)
+            widget.setEnabled(spec.iterative)
         self.strength.setEnabled(self.dither.currentData() != "none")
         self.target_psnr.setEnabled(self.auto.currentData() == "quality")
         auto_on = self.auto.currentData() != "off"
         self.n_colors_label.setText("Max &colours (K)" if auto_on else "&Colours (K)")
         bic_item = self.auto.model().item(self.auto.findData("bic"))
-        bic_item.setEnabled(method == "gmm")
-        if method != "gmm" and self.auto.currentData() == "bic":
+        bic_item.setEnabled(spec.bic)
+        if not spec.bic and self.auto.currentData() == "bic":
             self.auto.blockSignals(True)
             _select(self.auto, "off")
             self.auto.blockSignals(False)
