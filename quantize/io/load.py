@@ -1,9 +1,10 @@
 """Load images from files, bytes or arrays into an upright RGB(A) array.
 
 Decoding is done by Pillow through an allow-list of formats (never Ghostscript, never Qt),
-with tifffile for 16-bit colour and floating-point TIFFs and a small built-in reader for
-16-bit colour PNGs (Pillow reduces those to 8 bits).  The declared size is checked against
-our own cap *before* any pixel is decoded; Pillow's global settings are never changed.
+with tifffile for 16-bit colour and floating-point TIFFs and imagecodecs (libpng) for
+16-bit colour PNGs, interlaced or not (Pillow reduces those to 8 bits).  The declared size
+is checked against our own cap *before* any pixel is decoded; Pillow's global settings are
+never changed.
 
 Every failure is a :class:`LoadError` whose message names the file and the problem.
 """
@@ -384,6 +385,7 @@ _capture_warnings = _WarningCapture()
 
 _DECODER_LOGGERS = (
     "tifffile",
+    "imagecodecs",
     "PIL.Image",
     "PIL.ImageFile",
     "PIL.TiffImagePlugin",
@@ -449,7 +451,7 @@ def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
         orientation = _read_orientation(im)
         is_png = fmt == "PNG" and data.startswith(_PNG_SIGNATURE)
         png16 = _png16_colour_header(data) if is_png else None
-        if png16 is not None and png16[3] == 0:  # not interlaced: read at 16 bits
+        if png16 is not None:  # Pillow would reduce it to 8 bits
             pixels, mode = _read_png16(data, path, png16)
             pixels = apply_orientation(pixels, orientation)
             info16: dict[str, Any] = {"orientation": orientation, "source_dtype": "uint16",
@@ -466,8 +468,6 @@ def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
             reason = str(exc) or type(exc).__name__
             raise LoadError(path, f"corrupt or truncated image ({reason})") from None
         info: dict[str, Any] = {"orientation": orientation, "notes": []}
-        if png16 is not None and png16[3] == 1:
-            info["notes"].append("interlaced 16-bit colour PNG read at 8 bits per channel")
         if fallback is not None:
             info["notes"].append(f"read by Pillow, possibly at reduced bit depth ({fallback})")
         mode = im.mode
@@ -719,6 +719,12 @@ def _tiff_to_yxs(arr: np.ndarray, axes: str, path: Path) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- PNG 16
 
+# Adam7 passes: (first column, first row, column step, row step)
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+          (0, 1, 1, 2))  # fmt: skip
+_PNG16_CHANNELS = {2: 3, 4: 2, 6: 4}  # colour type -> samples per pixel
+_PNG16_MODES = {2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}
+
 
 def _png16_colour_header(data: bytes) -> tuple[int, int, int, int] | None:
     """``(width, height, colour type, interlace)`` of a 16-bit colour PNG (types 2, 4, 6).
@@ -728,7 +734,7 @@ def _png16_colour_header(data: bytes) -> tuple[int, int, int, int] | None:
     if len(data) < 33 or data[12:16] != b"IHDR":
         return None
     width, height, depth, ctype, _comp, _filt, interlace = struct.unpack(">IIBBBBB", data[16:29])
-    if depth != 16 or ctype not in (2, 4, 6):
+    if depth != 16 or ctype not in _PNG16_CHANNELS:
         return None
     return width, height, ctype, interlace
 
@@ -736,94 +742,87 @@ def _png16_colour_header(data: bytes) -> tuple[int, int, int, int] | None:
 def _read_png16(
     data: bytes, path: Path, header: tuple[int, int, int, int]
 ) -> tuple[np.ndarray, str]:
-    """Decode a non-interlaced 16-bit colour PNG, given its :func:`_png16_colour_header`.
+    """Decode a 16-bit colour PNG (also interlaced) with libpng, via imagecodecs.
 
-    Interlaced files are left to Pillow's 8-bit reading.
+    ``header`` is the file's :func:`_png16_colour_header`.  A ``tRNS`` colour key of an RGB
+    image becomes an alpha channel (0 where the key matches, 65535 elsewhere).
     """
+    import imagecodecs
+
     width, height, ctype, _interlace = header
-    channels = {2: 3, 4: 2, 6: 4}[ctype]
-    chunks: list[bytes] = []
-    trns: bytes | None = None
+    data = _png_without_excess_data(data, path, header)
+    try:
+        values = imagecodecs.png_decode(data)
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # libpng's errors, and whatever a hostile file provokes
+        detail = str(exc) if isinstance(exc, imagecodecs.PngError) else type(exc).__name__
+        raise LoadError(path, f"corrupt or truncated image (PNG data: {detail})") from None
+    channels = _PNG16_CHANNELS[ctype]
+    if values.dtype != np.uint16 or values.shape[:2] != (height, width) or values.ndim != 3:
+        raise LoadError(path, f"cannot decode image (16-bit PNG decoded as {values.dtype} "
+                              f"{values.shape})")  # fmt: skip
+    if values.shape[2] not in (channels, channels + (ctype == 2)):
+        raise LoadError(path, f"cannot decode image ({values.shape[2]} samples per pixel)")
+    if ctype == 4:
+        values = grey_to_rgb(values)
+    return np.ascontiguousarray(values), _PNG16_MODES[ctype]
+
+
+def _png_raw_size(width: int, height: int, channels: int, interlace: int) -> int:
+    """Bytes of filtered 16-bit image data a PNG of this size holds (Adam7 passes too)."""
+    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+    total = 0
+    for x0, y0, dx, dy in passes:
+        cols = -(-(width - x0) // dx) if width > x0 else 0
+        rows = -(-(height - y0) // dy) if height > y0 else 0
+        if cols and rows:
+            total += rows * (1 + cols * channels * 2)
+    return total
+
+
+def _png_without_excess_data(data: bytes, path: Path, header: tuple[int, int, int, int]) -> bytes:
+    """Return ``data``, or a copy whose image data stops where the image does.
+
+    libpng inflates all of the image data, even past the last row, so a tiny image followed
+    by gigabytes of compressed zeros (a zip bomb) would keep it busy.  The data is inflated
+    here first, in blocks, never beyond the declared image size; only if more follows is
+    the PNG rebuilt with just the image's own data.
+    """
+    width, height, ctype, interlace = header
+    need = _png_raw_size(width, height, _PNG16_CHANNELS[ctype], interlace)
+    chunks: list[tuple[bytes, bytes]] = []
     pos = 8
     while pos + 8 <= len(data):
         (length,) = struct.unpack(">I", data[pos : pos + 4])
-        ctype_b = data[pos + 4 : pos + 8]
-        body = data[pos + 8 : pos + 8 + length]
-        if len(body) < length:
-            raise LoadError(path, "corrupt or truncated image (PNG chunk cut short)")
-        if ctype_b == b"IDAT":
-            chunks.append(body)
-        elif ctype_b == b"tRNS":
-            trns = body
-        elif ctype_b == b"IEND":
-            break
+        kind = data[pos + 4 : pos + 8]
+        chunks.append((kind, data[pos : pos + 12 + length]))
         pos += 12 + length
-    bpp = 2 * channels
-    stride = width * bpp
+        if kind == b"IEND":
+            break
+    idat = b"".join(c[8:-4] for kind, c in chunks if kind == b"IDAT")
+    inflate = zlib.decompressobj()
+    produced = 0
+    tail = idat
     try:
-        # never inflate more than the declared size needs (a zip bomb stops here)
-        raw = zlib.decompressobj().decompress(b"".join(chunks), height * (stride + 1))
+        while produced < need:
+            block = inflate.decompress(tail, min(need - produced, 1 << 20))
+            tail = inflate.unconsumed_tail
+            produced += len(block)
+            if not block:
+                return data  # too short: libpng says so
+        if inflate.eof or not inflate.decompress(tail, 1):
+            return data  # nothing follows the image
+        raw = zlib.decompressobj().decompress(idat, need)
     except zlib.error as exc:
         raise LoadError(path, f"corrupt or truncated image (PNG data: {exc})") from None
-    if len(raw) < height * (stride + 1):
-        raise LoadError(path, "corrupt or truncated image (PNG data too short)")
-    rows = np.frombuffer(raw, np.uint8, count=height * (stride + 1)).reshape(height, stride + 1)
-    filters = rows[:, 0]
-    if np.any(filters > 4):
-        raise LoadError(path, "corrupt image (invalid PNG filter type)")
-    recon = _png_unfilter(filters, rows[:, 1:].reshape(height, width, bpp))
-    pixels = recon.reshape(height, width, channels, 2)
-    values = (pixels[..., 0].astype(np.uint16) << 8) | pixels[..., 1].astype(np.uint16)
-    if ctype == 4:
-        values = grey_to_rgb(values)
-    if ctype == 2 and trns is not None and len(trns) == 6:
-        key = np.array(struct.unpack(">HHH", trns), dtype=np.uint16)
-        alpha = np.where(np.all(values == key, axis=2), 0, 65535).astype(np.uint16)
-        values = np.concatenate([values, alpha[:, :, None]], axis=2)
-    mode = {2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}[ctype]
-    return np.ascontiguousarray(values), mode
-
-
-def _png_unfilter(filters: np.ndarray, filtered: np.ndarray) -> np.ndarray:
-    """Undo PNG row filters, one anti-diagonal of pixels at a time (vectorised).
-
-    Pixel (y, x) depends on (y, x-1), (y-1, x) and (y-1, x-1) only, so all pixels with the
-    same ``x + y`` can be reconstructed together: ``M + N - 1`` numpy steps instead of a
-    Python loop over every pixel.
-
-    Parameters
-    ----------
-    filters : ndarray of shape (M,), uint8
-        Filter type of each row (0-4).
-    filtered : ndarray of shape (M, N, B), uint8
-        Filtered bytes, B bytes per pixel.
-
-    Returns
-    -------
-    recon : ndarray of shape (M, N, B), uint8
-    """
-    height, width, bpp = filtered.shape
-    # fast paths: rows with filter 0/2 only need no left neighbour
-    recon = np.zeros((height + 1, width + 1, bpp), np.int32)  # zero top row / left column
-    filt = filtered.astype(np.int32)
-    ftype = filters.astype(np.int8)
-    if np.all(ftype <= 2) and not np.any(ftype == 1):
-        for y in range(height):
-            prev = recon[y, 1:]
-            recon[y + 1, 1:] = (filt[y] + (prev if ftype[y] == 2 else 0)) & 255
-        return recon[1:, 1:].astype(np.uint8)
-    for d in range(height + width - 1):
-        y0 = max(0, d - width + 1)
-        y1 = min(height, d + 1)
-        ys = np.arange(y0, y1)
-        xs = d - ys
-        a = recon[ys + 1, xs]  # left
-        b = recon[ys, xs + 1]  # up
-        c = recon[ys, xs]  # up-left
-        f = ftype[ys][:, None]
-        p = a + b - c
-        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
-        paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
-        pred = np.select([f == 0, f == 1, f == 2, f == 3], [0, a, b, (a + b) >> 1], default=paeth)
-        recon[ys + 1, xs + 1] = (filt[ys, xs] + pred) & 255
-    return recon[1:, 1:].astype(np.uint8)
+    body = zlib.compress(raw, 1)
+    out = [data[:8]]
+    for kind, chunk in chunks:
+        if kind != b"IDAT":
+            out.append(chunk)
+        elif body:  # the first IDAT chunk's place
+            crc = struct.pack(">I", zlib.crc32(b"IDAT" + body))
+            out.append(struct.pack(">I", len(body)) + b"IDAT" + body + crc)
+            body = b""
+    return b"".join(out)

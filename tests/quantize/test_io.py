@@ -36,8 +36,8 @@ def png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def encode_png16(values: np.ndarray, ctype: int, *, filters: str = "cycle") -> bytes:
-    """Minimal 16-bit PNG encoder using every filter type (to test our unfilter)."""
+def filter_rows(values: np.ndarray, filters: str = "cycle") -> bytes:
+    """Big-endian 16-bit rows, each with a PNG filter (every type in turn, or none)."""
     h, w, c = values.shape
     raw = np.empty((h, w, c, 2), np.uint8)
     raw[..., 0] = values >> 8
@@ -65,13 +65,41 @@ def encode_png16(values: np.ndarray, ctype: int, *, filters: str = "cycle") -> b
             pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, ul))
         out.append(f)
         out += ((row - pred) & 255).astype(np.uint8).tobytes()
-    ihdr = struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0)
+    return bytes(out)
+
+
+# Adam7 passes: (first column, first row, column step, row step)
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+         (0, 1, 1, 2))  # fmt: skip
+
+
+def encode_png16(
+    values: np.ndarray, ctype: int, *, filters: str = "cycle", interlace: bool = False
+) -> bytes:
+    """Minimal 16-bit PNG encoder using every filter type, optionally Adam7-interlaced."""
+    h, w, _ = values.shape
+    if interlace:  # seven reduced images, each filtered on its own; empty passes left out
+        passes = [values[y0::dy, x0::dx] for x0, y0, dx, dy in ADAM7]
+        data = b"".join(filter_rows(p, filters) for p in passes if p.size)
+    else:
+        data = filter_rows(values, filters)
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, int(interlace))
     return (
         b"\x89PNG\r\n\x1a\n"
         + png_chunk(b"IHDR", ihdr)
-        + png_chunk(b"IDAT", zlib.compress(bytes(out)))
+        + png_chunk(b"IDAT", zlib.compress(data))
         + png_chunk(b"IEND", b"")
     )
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    out = []
+    pos = 8
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        out.append((data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]))
+        pos += 12 + n
+    return out
 
 
 def save(img: Image.Image, path: Path, fmt: str | None = None, **kw) -> Path:
@@ -270,6 +298,65 @@ def test_16bit_rgb_png_trns(tmp_path):
     data = data[:33] + trns + data[33:]
     loaded = load_image_bytes(data, name="t.png")
     assert loaded.has_alpha and loaded.pixels[0, 0, 3] == 0 and loaded.pixels[1, 1, 3] == 65535
+
+
+@pytest.mark.parametrize("ctype,channels", [(2, 3), (6, 4), (4, 2)])
+@pytest.mark.parametrize("h,w", [(1, 1), (2, 3), (7, 9), (13, 17)])
+def test_interlaced_16bit_colour_png_keeps_all_16_bits(tmp_path, ctype, channels, h, w):
+    values = RNG.integers(0, 65536, size=(h, w, channels), dtype=np.uint16)
+    values[..., 0].flat[0] = 0x1234  # a low byte that is not the high byte: not 8-bit content
+    if ctype != 2:
+        values[..., -1].flat[-1] = 7  # keep the alpha channel (not fully opaque)
+    path = tmp_path / "adam7.png"
+    path.write_bytes(encode_png16(values, ctype, interlace=True))
+    with Image.open(path) as im:
+        assert im.info.get("interlace") == 1  # really an Adam7 file
+    loaded = load_image(path)
+    assert loaded.bit_depth == 16 and loaded.pixels.dtype == np.uint16
+    assert loaded.mode == {2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}[ctype]
+    if ctype == 4:
+        expected = np.dstack([values[:, :, :1]] * 3 + [values[:, :, 1:]])
+    else:
+        expected = values
+    np.testing.assert_array_equal(loaded.pixels, expected)  # every bit, not just the high byte
+    assert not any("8 bits" in n for n in loaded.info["notes"])
+    assert loaded.pixels[..., 0].flat[0] == 0x1234
+
+
+def test_interlaced_16bit_rgb_png_trns():
+    values = RNG.integers(0, 65536, size=(5, 6, 3), dtype=np.uint16)
+    values[2, 3] = (1, 2, 3)
+    data = encode_png16(values, 2, interlace=True)
+    trns = png_chunk(b"tRNS", struct.pack(">HHH", 1, 2, 3))
+    loaded = load_image_bytes(data[:33] + trns + data[33:], name="t.png")
+    assert loaded.has_alpha and loaded.bit_depth == 16
+    alpha = np.full((5, 6), 65535, np.uint16)
+    alpha[2, 3] = 0
+    np.testing.assert_array_equal(loaded.pixels[..., 3], alpha)
+    np.testing.assert_array_equal(loaded.pixels[..., :3], values)
+
+
+def test_16bit_png_data_after_the_image_is_not_handed_to_the_decoder(monkeypatch):
+    # the image's data followed by 20 MB of compressed zeros: the decoder gets only the image
+    import imagecodecs
+
+    values = RNG.integers(0, 65536, size=(6, 7, 4), dtype=np.uint16)
+    image = zlib.decompress(dict(png_chunks(encode_png16(values, 6, interlace=True)))[b"IDAT"])
+    ihdr = struct.pack(">IIBBBBB", 7, 6, 16, 6, 0, 0, 1)
+    data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
+            + png_chunk(b"IDAT", zlib.compress(image + b"\0" * (20 << 20), 9))
+            + png_chunk(b"IEND", b""))  # fmt: skip
+    sizes = []
+    real = imagecodecs.png_decode
+
+    def recording(buf, *a, **k):
+        sizes.append(len(buf))
+        return real(buf, *a, **k)
+
+    monkeypatch.setattr(imagecodecs, "png_decode", recording)
+    loaded = load_image_bytes(data, name="excess.png")
+    np.testing.assert_array_equal(loaded.pixels, values)
+    assert sizes and sizes[0] < len(data) and sizes[0] < 2 * len(zlib.compress(image))
 
 
 def test_16bit_rgb_tiff(tmp_path):
@@ -552,6 +639,26 @@ def test_mutated_files_load_or_raise_load_error(fmt, caplog):
     assert sum(outcomes.values()) == 40
     # decoders' complaints stay off stderr: the LoadError message says what is wrong
     assert not [r for r in caplog.records if r.name.startswith(("PIL", "tifffile"))]
+
+
+@pytest.mark.parametrize("interlace", [False, True])
+def test_mutated_16bit_pngs_load_or_raise_load_error(interlace, caplog):
+    values = RNG.integers(0, 65536, size=(12, 10, 4), dtype=np.uint16)
+    good = encode_png16(values, 6, interlace=interlace)
+    rng = np.random.default_rng(16 + interlace)
+    for _ in range(60):
+        data = bytearray(good)
+        for pos in rng.integers(8, len(data), rng.integers(1, 4)):
+            data[pos] = rng.integers(0, 256)
+        if rng.random() < 0.3:
+            data = data[: rng.integers(1, len(data))]
+        try:
+            loaded = load_image_bytes(bytes(data), name="fuzz16.png")
+        except LoadError as exc:
+            assert str(exc).startswith("fuzz16.png: ")
+        else:
+            assert loaded.pixels.ndim == 3 and loaded.pixels.shape[2] in (3, 4)
+    assert not [r for r in caplog.records if r.name.startswith(("PIL", "imagecodecs"))]
 
 
 def test_animated_webp_first_frame(tmp_path):
