@@ -319,7 +319,7 @@ class RunController(QtCore.QObject):
         )
         loader.succeeded.connect(self._on_loaded)
         loader.failed.connect(self._on_load_failed)
-        loader.finished.connect(lambda w=loader: self._on_loader_finished(w))
+        loader.finished.connect(self._on_loader_finished)
         self._loaders.append(loader)
         loader.start()
 
@@ -338,7 +338,10 @@ class RunController(QtCore.QObject):
         if ticket == self._load_ticket and request is not None:
             self.open_failed.emit(str(request[0]), message, request[1])
 
-    def _on_loader_finished(self, loader: Worker) -> None:
+    def _on_loader_finished(self) -> None:
+        loader = self.sender()
+        if not isinstance(loader, Worker):
+            return
         self._load_requests.pop(loader.key, None)
         if loader in self._loaders:
             self._loaders.remove(loader)
@@ -385,7 +388,7 @@ class RunController(QtCore.QObject):
         worker.yielded.connect(self._on_item)
         worker.succeeded.connect(self._on_succeeded)
         worker.failed.connect(self._on_failed)
-        worker.finished.connect(lambda w=worker: self._on_run_thread_finished(w))
+        worker.finished.connect(self._on_run_thread_finished)
         self._worker = worker
         self._job = job
         self._workers.append(worker)
@@ -508,7 +511,10 @@ class RunController(QtCore.QObject):
         self.state_changed.emit()
         self.failed.emit(message, details)
 
-    def _on_run_thread_finished(self, worker: Worker) -> None:
+    def _on_run_thread_finished(self) -> None:
+        worker = self.sender()
+        if not isinstance(worker, Worker):
+            return
         if worker in self._workers:
             self._workers.remove(worker)
         if not self._workers:
