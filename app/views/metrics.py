@@ -77,7 +77,7 @@ class MetricsView(QtWidgets.QWidget):
 
         Parameters
         ----------
-        output : app.worker.RunOutput
+        output : app.model.RunOutput
             The finished run.
         """
         result = output.result

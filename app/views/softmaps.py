@@ -214,7 +214,7 @@ class SoftMapsView(QtWidgets.QWidget):
 
         Parameters
         ----------
-        soft_maps : app.worker.SoftMaps
+        soft_maps : app.model.SoftMaps
             Display-resolution maps prepared by the worker.
         palette : ndarray of shape (K, 3), uint8
             Palette (colours the label map).
