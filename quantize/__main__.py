@@ -2,7 +2,7 @@
 
 import sys
 
-from quantize.cli.commands import main
+from quantize.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quantize.cli.commands import EPILOG, build_parser, main
+from quantize.cli import build_parser, main
+from quantize.cli._common import EPILOG
 from quantize.io.export import read_palette
 from quantize.options import DEFAULTS
 
@@ -546,3 +547,120 @@ def test_more_than_256_colours(tmp_path, capsys):
         assert im.mode == "I;16" and np.asarray(im).max() >= 256
     assert main(argv[:-2] + ["--palette", "m.act", "--force"]) == 1
     assert "at most 256" in captured.err + capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ built from the tables
+
+
+@pytest.fixture
+def toy_method():
+    from quantize.cluster.kmeans import KMeans
+    from quantize.cluster.registry import MethodSpec, register_method, unregister_method
+
+    register_method(MethodSpec(
+        name="toy", label="Toy", short_label="toy method", description="toy method for tests",
+        factory=lambda k, seed, o: KMeans(k, seed=seed, **o),
+        options=frozenset({"init", "n_init", "max_iter", "tol"}),
+        inits={"k-means++": "k-means++"},
+    ))  # fmt: skip
+    register_method(MethodSpec(
+        name="toy_once", label="Toy once", short_label="toy once", description="no iterations",
+        factory=lambda k, seed, o: KMeans(k, seed=seed, n_init=1), options=frozenset(),
+    ))  # fmt: skip
+    yield "toy"
+    unregister_method("toy")
+    unregister_method("toy_once")
+
+
+def test_a_registered_method_is_offered_and_runs(img, tmp_path, capsys, toy_method):
+    assert main(["quantize", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "{kmeans,gmm,minibatch,optimal1d,toy,toy_once}" in out
+    assert "toy method for tests" in out  # the methods block of the epilog
+    assert main(["quantize", str(img), "--method", "toy", "-k", "4", *FAST, "-o", "out.png"]) == 0
+    out = capsys.readouterr().out
+    assert "toy method in oklab: K=4" in out and "wrote out.png" in out  # its short label
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.mode == "P" and len(im.getpalette()) == 12
+    assert main(["quantize", str(img), "--method", "toy", "-k", "3", *FAST, "--json",
+                 "-o", "o2.png"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["method"] == "toy"
+    # its inits, BIC and iterations decide what is allowed
+    assert main(["quantize", str(img), "--method", "toy", "--init", "random", "-o", "x.png"]) == 2
+    assert "choose from k-means++" in capsys.readouterr().err
+    assert main(["quantize", str(img), "--method", "toy", "-k", "auto", "-o", "x.png"]) == 2
+    assert "needs --method gmm" in capsys.readouterr().err
+    from quantize.io.export import write_palette
+
+    write_palette(tmp_path / "start.gpl", np.array([[10, 10, 10], [240, 240, 240]], np.uint8))
+    assert main(["quantize", str(img), "--method", "toy", "--init-palette", "start.gpl", *FAST,
+                 "--json", "-o", "o3.png"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["n_colors"] == 2
+    assert main(["quantize", str(img), "--method", "toy_once", "--init-palette", "start.gpl",
+                 "-o", "x.png"]) == 2  # fmt: skip
+    assert "--init-palette does not apply to --method toy_once" in capsys.readouterr().err
+    assert main(["quantize", str(img), "--method", "toy_once", "-k", "2", "-o", "o4.png",
+                 "-q"]) == 0  # fmt: skip
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_unregistered_method_is_gone_from_the_parser(toy_method):
+    from quantize.cluster.registry import unregister_method
+
+    unregister_method("toy")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["quantize", "--method", "toy"])
+
+
+@pytest.fixture
+def toy_export_kind():
+    from quantize.io import export
+    from quantize.io.palettes import PaletteFormat
+
+    def encode(palette, shares, *, name, transparent_index):
+        return "".join(f"{r};{g};{b}\n" for r, g, b in palette).encode()
+
+    export.register_export_kind(export.ExportKind(
+        name="toy_palette", label="Toy palette (.toy)", description="semicolon-separated RGB",
+        suffix=".toy", palette=PaletteFormat("toy", (".toy",), encode),
+    ), before="sidecar")  # fmt: skip
+    yield ".toy"
+    export.unregister_export_kind("toy_palette")
+
+
+def test_a_registered_palette_kind_is_offered_by_the_cli(img, tmp_path, capsys, toy_export_kind):
+    assert main(["quantize", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert ".css .png swatches or .toy (repeatable)" in " ".join(out.split())  # --palette
+    assert main(["batch", "--help"]) == 0
+    assert ".toy" in capsys.readouterr().out  # a --palette-format choice
+    argv = ["quantize", str(img), "-k", "4", *FAST, "-o", "o.png", "--palette", "out.toy",
+            "--palette", "out.gpl", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    lines = (tmp_path / "out.toy").read_text().splitlines()
+    assert ["#{:02x}{:02x}{:02x}".format(*map(int, line.split(";"))) for line in lines] == (
+        summary["palette"]
+    )
+    assert {Path(o["path"]).name for o in summary["outputs"]} == {"o.png", "out.toy", "out.gpl"}
+    assert main(["quantize", str(img), "--palette", "out.doc", "-o", "p.png"]) == 2
+    assert ".toy" in capsys.readouterr().err  # listed among the known extensions
+    argv = ["batch", str(img), "-o", "out", "-j", "1", "-k", "3", *FAST, "--palette-format",
+            ".toy", "-q"]  # fmt: skip
+    assert main(argv) == 0
+    assert files(tmp_path / "out") == ["photo.png", "photo.toy"]
+
+
+def test_help_lists_the_table_choices(capsys):
+    from quantize.cluster.registry import METHODS
+    from quantize.options import COLOR_SPACES, COVARIANCE_TYPES, DITHERS
+
+    assert main(["quantize", "--help"]) == 0
+    out = capsys.readouterr().out
+    for names in (tuple(METHODS), COLOR_SPACES.names, COVARIANCE_TYPES.names, DITHERS.names):
+        assert "{" + ",".join(names) + "}" in out
+    for spec in METHODS.values():
+        assert spec.description.split()[0] in out
+    flat = " ".join(out.split())
+    assert "palette file: .gpl .act .json .txt .css or .png swatches (repeatable)" in flat
+    assert "initialisation: k-means++ or random (gmm also kmeans); default k-means++" in flat

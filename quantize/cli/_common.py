@@ -1,0 +1,476 @@
+"""What the ``vq`` subcommands share: exit codes, errors, option groups, progress bar.
+
+The quantization options are built from the tables: ``--method`` from
+:data:`quantize.cluster.registry.METHODS` (read when the parser is built, so a method
+registered before appears), ``--space``, ``--covariance`` and ``--dither`` from
+:mod:`quantize.options`, the palette extensions from :mod:`quantize.io.palettes`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import textwrap
+from collections.abc import Callable, Generator, Sequence
+from pathlib import Path
+from typing import Any
+
+from quantize.cluster.registry import METHODS
+from quantize.options import COLOR_SPACES, COVARIANCE_TYPES, DEFAULTS, DITHERS
+
+__all__ = [
+    "EPILOG",
+    "EXIT_CANCELLED",
+    "EXIT_EXISTS",
+    "EXIT_INPUT",
+    "EXIT_LARGER",
+    "EXIT_OK",
+    "EXIT_OTHER",
+    "EXIT_QUALITY",
+    "EXIT_USAGE",
+    "Err",
+    "Progress",
+    "QualityNotReached",
+    "SkippedLarger",
+    "UsageError",
+    "add_fit_options",
+    "add_output_mode",
+    "add_write_options",
+    "classify",
+    "create_dirs",
+    "drive",
+    "fmt_float",
+    "methods_epilog",
+    "or_list",
+    "positive_int",
+    "progress_mode",
+    "remove_folders",
+]
+
+EXIT_OK = 0
+EXIT_OTHER = 1
+EXIT_USAGE = 2
+EXIT_INPUT = 3
+EXIT_QUALITY = 4
+EXIT_EXISTS = 5
+EXIT_LARGER = 6
+EXIT_CANCELLED = 130
+
+EPILOG = f"""\
+exit codes:
+  {EXIT_OK}  success
+  {EXIT_OTHER}  other error (e.g. disk full or permission denied while writing)
+  {EXIT_USAGE}  usage error (bad option or value)
+  {EXIT_INPUT}  input image missing, unreadable or not a supported image
+  {EXIT_QUALITY}  quality target (--quality / --max-delta-e) not reached: nothing written
+  {EXIT_EXISTS}  an output file already exists (use --force): nothing written
+  {EXIT_LARGER}  --skip-if-larger: the indexed PNG would not be smaller than the input
+  {EXIT_CANCELLED}  interrupted (Ctrl+C)
+For `vq batch`, the code of the failures if they all share one, else {EXIT_OTHER}
+(files skipped by --skip-if-larger are not failures there).
+"""
+
+#: prints one line on stderr
+Err = Callable[[str], None]
+
+
+class UsageError(Exception):
+    """Invalid combination of options (exit code 2)."""
+
+
+class SkippedLarger(Exception):
+    """``--skip-if-larger`` and the result would not be smaller (exit code 6)."""
+
+
+class QualityNotReached(Exception):
+    """The quality target was not met even at the largest K (exit code 4)."""
+
+
+# --------------------------------------------------------------------------------------
+# argument types
+# --------------------------------------------------------------------------------------
+
+
+def _checked(
+    convert: Callable[[str], Any], valid: Callable[[Any], bool], expected: str
+) -> Callable[[str], Any]:
+    """Make an argparse ``type``: ``convert`` the text, refuse it unless ``valid``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
+_non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
+_unit_float = _checked(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
+_positive_float = _checked(float, lambda v: math.isfinite(v) and v > 0, "a positive number")
+
+
+def _k_value(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    value = positive_int(text)
+    if value > 65536:
+        raise argparse.ArgumentTypeError("at most 65536 colours")
+    return value
+
+
+# --------------------------------------------------------------------------------------
+# option groups
+# --------------------------------------------------------------------------------------
+
+
+def or_list(words: Sequence[str], conjunction: str = "or") -> str:
+    """Join words as a sentence does: ``"a, b or c"``.
+
+    Parameters
+    ----------
+    words : sequence of str
+    conjunction : str, optional
+
+    Returns
+    -------
+    text : str
+    """
+    if len(words) <= 1:
+        return "".join(words)
+    return f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
+
+
+def progress_mode(args: argparse.Namespace) -> bool | None:
+    """Return False (no bar), None (a bar if stderr is a terminal) or True (always).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    mode : bool or None
+    """
+    if args.quiet or args.json:
+        return False
+    return True if getattr(args, "progress", False) else None
+
+
+def add_output_mode(p: argparse.ArgumentParser) -> None:
+    """Add ``--quiet``, ``--progress``, ``--json`` and ``--debug``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+    """
+    g = p.add_argument_group("output mode")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    g.add_argument("--progress", action="store_true",
+                   help="show the progress bar even when stderr is not a terminal")  # fmt: skip
+    g.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    g.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+
+
+def add_write_options(g: Any, skip_help: str) -> None:
+    """Add ``--skip-if-larger`` and ``--force`` to a group.
+
+    Parameters
+    ----------
+    g : argparse argument group or parser
+    skip_help : str
+        Help of ``--skip-if-larger``.
+    """
+    g.add_argument("--skip-if-larger", action="store_true", help=skip_help)
+    g.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
+
+
+def methods_epilog() -> str:
+    """List the registered methods with their descriptions, for a subcommand's epilog.
+
+    Returns
+    -------
+    text : str
+        A ``methods:`` block (one method per line, wrapped at 79 columns) and a blank line.
+    """
+    width = max(len(name) for name in METHODS) + 2
+    lines = ["methods (--method):"]
+    for spec in METHODS.values():
+        lines += textwrap.wrap(spec.description, 79, initial_indent="  " + spec.name.ljust(width),
+                               subsequent_indent=" " * (2 + width))  # fmt: skip
+    return "\n".join(lines) + "\n\n"
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%%")  # argparse %-formats help texts
+
+
+def _init_help() -> str:
+    """Write the help of ``--init``: the inits all methods offer, then each one's extras."""
+    offered = [list(s.inits) for s in METHODS.values() if s.inits]
+    common = [i for i in offered[0] if all(i in o for o in offered)] if offered else []
+    extras = [f"{s.name} also {or_list([i for i in s.inits if i not in common])}"
+              for s in METHODS.values() if s.inits and set(s.inits) - set(common)]  # fmt: skip
+    text = "initialisation: " + or_list(common)
+    if extras:
+        text += f" ({'; '.join(extras)})"
+    return f"{text}; default {DEFAULTS['init']}"
+
+
+def add_fit_options(p: argparse.ArgumentParser) -> None:
+    """Add the quantization options, their choices and help built from the tables.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+    """
+    from quantize.io.palettes import FORMATS
+
+    d = DEFAULTS
+    g = p.add_argument_group("quantization")
+
+    def defaulted(flag: str, key: str, text: str, **kwargs: Any) -> None:
+        """Add an option whose default is ``DEFAULTS[key]``, said in its help."""
+        g.add_argument(flag, default=d[key], help=f"{text} (default %(default)s)", **kwargs)
+
+    bic = "/".join(s.name for s in METHODS.values() if s.bic)
+    g.add_argument(
+        "-k",
+        "--colors",
+        type=_k_value,
+        default=None,
+        metavar="K",
+        help=f"number of colours, or 'auto' ({bic}: lowest BIC); default "
+        f"{d['n_colors']}; with --quality/--max-delta-e the largest K tried",
+    )
+    g.add_argument(
+        "--quality",
+        type=_positive_float,
+        default=None,
+        metavar="PSNR",
+        help="use the fewest colours whose PSNR reaches PSNR dB",
+    )
+    g.add_argument(
+        "--max-delta-e",
+        type=_positive_float,
+        default=None,
+        metavar="DE",
+        help="use the fewest colours whose mean CIEDE2000 is at most DE",
+    )
+    g.add_argument("--method", default=d["method"], choices=tuple(METHODS),
+                   help="clustering method, listed below (default %(default)s)")  # fmt: skip
+    defaulted("--space", "color_space", "colour space of the fit", choices=COLOR_SPACES.names)
+    covariance = "/".join(s.name for s in METHODS.values() if s.uses_covariance)
+    defaulted("--covariance", "covariance_type", f"{covariance} covariance",
+              choices=COVARIANCE_TYPES.names)  # fmt: skip
+    g.add_argument("--init", default=None, help=_escape(_init_help()))
+    defaulted("--n-init", "n_init", "restarts, the best is kept", type=positive_int)
+    defaulted("--max-iter", "max_iter", "iteration cap per restart", type=positive_int)
+    defaulted("--tol", "tol", "convergence tolerance", type=_positive_float)
+    defaulted("--seed", "seed", "random seed", type=_non_negative_int)
+    defaulted("--dither", "dither", "dithering of the output image", choices=DITHERS.names)
+    defaulted("--strength", "dither_strength", "dithering strength in [0, 1]", type=_unit_float)
+    readable = " ".join(f.suffixes[0] for f in FORMATS.values() if f.decode is not None)
+    g.add_argument(
+        "--use-palette",
+        default=None,
+        metavar="FILE",
+        help=f"map onto this palette ({readable}) instead of fitting",
+    )
+    g.add_argument(
+        "--init-palette",
+        default=None,
+        metavar="FILE",
+        help="start the fit from this palette (K = its number of colours)",
+    )
+    defaulted("--max-pixels", "max_pixels", "refuse larger images", type=positive_int)
+
+
+# --------------------------------------------------------------------------------------
+# progress
+# --------------------------------------------------------------------------------------
+
+
+class Progress:
+    """Feed IterationRecords to a tqdm bar on stderr.
+
+    Parameters
+    ----------
+    enabled : bool or None
+        False: no bar; None: a bar if stderr is a terminal; True: always.
+    desc : str
+        Text before the bar.
+    """
+
+    def __init__(self, enabled: bool | None, desc: str) -> None:
+        self.bar = None
+        if enabled is not False:
+            from tqdm import tqdm
+
+            self.bar = tqdm(desc=desc, unit="it", file=sys.stderr, leave=False,
+                            dynamic_ncols=True,
+                            disable=None if enabled is None else False)  # fmt: skip
+
+    def update(self, rec: Any) -> None:
+        """Show one record.
+
+        Parameters
+        ----------
+        rec : IterationRecord
+        """
+        if self.bar is None:
+            return
+        if rec.stage == "auto-k":
+            k = rec.extra.get("k")
+            value = rec.extra.get("value")
+            metric = rec.extra.get("metric", "")
+            self.bar.set_description(f"auto K: K={k} {metric}={value:.4g}")
+            return
+        self.bar.update(1)
+        self.bar.set_postfix_str(
+            f"run {rec.restart + 1} it {rec.iteration} {rec.kind}={rec.objective:.6g}",
+            refresh=False,
+        )
+
+    def close(self) -> None:
+        """Draw the final state once (even after a very short fit) and remove the bar."""
+        if self.bar is not None:
+            self.bar.refresh()
+            self.bar.close()
+
+
+def drive(gen: Generator[Any, None, Any], progress: Progress) -> Any:
+    """Run a generator of IterationRecords to its end, showing each; return its value.
+
+    Parameters
+    ----------
+    gen : generator
+    progress : Progress
+
+    Returns
+    -------
+    value : object
+        The generator's return value.
+    """
+    try:
+        while True:
+            try:
+                rec = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            progress.update(rec)
+    finally:
+        progress.close()
+
+
+# --------------------------------------------------------------------------------------
+# errors, folders, numbers
+# --------------------------------------------------------------------------------------
+
+
+def classify(exc: BaseException) -> tuple[int, str]:
+    """Map an exception to the exit code and the one-line message the user reads.
+
+    Parameters
+    ----------
+    exc : BaseException
+
+    Returns
+    -------
+    code : int
+    message : str
+    """
+    from quantize.io.errors import ExportError, OutputExistsError
+    from quantize.io.load import LoadError
+    from quantize.protocol import Cancelled
+
+    if isinstance(exc, LoadError):
+        return EXIT_INPUT, str(exc)
+    if isinstance(exc, OutputExistsError):
+        return EXIT_EXISTS, f"{exc} - nothing written"
+    if isinstance(exc, ExportError):
+        return EXIT_OTHER, f"{exc} - nothing written"
+    if isinstance(exc, SkippedLarger):
+        return EXIT_LARGER, str(exc)
+    if isinstance(exc, QualityNotReached):
+        return EXIT_QUALITY, str(exc)
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE, str(exc)
+    if isinstance(exc, (KeyboardInterrupt, Cancelled)):
+        return EXIT_CANCELLED, "interrupted"
+    if isinstance(exc, ValueError):  # the engine validates parameters with ValueError
+        return EXIT_USAGE, f"invalid parameters: {exc}"
+    if isinstance(exc, MemoryError):
+        return EXIT_OTHER, "out of memory (try a smaller image or fewer colours)"
+    if isinstance(exc, OSError):
+        name = getattr(exc, "filename", None)
+        prefix = f"{name}: " if name else ""
+        return EXIT_OTHER, f"{prefix}{exc.strerror or exc}"
+    return EXIT_OTHER, f"{type(exc).__name__}: {exc}"
+
+
+def create_dirs(folders: Sequence[str | None]) -> list[Path]:
+    """Create missing folders (and parents); return the ones created (to undo on failure).
+
+    Parameters
+    ----------
+    folders : sequence of str or None
+        ``None`` and empty entries are skipped.
+
+    Returns
+    -------
+    created : list of Path
+        Outermost first.
+    """
+    created: list[Path] = []
+    for folder in folders:
+        if not folder:
+            continue
+        missing = []
+        p = Path(folder).absolute()
+        while not p.exists():
+            missing.append(p)
+            p = p.parent
+        for m in reversed(missing):
+            m.mkdir()
+            created.append(m)
+    return created
+
+
+def remove_folders(created: list[Path]) -> None:
+    """Remove folders made by :func:`create_dirs` that are still empty.
+
+    Parameters
+    ----------
+    created : list of Path
+    """
+    for folder in reversed(created):
+        try:
+            folder.rmdir()  # only if still empty
+        except OSError:
+            pass
+
+
+def fmt_float(value: Any, digits: int, unit: str = "", missing: str = "inf") -> str:
+    """Format a number of the summary (``None`` means infinite or not defined).
+
+    Parameters
+    ----------
+    value : float or None
+    digits : int
+    unit : str, optional
+    missing : str, optional
+        Text for ``None``.
+
+    Returns
+    -------
+    text : str
+    """
+    if value is None:
+        return missing + unit
+    return f"{value:.{digits}f}{unit}"

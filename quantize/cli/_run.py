@@ -1,0 +1,314 @@
+"""Quantizing one image from the command line: load, fit, measure, write, summarise.
+
+Shared by ``vq quantize`` and the workers of ``vq batch``.  What a method allows (``--init``
+values, ``-k auto``, ``--init-palette``) is read from its
+:class:`~quantize.cluster.registry.MethodSpec`, never from its name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from quantize.cli._common import (
+    Progress,
+    QualityNotReached,
+    SkippedLarger,
+    UsageError,
+    create_dirs,
+    drive,
+    or_list,
+    remove_folders,
+)
+from quantize.cluster.registry import METHODS, fit_options, get_method
+from quantize.options import DEFAULTS
+
+__all__ = ["check_combination", "quantize_one"]
+
+
+def _estimator_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the estimator options of ``args`` for its method (``--init`` checked)."""
+    spec = get_method(args.method)
+    if not spec.inits:  # the method has no initialisation to choose: --init is ignored
+        return fit_options(args.method, init=None, n_init=args.n_init, max_iter=args.max_iter,
+                           tol=args.tol, covariance_type=args.covariance)  # fmt: skip
+    default = DEFAULTS["init"] if DEFAULTS["init"] in spec.inits else next(iter(spec.inits))
+    init = args.init or default
+    if init not in spec.inits:
+        raise UsageError(f"--init {init!r} is not valid for --method {args.method} "
+                         f"(choose from {', '.join(spec.inits)})")  # fmt: skip
+    return fit_options(args.method, init=init, n_init=args.n_init, max_iter=args.max_iter,
+                       tol=args.tol, covariance_type=args.covariance)  # fmt: skip
+
+
+def check_combination(args: argparse.Namespace) -> None:
+    """Refuse options that contradict each other or the method (before any work).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Raises
+    ------
+    UsageError
+    """
+    spec = get_method(args.method)
+    if args.use_palette and args.init_palette:
+        raise UsageError("use either --use-palette or --init-palette, not both")
+    if args.use_palette or args.init_palette:
+        flag = "--use-palette" if args.use_palette else "--init-palette"
+        if args.quality is not None or args.max_delta_e is not None or args.colors == "auto":
+            raise UsageError(f"{flag} fixes K: it cannot be combined with --quality, "
+                             "--max-delta-e or -k auto")  # fmt: skip
+        if args.init_palette and not spec.iterative:
+            raise UsageError(f"--init-palette does not apply to --method {spec.name}")
+    if args.quality is not None and args.max_delta_e is not None:
+        raise UsageError("use either --quality or --max-delta-e, not both")
+    if args.colors == "auto":
+        if not spec.bic:
+            able = or_list([f"--method {s.name}" for s in METHODS.values() if s.bic])
+            raise UsageError(f"-k auto chooses K by BIC and needs {able} "
+                             "(for other methods use --quality or --max-delta-e)")  # fmt: skip
+        if args.quality is not None or args.max_delta_e is not None:
+            raise UsageError("-k auto cannot be combined with --quality/--max-delta-e")
+
+
+def _run_fit(
+    image: np.ndarray, args: argparse.Namespace, show_progress: bool | None
+) -> tuple[Any, Any]:
+    """Return (result, auto_choice or None)."""
+    from quantize.auto import iter_bic, iter_quality_target
+    from quantize.pipeline import iter_quantize_image, map_to_palette
+
+    options = _estimator_options(args)
+    if args.use_palette:
+        return map_to_palette(image, _read_user_palette(args.use_palette),
+                              color_space=args.space), None  # fmt: skip
+    k_given = args.colors
+    if args.init_palette:
+        palette = _read_user_palette(args.init_palette)
+        if isinstance(k_given, int) and k_given != len(palette):
+            raise UsageError(f"--init-palette has {len(palette)} colours but -k is {k_given}")
+        options["init"] = palette
+        k_given = len(palette)
+    progress = Progress(show_progress, f"{args.method} ({args.space})")
+    if args.quality is not None or args.max_delta_e is not None:
+        k_max = args.colors if isinstance(args.colors, int) else DEFAULTS["k_max_quality"]
+        gen = iter_quality_target(
+            image, psnr=args.quality, max_delta_e=args.max_delta_e, k_min=1, k_max=k_max,
+            method=args.method, color_space=args.space, seed=args.seed, **options,
+        )  # fmt: skip
+        choice = drive(gen, progress)
+        if not choice.reached:
+            name = "PSNR" if choice.metric == "psnr" else "mean dE2000"
+            unit = " dB" if choice.metric == "psnr" else ""
+            raise QualityNotReached(
+                f"quality target not reached: best {name} {choice.value:.2f}{unit} at K={choice.k} "
+                f"(target {choice.target:g}); nothing written"
+            )
+        return choice.result, choice
+    if args.colors == "auto":
+        gen = iter_bic(image, k_min=1, k_max=DEFAULTS["k_max_bic"], color_space=args.space,
+                       seed=args.seed, **options)  # fmt: skip
+        choice = drive(gen, progress)
+        return choice.result, choice
+    k = k_given if k_given is not None else DEFAULTS["n_colors"]
+    gen = iter_quantize_image(image, k, method=args.method, color_space=args.space,
+                              seed=args.seed, **options)  # fmt: skip
+    return drive(gen, progress), None
+
+
+def _read_user_palette(path: str) -> np.ndarray:
+    from quantize.io.errors import ExportError
+    from quantize.io.load import LoadError
+    from quantize.io.palettes import read_palette
+
+    try:
+        palette = read_palette(path)
+    except ExportError as exc:
+        raise LoadError(path, str(exc).removeprefix(f"{path}: ")) from None
+    if len(palette) == 0:
+        raise LoadError(path, "the palette has no colours")
+    return palette
+
+
+def _targets(args: argparse.Namespace, stem: str) -> list[tuple[str, Path]]:
+    from quantize.io.export import palette_kinds_by_suffix
+
+    targets: list[tuple[str, Path]] = []
+    if not args.no_image:
+        out = Path(args.output) if args.output else Path(f"{stem}-vq.png")
+        if out.is_dir():
+            out = out / f"{stem}-vq.png"
+        elif out.suffix.lower() != ".png":
+            raise UsageError(f"-o {out}: the output image is a PNG; give a name ending in .png")
+        targets.append(("indexed_png", out))
+    palette_kinds = palette_kinds_by_suffix()
+    for pal in args.palette:
+        kind = palette_kinds.get(Path(pal).suffix.lower())
+        if kind is None:
+            raise UsageError(f"--palette {pal}: unknown extension (use one of "
+                             f"{', '.join(sorted(palette_kinds))})")  # fmt: skip
+        targets.append((kind, Path(pal)))
+    if args.masks:
+        folder = Path(args.masks)
+        targets.append(("label_map", folder / f"{stem}.labels.png"))
+        targets.append(("binary_masks", folder / stem))
+    if args.soft:
+        folder = Path(args.soft)
+        targets.append(("soft_maps", folder / stem))
+        targets.append(("npz", folder / f"{stem}.maps.npz"))
+    if args.report:
+        targets.append(("sidecar", Path(args.report)))
+    return targets
+
+
+def _check_folders(targets: Sequence[tuple[str, Path]], args: argparse.Namespace) -> None:
+    made_later = {Path(f) for f in (args.masks, args.soft) if f}
+    for folder in made_later:
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"{folder}: exists and is not a folder")
+    for _, path in targets:
+        if path.parent not in made_later and not path.parent.is_dir():
+            raise UsageError(f"{path}: folder {path.parent} does not exist")
+
+
+def _early_exists_check(targets: Sequence[tuple[str, Path]], force: bool) -> None:
+    """Fail before the (possibly long) fit when a known single-file output exists."""
+    from quantize.io.errors import OutputExistsError
+    from quantize.io.export import SINGLE_FILE_KINDS
+
+    if force:
+        return
+    for kind, path in targets:
+        if kind in SINGLE_FILE_KINDS and (path.exists() or path.is_symlink()):
+            raise OutputExistsError(f"{path}: already exists (use --force)", [path])
+
+
+def quantize_one(
+    image_path: Path,
+    args: argparse.Namespace,
+    *,
+    show_progress: bool | None,
+    warn: Callable[[str], None],
+    stem: str | None = None,
+    targets: list[tuple[str, Path]] | None = None,
+) -> dict[str, Any]:
+    """Load, fit, measure and write one image; return the JSON-able summary.
+
+    Parameters
+    ----------
+    image_path : Path
+        The input, ``-`` for standard input.
+    args : argparse.Namespace
+        The options of ``vq quantize`` (or of ``vq batch`` with its outputs filled in).
+    show_progress : bool or None
+        See :func:`~quantize.cli._common.progress_mode`.
+    warn : callable
+        Receives each warning of the fit, once.
+    stem : str, optional
+        Base name of the outputs; default the input's stem (``stdin``).
+    targets : list of (kind, Path), optional
+        Outputs; default those of the ``vq quantize`` options.
+
+    Returns
+    -------
+    summary : dict
+        What ``--json`` prints.
+
+    Raises
+    ------
+    LoadError, UsageError, ExportError, QualityNotReached, SkippedLarger
+    """
+    from quantize.io.export import export_targets
+    from quantize.io.load import LoadError, file_size_limit, load_image, load_image_bytes
+    from quantize.metrics import compute_metrics, render_indexed
+
+    from_stdin = str(image_path) == "-"
+    if from_stdin:
+        limit = file_size_limit(args.max_pixels)  # as load_image's file-size guard
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise LoadError("<stdin>", "input is too large for the pixel limit")
+        loaded = load_image_bytes(data, name="<stdin>", max_pixels=args.max_pixels)
+    else:
+        loaded = load_image(image_path, max_pixels=args.max_pixels)
+    if loaded.has_alpha and not np.any(loaded.pixels[:, :, 3]):
+        raise LoadError(image_path, "image is fully transparent: nothing to quantize")
+    stem = stem or ("stdin" if from_stdin else image_path.stem)
+    if targets is None:
+        targets = _targets(args, stem)
+    _check_folders(targets, args)
+    _early_exists_check(targets, args.force)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result, choice = _run_fit(loaded.pixels, args, show_progress)
+    fit_warnings = list(dict.fromkeys(str(w.message) for w in caught))
+    entries = len(result.palette) + (1 if result.opaque is not None else 0)
+    if entries > 256 and any(kind == "indexed_png" for kind, _ in targets):
+        fit_warnings.append(
+            f"{entries} palette entries do not fit an indexed PNG (at most 256): "
+            "the image is written as a truecolour PNG"
+        )
+    for message in fit_warnings:
+        warn(message)
+    # one rendering (dithering + PNG encoding) serves the metrics and the written PNG
+    rendering = render_indexed(result, dither=args.dither, strength=args.strength)
+    metrics = compute_metrics(result, dither=args.dither, strength=args.strength,
+                              original_bytes=loaded.file_size, rendering=rendering)  # fmt: skip
+    if getattr(args, "skip_if_larger", False) and metrics.png_bytes >= loaded.file_size:
+        raise SkippedLarger(
+            f"{image_path}: skipped, the indexed PNG ({metrics.png_bytes:,} bytes) would not be "
+            f"smaller than the input ({loaded.file_size:,} bytes); nothing written"
+        )
+    created = create_dirs([args.masks, args.soft])
+    try:
+        written = export_targets(
+            result, targets, overwrite=args.force, dither=args.dither, strength=args.strength,
+            source_path=None if from_stdin else image_path, metrics=metrics,
+            source_sha256=loaded.info.get("sha256"), rendering=rendering,
+        )  # fmt: skip
+    except BaseException:
+        remove_folders(created)
+        raise
+    params = result.parameters()
+    summary: dict[str, Any] = {
+        "input": "<stdin>" if from_stdin else str(image_path),
+        "width": loaded.width,
+        "height": loaded.height,
+        "mode": loaded.mode,
+        "bit_depth": loaded.bit_depth,
+        "frames": loaded.n_frames,
+        "method": result.method,
+        "color_space": result.color_space,
+        "n_colors": int(len(result.palette)),
+        "n_colors_requested": int(params.get("n_colors", len(result.palette))),
+        "n_iter": params.get("n_iter"),
+        "converged": params.get("converged"),
+        "seed": result.seed,
+        "elapsed_s": round(float(getattr(result, "elapsed_s", 0.0)), 3),
+        "metrics": metrics.to_dict(),
+        "palette": ["#{:02x}{:02x}{:02x}".format(*map(int, c)) for c in result.palette],
+        "proportions": [round(float(p), 6) for p in result.proportions],
+        "auto": None,
+        "warnings": list(
+            dict.fromkeys(list(result.warnings) + fit_warnings + loaded.info.get("notes", []))
+        ),
+        "outputs": [{"path": str(p), "bytes": p.stat().st_size} for p in written],
+    }
+    if choice is not None:
+        summary["auto"] = {
+            "metric": choice.metric,
+            "target": choice.target,
+            "value": None if not math.isfinite(choice.value) else choice.value,
+            "k": choice.k,
+            "tried": {str(k): (v if math.isfinite(v) else None) for k, v in choice.scores.items()},
+        }
+    return summary
