@@ -128,12 +128,11 @@ def _auto_generator(job: RunJob, should_cancel: Callable[[], bool]) -> Generator
             should_cancel=should_cancel,
             **options,
         )
-    if not get_method(p.method).bic:
-        raise ValueError("choosing K by BIC needs the Gaussian-mixture method")
     return auto.iter_bic(
         job.image,
         k_min=2,
         k_max=p.n_colors,
+        method=p.method,
         color_space=p.color_space,
         seed=p.seed,
         should_cancel=should_cancel,

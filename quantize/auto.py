@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from quantize.cluster.registry import METHODS, get_method
 from quantize.features import ColorTable, unique_colors
 from quantize.metrics import image_metrics, psnr_from_mse, srgb8_to_lab
 from quantize.pipeline import QuantizeResult, iter_quantize_image
@@ -282,12 +283,13 @@ def iter_bic(
     k_min: int = 1,
     k_max: int = 16,
     patience: int = 3,
+    method: str = "gmm",
     color_space: str = "rgb",
     seed: int = 0,
     should_cancel: CancelCallback | None = None,
     **fit_options: Any,
 ) -> Generator[IterationRecord, None, AutoKResult]:
-    """Fit Gaussian mixtures of growing size and keep the one with the lowest BIC.
+    """Fit mixtures of growing size and keep the one with the lowest BIC.
 
     BIC is computed on the weighted distinct colours in the fitting space
     (``-2 log L + n_params log n``, ``n`` = number of opaque pixels).  The distinct colours
@@ -300,8 +302,11 @@ def iter_bic(
         Range of components tried, in increasing order.
     patience : int, optional
         Stop after this many consecutive K without a new best BIC.
+    method : str, optional
+        A method whose :class:`~quantize.cluster.registry.MethodSpec` has ``bic`` (its
+        fitted model offers ``bic(points, weights)``): the Gaussian mixture.
     color_space, seed, should_cancel, **fit_options
-        Passed to :func:`~quantize.pipeline.iter_quantize_image` with ``method="gmm"``.
+        Passed to :func:`~quantize.pipeline.iter_quantize_image`.
 
     Yields
     ------
@@ -313,6 +318,9 @@ def iter_bic(
     choice : AutoKResult
         ``metric="bic"``, ``reached=True``.
     """
+    if not get_method(method).bic:
+        able = [name for name, spec in METHODS.items() if spec.bic]
+        raise ValueError(f"method {method!r} cannot choose K by BIC (methods that can: {able})")
     k_min, k_max = _check_k_range(k_min, k_max)
     scores: dict[int, float] = {}
     best: tuple[float, int, QuantizeResult] | None = None
@@ -320,7 +328,7 @@ def iter_bic(
     check_cancel(should_cancel)
     table = unique_colors(image)
     for step, k in enumerate(range(k_min, k_max + 1), start=1):
-        result = yield from _fit(image, k, should_cancel, table, method="gmm",
+        result = yield from _fit(image, k, should_cancel, table, method=method,
                                  color_space=color_space, seed=seed, **fit_options)  # fmt: skip
         bic = float(result.model.bic(result.points, result.table.counts))
         scores[k] = bic

@@ -158,3 +158,29 @@ def test_search_finds_the_distinct_colours_once(monkeypatch, search):
     alone = quantize_image(img, choice.k, method=method, seed=0)
     np.testing.assert_array_equal(choice.result.palette, alone.palette)
     np.testing.assert_array_equal(choice.result.labels, alone.labels)
+
+
+def test_bic_search_uses_the_method_it_is_given_and_refuses_one_without_bic():
+    from quantize.cluster.gmm import GaussianMixture
+    from quantize.cluster.registry import MethodSpec, register_method, unregister_method
+
+    img = np.zeros((20, 30, 3), np.uint8)
+    img[:, 15:] = (200, 40, 40)
+    with pytest.raises(ValueError, match="cannot choose K by BIC"):
+        drain(iter_bic(img, k_min=1, k_max=3, method="kmeans"))
+    made = []
+
+    def factory(k, seed, options):
+        made.append(k)
+        return GaussianMixture(k, seed=seed, **options)
+
+    register_method(MethodSpec(name="toy_mixture", label="Toy mixture", short_label="toy",
+                               description="a mixture under another name", factory=factory,
+                               options=frozenset({"max_iter"}), bic=True, soft=True,
+                               objective="log_likelihood"))  # fmt: skip
+    try:
+        choice = drain(iter_bic(img, k_min=1, k_max=2, method="toy_mixture", max_iter=20))
+    finally:
+        unregister_method("toy_mixture")
+    assert made == sorted(made) and made[0] == 1  # the search fitted the registered method
+    assert choice.result.method == "toy_mixture"
