@@ -101,11 +101,11 @@ def _run_fit(
     progress = Progress(show_progress, f"{args.method} ({args.space})")
     if args.quality is not None or args.max_delta_e is not None:
         k_max = args.colors if isinstance(args.colors, int) else DEFAULTS["k_max_quality"]
-        gen = iter_quality_target(
+        search = iter_quality_target(
             image, psnr=args.quality, max_delta_e=args.max_delta_e, k_min=1, k_max=k_max,
             method=args.method, color_space=args.space, seed=args.seed, **options,
         )  # fmt: skip
-        choice = drive(gen, progress)
+        choice = drive(search, progress)
         if not choice.reached:
             name = "PSNR" if choice.metric == "psnr" else "mean dE2000"
             unit = " dB" if choice.metric == "psnr" else ""
@@ -115,14 +115,14 @@ def _run_fit(
             )
         return choice.result, choice
     if args.colors == "auto":
-        gen = iter_bic(image, k_min=1, k_max=DEFAULTS["k_max_bic"], color_space=args.space,
-                       seed=args.seed, **options)  # fmt: skip
-        choice = drive(gen, progress)
+        by_bic = iter_bic(image, k_min=1, k_max=DEFAULTS["k_max_bic"], color_space=args.space,
+                          seed=args.seed, **options)  # fmt: skip
+        choice = drive(by_bic, progress)
         return choice.result, choice
     k = k_given if k_given is not None else DEFAULTS["n_colors"]
-    gen = iter_quantize_image(image, k, method=args.method, color_space=args.space,
+    fit = iter_quantize_image(image, k, method=args.method, color_space=args.space,
                               seed=args.seed, **options)  # fmt: skip
-    return drive(gen, progress), None
+    return drive(fit, progress), None
 
 
 def _read_user_palette(path: str) -> np.ndarray:

@@ -149,7 +149,8 @@ class _Transaction:
             self.discard()
             if isinstance(exc, ExportError) or not isinstance(exc, Exception):
                 raise
-            raise ExportError(f"{failed}: cannot write ({reason(exc)})", [failed]) from exc
+            failed_paths = [failed] if failed is not None else []
+            raise ExportError(f"{failed}: cannot write ({reason(exc)})", failed_paths) from exc
         for _, backup in undo:
             if backup is not None:
                 _unlink_quiet(backup)

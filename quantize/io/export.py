@@ -257,8 +257,9 @@ class ExportKind:
         if self.write is not None:
             write = self.write
             return lambda f: write(file, f)
-        if self.palette is not None:
-            return lazy_fill(lambda: _palette_bytes(self.palette, file))
+        fmt = self.palette
+        if fmt is not None:
+            return lazy_fill(lambda: _palette_bytes(fmt, file))
         encode = self.encode
         assert encode is not None
         return lazy_fill(lambda: encode(file))
@@ -419,6 +420,11 @@ def _palette_bytes(fmt: PaletteFormat, file: ExportFile) -> bytes:
     return fmt.encode(palette, values, name=file.name, transparent_index=None)
 
 
+def _entry(file: ExportFile) -> int:
+    assert file.index is not None  # a kind with one file per palette entry
+    return file.index
+
+
 def _sidecar(file: ExportFile) -> bytes:
     """Encode the sidecar: it lists every other file of the export, measures the rendering."""
     run = file.run
@@ -457,11 +463,11 @@ for _kind in (
                ".labels.png", encode=lambda f: maps.gray_png(maps.label_array(f.result))),
     ExportKind("binary_masks", "Binary mask per cluster (PNG, 0/255)",
                "one 0/255 PNG per palette colour", ".mask-{index}.png", per_entry=True,
-               encode=lambda f: maps.mask_png(f.result, f.index)),
+               encode=lambda f: maps.mask_png(f.result, _entry(f))),
     ExportKind("soft_maps", "Soft maps (16-bit PNG per component)",
                "each component's responsibility as a 16-bit PNG (0..65535)",
                ".soft-{index}.png", per_entry=True,
-               encode=lambda f: maps.gray_png(maps.soft_map(f.result, f.index))),
+               encode=lambda f: maps.gray_png(maps.soft_map(f.result, _entry(f)))),
     ExportKind("npz", "All maps in one .npz",
                "labels, palette, proportions, opacity, uncertainty and responsibilities",
                ".maps.npz", write=lambda f, out: maps.write_npz_to(f.result, out)),

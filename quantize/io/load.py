@@ -697,7 +697,8 @@ def _try_tifffile(data: bytes, path: Path, max_pixels: int) -> LoadedImage | str
     pixels, more = _normalize_array(arr, str(path))
     pixels = apply_orientation(pixels, orientation)
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[samples] + f";{dtype}"
-    info = {"orientation": orientation, "source_dtype": str(dtype), "notes": notes + more}
+    info: dict[str, Any] = {"orientation": orientation, "source_dtype": str(dtype),
+                            "notes": notes + more}  # fmt: skip
     if has_icc:
         info["notes"].append(_ICC_16_NOTE)
     return _finish(pixels, path, "TIFF", mode, n_frames, len(data), info)
