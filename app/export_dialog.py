@@ -17,7 +17,8 @@ DEFAULT_KINDS = ("indexed_png", "gpl", "palette_json", "sidecar")
 
 def _run_export(job: dict[str, Any]) -> tuple[list[Path] | None, str]:
     """Create the folder and write the exports; return (written, "") or (None, error)."""
-    from quantize.io.export import ExportError, export_all
+    from quantize.io.errors import ExportError
+    from quantize.io.export import export_all
 
     folder = Path(job["folder"])
     created = [p for p in (folder, *folder.parents) if not p.exists()]
@@ -298,7 +299,7 @@ class ExportDialog(QtWidgets.QDialog):
         return Path(self.folder.text().strip() or ".")
 
     def _prepare(self) -> dict[str, Any] | None:
-        from quantize.io.export import ExportError
+        from quantize.io.errors import ExportError
 
         self.last_error = ""
         kinds = self.selected_kinds()

@@ -16,7 +16,7 @@ from PIL import Image
 
 from quantize.cli import build_parser, main
 from quantize.cli._common import EPILOG
-from quantize.io.export import read_palette
+from quantize.io.palettes import read_palette
 from quantize.options import DEFAULTS
 
 FAST = ["--n-init", "1", "--max-iter", "30"]
@@ -424,7 +424,7 @@ def test_same_seed_same_bytes(img, tmp_path, capsys):
 
 def test_use_palette_maps_without_fitting(img, tmp_path, capsys):
     pal = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0]], np.uint8)
-    from quantize.io.export import write_palette
+    from quantize.io.palettes import write_palette
 
     write_palette(tmp_path / "mine.gpl", pal)
     argv = ["quantize", str(img), "--use-palette", "mine.gpl", "--space", "rgb", "-o", "o.png",
@@ -444,7 +444,7 @@ def test_use_palette_maps_without_fitting(img, tmp_path, capsys):
 
 
 def test_init_palette_and_palette_errors(img, tmp_path, capsys):
-    from quantize.io.export import write_palette
+    from quantize.io.palettes import write_palette
 
     write_palette(tmp_path / "start.txt", np.array([[10, 10, 10], [240, 240, 240]], np.uint8))
     assert main(["quantize", str(img), "--init-palette", "start.txt", *FAST, "--json"]) == 0
@@ -590,7 +590,7 @@ def test_a_registered_method_is_offered_and_runs(img, tmp_path, capsys, toy_meth
     assert "choose from k-means++" in capsys.readouterr().err
     assert main(["quantize", str(img), "--method", "toy", "-k", "auto", "-o", "x.png"]) == 2
     assert "needs --method gmm" in capsys.readouterr().err
-    from quantize.io.export import write_palette
+    from quantize.io.palettes import write_palette
 
     write_palette(tmp_path / "start.gpl", np.array([[10, 10, 10], [240, 240, 240]], np.uint8))
     assert main(["quantize", str(img), "--method", "toy", "--init-palette", "start.gpl", *FAST,
