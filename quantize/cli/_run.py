@@ -115,8 +115,8 @@ def _run_fit(
             )
         return choice.result, choice
     if args.colors == "auto":
-        by_bic = iter_bic(image, k_min=1, k_max=DEFAULTS["k_max_bic"], color_space=args.space,
-                          seed=args.seed, **options)  # fmt: skip
+        by_bic = iter_bic(image, k_min=1, k_max=DEFAULTS["k_max_bic"], method=args.method,
+                          color_space=args.space, seed=args.seed, **options)  # fmt: skip
         choice = drive(by_bic, progress)
         return choice.result, choice
     k = k_given if k_given is not None else DEFAULTS["n_colors"]

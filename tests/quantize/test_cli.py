@@ -664,3 +664,30 @@ def test_help_lists_the_table_choices(capsys):
     flat = " ".join(out.split())
     assert "palette file: .gpl .act .json .txt .css or .png swatches (repeatable)" in flat
     assert "initialisation: k-means++ or random (gmm also kmeans); default k-means++" in flat
+
+
+def test_k_auto_with_a_registered_bic_method(img, capsys):
+    from quantize.cluster.gmm import GaussianMixture
+    from quantize.cluster.registry import MethodSpec, register_method, unregister_method
+
+    register_method(MethodSpec(
+        name="toy_mixture", label="Toy mixture", short_label="toy mixture",
+        description="a mixture under another name",
+        factory=lambda k, seed, o: GaussianMixture(k, seed=seed, **o),
+        options=frozenset({"init", "n_init", "max_iter", "tol"}), inits={"kmeans": "K-means"},
+        objective="log_likelihood", soft=True, bic=True,
+    ))  # fmt: skip
+    try:
+        assert main(["quantize", "--help"]) == 0
+        assert "'auto' (gmm/toy_mixture: lowest BIC)" in " ".join(capsys.readouterr().out.split())
+        argv = ["quantize", str(img), "-k", "auto", "--method", "toy_mixture", "--space", "rgb",
+                *FAST, "-o", "o.png"]  # fmt: skip
+        assert main([*argv, "--json"]) == 0
+        s = json.loads(capsys.readouterr().out)
+        assert s["method"] == "toy_mixture" and s["auto"]["metric"] == "bic"
+        assert main([*argv, "--force"]) == 0
+        assert "toy mixture in rgb: K=" in capsys.readouterr().out
+        assert main(["quantize", str(img), "-k", "auto", "-o", "x.png"]) == 2
+        assert "needs --method gmm or --method toy_mixture" in capsys.readouterr().err
+    finally:
+        unregister_method("toy_mixture")
