@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import cast
 
 __all__ = ["main", "self_test"]
 
@@ -104,7 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.main_window import MainWindow
     from app.settings import APPLICATION, ORGANIZATION
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0]])
+    # instance() is typed QCoreApplication; the application of this process is a QApplication
+    app = cast(
+        QtWidgets.QApplication,
+        QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0]]),
+    )
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     try:

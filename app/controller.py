@@ -252,7 +252,7 @@ class RunController(QtCore.QObject):
             Fixed parameters, or a callable returning them, called when a run starts.
         """
         if isinstance(parameters, RunParameters):
-            self._parameters = lambda p=parameters: p
+            self._parameters = lambda: parameters
         else:
             self._parameters = parameters
 
@@ -312,7 +312,7 @@ class RunController(QtCore.QObject):
         ticket = self._load_ticket
         self._load_requests[ticket] = (path, context)
         loader = Worker(
-            lambda _should_cancel, p=path: tasks.open_file(p),
+            lambda _should_cancel: tasks.open_file(path),
             ticket,
             describe_error=partial(_describe_open_error, path),
             parent=self,
@@ -372,16 +372,20 @@ class RunController(QtCore.QObject):
         params = self.parameters() if params is None else params
         loaded = self._opened.loaded
         previous = self._output
-        reuse = (
-            previous is not None
+        # the last output, when only the rendering changed: its fit is reused
+        reused = (
+            previous
+            if previous is not None
             and previous.result.image is loaded.pixels
             and only_rendering_changed(previous.params, params)
+            else None
         )
+        reuse = reused is not None
         job = RunJob(
             image=loaded.pixels,
             params=params,
             original_bytes=loaded.file_size or None,
-            previous=previous.result if reuse else None,
+            previous=reused.result if reused is not None else None,
         )
         pipeline = self._pipeline or tasks.run_pipeline
         worker = Worker(lambda should_cancel: pipeline(job, should_cancel), generation, parent=self)

@@ -11,10 +11,40 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-__all__ = ["QImageItem", "qimage_from_array", "qimage_to_array", "alpha_qimage"]
+__all__ = ["ArrayQImage", "QImageItem", "qimage_from_array", "qimage_to_array", "alpha_qimage"]
 
 
-def qimage_from_array(rgb: np.ndarray) -> QtGui.QImage:
+class ArrayQImage(QtGui.QImage):
+    """A QImage painting the memory of a numpy array, which it keeps alive.
+
+    Qt does not own the pixels of an image built on a buffer: the array is kept as
+    ``image._array``, so the buffer lives as long as the image object.
+
+    Parameters
+    ----------
+    array : ndarray, uint8, C-contiguous
+        Pixels in the layout ``fmt`` describes.
+    width, height : int
+        Image size in pixels.
+    bytes_per_line : int
+        Length of a row of ``array`` in bytes.
+    fmt : QImage.Format
+        Pixel format of ``array``.
+    """
+
+    def __init__(
+        self,
+        array: np.ndarray,
+        width: int,
+        height: int,
+        bytes_per_line: int,
+        fmt: QtGui.QImage.Format,
+    ) -> None:
+        super().__init__(array.data, width, height, bytes_per_line, fmt)
+        self._array = array  # keep the buffer alive
+
+
+def qimage_from_array(rgb: np.ndarray) -> ArrayQImage:
     """Wrap an (M, N, 3|4) uint8 contiguous array in a QImage without copying.
 
     The returned image keeps a reference to the array (as ``image._array``), so the buffer
@@ -27,7 +57,7 @@ def qimage_from_array(rgb: np.ndarray) -> QtGui.QImage:
 
     Returns
     -------
-    image : QImage
+    image : ArrayQImage
         ``Format_RGB888`` or ``Format_RGBA8888`` image sharing ``rgb``'s memory.
     """
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or not rgb.flags.c_contiguous:
@@ -36,9 +66,7 @@ def qimage_from_array(rgb: np.ndarray) -> QtGui.QImage:
     fmt = (
         QtGui.QImage.Format.Format_RGB888 if channels == 3 else QtGui.QImage.Format.Format_RGBA8888
     )
-    image = QtGui.QImage(rgb.data, width, height, width * channels, fmt)
-    image._array = rgb  # keep the buffer alive
-    return image
+    return ArrayQImage(rgb, width, height, width * channels, fmt)
 
 
 def qimage_to_array(image: QtGui.QImage) -> np.ndarray:
@@ -64,7 +92,7 @@ def qimage_to_array(image: QtGui.QImage) -> np.ndarray:
     return pixels
 
 
-def alpha_qimage(alpha: np.ndarray) -> QtGui.QImage:
+def alpha_qimage(alpha: np.ndarray) -> ArrayQImage:
     """Wrap an (M, N) uint8 opacity array as a black veil QImage without copying.
 
     ``Format_Alpha8`` stores only opacity and paints as black, so a mask of 1 byte per
@@ -77,15 +105,13 @@ def alpha_qimage(alpha: np.ndarray) -> QtGui.QImage:
 
     Returns
     -------
-    image : QImage
-        ``Format_Alpha8`` image sharing ``alpha``'s memory.
+    image : ArrayQImage
+        ``Format_Alpha8`` image sharing ``alpha``'s memory (kept as ``image._array``).
     """
     if alpha.dtype != np.uint8 or alpha.ndim != 2 or not alpha.flags.c_contiguous:
         raise ValueError("expected a C-contiguous (M, N) uint8 array")
     height, width = alpha.shape
-    image = QtGui.QImage(alpha.data, width, height, width, QtGui.QImage.Format.Format_Alpha8)
-    image._array = alpha
-    return image
+    return ArrayQImage(alpha, width, height, width, QtGui.QImage.Format.Format_Alpha8)
 
 
 class QImageItem(QtWidgets.QGraphicsObject):

@@ -196,7 +196,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self,
         text: str,
         slot: Any,
-        shortcuts: list[QtGui.QKeySequence | str] | None = None,
+        shortcuts: list[QtGui.QKeySequence | QtGui.QKeySequence.StandardKey | str] | None = None,
         tip: str = "",
     ) -> QtGui.QAction:
         action = QtGui.QAction(text, self)
@@ -842,7 +842,9 @@ class MainWindow(QtWidgets.QMainWindow):
         clean = self.controller.shutdown(timeout_ms)
         for dialog in self.findChildren(ExportDialog):
             if dialog.is_exporting():  # let the files be written completely
-                dialog._worker.wait()
+                worker = dialog._worker
+                assert worker is not None, "is_exporting() means an export thread exists"
+                worker.wait()
         return clean
 
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: D102

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 from PySide6 import QtCore
 
@@ -45,7 +47,9 @@ class AppSettings:
         paths : list of str
             At most ``MAX_RECENT`` paths.
         """
-        value = self.qsettings.value("recentFiles", [])
+        # QSettings.value is typed object; this key holds the list add_recent_file stores,
+        # read back as a list, a str (one entry) or None (an empty list)
+        value = cast("Iterable[object] | None", self.qsettings.value("recentFiles", []))
         if isinstance(value, str):
             value = [value]
         return [str(v) for v in (value or [])][:MAX_RECENT]
@@ -123,7 +127,10 @@ class AppSettings:
         params : RunParameters
             Parameters.
         """
-        return RunParameters.from_json(self.qsettings.value("parameters", "") or None)
+        # QSettings.value is typed object; this key holds the to_json() text set_parameters
+        # stores (from_json gives the defaults for anything else)
+        text = cast("str | None", self.qsettings.value("parameters", ""))
+        return RunParameters.from_json(text or None)
 
     def set_parameters(self, params: RunParameters) -> None:
         """Remember ``params``.

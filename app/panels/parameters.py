@@ -10,6 +10,8 @@ methods that support it, grey-only methods only for grey images.
 
 from __future__ import annotations
 
+from typing import cast
+
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.model import AUTO_MODES, RunParameters
@@ -33,6 +35,12 @@ def _combo(
         if tips and tips.get(key):
             combo.setItemData(combo.count() - 1, tips[key], QtCore.Qt.ItemDataRole.ToolTipRole)
     return combo
+
+
+def _items(combo: QtWidgets.QComboBox) -> QtGui.QStandardItemModel:
+    """Return the model of a combo filled with ``addItem`` (Qt's default item model)."""
+    # model() is typed QAbstractItemModel; a QComboBox's own model is a QStandardItemModel
+    return cast(QtGui.QStandardItemModel, combo.model())
 
 
 def _select(combo: QtWidgets.QComboBox, key: str) -> None:
@@ -214,7 +222,7 @@ class ParameterPanel(QtWidgets.QWidget):
         available : bool
             Whether the current image is grey.
         """
-        model = self.method.model()
+        model = _items(self.method)
         for row in range(self.method.count()):
             if self._spec(self.method.itemData(row)).grey_only:
                 model.item(row).setEnabled(available)
@@ -252,7 +260,7 @@ class ParameterPanel(QtWidgets.QWidget):
         self.target_psnr.setEnabled(self.auto.currentData() == "quality")
         auto_on = self.auto.currentData() != "off"
         self.n_colors_label.setText("Max &colours (K)" if auto_on else "&Colours (K)")
-        bic_item = self.auto.model().item(self.auto.findData("bic"))
+        bic_item = _items(self.auto).item(self.auto.findData("bic"))
         bic_item.setEnabled(spec.bic)
         if not spec.bic and self.auto.currentData() == "bic":
             self.auto.blockSignals(True)

@@ -272,6 +272,7 @@ class ColorSpaceView(QtWidgets.QWidget):
     def _redraw_step(self) -> None:
         if self._sample_points is None:
             return
+        assert self._palette is not None, "set_data sets the palette with the sample points"
         x, y = self._axes()
         index = self.slider.value()
         if not self._steps:
@@ -313,10 +314,12 @@ class ColorSpaceView(QtWidgets.QWidget):
         (:func:`quantize.cluster.replay.record_labels`), so moving the slider shows points changing
         cluster as well as the centres moving.
         """
+        points, sample_labels = self._sample_points, self._sample_labels
+        assert points is not None and sample_labels is not None, "drawn only while a run is shown"
         if len(self._steps) <= 1:
-            labels = self._sample_labels
+            labels = sample_labels
         else:
-            labels = record_labels(self._sample_points, step)
+            labels = record_labels(points, step)
         labels = np.clip(labels, 0, len(colors) - 1)
         if self._point_labels is not None and np.array_equal(labels, self._point_labels):
             return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -319,8 +321,10 @@ class CompareView(QtWidgets.QWidget):
     def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: D102
         etype = event.type()
         if etype in (QtCore.QEvent.Type.KeyPress, QtCore.QEvent.Type.KeyRelease):
-            if event.key() == QtCore.Qt.Key.Key_Space:
-                if not event.isAutoRepeat():
+            # Qt passes key events as QEvent; the type checked above makes this one a QKeyEvent
+            key_event = cast(QtGui.QKeyEvent, event)
+            if key_event.key() == QtCore.Qt.Key.Key_Space:
+                if not key_event.isAutoRepeat():
                     self.set_flash_original(etype == QtCore.QEvent.Type.KeyPress)
                 return True
         elif etype == QtCore.QEvent.Type.FocusOut:

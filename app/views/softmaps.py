@@ -7,6 +7,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.imaging import qimage_from_array
+from app.model import SoftMaps
 
 __all__ = ["SoftMapsView", "MapTile", "colorize", "TILE_SIDE"]
 
@@ -206,7 +207,7 @@ class SoftMapsView(QtWidgets.QWidget):
 
     def set_maps(
         self,
-        soft_maps: object,
+        soft_maps: SoftMaps,
         palette: np.ndarray,
         proportions: np.ndarray,
     ) -> None:
