@@ -216,7 +216,7 @@ def iter_quality_target(
 
     full_n_init = int(fit_options.get("n_init", 1) or 1)
     search_options = dict(fit_options)
-    if search_n_init is not None and "n_init" in fit_options and method != "optimal1d":
+    if search_n_init is not None and "n_init" in fit_options:  # methods without it refuse it
         search_options["n_init"] = min(int(search_n_init), full_n_init)
     refine = search_options.get("n_init", 1) != full_n_init
     check_cancel(should_cancel)

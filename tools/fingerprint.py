@@ -100,7 +100,7 @@ def _runs(p: dict[str, Path]) -> list[tuple[str, list[str]]]:
 
 def main() -> int:
     """Print the fingerprint of every run; return 0."""
-    from quantize.cli.commands import main as vq
+    from quantize.cli import main as vq
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
