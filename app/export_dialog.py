@@ -8,6 +8,7 @@ from typing import Any
 from PySide6 import QtCore, QtGui, QtWidgets
 
 import app._compat  # noqa: F401  (PySide6 6.12 emit refcount bug, see module)
+from app.workers import Worker
 
 __all__ = ["ExportDialog", "DEFAULT_KINDS"]
 
@@ -52,18 +53,6 @@ def _remove_empty(folders: list[Path]) -> None:
             folder.rmdir()
         except OSError:
             break
-
-
-class _ExportWorker(QtCore.QThread):
-    done = QtCore.Signal(object, str)
-
-    def __init__(self, job: dict[str, Any], parent: QtCore.QObject) -> None:
-        super().__init__(parent)
-        self.job = job
-
-    def run(self) -> None:
-        written, error = _run_export(self.job)
-        self.done.emit(written, error)
 
 
 class ExportDialog(QtWidgets.QDialog):
@@ -127,7 +116,7 @@ class ExportDialog(QtWidgets.QDialog):
         self.rendering = rendering
         self.written: list[Path] = []
         self.last_error = ""
-        self._worker: _ExportWorker | None = None
+        self._worker: Worker | None = None
         self.status = QtWidgets.QLabel("")
 
         self.checks: dict[str, QtWidgets.QCheckBox] = {}
@@ -277,10 +266,12 @@ class ExportDialog(QtWidgets.QDialog):
         job = self._prepare()
         if job is None:
             return False
-        self._worker = _ExportWorker(job, self)
-        self._worker.done.connect(self._on_worker_done)
+        worker = Worker(lambda _should_cancel: _run_export(job), parent=self)
+        worker.succeeded.connect(self._on_worker_done)
+        worker.failed.connect(self._on_worker_failed)
+        self._worker = worker
         self._set_busy(True)
-        self._worker.start()
+        worker.start()
         return True
 
     def is_exporting(self) -> bool:
@@ -340,10 +331,14 @@ class ExportDialog(QtWidgets.QDialog):
         self.export_finished.emit(self.written)
         return self.written
 
-    def _on_worker_done(self, written: object, error: str) -> None:
+    def _on_worker_done(self, _key: int, outcome: tuple[list[Path] | None, str]) -> None:
         self._set_busy(False)
-        if self._finish(written, error) is not None:  # type: ignore[arg-type]
+        if self._finish(*outcome) is not None:
             self.accept()
+
+    def _on_worker_failed(self, _key: int, message: str, _details: str) -> None:
+        self._set_busy(False)  # _run_export reports errors itself; this is the unforeseen
+        self._fail(message)
 
     def _set_busy(self, busy: bool) -> None:
         self.export_button.setEnabled(not busy)
@@ -359,7 +354,7 @@ class ExportDialog(QtWidgets.QDialog):
         self.start_export()
 
     def reject(self) -> None:  # noqa: D102 (wait for a running export: files stay consistent)
-        if self.is_exporting():
+        if self._worker is not None and self._worker.isRunning():
             self.status.setText("Finishing the export before closing…")
             self._worker.wait()
         super().reject()
