@@ -25,8 +25,22 @@ NAME = "vq-studio"
 
 # Never needed at run time; keeping them out makes the bundle much smaller.
 EXCLUDES = [
-    "tkinter", "matplotlib", "sklearn", "pytest", "pytest_qt", "IPython", "PyQt5", "PyQt6",
-    "PySide2", "pandas", "dask", "torch", "setuptools", "pip", "pyqtgraph.opengl", "OpenGL",
+    "tkinter",
+    "matplotlib",
+    "sklearn",
+    "pytest",
+    "pytest_qt",
+    "IPython",
+    "PyQt5",
+    "PyQt6",
+    "PySide2",
+    "pandas",
+    "dask",
+    "torch",
+    "setuptools",
+    "pip",
+    "pyqtgraph.opengl",
+    "OpenGL",
 ]
 
 
@@ -49,16 +63,41 @@ def build(dist: Path, work: Path) -> Path:
     resources = ROOT / "resources"
     data = [
         f"{resources / name}{sep}vq_resources"
-        for name in ("sample-coffee.png", "vq-studio.png", "vq-studio.ico",
-                     "vq-studio.desktop", "LICENSES.md", "__init__.py")
+        for name in (
+            "sample-coffee.png",
+            "vq-studio.png",
+            "vq-studio.ico",
+            "vq-studio.desktop",
+            "LICENSES.md",
+            "__init__.py",
+        )
     ]
     args = [
-        sys.executable, "-m", "PyInstaller", str(HERE / "entry.py"),
-        "--name", NAME, "--onedir", "--noconfirm", "--clean", "--log-level", "WARN",
-        "--distpath", str(dist), "--workpath", str(work), "--specpath", str(work),
-        "--paths", str(ROOT),
-        "--collect-submodules", "quantize", "--collect-submodules", "app",
-        "--hidden-import", "vq_resources",
+        sys.executable,
+        "-m",
+        "PyInstaller",
+        str(HERE / "entry.py"),
+        "--name",
+        NAME,
+        "--onedir",
+        "--noconfirm",
+        "--clean",
+        "--log-level",
+        "WARN",
+        "--distpath",
+        str(dist),
+        "--workpath",
+        str(work),
+        "--specpath",
+        str(work),
+        "--paths",
+        str(ROOT),
+        "--collect-submodules",
+        "quantize",
+        "--collect-submodules",
+        "app",
+        "--hidden-import",
+        "vq_resources",
     ]
     if sys.platform != "linux":  # Linux executables carry no icon; the .desktop file names it
         args += ["--windowed", "--icon", str(resources / "vq-studio.ico")]

@@ -51,9 +51,7 @@ def check_points(
         On wrong shapes, NaN or infinite values, negative weights or a zero total weight.
     """
     arr = np.asarray(X)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
-    ):
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
     if np.iscomplexobj(arr):
         raise ValueError(f"{name} must be real, got complex values")

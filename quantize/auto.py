@@ -223,8 +223,16 @@ def iter_quality_target(
     table = unique_colors(image)
 
     def fit(k: int, options: dict[str, Any]) -> Generator[IterationRecord, None, QuantizeResult]:
-        return _fit(image, k, should_cancel, table, method=method, color_space=color_space,
-                    seed=seed, **options)  # fmt: skip
+        return _fit(
+            image,
+            k,
+            should_cancel,
+            table,
+            method=method,
+            color_space=color_space,
+            seed=seed,
+            **options,
+        )
 
     def evaluate(k: int) -> Generator[IterationRecord, None, tuple[bool, bool]]:
         """Fit K colours; return (target reached, K had fewer distinct colours)."""
@@ -238,8 +246,12 @@ def iter_quality_target(
             kept["reached"] = (k, result)
         elif "missed" not in kept or better(value, scores[kept["missed"][0]]):
             kept["missed"] = (k, result)
-        yield _summary(result, step, k, {"metric": metric, "value": value, "target": target,
-                                         "reached": reached})  # fmt: skip
+        yield _summary(
+            result,
+            step,
+            k,
+            {"metric": metric, "value": value, "target": target, "reached": reached},
+        )
         return reached, result.n_colors < k
 
     # gallop up from k_min (cheap small fits first), then bisect the last gap
@@ -269,9 +281,19 @@ def iter_quality_target(
         final_value = quality_of(final, metric)
         step += 1
         keep = ok(final_value) and not better(value, final_value)
-        yield _summary(final, step, hi, {"metric": metric, "value": final_value,
-                                         "target": target, "reached": ok(final_value),
-                                         "final": True, "kept": keep})  # fmt: skip
+        yield _summary(
+            final,
+            step,
+            hi,
+            {
+                "metric": metric,
+                "value": final_value,
+                "target": target,
+                "reached": ok(final_value),
+                "final": True,
+                "kept": keep,
+            },
+        )
         if keep:
             chosen, value = final, final_value
     return AutoKResult(chosen, hi, True, metric, target, value, scores)
@@ -328,8 +350,16 @@ def iter_bic(
     check_cancel(should_cancel)
     table = unique_colors(image)
     for step, k in enumerate(range(k_min, k_max + 1), start=1):
-        result = yield from _fit(image, k, should_cancel, table, method=method,
-                                 color_space=color_space, seed=seed, **fit_options)  # fmt: skip
+        result = yield from _fit(
+            image,
+            k,
+            should_cancel,
+            table,
+            method=method,
+            color_space=color_space,
+            seed=seed,
+            **fit_options,
+        )
         bic = float(result.model.bic(result.points, result.table.counts))
         scores[k] = bic
         improved = best is None or bic < best[0]

@@ -114,9 +114,7 @@ def as_image_array(image: Any) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
-        raise ValueError(
-            f"image must have shape (M, N), (M, N, 1|2|3|4); got {np.shape(image)}"
-        )
+        raise ValueError(f"image must have shape (M, N), (M, N, 1|2|3|4); got {np.shape(image)}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"image is empty: shape {arr.shape}")
     if arr.dtype in (np.uint8, np.uint16):

@@ -342,8 +342,13 @@ def _quality(
     check_cancel(should_cancel)
     de_mean, de_p95 = delta_e_stats(a, b, opaque)
     check_cancel(should_cancel)
-    return {"mse": mse, "psnr": psnr, "ssim": ssim_value, "delta_e_mean": de_mean,
-            "delta_e_p95": de_p95}  # fmt: skip
+    return {
+        "mse": mse,
+        "psnr": psnr,
+        "ssim": ssim_value,
+        "delta_e_mean": de_mean,
+        "delta_e_p95": de_p95,
+    }
 
 
 def image_metrics(
@@ -400,8 +405,14 @@ def render_indexed(
     """
     palette = np.asarray(result.palette, np.uint8)
     if should_cancel is not None and dither != "none" and strength != 0:
-        indices = dither_indices(result.image, palette, dither, strength,
-                                 opaque=result.opaque, should_cancel=should_cancel)  # fmt: skip
+        indices = dither_indices(
+            result.image,
+            palette,
+            dither,
+            strength,
+            opaque=result.opaque,
+            should_cancel=should_cancel,
+        )
     else:
         indices = np.asarray(result.indices(dither=dither, strength=strength))
     return indices, encode_indexed_png(indices, palette, result.opaque)
@@ -444,8 +455,9 @@ def compute_metrics(
     opaque = result.opaque
     check_cancel(should_cancel)
     if rendering is None:
-        rendering = render_indexed(result, dither=dither, strength=strength,
-                                   should_cancel=should_cancel)  # fmt: skip
+        rendering = render_indexed(
+            result, dither=dither, strength=strength, should_cancel=should_cancel
+        )
     indices, png = rendering
     rendered = palette[indices]
     values = _quality(to_uint8(image)[:, :, :3], rendered, opaque, should_cancel)

@@ -33,7 +33,6 @@ __all__ = [
 ]
 
 
-
 def _is_grey(table: ColorTable) -> bool:
     c = table.colors
     return c.shape[1] == 1 or bool((c[:, 0] == c[:, 1]).all() and (c[:, 1] == c[:, 2]).all())
@@ -168,9 +167,17 @@ class QuantizeResult:
         labels = table.gather(unique_labels.astype(index_dtype(k)), fill=0)
         weights = table.counts.astype(np.float64)
         proportions = np.bincount(unique_labels, weights=weights, minlength=k) / weights.sum()
-        return cls(image=image, palette=palette, labels=labels, opaque=table.opaque,
-                   proportions=proportions, table=table, points=points,
-                   unique_labels=unique_labels.astype(np.int32), **fields)  # fmt: skip
+        return cls(
+            image=image,
+            palette=palette,
+            labels=labels,
+            opaque=table.opaque,
+            proportions=proportions,
+            table=table,
+            points=points,
+            unique_labels=unique_labels.astype(np.int32),
+            **fields,
+        )
 
     @property
     def n_colors(self) -> int:

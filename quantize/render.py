@@ -36,8 +36,6 @@ BAYER_8: np.ndarray = _bayer(8)
 _CHUNK = 1 << 16
 
 
-
-
 def _validate(image: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     image = as_rgb(image)
     palette = np.asarray(palette)
@@ -51,8 +49,6 @@ def _validate(image: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray, np.nd
 def index_dtype(k: int) -> type[np.unsignedinteger]:
     """Smallest unsigned dtype for palette indices of ``k`` colours (uint8 up to 256)."""
     return np.uint8 if k <= 256 else np.uint16
-
-
 
 
 def _nearest_image(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
@@ -234,7 +230,3 @@ def dither_indices(
     if opaque is not None:
         idx[~opaque] = 0
     return idx.astype(index_dtype(k))
-
-
-
-

@@ -20,9 +20,18 @@ pytestmark = pytest.mark.slow
 )
 def test_bundle_builds_and_self_test_passes(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "installer" / "build.py"),
-         "--dist", str(tmp_path / "dist"), "--work", str(tmp_path / "work")],
-        capture_output=True, text=True, timeout=1500, cwd=ROOT,
+        [
+            sys.executable,
+            str(ROOT / "installer" / "build.py"),
+            "--dist",
+            str(tmp_path / "dist"),
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     bundle = tmp_path / "dist" / "vq-studio"

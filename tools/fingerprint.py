@@ -35,8 +35,11 @@ VOLATILE = {"elapsed_s", "versions", "path", "elapsed", "outputs"}
 
 def _scrub(doc: Any) -> Any:
     if isinstance(doc, dict):
-        return {k: _scrub(v) for k, v in doc.items()
-                if k not in VOLATILE and not (k == "input" and isinstance(v, str))}  # fmt: skip
+        return {
+            k: _scrub(v)
+            for k, v in doc.items()
+            if k not in VOLATILE and not (k == "input" and isinstance(v, str))
+        }
     if isinstance(doc, list):
         return [_scrub(v) for v in doc]
     return doc
@@ -59,22 +62,30 @@ def _inputs(folder: Path) -> dict[str, Path]:
     grey = crop.convert("L")
     rgba = np.dstack([np.asarray(crop), np.full(crop.size[::-1], 255, np.uint8)])
     rgba[:40, :60, 3] = 0
-    paths = {"big": folder / "big.png", "crop": folder / "crop.png",
-             "grey": folder / "grey.png", "rgba": folder / "rgba.png"}  # fmt: skip
+    paths = {
+        "big": folder / "big.png",
+        "crop": folder / "crop.png",
+        "grey": folder / "grey.png",
+        "rgba": folder / "rgba.png",
+    }
     big.save(paths["big"])
     crop.save(paths["crop"])
     grey.save(paths["grey"])
     Image.fromarray(rgba, "RGBA").save(paths["rgba"])
     gpl = folder / "brand.gpl"
-    gpl.write_text("GIMP Palette\nName: brand\n#\n 10  20  30 a\n200 180 160 b\n250 250 250 c\n"
-                   " 90 140  60 d\n")  # fmt: skip
+    gpl.write_text(
+        "GIMP Palette\nName: brand\n#\n 10  20  30 a\n200 180 160 b\n250 250 250 c\n 90 140  60 d\n"
+    )
     paths["gpl"] = gpl
     return paths
 
 
 def _runs(p: dict[str, Path]) -> list[tuple[str, list[str]]]:
-    every = [a for ext in ("gpl", "act", "json", "txt", "css", "png")
-             for a in ("--palette", f"{{o}}/pal.{ext}")]  # fmt: skip
+    every = [
+        a
+        for ext in ("gpl", "act", "json", "txt", "css", "png")
+        for a in ("--palette", f"{{o}}/pal.{ext}")
+    ]
     every += ["--masks", "{o}/masks", "--soft", "{o}/soft", "--report", "{o}/report.json"]
     crop, big = str(p["crop"]), str(p["big"])
     return [
@@ -85,8 +96,10 @@ def _runs(p: dict[str, Path]) -> list[tuple[str, list[str]]]:
         ("kmeans-crop-rgb-random", [crop, "-k", "12", "--space", "rgb", "--init", "random"]),
         ("minibatch-crop-8", [crop, "-k", "8", "--method", "minibatch", "--space", "lab"]),
         ("gmm-crop-6-all", [crop, "-k", "6", "--method", "gmm", *every]),
-        ("gmm-crop-diag-fs", [crop, "-k", "5", "--method", "gmm", "--covariance", "diag",
-                              "--dither", "fs"]),  # fmt: skip
+        (
+            "gmm-crop-diag-fs",
+            [crop, "-k", "5", "--method", "gmm", "--covariance", "diag", "--dither", "fs"],
+        ),
         ("gmm-crop-tied", [crop, "-k", "4", "--method", "gmm", "--covariance", "tied"]),
         ("gmm-crop-spherical", [crop, "-k", "4", "--method", "gmm", "--covariance", "spherical"]),
         ("optimal1d-grey-all", [str(p["grey"]), "-k", "6", "--method", "optimal1d", *every]),

@@ -13,10 +13,22 @@ from PIL import Image, ImageDraw
 
 SIZE = 256
 PALETTE = [
-    "#2b1d14", "#5a3a22", "#8c5a32", "#c98b4f",
-    "#e8c39e", "#f4e3cf", "#b8c4c9", "#7d98a6",
-    "#3f6e86", "#1f4e66", "#6f8f3a", "#a3b85a",
-    "#d94f30", "#f08a4b", "#f6c453", "#ffffff",
+    "#2b1d14",
+    "#5a3a22",
+    "#8c5a32",
+    "#c98b4f",
+    "#e8c39e",
+    "#f4e3cf",
+    "#b8c4c9",
+    "#7d98a6",
+    "#3f6e86",
+    "#1f4e66",
+    "#6f8f3a",
+    "#a3b85a",
+    "#d94f30",
+    "#f08a4b",
+    "#f6c453",
+    "#ffffff",
 ]
 
 

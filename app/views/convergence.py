@@ -295,9 +295,14 @@ class ConvergencePlot(QtWidgets.QWidget):
             ys = [self._auto_points[k] for k in ks]
             if self._auto_curve is None:
                 self._auto_curve = self.plot.plot(
-                    ks, ys, pen=pg.mkPen("#4e79a7", width=2), symbol="o", symbolSize=7,
-                    symbolBrush="#4e79a7", name=_AUTO_LABELS.get(self._auto, self._auto),
-                )  # fmt: skip
+                    ks,
+                    ys,
+                    pen=pg.mkPen("#4e79a7", width=2),
+                    symbol="o",
+                    symbolSize=7,
+                    symbolBrush="#4e79a7",
+                    name=_AUTO_LABELS.get(self._auto, self._auto),
+                )
             else:
                 self._auto_curve.setData(ks, ys)
             return

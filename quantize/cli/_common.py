@@ -171,8 +171,11 @@ def add_output_mode(p: argparse.ArgumentParser) -> None:
     """
     g = p.add_argument_group("output mode")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
-    g.add_argument("--progress", action="store_true",
-                   help="show the progress bar even when stderr is not a terminal")  # fmt: skip
+    g.add_argument(
+        "--progress",
+        action="store_true",
+        help="show the progress bar even when stderr is not a terminal",
+    )
     g.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     g.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
@@ -201,8 +204,12 @@ def methods_epilog() -> str:
     width = max(len(name) for name in METHODS) + 2
     lines = ["methods (--method):"]
     for spec in METHODS.values():
-        lines += textwrap.wrap(spec.description, 79, initial_indent="  " + spec.name.ljust(width),
-                               subsequent_indent=" " * (2 + width))  # fmt: skip
+        lines += textwrap.wrap(
+            spec.description,
+            79,
+            initial_indent="  " + spec.name.ljust(width),
+            subsequent_indent=" " * (2 + width),
+        )
     return "\n".join(lines) + "\n\n"
 
 
@@ -214,8 +221,11 @@ def _init_help() -> str:
     """Write the help of ``--init``: the inits all methods offer, then each one's extras."""
     offered = [list(s.inits) for s in METHODS.values() if s.inits]
     common = [i for i in offered[0] if all(i in o for o in offered)] if offered else []
-    extras = [f"{s.name} also {or_list([i for i in s.inits if i not in common])}"
-              for s in METHODS.values() if s.inits and set(s.inits) - set(common)]  # fmt: skip
+    extras = [
+        f"{s.name} also {or_list([i for i in s.inits if i not in common])}"
+        for s in METHODS.values()
+        if s.inits and set(s.inits) - set(common)
+    ]
     text = "initialisation: " + or_list(common)
     if extras:
         text += f" ({'; '.join(extras)})"
@@ -262,12 +272,20 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
         metavar="DE",
         help="use the fewest colours whose mean CIEDE2000 is at most DE",
     )
-    g.add_argument("--method", default=d["method"], choices=tuple(METHODS),
-                   help="clustering method, listed below (default %(default)s)")  # fmt: skip
+    g.add_argument(
+        "--method",
+        default=d["method"],
+        choices=tuple(METHODS),
+        help="clustering method, listed below (default %(default)s)",
+    )
     defaulted("--space", "color_space", "colour space of the fit", choices=COLOR_SPACES.names)
     covariance = "/".join(s.name for s in METHODS.values() if s.uses_covariance)
-    defaulted("--covariance", "covariance_type", f"{covariance} covariance",
-              choices=COVARIANCE_TYPES.names)  # fmt: skip
+    defaulted(
+        "--covariance",
+        "covariance_type",
+        f"{covariance} covariance",
+        choices=COVARIANCE_TYPES.names,
+    )
     g.add_argument("--init", default=None, help=_escape(_init_help()))
     defaulted("--n-init", "n_init", "restarts, the best is kept", type=positive_int)
     defaulted("--max-iter", "max_iter", "iteration cap per restart", type=positive_int)
@@ -312,9 +330,14 @@ class Progress:
         if enabled is not False:
             from tqdm import tqdm
 
-            self.bar = tqdm(desc=desc, unit="it", file=sys.stderr, leave=False,
-                            dynamic_ncols=True,
-                            disable=None if enabled is None else False)  # fmt: skip
+            self.bar = tqdm(
+                desc=desc,
+                unit="it",
+                file=sys.stderr,
+                leave=False,
+                dynamic_ncols=True,
+                disable=None if enabled is None else False,
+            )
 
     def update(self, rec: Any) -> None:
         """Show one record.

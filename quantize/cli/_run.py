@@ -37,15 +37,29 @@ def _estimator_options(args: argparse.Namespace) -> dict[str, Any]:
     """Return the estimator options of ``args`` for its method (``--init`` checked)."""
     spec = get_method(args.method)
     if not spec.inits:  # the method has no initialisation to choose: --init is ignored
-        return fit_options(args.method, init=None, n_init=args.n_init, max_iter=args.max_iter,
-                           tol=args.tol, covariance_type=args.covariance)  # fmt: skip
+        return fit_options(
+            args.method,
+            init=None,
+            n_init=args.n_init,
+            max_iter=args.max_iter,
+            tol=args.tol,
+            covariance_type=args.covariance,
+        )
     default = DEFAULTS["init"] if DEFAULTS["init"] in spec.inits else next(iter(spec.inits))
     init = args.init or default
     if init not in spec.inits:
-        raise UsageError(f"--init {init!r} is not valid for --method {args.method} "
-                         f"(choose from {', '.join(spec.inits)})")  # fmt: skip
-    return fit_options(args.method, init=init, n_init=args.n_init, max_iter=args.max_iter,
-                       tol=args.tol, covariance_type=args.covariance)  # fmt: skip
+        raise UsageError(
+            f"--init {init!r} is not valid for --method {args.method} "
+            f"(choose from {', '.join(spec.inits)})"
+        )
+    return fit_options(
+        args.method,
+        init=init,
+        n_init=args.n_init,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        covariance_type=args.covariance,
+    )
 
 
 def check_combination(args: argparse.Namespace) -> None:
@@ -65,8 +79,9 @@ def check_combination(args: argparse.Namespace) -> None:
     if args.use_palette or args.init_palette:
         flag = "--use-palette" if args.use_palette else "--init-palette"
         if args.quality is not None or args.max_delta_e is not None or args.colors == "auto":
-            raise UsageError(f"{flag} fixes K: it cannot be combined with --quality, "
-                             "--max-delta-e or -k auto")  # fmt: skip
+            raise UsageError(
+                f"{flag} fixes K: it cannot be combined with --quality, --max-delta-e or -k auto"
+            )
         if args.init_palette and not spec.iterative:
             raise UsageError(f"--init-palette does not apply to --method {spec.name}")
     if args.quality is not None and args.max_delta_e is not None:
@@ -74,8 +89,10 @@ def check_combination(args: argparse.Namespace) -> None:
     if args.colors == "auto":
         if not spec.bic:
             able = or_list([f"--method {s.name}" for s in METHODS.values() if s.bic])
-            raise UsageError(f"-k auto chooses K by BIC and needs {able} "
-                             "(for other methods use --quality or --max-delta-e)")  # fmt: skip
+            raise UsageError(
+                f"-k auto chooses K by BIC and needs {able} "
+                "(for other methods use --quality or --max-delta-e)"
+            )
         if args.quality is not None or args.max_delta_e is not None:
             raise UsageError("-k auto cannot be combined with --quality/--max-delta-e")
 
@@ -89,8 +106,9 @@ def _run_fit(
 
     options = _estimator_options(args)
     if args.use_palette:
-        return map_to_palette(image, _read_user_palette(args.use_palette),
-                              color_space=args.space), None  # fmt: skip
+        return map_to_palette(
+            image, _read_user_palette(args.use_palette), color_space=args.space
+        ), None
     k_given = args.colors
     if args.init_palette:
         palette = _read_user_palette(args.init_palette)
@@ -102,9 +120,16 @@ def _run_fit(
     if args.quality is not None or args.max_delta_e is not None:
         k_max = args.colors if isinstance(args.colors, int) else DEFAULTS["k_max_quality"]
         search = iter_quality_target(
-            image, psnr=args.quality, max_delta_e=args.max_delta_e, k_min=1, k_max=k_max,
-            method=args.method, color_space=args.space, seed=args.seed, **options,
-        )  # fmt: skip
+            image,
+            psnr=args.quality,
+            max_delta_e=args.max_delta_e,
+            k_min=1,
+            k_max=k_max,
+            method=args.method,
+            color_space=args.space,
+            seed=args.seed,
+            **options,
+        )
         choice = drive(search, progress)
         if not choice.reached:
             name = "PSNR" if choice.metric == "psnr" else "mean dE2000"
@@ -115,13 +140,21 @@ def _run_fit(
             )
         return choice.result, choice
     if args.colors == "auto":
-        by_bic = iter_bic(image, k_min=1, k_max=DEFAULTS["k_max_bic"], method=args.method,
-                          color_space=args.space, seed=args.seed, **options)  # fmt: skip
+        by_bic = iter_bic(
+            image,
+            k_min=1,
+            k_max=DEFAULTS["k_max_bic"],
+            method=args.method,
+            color_space=args.space,
+            seed=args.seed,
+            **options,
+        )
         choice = drive(by_bic, progress)
         return choice.result, choice
     k = k_given if k_given is not None else DEFAULTS["n_colors"]
-    fit = iter_quantize_image(image, k, method=args.method, color_space=args.space,
-                              seed=args.seed, **options)  # fmt: skip
+    fit = iter_quantize_image(
+        image, k, method=args.method, color_space=args.space, seed=args.seed, **options
+    )
     return drive(fit, progress), None
 
 
@@ -154,8 +187,10 @@ def _targets(args: argparse.Namespace, stem: str) -> list[tuple[str, Path]]:
     for pal in args.palette:
         kind = palette_kinds.get(Path(pal).suffix.lower())
         if kind is None:
-            raise UsageError(f"--palette {pal}: unknown extension (use one of "
-                             f"{', '.join(sorted(palette_kinds))})")  # fmt: skip
+            raise UsageError(
+                f"--palette {pal}: unknown extension (use one of "
+                f"{', '.join(sorted(palette_kinds))})"
+            )
         targets.append((kind, Path(pal)))
     if args.masks:
         folder = Path(args.masks)
@@ -261,8 +296,13 @@ def quantize_one(
         warn(message)
     # one rendering (dithering + PNG encoding) serves the metrics and the written PNG
     rendering = render_indexed(result, dither=args.dither, strength=args.strength)
-    metrics = compute_metrics(result, dither=args.dither, strength=args.strength,
-                              original_bytes=loaded.file_size, rendering=rendering)  # fmt: skip
+    metrics = compute_metrics(
+        result,
+        dither=args.dither,
+        strength=args.strength,
+        original_bytes=loaded.file_size,
+        rendering=rendering,
+    )
     if getattr(args, "skip_if_larger", False) and metrics.png_bytes >= loaded.file_size:
         raise SkippedLarger(
             f"{image_path}: skipped, the indexed PNG ({metrics.png_bytes:,} bytes) would not be "
@@ -271,10 +311,16 @@ def quantize_one(
     created = create_dirs([args.masks, args.soft])
     try:
         written = export_targets(
-            result, targets, overwrite=args.force, dither=args.dither, strength=args.strength,
-            source_path=None if from_stdin else image_path, metrics=metrics,
-            source_sha256=loaded.info.get("sha256"), rendering=rendering,
-        )  # fmt: skip
+            result,
+            targets,
+            overwrite=args.force,
+            dither=args.dither,
+            strength=args.strength,
+            source_path=None if from_stdin else image_path,
+            metrics=metrics,
+            source_sha256=loaded.info.get("sha256"),
+            rendering=rendering,
+        )
     except BaseException:
         remove_folders(created)
         raise

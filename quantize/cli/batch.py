@@ -35,8 +35,23 @@ from quantize.cli._run import check_combination, quantize_one
 
 __all__ = ["add_parser", "batch_task", "run"]
 
-_IMAGE_SUFFIXES = {".png", ".apng", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".webp", ".bmp",
-                   ".dib", ".gif", ".ppm", ".pgm", ".pbm", ".pnm"}  # fmt: skip
+_IMAGE_SUFFIXES = {
+    ".png",
+    ".apng",
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".bmp",
+    ".dib",
+    ".gif",
+    ".ppm",
+    ".pgm",
+    ".pbm",
+    ".pnm",
+}
 
 
 def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
@@ -58,8 +73,12 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         description="Quantize every INPUT into OUTDIR/<name>.png; bad files "
         "are reported and skipped.",
     )
-    b.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="input images, or folders (their image files are taken)")  # fmt: skip
+    b.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="input images, or folders (their image files are taken)",
+    )
     b.add_argument("-o", "--outdir", required=True, metavar="OUTDIR", help="output folder")
     b.add_argument(
         "-j",
@@ -102,21 +121,36 @@ def batch_task(task: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
         out_dir = Path(args.outdir)
         targets: list[tuple[str, Path]] = [("indexed_png", out_dir / f"{stem}.png")]
         if args.palette_format:
-            targets.append((palette_kinds_by_suffix()[args.palette_format],
-                            out_dir / f"{stem}{args.palette_format}"))  # fmt: skip
+            targets.append(
+                (
+                    palette_kinds_by_suffix()[args.palette_format],
+                    out_dir / f"{stem}{args.palette_format}",
+                )
+            )
         if args.report:
             targets.append(("sidecar", out_dir / f"{stem}.json"))
-        summary = quantize_one(path, args, show_progress=False, warn=lambda m: None, stem=stem,
-                               targets=targets)  # fmt: skip
+        summary = quantize_one(
+            path, args, show_progress=False, warn=lambda m: None, stem=stem, targets=targets
+        )
         return {"input": path_text, "ok": True, "code": EXIT_OK, "summary": summary}
     except SkippedLarger as exc:
-        return {"input": path_text, "ok": True, "skipped": True, "code": EXIT_OK,
-                "message": str(exc)}  # fmt: skip
+        return {
+            "input": path_text,
+            "ok": True,
+            "skipped": True,
+            "code": EXIT_OK,
+            "message": str(exc),
+        }
     except BaseException as exc:  # report, never crash the pool
         code, message = classify(exc)
         detail = traceback.format_exc() if args.debug else None
-        return {"input": path_text, "ok": False, "code": code, "message": message,
-                "traceback": detail}  # fmt: skip
+        return {
+            "input": path_text,
+            "ok": False,
+            "code": code,
+            "message": message,
+            "traceback": detail,
+        }
 
 
 def _expand_inputs(inputs: Sequence[str]) -> list[str]:
@@ -125,8 +159,11 @@ def _expand_inputs(inputs: Sequence[str]) -> list[str]:
     for text in inputs:
         p = Path(text)
         if p.is_dir():
-            out.extend(str(c) for c in sorted(p.iterdir())
-                       if c.is_file() and c.suffix.lower() in _IMAGE_SUFFIXES)  # fmt: skip
+            out.extend(
+                str(c)
+                for c in sorted(p.iterdir())
+                if c.is_file() and c.suffix.lower() in _IMAGE_SUFFIXES
+            )
         else:
             out.append(text)
     return out
@@ -177,8 +214,13 @@ def run(args: argparse.Namespace, err: Err) -> int:
     if mode is not False:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(tasks), desc="vq batch", unit="file", file=sys.stderr,
-                   disable=None if mode is None else False)  # fmt: skip
+        bar = tqdm(
+            total=len(tasks),
+            desc="vq batch",
+            unit="file",
+            file=sys.stderr,
+            disable=None if mode is None else False,
+        )
 
     def record(res: dict[str, Any]) -> None:
         results.append(res)
@@ -210,8 +252,13 @@ def run(args: argparse.Namespace, err: Err) -> int:
     skipped = [r for r in results if r.get("skipped")]
     n_ok = len(results) - len(failed) - len(skipped)
     if args.json:
-        print(json.dumps({"ok": n_ok, "skipped": len(skipped), "failed": len(failed),
-                          "files": results}, indent=2, allow_nan=False))  # fmt: skip
+        print(
+            json.dumps(
+                {"ok": n_ok, "skipped": len(skipped), "failed": len(failed), "files": results},
+                indent=2,
+                allow_nan=False,
+            )
+        )
     elif not args.quiet:
         for r in results:
             if r.get("skipped"):

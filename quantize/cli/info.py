@@ -28,8 +28,9 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     formatter : type
         Help formatter class of the ``vq`` parsers.
     """
-    i = sub.add_parser("info", help="describe image files", epilog=EPILOG,
-                       formatter_class=formatter)  # fmt: skip
+    i = sub.add_parser(
+        "info", help="describe image files", epilog=EPILOG, formatter_class=formatter
+    )
     i.add_argument("images", nargs="+", metavar="IMAGE")
     i.add_argument("--max-pixels", type=positive_int, default=DEFAULTS["max_pixels"])
     add_output_mode(i)
@@ -64,21 +65,23 @@ def run(args: argparse.Namespace, err: Err) -> int:
             docs.append({"path": text, "error": exc.problem})
             continue
         opaque = img.pixels[:, :, 3] > 0 if img.has_alpha else None
-        docs.append({
-            "path": text,
-            "format": img.format,
-            "width": img.width,
-            "height": img.height,
-            "mode": img.mode,
-            "bit_depth": img.bit_depth,
-            "frames": img.n_frames,
-            "alpha": img.has_alpha,
-            "unique_colors": unique_color_count(img.pixels, opaque),
-            "file_size": img.file_size,
-            "icc_profile": img.info.get("icc_profile"),
-            "converted_to_srgb": bool(img.info.get("icc_converted", False)),
-            "notes": img.info.get("notes", []) + img.info.get("warnings", []),
-        })  # fmt: skip
+        docs.append(
+            {
+                "path": text,
+                "format": img.format,
+                "width": img.width,
+                "height": img.height,
+                "mode": img.mode,
+                "bit_depth": img.bit_depth,
+                "frames": img.n_frames,
+                "alpha": img.has_alpha,
+                "unique_colors": unique_color_count(img.pixels, opaque),
+                "file_size": img.file_size,
+                "icc_profile": img.info.get("icc_profile"),
+                "converted_to_srgb": bool(img.info.get("icc_converted", False)),
+                "notes": img.info.get("notes", []) + img.info.get("warnings", []),
+            }
+        )
     if args.json:
         print(json.dumps(docs if len(docs) > 1 else docs[0], indent=2, allow_nan=False))
     elif not args.quiet:
@@ -87,9 +90,11 @@ def run(args: argparse.Namespace, err: Err) -> int:
                 continue
             alpha = ", alpha" if d["alpha"] else ""
             frames = f", {d['frames']} frames" if d["frames"] > 1 else ""
-            print(f"{d['path']}: {d['format']} {d['width']}x{d['height']}, mode {d['mode']}, "
-                  f"{d['bit_depth']}-bit{alpha}{frames}, {d['unique_colors']:,} unique colours, "
-                  f"{d['file_size']:,} bytes")  # fmt: skip
+            print(
+                f"{d['path']}: {d['format']} {d['width']}x{d['height']}, mode {d['mode']}, "
+                f"{d['bit_depth']}-bit{alpha}{frames}, {d['unique_colors']:,} unique colours, "
+                f"{d['file_size']:,} bytes"
+            )
             for note in d["notes"]:
                 print(f"  note: {note}")
     return EXIT_INPUT if failures else EXIT_OK

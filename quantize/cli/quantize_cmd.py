@@ -128,14 +128,20 @@ def print_summary(s: dict[str, Any]) -> None:
         + (f", {s['frames']} frames (first used)" if s["frames"] > 1 else "")
         + f", {m['unique_before']:,} colours",
         f"{method_words(s['method'])} in {s['color_space']}: "
-        f"K={s['n_colors']}" + ("" if s["n_colors"] == s["n_colors_requested"]
-                               else f" (asked {s['n_colors_requested']})")
+        f"K={s['n_colors']}"
+        + (
+            ""
+            if s["n_colors"] == s["n_colors_requested"]
+            else f" (asked {s['n_colors_requested']})"
+        )
         + f", {s['n_iter']} iterations, {'converged' if s['converged'] else 'NOT converged'}"
         + f", seed {s['seed']}, {s['elapsed_s']:.2f} s",
-    ]  # fmt: skip
+    ]
     if s["method"] == GIVEN_PALETTE:
-        lines[1] = (f"mapped onto the given palette of {s['n_colors']} colours "
-                    f"(nearest in {s['color_space']}), {s['elapsed_s']:.2f} s")  # fmt: skip
+        lines[1] = (
+            f"mapped onto the given palette of {s['n_colors']} colours "
+            f"(nearest in {s['color_space']}), {s['elapsed_s']:.2f} s"
+        )
     if s["auto"]:
         a = s["auto"]
         tried = ", ".join(f"{k}" for k in sorted(a["tried"], key=int))

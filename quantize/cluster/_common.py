@@ -102,8 +102,10 @@ def random_seeds(X: np.ndarray, w: np.ndarray, K: int, rng: np.random.Generator)
     p = w[pos] / w[pos].sum()
     chosen: list[int] = []
     seen: set[bytes] = set()
-    order = rng.choice(pos.size, size=pos.size, replace=False, p=p) if pos.size <= 1 << 16 else (
-        rng.choice(pos.size, size=min(pos.size, 8 * K + 64), replace=False, p=p)
+    order = (
+        rng.choice(pos.size, size=pos.size, replace=False, p=p)
+        if pos.size <= 1 << 16
+        else (rng.choice(pos.size, size=min(pos.size, 8 * K + 64), replace=False, p=p))
     )
     for i in order:
         key = X[pos[i]].tobytes()
@@ -136,8 +138,10 @@ def relocate_empty(
         return 0
     score = np.where(w > 0, d_sq, -1.0)
     n_take = min(X.shape[0], 4 * n_empty + 16)
-    top = np.argpartition(-score, n_take - 1)[:n_take] if n_take < X.shape[0] else np.arange(
-        X.shape[0]
+    top = (
+        np.argpartition(-score, n_take - 1)[:n_take]
+        if n_take < X.shape[0]
+        else np.arange(X.shape[0])
     )
     top = top[np.argsort(-score[top], kind="stable")]
     top = top[score[top] > 0]

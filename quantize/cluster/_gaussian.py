@@ -241,8 +241,13 @@ def full_params(
     """
     cov, chol, jittered = jittered_cholesky(np.asarray(covariances, dtype=np.float64), reg)
     prec_chol = np.swapaxes(np.linalg.inv(chol), 1, 2)
-    params = GaussianParams(np.asarray(means, dtype=np.float64), cov,
-                     np.asarray(weights, dtype=np.float64), "full", prec_chol)  # fmt: skip
+    params = GaussianParams(
+        np.asarray(means, dtype=np.float64),
+        cov,
+        np.asarray(weights, dtype=np.float64),
+        "full",
+        prec_chol,
+    )
     return params, jittered
 
 

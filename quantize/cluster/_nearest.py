@@ -49,9 +49,7 @@ def exact_sq_dist(X: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> np.
     return np.einsum("ij,ij->i", diff, diff)
 
 
-def decide_exactly(
-    X: np.ndarray, centers: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decide_exactly(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest centre by exact float64 distances, ties to the lowest index (the rule).
 
     Parameters

@@ -215,9 +215,7 @@ def yinyang_update(
             old_m = old[move]
             g_old = group_of[old_m]
             # the old centre joins its group's bound where that group was not examined
-            lower[g_old, moved_rows] = np.minimum(
-                lower[g_old, moved_rows], up[owner][move] - eps
-            )
+            lower[g_old, moved_rows] = np.minimum(lower[g_old, moved_rows], up[owner][move] - eps)
             labels[moved_rows] = new[move]
             upper[moved_rows] = np.sqrt(best_val[move])
             changed_parts.append(moved_rows)

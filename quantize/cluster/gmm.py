@@ -57,18 +57,6 @@ COVARIANCE_TYPES: tuple[str, ...] = _COVARIANCES.names
 _MAX_CHUNK_ROWS = 32768  # cache-friendly chunks even when the budget allows more
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 class GaussianMixture:
     """Gaussian mixture model fitted by EM on weighted points.
 
@@ -443,8 +431,9 @@ class GaussianMixture:
         nf = W.shape[0]
         stats = np.zeros((K, nf))
         ll = 0.0
-        rows = min(_MAX_CHUNK_ROWS, chunk_size(X.shape[0], 8 * (2 * nf + 2 * K),
-                                               self.working_memory_mib))
+        rows = min(
+            _MAX_CHUNK_ROWS, chunk_size(X.shape[0], 8 * (2 * nf + 2 * K), self.working_memory_mib)
+        )
         for sl in iter_chunks(X.shape[0], rows):
             check_cancel(should_cancel)
             F = self._chunk_features(X, sl)
@@ -462,8 +451,10 @@ class GaussianMixture:
         """Most probable component (argmax of the log joint) for every point."""
         W = params.score_matrix(self._iu, self._ju)
         labels = np.empty(X.shape[0], dtype=np.int32)
-        rows = min(_MAX_CHUNK_ROWS, chunk_size(X.shape[0], 8 * (W.shape[0] + W.shape[1]),
-                                               self.working_memory_mib))
+        rows = min(
+            _MAX_CHUNK_ROWS,
+            chunk_size(X.shape[0], 8 * (W.shape[0] + W.shape[1]), self.working_memory_mib),
+        )
         for sl in iter_chunks(X.shape[0], rows):
             labels[sl] = (self._chunk_features(X, sl) @ W).argmax(axis=1)
         return labels
@@ -536,8 +527,9 @@ class GaussianMixture:
 
     def _iter_resp(self, Xc: np.ndarray) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
         W = self._params.score_matrix(self._iu, self._ju)
-        rows = chunk_size(Xc.shape[0], 8 * (2 * W.shape[0] + 2 * W.shape[1]),
-                          self.working_memory_mib)
+        rows = chunk_size(
+            Xc.shape[0], 8 * (2 * W.shape[0] + 2 * W.shape[1]), self.working_memory_mib
+        )
         for sl in iter_chunks(Xc.shape[0], rows):
             R, log_p = log_resp_chunk(quadratic_features(Xc[sl], self._iu, self._ju), W)
             yield sl, R, log_p
@@ -751,4 +743,3 @@ class GaussianMixture:
             out[start : start + c] = self.means_[k] + z @ L.T
             start += c
         return out, labels
-

@@ -84,26 +84,6 @@ _DIRECT_MAX_K = 16  # up to this K the bounded E step measures all centres of a 
 # ----------------------------------------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def kmeans_plusplus(
     X: Any,
     n_clusters: int,
@@ -385,7 +365,9 @@ class KMeans(KMeansBase):
         stages: list[tuple[np.ndarray, np.ndarray, float, float]] = []
         init_cells = None  # the cells that k-means++ (or random) initialisation draws from
         if (
-            self.algorithm == "auto" and n >= _CELLS_MIN_POINTS and D <= _CELLS_MAX_DIMS
+            self.algorithm == "auto"
+            and n >= _CELLS_MIN_POINTS
+            and D <= _CELLS_MAX_DIMS
             and bool((w > 0).all())
         ):
             tree = CellTree(Xc, w)
@@ -449,16 +431,38 @@ class KMeans(KMeansBase):
                 # Lloyd on grid-cell means = Lloyd with whole cells assigned together; its
                 # J plus the within-cell scatter is the exact full-data J of that partition
                 out_c = yield from _lloyd(
-                    cm, cw, centers, cell_assigner, max_iter, tol_abs * factor,
-                    use_bounds, should_cancel, r, mean, stage, self.warnings_,
-                    objective_offset=scatter, it_offset=it0,
+                    cm,
+                    cw,
+                    centers,
+                    cell_assigner,
+                    max_iter,
+                    tol_abs * factor,
+                    use_bounds,
+                    should_cancel,
+                    r,
+                    mean,
+                    stage,
+                    self.warnings_,
+                    objective_offset=scatter,
+                    it_offset=it0,
                 )
                 centers = out_c[0]
                 hist_parts.append(out_c[3] + scatter)
                 it0 += out_c[4]
             out = yield from _lloyd(
-                Xc, w, centers, assigner, max_iter, tol_abs, use_bounds,
-                should_cancel, r, mean, stage, self.warnings_, it_offset=it0,
+                Xc,
+                w,
+                centers,
+                assigner,
+                max_iter,
+                tol_abs,
+                use_bounds,
+                should_cancel,
+                r,
+                mean,
+                stage,
+                self.warnings_,
+                it_offset=it0,
             )
             out = (*out[:3], np.concatenate([*hist_parts, out[3]]), out[4] + it0, out[5])
             self.histories_.append(out[3])
@@ -482,8 +486,6 @@ class KMeans(KMeansBase):
         return self
 
 
-
-
 def _cluster_stats(
     X: np.ndarray, w: np.ndarray, x_sq: np.ndarray, labels: np.ndarray, K: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -500,14 +502,6 @@ def _stats_inertia(W: np.ndarray, S: np.ndarray, Q: np.ndarray, centers: np.ndar
     """J = sum_k Q_k - 2 c_k.S_k + W_k ||c_k||^2 (exact algebra, float64 rounding only)."""
     per = Q - 2.0 * np.einsum("kd,kd->k", centers, S) + W * sq_norms(centers)
     return float(np.maximum(per, 0.0).sum())
-
-
-
-
-
-
-
-
 
 
 def _thread_pool() -> ThreadPoolExecutor | None:
@@ -534,7 +528,14 @@ def _lloyd(
     try:
         return (
             yield from _lloyd_run(
-                X, w, centers, assigner, max_iter, tol_abs, use_bounds, *args,
+                X,
+                w,
+                centers,
+                assigner,
+                max_iter,
+                tol_abs,
+                use_bounds,
+                *args,
                 **{**kwargs, "pool": pool},
             )
         )
@@ -655,12 +656,28 @@ def _lloyd_run(
                 if layout is None:
                     assert group_starts is not None  # bounds are on: the centres have groups
                     return direct_update(
-                        X, cand + sl.start, labels, upper, lower, centers, group_starts,
-                        should_cancel, assigner.working_memory_mib, eps=eps,
+                        X,
+                        cand + sl.start,
+                        labels,
+                        upper,
+                        lower,
+                        centers,
+                        group_starts,
+                        should_cancel,
+                        assigner.working_memory_mib,
+                        eps=eps,
                     )
                 return yinyang_update(
-                    X, cand + sl.start, labels, upper, lower, layout, group_of,
-                    should_cancel, assigner.working_memory_mib, eps=eps,
+                    X,
+                    cand + sl.start,
+                    labels,
+                    upper,
+                    lower,
+                    layout,
+                    group_of,
+                    should_cancel,
+                    assigner.working_memory_mib,
+                    eps=eps,
                 )
 
             parts = list(pool.map(part, slices)) if pool is not None else [part(slice(0, n))]
@@ -724,5 +741,3 @@ def _lloyd_run(
         centers = centers[inv_perm]
         labels = perm[labels].astype(np.int32)
     return centers, labels, inertia, np.asarray(history, dtype=np.float64), it, converged
-
-

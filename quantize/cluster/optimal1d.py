@@ -116,8 +116,9 @@ def _iter_optimal(
     costs = [float(prev[n])]
     bounds = np.array([0, n])
     centers = _centres_from_bounds(bounds, x, pre)
-    yield IterationRecord(0, 1, costs[0], "inertia", 0.0, centers[:, None] + offset,
-                          stage="optimal1d", extra={"k": 1})
+    yield IterationRecord(
+        0, 1, costs[0], "inertia", 0.0, centers[:, None] + offset, stage="optimal1d", extra={"k": 1}
+    )
     for layer in range(2, k + 1):
         check_cancel(should_cancel)
         cur, opt = _layer(prev, layer, n, pre)
@@ -126,8 +127,16 @@ def _iter_optimal(
         costs.append(float(min(cur[n], costs[-1])))
         bounds = _backtrack(opts, layer, n)
         centers = _centres_from_bounds(bounds, x, pre)
-        yield IterationRecord(0, layer, costs[-1], "inertia", 0.0, centers[:, None] + offset,
-                              stage="optimal1d", extra={"k": layer})
+        yield IterationRecord(
+            0,
+            layer,
+            costs[-1],
+            "inertia",
+            0.0,
+            centers[:, None] + offset,
+            stage="optimal1d",
+            extra={"k": layer},
+        )
     labels = np.repeat(np.arange(k, dtype=np.int32), np.diff(bounds))
     return centers, labels, costs
 

@@ -207,47 +207,60 @@ def fit_options(
         ``**fit_options`` for :func:`quantize.pipeline.iter_quantize_image`.
     """
     spec = get_method(method)
-    given = {"init": init, "n_init": n_init, "max_iter": max_iter, "tol": tol,
-             "covariance_type": covariance_type}  # fmt: skip
+    given = {
+        "init": init,
+        "n_init": n_init,
+        "max_iter": max_iter,
+        "tol": tol,
+        "covariance_type": covariance_type,
+    }
     return {k: v for k, v in given.items() if k in spec.options}
 
 
-register_method(MethodSpec(
-    name="kmeans",
-    label="K-means",
-    short_label="K-means",
-    description="weighted K-means (Lloyd, coarse-to-fine): the best palette for compression",
-    factory=lambda k, seed, o: KMeans(k, seed=seed, **o),
-    options=_COMMON | {"algorithm"},
-    inits=_KMEANS_INITS,
-))  # fmt: skip
-register_method(MethodSpec(
-    name="gmm",
-    label="Gaussian mixture",
-    short_label="Gaussian mixture",
-    description="Gaussian mixture fitted by EM: soft responsibilities for segmentation",
-    factory=lambda k, seed, o: GaussianMixture(k, seed=seed, **o),
-    options=_COMMON | {"covariance_type", "reg_covar"},
-    inits={"kmeans": "K-means", **_KMEANS_INITS},
-    objective="log_likelihood",
-    soft=True,
-    bic=True,
-))  # fmt: skip
-register_method(MethodSpec(
-    name="minibatch",
-    label="Mini-batch K-means",
-    short_label="mini-batch K-means",
-    description="mini-batch K-means (stochastic updates on samples)",
-    factory=lambda k, seed, o: MiniBatchKMeans(k, seed=seed, **o),
-    options=_COMMON | {"batch_size", "max_no_improvement"},
-    inits=_KMEANS_INITS,
-))  # fmt: skip
-register_method(MethodSpec(
-    name="optimal1d",
-    label="Exact 1-D (grey images)",
-    short_label="exact 1-D",
-    description="the exact K-means optimum by dynamic programming, grey images only",
-    factory=lambda k, seed, o: Optimal1D(k),
-    options=frozenset(),
-    grey_only=True,
-))  # fmt: skip
+register_method(
+    MethodSpec(
+        name="kmeans",
+        label="K-means",
+        short_label="K-means",
+        description="weighted K-means (Lloyd, coarse-to-fine): the best palette for compression",
+        factory=lambda k, seed, o: KMeans(k, seed=seed, **o),
+        options=_COMMON | {"algorithm"},
+        inits=_KMEANS_INITS,
+    )
+)
+register_method(
+    MethodSpec(
+        name="gmm",
+        label="Gaussian mixture",
+        short_label="Gaussian mixture",
+        description="Gaussian mixture fitted by EM: soft responsibilities for segmentation",
+        factory=lambda k, seed, o: GaussianMixture(k, seed=seed, **o),
+        options=_COMMON | {"covariance_type", "reg_covar"},
+        inits={"kmeans": "K-means", **_KMEANS_INITS},
+        objective="log_likelihood",
+        soft=True,
+        bic=True,
+    )
+)
+register_method(
+    MethodSpec(
+        name="minibatch",
+        label="Mini-batch K-means",
+        short_label="mini-batch K-means",
+        description="mini-batch K-means (stochastic updates on samples)",
+        factory=lambda k, seed, o: MiniBatchKMeans(k, seed=seed, **o),
+        options=_COMMON | {"batch_size", "max_no_improvement"},
+        inits=_KMEANS_INITS,
+    )
+)
+register_method(
+    MethodSpec(
+        name="optimal1d",
+        label="Exact 1-D (grey images)",
+        short_label="exact 1-D",
+        description="the exact K-means optimum by dynamic programming, grey images only",
+        factory=lambda k, seed, o: Optimal1D(k),
+        options=frozenset(),
+        grey_only=True,
+    )
+)

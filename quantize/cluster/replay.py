@@ -48,11 +48,8 @@ def record_labels(points: np.ndarray, record: IterationRecord) -> np.ndarray:
     X, _ = check_points(points, name="points")
     centers = np.asarray(record.centers, dtype=np.float64)
     if centers.ndim != 2 or X.shape[1] != centers.shape[1]:
-        raise ValueError(
-            f"points of shape {X.shape} do not match centres of shape {centers.shape}"
-        )
+        raise ValueError(f"points of shape {X.shape} do not match centres of shape {centers.shape}")
     if record.covariances is None or record.weights is None:
         return nearest_indices(X, centers)
     log_joint = full_log_joint(X, centers, record.covariances, record.weights)
     return np.argmax(log_joint, axis=1).astype(np.int64)
-

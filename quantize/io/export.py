@@ -139,8 +139,9 @@ class ExportRun:
         if self._rendering is None:
             from quantize.metrics import render_indexed
 
-            self._rendering = render_indexed(self.result, dither=self.dither,
-                                             strength=self.strength)  # fmt: skip
+            self._rendering = render_indexed(
+                self.result, dither=self.dither, strength=self.strength
+            )
         return self._rendering
 
 
@@ -217,8 +218,10 @@ class ExportKind:
         if sum(x is not None for x in (self.encode, self.write, self.palette)) != 1:
             raise ValueError(f"export kind {self.name!r}: give one of encode, write or palette")
         if not self.suffix or self.per_entry != ("{index}" in self.suffix):
-            raise ValueError(f"export kind {self.name!r}: suffix {self.suffix!r} must contain "
-                             "'{index}' exactly when there is one file per entry")  # fmt: skip
+            raise ValueError(
+                f"export kind {self.name!r}: suffix {self.suffix!r} must contain "
+                "'{index}' exactly when there is one file per entry"
+            )
         if self.palette is not None and not self.short_label:
             object.__setattr__(self, "short_label", self.palette.suffixes[0])
 
@@ -294,8 +297,7 @@ def register_export_kind(kind: ExportKind, *, before: str | None = None) -> None
     if fmt is not None:
         for other in _KINDS.values():
             if other.name != kind.name and other.palette and other.palette.name == fmt.name:
-                raise ValueError(f"export kind {other.name!r} already writes {fmt.name!r} "
-                                 "palettes")  # fmt: skip
+                raise ValueError(f"export kind {other.name!r} already writes {fmt.name!r} palettes")
         if FORMATS.get(fmt.name) is not fmt:
             register_palette_format(fmt)
             _OWN_FORMATS.add(fmt.name)
@@ -434,47 +436,104 @@ def _sidecar(file: ExportFile) -> bytes:
             rendering = run.rendering()
         except (ValueError, TypeError, AttributeError, MemoryError):
             rendering = None  # sidecar_dict records why the metrics are missing
-    doc = sidecar_dict(file.result, source_path=run.source_path, metrics=run.metrics,
-                       dither=run.dither, strength=run.strength,
-                       outputs=[p for p in run.files if p != file.path],
-                       source_sha256=run.source_sha256, rendering=rendering)  # fmt: skip
+    doc = sidecar_dict(
+        file.result,
+        source_path=run.source_path,
+        metrics=run.metrics,
+        dither=run.dither,
+        strength=run.strength,
+        outputs=[p for p in run.files if p != file.path],
+        source_sha256=run.source_sha256,
+        rendering=rendering,
+    )
     return sidecar_bytes(doc)
 
 
 for _kind in (
-    ExportKind("indexed_png", "Indexed PNG (palette image)",
-               "the image with its palette: smallest bit depth, tRNS for transparency",
-               ".png", encode=lambda f: f.run.rendering()[1]),
-    ExportKind("gpl", "GIMP palette (.gpl)", "GIMP palette, each colour with its share",
-               ".gpl", palette=FORMATS["gpl"]),
-    ExportKind("act", "Photoshop palette (.act)",
-               "Photoshop colour table (at most 256 colours)", ".act", palette=FORMATS["act"]),
-    ExportKind("palette_json", "Palette JSON",
-               "hex, RGB, CIELAB and share of every colour", ".palette.json",
-               palette=FORMATS["json"]),
-    ExportKind("hex", "Hex colour list (.txt)", "one #rrggbb per line", ".hex.txt",
-               palette=FORMATS["hex"]),
-    ExportKind("css", "CSS variables (.css)", "one CSS custom property per colour", ".css",
-               palette=FORMATS["css"]),
-    ExportKind("swatch_png", "Swatch strip (PNG)", "a PNG of colour swatches, 16 per row",
-               ".swatch.png", palette=FORMATS["png"], short_label=".png swatches"),
-    ExportKind("label_map", "Label map (8/16-bit PNG)",
-               "each pixel's palette index as a grey PNG (16-bit when K > 256)",
-               ".labels.png", encode=lambda f: maps.gray_png(maps.label_array(f.result))),
-    ExportKind("binary_masks", "Binary mask per cluster (PNG, 0/255)",
-               "one 0/255 PNG per palette colour", ".mask-{index}.png", per_entry=True,
-               encode=lambda f: maps.mask_png(f.result, _entry(f))),
-    ExportKind("soft_maps", "Soft maps (16-bit PNG per component)",
-               "each component's responsibility as a 16-bit PNG (0..65535)",
-               ".soft-{index}.png", per_entry=True,
-               encode=lambda f: maps.gray_png(maps.soft_map(f.result, _entry(f)))),
-    ExportKind("npz", "All maps in one .npz",
-               "labels, palette, proportions, opacity, uncertainty and responsibilities",
-               ".maps.npz", write=lambda f, out: maps.write_npz_to(f.result, out)),
-    ExportKind("sidecar", "JSON sidecar (parameters, metrics)",
-               "input hash, parameters, versions, metrics, palette and the files written",
-               ".json", encode=_sidecar),
-):  # fmt: skip
+    ExportKind(
+        "indexed_png",
+        "Indexed PNG (palette image)",
+        "the image with its palette: smallest bit depth, tRNS for transparency",
+        ".png",
+        encode=lambda f: f.run.rendering()[1],
+    ),
+    ExportKind(
+        "gpl",
+        "GIMP palette (.gpl)",
+        "GIMP palette, each colour with its share",
+        ".gpl",
+        palette=FORMATS["gpl"],
+    ),
+    ExportKind(
+        "act",
+        "Photoshop palette (.act)",
+        "Photoshop colour table (at most 256 colours)",
+        ".act",
+        palette=FORMATS["act"],
+    ),
+    ExportKind(
+        "palette_json",
+        "Palette JSON",
+        "hex, RGB, CIELAB and share of every colour",
+        ".palette.json",
+        palette=FORMATS["json"],
+    ),
+    ExportKind(
+        "hex", "Hex colour list (.txt)", "one #rrggbb per line", ".hex.txt", palette=FORMATS["hex"]
+    ),
+    ExportKind(
+        "css",
+        "CSS variables (.css)",
+        "one CSS custom property per colour",
+        ".css",
+        palette=FORMATS["css"],
+    ),
+    ExportKind(
+        "swatch_png",
+        "Swatch strip (PNG)",
+        "a PNG of colour swatches, 16 per row",
+        ".swatch.png",
+        palette=FORMATS["png"],
+        short_label=".png swatches",
+    ),
+    ExportKind(
+        "label_map",
+        "Label map (8/16-bit PNG)",
+        "each pixel's palette index as a grey PNG (16-bit when K > 256)",
+        ".labels.png",
+        encode=lambda f: maps.gray_png(maps.label_array(f.result)),
+    ),
+    ExportKind(
+        "binary_masks",
+        "Binary mask per cluster (PNG, 0/255)",
+        "one 0/255 PNG per palette colour",
+        ".mask-{index}.png",
+        per_entry=True,
+        encode=lambda f: maps.mask_png(f.result, _entry(f)),
+    ),
+    ExportKind(
+        "soft_maps",
+        "Soft maps (16-bit PNG per component)",
+        "each component's responsibility as a 16-bit PNG (0..65535)",
+        ".soft-{index}.png",
+        per_entry=True,
+        encode=lambda f: maps.gray_png(maps.soft_map(f.result, _entry(f))),
+    ),
+    ExportKind(
+        "npz",
+        "All maps in one .npz",
+        "labels, palette, proportions, opacity, uncertainty and responsibilities",
+        ".maps.npz",
+        write=lambda f, out: maps.write_npz_to(f.result, out),
+    ),
+    ExportKind(
+        "sidecar",
+        "JSON sidecar (parameters, metrics)",
+        "input hash, parameters, versions, metrics, palette and the files written",
+        ".json",
+        encode=_sidecar,
+    ),
+):
     register_export_kind(_kind)
 del _kind
 
@@ -597,9 +656,16 @@ def export_all(
     kinds = _check_kinds(kinds)
     planned = plan_exports(result, out_dir, stem, kinds)
     check_targets(planned, overwrite)
-    run = ExportRun(result, planned, dither=dither, strength=strength, rendering=rendering,
-                    source_path=source_path, source_sha256=source_sha256,
-                    metrics=metrics)  # fmt: skip
+    run = ExportRun(
+        result,
+        planned,
+        dither=dither,
+        strength=strength,
+        rendering=rendering,
+        source_path=source_path,
+        source_sha256=source_sha256,
+        metrics=metrics,
+    )
     return commit_jobs(_jobs(run, kinds, planned, stem), overwrite)
 
 
@@ -646,9 +712,16 @@ def export_targets(
         planned.append((kind, path, files))
     every = [f for _, _, files in planned for f in files]
     check_targets(every, overwrite)
-    run = ExportRun(result, every, dither=dither, strength=strength, rendering=rendering,
-                    source_path=source_path, source_sha256=source_sha256,
-                    metrics=metrics)  # fmt: skip
+    run = ExportRun(
+        result,
+        every,
+        dither=dither,
+        strength=strength,
+        rendering=rendering,
+        source_path=source_path,
+        source_sha256=source_sha256,
+        metrics=metrics,
+    )
     jobs: list[Job] = []
     for kind, path, files in planned:
         jobs.extend(_jobs(run, [kind], files, path.name))
@@ -677,8 +750,9 @@ def write_indexed_png(
     -------
     path : Path
     """
-    return export_targets(result, [("indexed_png", path)], overwrite=overwrite, dither=dither,
-                          strength=strength)[0]  # fmt: skip
+    return export_targets(
+        result, [("indexed_png", path)], overwrite=overwrite, dither=dither, strength=strength
+    )[0]
 
 
 def write_label_map(

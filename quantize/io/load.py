@@ -250,8 +250,6 @@ def from_array(array: np.ndarray, *, name: str = "<array>") -> LoadedImage:
     return _finish(pixels, None, "array", f"array:{arr.dtype}", 1, 0, {"notes": notes})
 
 
-
-
 def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation (1-8) to a row-major array, as a viewer would.
 
@@ -344,14 +342,20 @@ class _WarningCapture:
         self._saved: warnings.catch_warnings | None = None
         self._outer: Any = None
 
-    def _show(self, message: Any, category: Any, filename: str, lineno: int,
-              file: Any = None, line: str | None = None) -> None:  # fmt: skip
+    def _show(
+        self,
+        message: Any,
+        category: Any,
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
         target = self._lists.get(threading.get_ident())
         if target is None:  # raised by another thread: not ours to keep
             self._outer(message, category, filename, lineno, file, line)
         else:
-            target.append(warnings.WarningMessage(message, category, filename, lineno, file,
-                                                  line))  # fmt: skip
+            target.append(warnings.WarningMessage(message, category, filename, lineno, file, line))
 
     @contextlib.contextmanager
     def __call__(self) -> Iterator[list[warnings.WarningMessage]]:
@@ -454,8 +458,11 @@ def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
         if png16 is not None:  # Pillow would reduce it to 8 bits
             pixels, mode = _read_png16(data, path, png16)
             pixels = apply_orientation(pixels, orientation)
-            info16: dict[str, Any] = {"orientation": orientation, "source_dtype": "uint16",
-                                      "notes": []}  # fmt: skip
+            info16: dict[str, Any] = {
+                "orientation": orientation,
+                "source_dtype": "uint16",
+                "notes": [],
+            }
             if im.info.get("icc_profile"):
                 info16["notes"].append(_ICC_16_NOTE)
             return _finish(pixels, path, fmt, mode, n_frames, len(data), info16)
@@ -607,8 +614,6 @@ def _normalize_array(arr: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]
     return np.ascontiguousarray(grey_to_rgb(arr)), notes
 
 
-
-
 def _finish(
     pixels: np.ndarray,
     path: Path | None,
@@ -697,8 +702,11 @@ def _try_tifffile(data: bytes, path: Path, max_pixels: int) -> LoadedImage | str
     pixels, more = _normalize_array(arr, str(path))
     pixels = apply_orientation(pixels, orientation)
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[samples] + f";{dtype}"
-    info: dict[str, Any] = {"orientation": orientation, "source_dtype": str(dtype),
-                            "notes": notes + more}  # fmt: skip
+    info: dict[str, Any] = {
+        "orientation": orientation,
+        "source_dtype": str(dtype),
+        "notes": notes + more,
+    }
     if has_icc:
         info["notes"].append(_ICC_16_NOTE)
     return _finish(pixels, path, "TIFF", mode, n_frames, len(data), info)
@@ -721,8 +729,15 @@ def _tiff_to_yxs(arr: np.ndarray, axes: str, path: Path) -> np.ndarray:
 # ---------------------------------------------------------------------------- PNG 16
 
 # Adam7 passes: (first column, first row, column step, row step)
-_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
-          (0, 1, 1, 2))  # fmt: skip
+_ADAM7 = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
 _PNG16_CHANNELS = {2: 3, 4: 2, 6: 4}  # colour type -> samples per pixel
 _PNG16_MODES = {2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}
 
@@ -761,8 +776,9 @@ def _read_png16(
         raise LoadError(path, f"corrupt or truncated image (PNG data: {detail})") from None
     channels = _PNG16_CHANNELS[ctype]
     if values.dtype != np.uint16 or values.shape[:2] != (height, width) or values.ndim != 3:
-        raise LoadError(path, f"cannot decode image (16-bit PNG decoded as {values.dtype} "
-                              f"{values.shape})")  # fmt: skip
+        raise LoadError(
+            path, f"cannot decode image (16-bit PNG decoded as {values.dtype} {values.shape})"
+        )
     if values.shape[2] not in (channels, channels + (ctype == 2)):
         raise LoadError(path, f"cannot decode image ({values.shape[2]} samples per pixel)")
     if ctype == 4:

@@ -142,8 +142,11 @@ def write_npz_to(result: QuantizeResult, f: IO[bytes]) -> None:
                 npy.write_array(entry, np.ascontiguousarray(arr), allow_pickle=False)
         # responsibilities (K, M, N) float32, streamed one component at a time
         with zf.open(_zip_entry("responsibilities.npy"), "w", force_zip64=True) as entry:
-            header = {"descr": npy.dtype_to_descr(np.dtype("<f4")),
-                      "fortran_order": False, "shape": (k, m, n)}  # fmt: skip
+            header = {
+                "descr": npy.dtype_to_descr(np.dtype("<f4")),
+                "fortran_order": False,
+                "shape": (k, m, n),
+            }
             npy.write_array_header_2_0(entry, header)
             for comp in range(k):
                 r = np.asarray(result.responsibility_map(comp), "<f4")

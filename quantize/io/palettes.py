@@ -281,9 +281,9 @@ def _encode_hex(
 def _decode_hex_codes(data: bytes) -> np.ndarray:
     """Every ``#rrggbb`` in the text, in order (hex lists and CSS)."""
     found = re.findall(r"#([0-9a-fA-F]{6})\b", data.decode("utf-8"))
-    return np.array(
-        [[int(h[i : i + 2], 16) for i in (0, 2, 4)] for h in found], np.uint8
-    ).reshape(-1, 3)
+    return np.array([[int(h[i : i + 2], 16) for i in (0, 2, 4)] for h in found], np.uint8).reshape(
+        -1, 3
+    )
 
 
 def _encode_css(

@@ -108,8 +108,13 @@ def sidecar_dict(
 
         original = source.get("bytes") if source else None
         try:
-            metrics = compute_metrics(result, dither=dither, strength=strength,
-                                      original_bytes=original, rendering=rendering)  # fmt: skip
+            metrics = compute_metrics(
+                result,
+                dither=dither,
+                strength=strength,
+                original_bytes=original,
+                rendering=rendering,
+            )
         except (ValueError, TypeError, AttributeError, MemoryError) as exc:
             metrics_error = f"{type(exc).__name__}: {exc}"
     if metrics is not None and hasattr(metrics, "to_dict"):
@@ -181,6 +186,12 @@ def write_sidecar(
     -------
     path : Path
     """
-    doc = sidecar_dict(result, source_path=source_path, metrics=metrics, dither=dither,
-                       strength=strength, outputs=outputs)  # fmt: skip
+    doc = sidecar_dict(
+        result,
+        source_path=source_path,
+        metrics=metrics,
+        dither=dither,
+        strength=strength,
+        outputs=outputs,
+    )
     return run_jobs([(Path(path), bytes_fill(sidecar_bytes(doc)))], overwrite)[0]

@@ -10,8 +10,14 @@ from quantize.protocol import IterationRecord
 
 def record(restart, iteration, objective, n_points):
     return IterationRecord(
-        restart=restart, iteration=iteration, objective=objective, kind="inertia", shift=0.0,
-        centers=np.zeros((2, 3)), stage="kmeans", extra={"n_points": n_points},
+        restart=restart,
+        iteration=iteration,
+        objective=objective,
+        kind="inertia",
+        shift=0.0,
+        centers=np.zeros((2, 3)),
+        stage="kmeans",
+        extra={"n_points": n_points},
     )
 
 

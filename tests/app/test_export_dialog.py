@@ -162,9 +162,12 @@ def test_dialog_offers_every_registered_export_kind(qtbot, tmp_path):
         return "".join(f"{r} {g} {b}\n" for r, g, b in palette).encode()
 
     toy = export.ExportKind(
-        name="toy_palette", label="Toy palette (.toy)", description="space-separated RGB",
-        suffix=".toy", palette=PaletteFormat("toy", (".toy",), encode),
-    )  # fmt: skip
+        name="toy_palette",
+        label="Toy palette (.toy)",
+        description="space-separated RGB",
+        suffix=".toy",
+        palette=PaletteFormat("toy", (".toy",), encode),
+    )
     export.register_export_kind(toy, before="sidecar")
     try:
         rng = np.random.default_rng(2)

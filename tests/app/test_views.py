@@ -136,10 +136,20 @@ def test_parameter_panel_roundtrip_and_rules(qtbot):
     panel = ParameterPanel()
     qtbot.addWidget(panel)
     params = RunParameters(
-        method="gmm", n_colors=40, color_space="lab", covariance_type="diag", init="random",
-        n_init=4, max_iter=77, tol=1e-5, seed=123, dither="fs", dither_strength=0.5,
-        auto="bic", target_psnr=40.0,
-    )  # fmt: skip
+        method="gmm",
+        n_colors=40,
+        color_space="lab",
+        covariance_type="diag",
+        init="random",
+        n_init=4,
+        max_iter=77,
+        tol=1e-5,
+        seed=123,
+        dither="fs",
+        dither_strength=0.5,
+        auto="bic",
+        target_psnr=40.0,
+    )
     panel.set_parameters(params)
     assert panel.parameters() == params
     assert panel.covariance.isEnabled()

@@ -174,10 +174,19 @@ def test_bic_search_uses_the_method_it_is_given_and_refuses_one_without_bic():
         made.append(k)
         return GaussianMixture(k, seed=seed, **options)
 
-    register_method(MethodSpec(name="toy_mixture", label="Toy mixture", short_label="toy",
-                               description="a mixture under another name", factory=factory,
-                               options=frozenset({"max_iter"}), bic=True, soft=True,
-                               objective="log_likelihood"))  # fmt: skip
+    register_method(
+        MethodSpec(
+            name="toy_mixture",
+            label="Toy mixture",
+            short_label="toy",
+            description="a mixture under another name",
+            factory=factory,
+            options=frozenset({"max_iter"}),
+            bic=True,
+            soft=True,
+            objective="log_likelihood",
+        )
+    )
     try:
         choice = drain(iter_bic(img, k_min=1, k_max=2, method="toy_mixture", max_iter=20))
     finally:

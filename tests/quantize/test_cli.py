@@ -130,8 +130,19 @@ def test_existing_output_exit_5_then_force(img, tmp_path, capsys):
 def test_existing_sibling_mask_blocks_all_outputs(img, tmp_path, capsys):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "photo.mask-02.png").write_bytes(b"mine")
-    argv = ["quantize", str(img), "-k", "3", *FAST, "-o", "o.png", "--masks", "m",
-            "--report", "r.json"]  # fmt: skip
+    argv = [
+        "quantize",
+        str(img),
+        "-k",
+        "3",
+        *FAST,
+        "-o",
+        "o.png",
+        "--masks",
+        "m",
+        "--report",
+        "r.json",
+    ]
     assert main(argv) == 5
     assert "photo.mask-02.png: already exists" in capsys.readouterr().err
     assert files(tmp_path) == ["m/photo.mask-02.png", "photo.png"]
@@ -158,15 +169,53 @@ def test_debug_shows_traceback(tmp_path, capsys):
 
 
 def test_every_output_kind(img, tmp_path, capsys):
-    argv = ["quantize", str(img), "-k", "4", *FAST, "--method", "gmm", "-o", "o.png",
-            "--palette", "p.gpl", "--palette", "p.act", "--palette", "p.json", "--palette",
-            "p.css", "--palette", "p.txt", "--palette", "p.png", "--masks", "masks",
-            "--soft", "soft", "--report", "r.json", "--dither", "fs", "--json"]  # fmt: skip
+    argv = [
+        "quantize",
+        str(img),
+        "-k",
+        "4",
+        *FAST,
+        "--method",
+        "gmm",
+        "-o",
+        "o.png",
+        "--palette",
+        "p.gpl",
+        "--palette",
+        "p.act",
+        "--palette",
+        "p.json",
+        "--palette",
+        "p.css",
+        "--palette",
+        "p.txt",
+        "--palette",
+        "p.png",
+        "--masks",
+        "masks",
+        "--soft",
+        "soft",
+        "--report",
+        "r.json",
+        "--dither",
+        "fs",
+        "--json",
+    ]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     written = {Path(o["path"]).as_posix() for o in summary["outputs"]}
-    expected = {"o.png", "p.gpl", "p.act", "p.json", "p.css", "p.txt", "p.png", "r.json",
-                "masks/photo.labels.png", "soft/photo.maps.npz"}  # fmt: skip
+    expected = {
+        "o.png",
+        "p.gpl",
+        "p.act",
+        "p.json",
+        "p.css",
+        "p.txt",
+        "p.png",
+        "r.json",
+        "masks/photo.labels.png",
+        "soft/photo.maps.npz",
+    }
     expected |= {f"masks/photo.mask-{i:02d}.png" for i in range(4)}
     expected |= {f"soft/photo.soft-{i:02d}.png" for i in range(4)}
     assert written == expected
@@ -196,8 +245,22 @@ def test_one_rendering_per_run(img, tmp_path, monkeypatch, capsys):
 
     for module in (quantize.render, quantize.pipeline, quantize.metrics):
         monkeypatch.setattr(module, "dither_indices", counting)
-    argv = ["quantize", str(img), "-k", "4", *FAST, "-o", "o.png", "--report", "r.json",
-            "--dither", "fs", "--strength", "0.5", "-q"]  # fmt: skip
+    argv = [
+        "quantize",
+        str(img),
+        "-k",
+        "4",
+        *FAST,
+        "-o",
+        "o.png",
+        "--report",
+        "r.json",
+        "--dither",
+        "fs",
+        "--strength",
+        "0.5",
+        "-q",
+    ]
     assert main(argv) == 0
     assert len(calls) == 1
     report = json.loads((tmp_path / "r.json").read_text())
@@ -230,15 +293,45 @@ def test_quality_target_picks_fewest_colours(img, capsys):
     assert s["auto"]["metric"] == "psnr" and s["metrics"]["psnr"] >= 30
     k = s["auto"]["k"]
     assert all(v < 30 for kk, v in s["auto"]["tried"].items() if int(kk) < k)
-    assert main(["quantize", str(img), "--max-delta-e", "3", "-k", "16", *FAST, "--json",
-                 "-o", "de.png"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "quantize",
+                str(img),
+                "--max-delta-e",
+                "3",
+                "-k",
+                "16",
+                *FAST,
+                "--json",
+                "-o",
+                "de.png",
+            ]
+        )
+        == 0
+    )
     s = json.loads(capsys.readouterr().out)
     assert s["auto"]["metric"] == "delta_e" and s["metrics"]["delta_e_mean"] <= 3
 
 
 def test_k_auto_gmm_by_bic(img, capsys):
-    assert main(["quantize", str(img), "-k", "auto", "--method", "gmm", "--space", "rgb",
-                 *FAST, "--json"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "quantize",
+                str(img),
+                "-k",
+                "auto",
+                "--method",
+                "gmm",
+                "--space",
+                "rgb",
+                *FAST,
+                "--json",
+            ]
+        )
+        == 0
+    )
     s = json.loads(capsys.readouterr().out)
     assert s["auto"]["metric"] == "bic"
     tried = s["auto"]["tried"]
@@ -255,8 +348,22 @@ def test_batch_skips_bad_files(tmp_path, monkeypatch, capsys, jobs):
     b = make_image(tmp_path / "b.png", seed=2)
     bad = tmp_path / "c.png"
     bad.write_text("hello")
-    argv = ["batch", str(a), str(bad), str(b), "-o", "out", "-j", jobs, "-k", "3", *FAST,
-            "--report", "--palette-format", ".gpl"]  # fmt: skip
+    argv = [
+        "batch",
+        str(a),
+        str(bad),
+        str(b),
+        "-o",
+        "out",
+        "-j",
+        jobs,
+        "-k",
+        "3",
+        *FAST,
+        "--report",
+        "--palette-format",
+        ".gpl",
+    ]
     assert main(argv) == 3
     captured = capsys.readouterr()
     assert "2 ok, 1 failed" in captured.out
@@ -272,8 +379,7 @@ def test_batch_same_stem_and_json(tmp_path, monkeypatch, capsys):
     (tmp_path / "x").mkdir()
     a = make_image(tmp_path / "a.png", seed=1)
     a2 = make_image(tmp_path / "x" / "a.png", seed=2)
-    assert main(["batch", str(a), str(a2), "-o", "out", "-j", "1", "-k", "2", *FAST,
-                 "--json"]) == 0  # fmt: skip
+    assert main(["batch", str(a), str(a2), "-o", "out", "-j", "1", "-k", "2", *FAST, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] == 2 and doc["failed"] == 0
     assert files(tmp_path / "out") == ["a-2.png", "a.png"]
@@ -303,8 +409,13 @@ def test_info(tmp_path, capsys):
 
 def test_python_dash_m(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "error"}
-    run = subprocess.run([sys.executable, "-m", "quantize", "--help"], capture_output=True,
-                         text=True, timeout=60, env=env)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "quantize", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert run.returncode == 0 and "exit codes:" in run.stdout
     argv = [sys.executable, "-m", "quantize", "quantize", str(tmp_path / "no.png")]
     run = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
@@ -388,8 +499,20 @@ def test_no_exif_or_gps_in_outputs(tmp_path, monkeypatch):
     )
     with Image.open("gps.jpg") as im:
         assert im.getexif().get_ifd(0x8825)  # the input really has GPS data
-    argv = ["quantize", "gps.jpg", "-k", "4", *FAST, "-o", "o.png", "--masks", "m", "-q",
-            "--palette", "p.png"]  # fmt: skip
+    argv = [
+        "quantize",
+        "gps.jpg",
+        "-k",
+        "4",
+        *FAST,
+        "-o",
+        "o.png",
+        "--masks",
+        "m",
+        "-q",
+        "--palette",
+        "p.png",
+    ]
     assert main(argv) == 0
     for path in [tmp_path / "o.png", tmp_path / "p.png", *sorted((tmp_path / "m").iterdir())]:
         data = path.read_bytes()
@@ -402,8 +525,12 @@ def test_progress_bar_fed_by_records(img, capsys):
     assert main(["quantize", str(img), "-k", "3", *FAST, "-o", "o.png", "--progress"]) == 0
     err = capsys.readouterr().err
     assert "kmeans (oklab)" in err and "it" in err and "inertia=" in err
-    assert main(["quantize", str(img), "-k", "3", *FAST, "-o", "p.png", "--quality", "20",
-                 "--progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            ["quantize", str(img), "-k", "3", *FAST, "-o", "p.png", "--quality", "20", "--progress"]
+        )
+        == 0
+    )
     assert "auto K: K=" in capsys.readouterr().err
     assert main(["quantize", str(img), "-k", "3", *FAST, "-o", "q.png"]) == 0
     assert capsys.readouterr().err == ""  # not a terminal: no bar unless asked
@@ -411,8 +538,23 @@ def test_progress_bar_fed_by_records(img, capsys):
 
 def test_same_seed_same_bytes(img, tmp_path, capsys):
     for out in ("a", "b"):
-        argv = ["quantize", str(img), "-k", "5", "--seed", "7", "-o", f"{out}.png", "--palette",
-                f"{out}.gpl", "--soft", f"soft_{out}", "-q", "--dither", "ordered"]  # fmt: skip
+        argv = [
+            "quantize",
+            str(img),
+            "-k",
+            "5",
+            "--seed",
+            "7",
+            "-o",
+            f"{out}.png",
+            "--palette",
+            f"{out}.gpl",
+            "--soft",
+            f"soft_{out}",
+            "-q",
+            "--dither",
+            "ordered",
+        ]
         assert main(argv) == 0
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     assert (tmp_path / "a.gpl").read_text().replace("Name: a", "") == (
@@ -427,8 +569,19 @@ def test_use_palette_maps_without_fitting(img, tmp_path, capsys):
     from quantize.io.palettes import write_palette
 
     write_palette(tmp_path / "mine.gpl", pal)
-    argv = ["quantize", str(img), "--use-palette", "mine.gpl", "--space", "rgb", "-o", "o.png",
-            "--palette", "out.act", "--json"]  # fmt: skip
+    argv = [
+        "quantize",
+        str(img),
+        "--use-palette",
+        "mine.gpl",
+        "--space",
+        "rgb",
+        "-o",
+        "o.png",
+        "--palette",
+        "out.act",
+        "--json",
+    ]
     assert main(argv) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["method"] == "palette" and s["n_iter"] == 0 and s["n_colors"] == 3
@@ -474,11 +627,24 @@ def test_skip_if_larger(tmp_path, capsys):
     assert main(["quantize", "tiny.png", "-k", "2", "-o", "t.png", "--skip-if-larger"]) == 6
     assert "skipped" in capsys.readouterr().err.splitlines()[-1]
     assert not Path("t.png").exists()
-    assert main(["quantize", "noisy.png", "-k", "4", *FAST, "-o", "n.png", "--skip-if-larger",
-                 "-q"]) == 0  # fmt: skip
+    assert (
+        main(["quantize", "noisy.png", "-k", "4", *FAST, "-o", "n.png", "--skip-if-larger", "-q"])
+        == 0
+    )
     assert Path("n.png").exists()
-    argv = ["batch", "tiny.png", "noisy.png", "-o", "out", "-j", "1", "-k", "4", *FAST,
-            "--skip-if-larger"]  # fmt: skip
+    argv = [
+        "batch",
+        "tiny.png",
+        "noisy.png",
+        "-o",
+        "out",
+        "-j",
+        "1",
+        "-k",
+        "4",
+        *FAST,
+        "--skip-if-larger",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "1 ok, 1 skipped, 0 failed" in out
@@ -488,8 +654,22 @@ def test_skip_if_larger(tmp_path, capsys):
 @pytest.mark.parametrize("method", ["kmeans", "gmm", "minibatch"])
 @pytest.mark.parametrize("space", ["rgb", "lab", "oklab"])
 def test_every_method_and_space(img, tmp_path, capsys, method, space):
-    argv = ["quantize", str(img), "-k", "3", *FAST, "--method", method, "--space", space,
-            "-o", "o.png", "--report", "r.json", "--json"]  # fmt: skip
+    argv = [
+        "quantize",
+        str(img),
+        "-k",
+        "3",
+        *FAST,
+        "--method",
+        method,
+        "--space",
+        space,
+        "-o",
+        "o.png",
+        "--report",
+        "r.json",
+        "--json",
+    ]
     assert main(argv) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["method"] == method and s["color_space"] == space and s["n_colors"] == 3
@@ -536,8 +716,22 @@ def test_image_from_stdin(img, tmp_path, monkeypatch, capsys):
 def test_more_than_256_colours(tmp_path, capsys):
     rng = np.random.default_rng(3)
     Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save("many.png")
-    argv = ["quantize", "many.png", "-k", "300", "--n-init", "1", "--max-iter", "5", "-o",
-            "m.png", "--masks", "masks", "--palette", "m.gpl"]  # fmt: skip
+    argv = [
+        "quantize",
+        "many.png",
+        "-k",
+        "300",
+        "--n-init",
+        "1",
+        "--max-iter",
+        "5",
+        "-o",
+        "m.png",
+        "--masks",
+        "masks",
+        "--palette",
+        "m.gpl",
+    ]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "truecolour PNG" in captured.err
@@ -557,16 +751,27 @@ def toy_method():
     from quantize.cluster.kmeans import KMeans
     from quantize.cluster.registry import MethodSpec, register_method, unregister_method
 
-    register_method(MethodSpec(
-        name="toy", label="Toy", short_label="toy method", description="toy method for tests",
-        factory=lambda k, seed, o: KMeans(k, seed=seed, **o),
-        options=frozenset({"init", "n_init", "max_iter", "tol"}),
-        inits={"k-means++": "k-means++"},
-    ))  # fmt: skip
-    register_method(MethodSpec(
-        name="toy_once", label="Toy once", short_label="toy once", description="no iterations",
-        factory=lambda k, seed, o: KMeans(k, seed=seed, n_init=1), options=frozenset(),
-    ))  # fmt: skip
+    register_method(
+        MethodSpec(
+            name="toy",
+            label="Toy",
+            short_label="toy method",
+            description="toy method for tests",
+            factory=lambda k, seed, o: KMeans(k, seed=seed, **o),
+            options=frozenset({"init", "n_init", "max_iter", "tol"}),
+            inits={"k-means++": "k-means++"},
+        )
+    )
+    register_method(
+        MethodSpec(
+            name="toy_once",
+            label="Toy once",
+            short_label="toy once",
+            description="no iterations",
+            factory=lambda k, seed, o: KMeans(k, seed=seed, n_init=1),
+            options=frozenset(),
+        )
+    )
     yield "toy"
     unregister_method("toy")
     unregister_method("toy_once")
@@ -582,8 +787,10 @@ def test_a_registered_method_is_offered_and_runs(img, tmp_path, capsys, toy_meth
     assert "toy method in oklab: K=4" in out and "wrote out.png" in out  # its short label
     with Image.open(tmp_path / "out.png") as im:
         assert im.mode == "P" and len(im.getpalette()) == 12
-    assert main(["quantize", str(img), "--method", "toy", "-k", "3", *FAST, "--json",
-                 "-o", "o2.png"]) == 0  # fmt: skip
+    assert (
+        main(["quantize", str(img), "--method", "toy", "-k", "3", *FAST, "--json", "-o", "o2.png"])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["method"] == "toy"
     # its inits, BIC and iterations decide what is allowed
     assert main(["quantize", str(img), "--method", "toy", "--init", "random", "-o", "x.png"]) == 2
@@ -593,14 +800,43 @@ def test_a_registered_method_is_offered_and_runs(img, tmp_path, capsys, toy_meth
     from quantize.io.palettes import write_palette
 
     write_palette(tmp_path / "start.gpl", np.array([[10, 10, 10], [240, 240, 240]], np.uint8))
-    assert main(["quantize", str(img), "--method", "toy", "--init-palette", "start.gpl", *FAST,
-                 "--json", "-o", "o3.png"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "quantize",
+                str(img),
+                "--method",
+                "toy",
+                "--init-palette",
+                "start.gpl",
+                *FAST,
+                "--json",
+                "-o",
+                "o3.png",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["n_colors"] == 2
-    assert main(["quantize", str(img), "--method", "toy_once", "--init-palette", "start.gpl",
-                 "-o", "x.png"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "quantize",
+                str(img),
+                "--method",
+                "toy_once",
+                "--init-palette",
+                "start.gpl",
+                "-o",
+                "x.png",
+            ]
+        )
+        == 2
+    )
     assert "--init-palette does not apply to --method toy_once" in capsys.readouterr().err
-    assert main(["quantize", str(img), "--method", "toy_once", "-k", "2", "-o", "o4.png",
-                 "-q"]) == 0  # fmt: skip
+    assert (
+        main(["quantize", str(img), "--method", "toy_once", "-k", "2", "-o", "o4.png", "-q"]) == 0
+    )
     assert not (tmp_path / "x.png").exists()
 
 
@@ -620,10 +856,16 @@ def toy_export_kind():
     def encode(palette, shares, *, name, transparent_index):
         return "".join(f"{r};{g};{b}\n" for r, g, b in palette).encode()
 
-    export.register_export_kind(export.ExportKind(
-        name="toy_palette", label="Toy palette (.toy)", description="semicolon-separated RGB",
-        suffix=".toy", palette=PaletteFormat("toy", (".toy",), encode),
-    ), before="sidecar")  # fmt: skip
+    export.register_export_kind(
+        export.ExportKind(
+            name="toy_palette",
+            label="Toy palette (.toy)",
+            description="semicolon-separated RGB",
+            suffix=".toy",
+            palette=PaletteFormat("toy", (".toy",), encode),
+        ),
+        before="sidecar",
+    )
     yield ".toy"
     export.unregister_export_kind("toy_palette")
 
@@ -634,8 +876,20 @@ def test_a_registered_palette_kind_is_offered_by_the_cli(img, tmp_path, capsys, 
     assert ".css .png swatches or .toy (repeatable)" in " ".join(out.split())  # --palette
     assert main(["batch", "--help"]) == 0
     assert ".toy" in capsys.readouterr().out  # a --palette-format choice
-    argv = ["quantize", str(img), "-k", "4", *FAST, "-o", "o.png", "--palette", "out.toy",
-            "--palette", "out.gpl", "--json"]  # fmt: skip
+    argv = [
+        "quantize",
+        str(img),
+        "-k",
+        "4",
+        *FAST,
+        "-o",
+        "o.png",
+        "--palette",
+        "out.toy",
+        "--palette",
+        "out.gpl",
+        "--json",
+    ]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     lines = (tmp_path / "out.toy").read_text().splitlines()
@@ -645,8 +899,20 @@ def test_a_registered_palette_kind_is_offered_by_the_cli(img, tmp_path, capsys, 
     assert {Path(o["path"]).name for o in summary["outputs"]} == {"o.png", "out.toy", "out.gpl"}
     assert main(["quantize", str(img), "--palette", "out.doc", "-o", "p.png"]) == 2
     assert ".toy" in capsys.readouterr().err  # listed among the known extensions
-    argv = ["batch", str(img), "-o", "out", "-j", "1", "-k", "3", *FAST, "--palette-format",
-            ".toy", "-q"]  # fmt: skip
+    argv = [
+        "batch",
+        str(img),
+        "-o",
+        "out",
+        "-j",
+        "1",
+        "-k",
+        "3",
+        *FAST,
+        "--palette-format",
+        ".toy",
+        "-q",
+    ]
     assert main(argv) == 0
     assert files(tmp_path / "out") == ["photo.png", "photo.toy"]
 
@@ -670,18 +936,36 @@ def test_k_auto_with_a_registered_bic_method(img, capsys):
     from quantize.cluster.gmm import GaussianMixture
     from quantize.cluster.registry import MethodSpec, register_method, unregister_method
 
-    register_method(MethodSpec(
-        name="toy_mixture", label="Toy mixture", short_label="toy mixture",
-        description="a mixture under another name",
-        factory=lambda k, seed, o: GaussianMixture(k, seed=seed, **o),
-        options=frozenset({"init", "n_init", "max_iter", "tol"}), inits={"kmeans": "K-means"},
-        objective="log_likelihood", soft=True, bic=True,
-    ))  # fmt: skip
+    register_method(
+        MethodSpec(
+            name="toy_mixture",
+            label="Toy mixture",
+            short_label="toy mixture",
+            description="a mixture under another name",
+            factory=lambda k, seed, o: GaussianMixture(k, seed=seed, **o),
+            options=frozenset({"init", "n_init", "max_iter", "tol"}),
+            inits={"kmeans": "K-means"},
+            objective="log_likelihood",
+            soft=True,
+            bic=True,
+        )
+    )
     try:
         assert main(["quantize", "--help"]) == 0
         assert "'auto' (gmm/toy_mixture: lowest BIC)" in " ".join(capsys.readouterr().out.split())
-        argv = ["quantize", str(img), "-k", "auto", "--method", "toy_mixture", "--space", "rgb",
-                *FAST, "-o", "o.png"]  # fmt: skip
+        argv = [
+            "quantize",
+            str(img),
+            "-k",
+            "auto",
+            "--method",
+            "toy_mixture",
+            "--space",
+            "rgb",
+            *FAST,
+            "-o",
+            "o.png",
+        ]
         assert main([*argv, "--json"]) == 0
         s = json.loads(capsys.readouterr().out)
         assert s["method"] == "toy_mixture" and s["auto"]["metric"] == "bic"

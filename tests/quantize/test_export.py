@@ -69,8 +69,14 @@ class FakeResult:
         return (1.0 - self.soft.max(axis=0)).astype(np.float32)
 
     def parameters(self) -> dict[str, Any]:
-        return {"method": "gmm", "n_colors": len(self.palette), "seed": self.seed,
-                "n_iter": 3, "converged": False, "fit_options": {"tol": float("nan")}}  # fmt: skip
+        return {
+            "method": "gmm",
+            "n_colors": len(self.palette),
+            "seed": self.seed,
+            "n_iter": 3,
+            "converged": False,
+            "fit_options": {"tol": float("nan")},
+        }
 
 
 def fake_result(k: int = 5, h: int = 9, w: int = 11, transparent: bool = False) -> FakeResult:
@@ -213,9 +219,14 @@ def test_masks_soft_maps_and_npz(tmp_path):
     r = fake_result(3, 8, 10, transparent=True)
     paths = export_all(r, tmp_path, "x", ["binary_masks", "soft_maps", "npz"])
     assert [p.name for p in paths] == [
-        "x.mask-00.png", "x.mask-01.png", "x.mask-02.png",
-        "x.soft-00.png", "x.soft-01.png", "x.soft-02.png", "x.maps.npz",
-    ]  # fmt: skip
+        "x.mask-00.png",
+        "x.mask-01.png",
+        "x.mask-02.png",
+        "x.soft-00.png",
+        "x.soft-01.png",
+        "x.soft-02.png",
+        "x.maps.npz",
+    ]
     for k in range(3):
         with Image.open(tmp_path / f"x.mask-{k:02d}.png") as im:
             assert im.mode == "L"
@@ -228,8 +239,14 @@ def test_masks_soft_maps_and_npz(tmp_path):
         expected = np.where(r.opaque, np.rint(r.soft[k].astype(np.float64) * 65535), 0)
         np.testing.assert_array_equal(soft, expected)
     with np.load(tmp_path / "x.maps.npz", allow_pickle=False) as z:
-        assert set(z.files) == {"labels", "palette", "proportions", "opaque", "uncertainty",
-                                "responsibilities"}  # fmt: skip
+        assert set(z.files) == {
+            "labels",
+            "palette",
+            "proportions",
+            "opaque",
+            "uncertainty",
+            "responsibilities",
+        }
         np.testing.assert_array_equal(z["labels"], r.labels)
         np.testing.assert_array_equal(z["palette"], r.palette)
         np.testing.assert_array_equal(z["opaque"], r.opaque)
@@ -246,8 +263,13 @@ def test_sidecar_is_strict_json(tmp_path):
     r = fake_result(3)
     src = tmp_path / "in.bin"
     src.write_bytes(b"some input bytes")
-    path = write_sidecar(tmp_path / "s.json", r, source_path=src, metrics={"psnr": float("inf")},
-                         outputs=[tmp_path / "o.png"])  # fmt: skip
+    path = write_sidecar(
+        tmp_path / "s.json",
+        r,
+        source_path=src,
+        metrics={"psnr": float("inf")},
+        outputs=[tmp_path / "o.png"],
+    )
     text = path.read_text()
     doc = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
     assert doc["input"]["sha256"] == hashlib.sha256(b"some input bytes").hexdigest()
@@ -529,13 +551,22 @@ def test_tables_are_built_from_the_export_kinds():
     assert EXPORT_KINDS[-1] == "sidecar"  # last: it lists the other outputs
     assert set(EXPORT_KINDS) - set(export.SINGLE_FILE_KINDS) == {"binary_masks", "soft_maps"}
     assert dict(export.PALETTE_FORMATS) == {
-        "gpl": ".gpl", "act": ".act", "json": ".palette.json", "hex": ".hex.txt",
-        "css": ".css", "png": ".swatch.png",
-    }  # fmt: skip
+        "gpl": ".gpl",
+        "act": ".act",
+        "json": ".palette.json",
+        "hex": ".hex.txt",
+        "css": ".css",
+        "png": ".swatch.png",
+    }
     assert export.palette_kinds_by_suffix() == {
-        ".gpl": "gpl", ".act": "act", ".json": "palette_json", ".txt": "hex", ".hex": "hex",
-        ".css": "css", ".png": "swatch_png",
-    }  # fmt: skip
+        ".gpl": "gpl",
+        ".act": "act",
+        ".json": "palette_json",
+        ".txt": "hex",
+        ".hex": "hex",
+        ".css": "css",
+        ".png": "swatch_png",
+    }
     for kind in export.KINDS.values():
         assert kind.label and kind.description and kind.suffix
 
@@ -554,9 +585,12 @@ def toy_kind():
     from quantize.io.palettes import PaletteFormat
 
     kind = export.ExportKind(
-        name="toy_palette", label="Toy palette (.toy)", description="comma-separated RGB",
-        suffix=".toy.txt", palette=PaletteFormat("toy", (".toy",), _toy_palette, _toy_read),
-    )  # fmt: skip
+        name="toy_palette",
+        label="Toy palette (.toy)",
+        description="comma-separated RGB",
+        suffix=".toy.txt",
+        palette=PaletteFormat("toy", (".toy",), _toy_palette, _toy_read),
+    )
     export.register_export_kind(kind, before="sidecar")
     yield kind
     export.unregister_export_kind("toy_palette")
@@ -590,10 +624,13 @@ def test_a_registered_kind_is_planned_written_and_read(tmp_path, toy_kind):
 
 def test_a_registered_per_entry_kind(tmp_path):
     kind = export.ExportKind(
-        name="toy_rows", label="Rows", description="the rows of each entry",
-        suffix=".rows-{index}.txt", per_entry=True,
+        name="toy_rows",
+        label="Rows",
+        description="the rows of each entry",
+        suffix=".rows-{index}.txt",
+        per_entry=True,
         encode=lambda f: str(int((f.result.labels == f.index).sum())).encode(),
-    )  # fmt: skip
+    )
     export.register_export_kind(kind)
     try:
         assert "toy_rows" not in export.SINGLE_FILE_KINDS
@@ -605,8 +642,11 @@ def test_a_registered_per_entry_kind(tmp_path):
         folder.mkdir()
         written = export.export_targets(r, [("toy_rows", folder / "t"), ("gpl", folder / "t.gpl")])
         assert sorted(p.name for p in written) == [
-            "t.gpl", "t.rows-00.txt", "t.rows-01.txt", "t.rows-02.txt"
-        ]  # fmt: skip
+            "t.gpl",
+            "t.rows-00.txt",
+            "t.rows-01.txt",
+            "t.rows-02.txt",
+        ]
     finally:
         export.unregister_export_kind("toy_rows")
 
@@ -617,17 +657,22 @@ def test_bad_export_kinds_are_refused():
     with pytest.raises(ValueError, match="one of encode, write or palette"):
         export.ExportKind(name="x", label="X", description="x", suffix=".x")
     with pytest.raises(ValueError, match="'{index}'"):
-        export.ExportKind(name="x", label="X", description="x", suffix=".x", per_entry=True,
-                          encode=lambda f: b"")  # fmt: skip
+        export.ExportKind(
+            name="x", label="X", description="x", suffix=".x", per_entry=True, encode=lambda f: b""
+        )
     with pytest.raises(ValueError, match="already writes 'gpl'"):
-        export.register_export_kind(export.ExportKind(
-            name="gpl2", label="X", description="x", suffix=".x.gpl", palette=FORMATS["gpl"]))
+        export.register_export_kind(
+            export.ExportKind(
+                name="gpl2", label="X", description="x", suffix=".x.gpl", palette=FORMATS["gpl"]
+            )
+        )
     from quantize.io.palettes import PaletteFormat
 
     clash = PaletteFormat("gpl3", (".gpl",), _toy_palette)
     with pytest.raises(ValueError, match="already means the 'gpl' palette format"):
-        export.register_export_kind(export.ExportKind(
-            name="gpl3", label="X", description="x", suffix=".x", palette=clash))
+        export.register_export_kind(
+            export.ExportKind(name="gpl3", label="X", description="x", suffix=".x", palette=clash)
+        )
     assert "gpl2" not in EXPORT_KINDS and "gpl3" not in EXPORT_KINDS
 
 
@@ -635,10 +680,18 @@ def test_names_that_moved_are_still_importable_from_export():
     # app/model.py, app/views/palette.py and older callers import these from quantize.io.export
     from quantize.io import errors, sidecar
 
-    moved = {"hex_color": palettes, "encode_palette": palettes, "read_palette": palettes,
-             "write_palette": palettes, "palette_format_for": palettes,
-             "atomic_write_bytes": _atomic, "ExportError": errors, "OutputExistsError": errors,
-             "sidecar_dict": sidecar, "write_sidecar": sidecar}  # fmt: skip
+    moved = {
+        "hex_color": palettes,
+        "encode_palette": palettes,
+        "read_palette": palettes,
+        "write_palette": palettes,
+        "palette_format_for": palettes,
+        "atomic_write_bytes": _atomic,
+        "ExportError": errors,
+        "OutputExistsError": errors,
+        "sidecar_dict": sidecar,
+        "write_sidecar": sidecar,
+    }
     for name, home in moved.items():
         assert getattr(export, name) is getattr(home, name), name
         assert name in export.__all__

@@ -176,8 +176,13 @@ def test_records_and_api():
 
 def test_validation():
     X = blobs(50, 2)
-    for kwargs in ({"covariance_type": "weird"}, {"reg_covar": -1}, {"init": "nope"},
-                   {"max_iter": 0}, {"init": np.zeros((5, 3))}):
+    for kwargs in (
+        {"covariance_type": "weird"},
+        {"reg_covar": -1},
+        {"init": "nope"},
+        {"max_iter": 0},
+        {"init": np.zeros((5, 3))},
+    ):
         with pytest.raises(ValueError):
             GaussianMixture(2, **kwargs).fit(X)
     bad = X.copy()
@@ -231,9 +236,12 @@ def test_full_log_joint_is_the_weighted_gaussian_log_density():
     covs = A @ np.swapaxes(A, 1, 2) * 50 + np.eye(3)
     weights = np.array([0.3, 0.7])
     expected = np.stack(
-        [np.log(w) + multivariate_normal(m, c).logpdf(X)
-         for m, c, w in zip(means, covs, weights, strict=True)], axis=1,
-    )  # fmt: skip
+        [
+            np.log(w) + multivariate_normal(m, c).logpdf(X)
+            for m, c, w in zip(means, covs, weights, strict=True)
+        ],
+        axis=1,
+    )
     np.testing.assert_allclose(full_log_joint(X, means, covs, weights), expected, rtol=1e-10)
     # positive definite matrices are factorised as they are; a singular one gets jitter
     out, chol, jittered = _jittered_cholesky(covs, 0.0)

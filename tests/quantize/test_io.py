@@ -69,8 +69,15 @@ def filter_rows(values: np.ndarray, filters: str = "cycle") -> bytes:
 
 
 # Adam7 passes: (first column, first row, column step, row step)
-ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
-         (0, 1, 1, 2))  # fmt: skip
+ADAM7 = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
 
 
 def encode_png16(
@@ -222,8 +229,15 @@ def cmyk_profile() -> bytes:
         return b + b"\0" * (-len(b) % 4)
 
     text = b"VQ test CMYK\0"
-    desc = (b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text
-            + struct.pack(">II", 0, 0) + struct.pack(">HB", 0, 0) + b"\0" * 67)  # fmt: skip
+    desc = (
+        b"desc"
+        + b"\0" * 4
+        + struct.pack(">I", len(text))
+        + text
+        + struct.pack(">II", 0, 0)
+        + struct.pack(">HB", 0, 0)
+        + b"\0" * 67
+    )
     d50 = s15(0.9642) + s15(1.0) + s15(0.8249)
     wtpt = b"XYZ " + b"\0" * 4 + d50
     cprt = b"text" + b"\0" * 4 + b"CC0\0"
@@ -252,8 +266,12 @@ def cmyk_profile() -> bytes:
 @pytest.mark.parametrize("ext", ["jpg", "tif"])
 def test_cmyk_with_real_icc_profile_converts(tmp_path, ext):
     arr = np.full((8, 8, 4), (0, 255, 255, 0), np.uint8)  # naive: red; this profile: green
-    path = save(Image.fromarray(arr, "CMYK"), tmp_path / f"c.{ext}", icc_profile=cmyk_profile(),
-                **({"quality": 100} if ext == "jpg" else {}))  # fmt: skip
+    path = save(
+        Image.fromarray(arr, "CMYK"),
+        tmp_path / f"c.{ext}",
+        icc_profile=cmyk_profile(),
+        **({"quality": 100} if ext == "jpg" else {}),
+    )
     loaded = load_image(path)
     assert loaded.mode == "CMYK" and loaded.info["icc_converted"] is True
     r, g, b = (int(v) for v in loaded.pixels[4, 4])
@@ -343,9 +361,12 @@ def test_16bit_png_data_after_the_image_is_not_handed_to_the_decoder(monkeypatch
     values = RNG.integers(0, 65536, size=(6, 7, 4), dtype=np.uint16)
     image = zlib.decompress(dict(png_chunks(encode_png16(values, 6, interlace=True)))[b"IDAT"])
     ihdr = struct.pack(">IIBBBBB", 7, 6, 16, 6, 0, 0, 1)
-    data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
-            + png_chunk(b"IDAT", zlib.compress(image + b"\0" * (20 << 20), 9))
-            + png_chunk(b"IEND", b""))  # fmt: skip
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(image + b"\0" * (20 << 20), 9))
+        + png_chunk(b"IEND", b"")
+    )
     sizes = []
     real = imagecodecs.png_decode
 
@@ -592,8 +613,12 @@ def test_16bit_png_zip_bomb_is_not_inflated():
     # declared 4x4 16-bit RGB, but the IDAT inflates to 50 MB of zeros
     ihdr = struct.pack(">IIBBBBB", 4, 4, 16, 2, 0, 0, 0)
     bomb = zlib.compress(b"\0" * (50 << 20), 9)
-    data = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", bomb)
-            + png_chunk(b"IEND", b""))  # fmt: skip
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", bomb)
+        + png_chunk(b"IEND", b"")
+    )
     loaded = load_image_bytes(data, name="bomb16.png")
     assert loaded.pixels.shape == (4, 4, 3) and not loaded.pixels.any()
 
@@ -680,15 +705,30 @@ def rgb_profile(swap_red_green: bool) -> bytes:
         return b"XYZ " + b"\0" * 4 + s15(x) + s15(y) + s15(z)
 
     text = b"VQ test RGB\0"
-    desc = (b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text
-            + struct.pack(">II", 0, 0) + struct.pack(">HB", 0, 0) + b"\0" * 67)  # fmt: skip
+    desc = (
+        b"desc"
+        + b"\0" * 4
+        + struct.pack(">I", len(text))
+        + text
+        + struct.pack(">II", 0, 0)
+        + struct.pack(">HB", 0, 0)
+        + b"\0" * 67
+    )
     red, green, blue = (0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141)
     if swap_red_green:
         red, green = green, red
     curv = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, 0x0233)  # gamma 2.2
-    tags = [(b"desc", desc), (b"wtpt", xyz(0.9642, 1.0, 0.8249)), (b"rXYZ", xyz(*red)),
-            (b"gXYZ", xyz(*green)), (b"bXYZ", xyz(*blue)), (b"rTRC", curv), (b"gTRC", curv),
-            (b"bTRC", curv), (b"cprt", b"text" + b"\0" * 4 + b"CC0\0")]  # fmt: skip
+    tags = [
+        (b"desc", desc),
+        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
+        (b"rXYZ", xyz(*red)),
+        (b"gXYZ", xyz(*green)),
+        (b"bXYZ", xyz(*blue)),
+        (b"rTRC", curv),
+        (b"gTRC", curv),
+        (b"bTRC", curv),
+        (b"cprt", b"text" + b"\0" * 4 + b"CC0\0"),
+    ]
     offset = 128 + 4 + 12 * len(tags)
     table = struct.pack(">I", len(tags))
     data = b""
@@ -730,8 +770,9 @@ def test_srgb_tagged_and_broken_profiles_keep_values(tmp_path):
 def test_icc_profile_on_16_bit_data_is_reported(tmp_path):
     path = tmp_path / "icc16.tif"
     values = RNG.integers(0, 65536, (3, 3, 3), dtype=np.uint16)
-    tifffile.imwrite(path, values, photometric="rgb",
-                     extratags=[(34675, 7, 8, rgb_profile(True)[:8], True)])  # fmt: skip
+    tifffile.imwrite(
+        path, values, photometric="rgb", extratags=[(34675, 7, 8, rgb_profile(True)[:8], True)]
+    )
     loaded = load_image(path)
     np.testing.assert_array_equal(loaded.pixels, values)
     assert any("ICC profile not applied" in n for n in loaded.info["notes"])

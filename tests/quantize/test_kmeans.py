@@ -151,8 +151,14 @@ def test_non_finite_rejected(bad):
 
 def test_parameter_validation():
     X = blobs(20, 2)
-    for kwargs in ({"n_init": 0}, {"max_iter": 0}, {"tol": -1}, {"init": "bogus"},
-                   {"algorithm": "elkan"}, {"init": np.zeros((3, 3))}):
+    for kwargs in (
+        {"n_init": 0},
+        {"max_iter": 0},
+        {"tol": -1},
+        {"init": "bogus"},
+        {"algorithm": "elkan"},
+        {"init": np.zeros((3, 3))},
+    ):
         with pytest.raises(ValueError):
             KMeans(2, **kwargs).fit(X)
     with pytest.raises(ValueError):

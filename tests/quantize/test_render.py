@@ -230,8 +230,20 @@ def wavefront_reference(rgb, palette, strength, opaque):
 @pytest.mark.parametrize("case", range(12))
 def test_fs_error_diffusion_is_exact(case):
     rng = np.random.default_rng(100 + case)
-    shapes = [(1, 1), (1, 9), (9, 1), (2, 2), (5, 3), (3, 5), (17, 23), (40, 31), (31, 40),
-              (64, 64), (8, 70), (70, 8)]  # fmt: skip
+    shapes = [
+        (1, 1),
+        (1, 9),
+        (9, 1),
+        (2, 2),
+        (5, 3),
+        (3, 5),
+        (17, 23),
+        (40, 31),
+        (31, 40),
+        (64, 64),
+        (8, 70),
+        (70, 8),
+    ]
     m, n = shapes[case]
     k = [2, 5, 16, 300][case % 4]  # 300: more than Pillow's 256
     img = rng.integers(0, 256, (m, n, 3), dtype=np.uint8)

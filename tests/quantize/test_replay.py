@@ -41,8 +41,10 @@ def test_gmm_records_replay_posterior_argmax():
     assert len(records) >= 2
     mid = records[len(records) // 2]
     dens = np.stack(
-        [w * multivariate_normal(m, c).pdf(X)
-         for m, c, w in zip(mid.centers, mid.covariances, mid.weights, strict=True)],
+        [
+            w * multivariate_normal(m, c).pdf(X)
+            for m, c, w in zip(mid.centers, mid.covariances, mid.weights, strict=True)
+        ],
         axis=1,
     )
     np.testing.assert_array_equal(record_labels(X, mid), np.argmax(dens, axis=1))
@@ -52,7 +54,11 @@ def test_gmm_records_replay_posterior_argmax():
 def test_near_singular_recorded_covariance_still_assigns():
     X = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0]])
     rec = IterationRecord(
-        restart=0, iteration=1, objective=0.0, kind="log_likelihood", shift=0.0,
+        restart=0,
+        iteration=1,
+        objective=0.0,
+        kind="log_likelihood",
+        shift=0.0,
         centers=np.array([[0.05, 0.0], [5.0, 5.0]]),
         covariances=np.array([[[1e-3, 0.0], [0.0, 0.0]], np.eye(2)]),
         weights=np.array([0.5, 0.5]),

@@ -108,8 +108,10 @@ def test_responsibilities_are_the_posterior_formula():
     X = blobs(400, 3, seed=1)
     gm = GaussianMixture(3, seed=0).fit(X)
     dens = np.column_stack(
-        [gm.weights_[k] * multivariate_normal(gm.means_[k], gm.covariances_[k]).pdf(X)
-         for k in range(3)]
+        [
+            gm.weights_[k] * multivariate_normal(gm.means_[k], gm.covariances_[k]).pdf(X)
+            for k in range(3)
+        ]
     )
     gamma = dens / dens.sum(1, keepdims=True)
     np.testing.assert_allclose(gm.predict_proba(X), gamma, atol=1e-10)
@@ -123,8 +125,10 @@ def test_m_step_formulas():
         warnings.simplefilter("ignore", ConvergenceWarning)
         gm = GaussianMixture(3, seed=0, max_iter=2, init="random").fit(X, w)
     dens = np.column_stack(
-        [gm.weights_[k] * multivariate_normal(gm.means_[k], gm.covariances_[k]).pdf(X)
-         for k in range(3)]
+        [
+            gm.weights_[k] * multivariate_normal(gm.means_[k], gm.covariances_[k]).pdf(X)
+            for k in range(3)
+        ]
     )
     gamma = dens / dens.sum(1, keepdims=True) * w[:, None]
     Nk = gamma.sum(0)
