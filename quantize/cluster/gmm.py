@@ -62,8 +62,8 @@ class GaussianMixture:
 
     Parameters
     ----------
-    n_components : int
-        Number of components K.
+    n_colors : int
+        Number of components K (``n_components`` in scikit-learn, kept as an alias).
     covariance_type : {"full", "diag", "spherical", "tied"}
         Form of the covariances (storage as in scikit-learn: (K, D, D), (K, D), (K,),
         (D, D)).
@@ -104,13 +104,14 @@ class GaussianMixture:
     n_iter_ : int
     converged_ : bool
     warnings_ : list of str
-    n_components_ : int
-        Effective K' (components dropped after collapsing, or fewer distinct points).
+    n_colors_ : int
+        Effective K' (components dropped after collapsing, or fewer distinct points);
+        ``n_components_`` is an alias.
     """
 
     def __init__(
         self,
-        n_components: int = 8,
+        n_colors: int = 8,
         *,
         covariance_type: str = "full",
         reg_covar: float = 1e-6,
@@ -121,7 +122,7 @@ class GaussianMixture:
         n_init: int = 1,
         working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
     ) -> None:
-        self.n_components = n_components
+        self.n_colors = n_colors
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
         self.init = init
@@ -132,6 +133,16 @@ class GaussianMixture:
         self.working_memory_mib = working_memory_mib
 
     # ------------------------------------------------------------------ fitting
+    @property
+    def n_components(self) -> int:
+        """Alias of ``n_colors`` (scikit-learn's name)."""
+        return self.n_colors
+
+    @property
+    def n_components_(self) -> int:
+        """Alias of ``n_colors_`` (scikit-learn's name)."""
+        return self.n_colors_
+
     def iter_fit(
         self,
         X: Any,
@@ -161,7 +172,7 @@ class GaussianMixture:
         self : GaussianMixture
         """
         X, w = check_points(X, weights)
-        K_req = check_positive_int(self.n_components, "n_components")
+        K_req = check_positive_int(self.n_colors, "n_colors")
         max_iter = check_positive_int(self.max_iter, "max_iter")
         n_init = check_positive_int(self.n_init, "n_init")
         tol = check_positive_float(self.tol, "tol")
@@ -230,7 +241,7 @@ class GaussianMixture:
         self.labels_ = best["labels"]
         self.n_iter_ = int(best["n_iter"])
         self.converged_ = bool(best["converged"])
-        self.n_components_ = p.K
+        self.n_colors_ = p.K
         self._params = p
         self._features_cache = None
         if not self.converged_:
@@ -548,7 +559,7 @@ class GaussianMixture:
             Rows sum to 1.
         """
         Xc = self._prep(X)
-        out = np.empty((Xc.shape[0], self.n_components_))
+        out = np.empty((Xc.shape[0], self.n_colors_))
         for sl, R, _ in self._iter_resp(Xc):
             out[sl] = R
         return out
@@ -570,8 +581,8 @@ class GaussianMixture:
         resp_k : ndarray of shape (N,)
         """
         Xc = self._prep(X)
-        if not 0 <= int(k) < self.n_components_:
-            raise IndexError(f"component {k} out of range 0..{self.n_components_ - 1}")
+        if not 0 <= int(k) < self.n_colors_:
+            raise IndexError(f"component {k} out of range 0..{self.n_colors_ - 1}")
         out = np.empty(Xc.shape[0], dtype=dtype)
         for sl, R, _ in self._iter_resp(Xc):
             out[sl] = R[:, int(k)]
@@ -658,7 +669,7 @@ class GaussianMixture:
         n : int
         """
         self._check_fitted()
-        K, D = self.n_components_, self.n_features_in_
+        K, D = self.n_colors_, self.n_features_in_
         cov = {
             "full": K * D * (D + 1) // 2,
             "diag": K * D,
@@ -733,7 +744,7 @@ class GaussianMixture:
         covs = self._params.full_covariances()
         D = self.n_features_in_
         out = np.empty((n_samples, D))
-        labels = np.repeat(np.arange(self.n_components_), counts)
+        labels = np.repeat(np.arange(self.n_colors_), counts)
         start = 0
         for k, c in enumerate(counts):
             if c == 0:
