@@ -143,7 +143,7 @@ def _fs_numpy(
 
     for t in range(3):
         start(t)
-    nearest = NearestCentre(palette)
+    nearest = NearestCentre(palette, points_sq_max=3 * 255.0**2)  # values are clipped
     for t in range(n_t):
         if t % 64 == 0:
             check_cancel(should_cancel)

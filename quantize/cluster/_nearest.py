@@ -89,13 +89,19 @@ class NearestCentre:
     ----------
     centers : array_like of shape (K, D)
         Centres (e.g. a palette), K >= 1.
+    points_sq_max : float, optional
+        A bound on ``||x||^2`` of every point that will be searched (e.g. ``3 * 255**2`` for
+        colours clipped to [0, 255]); spares measuring it on every call.
     """
 
-    def __init__(self, centers: np.ndarray) -> None:
+    def __init__(self, centers: np.ndarray, points_sq_max: float | None = None) -> None:
         self.centers = np.ascontiguousarray(centers, dtype=np.float64)
         self._m2c = -2.0 * self.centers.T
         self._c_sq = sq_norms(self.centers)
         self._c_sq_max = float(self._c_sq.max())
+        self._margin = None
+        if points_sq_max is not None:
+            self._margin = _F64_MARGIN * (float(points_sq_max) + self._c_sq_max) + 1e-300
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """Index of the nearest centre of each point, shape (P,), int64.
@@ -113,7 +119,9 @@ class NearestCentre:
         out = np.empty(X.shape[0], np.int64)
         if X.shape[0] == 0:
             return out
-        margin = _F64_MARGIN * (float(sq_norms(X).max()) + self._c_sq_max) + 1e-300
+        margin = self._margin
+        if margin is None:
+            margin = _F64_MARGIN * (float(sq_norms(X).max()) + self._c_sq_max) + 1e-300
         step = max(1, _F64_CHUNK // K)
         for start in range(0, X.shape[0], step):
             block = X[start : start + step]
