@@ -1,5 +1,6 @@
-"""All-or-nothing writing: each file staged as a temporary, ``fsync``-ed, then moved into place.
+"""File access rules: all-or-nothing writing, and bounded reading of regular files only.
 
+**Writing.**
 Every file is first written to a temporary file in the destination folder, flushed and
 ``fsync``-ed, then moved into place with :func:`os.replace` (or hard-linked when existing
 files must not be overwritten, which makes the no-clobber check race-free).  A multi-file
@@ -10,6 +11,13 @@ keeps its mode.
 
 A *job* is ``(path, fill)``: ``fill(f)`` writes the file's bytes to ``f``, a write-only
 file object.  :func:`run_jobs` checks the targets and commits the jobs as one transaction.
+
+**Reading.**  Every non-image file the program reads (palettes; the source file it hashes for
+the sidecar) goes through :func:`open_regular_file` / :func:`read_regular_file`: regular
+files only (a FIFO, device, socket or folder is refused after an ``os.stat`` and before it
+is opened, and the file is opened with ``O_NONBLOCK`` so that nothing can block), and at
+most a given number of bytes (the size is checked before reading, and at most one byte past
+the cap is ever read, whatever the size claims).  Failures are the caller's typed error.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +34,7 @@ from typing import IO, Any
 from quantize.io.errors import ExportError, OutputExistsError
 
 __all__ = [
+    "ErrorFactory",
     "Fill",
     "Job",
     "atomic_write_bytes",
@@ -32,6 +42,8 @@ __all__ = [
     "check_targets",
     "commit_jobs",
     "lazy_fill",
+    "open_regular_file",
+    "read_regular_file",
     "reason",
     "run_jobs",
 ]
@@ -40,6 +52,8 @@ __all__ = [
 Fill = Callable[[IO[bytes]], None]
 #: one file of a transaction: (destination, fill)
 Job = tuple[Path, Fill]
+#: makes the caller's typed error from (file as the caller named it, problem): ``LoadError``
+ErrorFactory = Callable[[str | os.PathLike[str], str], Exception]
 
 
 def reason(exc: BaseException) -> str:
@@ -395,3 +409,153 @@ def lazy_fill(make: Callable[[], bytes]) -> Fill:
         f.write(make())
 
     return fill
+
+
+# --------------------------------------------------------------------------------------
+# reading: regular files only, bounded
+# --------------------------------------------------------------------------------------
+
+
+def _not_regular(mode: int) -> str | None:
+    """Say what a file that is not a regular file is (``None`` for a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "is a character device"
+    if stat.S_ISBLK(mode):
+        return "is a block device"
+    if stat.S_ISSOCK(mode):
+        return "is a socket"
+    return "is not a regular file"
+
+
+def _read_reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOENT:
+        return "no such file"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.ENOTDIR:
+        return "a folder in its path is a file"
+    if exc.errno == errno.ELOOP:
+        return "too many levels of symbolic links"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "file name too long"
+    return f"cannot read ({exc.strerror or exc})"
+
+
+def _size_text(n: int) -> str:
+    if n >= 1 << 20 and n % (1 << 20) == 0:
+        return f"{n >> 20} MiB"
+    return f"{n:,} bytes"
+
+
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)  # a FIFO swapped in after the check still cannot block
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def open_regular_file(
+    path: str | os.PathLike[str],
+    what: str,
+    error: ErrorFactory,
+    *,
+    max_bytes: int | None = None,
+) -> io.FileIO:
+    """Open a regular file for reading, refusing anything else before opening it.
+
+    Parameters
+    ----------
+    path : str or Path
+    what : str
+        What the file should be, for messages (``"palette file"``).
+    error : callable
+        ``error(path, problem)`` makes the exception to raise.
+    max_bytes : int, optional
+        Refuse a file whose size is larger (checked before opening).
+
+    Returns
+    -------
+    file : io.FileIO
+        Unbuffered, read-only; the caller closes it.
+
+    Raises
+    ------
+    Exception
+        ``error(path, problem)``: missing, unreadable, not a regular file (folder, FIFO,
+        device, socket) or too large.
+    """
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except OSError as exc:
+        raise error(path, _read_reason(exc)) from None
+    kind = _not_regular(st.st_mode)
+    if kind is not None:
+        raise error(path, f"{kind}, not a {what}")
+    if max_bytes is not None and st.st_size > max_bytes:
+        raise error(path, f"{what} is larger than {_size_text(max_bytes)} ({st.st_size:,} bytes)")
+    try:
+        fd = os.open(p, _OPEN_FLAGS)
+    except OSError as exc:
+        raise error(path, _read_reason(exc)) from None
+    try:
+        now = os.fstat(fd)
+        kind = _not_regular(now.st_mode)
+        if kind is not None or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            raise error(path, f"{kind or 'was replaced while being opened'}, not a {what}")
+        return io.FileIO(fd, "rb", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular_file(
+    path: str | os.PathLike[str], max_bytes: int, what: str, error: ErrorFactory
+) -> bytes:
+    """Read a whole regular file of at most ``max_bytes`` bytes (the one reader policy).
+
+    Parameters
+    ----------
+    path : str or Path
+    max_bytes : int
+        The cap: checked against the size before reading, and at most ``max_bytes + 1``
+        bytes are read whatever the size said (a file that grows, a ``/proc`` file).
+    what : str
+        What the file should be, for messages (``"palette file"``).
+    error : callable
+        ``error(path, problem)`` makes the exception to raise.
+
+    Returns
+    -------
+    data : bytes
+
+    Raises
+    ------
+    Exception
+        ``error(path, problem)``, as :func:`open_regular_file`, or when more than
+        ``max_bytes`` bytes could be read.
+    """
+    p = Path(path)
+    with open_regular_file(p, what, error, max_bytes=max_bytes) as f:
+        chunks: list[bytes] = []
+        left = max_bytes + 1
+        try:
+            while left > 0:
+                chunk = f.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+        except OSError as exc:
+            raise error(path, _read_reason(exc)) from None
+    if left <= 0:
+        raise error(path, f"{what} is larger than {_size_text(max_bytes)}")
+    return b"".join(chunks)

@@ -5,6 +5,16 @@ table :data:`FORMATS`; :func:`encode_palette`, :func:`palette_format_for`,
 :func:`read_palette` and :func:`write_palette` work through it.  An export kind of
 :mod:`quantize.io.export` that writes a palette refers to one of these formats (and
 registering such a kind adds a new format here).
+
+Palette files are read as untrusted input, like images: regular files only, at most
+:data:`MAX_PALETTE_BYTES` bytes (:func:`quantize.io._atomic.read_regular_file`); every
+channel an integer from 0 to 255 (a negative, fractional, boolean, huge or non-finite value
+is refused, naming the line or entry and the value); 1 to :data:`MAX_COLORS` colours; JSON
+nested at most :data:`MAX_JSON_DEPTH` deep; swatch PNGs at most :data:`MAX_SWATCH_PIXELS`
+pixels, checked before decoding.  Every failure is a :class:`PaletteError` (a
+:class:`~quantize.io.load.LoadError`, so ``vq`` exits with 3) naming the file.  Names
+written inside palette files are sanitised (:func:`safe_name`) so that they cannot add
+lines, colours or CSS.
 """
 
 from __future__ import annotations
@@ -23,19 +33,27 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from quantize.io._atomic import bytes_fill, reason, run_jobs
+from quantize.io._atomic import bytes_fill, read_regular_file, run_jobs
 from quantize.io.errors import ExportError
+from quantize.io.load import LoadError
 from quantize.png import encode_png
 
 __all__ = [
     "FORMATS",
+    "MAX_COLORS",
+    "MAX_JSON_DEPTH",
+    "MAX_PALETTE_BYTES",
+    "MAX_SWATCH_PIXELS",
+    "PaletteError",
     "PaletteFormat",
+    "decode_palette",
     "encode_palette",
     "hex_color",
     "index_width",
     "palette_format_for",
     "read_palette",
     "register_palette_format",
+    "safe_name",
     "shares",
     "unregister_palette_format",
     "write_palette",
@@ -43,6 +61,35 @@ __all__ = [
 
 _SWATCH = 32
 _SWATCH_COLUMNS = 16
+
+#: Most colours a palette file may hold (the engine's limit for a given palette).
+MAX_COLORS = 65536
+#: Largest palette file read, in bytes (a JSON palette of MAX_COLORS colours is ~20 MB).
+MAX_PALETTE_BYTES = 64 << 20
+#: Deepest nesting of arrays and objects accepted in a JSON palette (ours needs 4).
+MAX_JSON_DEPTH = 64
+#: Largest swatch PNG decoded, in pixels: what :func:`write_palette` makes for MAX_COLORS.
+MAX_SWATCH_PIXELS = (_SWATCH_COLUMNS * _SWATCH) * (MAX_COLORS // _SWATCH_COLUMNS * _SWATCH)
+
+
+class PaletteError(LoadError, ExportError):
+    """A palette file cannot be read; the message reads ``"<file>: <problem>"``.
+
+    A :class:`~quantize.io.load.LoadError` (the input is unreadable: ``vq`` exits with 3)
+    and, for callers written before it existed, an
+    :class:`~quantize.io.errors.ExportError`.
+
+    Parameters
+    ----------
+    path : str or Path or None
+        The palette file.
+    problem : str
+        What is wrong (with the line or entry and the value where there is one).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None, problem: str) -> None:
+        LoadError.__init__(self, path, problem)
+        self.paths = [] if path is None else [Path(path)]
 
 
 class PaletteEncoder(Protocol):
@@ -202,27 +249,85 @@ def index_width(k: int) -> int:
 # --------------------------------------------------------------------------------------
 
 
+def safe_name(name: str) -> str:
+    """Make a name fit to write inside a palette file: one line of printable text.
+
+    Every character that is not printable (line breaks of any kind, tabs, NUL and other
+    control characters, lone surrogates) becomes a space; surrounding spaces are dropped.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    name : str
+    """
+    return "".join(c if c.isprintable() else " " for c in str(name)).strip()
+
+
+def _show(value: Any) -> str:
+    """Quote a value from a file for a message, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:36] + "...'"
+
+
+def _channel(value: Any, where: str) -> int:
+    """One colour channel: a true integer (not a bool or a float) from 0 to 255."""
+    if type(value) is int and 0 <= value <= 255:
+        return value
+    raise ValueError(f"{where}: {_show(value)} is not an integer from 0 to 255")
+
+
+def _count(n: int) -> None:
+    if n > MAX_COLORS:
+        raise ValueError(f"more than {MAX_COLORS:,} colours")
+
+
+def _rows_array(rows: list[list[int]]) -> np.ndarray:
+    return np.array(rows, np.uint8).reshape(-1, 3)
+
+
 def _encode_gpl(
     palette: np.ndarray, shares: list[float | None], *, name: str, transparent_index: int | None
 ) -> bytes:
     k = len(palette)
-    lines = ["GIMP Palette", f"Name: {name}", f"Columns: {min(k, 16)}", "#"]
+    lines = ["GIMP Palette", f"Name: {safe_name(name)}", f"Columns: {min(k, 16)}", "#"]
     for c, s in zip(palette, shares, strict=True):
         label = hex_color(c) + (f" {100 * s:.2f}%" if s is not None else "")
         lines.append(f"{c[0]:3d} {c[1]:3d} {c[2]:3d}\t{label}")
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_GPL_KEY = re.compile(r"(Name|Columns)\s*:")
+_GPL_VALUE = re.compile(r"0*([0-9]{1,3})")
+
+
 def _decode_gpl(data: bytes) -> np.ndarray:
-    text = data.decode("utf-8")
-    if not text.startswith("GIMP Palette"):
-        raise ValueError("missing 'GIMP Palette' header")
-    rows = []
-    for line in text.splitlines()[1:]:
-        m = re.match(r"\s*(\d+)\s+(\d+)\s+(\d+)", line)
-        if m and not line.lstrip().startswith("#"):
-            rows.append([int(v) for v in m.groups()])
-    return _rgb_rows(rows)
+    # only the numbers matter: names in another encoding than UTF-8 are tolerated
+    lines = _LINE_BREAK.split(data.decode("utf-8-sig", errors="replace"))
+    if lines[0].strip() != "GIMP Palette":
+        raise ValueError("the first line is not 'GIMP Palette'")
+    rows: list[list[int]] = []
+    for number, line in enumerate(lines[1:], start=2):
+        text = line.strip()
+        if not text or text.startswith("#") or _GPL_KEY.match(text):
+            continue
+        fields = text.split(None, 3)
+        if len(fields) < 3:
+            raise ValueError(
+                f"line {number}: expected three values from 0 to 255, got {_show(text)}"
+            )
+        row = []
+        for field in fields[:3]:
+            m = _GPL_VALUE.fullmatch(field)
+            if m is None or int(m.group(1)) > 255:
+                raise ValueError(f"line {number}: {_show(field)} is not an integer from 0 to 255")
+            row.append(int(m.group(1)))
+        rows.append(row)
+        _count(len(rows))
+    return _rows_array(rows)
 
 
 def _encode_act(
@@ -242,7 +347,11 @@ def _decode_act(data: bytes) -> np.ndarray:
         raise ValueError(f"{len(data)} bytes, expected 768 or 772")
     table = np.frombuffer(data[:768], np.uint8).reshape(256, 3)
     k = struct.unpack(">H", data[768:770])[0] if len(data) == 772 else 256
-    return table[: min(k, 256)].copy()
+    if k == 0:
+        raise ValueError("the trailer declares no colours")
+    if k > 256:
+        raise ValueError(f"the trailer declares {k} colours (at most 256)")
+    return table[:k].copy()
 
 
 def _encode_json(
@@ -263,13 +372,59 @@ def _encode_json(
         if s is not None:
             entry["share"] = s
         colors.append(entry)
-    doc = {"name": name, "n_colors": k, "colors": colors}
+    doc = {"name": name, "n_colors": k, "colors": colors}  # json.dumps escapes the name
     return (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode("utf-8")
 
 
+# a JSON string (to skip when counting brackets): bytes, as UTF-8 never hides '"' or '\\'
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+def _json_depth(data: bytes) -> int:
+    """Deepest nesting of arrays and objects in JSON text (an over-estimate if malformed)."""
+    if b"[" not in data and b"{" not in data:
+        return 0
+    b = np.frombuffer(_JSON_STRING.sub(b"", data), np.uint8)
+    step = ((b == ord("[")) | (b == ord("{"))).astype(np.int64)
+    step -= (b == ord("]")) | (b == ord("}"))
+    return int(np.cumsum(step).max(initial=0))
+
+
+def _json_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > 100:
+        raise ValueError(f"a number with {digits:,} digits")
+    return int(text)
+
+
+def _json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
 def _decode_json(data: bytes) -> np.ndarray:
-    doc = json.loads(data.decode("utf-8"))
-    return _rgb_rows([c["rgb"] for c in doc["colors"]])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text (byte {exc.start:,})") from None
+    depth = _json_depth(data)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"arrays and objects nested {depth:,} deep (at most {MAX_JSON_DEPTH})")
+    try:
+        doc = json.loads(text, parse_int=_json_int, parse_constant=_json_constant)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc})") from None
+    colors = doc.get("colors") if isinstance(doc, dict) else None
+    if not isinstance(colors, list):
+        raise ValueError("expected a JSON object with a 'colors' list")
+    _count(len(colors))
+    rows = []
+    for i, entry in enumerate(colors):
+        where = f"colors[{i}]"
+        rgb = entry.get("rgb") if isinstance(entry, dict) else None
+        if not isinstance(rgb, list) or len(rgb) != 3:
+            raise ValueError(f"{where}: 'rgb' is not three integers from 0 to 255: {_show(rgb)}")
+        rows.append([_channel(v, where) for v in rgb])
+    return _rows_array(rows)
 
 
 def _encode_hex(
@@ -278,12 +433,22 @@ def _encode_hex(
     return "".join(hex_color(c) + "\n" for c in palette).encode("ascii")
 
 
+_HEX_CODE = re.compile(r"#([0-9a-fA-F]{6})\b")
+_CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|\Z)", re.DOTALL)  # an unclosed one runs to the end
+
+
+def _hex_codes(text: str) -> np.ndarray:
+    """Every ``#rrggbb`` in the text, in order."""
+    codes = []
+    for n, m in enumerate(_HEX_CODE.finditer(text), start=1):
+        _count(n)
+        codes.append(bytes.fromhex(m.group(1)))
+    return np.frombuffer(b"".join(codes), np.uint8).reshape(-1, 3).copy()
+
+
 def _decode_hex_codes(data: bytes) -> np.ndarray:
-    """Every ``#rrggbb`` in the text, in order (hex lists and CSS)."""
-    found = re.findall(r"#([0-9a-fA-F]{6})\b", data.decode("utf-8"))
-    return np.array([[int(h[i : i + 2], 16) for i in (0, 2, 4)] for h in found], np.uint8).reshape(
-        -1, 3
-    )
+    """Every ``#rrggbb`` in the text, in order (hex lists)."""
+    return _hex_codes(data.decode("utf-8-sig", errors="replace"))
 
 
 def _encode_css(
@@ -291,12 +456,18 @@ def _encode_css(
 ) -> bytes:
     k = len(palette)
     width = index_width(k)
-    lines = [f"/* {name}: {k} colours */", ":root {"]
+    title = safe_name(name).replace("*/", "* /")  # cannot close its comment
+    lines = [f"/* {title}: {k} colours */", ":root {"]
     for i, (c, s) in enumerate(zip(palette, shares, strict=True)):
         note = f" /* {100 * s:.2f}% */" if s is not None else ""
         lines.append(f"  --vq-color-{i:0{width}d}: {hex_color(c)};{note}")
     lines.append("}")
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _decode_css(data: bytes) -> np.ndarray:
+    """Every ``#rrggbb`` outside comments, in order."""
+    return _hex_codes(_CSS_COMMENT.sub(" ", data.decode("utf-8-sig", errors="replace")))
 
 
 def _encode_swatches(
@@ -305,24 +476,44 @@ def _encode_swatches(
     k = len(palette)
     cols = min(max(k, 1), _SWATCH_COLUMNS)
     rows = max(1, -(-k // cols))
-    grid = np.zeros((rows, cols, 3), np.uint8)
-    grid.reshape(-1, 3)[:k] = palette
+    if rows * cols == k:
+        grid = np.zeros((rows, cols, 3), np.uint8)
+        grid.reshape(-1, 3)[:k] = palette
+    else:  # cells after the last colour are transparent, so that reading gives K colours
+        grid = np.zeros((rows, cols, 4), np.uint8)
+        grid.reshape(-1, 4)[:k] = np.column_stack([palette, np.full(k, 255, np.uint8)])
     big = np.repeat(np.repeat(grid, _SWATCH, axis=0), _SWATCH, axis=1)
-    return encode_png(Image.fromarray(big, "RGB"))
+    return encode_png(Image.fromarray(big, "RGB" if grid.shape[2] == 3 else "RGBA"))
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _decode_swatches(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
-        arr = np.asarray(im.convert("RGB"))
-    centres = arr[_SWATCH // 2 :: _SWATCH, _SWATCH // 2 :: _SWATCH].reshape(-1, 3)
-    return centres.copy()
-
-
-def _rgb_rows(rows: Any) -> np.ndarray:
-    arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
-    if arr.size and (arr.min() < 0 or arr.max() > 255):
-        raise ValueError("colour values must be between 0 and 255")
-    return arr.astype(np.uint8)
+    """Read the colour at the centre of each 32-pixel cell (fully transparent ones skipped)."""
+    if len(data) < 33 or data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+        raise ValueError("not a PNG image")
+    width, height = struct.unpack(">II", data[16:24])
+    if width * height > MAX_SWATCH_PIXELS:
+        raise ValueError(
+            f"{width:,} x {height:,} pixels, more than a swatch image can have "
+            f"({MAX_SWATCH_PIXELS:,} pixels)"
+        )
+    half = _SWATCH // 2
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
+            im.load()
+            rows = [
+                np.asarray(im.crop((0, y, im.width, y + 1)).convert("RGBA"))[0, half::_SWATCH]
+                for y in range(half, im.height, _SWATCH)
+            ]
+    except Exception as exc:  # Pillow raises many kinds (OSError, SyntaxError, struct.error...)
+        text = str(exc)
+        if not text or "BytesIO" in text:
+            text = type(exc).__name__
+        raise ValueError(f"not a readable PNG image ({text})") from exc
+    cells = np.concatenate(rows).reshape(-1, 4) if rows else np.zeros((0, 4), np.uint8)
+    return cells[cells[:, 3] != 0, :3].copy()
 
 
 for _fmt in (
@@ -330,7 +521,7 @@ for _fmt in (
     PaletteFormat("act", (".act",), _encode_act, _decode_act),
     PaletteFormat("json", (".json",), _encode_json, _decode_json),
     PaletteFormat("hex", (".txt", ".hex"), _encode_hex, _decode_hex_codes),
-    PaletteFormat("css", (".css",), _encode_css, _decode_hex_codes),
+    PaletteFormat("css", (".css",), _encode_css, _decode_css),
     PaletteFormat("png", (".png",), _encode_swatches, _decode_swatches),
 ):
     register_palette_format(_fmt)
@@ -409,8 +600,66 @@ def palette_format_for(path: str | os.PathLike[str]) -> str:
     return fmt
 
 
+def _checked(raw: Any) -> np.ndarray:
+    """Check a decoder's output: a (K, 3) uint8 palette with 1 <= K <= MAX_COLORS."""
+    arr = np.asarray(raw)
+    if arr.ndim != 2 or arr.shape[1] != 3 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"the decoder gave {arr.dtype} values of shape {arr.shape}, not (K, 3)")
+    if len(arr) == 0:
+        raise ValueError("no colours")
+    if len(arr) > MAX_COLORS:
+        raise ValueError(f"{len(arr):,} colours (at most {MAX_COLORS:,})")
+    if arr.min() < 0 or arr.max() > 255:
+        raise ValueError("colour values outside 0-255")
+    return arr.astype(np.uint8)
+
+
+def decode_palette(
+    data: bytes, fmt: str, *, source: str | os.PathLike[str] = "<palette>"
+) -> np.ndarray:
+    """Decode the bytes of a palette file, strictly.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's content.
+    fmt : str
+        A readable format of :data:`FORMATS` (``"gpl"``, ``"act"``, ``"json"``...).
+    source : str or Path, optional
+        The file, named by the error message.
+
+    Returns
+    -------
+    palette : ndarray of shape (K, 3), uint8
+        1 <= K <= :data:`MAX_COLORS`.
+
+    Raises
+    ------
+    PaletteError
+        Unknown or write-only format, or malformed content: the message names ``source``,
+        the problem and, where there is one, the line or entry and the value.
+    """
+    codec = _FORMATS.get(fmt)
+    if codec is None:
+        raise PaletteError(source, f"unknown palette format {fmt!r}")
+    if codec.decode is None:
+        raise PaletteError(source, f"{fmt} palettes can be written but not read")
+    try:
+        return _checked(codec.decode(bytes(data)))
+    except PaletteError:
+        raise
+    except MemoryError:
+        raise PaletteError(source, f"not enough memory to read this {fmt} palette") from None
+    except Exception as exc:  # any decoder failure, a registered format's too: one error type
+        problem = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        raise PaletteError(source, f"not a valid {fmt} palette ({problem})") from exc
+
+
 def read_palette(path: str | os.PathLike[str]) -> np.ndarray:
     """Read a palette written by :func:`write_palette` (or by GIMP/Photoshop).
+
+    The file is read as untrusted input: a regular file (no FIFO, device or folder) of at
+    most :data:`MAX_PALETTE_BYTES` bytes, decoded strictly by :func:`decode_palette`.
 
     Parameters
     ----------
@@ -420,25 +669,22 @@ def read_palette(path: str | os.PathLike[str]) -> np.ndarray:
     Returns
     -------
     palette : ndarray of shape (K, 3), uint8
+        1 <= K <= :data:`MAX_COLORS`.
 
     Raises
     ------
-    ExportError
-        Unreadable or malformed file, or a format that cannot be read.
+    PaletteError
+        Unknown extension, unreadable, not a regular file, too large, malformed, out of
+        range values, no colours or too many (the message names the file).
     """
-    p = Path(path)
-    fmt = palette_format_for(p)
-    decode = _FORMATS[fmt].decode
-    if decode is None:
-        raise ExportError(f"{p}: {fmt} palettes can be written but not read", [p])
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise ExportError(f"{p}: cannot read ({reason(exc)})", [p]) from exc
-    try:
-        return decode(data)
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError, OSError) as exc:
-        raise ExportError(f"{p}: not a valid {fmt} palette ({exc})", [p]) from exc
+    try:  # messages name the file as the caller did ("./p.gpl" stays "./p.gpl")
+        fmt = palette_format_for(path)
+    except ExportError as exc:
+        raise PaletteError(path, str(exc).removeprefix(f"{path}: ")) from None
+    if _FORMATS[fmt].decode is None:
+        raise PaletteError(path, f"{fmt} palettes can be written but not read")
+    data = read_regular_file(path, MAX_PALETTE_BYTES, "palette file", PaletteError)
+    return decode_palette(data, fmt, source=path)
 
 
 def write_palette(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from quantize._json import json_safe
-from quantize.io._atomic import bytes_fill, reason, run_jobs
+from quantize.io._atomic import bytes_fill, open_regular_file, reason, run_jobs
 from quantize.io.palettes import hex_color, shares
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,9 +45,14 @@ def _versions() -> dict[str, str]:
     }
 
 
+def _not_hashable(path: str | os.PathLike[str], problem: str) -> OSError:
+    return OSError(problem)  # recorded as the input's "error"
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    # a regular file only: a FIFO or a device given as the source cannot hang the export
+    with open_regular_file(path, "source file", _not_hashable) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()

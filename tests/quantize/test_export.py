@@ -522,7 +522,7 @@ def test_sidecar_uses_a_known_source_hash(tmp_path):
 
 def test_read_palette_rejects_bad_values(tmp_path):
     (tmp_path / "bad.gpl").write_text("GIMP Palette\nName: x\n#\n300 0 0\tred\n")
-    with pytest.raises(ExportError, match="between 0 and 255"):
+    with pytest.raises(ExportError, match="line 4: .300. is not an integer from 0 to 255"):
         read_palette(tmp_path / "bad.gpl")
     (tmp_path / "bad.json").write_text('{"colors": [{"rgb": [1, 2]}]}')
     with pytest.raises(ExportError, match="not a valid json palette"):
