@@ -10,7 +10,9 @@ files get the mode ``open()`` would give them (0666 minus the umask); an overwri
 keeps its mode.
 
 A *job* is ``(path, fill)``: ``fill(f)`` writes the file's bytes to ``f``, a write-only
-file object.  :func:`run_jobs` checks the targets and commits the jobs as one transaction.
+file object.  :func:`run_jobs` checks the targets and commits the jobs as one transaction;
+:func:`commit_jobs` can also remove files (stale ones of an earlier export) in that same
+transaction: they are moved aside and only deleted once everything else is in place.
 
 **Reading.**  Every non-image file the program reads (palettes; the source file it hashes for
 the sidecar) goes through :func:`open_regular_file` / :func:`read_regular_file`: regular
@@ -25,6 +27,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import secrets
 import stat
 import tempfile
 from collections.abc import Callable, Sequence
@@ -138,12 +141,15 @@ class _Transaction:
             if fd >= 0:
                 os.close(fd)
 
-    def commit(self) -> list[Path]:
+    def commit(self, remove: Sequence[Path] = ()) -> list[Path]:
         folders: set[Path] = set()
-        # (final, backup or None): how to undo each placed file if a later one fails
+        # (final, backup or None): how to undo each placed or removed file if a later one fails
         undo: list[tuple[Path, Path | None]] = []
+        current: Path | None = None
+        action = "write"
         try:
             for tmp, final in self.staged:
+                current = final
                 if self.overwrite:
                     backup = self._backup(final)
                     try:
@@ -157,14 +163,27 @@ class _Transaction:
                     self._place_new(tmp, final)
                     undo.append((final, None))
                 folders.add(final.parent)
+            action = "remove"
+            placed = {os.path.abspath(final) for _, final in self.staged}
+            for old in remove:
+                if os.path.abspath(old) in placed:
+                    continue
+                current = Path(old)
+                tag = f"{os.getpid()}.{secrets.token_hex(6)}"
+                aside = current.with_name(f".{current.name}.{tag}.removed")
+                try:
+                    os.rename(current, aside)  # deleted only when everything is in place
+                except FileNotFoundError:
+                    continue  # already gone
+                undo.append((current, aside))
+                folders.add(current.parent)
         except BaseException as exc:
-            failed = self.staged[len(undo)][1] if len(undo) < len(self.staged) else None
             self._undo(undo)
             self.discard()
             if isinstance(exc, ExportError) or not isinstance(exc, Exception):
                 raise
-            failed_paths = [failed] if failed is not None else []
-            raise ExportError(f"{failed}: cannot write ({reason(exc)})", failed_paths) from exc
+            failed_paths = [current] if current is not None else []
+            raise ExportError(f"{current}: cannot {action} ({reason(exc)})", failed_paths) from exc
         for _, backup in undo:
             if backup is not None:
                 _unlink_quiet(backup)
@@ -321,13 +340,17 @@ def run_jobs(jobs: Sequence[Job], overwrite: bool) -> list[Path]:
     return commit_jobs(jobs, overwrite)
 
 
-def commit_jobs(jobs: Sequence[Job], overwrite: bool) -> list[Path]:
+def commit_jobs(jobs: Sequence[Job], overwrite: bool, *, remove: Sequence[Path] = ()) -> list[Path]:
     """Stage every job, then move them all into place (targets already checked).
 
     Parameters
     ----------
     jobs : sequence of (Path, fill)
     overwrite : bool
+    remove : sequence of Path, optional
+        Files to delete in the same transaction (stale files of an earlier export): moved
+        aside after the new files are in place, deleted once all is done, put back if
+        anything fails.  Needs ``overwrite``.
 
     Returns
     -------
@@ -337,7 +360,14 @@ def commit_jobs(jobs: Sequence[Job], overwrite: bool) -> list[Path]:
     ------
     ExportError
         Nothing was changed (staged files removed, placed files put back).
+    OutputExistsError
+        Files to remove without ``overwrite`` (nothing was written).
     """
+    if remove and not overwrite:
+        first = Path(remove[0])
+        raise OutputExistsError(
+            f"{first}: would be removed (use overwrite/--force)", [Path(p) for p in remove]
+        )
     tx = _Transaction(overwrite)
     try:
         for path, fill in jobs:
@@ -345,7 +375,7 @@ def commit_jobs(jobs: Sequence[Job], overwrite: bool) -> list[Path]:
     except BaseException:
         tx.discard()
         raise
-    return tx.commit()
+    return tx.commit(remove)
 
 
 def bytes_fill(data: bytes) -> Fill:

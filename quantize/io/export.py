@@ -13,11 +13,18 @@ and the export dialog are all built from it, so a new kind is one
 Writing goes through :mod:`quantize.io._atomic`: every target is checked before anything
 is written, all files are staged as temporaries and then moved into place, so a failure
 leaves the folder as it was.  No EXIF, GPS or text metadata is ever copied into an output.
+
+A stem is a plain file-name stem (no folder, ``..``, absolute path or NUL): every file of
+:func:`export_all` lies in its folder.  Files of a kind with one file per palette entry left
+by an earlier export of the same stem with other colours (``photo.mask-05.png`` when there
+are now 3 colours) are removed in the same transaction with ``overwrite``, and make the
+export refuse without it (:func:`stale_exports`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +45,7 @@ from quantize.io._atomic import (
 from quantize.io.errors import ExportError, OutputExistsError
 from quantize.io.palettes import (
     FORMATS,
+    PaletteError,
     PaletteFormat,
     encode_palette,
     hex_color,
@@ -66,7 +74,9 @@ __all__ = [
     "ExportFile",
     "ExportKind",
     "OutputExistsError",
+    "PaletteError",
     "atomic_write_bytes",
+    "check_stem",
     "encode_palette",
     "export_all",
     "export_targets",
@@ -78,6 +88,7 @@ __all__ = [
     "read_palette",
     "register_export_kind",
     "sidecar_dict",
+    "stale_exports",
     "unregister_export_kind",
     "write_binary_masks",
     "write_indexed_png",
@@ -222,6 +233,8 @@ class ExportKind:
                 f"export kind {self.name!r}: suffix {self.suffix!r} must contain "
                 "'{index}' exactly when there is one file per entry"
             )
+        if any(c in self.suffix for c in "/\\\0"):
+            raise ValueError(f"export kind {self.name!r}: suffix {self.suffix!r} names a folder")
         if self.palette is not None and not self.short_label:
             object.__setattr__(self, "short_label", self.palette.suffixes[0])
 
@@ -244,6 +257,24 @@ class ExportKind:
             return [folder / f"{stem}{self.suffix}"]
         width = index_width(k)
         return [folder / (stem + self.suffix.format(index=f"{i:0{width}d}")) for i in range(k)]
+
+    def entry_pattern(self, stem: str) -> re.Pattern[str] | None:
+        """Match the file names this kind gives ``stem``'s entries, whatever their number.
+
+        Parameters
+        ----------
+        stem : str
+
+        Returns
+        -------
+        pattern : re.Pattern or None
+            ``photo.mask-00.png``, ``photo.mask-123.png`` ... for a kind with one file per
+            palette entry (two digits or more); ``None`` for a single-file kind.
+        """
+        if not self.per_entry:
+            return None
+        before, after = self.suffix.split("{index}", 1)
+        return re.compile(re.escape(stem + before) + r"[0-9]{2,}" + re.escape(after))
 
     def fill(self, file: ExportFile) -> Fill:
         """Make the job that writes ``file`` (nothing is computed before it runs).
@@ -568,11 +599,114 @@ def plan_exports(
     Raises
     ------
     ExportError
-        Unknown kind.
+        Unknown kind, or ``stem`` is not a plain file-name stem (see :func:`check_stem`).
     """
     out = Path(out_dir)
+    check_stem(stem)
     k = len(result.palette)
-    return [p for kind in _check_kinds(kinds) for p in _KINDS[kind].paths(out, stem, k)]
+    planned = [p for kind in _check_kinds(kinds) for p in _KINDS[kind].paths(out, stem, k)]
+    outside = [p for p in planned if p.parent != out]
+    if outside:  # cannot happen with a checked stem and suffix: the last line of defence
+        raise ExportError(f"{outside[0]}: outside the output folder {out}", outside)
+    return planned
+
+
+def check_stem(stem: str) -> None:
+    r"""Refuse a stem that is not a plain file-name stem.
+
+    Parameters
+    ----------
+    stem : str
+        Base file name of an export (``"photo"``).
+
+    Raises
+    ------
+    ExportError
+        Empty, ``.`` or ``..``, or containing a path separator (``/`` or ``\``, on every
+        system), a drive (``C:``) or a NUL character: such a stem could name a file outside
+        the output folder.
+    """
+    if not isinstance(stem, str):
+        raise ExportError(f"{stem!r}: not a file-name stem (a stem is a string)")
+    bad = (
+        stem in ("", ".", "..")
+        or any(c in stem for c in "/\\\0")
+        or (os.sep in stem)
+        or bool(os.altsep and os.altsep in stem)
+        or re.match(r"[A-Za-z]:", stem) is not None
+    )
+    if bad:
+        raise ExportError(
+            f"{stem!r}: not a file-name stem (no folder, '..', drive, absolute path or NUL "
+            "character; choose the folder separately)"
+        )
+
+
+def stale_exports(
+    result: QuantizeResult,
+    out_dir: str | os.PathLike[str],
+    stem: str,
+    kinds: Iterable[str],
+) -> list[Path]:
+    """List the files an export would leave behind from an earlier one of the same stem.
+
+    For each kind with one file per palette entry, the files of that kind and stem that the
+    new export does not write (``photo.mask-05.png`` when there are now 3 colours, or
+    ``photo.mask-000.png`` written when there were over 100).  :func:`export_all` removes
+    them in its transaction with ``overwrite`` and refuses without it; an app asking before
+    overwriting should list them with the files that exist.
+
+    Parameters
+    ----------
+    result : QuantizeResult
+        Only ``palette`` is used.
+    out_dir : str or Path
+    stem : str
+    kinds : iterable of str
+
+    Returns
+    -------
+    paths : list of Path
+        Sorted by kind, then name.
+
+    Raises
+    ------
+    ExportError
+        As :func:`plan_exports`.
+    """
+    kinds = _check_kinds(kinds)
+    planned = plan_exports(result, out_dir, stem, kinds)
+    return _stale(Path(out_dir), [(_KINDS[kind], stem) for kind in kinds], planned)
+
+
+def _stale(folder: Path, entries: list[tuple[ExportKind, str]], planned: list[Path]) -> list[Path]:
+    """Files in ``folder`` matching a (per-entry kind, stem) pair, other than ``planned``."""
+    patterns = [p for kind, stem in entries if (p := kind.entry_pattern(stem)) is not None]
+    if not patterns:
+        return []
+    keep = {os.path.abspath(p) for p in planned}
+    try:
+        with os.scandir(folder) as it:
+            names = sorted(e.name for e in it if not e.is_dir(follow_symlinks=False))
+    except OSError:
+        return []  # a missing folder is reported by the write
+    found = []
+    for pattern in patterns:
+        for name in names:
+            path = folder / name
+            if pattern.fullmatch(name) and os.path.abspath(path) not in keep:
+                found.append(path)
+    return found
+
+
+def _refuse_stale(stale: list[Path], overwrite: bool) -> None:
+    if stale and not overwrite:
+        more = f" (and {len(stale) - 1} more)" if len(stale) > 1 else ""
+        raise OutputExistsError(
+            f"{stale[0]}: left by an earlier export with a different number of colours{more};"
+            " use overwrite/--force to replace that set (nothing written)",
+            stale,
+        )
 
 
 def _check_kinds(kinds: Iterable[str]) -> list[str]:
@@ -656,6 +790,8 @@ def export_all(
     kinds = _check_kinds(kinds)
     planned = plan_exports(result, out_dir, stem, kinds)
     check_targets(planned, overwrite)
+    stale = _stale(Path(out_dir), [(_KINDS[kind], stem) for kind in kinds], planned)
+    _refuse_stale(stale, overwrite)
     run = ExportRun(
         result,
         planned,
@@ -666,7 +802,7 @@ def export_all(
         source_sha256=source_sha256,
         metrics=metrics,
     )
-    return commit_jobs(_jobs(run, kinds, planned, stem), overwrite)
+    return commit_jobs(_jobs(run, kinds, planned, stem), overwrite, remove=stale)
 
 
 def export_targets(
@@ -712,6 +848,12 @@ def export_targets(
         planned.append((kind, path, files))
     every = [f for _, _, files in planned for f in files]
     check_targets(every, overwrite)
+    stale: list[Path] = []
+    for kind, path, _ in planned:
+        for old in _stale(path.parent, [(get_export_kind(kind), path.name)], every):
+            if old not in stale:
+                stale.append(old)
+    _refuse_stale(stale, overwrite)
     run = ExportRun(
         result,
         every,
@@ -725,7 +867,7 @@ def export_targets(
     jobs: list[Job] = []
     for kind, path, files in planned:
         jobs.extend(_jobs(run, [kind], files, path.name))
-    return commit_jobs(jobs, overwrite)
+    return commit_jobs(jobs, overwrite, remove=stale)
 
 
 def write_indexed_png(

@@ -3,6 +3,7 @@ stale per-entry files, stems confined to the output folder (issue 15, part A).""
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import zlib
@@ -15,8 +16,8 @@ from PIL import Image
 
 from quantize.cli import main
 from quantize.io import _atomic, palettes
-from quantize.io.errors import ExportError
-from quantize.io.export import export_all
+from quantize.io.errors import ExportError, OutputExistsError
+from quantize.io.export import export_all, export_targets, plan_exports, stale_exports
 from quantize.io.load import LoadError
 from quantize.io.palettes import PaletteError, read_palette, write_palette
 
@@ -256,6 +257,105 @@ def test_css_name_cannot_close_its_comment(tmp_path):
     first = path.read_text().splitlines()[0]
     assert first.startswith("/* x") and first.endswith("*/") and first.count("*/") == 1
     np.testing.assert_array_equal(read_palette(path), PAL)
+
+
+# ------------------------------------------------------------------ stale per-entry files
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_fewer_masks_with_overwrite_removes_the_old_ones(tmp_path):
+    kinds = ["label_map", "binary_masks", "soft_maps"]
+    export_all(maps_result(6), tmp_path, "photo", kinds)
+    other = export_all(maps_result(2), tmp_path, "other", ["binary_masks"])  # another stem
+    assert len(names(tmp_path)) == 1 + 6 + 6 + 2
+    assert stale_exports(maps_result(3), tmp_path, "photo", kinds) == [
+        tmp_path / f"photo.{kind}-{i:02d}.png" for kind in ("mask", "soft") for i in (3, 4, 5)
+    ]
+    export_all(maps_result(3), tmp_path, "photo", kinds, overwrite=True)
+    expected = ["photo.labels.png"] + [
+        f"photo.{k}-0{i}.png" for k in ("mask", "soft") for i in range(3)
+    ]
+    assert names(tmp_path) == sorted(expected + [p.name for p in other])
+
+
+def test_stale_masks_without_overwrite_are_refused(tmp_path):
+    # 101 colours: three-digit indices, so none of the new names exists yet
+    export_all(maps_result(101), tmp_path, "photo", ["binary_masks"])
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(OutputExistsError, match="earlier export") as info:
+        export_all(maps_result(3), tmp_path, "photo", ["binary_masks"])
+    assert "photo.mask-000.png" in str(info.value) and "100 more" in str(info.value)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    export_all(maps_result(3), tmp_path, "photo", ["binary_masks"], overwrite=True)
+    assert names(tmp_path) == ["photo.mask-00.png", "photo.mask-01.png", "photo.mask-02.png"]
+
+
+def test_stale_removal_is_undone_when_the_export_fails(tmp_path, monkeypatch):
+    export_all(maps_result(5), tmp_path, "photo", ["label_map", "binary_masks"])
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real_rename = os.rename
+    calls = []
+
+    def failing_rename(src, dst):
+        calls.append(src)
+        if len(calls) == 2:  # the second stale file cannot be moved away
+            raise OSError(errno.EACCES, "Permission denied", str(src))
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(_atomic.os, "rename", failing_rename)
+    with pytest.raises(ExportError, match="cannot remove"):
+        export_all(maps_result(2), tmp_path, "photo", ["label_map", "binary_masks"], overwrite=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp files either
+
+
+def test_export_targets_removes_stale_entries_too(tmp_path):
+    export_targets(maps_result(4), [("binary_masks", tmp_path / "s")])
+    with pytest.raises(OutputExistsError):
+        export_targets(
+            maps_result(2), [("binary_masks", tmp_path / "t"), ("binary_masks", tmp_path / "s")]
+        )
+    assert len(names(tmp_path)) == 4
+    export_targets(maps_result(2), [("binary_masks", tmp_path / "s")], overwrite=True)
+    assert names(tmp_path) == ["s.mask-00.png", "s.mask-01.png"]
+
+
+def test_cli_fewer_masks_with_force(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save("in.png")
+    base = ["quantize", "in.png", "--no-image", "--masks", "m", "--n-init", "1", "--seed", "1"]
+    assert main([*base, "-k", "6"]) == 0
+    assert len(names(tmp_path / "m")) == 7
+    assert main([*base, "-k", "3"]) == 5  # masks 00-02 exist: refused, nothing written
+    assert main([*base, "-k", "3", "-f"]) == 0
+    assert names(tmp_path / "m") == ["in.labels.png"] + [f"in.mask-0{i}.png" for i in range(3)]
+    capsys.readouterr()
+
+
+# ------------------------------------------------------------------ stems
+
+
+@pytest.mark.parametrize(
+    "stem", ["../../x", "../x", "..", ".", "", "a/b", "a\\b", "<abs>", "x\x00y", "C:evil"]
+)
+def test_stems_are_plain_file_names(tmp_path, stem):
+    out = tmp_path / "out"
+    out.mkdir()
+    stem = stem.replace("<abs>", str(tmp_path / "abs"))  # absolute, inside tmp_path
+    with pytest.raises(ExportError, match="file-name stem"):
+        export_all(maps_result(2), out, stem, ["gpl", "binary_masks"])
+    with pytest.raises(ExportError, match="file-name stem"):
+        plan_exports(maps_result(2), out, stem, ["gpl"])
+    assert names(tmp_path) == ["out"] and names(out) == []
+
+
+def test_ordinary_stems_still_work(tmp_path):
+    for stem in ["photo", "my photo.v2", "..hidden", "ünïcode ✓", "a\nb"]:
+        written = export_all(maps_result(2), tmp_path, stem, ["gpl"])
+        assert written == [tmp_path / f"{stem}.gpl"]
 
 
 @pytest.mark.timeout(20)
