@@ -91,6 +91,10 @@ class PaletteError(LoadError, ExportError):
         LoadError.__init__(self, path, problem)
         self.paths = [] if path is None else [Path(path)]
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # picklable (a vq batch worker may hand it to its parent): rebuilt from both arguments
+        return (type(self), (self.path, self.problem))
+
 
 class PaletteEncoder(Protocol):
     """``encode(palette, shares, *, name, transparent_index) -> bytes``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pickle
 import struct
 import zlib
 from dataclasses import dataclass
@@ -93,6 +94,12 @@ def test_a_device_is_refused_before_reading(tmp_path):
     link = tmp_path / "zero.json"
     link.symlink_to("/dev/zero")
     assert "device" in str(error_of(link))
+
+
+def test_palette_error_survives_pickling(tmp_path):
+    err = pickle.loads(pickle.dumps(PaletteError(tmp_path / "p.gpl", "line 2: bad")))
+    assert isinstance(err, PaletteError) and str(err) == f"{tmp_path / 'p.gpl'}: line 2: bad"
+    assert err.problem == "line 2: bad" and err.paths == [tmp_path / "p.gpl"]
 
 
 def test_a_folder_and_a_missing_file_are_refused(tmp_path):
