@@ -79,9 +79,46 @@ ENGINE_TARGETS = {16: 15.0, 64: 20.0}
 # --------------------------------------------------------------------------- helpers
 
 
+SNAPSHOT: dict[str, str] = {}  # "path", "commit": the exported engine, when --snapshot
+CHILD_CWD: list[Path] = []  # the work folder: never the repository (it would shadow)
+
+
 def child_env() -> dict[str, str]:
-    """This process's environment without the OpenBLAS overrides (they slow numpy)."""
-    return {k: v for k, v in os.environ.items() if k not in OPENBLAS_VARS}
+    """This process's environment without the OpenBLAS overrides (they slow numpy).
+
+    With ``--snapshot`` the exported ``quantize`` package comes first on PYTHONPATH.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in OPENBLAS_VARS}
+    if SNAPSHOT:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [SNAPSHOT["path"]] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return env
+
+
+def export_snapshot(rev: str, work: Path) -> None:
+    """``git archive REV quantize`` into ``work``: a frozen engine to measure.
+
+    Other people edit the working tree while a benchmark runs for an hour; a half-done edit
+    must not break (or change) the runs.  The snapshot shadows the editable install, for the
+    processes this script starts (PYTHONPATH) and for the in-process engine part.
+    """
+    repo = Path(__file__).resolve().parents[1]
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", rev],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    dest = work / f"snapshot-{commit}"
+    if not (dest / "quantize").exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(repo), "archive", commit, "quantize"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    SNAPSHOT.update(path=str(dest), commit=commit)
+    sys.path.insert(0, str(dest))
+    seen = subprocess.run([sys.executable, "-c", "import quantize; print(quantize.__file__)"],
+                          env=child_env(), cwd=work, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    if not seen.startswith(str(dest)):
+        raise SystemExit(f"the snapshot does not shadow the installed engine: {seen}")
+    print(f"engine: snapshot of commit {commit} (git archive) in {dest}")
 
 
 def median(xs):
@@ -108,7 +145,8 @@ def run_timed(cmd: list[str], out: Path) -> tuple[float, float]:
     out.unlink(missing_ok=True)
     c0 = children_cpu()
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=child_env(), capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=child_env(), capture_output=True, text=True,
+                          cwd=CHILD_CWD[0] if CHILD_CWD else None)
     wall = time.perf_counter() - t0
     cpu = children_cpu() - c0
     if proc.returncode != 0 or not out.exists():
@@ -509,7 +547,7 @@ def part_profile(args, selected, work: Path) -> list[dict]:
         print(f"wall time, plain run: {wall:.2f} s")
         # imports
         out.unlink(missing_ok=True)
-        proc = subprocess.run([py, "-X", "importtime", *cmd], env=child_env(),
+        proc = subprocess.run([py, "-X", "importtime", *cmd], env=child_env(), cwd=work,
                               capture_output=True, text=True, check=True)
         top = []
         for line in proc.stderr.splitlines():
@@ -524,7 +562,7 @@ def part_profile(args, selected, work: Path) -> list[dict]:
         out.unlink(missing_ok=True)
         prof = work / f"profile-{k}.prof"
         subprocess.run([py, "-m", "cProfile", "-o", str(prof), *cmd], env=child_env(),
-                       capture_output=True, text=True, check=True)
+                       cwd=work, capture_output=True, text=True, check=True)
         stats = pstats.Stats(str(prof))
         total_t = max(v[3] for v in stats.stats.values())
         print(f"cProfile: {total_t:.2f} s in all (profiling adds overhead); main steps "
@@ -581,6 +619,9 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-outputs", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="write all results here")
     parser.add_argument("--list", action="store_true", help="print the photo list and exit")
+    parser.add_argument("--snapshot", nargs="?", const="HEAD", default=None, metavar="REV",
+                        help="measure the quantize package of commit REV (default HEAD, "
+                             "exported with git archive) instead of the working tree")
     args = parser.parse_args(argv)
     args.ks_given = args.ks is not None
     args.ks = args.ks or [16, 64, 256]
@@ -608,8 +649,15 @@ def main(argv=None) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="vq-bench-")
         work = Path(tmp.name)
     else:
-        work = args.work
+        work = args.work.resolve()
         work.mkdir(parents=True, exist_ok=True)
+    CHILD_CWD.append(work)
+    if args.snapshot:
+        export_snapshot(args.snapshot, work)
+        info["engine"] = f"snapshot of {SNAPSHOT['commit']}"
+        results["info"] = info
+    else:
+        info["engine"] = "working tree"
     try:
         for part in args.part:
             t0 = time.perf_counter()
