@@ -269,8 +269,7 @@ QUALITY_KEYS = (("psnr", "dPSNR dB", "{:+.3f}", 1), ("ssim", "dSSIM", "{:+.4f}",
                 ("ssimulacra2", "dSSIMU2", "{:+.2f}", 1))
 
 
-def part_cli(args, selected, work: Path) -> list[dict]:
-    rows = []
+def part_cli(args, selected, work: Path, rows: list[dict]) -> list[dict]:
     print("\n== cli: whole processes with their defaults "
           f"(median of {args.repeats} runs, tools alternating)")
     print(f"{'photo':<13} {'K':>3} {'dith':<4} {'tool':<8} {'time s':>7} {'cpu s':>6} "
@@ -350,6 +349,47 @@ def summarize_cli(rows: list[dict], args) -> None:
         print(line)
 
 
+def markdown_cli(rows: list[dict]) -> None:
+    """The cli results as the Markdown tables of benchmarks/README.md."""
+    by = {(r["photo"], r["k"], r["dither"], r["tool"]): r for r in rows}
+    photos = list(dict.fromkeys(r["photo"] for r in rows))
+    ks = sorted({r["k"] for r in rows})
+    has_flip = bool(rows) and "flip" in rows[0]
+    print("| K | dither | bytes ours/pq | time ours/pq | CPU ours/pq | dPSNR dB | dSSIM "
+          "| d blurred dE |" + (" dFLIP |" if has_flip else "")
+          + " 1) time | 2) bytes | 3) SSIM and dE |")
+    print("|---" * (11 + has_flip) + "|")
+    for k in ks:
+        for d in DITHERS:
+            pr = [(by[(p, k, d, "vq")], by[(p, k, d, "pngquant")]) for p in photos
+                  if (p, k, d, "vq") in by and (p, k, d, "pngquant") in by]
+            if not pr:
+                continue
+            n = len(pr)
+            rat = {m: [o[m] / t[m] for o, t in pr] for m in ("bytes", "time", "cpu")}
+            dif = {m: [o[m] - t[m] for o, t in pr] for m in ("psnr", "ssim", "blur_de", "flip")
+                   if m in pr[0][0]}
+            t1 = sum(x <= 1 for x in rat["time"])
+            t2 = sum(x <= 1 for x in rat["bytes"])
+            t3 = sum(a >= 0 and b <= 0 for a, b in zip(dif["ssim"], dif["blur_de"], strict=True))
+            print(f"| {k} | {d} | {median(rat['bytes']):.3f} | {median(rat['time']):.2f} "
+                  f"| {median(rat['cpu']):.2f} | {median(dif['psnr']):+.2f} "
+                  f"| {median(dif['ssim']):+.4f} | {median(dif['blur_de']):+.3f} |"
+                  + (f" {median(dif['flip']):+.4f} |" if has_flip else "")
+                  + f" {t1}/{n} | {t2}/{n} | {t3}/{n} |")
+    print("\nPer photo: bytes ratio / time ratio (ours/pngquant)\n")
+    cols = [(k, d) for k in ks for d in DITHERS]
+    print("| photo | " + " | ".join(f"K={k} {d}" for k, d in cols) + " |")
+    print("|---" * (len(cols) + 1) + "|")
+    for p in photos:
+        cells = []
+        for k, d in cols:
+            o, t = by.get((p, k, d, "vq")), by.get((p, k, d, "pngquant"))
+            cells.append(f"{o['bytes'] / t['bytes']:.2f} / {o['time'] / t['time']:.1f}"
+                         if o and t else "")
+        print(f"| {p} | " + " | ".join(cells) + " |")
+
+
 # --------------------------------------------------------------------------- part: exact
 
 
@@ -364,9 +404,8 @@ def reduced_crop(rgb: np.ndarray, n_colors: int = 200, size: int = 1024) -> np.n
     return np.asarray(reduced.convert("RGB"))
 
 
-def part_exact(args, selected, work: Path) -> list[dict]:
+def part_exact(args, selected, work: Path, rows: list[dict]) -> list[dict]:
     print("\n== exact (target 4): an image with <= K colours must come back exactly")
-    rows = []
     k = 256
     for photo in selected:
         small = reduced_crop(photo_list.load(photo))
@@ -409,7 +448,7 @@ def _timed(fn):
     return time.perf_counter() - t0, out
 
 
-def part_engine(args, selected) -> list[dict]:
+def part_engine(args, selected, rows: list[dict]) -> list[dict]:
     import imagequant
     from sklearn.cluster import KMeans
 
@@ -450,7 +489,6 @@ def part_engine(args, selected) -> list[dict]:
         pal = np.clip(np.rint(km.cluster_centers_), 0, 255).astype(np.uint8)
         return t, pal[labels].reshape(img.shape), km.n_iter_ < km.max_iter
 
-    rows = []
     first = True
     for photo in selected:
         img = photo_list.load(photo)
@@ -519,6 +557,7 @@ STEP_FUNCTIONS = (
     ("unique_colors", "distinct colours"),
     ("iter_quantize_image", "fit incl. distinct colours and all restarts"),
     ("render_indexed", "render: map + dithering + PNG encoding"),
+    ("greedy_kmeans_plusplus", "k-means++ seeding, one per restart"),
     ("dither_indices", "dithering"),
     ("encode_indexed_png", "PNG encoding (each call)"),
     ("compute_metrics", "metrics"),
@@ -528,7 +567,7 @@ STEP_FUNCTIONS = (
 )
 
 
-def part_profile(args, selected, work: Path) -> list[dict]:
+def part_profile(args, selected, work: Path, rows: list[dict]) -> list[dict]:
     import pstats
 
     photo = selected[0]
@@ -536,7 +575,6 @@ def part_profile(args, selected, work: Path) -> list[dict]:
     ks = args.ks if args.ks_given else [256, 16]
     py = sys.executable
     vq_script = shutil.which(args.vq) or args.vq
-    rows = []
     with Image.open(img_path) as im:
         size = f"{im.width}x{im.height}"
     for k in ks:
@@ -619,6 +657,8 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-outputs", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="write all results here")
     parser.add_argument("--list", action="store_true", help="print the photo list and exit")
+    parser.add_argument("--markdown", type=Path, default=None, metavar="FILE.json",
+                        help="print the cli results of a --json file as Markdown and exit")
     parser.add_argument("--snapshot", nargs="?", const="HEAD", default=None, metavar="REV",
                         help="measure the quantize package of commit REV (default HEAD, "
                              "exported with git archive) instead of the working tree")
@@ -628,6 +668,9 @@ def main(argv=None) -> int:
     args.perceptual = set(args.perceptual)
     selected = photo_list.select(args.photos)
 
+    if args.markdown:
+        markdown_cli(json.loads(args.markdown.read_text()).get("cli", []))
+        return 0
     if args.list:
         for p in selected:
             print(f"{p.name:<13} {p.package}:{p.path}\n    {p.kind}; {p.licence}; {p.author}")
@@ -662,13 +705,13 @@ def main(argv=None) -> int:
         for part in args.part:
             t0 = time.perf_counter()
             if part == "cli":
-                results["cli"] = part_cli(args, selected, work)
+                part_cli(args, selected, work, results.setdefault("cli", []))
             elif part == "exact":
-                results["exact"] = part_exact(args, selected, work)
+                part_exact(args, selected, work, results.setdefault("exact", []))
             elif part == "engine":
-                results["engine"] = part_engine(args, selected)
+                part_engine(args, selected, results.setdefault("engine", []))
             elif part == "profile":
-                results["profile"] = part_profile(args, selected, work)
+                part_profile(args, selected, work, results.setdefault("profile", []))
             print(f"(part {part}: {time.perf_counter() - t0:.0f} s)", flush=True)
     finally:
         if args.json:
