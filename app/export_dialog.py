@@ -220,7 +220,7 @@ class ExportDialog(QtWidgets.QDialog):
             self,
             "Replace existing files?",
             f"{len(existing)} file(s) already exist in {existing[0].parent}:\n\n{names}{more}\n\n"
-            "Replace them?",
+            "Replace them? (Masks or maps of an earlier export with more colours are removed.)",
             QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
             QtWidgets.QMessageBox.StandardButton.No,
         )
@@ -291,6 +291,7 @@ class ExportDialog(QtWidgets.QDialog):
 
     def _prepare(self) -> dict[str, Any] | None:
         from quantize.io.errors import ExportError
+        from quantize.io.export import stale_exports
 
         self.last_error = ""
         kinds = self.selected_kinds()
@@ -303,10 +304,13 @@ class ExportDialog(QtWidgets.QDialog):
             return None
         try:
             planned = self.planned_files()
+            # per-entry files of an earlier export of this stem that this one would not
+            # rewrite (mask-05 when there are now 3 colours): replaced means removed too
+            stale = stale_exports(self.quantize_result, self._folder(), stem, kinds)
         except (ExportError, OSError, ValueError) as exc:
             self._fail(str(exc))
             return None
-        existing = [p for p in planned if p.exists()]
+        existing = [p for p in planned if p.exists()] + stale
         if existing and not self.confirm_overwrite(existing):
             return None
         return {

@@ -186,3 +186,29 @@ def test_dialog_offers_every_registered_export_kind(qtbot, tmp_path):
         assert written[0].read_text().count("\n") == 3
     finally:
         export.unregister_export_kind("toy_palette")
+
+
+def test_overwrite_question_lists_stale_masks_of_an_earlier_export(
+    qtbot, window, small_png, tmp_path
+):
+    output = finished_window(qtbot, window, small_png)
+    k = len(output.result.palette)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f"cup.mask-{k + 2:02d}.png"  # as left by an export with more colours
+    stale.write_bytes(b"earlier")
+    dialog = window.make_export_dialog()
+    qtbot.addWidget(dialog)
+    dialog.folder.setText(str(out))
+    dialog.stem.setText("cup")
+    for kind, check in dialog.checks.items():
+        check.setChecked(kind == "binary_masks")
+    asked = []
+    dialog.confirm_overwrite = lambda existing: asked.append(existing) or False
+    assert dialog.export() is None  # declined: nothing written, nothing removed
+    assert stale in asked[0] and stale.read_bytes() == b"earlier"
+    assert not any(p.name.startswith("cup.mask-00") for p in out.iterdir())
+    dialog.confirm_overwrite = lambda existing: True
+    written = dialog.export()
+    assert written and not stale.exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written)
