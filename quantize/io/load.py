@@ -34,6 +34,7 @@ from quantize.pixels import grey_to_rgb
 
 __all__ = [
     "ALLOWED_FORMATS",
+    "CONSTANT_LEVEL",
     "DEFAULT_MAX_PIXELS",
     "LoadError",
     "LoadedImage",
@@ -42,6 +43,7 @@ __all__ = [
     "from_array",
     "load_image",
     "load_image_bytes",
+    "require_visible_pixels",
 ]
 
 #: Pillow format names we let Pillow open (no EPS/PDF/PSD/ICO/...: no Ghostscript ever).
@@ -250,6 +252,31 @@ def from_array(array: np.ndarray, *, name: str = "<array>") -> LoadedImage:
     return _finish(pixels, None, "array", f"array:{arr.dtype}", 1, 0, {"notes": notes})
 
 
+def require_visible_pixels(loaded: LoadedImage, name: str | os.PathLike[str] | None = None) -> None:
+    """Refuse an image with no pixel to quantize (every pixel fully transparent).
+
+    Loading such a file succeeds (``vq info`` describes it); quantizing it cannot, so the
+    ``vq`` command and the desktop app both refuse it with this one message when it opens.
+
+    Parameters
+    ----------
+    loaded : LoadedImage
+        The image.
+    name : str or Path, optional
+        The file named in the message; default ``loaded.path``.
+
+    Raises
+    ------
+    LoadError
+        ``"<file>: image is fully transparent: nothing to quantize"``.
+    """
+    if loaded.has_alpha and not np.any(loaded.pixels[:, :, 3]):
+        raise LoadError(
+            name if name is not None else loaded.path,
+            "image is fully transparent: nothing to quantize",
+        )
+
+
 def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation (1-8) to a row-major array, as a viewer would.
 
@@ -451,11 +478,13 @@ def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
         width, height = im.size
         _check_size(path, width, height, max_pixels)
         fmt = im.format or "?"
-        n_frames = int(getattr(im, "n_frames", 1) or 1)
-        orientation = _read_orientation(im)
         is_png = fmt == "PNG" and data.startswith(_PNG_SIGNATURE)
+        if is_png:
+            _check_png_data_size(data, path, width, height)
+        n_frames = int(getattr(im, "n_frames", 1) or 1)
         png16 = _png16_colour_header(data) if is_png else None
         if png16 is not None:  # Pillow would reduce it to 8 bits
+            orientation = _read_orientation(im)
             pixels, mode = _read_png16(data, path, png16)
             pixels = apply_orientation(pixels, orientation)
             info16: dict[str, Any] = {
@@ -474,6 +503,10 @@ def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
         except (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError) as exc:
             reason = str(exc) or type(exc).__name__
             raise LoadError(path, f"corrupt or truncated image ({reason})") from None
+        # only now: getexif() may decode the image (a PNG's eXIf chunk can follow the
+        # data), and a decoding failure there must not be swallowed, since Pillow would
+        # then consider the half-decoded image loaded
+        orientation = _read_orientation(im)
         info: dict[str, Any] = {"orientation": orientation, "notes": []}
         if fallback is not None:
             info["notes"].append(f"read by Pillow, possibly at reduced bit depth ({fallback})")
@@ -569,8 +602,18 @@ def _cmyk_to_rgb(im: Image.Image, info: dict[str, Any]) -> Image.Image:
     return im.convert("RGB")
 
 
+#: uint16 value of every sample of a constant image outside the nominal range (mid grey)
+CONSTANT_LEVEL = 32768
+
+
 def _scale_to_uint16(arr: np.ndarray, path: Path) -> tuple[np.ndarray, list[str]]:
-    """Map integer or float samples to uint16 without clipping."""
+    """Map integer or float samples to uint16 without clipping.
+
+    Floats within [0, 1] and integers within [0, 65535] keep their values (floats times
+    65535); other ranges are stretched linearly onto [0, 65535], the minimum to 0 and the
+    maximum to 65535, with a note.  A constant image outside those ranges has no range to
+    stretch: it becomes mid grey (:data:`CONSTANT_LEVEL`), with a note saying so.
+    """
     notes: list[str] = []
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)):
@@ -578,25 +621,44 @@ def _scale_to_uint16(arr: np.ndarray, path: Path) -> tuple[np.ndarray, list[str]
             raise LoadError(path, f"image contains {bad} NaN or infinite values")
         lo, hi = float(arr.min()), float(arr.max())
         if lo >= 0.0 and hi <= 1.0:
-            scaled = arr.astype(np.float64) * 65535.0
-        else:
-            notes.append(f"float values in [{lo:g}, {hi:g}] rescaled to the full range")
-            span = hi - lo if hi > lo else 1.0
-            scaled = (arr.astype(np.float64) - lo) / span * 65535.0
-        return np.rint(scaled).astype(np.uint16), notes
+            return np.rint(arr.astype(np.float64) * 65535.0).astype(np.uint16), notes
+        if lo == hi:
+            notes.append(f"constant float image (every value {lo:g}) shown as mid grey")
+            return np.full(arr.shape, CONSTANT_LEVEL, np.uint16), notes
+        notes.append(f"float values in [{lo:g}, {hi:g}] rescaled to the full range")
+        return _stretch(arr.astype(np.float64), lo, hi), notes
     if arr.dtype.kind in "ui":
         if arr.dtype.itemsize == 1 and arr.dtype.kind == "u":
             return arr.astype(np.uint16) * 257, notes
-        lo, hi = int(arr.min()), int(arr.max())
-        if lo >= 0 and hi <= 65535:
+        lo_int, hi_int = int(arr.min()), int(arr.max())
+        if lo_int >= 0 and hi_int <= 65535:
             return arr.astype(np.uint16), notes
-        notes.append(f"integer values in [{lo}, {hi}] rescaled to 16 bits")
-        span = hi - lo if hi > lo else 1
-        scaled = (arr.astype(np.float64) - lo) / span * 65535.0
-        return np.rint(scaled).astype(np.uint16), notes
+        if lo_int == hi_int:
+            notes.append(f"constant integer image (every value {lo_int}) shown as mid grey")
+            return np.full(arr.shape, CONSTANT_LEVEL, np.uint16), notes
+        notes.append(f"integer values in [{lo_int}, {hi_int}] rescaled to 16 bits")
+        values = arr.astype(np.float64)
+        return _stretch(values, float(values.min()), float(values.max())), notes
     if arr.dtype == np.bool_:
         return arr.astype(np.uint16) * 65535, notes
     raise LoadError(path, f"unsupported sample type {arr.dtype}")
+
+
+def _stretch(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Map finite float64 ``values`` in [lo, hi] (lo < hi) linearly onto uint16 [0, 65535].
+
+    ``hi - lo`` overflows for ranges such as [-1e308, 1e308] (and ``x - lo`` with it), so
+    everything is first divided by the largest magnitude: the values then lie in [-1, 1],
+    their differences in [0, 2], and nothing can overflow; a range too narrow to tell apart
+    after that division (a few ulps) maps to 0 and 65535 by comparison.
+    """
+    scale = max(abs(lo), abs(hi))
+    unit_lo, unit_hi = lo / scale, hi / scale
+    span = unit_hi - unit_lo
+    if not span > 0.0:
+        return np.where(values > lo, np.uint16(65535), np.uint16(0)).astype(np.uint16)
+    scaled = (values / scale - unit_lo) / span * 65535.0
+    return np.rint(np.clip(scaled, 0.0, 65535.0)).astype(np.uint16)
 
 
 def _normalize_array(arr: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
@@ -740,6 +802,47 @@ _ADAM7 = (
 )
 _PNG16_CHANNELS = {2: 3, 4: 2, 6: 4}  # colour type -> samples per pixel
 _PNG16_MODES = {2: "RGB;16", 4: "LA;16", 6: "RGBA;16"}
+
+
+#: Most bytes one byte of deflate data can inflate to: 258 bytes per 2-bit length/distance
+#: code pair gives 1032, plus a margin for block headers.
+_DEFLATE_MAX_RATIO = 1040
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
+
+
+def _png_idat_bytes(data: bytes) -> int:
+    """Total length of a PNG's IDAT chunks (the default image's compressed data)."""
+    total = 0
+    pos = 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        if kind == b"IDAT":
+            total += min(length, len(data) - pos - 8)
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    return total
+
+
+def _check_png_data_size(data: bytes, path: Path, width: int, height: int) -> None:
+    """Refuse a PNG whose compressed data is too short to hold the size it declares.
+
+    A 100-byte file declaring 20000x5000 pixels is truncated (or a decompression bomb
+    that was cut): deflate cannot expand one byte to more than about 1032, so this is
+    known before a buffer for the whole image is allocated and filled with nothing.
+    """
+    if len(data) < 29:
+        return
+    depth, ctype = data[24], data[25]
+    bits = width * height * _PNG_CHANNELS.get(ctype, 1) * depth
+    compressed = _png_idat_bytes(data)
+    if bits // 8 > _DEFLATE_MAX_RATIO * compressed + 1024:
+        raise LoadError(
+            path,
+            f"corrupt or truncated image ({width}x{height} pixels declared, but only "
+            f"{compressed:,} bytes of image data)",
+        )
 
 
 def _png16_colour_header(data: bytes) -> tuple[int, int, int, int] | None:

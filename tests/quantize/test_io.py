@@ -22,6 +22,7 @@ from quantize.io.load import (
     from_array,
     load_image,
     load_image_bytes,
+    require_visible_pixels,
 )
 from quantize.pixels import to_uint8
 
@@ -407,6 +408,73 @@ def test_float_grey_tiff_out_of_range_rescaled(tmp_path):
     assert any("rescaled" in n for n in loaded.info["notes"])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_float_tiff_at_the_extremes_of_its_type_is_stretched_not_black(tmp_path, dtype):
+    # [-max, max] of the type: max - min overflows to inf, and (x - min) / inf was NaN -> 0
+    top = float(np.finfo(dtype).max)
+    values = np.array([[-top, 0.0, top], [top / 2, -top / 2, -top]], dtype)
+    path = tmp_path / "extreme.tif"
+    tifffile.imwrite(path, values)
+    loaded = load_image(path)
+    np.testing.assert_array_equal(loaded.pixels[:, :, 0], [[0, 32768, 65535], [49151, 16384, 0]])
+    assert "warnings" not in loaded.info  # no overflow or invalid-value warning
+    assert any("rescaled to the full range" in n for n in loaded.info["notes"])
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (np.array([[1e308, -1e308]]), [65535, 0]),
+        (np.array([[5e-324, -5e-324, 0.0]]), [65535, 0, 32768]),  # subnormal range
+        (np.array([[1.0, 1.0 + 2**-52]]), [0, 65535]),  # two neighbouring doubles
+        (np.array([[2**63 - 1, -(2**63)]], np.int64), [65535, 0]),
+        (np.array([[2**64 - 1, 0]], np.uint64), [65535, 0]),
+    ],
+)
+def test_extreme_ranges_from_arrays(values, expected):
+    loaded = from_array(values)
+    np.testing.assert_array_equal(loaded.pixels[0, :, 0], expected)
+    assert "warnings" not in loaded.info
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value", "level", "note"),
+    [
+        (np.float32, 7.0, 32768, "constant float image (every value 7) shown as mid grey"),
+        (np.float64, -1e308, 32768, "constant float image (every value -1e+308)"),
+        (np.int32, -5, 32768, "constant integer image (every value -5) shown as mid grey"),
+        (np.float32, 0.5, 32768, None),  # in [0, 1]: its own value, no note
+        (np.float32, 0.0, 0, None),
+        (np.float32, 1.0, 65535, None),
+    ],
+)
+def test_constant_float_and_wide_int_images(tmp_path, dtype, value, level, note):
+    path = tmp_path / "flat.tif"
+    tifffile.imwrite(path, np.full((4, 5), value, dtype))
+    loaded = load_image(path)
+    assert np.all(loaded.pixels == level)
+    notes = [n for n in loaded.info["notes"] if "constant" in n or "rescaled" in n]
+    assert notes == ([] if note is None else [notes[0]])
+    if note is not None:
+        assert notes[0].startswith(note)
+
+
+def test_fully_transparent_image_loads_but_has_nothing_to_quantize(tmp_path):
+    path = tmp_path / "clear.png"
+    rgba = np.zeros((3, 4, 4), np.uint8)
+    rgba[..., 0] = 90  # colour under alpha 0 is still invisible
+    Image.fromarray(rgba, "RGBA").save(path)
+    loaded = load_image(path)  # `vq info` describes it
+    assert loaded.has_alpha
+    with pytest.raises(LoadError, match=r"clear.png: image is fully transparent: nothing to"):
+        require_visible_pixels(loaded)
+    with pytest.raises(LoadError, match=r"^<stdin>: image is fully transparent"):
+        require_visible_pixels(load_image_bytes(path.read_bytes()), "<stdin>")
+    rgba[2, 3, 3] = 1  # one barely visible pixel is enough
+    require_visible_pixels(from_array(rgba))
+    require_visible_pixels(from_array(rgba[..., :3]))
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_float_tiff_nan_inf_refused(tmp_path, bad):
     values = np.zeros((4, 4, 3), np.float32)
@@ -636,6 +704,40 @@ def test_tiff_tifffile_cannot_decode_falls_back_to_pillow_with_note(tmp_path, mo
     loaded = load_image(path)
     np.testing.assert_array_equal(loaded.pixels[:, :, 0], grey)
     assert any("imagecodecs" in n for n in loaded.info["notes"])
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "P"])
+def test_png_with_corrupt_data_is_refused_not_half_decoded(mode):
+    # Pillow's getexif() decodes a PNG; its failure there was swallowed, and Pillow then took
+    # the half-decoded image as loaded: garbage pixels without a word (found by Hypothesis)
+    buf = io.BytesIO()
+    Image.fromarray(rgb_image(64, 64)).convert(mode).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    middle = len(data) // 2
+    data[middle : middle + 40] = bytes(40)
+    with pytest.raises(LoadError, match=r"^bad.png: corrupt or truncated image"):
+        load_image_bytes(bytes(data), name="bad.png")
+
+
+def test_png_declaring_more_pixels_than_its_data_can_hold_is_refused_early():
+    # 11 x 2,356,314 pixels from 6 bytes of deflate data: refused before any allocation
+    header = struct.pack(">IIBBBBB", 2_356_314, 11, 8, 3, 0, 0, 1)
+    data = b"".join(
+        [
+            b"\x89PNG\r\n\x1a\n",
+            png_chunk(b"IHDR", header),
+            png_chunk(b"PLTE", bytes(6)),
+            png_chunk(b"IDAT", zlib.compress(bytes(50))[:6]),
+            png_chunk(b"IEND", b""),
+        ]
+    )
+    with pytest.raises(LoadError, match=r"2356314x11 pixels declared, but only 6 bytes of image"):
+        load_image_bytes(data, name="bomb.png")
+    # the most compressible real images still load (deflate expands a byte ~1030 times)
+    for mode in ("1", "L"):
+        buf = io.BytesIO()
+        Image.new(mode, (3000, 2000)).save(buf, "PNG", optimize=True)
+        assert load_image_bytes(buf.getvalue()).pixels.shape == (2000, 3000, 3)
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "TIFF", "BMP", "WEBP"])
