@@ -411,10 +411,11 @@ class MainWindow(QtWidgets.QMainWindow):
         ok : bool
             Whether the image was opened.
         """
-        from quantize.io.load import LoadError, from_array
+        from quantize.io.load import LoadError, from_array, require_visible_pixels
 
         try:
             loaded = from_array(pixels, name=name)
+            require_visible_pixels(loaded, name)
         except LoadError as exc:
             self.show_error("Cannot open image", str(exc))
             return False

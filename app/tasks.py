@@ -435,9 +435,12 @@ def open_file(path: str | Path) -> OpenedImage:
     Raises
     ------
     quantize.io.load.LoadError
-        When the file cannot be opened (the message names the file and the problem).
+        When the file cannot be opened or holds nothing to quantize (every pixel fully
+        transparent); the message names the file and the problem.
     """
-    from quantize.io.load import load_image
+    from quantize.io.load import load_image, require_visible_pixels
 
     path = Path(path)
-    return prepare(load_image(path), path.name)
+    loaded = load_image(path)
+    require_visible_pixels(loaded, path)  # refused now, as the CLI does, not at Run
+    return prepare(loaded, path.name)
