@@ -4,7 +4,9 @@ Same defaults as the desktop app (:data:`quantize.options.DEFAULTS`), a progress
 stderr fed by the fit's iteration records, ``--quiet`` and ``--json`` output modes, and
 documented exit codes.  Errors are one line on stderr (``--debug`` adds the traceback).
 One module per subcommand (:mod:`~quantize.cli.quantize_cmd`, :mod:`~quantize.cli.batch`,
-:mod:`~quantize.cli.info`); what they share is in :mod:`quantize.cli._common`.
+:mod:`~quantize.cli.info`); what they share is in :mod:`quantize.cli._common`.  Ctrl-C and
+SIGTERM stop every command with exit code 130 and no partial file
+(:mod:`quantize.cli._interrupt`).
 
 Examples::
 
@@ -28,6 +30,7 @@ from collections.abc import Sequence
 
 from quantize.cli import batch, info, quantize_cmd
 from quantize.cli._common import EPILOG, EXIT_OTHER, EXIT_USAGE, classify
+from quantize.cli._interrupt import sigterm_as_interrupt
 
 __all__ = ["build_parser", "main"]
 
@@ -85,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     try:
-        return _COMMANDS[args.command].run(args, err)
+        with sigterm_as_interrupt():  # SIGTERM unwinds like Ctrl-C: exit 130, no partial file
+            return _COMMANDS[args.command].run(args, err)
     except BrokenPipeError:  # e.g. `vq info *.png | head`: the reader went away
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)

@@ -9,10 +9,12 @@ registered before appears), ``--space``, ``--covariance`` and ``--dither`` from
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import sys
 import textwrap
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +44,12 @@ __all__ = [
     "drive",
     "fmt_float",
     "methods_epilog",
+    "native_stderr_muted",
     "or_list",
     "positive_int",
     "progress_mode",
     "remove_folders",
+    "written_words",
 ]
 
 EXIT_OK = 0
@@ -66,7 +70,7 @@ exit codes:
   {EXIT_QUALITY}  quality target (--quality / --max-delta-e) not reached: nothing written
   {EXIT_EXISTS}  an output file already exists (use --force): nothing written
   {EXIT_LARGER}  --skip-if-larger: the indexed PNG would not be smaller than the input
-  {EXIT_CANCELLED}  interrupted (Ctrl+C)
+  {EXIT_CANCELLED}  interrupted (Ctrl+C or SIGTERM): no partial file left
 For `vq batch`, the code of the failures if they all share one, else {EXIT_OTHER}
 (files skipped by --skip-if-larger are not failures there).
 """
@@ -435,6 +439,67 @@ def classify(exc: BaseException) -> tuple[int, str]:
         prefix = f"{name}: " if name else ""
         return EXIT_OTHER, f"{prefix}{exc.strerror or exc}"
     return EXIT_OTHER, f"{type(exc).__name__}: {exc}"
+
+
+def written_words(paths: Sequence[str | Path], limit: int = 5) -> str:
+    """Say which files were written, for the message of an interrupted command.
+
+    Parameters
+    ----------
+    paths : sequence of str or Path
+    limit : int, optional
+        Name at most this many; the rest are counted.
+
+    Returns
+    -------
+    text : str
+        ``"nothing written"`` or ``"wrote a.png, a.json and 3 more"``.
+    """
+    if not paths:
+        return "nothing written"
+    names = [str(p) for p in paths[:limit]]
+    if len(paths) > limit:
+        names.append(f"{len(paths) - limit} more")
+    return "wrote " + or_list(names, "and")
+
+
+@contextlib.contextmanager
+def native_stderr_muted(enabled: bool = True) -> Iterator[None]:
+    """Send what native libraries print on file descriptor 2 to the null device, inside.
+
+    libtiff (inside Pillow) prints its complaints about a damaged TIFF straight to the
+    process's stderr ("Using code not yet in table."), next to the one-line error ``vq``
+    prints, which already says what is wrong.  Python's own ``sys.stderr`` is flushed first.
+
+    Parameters
+    ----------
+    enabled : bool, optional
+        False: change nothing (``--debug`` shows everything).
+
+    Yields
+    ------
+    None
+    """
+    saved = -1
+    if enabled:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, 2)
+            finally:
+                os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # no usable fd 2: nothing to mute
+            if saved >= 0:
+                os.close(saved)
+            saved = -1
+    try:
+        yield
+    finally:
+        if saved >= 0:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def create_dirs(folders: Sequence[str | None]) -> list[Path]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -24,13 +25,25 @@ from quantize.cli._common import (
     UsageError,
     create_dirs,
     drive,
+    native_stderr_muted,
     or_list,
     remove_folders,
 )
+from quantize.cli._interrupt import begin_writing
 from quantize.cluster.registry import METHODS, fit_options, get_method
 from quantize.options import DEFAULTS
 
-__all__ = ["check_combination", "quantize_one"]
+__all__ = ["check_combination", "check_distinct_outputs", "quantize_one", "read_stdin"]
+
+#: the option of ``vq quantize`` that names each output kind (a palette kind: ``--palette``)
+_OPTION_OF_KIND = {
+    "indexed_png": "-o",
+    "label_map": "--masks",
+    "binary_masks": "--masks",
+    "soft_maps": "--soft",
+    "npz": "--soft",
+    "sidecar": "--report",
+}
 
 
 def _estimator_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -202,7 +215,79 @@ def _targets(args: argparse.Namespace, stem: str) -> list[tuple[str, Path]]:
         targets.append(("npz", folder / f"{stem}.maps.npz"))
     if args.report:
         targets.append(("sidecar", Path(args.report)))
+    check_distinct_outputs(targets)
     return targets
+
+
+def check_distinct_outputs(
+    targets: Sequence[tuple[str, Path]], n_colors: int | None = None
+) -> None:
+    """Refuse one file named for two outputs (``-o c.png --report c.png``): a usage error.
+
+    Parameters
+    ----------
+    targets : sequence of (kind, Path)
+        The outputs, as :func:`quantize.io.export.export_targets` takes them.
+    n_colors : int, optional
+        K; when given, the files of the per-colour kinds (masks, soft maps) are checked
+        too, otherwise only the single-file outputs (before the fit, when K is not known).
+
+    Raises
+    ------
+    UsageError
+        Naming the file and the options that both name it.
+    """
+    from quantize.io.export import get_export_kind
+
+    seen: dict[str, str] = {}
+    for kind, target in targets:
+        spec = get_export_kind(kind)
+        if spec.per_entry:
+            if n_colors is None:
+                continue
+            files = spec.paths(target.parent, target.name, n_colors)
+        else:
+            files = [target]
+        option = _OPTION_OF_KIND.get(kind, "--palette")
+        for path in files:
+            key = os.path.normcase(os.path.abspath(path))
+            if key in seen:
+                first = seen[key]
+                both = f"twice by {option}" if first == option else f"by both {first} and {option}"
+                raise UsageError(f"{path}: named {both}; give each output its own file name")
+            seen[key] = option
+
+
+def read_stdin(max_pixels: int) -> bytes:
+    """Read an encoded image from standard input, refusing more than the pixel cap allows.
+
+    Parameters
+    ----------
+    max_pixels : int
+        The cap on ``width * height`` (see :func:`quantize.io.load.file_size_limit`).
+
+    Returns
+    -------
+    data : bytes
+
+    Raises
+    ------
+    LoadError
+        Named ``<stdin>``: too large, or standard input cannot be read.
+    """
+    from quantize.io.load import LoadError, file_size_limit
+
+    limit = file_size_limit(max_pixels)  # as load_image's file-size guard
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise LoadError("<stdin>", "standard input is not available")
+    try:
+        data = stream.read(limit + 1)
+    except OSError as exc:
+        raise LoadError("<stdin>", f"cannot read standard input ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise LoadError("<stdin>", "input is too large for the pixel limit")
+    return bytes(data)
 
 
 def _check_folders(targets: Sequence[tuple[str, Path]], args: argparse.Namespace) -> None:
@@ -235,6 +320,8 @@ def quantize_one(
     warn: Callable[[str], None],
     stem: str | None = None,
     targets: list[tuple[str, Path]] | None = None,
+    data: bytes | None = None,
+    written: list[Path] | None = None,
 ) -> dict[str, Any]:
     """Load, fit, measure and write one image; return the JSON-able summary.
 
@@ -252,6 +339,12 @@ def quantize_one(
         Base name of the outputs; default the input's stem (``stdin``).
     targets : list of (kind, Path), optional
         Outputs; default those of the ``vq quantize`` options.
+    data : bytes, optional
+        The encoded image of ``-`` when already read (``vq batch`` reads standard input
+        in its parent process); by default ``-`` reads standard input.
+    written : list of Path, optional
+        Receives the files written as soon as they are in place (what an interrupt after
+        that point reports).
 
     Returns
     -------
@@ -263,20 +356,18 @@ def quantize_one(
     LoadError, UsageError, ExportError, QualityNotReached, SkippedLarger
     """
     from quantize.io.export import export_targets
-    from quantize.io.load import LoadError, file_size_limit, load_image, load_image_bytes
+    from quantize.io.load import load_image, load_image_bytes, require_visible_pixels
     from quantize.metrics import compute_metrics, render_indexed
 
     from_stdin = str(image_path) == "-"
-    if from_stdin:
-        limit = file_size_limit(args.max_pixels)  # as load_image's file-size guard
-        data = sys.stdin.buffer.read(limit + 1)
-        if len(data) > limit:
-            raise LoadError("<stdin>", "input is too large for the pixel limit")
-        loaded = load_image_bytes(data, name="<stdin>", max_pixels=args.max_pixels)
-    else:
-        loaded = load_image(image_path, max_pixels=args.max_pixels)
-    if loaded.has_alpha and not np.any(loaded.pixels[:, :, 3]):
-        raise LoadError(image_path, "image is fully transparent: nothing to quantize")
+    if from_stdin and data is None:
+        data = read_stdin(args.max_pixels)
+    with native_stderr_muted(not getattr(args, "debug", False)):  # the LoadError says it
+        if data is not None:
+            loaded = load_image_bytes(data, name="<stdin>", max_pixels=args.max_pixels)
+        else:
+            loaded = load_image(image_path, max_pixels=args.max_pixels)
+    require_visible_pixels(loaded, "<stdin>" if from_stdin else image_path)
     stem = stem or ("stdin" if from_stdin else image_path.stem)
     if targets is None:
         targets = _targets(args, stem)
@@ -308,9 +399,11 @@ def quantize_one(
             f"{image_path}: skipped, the indexed PNG ({metrics.png_bytes:,} bytes) would not be "
             f"smaller than the input ({loaded.file_size:,} bytes); nothing written"
         )
+    check_distinct_outputs(targets, len(result.palette))
+    begin_writing()  # a batch worker told to stop now finishes this file and reports it
     created = create_dirs([args.masks, args.soft])
     try:
-        written = export_targets(
+        paths = export_targets(
             result,
             targets,
             overwrite=args.force,
@@ -324,6 +417,8 @@ def quantize_one(
     except BaseException:
         remove_folders(created)
         raise
+    if written is not None:
+        written.extend(paths)
     params = result.parameters()
     summary: dict[str, Any] = {
         "input": "<stdin>" if from_stdin else str(image_path),
@@ -347,7 +442,7 @@ def quantize_one(
         "warnings": list(
             dict.fromkeys(list(result.warnings) + fit_warnings + loaded.info.get("notes", []))
         ),
-        "outputs": [{"path": str(p), "bytes": p.stat().st_size} for p in written],
+        "outputs": [{"path": str(p), "bytes": p.stat().st_size} for p in paths],
     }
     if choice is not None:
         summary["auto"] = {

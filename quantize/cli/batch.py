@@ -8,13 +8,15 @@ import multiprocessing
 import os
 import sys
 import traceback
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 from quantize.cli._common import (
     EPILOG,
+    EXIT_CANCELLED,
     EXIT_OK,
     EXIT_OTHER,
     Err,
@@ -30,10 +32,24 @@ from quantize.cli._common import (
     positive_int,
     progress_mode,
     remove_folders,
+    written_words,
+)
+from quantize.cli._interrupt import (
+    GRACE_S,
+    init_worker,
+    interrupts_ignored,
+    remove_stray_files,
+    start_task,
+    stop_workers,
 )
 from quantize.cli._run import check_combination, quantize_one
 
-__all__ = ["add_parser", "batch_task", "run"]
+__all__ = ["add_parser", "batch_task", "output_targets", "palette_suffix", "run"]
+
+#: the input that reads standard input, its name in messages and its outputs' stem
+STDIN = "-"
+STDIN_LABEL = "<stdin>"
+STDIN_STEM = "stdin"
 
 _IMAGE_SUFFIXES = {
     ".png",
@@ -71,13 +87,15 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         epilog=methods_epilog() + EPILOG,
         formatter_class=formatter,
         description="Quantize every INPUT into OUTDIR/<name>.png; bad files "
-        "are reported and skipped.",
+        "are reported and skipped.  Ctrl-C stops the batch: queued files are not "
+        "started, files being written are left as they were, exit 130.",
     )
     b.add_argument(
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="input images, or folders (their image files are taken)",
+        help="input images, or folders (their image files are taken); '-' reads standard "
+        "input (outputs named stdin.*)",
     )
     b.add_argument("-o", "--outdir", required=True, metavar="OUTDIR", help="output folder")
     b.add_argument(
@@ -92,65 +110,134 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "--palette-format",
         choices=sorted(k.palette.suffixes[0] for k in KINDS.values() if k.palette),
         default=None,
-        help="also write OUTDIR/<name><ext> palettes",
+        help="also write OUTDIR/<name><ext> palettes (.png as <name>.swatch.png, and .json "
+        "with --report as <name>.palette.json)",
     )
     b.add_argument("--report", action="store_true", help="also write OUTDIR/<name>.json")
     add_write_options(b, "skip files whose indexed PNG would not be smaller than the input")
     add_output_mode(b)
 
 
-def batch_task(task: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
-    """Quantize one file of a batch (runs in a worker process); never raises.
+def palette_suffix(args: argparse.Namespace) -> str:
+    """Return the ending of the palette files of ``--palette-format``.
+
+    The format's extension, unless another output of the batch already ends so: a
+    ``.png`` palette (swatches) then ends ``.swatch.png`` and a ``.json`` palette next to
+    ``--report`` ends ``.palette.json`` (the format's own longer suffix).
 
     Parameters
     ----------
-    task : (str, str, dict)
-        Input path, output stem and the options (``vars`` of the parsed arguments).
+    args : argparse.Namespace
+        With ``palette_format`` set.
+
+    Returns
+    -------
+    suffix : str
+    """
+    from quantize.io.export import get_export_kind, palette_kinds_by_suffix
+
+    ext = str(args.palette_format)
+    taken = {".png"} | ({".json"} if args.report else set())
+    if ext.lower() in taken:
+        return get_export_kind(palette_kinds_by_suffix()[ext]).suffix
+    return ext
+
+
+def output_targets(args: argparse.Namespace, stem: str) -> list[tuple[str, Path]]:
+    """List the outputs of one input: ``OUTDIR/<stem>.png`` and the optional ones.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of ``vq batch``.
+    stem : str
+        Base name of the input's outputs.
+
+    Returns
+    -------
+    targets : list of (kind, Path)
+    """
+    from quantize.io.export import palette_kinds_by_suffix
+
+    out_dir = Path(args.outdir)
+    targets: list[tuple[str, Path]] = [("indexed_png", out_dir / f"{stem}.png")]
+    if args.palette_format:
+        kind = palette_kinds_by_suffix()[args.palette_format]
+        targets.append((kind, out_dir / f"{stem}{palette_suffix(args)}"))
+    if args.report:
+        targets.append(("sidecar", out_dir / f"{stem}.json"))
+    return targets
+
+
+def _label(path_text: str) -> str:
+    return STDIN_LABEL if path_text == STDIN else path_text
+
+
+def _failure(path_text: str, code: int, message: str, detail: str | None = None) -> dict[str, Any]:
+    return {
+        "input": _label(path_text),
+        "ok": False,
+        "code": code,
+        "message": message,
+        "traceback": detail,
+    }
+
+
+def batch_task(
+    task: tuple[str, str, dict[str, Any], bytes | None], written: list[Path] | None = None
+) -> dict[str, Any]:
+    """Quantize one file of a batch (runs in a worker process).
+
+    Errors become the report; an interrupt (Ctrl-C in the parent's process, SIGTERM in a
+    worker) is not caught: it unwinds the task, whose all-or-nothing writes leave no file
+    (a worker that is already writing finishes the file first, see
+    :mod:`quantize.cli._interrupt`).
+
+    Parameters
+    ----------
+    task : (str, str, dict, bytes or None)
+        Input path (``-``: standard input), output stem, the options (``vars`` of the
+        parsed arguments) and, for ``-``, the bytes read from standard input.
+    written : list of Path, optional
+        Receives the files written as soon as they are in place (an interrupt right after
+        that still knows them).
 
     Returns
     -------
     report : dict
         ``input``, ``ok``, ``code`` and the ``summary`` or the error ``message``.
-    """
-    from quantize.io.export import palette_kinds_by_suffix
 
-    path_text, stem, options = task
+    Raises
+    ------
+    SystemExit
+        In a worker told to stop (see :func:`quantize.cli._interrupt.init_worker`).
+    """
+    start_task()  # a worker told to stop starts no further file
+    path_text, stem, options, data = task
     args = argparse.Namespace(**options)
-    path = Path(path_text)
     try:
-        out_dir = Path(args.outdir)
-        targets: list[tuple[str, Path]] = [("indexed_png", out_dir / f"{stem}.png")]
-        if args.palette_format:
-            targets.append(
-                (
-                    palette_kinds_by_suffix()[args.palette_format],
-                    out_dir / f"{stem}{args.palette_format}",
-                )
-            )
-        if args.report:
-            targets.append(("sidecar", out_dir / f"{stem}.json"))
         summary = quantize_one(
-            path, args, show_progress=False, warn=lambda m: None, stem=stem, targets=targets
+            Path(path_text),
+            args,
+            show_progress=False,
+            warn=lambda m: None,
+            stem=stem,
+            targets=output_targets(args, stem),
+            data=data,
+            written=written,
         )
-        return {"input": path_text, "ok": True, "code": EXIT_OK, "summary": summary}
+        return {"input": _label(path_text), "ok": True, "code": EXIT_OK, "summary": summary}
     except SkippedLarger as exc:
         return {
-            "input": path_text,
+            "input": _label(path_text),
             "ok": True,
             "skipped": True,
             "code": EXIT_OK,
             "message": str(exc),
         }
-    except BaseException as exc:  # report, never crash the pool
+    except Exception as exc:  # report, never crash the pool
         code, message = classify(exc)
-        detail = traceback.format_exc() if args.debug else None
-        return {
-            "input": path_text,
-            "ok": False,
-            "code": code,
-            "message": message,
-            "traceback": detail,
-        }
+        return _failure(path_text, code, message, traceback.format_exc() if args.debug else None)
 
 
 def _expand_inputs(inputs: Sequence[str]) -> list[str]:
@@ -158,7 +245,7 @@ def _expand_inputs(inputs: Sequence[str]) -> list[str]:
     out: list[str] = []
     for text in inputs:
         p = Path(text)
-        if p.is_dir():
+        if text != STDIN and p.is_dir():
             out.extend(
                 str(c)
                 for c in sorted(p.iterdir())
@@ -173,11 +260,111 @@ def _batch_stems(inputs: Sequence[str]) -> list[str]:
     stems: list[str] = []
     seen: dict[str, int] = {}
     for text in inputs:
-        stem = Path(text).stem or "image"
+        stem = STDIN_STEM if text == STDIN else (Path(text).stem or "image")
         n = seen.get(stem.lower(), 0)
         seen[stem.lower()] = n + 1
         stems.append(stem if n == 0 else f"{stem}-{n + 1}")
     return stems
+
+
+#: (index of the input, task of :func:`batch_task`)
+_Job = tuple[int, tuple[str, str, dict[str, Any], bytes | None]]
+#: receives (index of the input, report of :func:`batch_task`)
+_Record = Callable[[int, dict[str, Any]], None]
+
+
+def _run_here(jobs: Sequence[_Job], record: _Record, unreported: dict[int, list[Path]]) -> bool:
+    """Run the jobs one after the other in this process; return whether interrupted.
+
+    ``unreported`` receives, by input index, the files of a task interrupted after its
+    outputs were in place but before its report was recorded.
+    """
+    index = -1
+    written: list[Path] = []
+    try:
+        for index, task in jobs:
+            written = []
+            record(index, batch_task(task, written))
+            written = []
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the running file unwound, nothing left
+        if written:
+            unreported[index] = written
+        return True
+    return False
+
+
+def _outcome(fut: Future[dict[str, Any]], path_text: str, stopping: bool) -> dict[str, Any] | None:
+    """Return the report of a finished future, or None if its file was never processed."""
+    if fut.cancelled():
+        return None
+    exc = fut.exception()
+    if exc is None:
+        return fut.result()
+    if isinstance(exc, SystemExit) or (stopping and isinstance(exc, BrokenProcessPool)):
+        return None  # stopped by the interrupt: its writes were undone
+    if isinstance(exc, BrokenProcessPool):
+        return _failure(
+            path_text, EXIT_OTHER, f"{_label(path_text)}: the worker process died (out of memory?)"
+        )
+    code, message = classify(exc)
+    return _failure(path_text, code, message)
+
+
+def _pool_processes(pool: ProcessPoolExecutor) -> dict[int, Any]:
+    """Return the pool's worker processes by pid (shutdown forgets them: take them before)."""
+    return dict(getattr(pool, "_processes", None) or {})
+
+
+def _run_pool(
+    jobs: Sequence[_Job],
+    workers: int,
+    record: _Record,
+    targets_of: Callable[[int], list[Path]],
+) -> bool:
+    """Run the jobs in worker processes; return whether interrupted.
+
+    On Ctrl-C or SIGTERM: queued files are cancelled, the workers are stopped (killed after
+    a grace period; then what they left is removed), the reports of files finished meanwhile
+    are recorded.
+    """
+    # spawn, not fork: the parent may run threads (tqdm's monitor, BLAS)
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker)
+    futures: dict[Future[dict[str, Any]], int] = {}
+    inputs = {index: task[0] for index, task in jobs}
+    recorded: set[int] = set()
+    processes: dict[int, Any] = {}
+    try:
+        with interrupts_ignored():  # workers start with SIGINT ignored (the parent decides)
+            for index, task in jobs:
+                futures[pool.submit(batch_task, task)] = index
+        processes.update(_pool_processes(pool))
+        for fut in as_completed(futures):
+            index = futures[fut]
+            report = _outcome(fut, inputs[index], stopping=False)
+            if report is not None:
+                record(index, report)
+                recorded.add(index)
+    except KeyboardInterrupt:
+        with interrupts_ignored():  # a second Ctrl-C must not cut the cleanup short
+            processes.update(_pool_processes(pool))
+            manager = getattr(pool, "_executor_manager_thread", None)  # shutdown forgets it
+            pool.shutdown(wait=False, cancel_futures=True)
+            killed = stop_workers(processes.values())
+            if manager is not None:  # it hands over the reports the workers sent last
+                manager.join(GRACE_S)
+            for fut, index in futures.items():
+                if index in recorded or not fut.done():
+                    continue
+                report = _outcome(fut, inputs[index], stopping=True)
+                if report is not None:
+                    record(index, report)
+                    recorded.add(index)
+            unfinished = [i for i in futures.values() if i not in recorded]
+            remove_stray_files([t for i in unfinished for t in targets_of(i)], killed)
+        return True
+    pool.shutdown()
+    return False
 
 
 def run(args: argparse.Namespace, err: Err) -> int:
@@ -192,12 +379,18 @@ def run(args: argparse.Namespace, err: Err) -> int:
     Returns
     -------
     code : int
-        0, or the code all failures share, else 1.
+        0, or the code all failures share, else 1; 130 when interrupted.  Failures are
+        reported on stderr even with ``--quiet`` (which silences progress and summary).
     """
+    from quantize.cli._run import read_stdin
+    from quantize.io.load import LoadError
+
     check_combination(args)
     args.inputs = _expand_inputs(args.inputs)
     if not args.inputs:
         raise UsageError("no image files among the inputs")
+    if args.inputs.count(STDIN) > 1:
+        raise UsageError("standard input ('-') can be read only once")
     out_dir = Path(args.outdir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: exists and is not a folder")
@@ -207,60 +400,72 @@ def run(args: argparse.Namespace, err: Err) -> int:
         raise UsageError(f"{out_dir}: cannot create output folder ({exc.strerror})") from None
     options = {k: v for k, v in vars(args).items() if k != "func"}
     options.update(output=None, no_image=False, palette=[], masks=None, soft=None)
-    tasks = [(p, s, options) for p, s in zip(args.inputs, _batch_stems(args.inputs), strict=True)]
-    results: list[dict[str, Any]] = []
+    stems = _batch_stems(args.inputs)
+    results: dict[int, dict[str, Any]] = {}
     bar = None
     mode = progress_mode(args)
     if mode is not False:
         from tqdm import tqdm
 
         bar = tqdm(
-            total=len(tasks),
+            total=len(args.inputs),
             desc="vq batch",
             unit="file",
             file=sys.stderr,
             disable=None if mode is None else False,
         )
 
-    def record(res: dict[str, Any]) -> None:
-        results.append(res)
-        if not res["ok"] and not args.quiet:
+    def record(index: int, res: dict[str, Any]) -> None:
+        results[index] = res
+        if not res["ok"]:  # errors are always said, --quiet or not
             err(f"vq: {res['message']}")
             if res.get("traceback"):
                 err(res["traceback"].rstrip())
         if bar is not None:
             bar.update(1)
 
+    jobs: list[_Job] = []
+    for index, (text, stem) in enumerate(zip(args.inputs, stems, strict=True)):
+        data = None
+        if text == STDIN:  # read here: worker processes have no standard input
+            try:
+                data = read_stdin(args.max_pixels)
+            except LoadError as exc:
+                record(index, _failure(text, *classify(exc)))
+                continue
+        jobs.append((index, (text, stem, options, data)))
+
+    def targets_of(index: int) -> list[Path]:
+        return [path for _, path in output_targets(args, stems[index])]
+
+    interrupted = False
+    unreported: dict[int, list[Path]] = {}
     try:
-        if args.jobs == 1 or len(tasks) == 1:
-            for task in tasks:
-                record(batch_task(task))
+        if args.jobs == 1 or len(jobs) <= 1:
+            interrupted = _run_here(jobs, record, unreported)
         else:
-            # spawn, not fork: the parent may run threads (tqdm's monitor, BLAS)
-            context = multiprocessing.get_context("spawn")
-            workers = min(args.jobs, len(tasks))
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                futures = [pool.submit(batch_task, t) for t in tasks]
-                for fut in as_completed(futures):
-                    record(fut.result())
+            interrupted = _run_pool(jobs, min(args.jobs, len(jobs)), record, targets_of)
     finally:
         if bar is not None:
             bar.close()
-    order = {p: i for i, p in enumerate(args.inputs)}
-    results.sort(key=lambda r: order.get(r["input"], 0))
-    failed = [r for r in results if not r["ok"]]
-    skipped = [r for r in results if r.get("skipped")]
-    n_ok = len(results) - len(failed) - len(skipped)
+    reports = [results[i] for i in sorted(results)]
+    failed = [r for r in reports if not r["ok"]]
+    skipped = [r for r in reports if r.get("skipped")]
+    n_ok = len(reports) - len(failed) - len(skipped)
+    done = set(results) | set(unreported)
+    not_processed = [_label(t) for i, t in enumerate(args.inputs) if i not in done]
     if args.json:
-        print(
-            json.dumps(
-                {"ok": n_ok, "skipped": len(skipped), "failed": len(failed), "files": results},
-                indent=2,
-                allow_nan=False,
-            )
-        )
+        doc: dict[str, Any] = {
+            "ok": n_ok,
+            "skipped": len(skipped),
+            "failed": len(failed),
+            "files": reports,
+        }
+        if interrupted:
+            doc.update(interrupted=True, not_processed=not_processed)
+        print(json.dumps(doc, indent=2, allow_nan=False))
     elif not args.quiet:
-        for r in results:
+        for r in reports:
             if r.get("skipped"):
                 print(f"skip  {r['message']}")
             elif r["ok"]:
@@ -269,8 +474,21 @@ def run(args: argparse.Namespace, err: Err) -> int:
                 outs = ", ".join(Path(o["path"]).name for o in s["outputs"])
                 print(f"ok    {r['input']}: K={s['n_colors']}, PSNR {psnr} -> {outs}")
         more = f", {len(skipped)} skipped" if skipped else ""
-        print(f"{n_ok} ok{more}, {len(failed)} failed, output in {out_dir}")
+        stop = f", {len(not_processed)} not processed (interrupted)" if interrupted else ""
+        print(f"{n_ok} ok{more}, {len(failed)} failed{stop}, output in {out_dir}")
     remove_folders(created)  # only if still empty
+    if interrupted:
+        written = [
+            o["path"]
+            for r in reports
+            if r["ok"] and "summary" in r
+            for o in r["summary"]["outputs"]
+        ] + [str(p) for i in sorted(unreported) for p in unreported[i]]
+        err(
+            f"vq: interrupted - {written_words(written)}; "
+            f"{len(not_processed)} of {len(args.inputs)} files not processed"
+        )
+        return EXIT_CANCELLED
     if not failed:
         return EXIT_OK
     codes = {r["code"] for r in failed}

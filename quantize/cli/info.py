@@ -11,12 +11,17 @@ from quantize.cli._common import (
     EXIT_INPUT,
     EXIT_OK,
     Err,
+    UsageError,
     add_output_mode,
+    native_stderr_muted,
     positive_int,
 )
 from quantize.options import DEFAULTS
 
 __all__ = ["add_parser", "run"]
+
+#: how standard input (``-``) is named in messages and output
+STDIN = "<stdin>"
 
 
 def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
@@ -31,7 +36,9 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     i = sub.add_parser(
         "info", help="describe image files", epilog=EPILOG, formatter_class=formatter
     )
-    i.add_argument("images", nargs="+", metavar="IMAGE")
+    i.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="image files; '-' reads standard input"
+    )
     i.add_argument("--max-pixels", type=positive_int, default=DEFAULTS["max_pixels"])
     add_output_mode(i)
 
@@ -48,20 +55,36 @@ def run(args: argparse.Namespace, err: Err) -> int:
     Returns
     -------
     code : int
-        3 if a file could not be read, else 0.
+        3 if a file could not be read, else 0.  Unreadable files are reported on stderr
+        even with ``--quiet`` (which silences the descriptions).
+
+    Raises
+    ------
+    UsageError
+        Standard input (``-``) named more than once.
     """
-    from quantize.io.load import LoadError, load_image
+    from quantize.cli._run import read_stdin
+    from quantize.io.load import LoadError, load_image, load_image_bytes
     from quantize.metrics import unique_color_count
 
+    if args.images.count("-") > 1:
+        raise UsageError("standard input ('-') can be read only once")
     docs: list[dict[str, Any]] = []
     failures: list[str] = []
     for text in args.images:
+        from_stdin = text == "-"
+        if from_stdin:
+            text = STDIN
         try:
-            img = load_image(text, max_pixels=args.max_pixels)
+            data = read_stdin(args.max_pixels) if from_stdin else None
+            with native_stderr_muted(not args.debug):  # the LoadError says what is wrong
+                if data is not None:
+                    img = load_image_bytes(data, name=STDIN, max_pixels=args.max_pixels)
+                else:
+                    img = load_image(text, max_pixels=args.max_pixels)
         except LoadError as exc:
             failures.append(str(exc))
-            if not args.quiet:
-                err(f"vq: {exc}")
+            err(f"vq: {exc}")
             docs.append({"path": text, "error": exc.problem})
             continue
         opaque = img.pixels[:, :, 3] > 0 if img.has_alpha else None

@@ -9,6 +9,7 @@ from typing import Any
 
 from quantize.cli._common import (
     EPILOG,
+    EXIT_CANCELLED,
     EXIT_OK,
     Err,
     add_fit_options,
@@ -17,6 +18,7 @@ from quantize.cli._common import (
     fmt_float,
     methods_epilog,
     progress_mode,
+    written_words,
 )
 from quantize.cli._run import check_combination, quantize_one
 
@@ -184,7 +186,14 @@ def run(args: argparse.Namespace, err: Err) -> int:
     else:
         image_path = Path(args.image)
     warn = (lambda msg: None) if args.quiet else (lambda msg: err(f"vq: warning: {msg}"))
-    summary = quantize_one(image_path, args, show_progress=progress_mode(args), warn=warn)
+    written: list[Path] = []
+    try:
+        summary = quantize_one(
+            image_path, args, show_progress=progress_mode(args), warn=warn, written=written
+        )
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the writers left no partial file
+        err(f"vq: interrupted - {written_words(written)}")
+        return EXIT_CANCELLED
     if args.json:
         print(json.dumps(summary, indent=2, allow_nan=False))
     elif not args.quiet:

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -975,3 +976,175 @@ def test_k_auto_with_a_registered_bic_method(img, capsys):
         assert "needs --method gmm or --method toy_mixture" in capsys.readouterr().err
     finally:
         unregister_method("toy_mixture")
+
+
+# ------------------------------------------------------------------ messages and exit codes
+
+
+class FakeStdin:
+    """``sys.stdin`` whose binary stream holds ``data``."""
+
+    def __init__(self, data: bytes) -> None:
+        import io as _io
+
+        self.buffer = _io.BytesIO(data)
+
+
+def test_one_file_named_for_two_outputs_is_a_usage_error(img, tmp_path, capsys):
+    argv = ["quantize", str(img), "-k", "3", *FAST]
+    assert main([*argv, "-o", "c.png", "--report", "c.png"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "c.png" in line and "-o" in line and "--report" in line
+    assert main([*argv, "-o", "o.png", "--palette", "p.gpl", "--palette", "./p.gpl"]) == 2
+    assert "p.gpl: named twice by --palette" in one_error_line(capsys.readouterr().err)
+    # a per-colour file is known once K is: still a usage error, before anything is written
+    (tmp_path / "m").mkdir()
+    assert main([*argv, "-o", "m/photo.mask-01.png", "--masks", "m"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "m/photo.mask-01.png: named by both -o and --masks" in line
+    assert files(tmp_path) == ["photo.png"]
+
+
+def test_info_reads_standard_input(img, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", FakeStdin(img.read_bytes()))
+    assert main(["info", "-", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["path"] == "<stdin>" and doc["width"] == 24 and doc["format"] == "PNG"
+    assert doc["file_size"] == img.stat().st_size
+    monkeypatch.setattr(sys, "stdin", FakeStdin(b"junk"))
+    assert main(["info", "-"]) == 3
+    assert one_error_line(capsys.readouterr().err).startswith("vq: <stdin>: ")
+    assert main(["info", "-", "-"]) == 2
+    assert "standard input ('-') can be read only once" in capsys.readouterr().err
+
+
+def test_batch_reads_standard_input_once_and_names_it_stdin(img, tmp_path, monkeypatch, capsys):
+    b = make_image(tmp_path / "b.png", seed=4)
+    monkeypatch.setattr(sys, "stdin", FakeStdin(img.read_bytes()))
+    assert main(["batch", "-", "-o", "one", "-k", "3", *FAST]) == 0
+    assert "ok    <stdin>: K=3" in capsys.readouterr().out
+    assert files(tmp_path / "one") == ["stdin.png"]
+    # the workers have no standard input: the parent reads it and hands the bytes over
+    monkeypatch.setattr(sys, "stdin", FakeStdin(img.read_bytes()))
+    assert main(["batch", "-", str(b), "-o", "two", "-j", "2", "-k", "3", *FAST, "-q"]) == 0
+    assert files(tmp_path / "two") == ["b.png", "stdin.png"]
+    assert (tmp_path / "one" / "stdin.png").read_bytes() == (
+        tmp_path / "two" / "stdin.png"
+    ).read_bytes()
+    capsys.readouterr()
+    assert main(["batch", "-", "-", "-o", "three"]) == 2
+    assert "standard input ('-') can be read only once" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "three").exists()
+
+
+def test_quiet_batch_and_info_still_name_the_failed_files(tmp_path, capsys):
+    a = make_image(tmp_path / "a.png", seed=1)
+    (tmp_path / "bad.png").write_text("hello")
+    assert main(["batch", "bad.png", str(a), "-o", "out", "-q", "-j", "1", "-k", "3", *FAST]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert one_error_line(captured.err) == "vq: bad.png: not an image (the file contains text)"
+    assert main(["info", "bad.png", str(a), "-q"]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == "" and "bad.png" in one_error_line(captured.err)
+
+
+def test_batch_palette_files_never_collide_with_other_outputs(img, tmp_path, capsys):
+    argv = ["batch", str(img), "-k", "3", *FAST, "-q"]
+    assert main([*argv, "-o", "a", "--palette-format", ".png"]) == 0
+    assert files(tmp_path / "a") == ["photo.png", "photo.swatch.png"]
+    assert main([*argv, "-o", "b", "--palette-format", ".json", "--report"]) == 0
+    assert files(tmp_path / "b") == ["photo.json", "photo.palette.json", "photo.png"]
+    assert main([*argv, "-o", "c", "--palette-format", ".json"]) == 0
+    assert files(tmp_path / "c") == ["photo.json", "photo.png"]
+    assert read_palette(tmp_path / "c" / "photo.json").shape == (3, 3)
+    assert capsys.readouterr().err == ""
+
+
+def test_interrupted_batch_lists_what_was_written(tmp_path, monkeypatch, capsys):
+    import quantize.cli.batch as batch_module
+
+    inputs = [str(make_image(tmp_path / f"{n}.png", seed=i)) for i, n in enumerate("abc")]
+    real = batch_module.quantize_one
+    calls = []
+
+    def interrupted_on_the_second(path, *args, **kwargs):
+        calls.append(path.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(batch_module, "quantize_one", interrupted_on_the_second)
+    assert main(["batch", *inputs, "-o", "out", "-j", "1", "-k", "3", *FAST]) == 130
+    captured = capsys.readouterr()
+    assert calls == ["a.png", "b.png"]  # the third was never started
+    assert "1 ok, 0 failed, 2 not processed (interrupted)" in captured.out
+    assert one_error_line(captured.err) == (
+        "vq: interrupted - wrote out/a.png; 2 of 3 files not processed"
+    )
+    assert files(tmp_path / "out") == ["a.png"]
+    calls.clear()
+    assert main(["batch", *inputs, "-o", "out2", "-j", "1", "--json", "-k", "3", *FAST]) == 130
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["interrupted"] is True and doc["ok"] == 1
+    assert doc["not_processed"] == inputs[1:]
+
+
+def test_extreme_float_tiff_is_quantized_not_black(tmp_path, capsys):
+    import tifffile
+
+    values = np.zeros((8, 8), np.float64)
+    values[:, :4] = -1e308
+    values[:, 4:] = 1e308
+    tifffile.imwrite(tmp_path / "huge.tif", values)
+    assert main(["quantize", "huge.tif", "-k", "2", *FAST, "-o", "h.png", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert sorted(s["palette"]) == ["#000000", "#ffffff"]
+    assert any("rescaled to the full range" in w for w in s["warnings"])
+    tifffile.imwrite(tmp_path / "flat.tif", np.full((8, 8), 7.0, np.float32))
+    assert main(["quantize", "flat.tif", "-k", "2", *FAST, "-o", "f.png", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["palette"] == ["#808080"]
+    assert any("constant float image" in w for w in s["warnings"])
+
+
+def test_interrupt_right_after_a_file_was_written_still_lists_it(tmp_path, monkeypatch, capsys):
+    import quantize.cli.batch as batch_module
+
+    inputs = [str(make_image(tmp_path / f"{n}.png", seed=i)) for i, n in enumerate("ab")]
+    real = batch_module.quantize_one
+
+    def interrupted_once_written(path, *args, **kwargs):
+        real(path, *args, **kwargs)  # the outputs are in place ...
+        raise KeyboardInterrupt  # ... when Ctrl-C arrives, before the report is made
+
+    monkeypatch.setattr(batch_module, "quantize_one", interrupted_once_written)
+    argv = ["batch", *inputs, "-o", "out", "-j", "1", "--report", "-k", "3", *FAST, "-q"]
+    assert main(argv) == 130
+    assert one_error_line(capsys.readouterr().err) == (
+        "vq: interrupted - wrote out/a.png and out/a.json; 1 of 2 files not processed"
+    )
+    assert files(tmp_path / "out") == ["a.json", "a.png"]
+
+
+def lzw_tiff_with_garbage_data(path: Path) -> Path:
+    """An 8x8 grey TIFF whose LZW strip is garbage: libtiff prints on fd 2 as it fails."""
+    body = bytes(range(200, 255)) * 2
+    entries = [(256, 4, 8), (257, 4, 8), (258, 3, 8), (259, 3, 5), (262, 3, 1)]
+    entries += [(273, 4, 8 + 2 + 12 * 9 + 4), (277, 3, 1), (278, 4, 8), (279, 4, len(body))]
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, value in entries:
+        packed = struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+        ifd += struct.pack("<HHI", tag, kind, 1) + packed
+    path.write_bytes(b"II*\x00" + struct.pack("<I", 8) + ifd + b"\0\0\0\0" + body)
+    return path
+
+
+def test_decoder_noise_stays_off_stderr_the_error_is_one_line(tmp_path, capfd):
+    bad = lzw_tiff_with_garbage_data(tmp_path / "lzw.tif")
+    for argv in (["info", str(bad)], ["quantize", str(bad), "-o", "o.png"]):
+        assert main(argv) == 3
+        err = capfd.readouterr().err
+        assert one_error_line(err) == f"vq: {bad}: corrupt or truncated image (decoder error -2)"
+    assert main(["info", str(bad), "--debug"]) == 3  # --debug shows all there is
+    assert "Using code not yet in table" in capfd.readouterr().err
