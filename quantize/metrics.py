@@ -404,7 +404,8 @@ def render_indexed(
         The indexed PNG, as :func:`quantize.png.encode_indexed_png` writes it.
     """
     palette = np.asarray(result.palette, np.uint8)
-    if should_cancel is not None and dither != "none" and strength != 0:
+    lossless = bool(getattr(result, "exact", False))
+    if should_cancel is not None and dither != "none" and strength != 0 and not lossless:
         indices = dither_indices(
             result.image,
             palette,
@@ -415,7 +416,10 @@ def render_indexed(
         )
     else:
         indices = np.asarray(result.indices(dither=dither, strength=strength))
-    return indices, encode_indexed_png(indices, palette, result.opaque)
+    # a fitted palette has no meaningful order: store it dark to light (smaller files);
+    # a palette the user gave keeps its order
+    sort = getattr(result, "method", None) != "palette"
+    return indices, encode_indexed_png(indices, palette, result.opaque, sort=sort)
 
 
 def compute_metrics(

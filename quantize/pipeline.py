@@ -20,6 +20,7 @@ from quantize.cluster._nearest import nearest_indices
 from quantize.cluster.registry import METHODS, get_method
 from quantize.colorspace import check_space, rgb_to_space, space_to_rgb
 from quantize.features import ColorTable, unique_colors
+from quantize.pixels import to_uint8
 from quantize.protocol import CancelCallback, IterationRecord, check_cancel, drain
 from quantize.render import dither_indices, index_dtype
 
@@ -75,6 +76,46 @@ def _palette_from_centers(centers: np.ndarray, color_space: str) -> np.ndarray:
     return space_to_rgb(c, color_space)
 
 
+def _table_rgb8(table: ColorTable) -> np.ndarray:
+    """Return the distinct colours as 8-bit sRGB, shape (U, 3)."""
+    colors = to_uint8(np.asarray(table.colors))
+    if colors.shape[1] == 1:
+        colors = np.repeat(colors, 3, axis=1)
+    return colors[:, :3]
+
+
+def _snap_single_colour_clusters(
+    palette: np.ndarray, table: ColorTable, unique_labels: np.ndarray
+) -> np.ndarray:
+    """Give each cluster of exactly one distinct colour that colour, to the bit.
+
+    Its centre is that colour already, but the way back from the fitting space to 8-bit sRGB
+    may round it one step off; an image with at most K colours then comes back exactly.
+
+    Parameters
+    ----------
+    palette : ndarray of shape (K, 3), uint8
+    table : ColorTable
+        U distinct colours.
+    unique_labels : ndarray of shape (U,), integer
+
+    Returns
+    -------
+    palette : ndarray of shape (K, 3), uint8
+        A copy with the single-colour clusters' entries replaced.
+    """
+    labels = np.asarray(unique_labels, dtype=np.intp)
+    k = len(palette)
+    single = np.bincount(labels, minlength=k) == 1
+    if not single.any():
+        return palette
+    member = np.zeros(k, dtype=np.intp)
+    member[labels] = np.arange(labels.size)  # the only member, where there is one
+    out = np.array(palette, dtype=np.uint8, copy=True)
+    out[single] = _table_rgb8(table)[member[single]]
+    return out
+
+
 @dataclass(eq=False)
 class QuantizeResult:
     """A quantized image: palette, labels, the fitted model and on-demand views.
@@ -126,6 +167,7 @@ class QuantizeResult:
     points: np.ndarray
     elapsed_s: float
     unique_labels: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    _exact: bool | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_labels(
@@ -199,6 +241,21 @@ class QuantizeResult:
         """True when the method gives soft responsibilities (the Gaussian mixture)."""
         return self.method in METHODS and METHODS[self.method].soft
 
+    @property
+    def exact(self) -> bool:
+        """Whether every opaque pixel has its own colour in the palette (lossless result).
+
+        Dithering then changes nothing: :meth:`indices` returns the labels for any method.
+        """
+        if self._exact is None:
+            colors = _table_rgb8(self.table)
+            labels = np.asarray(self.unique_labels, dtype=np.intp)
+            self._exact = bool(
+                labels.size == colors.shape[0]
+                and np.array_equal(np.asarray(self.palette)[labels], colors)
+            )
+        return self._exact
+
     def label_image(self) -> np.ndarray:
         """Alias of :attr:`labels`.
 
@@ -223,8 +280,8 @@ class QuantizeResult:
         -------
         indices : ndarray of shape (M, N), uint8 or uint16
         """
-        if dither in (None, "none") or strength == 0:
-            return self.labels
+        if dither in (None, "none") or strength == 0 or self.exact:
+            return self.labels  # nothing to diffuse where every colour is in the palette
         return dither_indices(
             self.image, self.palette, method=dither, strength=strength, opaque=self.opaque
         )
@@ -383,7 +440,9 @@ def iter_quantize_image(
         records.append(rec)
         yield rec
     centers = model.means_ if hasattr(model, "means_") else model.cluster_centers_
-    palette = _palette_from_centers(centers, space)
+    palette = _snap_single_colour_clusters(
+        _palette_from_centers(centers, space), table, model.labels_
+    )
     return QuantizeResult.from_labels(
         image_arr,
         table,

@@ -387,16 +387,22 @@ def quantize_one(
         warn(message)
     # one rendering (dithering + PNG encoding) serves the metrics and the written PNG
     rendering = render_indexed(result, dither=args.dither, strength=args.strength)
-    metrics = compute_metrics(
-        result,
-        dither=args.dither,
-        strength=args.strength,
-        original_bytes=loaded.file_size,
-        rendering=rendering,
-    )
-    if getattr(args, "skip_if_larger", False) and metrics.png_bytes >= loaded.file_size:
+    png_bytes = len(rendering[1])
+    # the measures (SSIM and CIEDE2000 take longer than a K = 16 fit) only when someone
+    # reads them: the printed summary, --json or a sidecar
+    wanted = not args.quiet or args.json or any(kind == "sidecar" for kind, _ in targets)
+    metrics = None
+    if wanted:
+        metrics = compute_metrics(
+            result,
+            dither=args.dither,
+            strength=args.strength,
+            original_bytes=loaded.file_size,
+            rendering=rendering,
+        )
+    if getattr(args, "skip_if_larger", False) and png_bytes >= loaded.file_size:
         raise SkippedLarger(
-            f"{image_path}: skipped, the indexed PNG ({metrics.png_bytes:,} bytes) would not be "
+            f"{image_path}: skipped, the indexed PNG ({png_bytes:,} bytes) would not be "
             f"smaller than the input ({loaded.file_size:,} bytes); nothing written"
         )
     check_distinct_outputs(targets, len(result.palette))
@@ -435,7 +441,7 @@ def quantize_one(
         "converged": params.get("converged"),
         "seed": result.seed,
         "elapsed_s": round(float(getattr(result, "elapsed_s", 0.0)), 3),
-        "metrics": metrics.to_dict(),
+        "metrics": None if metrics is None else metrics.to_dict(),
         "palette": ["#{:02x}{:02x}{:02x}".format(*map(int, c)) for c in result.palette],
         "proportions": [round(float(p), 6) for p in result.proportions],
         "auto": None,

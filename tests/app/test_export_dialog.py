@@ -35,9 +35,9 @@ def test_export_writes_files_and_asks_before_overwriting(qtbot, window, small_pn
     assert sorted(written) == sorted(planned)
     png = next(p for p in written if p.name.endswith(".png") and "label" not in p.name)
     with Image.open(png) as im:
-        assert im.mode == "P"
-        indices = np.asarray(im)
-    np.testing.assert_array_equal(indices, output.result.labels)
+        assert im.mode == "P"  # its palette is stored dark to light: compare colours
+        rgb = np.asarray(im.convert("RGB"))
+    np.testing.assert_array_equal(rgb, output.result.palette[output.result.labels])
     sidecar = next(p for p in written if p.suffix == ".json")
     meta = json.loads(sidecar.read_text())  # strict JSON
     assert meta["input"]["sha256"] == hashlib.sha256(small_png.read_bytes()).hexdigest()

@@ -105,7 +105,12 @@ def test_a_registered_method_is_offered_and_runs(qtbot, toy_method):
     assert panel.max_iter.isEnabled() and panel.n_init.isEnabled()  # it iterates
     params = panel.parameters()
     assert params.method == "toy" and params.init == "k-means++"
-    assert params.fit_options() == {"init": "k-means++", "n_init": 3, "max_iter": 100, "tol": 1e-4}
+    assert params.fit_options() == {
+        "init": "k-means++",
+        "n_init": DEFAULTS["n_init"],
+        "max_iter": 100,
+        "tol": 1e-4,
+    }
     panel.set_parameters(replace(params, n_colors=5, n_init=2, color_space="rgb", max_iter=50))
 
     from quantize.io.load import from_array
@@ -228,6 +233,7 @@ def test_settings_of_the_previous_version_still_load(qtbot, tmp_path):
         color_space="lab",
         covariance_type="diag",
         init="kmeans",
+        n_init=3,  # as saved (the default was 3 then)
         seed=7,
         dither="ordered",
         dither_strength=0.5,

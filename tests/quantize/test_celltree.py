@@ -125,4 +125,34 @@ def test_every_cell_stage_is_a_tree_level():
     from quantize.cluster import kmeans
 
     assert {bits for bits, *_ in kmeans._CELL_STAGES} <= set(LEVELS)
-    assert kmeans._INIT_BITS in LEVELS
+    assert set(kmeans._INIT_BITS) <= set(LEVELS)
+
+
+def test_seeds_come_from_the_coarsest_level_with_enough_cells(photo_colours, monkeypatch):
+    from quantize.cluster import _common, kmeans
+
+    X, w = photo_colours
+    seen = []
+    real = _common.greedy_kmeans_plusplus
+
+    def spy(points, *args, **kwargs):
+        seen.append(points.shape[0])
+        return real(points, *args, **kwargs)
+
+    monkeypatch.setattr(kmeans, "greedy_kmeans_plusplus", spy)
+    tree_sizes = {}
+    for K in (4, 64):
+        seen.clear()
+        KMeans(K, seed=0, n_init=1).fit(X, w)
+        tree_sizes[K] = seen[0]
+    from quantize.cluster._cells import CellTree
+
+    Xc = X - (w @ X) / w.sum()
+    tree = CellTree(Xc, w)
+    for K, used in tree_sizes.items():
+        want = next(
+            (b for b in kmeans._INIT_BITS if tree.n_cells(b) >= kmeans._INIT_CELLS_PER_CLUSTER * K),
+            kmeans._INIT_BITS[-1],
+        )
+        assert used == tree.n_cells(want)
+    assert tree_sizes[4] <= tree_sizes[64]  # fewer clusters: coarser (or equal) cells

@@ -509,7 +509,9 @@ def test_one_rendering_serves_png_and_sidecar_metrics(tmp_path, monkeypatch):
     assert len(calls) == 1
     doc = json.loads((tmp_path / "s.json").read_text())
     assert doc["metrics"]["png_bytes"] == (tmp_path / "s.png").stat().st_size
-    expected = encode_indexed_png(dither_indices(img, result.palette, "fs", 0.6), result.palette)
+    expected = encode_indexed_png(
+        dither_indices(img, result.palette, "fs", 0.6), result.palette, sort=True
+    )
     assert (tmp_path / "s.png").read_bytes() == expected
 
 

@@ -1,0 +1,116 @@
+"""What a user compressing a photo relies on: exact small images, sorted PNG palettes, speed."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from quantize import quantize_image
+from quantize.cli import main
+from quantize.metrics import render_indexed
+from quantize.pipeline import map_to_palette
+from quantize.png import encode_indexed_png, lightness_order
+
+
+def few_colour_image(n_colors: int, seed: int = 0) -> np.ndarray:
+    # close colours (a 24-level cube): Pillow's error diffusion maps near colours to one
+    # entry through its colour cache, which made such images lossy before
+    rng = np.random.default_rng(seed)
+    codes = rng.choice(24**3, n_colors, replace=False)
+    colors = (100 + np.stack([codes // 576, codes // 24 % 24, codes % 24], 1)).astype(np.uint8)
+    idx = rng.integers(0, n_colors, (60, 80))
+    idx.ravel()[:n_colors] = np.arange(n_colors)  # every colour occurs
+    return colors[idx]
+
+
+@pytest.mark.parametrize("space", ["rgb", "lab", "oklab"])
+@pytest.mark.parametrize("dither", ["none", "fs", "ordered"])
+def test_an_image_with_at_most_k_colours_comes_back_exactly(tmp_path, space, dither):
+    img = few_colour_image(200)
+    src = tmp_path / "few.png"
+    Image.fromarray(img).save(src)
+    out = tmp_path / "out.png"
+    argv = ["quantize", str(src), "-k", "256", "--space", space, "--dither", dither, "-q"]
+    assert main([*argv, "-o", str(out)]) == 0
+    with Image.open(out) as im:
+        assert np.array_equal(np.asarray(im.convert("RGB")), img)
+
+
+def test_exact_results_skip_dithering_and_lossy_ones_do_not():
+    img = few_colour_image(12)
+    exact = quantize_image(img, 12, color_space="oklab", seed=0)
+    assert exact.exact
+    assert np.array_equal(exact.to_image("ordered", 1.0), img)
+    lossy = quantize_image(img, 6, color_space="oklab", seed=0)
+    assert not lossy.exact
+    assert not np.array_equal(lossy.indices("ordered", 1.0), lossy.labels)
+
+
+def test_sorted_png_palette_runs_dark_to_light_with_the_same_pixels():
+    rng = np.random.default_rng(1)
+    palette = rng.integers(0, 256, (16, 3), dtype=np.uint8)
+    indices = rng.integers(0, 16, (30, 40)).astype(np.uint8)
+    opaque = np.ones((30, 40), bool)
+    opaque[:5, :5] = False
+    for mask in (None, opaque):
+        data = encode_indexed_png(indices, palette, mask, sort=True)
+        with Image.open(io.BytesIO(data)) as im:
+            stored = np.asarray(im.getpalette(), np.uint8).reshape(-1, 3)
+            rgba = np.asarray(im.convert("RGBA"))
+        entries = stored[1:17] if mask is not None else stored[:16]
+        assert np.array_equal(entries, palette[lightness_order(palette)])
+        keep = np.ones_like(opaque) if mask is None else opaque
+        assert np.array_equal(rgba[..., :3][keep], palette[indices][keep])
+        if mask is not None:
+            assert (rgba[..., 3][~opaque] == 0).all()
+
+
+def test_sorting_makes_photo_like_pngs_smaller():
+    # a smooth gradient quantized to 16 colours in scrambled palette order
+    y, x = np.mgrid[0:200, 0:300]
+    img = np.dstack([x * 255 // 299, y * 255 // 199, (x + y) * 255 // 498]).astype(np.uint8)
+    r = quantize_image(img, 16, color_space="oklab", seed=0)
+    plain = encode_indexed_png(r.labels, r.palette)
+    packed = encode_indexed_png(r.labels, r.palette, sort=True)
+    assert len(packed) < len(plain)
+
+
+def test_a_users_palette_keeps_its_order_in_the_png():
+    img = few_colour_image(30)
+    palette = np.array([[250, 250, 250], [10, 10, 10], [200, 30, 30], [30, 30, 200]], np.uint8)
+    r = map_to_palette(img, palette)
+    _, data = render_indexed(r)
+    with Image.open(io.BytesIO(data)) as im:
+        stored = np.asarray(im.getpalette(), np.uint8).reshape(-1, 3)[:4]
+    assert np.array_equal(stored, palette)
+    fitted = quantize_image(img, 4, seed=0)
+    _, data = render_indexed(fitted)
+    with Image.open(io.BytesIO(data)) as im:
+        stored = np.asarray(im.getpalette(), np.uint8).reshape(-1, 3)[:4]
+    luma = stored.astype(float) @ [299, 587, 114]
+    assert (np.diff(luma) >= 0).all()
+
+
+def test_quiet_runs_skip_the_measures_and_summaries_keep_them(tmp_path, monkeypatch):
+    import quantize.metrics
+
+    img = few_colour_image(40)
+    src = tmp_path / "a.png"
+    Image.fromarray(img).save(src)
+    calls = []
+    real = quantize.metrics.compute_metrics
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(quantize.metrics, "compute_metrics", counting)
+    assert main(["quantize", str(src), "-k", "8", "-q", "-o", str(tmp_path / "q.png")]) == 0
+    assert calls == []
+    out = tmp_path / "r.png"
+    report = str(tmp_path / "r.json")
+    assert main(["quantize", str(src), "-k", "8", "-q", "-o", str(out), "--report", report]) == 0
+    assert calls == [1]
+    assert main(["quantize", str(src), "-k", "8", "-o", str(tmp_path / "s.png")]) == 0
+    assert calls == [1, 1]
