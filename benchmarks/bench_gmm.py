@@ -34,8 +34,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--sklearn-iterations", type=int, default=3,
-                        help="timed scikit-learn EM iterations")
+    parser.add_argument(
+        "--sklearn-iterations", type=int, default=3, help="timed scikit-learn EM iterations"
+    )
     parser.add_argument("--width", type=int, default=2560)
     parser.add_argument("--height", type=int, default=1600)
     args = parser.parse_args(argv)
@@ -67,13 +68,19 @@ def main(argv=None) -> int:
         gaps = np.diff(stamps)
         per_iter.append(float(np.median(gaps)) if gaps.size else float("nan"))
         lls.append(res.model.lower_bound_)
-        print(f"  ours seed={seed}: total {totals[-1]:.3f} s, {res.model.n_iter_} EM it, "
-              f"{per_iter[-1] * 1e3:.1f} ms/it, mean log-lik {lls[-1]:.5f}", flush=True)
+        print(
+            f"  ours seed={seed}: total {totals[-1]:.3f} s, {res.model.n_iter_} EM it, "
+            f"{per_iter[-1] * 1e3:.1f} ms/it, mean log-lik {lls[-1]:.5f}",
+            flush=True,
+        )
 
     t_fit, sk = timed(lambda: SkGMM(K, covariance_type="full", random_state=0).fit(pixels))
     sk_ll = float(sk.score(pixels))
-    print(f"  sklearn fit: {t_fit:.1f} s, {sk.n_iter_} EM it, converged={sk.converged_}, "
-          f"mean log-lik {sk_ll:.5f}", flush=True)
+    print(
+        f"  sklearn fit: {t_fit:.1f} s, {sk.n_iter_} EM it, converged={sk.converged_}, "
+        f"mean log-lik {sk_ll:.5f}",
+        flush=True,
+    )
     sk_iter = []
     for _ in range(args.sklearn_iterations):
         t0 = time.perf_counter()
@@ -84,14 +91,22 @@ def main(argv=None) -> int:
 
     ours_it, sk_it = median(per_iter), median(sk_iter)
     print()
-    print(f"per EM iteration: ours {ours_it * 1e3:.1f} ms, sklearn {sk_it * 1e3:.0f} ms "
-          f"-> speed-up {sk_it / ours_it:.0f}x (target 50x)")
-    print(f"whole fit incl. init: ours {median(totals):.2f} s, sklearn {t_fit:.1f} s "
-          f"-> {t_fit / median(totals):.0f}x")
-    print(f"final mean log-likelihood: ours {median(lls):.5f}, sklearn {sk_ll:.5f}, "
-          f"difference {median(lls) - sk_ll:+.5f} nat (target >= -0.01)")
-    print(f"(medians of {args.runs} runs of ours, {args.sklearn_iterations} sklearn "
-          "iterations, 1 sklearn fit)")
+    print(
+        f"per EM iteration: ours {ours_it * 1e3:.1f} ms, sklearn {sk_it * 1e3:.0f} ms "
+        f"-> speed-up {sk_it / ours_it:.0f}x (target 50x)"
+    )
+    print(
+        f"whole fit incl. init: ours {median(totals):.2f} s, sklearn {t_fit:.1f} s "
+        f"-> {t_fit / median(totals):.0f}x"
+    )
+    print(
+        f"final mean log-likelihood: ours {median(lls):.5f}, sklearn {sk_ll:.5f}, "
+        f"difference {median(lls) - sk_ll:+.5f} nat (target >= -0.01)"
+    )
+    print(
+        f"(medians of {args.runs} runs of ours, {args.sklearn_iterations} sklearn "
+        "iterations, 1 sklearn fit)"
+    )
     return 0
 
 

@@ -40,6 +40,7 @@ def timed(fn):
     out = fn()
     return time.perf_counter() - t0, time.process_time() - c0, out
 
+
 TARGETS = {16: 15.0, 64: 20.0, 256: 30.0}
 
 
@@ -70,34 +71,51 @@ def main(argv=None) -> int:
         ours_t, ours_p, sk_t, sk_p, ours_c, sk_c = [], [], [], [], [], []
         sk_runs = args.runs if K <= 64 else args.sklearn_runs_large
         for seed in range(args.runs):
-            t, c, res = timed(
-                lambda s=seed, k=K: quantize_image(img, k, method="kmeans", seed=s)
-            )
+            t, c, res = timed(lambda s=seed, k=K: quantize_image(img, k, method="kmeans", seed=s))
             ours_t.append(t)
             ours_c.append(c)
             ours_p.append(psnr(res.to_image(), img))
             state = "converged" if res.converged else "NOT converged"
-            print(f"  K={K} ours   seed={seed}: {t:7.3f} s (cpu {c:6.2f})  {res.n_iter:3d} it  "
-                  f"PSNR {ours_p[-1]:.3f} dB  {state}", flush=True)
-        for seed in range(sk_runs):
-            t, c, km = timed(
-                lambda s=seed, k=K: SkKMeans(k, n_init=1, random_state=s).fit(pixels)
+            print(
+                f"  K={K} ours   seed={seed}: {t:7.3f} s (cpu {c:6.2f})  {res.n_iter:3d} it  "
+                f"PSNR {ours_p[-1]:.3f} dB  {state}",
+                flush=True,
             )
+        for seed in range(sk_runs):
+            t, c, km = timed(lambda s=seed, k=K: SkKMeans(k, n_init=1, random_state=s).fit(pixels))
             sk_c.append(c)
             pal = np.clip(np.rint(km.cluster_centers_), 0, 255).astype(np.uint8)
             sk_t.append(t)
             sk_p.append(psnr(pal[km.labels_].reshape(img.shape), img))
             state = "converged" if km.n_iter_ < km.max_iter else "NOT converged"
-            print(f"  K={K} sklearn seed={seed}: {t:7.3f} s (cpu {c:6.2f})  {km.n_iter_:3d} it  "
-                  f"PSNR {sk_p[-1]:.3f} dB  {state}", flush=True)
-        rows.append((K, median(ours_t), median(sk_t), median(ours_p), median(sk_p),
-                     len(ours_t), len(sk_t), median(ours_c), median(sk_c)))
+            print(
+                f"  K={K} sklearn seed={seed}: {t:7.3f} s (cpu {c:6.2f})  {km.n_iter_:3d} it  "
+                f"PSNR {sk_p[-1]:.3f} dB  {state}",
+                flush=True,
+            )
+        rows.append(
+            (
+                K,
+                median(ours_t),
+                median(sk_t),
+                median(ours_p),
+                median(sk_p),
+                len(ours_t),
+                len(sk_t),
+                median(ours_c),
+                median(sk_c),
+            )
+        )
     print()
-    print(f"{'K':>4} {'ours s':>8} {'sklearn s':>10} {'speed-up':>9} {'target':>7} "
-          f"{'PSNR ours':>10} {'PSNR sk':>8} {'dPSNR':>7}  runs(ours/sk)  cpu-s ratio")
+    print(
+        f"{'K':>4} {'ours s':>8} {'sklearn s':>10} {'speed-up':>9} {'target':>7} "
+        f"{'PSNR ours':>10} {'PSNR sk':>8} {'dPSNR':>7}  runs(ours/sk)  cpu-s ratio"
+    )
     for K, ot, st, op, sp, no, ns, oc, sc in rows:
-        print(f"{K:>4} {ot:8.3f} {st:10.3f} {st / ot:8.1f}x {TARGETS.get(K, 0):6.0f}x "
-              f"{op:10.3f} {sp:8.3f} {op - sp:+7.3f}  {no}/{ns}  {sc / oc:10.1f}x")
+        print(
+            f"{K:>4} {ot:8.3f} {st:10.3f} {st / ot:8.1f}x {TARGETS.get(K, 0):6.0f}x "
+            f"{op:10.3f} {sp:8.3f} {op - sp:+7.3f}  {no}/{ns}  {sc / oc:10.1f}x"
+        )
     print("(medians; speed-up = sklearn wall time / our wall time in this same run; the last")
     print(" column compares process CPU seconds, which other load on the machine affects less)")
     return 0

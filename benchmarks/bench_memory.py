@@ -47,20 +47,35 @@ def main(argv=None) -> int:
     parser.add_argument("--method", default="gmm")
     args = parser.parse_args(argv)
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(HERE), str(args.width), str(args.height),
-         str(args.k), args.method],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(HERE),
+            str(args.width),
+            str(args.height),
+            str(args.k),
+            args.method,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     info = json.loads(out.stdout.strip().splitlines()[-1])
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     peak_gib = peak_kib / 2**20
-    print(f"photo {args.width}x{args.height} ({info['pixels'] / 1e6:.1f} MP), "
-          f"{info['unique']} unique colours, method={args.method}, K={args.k}")
-    print(f"fit {info['elapsed_s']:.1f} s, {info['n_iter']} iterations; soft maps "
-          f"{info['map_dtype']}")
+    print(
+        f"photo {args.width}x{args.height} ({info['pixels'] / 1e6:.1f} MP), "
+        f"{info['unique']} unique colours, method={args.method}, K={args.k}"
+    )
+    print(
+        f"fit {info['elapsed_s']:.1f} s, {info['n_iter']} iterations; soft maps {info['map_dtype']}"
+    )
     print(f"peak RSS after building the photo: {info['rss_after_image_kib'] / 2**20:.3f} GiB")
-    print(f"peak RSS of the whole run: {peak_gib:.3f} GiB (target < 2 GiB) -> "
-          f"{'OK' if peak_gib < 2 else 'OVER'}")
+    print(
+        f"peak RSS of the whole run: {peak_gib:.3f} GiB (target < 2 GiB) -> "
+        f"{'OK' if peak_gib < 2 else 'OVER'}"
+    )
     print(json.dumps({"peak_rss_gib": round(peak_gib, 3), **info}))
     return 0 if peak_gib < 2 else 1
 

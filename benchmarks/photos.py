@@ -45,33 +45,94 @@ _PLASMA = "/usr/share/wallpapers/{}/contents/images/2560x1600.jpg"
 _PLASMA_LICENCE = "GPL-2+ (debian/copyright, Files: *); metadata.json: LGPLv3"
 
 PHOTOS: tuple[Photo, ...] = (
-    Photo("summer_1am", "plasma-workspace-wallpapers", _PLASMA.format("summer_1am"),
-          "sky: dusk over a lake, long smooth gradients", _PLASMA_LICENCE, "Risto Saukonpää"),
-    Photo("kite", "plasma-workspace-wallpapers", _PLASMA.format("Kite"),
-          "sky: blue sky gradient with clouds", _PLASMA_LICENCE, "Risto Saukonpää"),
-    Photo("picos", "lomiri-wallpapers-16.04",
-          _LOMIRI + "picosdeeuropa_by_Aitzol_Berasategi.jpg",
-          "landscape: mountains, sky and clouds, grass", "CC-BY-4.0", "Aitzol Berasategi"),
-    Photo("path", "plasma-workspace-wallpapers", _PLASMA.format("Path"),
-          "foliage: dark forest path", _PLASMA_LICENCE, "Risto Saukonpää"),
-    Photo("life", "lomiri-wallpapers-16.04", _LOMIRI + "life_by_Aitzol_Berasategi.jpg",
-          "foliage: forest stream, leaves and rocks", "CC-BY-4.0", "Aitzol Berasategi"),
-    Photo("friends", "lomiri-wallpapers-16.04", _LOMIRI + "friends_by_Aitzol_Berasategi.jpg",
-          "animals (no people available): two dogs at a window, portrait orientation",
-          "CC-BY-4.0", "Aitzol Berasategi"),
-    Photo("darkest_hour", "plasma-workspace-wallpapers", _PLASMA.format("DarkestHour"),
-          "night: misty lake at night, dark blues", _PLASMA_LICENCE, "Risto Saukonpää"),
-    Photo("evening_glow", "plasma-workspace-wallpapers", _PLASMA.format("EveningGlow"),
-          "night/dusk: sunset sky over boats, high contrast", _PLASMA_LICENCE, "Ian Hex"),
-    Photo("fig", "lomiri-wallpapers-16.04", _LOMIRI + "Picture_0B_by_freespace.jpg",
-          "colour: saturated red bowl and fig on grey concrete", "CC-BY-4.0",
-          'Trevor "Freespace"'),
-    Photo("city", "ukui-wallpapers", "/usr/share/backgrounds/city.png",
-          "flat graphic: three flat areas, anti-aliased edges (1486 colours)", "CC-BY-SA-3.0",
-          "Ubuntu Kylin community contributors"),
-    Photo("rollpaper", "ukui-wallpapers", "/usr/share/backgrounds/rollpaper.png",
-          "flat graphic: flat shapes with soft shading (4734 colours)", "CC-BY-SA-3.0",
-          "Ubuntu Kylin community contributors"),
+    Photo(
+        "summer_1am",
+        "plasma-workspace-wallpapers",
+        _PLASMA.format("summer_1am"),
+        "sky: dusk over a lake, long smooth gradients",
+        _PLASMA_LICENCE,
+        "Risto Saukonpää",
+    ),
+    Photo(
+        "kite",
+        "plasma-workspace-wallpapers",
+        _PLASMA.format("Kite"),
+        "sky: blue sky gradient with clouds",
+        _PLASMA_LICENCE,
+        "Risto Saukonpää",
+    ),
+    Photo(
+        "picos",
+        "lomiri-wallpapers-16.04",
+        _LOMIRI + "picosdeeuropa_by_Aitzol_Berasategi.jpg",
+        "landscape: mountains, sky and clouds, grass",
+        "CC-BY-4.0",
+        "Aitzol Berasategi",
+    ),
+    Photo(
+        "path",
+        "plasma-workspace-wallpapers",
+        _PLASMA.format("Path"),
+        "foliage: dark forest path",
+        _PLASMA_LICENCE,
+        "Risto Saukonpää",
+    ),
+    Photo(
+        "life",
+        "lomiri-wallpapers-16.04",
+        _LOMIRI + "life_by_Aitzol_Berasategi.jpg",
+        "foliage: forest stream, leaves and rocks",
+        "CC-BY-4.0",
+        "Aitzol Berasategi",
+    ),
+    Photo(
+        "friends",
+        "lomiri-wallpapers-16.04",
+        _LOMIRI + "friends_by_Aitzol_Berasategi.jpg",
+        "animals (no people available): two dogs at a window, portrait orientation",
+        "CC-BY-4.0",
+        "Aitzol Berasategi",
+    ),
+    Photo(
+        "darkest_hour",
+        "plasma-workspace-wallpapers",
+        _PLASMA.format("DarkestHour"),
+        "night: misty lake at night, dark blues",
+        _PLASMA_LICENCE,
+        "Risto Saukonpää",
+    ),
+    Photo(
+        "evening_glow",
+        "plasma-workspace-wallpapers",
+        _PLASMA.format("EveningGlow"),
+        "night/dusk: sunset sky over boats, high contrast",
+        _PLASMA_LICENCE,
+        "Ian Hex",
+    ),
+    Photo(
+        "fig",
+        "lomiri-wallpapers-16.04",
+        _LOMIRI + "Picture_0B_by_freespace.jpg",
+        "colour: saturated red bowl and fig on grey concrete",
+        "CC-BY-4.0",
+        'Trevor "Freespace"',
+    ),
+    Photo(
+        "city",
+        "ukui-wallpapers",
+        "/usr/share/backgrounds/city.png",
+        "flat graphic: three flat areas, anti-aliased edges (1486 colours)",
+        "CC-BY-SA-3.0",
+        "Ubuntu Kylin community contributors",
+    ),
+    Photo(
+        "rollpaper",
+        "ukui-wallpapers",
+        "/usr/share/backgrounds/rollpaper.png",
+        "flat graphic: flat shapes with soft shading (4734 colours)",
+        "CC-BY-SA-3.0",
+        "Ubuntu Kylin community contributors",
+    ),
 )
 
 
@@ -144,5 +205,8 @@ def fetch(photos: list[Photo] | None = None, *, force: bool = False) -> None:
                 raise ValueError(f"{src} has transparent pixels")
             rgb = im.convert("RGB")
             rgb.save(png_path(p), optimize=False, compress_level=6)
-            print(f"  {p.name}: {rgb.width}x{rgb.height} ({rgb.width * rgb.height / 1e6:.1f} MP)"
-                  f" <- {p.package}:{p.path}", flush=True)
+            print(
+                f"  {p.name}: {rgb.width}x{rgb.height} ({rgb.width * rgb.height / 1e6:.1f} MP)"
+                f" <- {p.package}:{p.path}",
+                flush=True,
+            )
