@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from quantize.cluster.registry import METHODS, fit_options, get_method
-from quantize.io.export import hex_color
+from quantize.io.palettes import hex_color
 from quantize.options import COLOR_SPACES, COVARIANCE_TYPES, DEFAULTS, DITHERS
 from quantize.protocol import IterationRecord
 

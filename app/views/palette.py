@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from quantize.io.export import hex_color
+from quantize.io.palettes import hex_color
 
 __all__ = ["PaletteView"]
 

@@ -243,7 +243,7 @@ def test_palette_hex_codes_are_the_exported_ones(qtbot):
     import app.model
     import app.views.palette
     from app.views.palette import PaletteView
-    from quantize.io.export import encode_palette, hex_color
+    from quantize.io.palettes import encode_palette, hex_color
 
     # one implementation, shared by the app and the palette files
     assert app.views.palette.hex_color is hex_color
