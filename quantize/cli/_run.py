@@ -172,17 +172,10 @@ def _run_fit(
 
 
 def _read_user_palette(path: str) -> np.ndarray:
-    from quantize.io.errors import ExportError
-    from quantize.io.load import LoadError
+    # read_palette refuses empty palettes and raises PaletteError, a LoadError (exit 3)
     from quantize.io.palettes import read_palette
 
-    try:
-        palette = read_palette(path)
-    except ExportError as exc:
-        raise LoadError(path, str(exc).removeprefix(f"{path}: ")) from None
-    if len(palette) == 0:
-        raise LoadError(path, "the palette has no colours")
-    return palette
+    return read_palette(path)
 
 
 def _targets(args: argparse.Namespace, stem: str) -> list[tuple[str, Path]]:
