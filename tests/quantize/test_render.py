@@ -48,11 +48,11 @@ def test_strength_zero_is_nearest(method):
     )
 
 
-@pytest.mark.parametrize("strength", [1.0, 0.999])  # Pillow's C path and the numpy path
-def test_fs_keeps_mean_colour(strength):
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_fs_keeps_mean_colour(adaptive):
     img = gradient()
     pal = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
-    idx = dither_indices(img, pal, "fs", strength)
+    idx = dither_indices(img, pal, "fs", adaptive=adaptive)
     rendered = pal[idx].astype(float)
     plain = pal[dither_indices(img, pal, "none")].astype(float)
     err_fs = np.abs(rendered.mean((0, 1)) - img.mean((0, 1))).max()
@@ -101,14 +101,20 @@ def test_more_than_256_colours_gives_uint16():
     np.testing.assert_array_equal(dither_indices(img, pal, "none"), brute_nearest(img, pal))
 
 
-def test_transparent_pixels_get_index_zero_and_diffuse_nothing():
-    left = np.full((16, 8, 3), 128, np.uint8)
-    garbage = RNG.integers(0, 256, (16, 8, 3), dtype=np.uint8)
-    img = np.dstack([np.concatenate([left, garbage], 1), np.zeros((16, 16), np.uint8)])
-    img[:, :8, 3] = 255
-    idx = dither_indices(img, BW, "fs", 1.0)
-    assert np.all(idx[:, 8:] == 0)
-    np.testing.assert_array_equal(idx[:, :8], dither_indices(left, BW, "fs", 1.0 - 1e-9))
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_transparent_pixels_get_index_zero_and_change_nothing(adaptive):
+    rgb = np.concatenate([gradient(16, 8), RNG.integers(0, 256, (16, 8, 3), dtype=np.uint8)], 1)
+    alpha = np.zeros((16, 16), np.uint8)
+    alpha[:, :8] = 255
+    alpha[5, 3] = 0  # a hole inside the visible part
+    img = np.dstack([rgb, alpha])
+    other = img.copy()
+    other[alpha == 0, :3] = RNG.integers(0, 256, (int((alpha == 0).sum()), 3), dtype=np.uint8)
+    idx = dither_indices(img, BW, "fs", adaptive=adaptive)
+    assert np.all(idx[alpha == 0] == 0)
+    # what lies under transparent pixels neither takes nor gives error nor steers the map
+    np.testing.assert_array_equal(idx, dither_indices(other, BW, "fs", adaptive=adaptive))
+    assert 0 < idx[:, :8].mean() < 1
 
 
 def test_input_not_modified_and_palette_of_one():
@@ -199,36 +205,49 @@ def test_cancel(method, strength):
     assert out.shape == (300, 300)
 
 
-def wavefront_reference(rgb, palette, strength, opaque):
-    """Floyd–Steinberg over a whole-image error buffer, one wavefront x + 2y = t at a time
-    (the plain form of the ring-buffer implementation; it must match it to the bit)."""
+def wavefront_reference(rgb, palette, weight, cap, drop_sq, overshoot, opaque):
+    """The error diffusion over a whole-image error buffer, one wavefront x + 2y = t at a
+    time (the plain form of the ring-buffer implementation; it must match it to the bit)."""
     m, n = rgb.shape[:2]
-    work = np.zeros((m + 1, n + 2, 3), np.float64)
-    work[:m, 1 : n + 1] = rgb
+    work = np.zeros((m + 1, n + 2, 3), np.float32)
     out = np.zeros((m, n), np.int64)
-    p_sq = np.einsum("kd,kd->k", palette, palette)
+    pal32 = palette.astype(np.float32)
     ys_all = np.arange(m)
     for t in range(n + 2 * (m - 1)):
         ys = ys_all[(t - 2 * ys_all >= 0) & (t - 2 * ys_all < n)]
         xs = t - 2 * ys
         cx = xs + 1
-        value = np.clip(work[ys, cx], 0.0, 255.0)
-        idx = np.argmin(p_sq[None, :] - 2.0 * (value @ palette.T), axis=1)
+        take = weight[ys, xs].astype(np.float32)
+        if opaque is not None:
+            take = take * opaque[ys, xs].astype(np.float32)
+        e = work[ys, cx] * take[:, None]
+        e_sq = np.einsum("ij,ij->i", e, e)
+        scale = (e_sq >= drop_sq).astype(np.float32)
+        big = e_sq > cap * cap
+        scale[big] = np.sqrt(cap * cap / e_sq[big])
+        value = np.clip(
+            rgb[ys, xs].astype(np.float32) + e * scale[:, None], -overshoot, 255 + overshoot
+        )
+        if len(palette) <= 32:  # the value itself
+            idx = nearest_indices(value.astype(np.float64), palette)
+        else:  # the rounded value
+            idx = nearest_indices(np.clip(np.rint(value), 0, 255).astype(np.float64), palette)
         out[ys, xs] = idx
-        err = (value - palette[idx]) * strength
+        err = value - pal32[idx]
         if opaque is not None:
             err[~opaque[ys, xs]] = 0.0
-        work[ys, cx + 1] += err * (7.0 / 16.0)
-        work[ys + 1, cx - 1] += err * (3.0 / 16.0)
-        work[ys + 1, cx] += err * (5.0 / 16.0)
-        work[ys + 1, cx + 1] += err * (1.0 / 16.0)
-    if opaque is not None:
-        out[~opaque] = 0
+        work[ys, cx + 1] += err * np.float32(7.0 / 16.0)
+        work[ys + 1, cx - 1] += err * np.float32(3.0 / 16.0)
+        work[ys + 1, cx] += err * np.float32(5.0 / 16.0)
+        work[ys + 1, cx + 1] += err * np.float32(1.0 / 16.0)
     return out
 
 
 @pytest.mark.parametrize("case", range(12))
 def test_fs_error_diffusion_is_exact(case):
+    from quantize.features import unique_colors
+    from quantize.render import _diffuse, _PaletteLookup
+
     rng = np.random.default_rng(100 + case)
     shapes = [
         (1, 1),
@@ -245,14 +264,84 @@ def test_fs_error_diffusion_is_exact(case):
         (70, 8),
     ]
     m, n = shapes[case]
-    k = [2, 5, 16, 300][case % 4]  # 300: more than Pillow's 256
+    k = [2, 5, 40, 300][case % 4]  # 40 and 300: the memo table instead of a direct search
     img = rng.integers(0, 256, (m, n, 3), dtype=np.uint8)
     img[: m // 2] = gradient(m, n)[: m // 2]  # smooth part: long error chains
-    palette = rng.integers(0, 256, (k, 3), dtype=np.uint8)
+    palette = rng.integers(0, 256, (k, 3), dtype=np.uint8).astype(np.float64)
     opaque = rng.random((m, n)) > 0.2 if case % 3 == 0 else None
-    # full strength only where Pillow's error diffusion does not apply
-    strength = 1.0 if k > 256 or opaque is not None else [0.35, 0.8][case % 2]
-    got = dither_indices(img, palette, "fs", strength, opaque=opaque)
-    ref = wavefront_reference(img, palette.astype(np.float64), strength, opaque)
+    weight = rng.random((m, n)).astype(np.float32)
+    # classic (no cap, no drop, no overshoot) and adaptive settings
+    cap, drop_sq, overshoot = [(np.inf, 0.0, 0.0), (30.0, 2.0, 16.0)][case % 2]
+    table = unique_colors(img)
+    lookup = _PaletteLookup(palette, table.colors, nearest_indices(table.colors, palette))
+    got = _diffuse(
+        img,
+        palette,
+        weight,
+        lookup,
+        cap=cap,
+        drop_sq=drop_sq,
+        overshoot=overshoot,
+        opaque=opaque,
+        should_cancel=None,
+    )
+    ref = wavefront_reference(img, palette, weight, cap, drop_sq, overshoot, opaque)
     np.testing.assert_array_equal(got, ref)
-    assert got.dtype == (np.uint8 if k <= 256 else np.uint16)
+
+
+def test_fs_exact_image_comes_back_unchanged():
+    pal = RNG.integers(0, 256, (200, 3), dtype=np.uint8)
+    truth = RNG.integers(0, 200, (40, 50))
+    img = pal[truth]
+    for adaptive in (True, False):
+        np.testing.assert_array_equal(dither_indices(img, pal, "fs", adaptive=adaptive), truth)
+
+
+def test_dither_map_is_high_on_bands_and_low_on_texture():
+    from quantize.render import dither_map
+
+    ramp = np.repeat(np.linspace(60, 90, 64)[None, :], 64, axis=0)
+    smooth = np.repeat(ramp[:, :, None], 3, axis=2).astype(np.uint8)
+    pal = np.array([[60] * 3, [75] * 3, [90] * 3], np.uint8)
+    w_smooth = dither_map(smooth, dither_indices(smooth, pal, "none"))
+    noisy = np.clip(smooth + RNG.normal(0, 25, smooth.shape), 0, 255).astype(np.uint8)
+    w_noisy = dither_map(noisy, dither_indices(noisy, pal, "none"))
+    assert w_smooth.dtype == np.float32 and w_smooth.shape == (64, 64)
+    assert 0 <= w_noisy.min() and w_smooth.max() <= 1
+    assert np.median(w_smooth) > 0.9  # bands: dither in full
+    assert np.median(w_noisy) < 0.5  # texture hides the error: dither little
+
+
+def test_adaptive_fs_leaves_texture_alone_and_still_removes_bands():
+    ramp = np.repeat(np.linspace(60, 90, 128)[None, :], 64, axis=0)
+    smooth = np.repeat(ramp[:, :, None], 3, axis=2).astype(np.uint8)
+    pal = np.array([[60] * 3, [75] * 3, [90] * 3], np.uint8)
+    near = dither_indices(smooth, pal, "none")
+    fs = dither_indices(smooth, pal, "fs")
+    # the band structure is broken up: column means follow the ramp far better
+    col_err = lambda idx: np.abs(pal[idx][:, :, 0].mean(0) - ramp[0]).mean()  # noqa: E731
+    assert col_err(fs) < 0.5 * col_err(near)
+    noisy = np.clip(smooth + RNG.normal(0, 25, smooth.shape), 0, 255).astype(np.uint8)
+    near = dither_indices(noisy, pal, "none")
+    changed_adaptive = (dither_indices(noisy, pal, "fs") != near).mean()
+    changed_classic = (dither_indices(noisy, pal, "fs", adaptive=False) != near).mean()
+    assert changed_adaptive < 0.6 * changed_classic
+
+
+def test_large_errors_are_capped_and_tiny_ones_dropped():
+    # a saturated magenta square on grey, a palette without it: classic diffusion smears
+    # the square's error into the grey around it, the cap keeps it on the square
+    grey = np.full((40, 40, 3), 128, np.uint8)
+    pal = np.array(
+        [[128, 128, 128], [0, 0, 0], [255, 255, 255], [128, 128, 255], [255, 128, 128]], np.uint8
+    )
+    dot = grey.copy()
+    dot[10:14, 10:14] = (255, 0, 255)
+    outside = np.ones((40, 40), bool)
+    outside[10:14, 10:14] = False
+    assert np.any(dither_indices(dot, pal, "fs", adaptive=False)[outside] != 0)
+    assert np.all(dither_indices(dot, pal, "fs")[outside] == 0)
+    # a flat colour one level off a palette colour: the tiny error never builds up
+    off = np.full((40, 40, 3), (128, 128, 129), np.uint8)
+    assert np.all(dither_indices(off, pal, "fs") == 0)
+    assert np.any(dither_indices(off, pal, "fs", adaptive=False) != 0)
