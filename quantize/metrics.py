@@ -412,6 +412,7 @@ def render_indexed(
             dither,
             strength,
             opaque=result.opaque,
+            nearest=result.labels,
             should_cancel=should_cancel,
         )
     else:

@@ -283,7 +283,12 @@ class QuantizeResult:
         if dither in (None, "none") or strength == 0 or self.exact:
             return self.labels  # nothing to diffuse where every colour is in the palette
         return dither_indices(
-            self.image, self.palette, method=dither, strength=strength, opaque=self.opaque
+            self.image,
+            self.palette,
+            method=dither,
+            strength=strength,
+            opaque=self.opaque,
+            nearest=self.labels,
         )
 
     def to_image(self, dither: str = "none", strength: float = 1.0) -> np.ndarray:

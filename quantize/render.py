@@ -107,6 +107,20 @@ _FLAT_MIN = 0.4
 _DIRECT_MAX = 32
 
 
+def _box_mean(a: np.ndarray, r: int) -> np.ndarray:
+    """Mean over the (2r+1) x (2r+1) window around each element (edges repeated), float32."""
+    m, n = a.shape
+    p = np.pad(a, r, mode="edge")
+    rows = p[:, : n].copy()
+    for d in range(1, 2 * r + 1):  # shifted adds: cheaper than cumulative sums
+        rows += p[:, d : d + n]
+    out = rows[:m].copy()
+    for d in range(1, 2 * r + 1):
+        out += rows[d : d + m]
+    out *= np.float32(1.0 / (2 * r + 1) ** 2)
+    return out
+
+
 def dither_map(image: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """How much pending error each pixel takes in adaptive Floyd–Steinberg, in [0, 1].
 
@@ -139,8 +153,6 @@ def dither_map(image: np.ndarray, indices: np.ndarray) -> np.ndarray:
     -------
     weight : ndarray of shape (M, N), float32
     """
-    from scipy import ndimage as ndi
-
     m, n = indices.shape
     busy = np.zeros((m, n), np.float32)
     for c in range(3):  # channel planes: reductions over a length-3 axis are slow
@@ -155,7 +167,7 @@ def dither_map(image: np.ndarray, indices: np.ndarray) -> np.ndarray:
             d -= 2.0 * f[1:-1]
             np.abs(d, out=d)
             np.maximum(busy[1:-1], d, out=busy[1:-1])
-    busy = ndi.uniform_filter(busy, 5, mode="nearest")
+    busy = _box_mean(busy, 2)
     busy *= np.float32(1.0 / (255.0 * _TEXTURE))
     np.square(busy, out=busy)
     busy += 1.0
@@ -185,14 +197,13 @@ class _PaletteLookup:
     colour is searched once.
     """
 
-    def __init__(self, palette: np.ndarray, colors: np.ndarray, nearest: np.ndarray) -> None:
+    def __init__(self, palette: np.ndarray) -> None:
         self.direct = len(palette) <= _DIRECT_MAX
         reach = 255.0 + _OVERSHOOT
         self.search = NearestCentre(palette, points_sq_max=3 * reach * reach)
         if not self.direct:
             dtype = np.int16 if len(palette) <= np.iinfo(np.int16).max else np.int32
             self.table = np.full(1 << 24, -1, dtype)
-            self.table[self.code(colors)] = nearest  # the image's own colours are known
 
     @staticmethod
     def code(colors: np.ndarray) -> np.ndarray:
@@ -301,20 +312,16 @@ def _floyd_steinberg(
     strength: float,
     adaptive: bool,
     opaque: np.ndarray | None,
+    nearest: np.ndarray | None,
     should_cancel: CancelCallback | None,
 ) -> np.ndarray:
-    table = unique_colors(rgb)
-    near_colors = nearest_indices(table.colors.astype(np.float64), palette)
-    nearest = table.gather(near_colors)
-    residual = (table.colors.astype(np.float64) - palette[near_colors]) ** 2
-    if opaque is not None:
-        counts = np.bincount(table.inverse[opaque.reshape(-1)], minlength=table.n_colors)
-    else:
-        counts = table.counts
-    mse = float(residual.sum(axis=1) @ counts) / max(1, int(counts.sum()))
+    if nearest is None:
+        table = unique_colors(rgb)
+        nearest = table.gather(nearest_indices(table.colors.astype(np.float64), palette))
+    mse = _mean_sq_error(rgb, palette, nearest, opaque)
     if mse == 0.0:  # every pixel is a palette colour: nothing to diffuse
         return nearest
-    lookup = _PaletteLookup(palette, table.colors, near_colors)
+    lookup = _PaletteLookup(palette)
     if adaptive:
         if opaque is None:
             weight = dither_map(rgb, nearest)
@@ -339,6 +346,24 @@ def _floyd_steinberg(
     )
 
 
+def _mean_sq_error(
+    rgb: np.ndarray, palette: np.ndarray, nearest: np.ndarray, opaque: np.ndarray | None
+) -> float:
+    """Mean squared colour error of the undithered rendering over the opaque pixels."""
+    total = 0.0
+    count = 0
+    rows = max(1, _CHUNK // max(rgb.shape[1], 1))
+    pal = palette.astype(np.float32)
+    for r in range(0, rgb.shape[0], rows):
+        diff = rgb[r : r + rows].astype(np.float32) - pal[nearest[r : r + rows]]
+        sq = np.einsum("ijk,ijk->ij", diff, diff)
+        if opaque is not None:
+            sq = sq[opaque[r : r + rows]]
+        total += float(sq.sum(dtype=np.float64))
+        count += sq.size
+    return total / max(count, 1)
+
+
 def dither_indices(
     image: np.ndarray,
     palette: np.ndarray,
@@ -347,6 +372,7 @@ def dither_indices(
     *,
     opaque: np.ndarray | None = None,
     adaptive: bool = True,
+    nearest: np.ndarray | None = None,
     should_cancel: CancelCallback | None = None,
 ) -> np.ndarray:
     """Map every pixel to a palette index, optionally with dithering.
@@ -372,6 +398,9 @@ def dither_indices(
         :func:`dither_map`, large pending errors are capped and negligible ones dropped.
         False: classic error diffusion, every pixel takes ``strength`` of its pending error.
         An image whose pixels are all palette colours is returned unchanged either way.
+    nearest : ndarray of shape (M, N), integer, optional
+        The undithered rendering (e.g. a fit's labels), if known: Floyd–Steinberg then
+        skips finding it.  It steers only the dither map and the error cap.
     should_cancel : callable, optional
         Polled between blocks of work (the numpy error diffusion and ordered dithering);
         returning True raises :class:`~quantize.protocol.Cancelled`.
@@ -404,7 +433,7 @@ def dither_indices(
     elif method == "ordered":
         idx = _ordered(rgb, pal, strength, should_cancel)
     else:
-        idx = _floyd_steinberg(rgb, pal, strength, adaptive, opaque, should_cancel)
+        idx = _floyd_steinberg(rgb, pal, strength, adaptive, opaque, nearest, should_cancel)
     if opaque is not None:
         idx[~opaque] = 0
     return idx.astype(index_dtype(k))

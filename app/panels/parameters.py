@@ -92,7 +92,7 @@ class ParameterPanel(QtWidgets.QWidget):
         validator = QtGui.QDoubleValidator(1e-12, 0.5, 12, self.tol)
         validator.setNotation(QtGui.QDoubleValidator.Notation.ScientificNotation)
         self.tol.setValidator(validator)
-        self.tol.setToolTip("Convergence tolerance (e.g. 1e-4)")
+        self.tol.setToolTip("Convergence tolerance (e.g. 1e-3; smaller runs longer)")
         self.seed = QtWidgets.QSpinBox(objectName="seedSpin")
         self.seed.setRange(0, 2**31 - 1)
         self.dither = _combo(DITHERS.labels(), "ditherCombo")

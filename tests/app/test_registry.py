@@ -109,7 +109,7 @@ def test_a_registered_method_is_offered_and_runs(qtbot, toy_method):
         "init": "k-means++",
         "n_init": DEFAULTS["n_init"],
         "max_iter": 100,
-        "tol": 1e-4,
+        "tol": DEFAULTS["tol"],
     }
     panel.set_parameters(replace(params, n_colors=5, n_init=2, color_space="rgb", max_iter=50))
 
@@ -234,6 +234,7 @@ def test_settings_of_the_previous_version_still_load(qtbot, tmp_path):
         covariance_type="diag",
         init="kmeans",
         n_init=3,  # as saved (the default was 3 then)
+        tol=1e-4,  # as saved (the default was 1e-4 then)
         seed=7,
         dither="ordered",
         dither_strength=0.5,

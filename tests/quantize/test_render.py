@@ -245,7 +245,6 @@ def wavefront_reference(rgb, palette, weight, cap, drop_sq, overshoot, opaque):
 
 @pytest.mark.parametrize("case", range(12))
 def test_fs_error_diffusion_is_exact(case):
-    from quantize.features import unique_colors
     from quantize.render import _diffuse, _PaletteLookup
 
     rng = np.random.default_rng(100 + case)
@@ -272,8 +271,7 @@ def test_fs_error_diffusion_is_exact(case):
     weight = rng.random((m, n)).astype(np.float32)
     # classic (no cap, no drop, no overshoot) and adaptive settings
     cap, drop_sq, overshoot = [(np.inf, 0.0, 0.0), (30.0, 2.0, 16.0)][case % 2]
-    table = unique_colors(img)
-    lookup = _PaletteLookup(palette, table.colors, nearest_indices(table.colors, palette))
+    lookup = _PaletteLookup(palette)
     got = _diffuse(
         img,
         palette,
@@ -295,6 +293,16 @@ def test_fs_exact_image_comes_back_unchanged():
     img = pal[truth]
     for adaptive in (True, False):
         np.testing.assert_array_equal(dither_indices(img, pal, "fs", adaptive=adaptive), truth)
+
+
+@pytest.mark.parametrize("k", [5, 64])
+def test_given_nearest_rendering_gives_the_same_dithering(k):
+    img = np.clip(gradient(40, 60) + RNG.normal(0, 8, (40, 60, 3)), 0, 255).astype(np.uint8)
+    pal = RNG.integers(0, 256, (k, 3), dtype=np.uint8)
+    near = dither_indices(img, pal, "none")
+    np.testing.assert_array_equal(
+        dither_indices(img, pal, "fs", nearest=near), dither_indices(img, pal, "fs")
+    )
 
 
 def test_dither_map_is_high_on_bands_and_low_on_texture():
@@ -345,3 +353,15 @@ def test_large_errors_are_capped_and_tiny_ones_dropped():
     off = np.full((40, 40, 3), (128, 128, 129), np.uint8)
     assert np.all(dither_indices(off, pal, "fs") == 0)
     assert np.any(dither_indices(off, pal, "fs", adaptive=False) != 0)
+
+
+def test_box_mean_matches_a_direct_window_mean():
+    from scipy import ndimage as ndi
+
+    from quantize.render import _box_mean
+
+    a = RNG.random((37, 51)).astype(np.float32)
+    for r in (1, 2):
+        np.testing.assert_allclose(
+            _box_mean(a, r), ndi.uniform_filter(a, 2 * r + 1, mode="nearest"), rtol=1e-5, atol=1e-6
+        )
