@@ -129,8 +129,8 @@ DEFAULTS: MappingProxyType[str, Any] = MappingProxyType(
         "init": "k-means++",
         "n_init": 1,  # one run: the coarse-to-fine stages make restarts rarely worth 3x the time
         "max_iter": 100,
-        # 1e-3: against scikit-learn's 1e-4, K = 256 fits of real photos take about 40 % less time for
-        # 0.02-0.05 dB PSNR (benchmarks/README.md, issue 10); the mixture's own default too
+        # 1e-3: against scikit-learn's 1e-4, K = 256 fits of real photos take about 40 % less
+        # time for 0.02-0.05 dB PSNR (benchmarks/README.md, issue 10); the mixture's default too
         "tol": 1e-3,
         "seed": 0,
         "dither": "none",
