@@ -111,7 +111,7 @@ def _box_mean(a: np.ndarray, r: int) -> np.ndarray:
     """Mean over the (2r+1) x (2r+1) window around each element (edges repeated), float32."""
     m, n = a.shape
     p = np.pad(a, r, mode="edge")
-    rows = p[:, : n].copy()
+    rows = p[:, :n].copy()
     for d in range(1, 2 * r + 1):  # shifted adds: cheaper than cumulative sums
         rows += p[:, d : d + n]
     out = rows[:m].copy()
