@@ -166,6 +166,50 @@ def srgb8_to_lab(colors: np.ndarray) -> np.ndarray:
     return rgb2lab(np.asarray(colors)[:, None, :].astype(np.float64) / 255.0)[:, 0]
 
 
+_SSIM_THREADS = 2  # numpy and scipy.ndimage's 1-D filters release the interpreter lock
+
+
+def _ssim_strip(a: np.ndarray, b: np.ndarray, win: int) -> float:
+    """Sum of the SSIM map over the rows of a strip whose windows lie inside it.
+
+    The formulas of :func:`skimage.metrics.structural_similarity` (uniform ``win`` x
+    ``win`` windows, sample covariances, K1 = 0.01, K2 = 0.03, data range 255) in float32
+    on values shifted by -128 (variances and covariance do not change; the means get the
+    128 back), which halves the memory traffic of scikit-image's float64 maps.
+    """
+    from scipy.ndimage import uniform_filter1d
+
+    pad = (win - 1) // 2
+    cov_norm = np.float32(win * win / (win * win - 1.0))
+    c1 = np.float32((0.01 * 255) ** 2)
+    c2 = np.float32((0.03 * 255) ** 2)
+
+    def window_mean(z: np.ndarray) -> np.ndarray:
+        z = uniform_filter1d(z, win, axis=0, mode="reflect")
+        z = uniform_filter1d(z, win, axis=1, mode="reflect")
+        return z[pad : z.shape[0] - pad, pad : z.shape[1] - pad]
+
+    total = 0.0
+    for c in range(a.shape[2]):
+        x = a[:, :, c].astype(np.float32)
+        x -= 128.0
+        y = b[:, :, c].astype(np.float32)
+        y -= 128.0
+        ux, uy = window_mean(x), window_mean(y)
+        vx = window_mean(x * x)
+        vx -= ux * ux
+        vy = window_mean(y * y)
+        vy -= uy * uy
+        vxy = window_mean(x * y)
+        vxy -= ux * uy
+        ux += 128.0
+        uy += 128.0
+        num = (2.0 * ux * uy + c1) * (2.0 * cov_norm * vxy + c2)
+        den = (ux * ux + uy * uy + c1) * (cov_norm * (vx + vy) + c2)
+        total += float((num / den).sum(dtype=np.float64))
+    return total
+
+
 def ssim(
     original: np.ndarray,
     quantized: np.ndarray,
@@ -173,11 +217,12 @@ def ssim(
     *,
     strip_rows: int = _SSIM_STRIP_ROWS,
 ) -> float | None:
-    """Mean SSIM (scikit-image, 7x7 windows, per channel), computed in row strips.
+    """Mean SSIM (as scikit-image: 7x7 uniform windows, per channel), in row strips.
 
     Transparent pixels are given the original colour in both images so they add no
     difference.  The strips overlap by the window radius, so the result equals one
-    whole-image call of :func:`skimage.metrics.structural_similarity`.
+    whole-image call of :func:`skimage.metrics.structural_similarity` (to about 1e-7: the
+    window statistics are float32), and two threads measure the strips.
 
     Parameters
     ----------
@@ -191,7 +236,7 @@ def ssim(
     ssim : float or None
         ``None`` if the image is smaller than 3x3.
     """
-    from skimage.metrics import structural_similarity
+    from concurrent.futures import ThreadPoolExecutor
 
     m, n = original.shape[:2]
     win = min(7, m, n)
@@ -205,18 +250,18 @@ def ssim(
     if opaque is not None:
         b = np.where(opaque[:, :, None], b, a)
     pad = (win - 1) // 2
-    total = 0.0
-    count = 0
     strip_rows = max(int(strip_rows), 1)
-    for r0 in range(pad, m - pad, strip_rows):
-        r1 = min(r0 + strip_rows, m - pad)
-        lo, hi = r0 - pad, r1 + pad
-        _, smap = structural_similarity(
-            a[lo:hi], b[lo:hi], win_size=win, channel_axis=2, data_range=255, full=True
-        )
-        inner = smap[pad : pad + (r1 - r0), pad : n - pad]
-        total += float(inner.sum(dtype=np.float64))
-        count += inner.size
+    strips = [(r0, min(r0 + strip_rows, m - pad)) for r0 in range(pad, m - pad, strip_rows)]
+
+    def measure(rows: tuple[int, int]) -> float:
+        return _ssim_strip(a[rows[0] - pad : rows[1] + pad], b[rows[0] - pad : rows[1] + pad], win)
+
+    if len(strips) > 1:
+        with ThreadPoolExecutor(_SSIM_THREADS) as pool:
+            total = sum(pool.map(measure, strips))
+    else:
+        total = sum(map(measure, strips))
+    count = (m - 2 * pad) * (n - 2 * pad) * a.shape[2]
     return total / count if count else None
 
 
@@ -328,19 +373,55 @@ def _used_color_count(indices: np.ndarray, palette: np.ndarray, opaque: np.ndarr
     return unique_color_count(palette[used][None])
 
 
+def _colour_pair_stats(
+    src: np.ndarray, palette: np.ndarray, labels: np.ndarray, counts: np.ndarray
+) -> tuple[float, float, float]:
+    """MSE and CIEDE2000 mean and 95th percentile of colours rendered by palette entries.
+
+    For a rendering without dithering every pixel of one distinct colour ``src[i]`` gets
+    the palette colour ``palette[labels[i]]``, so the per-pixel measures are sums over the
+    distinct colours weighted by their pixel ``counts`` (and the palette's CIELAB values
+    are computed once per entry).
+    """
+    from skimage.color import deltaE_ciede2000
+
+    weights = counts.astype(np.float64)
+    total = weights.sum()
+    if total == 0:
+        return 0.0, 0.0, 0.0
+    diff = src.astype(np.float64) - palette[labels]
+    mse = float((np.einsum("ij,ij->i", diff, diff) @ weights) / (3.0 * total))
+    de = deltaE_ciede2000(srgb8_to_lab(src), srgb8_to_lab(palette)[labels])
+    mean = float((de * weights).sum() / total)
+    order = np.argsort(de, kind="stable")
+    cum = np.cumsum(weights[order])
+    p95 = float(de[order][np.searchsorted(cum, 0.95 * cum[-1])])
+    return mse, mean, p95
+
+
 def _quality(
     a: np.ndarray,
     b: np.ndarray,
     opaque: np.ndarray | None,
     should_cancel: CancelCallback | None = None,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """MSE, PSNR, SSIM and CIEDE2000 of two (M, N, 3) uint8 images, cancellable between."""
+    """MSE, PSNR, SSIM and CIEDE2000 of two (M, N, 3) uint8 images, cancellable between.
+
+    ``pairs`` (source colours, palette, their labels, pixel counts) gives MSE and
+    CIEDE2000 without visiting the pixels, when each source colour has one rendered colour.
+    """
     check_cancel(should_cancel)
-    mse, psnr = mse_psnr(a, b, opaque)
+    if pairs is not None:
+        mse, de_mean, de_p95 = _colour_pair_stats(*pairs)
+        psnr = psnr_from_mse(mse)
+    else:
+        mse, psnr = mse_psnr(a, b, opaque)
     check_cancel(should_cancel)
     ssim_value = ssim(a, b, opaque)
     check_cancel(should_cancel)
-    de_mean, de_p95 = delta_e_stats(a, b, opaque)
+    if pairs is None:
+        de_mean, de_p95 = delta_e_stats(a, b, opaque)
     check_cancel(should_cancel)
     return {
         "mse": mse,
@@ -465,9 +546,27 @@ def compute_metrics(
         )
     indices, png = rendering
     rendered = palette[indices]
-    values = _quality(to_uint8(image)[:, :, :3], rendered, opaque, should_cancel)
-    mask = None if opaque is None else np.asarray(opaque, bool)
     table = getattr(result, "table", None)
+    pairs = None
+    undithered = dither in (None, "none") or strength == 0 or bool(getattr(result, "exact", False))
+    unique_labels = getattr(result, "unique_labels", None)
+    if (
+        undithered
+        and table is not None
+        and unique_labels is not None
+        and np.asarray(table.colors).ndim == 2
+        and np.asarray(table.colors).shape[1] == 3
+        and len(unique_labels) == len(table.colors)
+    ):
+        # every pixel of a distinct colour has that colour's label: measure per colour
+        pairs = (
+            to_uint8(np.asarray(table.colors)).reshape(-1, 3),
+            palette,
+            np.asarray(unique_labels, np.intp),
+            np.asarray(table.counts),
+        )
+    values = _quality(to_uint8(image)[:, :, :3], rendered, opaque, should_cancel, pairs)
+    mask = None if opaque is None else np.asarray(opaque, bool)
     if table is not None and getattr(table, "colors", None) is not None:
         unique_before = int(table.colors.shape[0])
     else:
