@@ -128,3 +128,25 @@ def test_quiet_runs_skip_the_measures_and_summaries_keep_them(tmp_path, monkeypa
     assert calls == [1]
     assert main(["quantize", str(src), "-k", "8", "-o", str(tmp_path / "s.png")]) == 0
     assert calls == [1, 1]
+
+
+def test_large_png_deflated_in_parallel_blocks_is_one_valid_stream(monkeypatch):
+    import zlib
+
+    import quantize.png as png
+
+    rng = np.random.default_rng(3)
+    indices = (rng.random((300, 401)) * 7).astype(np.uint8).cumsum(axis=1) % 16
+    palette = rng.integers(0, 256, (16, 3), dtype=np.uint8)
+    whole = encode_indexed_png(indices, palette)
+    monkeypatch.setattr(png, "_DEFLATE_BLOCK", 5000)  # about 12 blocks
+    blocks = encode_indexed_png(indices, palette)
+    assert blocks != whole
+    for data in (whole, blocks):
+        with Image.open(io.BytesIO(data)) as im:
+            np.testing.assert_array_equal(np.asarray(im), indices)
+    # the stream itself: zlib checks the header and the Adler-32 of the whole data
+    start = blocks.index(b"IDAT") + 4
+    length = int.from_bytes(blocks[start - 8 : start - 4], "big")
+    raw = zlib.decompress(blocks[start : start + length])
+    assert len(raw) == 300 * (1 + 401 // 2 + 1)
