@@ -537,7 +537,9 @@ def part_engine(args, selected, rows: list[dict]) -> list[dict]:
     from sklearn.cluster import KMeans
 
     from quantize import quantize_image
+    from quantize._blas import limit_blas_threads
 
+    limit_blas_threads()  # as `vq` and the app run the engine
     print(
         "\n== engine alone (target 5), in this process; median of "
         f"{args.repeats} runs; scikit-learn on {args.sklearn_input}"

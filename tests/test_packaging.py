@@ -35,3 +35,22 @@ def test_entry_points_target_existing_functions():
     for target in targets:
         module, func = target.split(":")
         assert callable(getattr(importlib.import_module(module), func)), target
+
+
+def test_entry_points_limit_blas_to_one_thread():
+    """`vq` runs its engine with one BLAS thread (threadpoolctl), in a fresh process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy, threadpoolctl\n"
+        "from quantize.cli import main\n"
+        "from quantize.resources import sample_image_path\n"
+        "assert main(['info', str(sample_image_path())]) == 0\n"
+        "print(max(i['num_threads'] for i in threadpoolctl.threadpool_info()"
+        " if i['user_api'] == 'blas'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip().splitlines()[-1] == "1"

@@ -28,6 +28,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from quantize._blas import limit_blas_threads
 from quantize.cli import batch, info, quantize_cmd
 from quantize.cli._common import EPILOG, EXIT_OTHER, EXIT_USAGE, classify
 from quantize.cli._interrupt import sigterm_as_interrupt
@@ -86,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def err(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
+
+    limit_blas_threads()  # the engine's own two threads, not OpenBLAS's spinning ones
 
     try:
         with sigterm_as_interrupt():  # SIGTERM unwinds like Ctrl-C: exit 130, no partial file
