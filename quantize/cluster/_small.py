@@ -1,0 +1,161 @@
+"""Small distinct colours: find the colour groups a fitted palette left far away.
+
+The rule (documented in the README): after a fit, a distinct colour is *far* when its
+distance to the nearest palette entry exceeds ``distance`` in OKLab (Euclidean, the
+perceptual space of the default fit; 0.1 is about the difference between a saturated red and
+an orange).  Far colours are grouped around the heaviest cell of a grid of side
+``distance / 2``: a group is every far colour within ``distance / 2`` of that cell's
+weighted mean (re-centred on the group's own mean).  A group that holds at least
+``min_share`` of the total weight and whose mean is still farther than ``distance`` from
+every entry (and every group kept before) is *kept*: it gets a palette entry at its mean,
+and the far colours within ``distance`` of that entry are then served by it.  Of the groups
+kept, the ``max_groups`` farthest from the palette are returned: a saturated mark far from
+every entry comes before a photo's own colour just past the threshold.
+
+To make room in a palette of fixed size, :func:`cheapest_entries` picks the entries whose
+points can move to the nearest other entry at the least increase of the objective; an
+entry that is itself farther than ``distance`` from every other entry (a kept colour) is
+never the one dropped.
+Inputs are validated by the caller.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from quantize.cluster._nearest import exact_sq_dist, nearest_indices, sq_norms
+
+__all__ = ["cheapest_entries", "find_small_groups"]
+
+_MAX_ROUNDS = 8  # heaviest cells tried, per group that may be kept, before giving up
+_RADIUS_DIVISOR = 2  # a group: the far colours within distance / 2 of its mean
+
+
+def find_small_groups(
+    points: np.ndarray,
+    weights: np.ndarray,
+    centers: np.ndarray,
+    *,
+    distance: float,
+    min_share: float,
+    max_groups: int,
+) -> list[np.ndarray]:
+    """Find the groups of far colours that deserve their own palette entry.
+
+    Parameters
+    ----------
+    points : ndarray of shape (U, D), float64
+        Distinct colours in the perceptual space (OKLab).
+    weights : ndarray of shape (U,)
+        Their weights (pixel counts, or importance-weighted counts).
+    centers : ndarray of shape (K, D)
+        The palette in the same space.
+    distance : float
+        A colour farther than this from every entry is far.
+    min_share : float
+        Least share of the total weight a group needs.
+    max_groups : int
+        Most groups returned.
+
+    Returns
+    -------
+    groups : list of ndarray of int
+        Indices into ``points`` of each group's members, the farthest group first.
+    """
+    total = float(weights.sum())
+    if max_groups <= 0 or not total > 0:
+        return []
+    labels = nearest_indices(points, centers)
+    d_sq = exact_sq_dist(points, centers, labels)
+    pool = np.flatnonzero((d_sq > distance**2) & (weights > 0))
+    need = min_share * total
+    radius = distance / _RADIUS_DIVISOR
+    groups: list[np.ndarray] = []
+    how_far: list[float] = []
+    rounds = 0
+    entries = centers
+    while pool.size and rounds < _MAX_ROUNDS * max_groups:
+        rounds += 1
+        pw = weights[pool]
+        if float(pw.sum()) < need:
+            break
+        cells = np.floor(points[pool] / radius).astype(np.int64)
+        cells -= cells.min(axis=0)
+        key = np.ravel_multi_index(cells.T, tuple(cells.max(axis=0) + 1))
+        _, cell_of = np.unique(key, return_inverse=True)
+        cell_w = np.bincount(cell_of, weights=pw)
+        heavy = int(np.argmax(cell_w))
+        in_cell = cell_of == heavy
+        centre = (pw[in_cell] @ points[pool[in_cell]]) / cell_w[heavy]
+        for _ in range(2):  # re-centre on the group's own mean
+            near = sq_norms(points[pool] - centre) <= radius**2
+            if not near.any():
+                break
+            centre = (pw[near] @ points[pool[near]]) / float(pw[near].sum())
+        near = sq_norms(points[pool] - centre) <= radius**2
+        weight = float(pw[near].sum()) if near.any() else 0.0
+        far = float(np.sqrt(sq_norms(entries - centre).min()))
+        if weight >= need and far > distance:
+            groups.append(pool[near])
+            how_far.append(far)
+            entries = np.concatenate([entries, centre[None]])
+            served = sq_norms(points[pool] - centre) <= distance**2
+            pool = pool[~(served | near)]
+        else:
+            pool = pool[~(near | in_cell)]
+    order = np.argsort(-np.asarray(how_far), kind="stable")[:max_groups]
+    return [groups[i] for i in order]
+
+
+def cheapest_entries(
+    points: np.ndarray,
+    weights: np.ndarray,
+    labels: np.ndarray,
+    centers: np.ndarray,
+    n_drop: int,
+    protected: np.ndarray,
+) -> np.ndarray:
+    """Entries whose points move to another entry at the least cost.
+
+    The cost of dropping entry k is ``W_k ||c_k - c_j||^2 + (within-cluster term, which
+    does not depend on j)`` with j the nearest remaining entry: the increase of the weighted
+    squared error if all of k's points moved to j.  Entries are dropped greedily.
+
+    Parameters
+    ----------
+    points : ndarray of shape (U, D)
+        Points in the fitting space.
+    weights : ndarray of shape (U,)
+    labels : ndarray of shape (U,)
+        Entry of each point.
+    centers : ndarray of shape (K, D)
+    n_drop : int
+        How many entries to drop, at most.
+    protected : ndarray of shape (K,), bool
+        Entries never dropped: locked ones, and those that are themselves far from every
+        other entry (their points would become a far group again).
+
+    Returns
+    -------
+    dropped : ndarray of shape (n_dropped,), intp
+        ``n_dropped < n_drop`` when fewer entries may go.
+    """
+    K = centers.shape[0]
+    W = np.bincount(labels, weights=weights, minlength=K)
+    alive = np.ones(K, dtype=bool)
+    dropped: list[int] = []
+    for _ in range(n_drop):
+        idx = np.flatnonzero(alive)
+        C = centers[idx]
+        dist = sq_norms(C)[:, None] - 2.0 * C @ C.T + sq_norms(C)[None, :]
+        np.fill_diagonal(dist, np.inf)
+        cost = W[idx] * np.maximum(dist.min(axis=1), 0.0)
+        cost[protected[idx]] = np.inf
+        if not np.isfinite(cost).any():
+            break
+        k = int(idx[int(np.argmin(cost))])
+        j = int(idx[int(np.argmin(np.where(idx == k, np.inf, dist[idx == k][0])))])
+        W[j] += W[k]  # its points go to the nearest remaining entry
+        alive[k] = False
+        dropped.append(k)
+    return np.asarray(dropped, dtype=np.intp)
