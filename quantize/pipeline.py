@@ -163,6 +163,8 @@ class QuantizeResult:
         fitted entry (see :func:`iter_quantize_image`, ``keep_small_colors``).
     importance : bool
         Whether an importance map weighted the fit.
+    edits : tuple of str
+        Edits made to the palette after the fit (see :mod:`quantize.edit`), in order.
     """
 
     image: np.ndarray
@@ -186,6 +188,7 @@ class QuantizeResult:
     locked: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.uint8))
     added: tuple[int, ...] = ()
     importance: bool = False
+    edits: tuple[str, ...] = ()
     _exact: bool | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -391,6 +394,7 @@ class QuantizeResult:
                 for i in self.added
             ],
             "importance_map": bool(self.importance),
+            "edits": list(self.edits),
         }
 
 
