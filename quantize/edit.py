@@ -1,8 +1,8 @@
 """Editing a result's palette: delete, merge, recolour, add, reorder (no refit).
 
-Each function takes a :class:`~quantize.pipeline.QuantizeResult` and returns a new one
-(``method="edited"``, the edit appended to :attr:`~quantize.pipeline.QuantizeResult.edits`)
-whose labels follow the rule of the edit:
+Each function takes a :class:`~quantize.pipeline.QuantizeResult` and returns a new one (the
+edit appended to :attr:`~quantize.pipeline.QuantizeResult.edits`; the model becomes the
+edited palette itself, so the maps are hard) whose labels follow the rule of the edit:
 
 - **delete**: the pixels of the deleted entries go to the nearest remaining entry (in the
   result's colour space); every other pixel keeps its entry;
@@ -85,7 +85,6 @@ def _edited(
     points = _points(base)
     labels = np.asarray(unique_labels, dtype=np.int64)
     centers = rgb_to_space(pal, base.color_space)
-    fitted_by = base.fit_options.get("fitted_by", base.method)
     locked = [c for c in base.locked if any((pal == c).all(axis=1))]
     return QuantizeResult.from_labels(
         base.image,
@@ -96,11 +95,11 @@ def _edited(
         history=base.history,
         records=base.records,
         model=FixedPalette(pal, centers, labels),
-        method="edited",
+        method=base.method,
         color_space=base.color_space,
         n_colors_requested=len(pal),
         seed=base.seed,
-        fit_options={**base.fit_options, "fitted_by": fitted_by},
+        fit_options=dict(base.fit_options),
         warnings=[],
         elapsed_s=0.0,
         locked=np.asarray(locked, dtype=np.uint8).reshape(-1, 3),
@@ -222,7 +221,7 @@ def add_entry(result: QuantizeResult, colour: Any) -> QuantizeResult:
     return _edited(result, palette, labels, f"add {_hex(rgb)}")
 
 
-def reorder(result: QuantizeResult, order: Sequence[int]) -> QuantizeResult:
+def reorder(result: QuantizeResult, order: Sequence[int] | np.ndarray) -> QuantizeResult:
     """Put the entries in another order (labels follow; nothing else changes).
 
     Parameters
@@ -252,7 +251,13 @@ def reorder(result: QuantizeResult, order: Sequence[int]) -> QuantizeResult:
         np.ascontiguousarray(result.palette[perm]),
         history=result.history,
         records=result.records,
-        model=_Reordered(result.model, perm),
+        model=(
+            _Reordered(result.model, perm)
+            if hasattr(result.model, "responsibility")
+            else FixedPalette(
+                result.palette[perm], rgb_to_space(result.palette[perm], result.color_space), labels
+            )
+        ),
         method=result.method,
         color_space=result.color_space,
         n_colors_requested=result.n_colors_requested,

@@ -261,7 +261,11 @@ class QuantizeResult:
     @property
     def is_soft(self) -> bool:
         """True when the method gives soft responsibilities (the Gaussian mixture)."""
-        return self.method in METHODS and METHODS[self.method].soft
+        return (
+            self.method in METHODS
+            and METHODS[self.method].soft
+            and hasattr(self.model, "responsibility")  # an edited palette has hard maps
+        )
 
     @property
     def exact(self) -> bool:

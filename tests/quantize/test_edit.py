@@ -32,7 +32,8 @@ def result():
 def test_delete_moves_pixels_to_the_nearest_remaining(result):
     out = delete_entries(result, [2])
     assert out.n_colors == 4
-    assert out.method == "edited" and out.edits[-1].startswith("delete #")
+    assert out.method == result.method and out.edits[-1].startswith("delete #")
+    assert not out.is_soft and out.parameters()["edits"] == list(out.edits)
     kept = np.delete(result.palette, 2, axis=0)
     assert np.array_equal(out.palette, kept)
     old = result.unique_labels
