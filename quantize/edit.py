@@ -46,6 +46,8 @@ SORT_KEYS = {
     "fitted": "As fitted",
 }
 _GREY_CHROMA = 0.02  # OKLab chroma below which a colour sorts with the greys
+# a model's attributes with one row per entry, which a reorder permutes
+_PER_ENTRY = ("cluster_centers_", "means_", "weights_", "covariances_", "precisions_cholesky_")
 
 
 def _hex(c: Any) -> str:
@@ -252,11 +254,9 @@ def reorder(result: QuantizeResult, order: Sequence[int] | np.ndarray) -> Quanti
         history=result.history,
         records=result.records,
         model=(
-            _Reordered(result.model, perm)
+            _ReorderedSoft(result.model, perm)
             if hasattr(result.model, "responsibility")
-            else FixedPalette(
-                result.palette[perm], rgb_to_space(result.palette[perm], result.color_space), labels
-            )
+            else _Reordered(result.model, perm)
         ),
         method=result.method,
         color_space=result.color_space,
@@ -280,17 +280,30 @@ class _Reordered:
     def __init__(self, model: Any, perm: np.ndarray) -> None:
         self._model = model
         self._perm = perm
-        centers = getattr(model, "means_", None)
-        if centers is None:
-            centers = getattr(model, "cluster_centers_", None)
-        if centers is not None and len(centers) == len(perm):
-            self.cluster_centers_ = np.asarray(centers)[perm]
-
-    def responsibility(self, X: Any, k: int, dtype: Any = np.float32) -> np.ndarray:
-        return self._model.responsibility(X, int(self._perm[k]), dtype=dtype)
+        k = len(perm)
+        tied = getattr(model, "covariance_type", "") == "tied"
+        for name in _PER_ENTRY:
+            value = getattr(model, name, None)
+            if value is None or (tied and name in ("covariances_", "precisions_cholesky_")):
+                continue
+            value = np.asarray(value)
+            if value.ndim >= 1 and len(value) == k:
+                setattr(self, name, value[perm])
+        labels = getattr(model, "labels_", None)
+        if labels is not None:
+            new_index = np.empty_like(perm)
+            new_index[perm] = np.arange(k)
+            self.labels_ = new_index[np.asarray(labels, dtype=np.intp)]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
+
+
+class _ReorderedSoft(_Reordered):
+    """A reordered mixture: the responsibility of entry k is that of component perm[k]."""
+
+    def responsibility(self, X: Any, k: int, dtype: Any = np.float32) -> np.ndarray:
+        return self._model.responsibility(X, int(self._perm[k]), dtype=dtype)
 
 
 def sort_order(result: QuantizeResult, key: str) -> np.ndarray:

@@ -38,6 +38,39 @@ def _key(rgb: Any) -> Colour:
     return (int(rgb[0]), int(rgb[1]), int(rgb[2]))
 
 
+def _marked_icon(rgb: Any, marks: list[str], size: int = 28) -> QtGui.QIcon:
+    """Draw a swatch with a padlock (locked) and/or a star (small colour kept) on it."""
+    pixmap = QtGui.QPixmap(size, size)
+    pixmap.fill(QtGui.QColor(*_key(rgb)))
+    p = QtGui.QPainter(pixmap)
+    p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+    p.setPen(QtGui.QColor(0, 0, 0, 90))
+    p.drawRect(0, 0, size - 1, size - 1)
+    outline = QtGui.QPen(QtGui.QColor(0, 0, 0), 1.5)
+    if "locked" in marks:  # a white padlock, outlined, in the lower left
+        p.setPen(QtGui.QPen(QtGui.QColor(255, 255, 255), 3))
+        p.drawArc(QtCore.QRectF(4, 6, 9, 10), 0, 180 * 16)
+        p.setPen(QtGui.QPen(QtGui.QColor(0, 0, 0), 1))
+        p.drawArc(QtCore.QRectF(4, 6, 9, 10), 0, 180 * 16)
+        p.setPen(outline)
+        p.setBrush(QtGui.QColor(255, 255, 255))
+        p.drawRect(QtCore.QRectF(2.5, 11.5, 12, 9))
+    if "small colour kept" in marks:  # a yellow star in the upper right
+        star = QtGui.QPolygonF()
+        cx, cy, outer, inner = size - 8.0, 8.0, 7.0, 3.0
+        for i in range(10):
+            r = outer if i % 2 == 0 else inner
+            a = np.pi / 2 + i * np.pi / 5
+            star.append(QtCore.QPointF(cx + r * np.cos(a), cy - r * np.sin(a)))
+        p.setPen(outline)
+        p.setBrush(QtGui.QColor(255, 214, 0))
+        p.drawPolygon(star)
+    p.end()
+    icon = QtGui.QIcon(pixmap)
+    icon.addPixmap(pixmap, QtGui.QIcon.Mode.Selected)
+    return icon
+
+
 class PaletteEditor(PaletteView):
     """Palette swatches with editing tools.
 
@@ -64,8 +97,7 @@ class PaletteEditor(PaletteView):
     eyedropper_toggled = QtCore.Signal(bool)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("paletteEditor")
+        super().__init__(parent)  # keeps the object name "paletteView"
         self.list.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
         self.list.itemSelectionChanged.connect(self._update_actions)
         self._result: Any = None
@@ -229,6 +261,7 @@ class PaletteEditor(PaletteView):
             item = self.list.item(row)
             if int(item.data(_INDEX_ROLE)) in wanted:
                 item.setSelected(True)
+                self.list.scrollToItem(item)
 
     # ------------------------------------------------------------------ edits
     def toggle_lock(self) -> None:
@@ -378,22 +411,17 @@ class PaletteEditor(PaletteView):
             self.set_palette(None, None)
         else:
             self.set_palette(result.palette, result.proportions)
-            added = set(result.added)
             for row in range(self.list.count()):
                 item = self.list.item(row)
-                k = int(item.data(_INDEX_ROLE))
-                marks = []
-                if _key(result.palette[k]) in self._locks:
-                    marks.append("locked")
-                if k in added:
-                    marks.append("small colour kept")
+                marks = self.swatch_marks(row)
                 if marks:
-                    item.setText(f"{item.text()}  · {', '.join(marks)}")
+                    k = int(item.data(_INDEX_ROLE))
+                    item.setIcon(_marked_icon(result.palette[k], marks))
                     item.setToolTip(f"{item.toolTip()}; {', '.join(marks)}")
-                    if "locked" in marks:
-                        font = item.font()
-                        font.setBold(True)
-                        item.setFont(font)
+                    font = item.font()
+                    font.setBold("locked" in marks)
+                    font.setItalic("small colour kept" in marks)
+                    item.setFont(font)
             n_locked = len(self._locks)
             edits = len(result.edits)
             self.header.setText(
@@ -401,10 +429,39 @@ class PaletteEditor(PaletteView):
                 + (f", {n_locked} locked" if n_locked else "")
                 + (f", {edits} edit{'s' * (edits != 1)}" if edits else "")
                 + " — select, then edit; exports follow this order"
+                + (" (padlock: locked" if n_locked else "")
+                + (
+                    ("; " if n_locked else " (") + "star: small colour kept)"
+                    if result.added
+                    else (")" if n_locked else "")
+                )
             )
         if keep_selection:
             self.select(keep_selection)
         self._update_actions()
+
+    def swatch_marks(self, row: int) -> list[str]:
+        """Return what the swatch in ``row`` is marked with.
+
+        Parameters
+        ----------
+        row : int
+
+        Returns
+        -------
+        marks : list of str
+            ``"locked"`` and/or ``"small colour kept"`` (an entry the fit added for a
+            small distinct colour group).
+        """
+        if self._result is None:
+            return []
+        k = int(self.list.item(row).data(_INDEX_ROLE))
+        marks = []
+        if _key(self._result.palette[k]) in self._locks:
+            marks.append("locked")
+        if k in set(self._result.added):
+            marks.append("small colour kept")
+        return marks
 
     def set_palette(self, palette: np.ndarray | None, proportions: np.ndarray | None) -> None:
         """Show a palette in its own order (the order exports write).

@@ -68,7 +68,7 @@ def test_small_mark_kept_and_marked_in_the_list(opened):
     result = opened.controller.output().result
     assert RED in {tuple(c) for c in result.palette}
     (i,) = result.added
-    assert "small colour kept" in opened.palette_view.swatch_text(i)
+    assert opened.palette_view.swatch_marks(i) == ["small colour kept"]
 
 
 def test_lock_delete_merge_recolour_add_undo_redo(qtbot, opened):
@@ -79,7 +79,8 @@ def test_lock_delete_merge_recolour_add_undo_redo(qtbot, opened):
     editor.select([0])
     editor.toggle_lock()
     locked = tuple(base.palette[0])
-    assert "locked" in editor.swatch_text(0)
+    assert editor.swatch_marks(0) == ["locked"]
+    assert editor.swatch_text(0).split()[-1] == "%"  # the text keeps its form
     assert editor.locked_colours() == [locked]
     # delete the last two: pixels go to the nearest remaining colour
     editor.select([k - 2, k - 1])

@@ -84,6 +84,8 @@ def test_sort_and_reorder(result, key):
     out = reorder(result, order)
     assert np.array_equal(out.palette, result.palette[order])
     assert np.array_equal(out.palette[out.labels], result.palette[result.labels])
+    assert (out.n_iter, out.converged, out.method) == (result.n_iter, result.converged, "kmeans")
+    assert np.allclose(out.model.cluster_centers_, result.model.cluster_centers_[order])
     if key == "share":
         assert (np.diff(out.proportions) <= 0).all()
     if key == "lightness":
