@@ -270,7 +270,7 @@ def _targets(args: argparse.Namespace, stem: str) -> list[tuple[str, Path]]:
 
 
 def check_distinct_outputs(
-    targets: Sequence[tuple[str, Path]], n_colors: int | None = None
+    targets: Sequence[tuple[str, Path]], n_colors: int | None = None, palette: Any = None
 ) -> None:
     """Refuse one file named for two outputs (``-o c.png --report c.png``): a usage error.
 
@@ -281,6 +281,8 @@ def check_distinct_outputs(
     n_colors : int, optional
         K; when given, the files of the per-colour kinds (masks, soft maps) are checked
         too, otherwise only the single-file outputs (before the fit, when K is not known).
+    palette : ndarray of shape (K, 3), optional
+        The palette, for the kinds whose file names carry each colour (binary masks).
 
     Raises
     ------
@@ -293,9 +295,9 @@ def check_distinct_outputs(
     for kind, target in targets:
         spec = get_export_kind(kind)
         if spec.per_entry:
-            if n_colors is None:
+            if n_colors is None or ("{hex}" in spec.suffix and palette is None):
                 continue
-            files = spec.paths(target.parent, target.name, n_colors)
+            files = spec.paths(target.parent, target.name, n_colors, palette)
         else:
             files = [target]
         option = _OPTION_OF_KIND.get(kind, "--palette")
@@ -455,7 +457,7 @@ def quantize_one(
             f"{image_path}: skipped, the indexed PNG ({png_bytes:,} bytes) would not be "
             f"smaller than the input ({loaded.file_size:,} bytes); nothing written"
         )
-    check_distinct_outputs(targets, len(result.palette))
+    check_distinct_outputs(targets, len(result.palette), result.palette)
     begin_writing()  # a batch worker told to stop now finishes this file and reports it
     created = create_dirs([args.masks, args.soft])
     try:

@@ -60,7 +60,8 @@ def test_the_palette_lists_in_export_order_and_sorts(qtbot, opened, tmp_path):
     # exports write that order; mask NN is the NN-th swatch shown
     export_all(out.result, tmp_path, "x", ["gpl", "binary_masks"])
     assert np.array_equal(read_palette(tmp_path / "x.gpl"), out.result.palette)
-    with Image.open(tmp_path / "x.mask-00.png") as im:
+    first = "x.mask-00-{:02x}{:02x}{:02x}.png".format(*out.result.palette[0])  # carries the hex
+    with Image.open(tmp_path / first) as im:
         assert np.array_equal(np.asarray(im) == 255, out.result.labels == 0)
 
 
