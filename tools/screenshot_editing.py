@@ -24,7 +24,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 def marked_sample() -> np.ndarray:
-    """The sample photo with a red disc and a yellow square pasted in."""
+    """Return the sample photo with a red disc and a yellow square pasted in."""
     from quantize.io.load import load_image
     from quantize.resources import sample_image_path
 
@@ -40,6 +40,7 @@ def marked_sample() -> np.ndarray:
 
 
 def take(out: Path, size: tuple[int, int]) -> Path:
+    """Run the workflow in an offscreen window and save its screenshot to ``out``."""
     from dataclasses import replace
 
     from PySide6 import QtCore, QtWidgets
