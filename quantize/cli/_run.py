@@ -193,7 +193,7 @@ def _run_fit(
             image,
             psnr=args.quality,
             max_delta_e=args.max_delta_e,
-            k_min=1,
+            k_min=max(1, 0 if locked is None else len(locked)),
             k_max=k_max,
             method=args.method,
             color_space=args.space,
@@ -212,7 +212,7 @@ def _run_fit(
     if args.colors == "auto":
         by_bic = iter_bic(
             image,
-            k_min=1,
+            k_min=max(1, 0 if locked is None else len(locked)),
             k_max=DEFAULTS["k_max_bic"],
             method=args.method,
             color_space=args.space,

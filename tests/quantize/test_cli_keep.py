@@ -169,3 +169,12 @@ def test_importance_errors_name_the_file(tmp_path, capsys, make, message):
     assert message in err
     assert "Traceback" not in err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_lock_with_a_quality_target_starts_at_the_locked_count(tmp_path, capsys):
+    src = photo(tmp_path / "p.png", size=32)
+    argv = ["quantize", str(src), "--quality", "20", "--lock", "#d52b1e,#f5f5f5,#000000"]
+    assert main([*argv, "-o", "q.png", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["palette"][:3] == ["#d52b1e", "#f5f5f5", "#000000"]
+    assert min(int(k) for k in summary["auto"]["tried"]) >= 3
