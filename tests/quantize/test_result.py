@@ -72,7 +72,7 @@ def test_unique_colour_fit_equals_all_pixel_fit(photo):
     np.testing.assert_allclose(res.model.cluster_centers_, km.cluster_centers_, atol=1e-9)
     np.testing.assert_array_equal(res.labels.ravel(), km.labels_)
     np.testing.assert_allclose(res.model.inertia_, km.inertia_, rtol=1e-10)
-    g_res = quantize_image(photo, 4, method="gmm", init=init[:4])
+    g_res = quantize_image(photo, 4, method="gmm", init=init[:4], keep_small_colors=False)
     gm = GaussianMixture(4, init=init[:4]).fit(pixels)
     np.testing.assert_allclose(g_res.model.means_, gm.means_, rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(g_res.model.lower_bound_, gm.lower_bound_, rtol=1e-10)
