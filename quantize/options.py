@@ -143,7 +143,7 @@ DEFAULTS: MappingProxyType[str, Any] = MappingProxyType(
         # a colour group farther than this OKLab distance from every palette entry and
         # holding at least this share of the pixels gets an entry (see benchmarks/README.md)
         "keep_small_colors": True,
-        "small_color_distance": 0.1,
+        "small_color_distance": 0.05,
         "small_color_share": 3e-4,
     }
 )

