@@ -30,6 +30,7 @@ from quantize.cluster._nearest import exact_sq_dist, nearest_indices, sq_norms
 __all__ = ["cheapest_entries", "find_small_groups"]
 
 _MAX_ROUNDS = 8  # heaviest cells tried, per group that may be kept, before giving up
+_MIN_ROUNDS = 32  # (at least this many: a photo's own far colours can come first)
 _RADIUS_DIVISOR = 2  # a group: the far colours within distance / 2 of its mean
 # a group is kept only when the colours around it (from distance / 2 to distance of its
 # mean, far or not) weigh no more than the group: a mark stands apart, a photo's own colour
@@ -81,7 +82,7 @@ def find_small_groups(
     how_far: list[float] = []
     rounds = 0
     entries = centers
-    while pool.size and rounds < _MAX_ROUNDS * max_groups:
+    while pool.size and rounds < max(_MIN_ROUNDS, _MAX_ROUNDS * max_groups):
         rounds += 1
         pw = weights[pool]
         if float(pw.sum()) < need:

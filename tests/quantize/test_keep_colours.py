@@ -248,3 +248,13 @@ def test_find_small_groups_orders_the_farthest_first():
     assert len(groups) == 1 and set(groups[0]) == set(range(50, 60))
     both = find_small_groups(pts, w, centers, distance=0.1, min_share=0.01, max_groups=2)
     assert [len(g) for g in both] == [10, 50]
+
+
+def test_small_mark_kept_by_the_mixture_too():
+    img, mask = with_mark(photo_like(120), RED, side=6)
+    plain = quantize_image(img, 4, method="gmm", color_space="oklab", keep_small_colors=False)
+    kept = quantize_image(img, 4, method="gmm", color_space="oklab")
+    assert mark_delta_e(img, plain.to_image(), mask) > 10
+    assert mark_delta_e(img, kept.to_image(), mask) < 1.0
+    assert len(kept.added) == 1 and kept.is_soft
+    assert tuple(kept.palette[kept.added[0]]) == RED
