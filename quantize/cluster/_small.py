@@ -75,49 +75,106 @@ def find_small_groups(
         return []
     labels = nearest_indices(points, centers)
     d_sq = exact_sq_dist(points, centers, labels)
-    pool = np.flatnonzero((d_sq > distance**2) & (weights > 0))
+    alive = (d_sq > distance**2) & (weights > 0)  # the far colours not yet grouped
     need = min_share * total
     radius = distance / _RADIUS_DIVISOR
+    grid = _Grid(points, radius)
+    cell_w = np.bincount(grid.cell_of, weights=weights * alive, minlength=grid.n_cells)
+    left = float(cell_w.sum())
     groups: list[np.ndarray] = []
     how_far: list[float] = []
-    rounds = 0
     entries = centers
-    while pool.size and rounds < max(_MIN_ROUNDS, _MAX_ROUNDS * max_groups):
-        rounds += 1
-        pw = weights[pool]
-        if float(pw.sum()) < need:
+
+    def drop(members: np.ndarray) -> float:
+        members = np.unique(members[alive[members]])
+        alive[members] = False
+        for cell in np.unique(grid.cell_of[members]):  # exact sums: no rounding residue
+            inside = grid.members(int(cell))
+            cell_w[cell] = float(weights[inside[alive[inside]]].sum())
+        return float(weights[members].sum())
+
+    for _ in range(max(_MIN_ROUNDS, _MAX_ROUNDS * max_groups)):
+        if left < need:
             break
-        cells = np.floor(points[pool] / radius).astype(np.int64)
-        cells -= cells.min(axis=0)
-        key = np.ravel_multi_index(cells.T, tuple(cells.max(axis=0) + 1))
-        _, cell_of = np.unique(key, return_inverse=True)
-        cell_w = np.bincount(cell_of, weights=pw)
         heavy = int(np.argmax(cell_w))
-        in_cell = cell_of == heavy
-        centre = (pw[in_cell] @ points[pool[in_cell]]) / cell_w[heavy]
+        if not cell_w[heavy] > 0:
+            break
+        in_cell = grid.members(heavy)
+        in_cell = in_cell[alive[in_cell]]
+        centre = (weights[in_cell] @ points[in_cell]) / float(weights[in_cell].sum())
         for _ in range(2):  # re-centre on the group's own mean
-            near = sq_norms(points[pool] - centre) <= radius**2
-            if not near.any():
+            near = _near(grid, points, alive, centre, radius)
+            if not near.size:
                 break
-            centre = (pw[near] @ points[pool[near]]) / float(pw[near].sum())
-        near = sq_norms(points[pool] - centre) <= radius**2
-        weight = float(pw[near].sum()) if near.any() else 0.0
+            centre = (weights[near] @ points[near]) / float(weights[near].sum())
+        near = _near(grid, points, alive, centre, radius)
+        weight = float(weights[near].sum())
         far = float(np.sqrt(sq_norms(entries - centre).min()))
         isolated = False
         if weight >= need and far > distance:  # the colours just around it weigh less
-            d_all = sq_norms(points - centre)
-            shell = float(weights[(d_all > radius**2) & (d_all <= (2 * radius) ** 2)].sum())
+            ring = grid.around(centre, 2)
+            d_ring = sq_norms(points[ring] - centre)
+            shell = float(weights[ring[(d_ring > radius**2) & (d_ring <= (2 * radius) ** 2)]].sum())
             isolated = shell <= _ISOLATION * weight
         if isolated:
-            groups.append(pool[near])
+            groups.append(near.copy())
             how_far.append(far)
             entries = np.concatenate([entries, centre[None]])
-            served = sq_norms(points[pool] - centre) <= distance**2
-            pool = pool[~(served | near)]
+            ring = grid.around(centre, 2)
+            served = ring[sq_norms(points[ring] - centre) <= distance**2]
+            left -= drop(np.concatenate([near, served]))
         else:
-            pool = pool[~(near | in_cell)]
+            left -= drop(np.concatenate([near, in_cell]))
     order = np.argsort(-np.asarray(how_far), kind="stable")[:max_groups]
     return [groups[i] for i in order]
+
+
+def _near(
+    grid: _Grid, points: np.ndarray, alive: np.ndarray, centre: np.ndarray, radius: float
+) -> np.ndarray:
+    """Return the alive points within ``radius`` of ``centre`` (the grid's side)."""
+    around = grid.around(centre, 1)
+    around = around[alive[around]]
+    return around[sq_norms(points[around] - centre) <= radius**2]
+
+
+class _Grid:
+    """Points binned into cubic cells of side ``side``, with the points of each cell."""
+
+    def __init__(self, points: np.ndarray, side: float) -> None:
+        self._side = side
+        cells = np.floor(points / side).astype(np.int64)
+        self._low = cells.min(axis=0)
+        self._shape = tuple(int(v) for v in cells.max(axis=0) - self._low + 1)
+        key = np.ravel_multi_index((cells - self._low).T, self._shape)
+        self._order = np.argsort(key, kind="stable")
+        keys, self.cell_of, counts = np.unique(key, return_inverse=True, return_counts=True)
+        self.cell_of = self.cell_of.ravel()
+        self._keys = keys
+        self._starts = np.concatenate([[0], np.cumsum(counts)])
+        self.n_cells = int(keys.size)
+        self._dims = points.shape[1]
+
+    def members(self, cell: int) -> np.ndarray:
+        """Return the indices of the points in cell number ``cell`` (of ``cell_of``)."""
+        return self._order[self._starts[cell] : self._starts[cell + 1]]
+
+    def around(self, centre: np.ndarray, reach: int) -> np.ndarray:
+        """Return the indices of the points in the cells within ``reach`` of ``centre``'s."""
+        home = np.floor(centre / self._side).astype(np.int64) - self._low
+        offsets = np.stack(
+            np.meshgrid(*[np.arange(-reach, reach + 1)] * self._dims, indexing="ij"), axis=-1
+        ).reshape(-1, self._dims)
+        cells = home + offsets
+        inside = ((cells >= 0) & (cells < np.asarray(self._shape))).all(axis=1)
+        if not inside.any():
+            return np.zeros(0, dtype=np.intp)
+        keys = np.ravel_multi_index(cells[inside].T, self._shape)
+        pos = np.searchsorted(self._keys, keys)
+        ok = pos < self._keys.size
+        ok[ok] = self._keys[pos[ok]] == keys[ok]
+        found = [self._order[self._starts[i] : self._starts[i + 1]] for i in pos[ok]]
+        return np.concatenate(found) if found else np.zeros(0, dtype=np.intp)
 
 
 def cheapest_entries(
