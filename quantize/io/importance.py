@@ -44,7 +44,8 @@ def read_importance_map(
     ------
     LoadError
         Unreadable or not an image (as :func:`quantize.io.load.load_image`), not grey,
-        with transparency, or not of the image's size; the message names the file.
+        with transparency, not of the image's size, or 0 everywhere; the message names the
+        file.
     """
     loaded = load_image(path, max_pixels=max_pixels)
     px = loaded.pixels
@@ -64,6 +65,8 @@ def read_importance_map(
             f"{cols}x{rows}: they must have the same size",
         )
     grey = px[..., 0]
+    if not grey.any():
+        raise LoadError(path, "the importance map is 0 (ignore) on every pixel: nothing to fit")
     if grey.dtype == np.uint8:
         return np.ascontiguousarray(grey)
     return grey.astype(np.float64) / 65535.0

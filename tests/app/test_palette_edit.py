@@ -74,48 +74,63 @@ def test_small_mark_kept_and_marked_in_the_list(opened):
 
 def test_lock_delete_merge_recolour_add_undo_redo(qtbot, opened):
     editor = opened.palette_view
-    base = opened.controller.output().result
+    # in the fitted order, edits keep the other entries where they are
+    out = wait_output(
+        qtbot,
+        opened,
+        lambda: editor.sort_combo.setCurrentIndex(editor.sort_combo.findData("fitted")),
+    )
+    base = out.result
     k = base.n_colors
     # lock the first colour
     editor.select([0])
     editor.toggle_lock()
     locked = tuple(base.palette[0])
-    assert editor.swatch_marks(0) == ["locked"]
+    assert editor.swatch_marks(0)[0] == "locked"
     assert editor.swatch_text(0).split()[-1] == "%"  # the text keeps its form
     assert editor.locked_colours() == [locked]
-    # delete the last two: pixels go to the nearest remaining colour
-    editor.select([k - 2, k - 1])
+
+    def free_rows(result) -> list[int]:  # neither locked nor the mark
+        return [i for i, c in enumerate(result.palette) if tuple(c) not in (locked, RED)]
+
+    # delete two: their pixels go to the nearest remaining colour
+    editor.select(free_rows(base)[-2:])
     out = wait_output(qtbot, opened, editor.delete_selected)
     assert out.result.n_colors == k - 2
     assert out.result.edits[-1].startswith("delete")
     assert np.array_equal(out.quantized, out.result.palette[out.result.labels])
     # merge two
-    editor.select([1, 2])
+    a, b = free_rows(out.result)[:2]
+    share = out.result.proportions[a] + out.result.proportions[b]
+    editor.select([a, b])
     out = wait_output(qtbot, opened, editor.merge_selected)
     assert out.result.n_colors == k - 3
+    assert out.result.proportions[a] == pytest.approx(share)
     # recolour (the dialog's answer given directly)
-    editor.select([1])
+    row = free_rows(out.result)[0]
+    editor.select([row])
     out = wait_output(qtbot, opened, lambda: editor.recolour_selected(QtGui.QColor(1, 2, 3)))
-    assert tuple(out.result.palette[1]) == (1, 2, 3)
-    # add with the eyedropper: arm it, click the image
+    assert tuple(out.result.palette[row]) == (1, 2, 3)
+    # add with the eyedropper: arm it, click a pixel of the image
     editor.add_button.click()
     assert opened.image_tools._eyedropper
     view, box = opened.compare.left_view, opened.compare.left
     opened.compare.fit()
     qtbot.wait(10)
-    pos = view.mapFromScene(box.mapViewToScene(QtCore.QPointF(12.5, 12.5)))  # inside the mark
+    pos = view.mapFromScene(box.mapViewToScene(QtCore.QPointF(100.5, 60.5)))
     out = wait_output(
         qtbot,
         opened,
         lambda: QtTest.QTest.mouseClick(view.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=pos),
     )
-    assert tuple(out.result.palette[-1]) == RED or RED in {tuple(c) for c in out.result.palette}
-    n_now = out.result.n_colors
+    picked = tuple(int(v) for v in marked_image()[60, 100])
+    assert tuple(out.result.palette[-1]) == picked
+    assert out.result.n_colors == k - 2
     # undo back to the recoloured palette, then redo
     out = wait_output(qtbot, opened, editor.undo)
-    assert out.result.n_colors == n_now - 1
+    assert out.result.n_colors == k - 3
     out = wait_output(qtbot, opened, editor.redo)
-    assert out.result.n_colors == n_now
+    assert tuple(out.result.palette[-1]) == picked
     assert editor.locked_colours() == [locked]
 
 
