@@ -126,6 +126,7 @@ class RunController(QtCore.QObject):
         self._pipeline = pipeline
         self._opened: OpenedImage | None = None
         self._output: RunOutput | None = None
+        self._importance: np.ndarray | None = None  # the painted map, see set_importance
         self._generation = 0
         self._worker: Worker | None = None  # the current run (None: no run active)
         self._job: RunJob | None = None
@@ -290,6 +291,7 @@ class RunController(QtCore.QObject):
         self._cancel_current()
         self._opened = opened
         self._output = None
+        self._importance = None  # painted for the previous image
         self.image_set.emit(opened, context)
         self.state_changed.emit()
         if self._auto_run:
@@ -348,16 +350,37 @@ class RunController(QtCore.QObject):
         loader.deleteLater()
 
     # ================================================================== runs
-    def start(self, params: RunParameters | None = None) -> bool:
+    def set_importance(self, importance: np.ndarray | None) -> None:
+        """Weight the next fits with an importance map (None: every pixel the same).
+
+        Parameters
+        ----------
+        importance : ndarray of shape (M, N), uint8, or None
+            0 ignore ... 255 most important, the current image's size.
+        """
+        self._importance = importance
+
+    def start(
+        self,
+        params: RunParameters | None = None,
+        *,
+        result: Any = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> bool:
         """Start quantizing the current image (cancelling any running fit).
 
-        When only the dithering differs from the last output's parameters, its fit is
-        reused and only re-rendered.
+        When only the dithering or the palette order differs from the last output's
+        parameters, its fit is reused and only re-rendered.
 
         Parameters
         ----------
         params : RunParameters, optional
             Parameters of this run (default :meth:`parameters`).
+        result : QuantizeResult, optional
+            Show this result of the current image (an edited palette) instead of fitting.
+        overrides : dict, optional
+            Extra engine arguments of the fit (``init``, ``locked``, ``importance``; see
+            :class:`~app.model.RunJob`).
 
         Returns
         -------
@@ -374,18 +397,27 @@ class RunController(QtCore.QObject):
         previous = self._output
         # the last output, when only the rendering changed: its fit is reused
         reused = (
-            previous
+            previous.result
             if previous is not None
+            and not overrides
             and previous.result.image is loaded.pixels
             and only_rendering_changed(previous.params, params)
             else None
         )
+        if result is not None:
+            if result.image is not loaded.pixels:
+                return False  # an edit of an image no longer open
+            reused = result
+        importance = self._importance
+        if importance is not None and importance.shape == loaded.pixels.shape[:2]:
+            overrides = {"importance": importance, **(overrides or {})}
         reuse = reused is not None
         job = RunJob(
             image=loaded.pixels,
             params=params,
             original_bytes=loaded.file_size or None,
-            previous=reused.result if reused is not None else None,
+            previous=reused,
+            overrides=dict(overrides) if overrides else None,
         )
         pipeline = self._pipeline or tasks.run_pipeline
         worker = Worker(lambda should_cancel: pipeline(job, should_cancel), generation, parent=self)
@@ -400,7 +432,14 @@ class RunController(QtCore.QObject):
         self._record_count = 0
         self._percent = 0
         self.starting.emit(job)
-        self.progress.emit(0, "Re-rendering with the new dithering…" if reuse else "Starting…")
+        self.progress.emit(
+            0,
+            "Showing the edited palette…"
+            if result is not None
+            else "Re-rendering with the new dithering…"
+            if reuse
+            else "Starting…",
+        )
         self._progress_timer.start()
         if self._saved_switch_interval is None:
             self._saved_switch_interval = sys.getswitchinterval()

@@ -29,12 +29,13 @@ from app.model import (
     fit_space,
 )
 from app.panels import ComparePanel, RunPanel
+from app.panels.editing import install_editing
+from app.panels.palette_edit import PaletteEditor
 from app.settings import AppSettings
 from app.tasks import open_file, prepare, warm_up
 from app.views.colorspace_view import ColorSpaceView
 from app.views.convergence import ConvergencePlot
 from app.views.metrics import MetricsView
-from app.views.palette import PaletteView
 from app.views.softmaps import SoftMapsView
 
 __all__ = ["MainWindow", "IMAGE_FILTER", "qimage_to_array"]
@@ -93,6 +94,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._connect_controller()
 
         self.params.set_parameters(self.settings.parameters())
+        install_editing(self)  # palette edits, importance brush, eyedropper
         self.params.changed.connect(self._on_params_changed)
         self.auto_run_check.setChecked(self.settings.flag("autoRun", True))
         self._restore_layout()
@@ -132,7 +134,7 @@ class MainWindow(QtWidgets.QMainWindow):
             QtCore.Qt.DockWidgetArea.LeftDockWidgetArea,
         )
 
-        self.palette_view = PaletteView()
+        self.palette_view = PaletteEditor()
         self.palette_view.cluster_clicked.connect(self.compare.highlight_cluster)
         self.palette_view.cluster_clicked.connect(self._show_cluster_map)
         self.palette_dock = self._dock(
@@ -469,7 +471,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.compare.set_original(opened.display)
         for view in (self.convergence, self.soft_maps, self.color_space, self.metrics_view):
             view.clear()
-        self.palette_view.set_palette(None, None)
+        self.palette_view.set_result(None)
         self.params.set_grey_available(opened.grey)
         facts, notes = describe_image(loaded)
         self.image_label.setText(facts)
@@ -572,7 +574,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.compare.set_result(output.quantized, output.labels)
 
     def _show_palette(self, output: RunOutput) -> None:
-        self.palette_view.set_palette(output.result.palette, output.result.proportions)
+        self.palette_view.set_result(output.result)
 
     def _show_soft_maps(self, output: RunOutput) -> None:
         result = output.result

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from quantize.cluster.registry import METHODS, fit_options, get_method
+from quantize.edit import SORT_KEYS
 from quantize.io.palettes import hex_color
 from quantize.options import COLOR_SPACES, COVARIANCE_TYPES, DEFAULTS, DITHERS
 from quantize.protocol import IterationRecord
@@ -86,6 +87,11 @@ class RunParameters:
         Automatic choice of K (:data:`AUTO_MODES`).
     target_psnr : float
         Quality target (dB) for ``auto="quality"``.
+    keep_small_colors : bool
+        Give small distinct colour groups their own entry (see
+        :func:`quantize.pipeline.iter_quantize_image`).
+    palette_order : str
+        Order the palette is shown and exported in (:data:`quantize.edit.SORT_KEYS`).
     """
 
     method: str = DEFAULTS["method"]
@@ -101,6 +107,8 @@ class RunParameters:
     dither_strength: float = DEFAULTS["dither_strength"]
     auto: str = "off"
     target_psnr: float = DEFAULTS["target_psnr"]
+    keep_small_colors: bool = DEFAULTS["keep_small_colors"]
+    palette_order: str = "share"
 
     def fit_options(self) -> dict[str, Any]:
         """Return the estimator options passed on to :func:`quantize.pipeline.iter_quantize_image`.
@@ -196,6 +204,8 @@ class RunParameters:
             dither_strength=min(1.0, max(0.0, float(self.dither_strength))),
             auto=self.auto if self.auto in AUTO_MODES else d.auto,
             target_psnr=min(60.0, max(15.0, float(self.target_psnr))),
+            keep_small_colors=bool(self.keep_small_colors),
+            palette_order=self.palette_order if self.palette_order in SORT_KEYS else "share",
         )
 
 
@@ -213,13 +223,18 @@ class RunJob:
         Size of the source file, for the metrics' size comparison.
     previous : QuantizeResult or None
         A fit of this image with the same model parameters: only re-render it (used when
-        just the dithering changed).
+        just the dithering changed, and for an edited palette).
+    overrides : dict or None
+        Extra keyword arguments of :func:`quantize.pipeline.iter_quantize_image`: ``init``
+        (an sRGB palette to start from), ``locked`` (colours kept exactly), ``importance``
+        (a map painted in the app).
     """
 
     image: np.ndarray
     params: RunParameters
     original_bytes: int | None = None
     previous: Any = None
+    overrides: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -417,7 +432,13 @@ def only_rendering_changed(old: RunParameters, new: RunParameters) -> bool:
     return (
         old != new
         and old.auto == "off"
-        and replace(new, dither=old.dither, dither_strength=old.dither_strength) == old
+        and replace(
+            new,
+            dither=old.dither,
+            dither_strength=old.dither_strength,
+            palette_order=old.palette_order,
+        )
+        == old
     )
 
 

@@ -100,7 +100,8 @@ def _fit_generator(job: RunJob, should_cancel: Callable[[], bool]) -> Generator[
             color_space=params.color_space,
             seed=params.seed,
             should_cancel=should_cancel,
-            **params.fit_options(),
+            keep_small_colors=params.keep_small_colors,
+            **{**params.fit_options(), **(job.overrides or {})},
         )
     return _auto_generator(job, should_cancel)
 
@@ -115,7 +116,9 @@ def _auto_generator(job: RunJob, should_cancel: Callable[[], bool]) -> Generator
     from quantize import auto
 
     p = job.params
-    options = p.fit_options()
+    options = {**p.fit_options(), "keep_small_colors": p.keep_small_colors}
+    if job.overrides and "importance" in job.overrides:
+        options["importance"] = job.overrides["importance"]
     if p.auto == "quality":
         return auto.iter_quality_target(
             job.image,
@@ -260,6 +263,10 @@ def run_pipeline(
         result = fitted.result
     else:
         result = fitted
+    # shown and exported in the chosen order (the reorder keeps everything else)
+    from quantize.edit import reorder, sort_order
+
+    result = reorder(result, sort_order(result, params.palette_order))
     check_cancel(should_cancel)
 
     yield Stage("Rendering the palette image…")

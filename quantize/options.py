@@ -139,5 +139,11 @@ DEFAULTS: MappingProxyType[str, Any] = MappingProxyType(
         "k_max_quality": 256,
         "k_max_bic": 16,
         "max_pixels": 100_000_000,
+        # small distinct colours (quantize.pipeline.iter_quantize_image, keep_small_colors):
+        # a colour group farther than this OKLab distance from every palette entry and
+        # holding at least this share of the pixels gets an entry (see benchmarks/README.md)
+        "keep_small_colors": True,
+        "small_color_distance": 0.05,
+        "small_color_share": 3e-4,
     }
 )

@@ -7,6 +7,7 @@ yields the estimator's :class:`~quantize.protocol.IterationRecord` objects and r
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -17,9 +18,11 @@ import numpy as np
 from quantize._json import json_safe
 from quantize._validation import check_positive_int
 from quantize.cluster._nearest import nearest_indices
+from quantize.cluster._small import cheapest_entries, find_small_groups
 from quantize.cluster.registry import METHODS, get_method
 from quantize.colorspace import check_space, rgb_to_space, space_to_rgb
 from quantize.features import ColorTable, unique_colors
+from quantize.options import DEFAULTS
 from quantize.pixels import to_uint8
 from quantize.protocol import CancelCallback, IterationRecord, check_cancel, drain
 from quantize.render import dither_indices, index_dtype
@@ -29,9 +32,13 @@ __all__ = [
     "QuantizeResult",
     "iter_quantize_image",
     "map_to_palette",
+    "importance_weights",
     "quantize_image",
     "table_points",
 ]
+
+_SMALL_STAGE = "small-colours"  # stage label of the records of the refit that keeps them
+_SMALL_ENTRY_SHARE = 0.02  # entries below this share of the pixels count as small colours
 
 
 def _is_grey(table: ColorTable) -> bool:
@@ -147,6 +154,17 @@ class QuantizeResult:
     points : ndarray of shape (U, D)
         Fitting-space coordinates of the distinct colours.
     elapsed_s : float
+    unique_labels : ndarray of shape (U,), int32
+        Palette index of each distinct colour.
+    locked : ndarray of shape (L, 3), uint8
+        Locked colours: the first L palette entries, exactly these colours.
+    added : tuple of int
+        Palette entries added because a small distinct colour group was far from every
+        fitted entry (see :func:`iter_quantize_image`, ``keep_small_colors``).
+    importance : bool
+        Whether an importance map weighted the fit.
+    edits : tuple of str
+        Edits made to the palette after the fit (see :mod:`quantize.edit`), in order.
     """
 
     image: np.ndarray
@@ -167,6 +185,10 @@ class QuantizeResult:
     points: np.ndarray
     elapsed_s: float
     unique_labels: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    locked: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.uint8))
+    added: tuple[int, ...] = ()
+    importance: bool = False
+    edits: tuple[str, ...] = ()
     _exact: bool | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -239,7 +261,11 @@ class QuantizeResult:
     @property
     def is_soft(self) -> bool:
         """True when the method gives soft responsibilities (the Gaussian mixture)."""
-        return self.method in METHODS and METHODS[self.method].soft
+        return (
+            self.method in METHODS
+            and METHODS[self.method].soft
+            and hasattr(self.model, "responsibility")  # an edited palette has hard maps
+        )
 
     @property
     def exact(self) -> bool:
@@ -362,7 +388,93 @@ class QuantizeResult:
             "fit_options": json_safe(self.fit_options),
             "n_iter": self.n_iter,
             "converged": self.converged,
+            "locked": [_hex(c) for c in self.locked],
+            "added_small_colors": [
+                {
+                    "index": int(i),
+                    "hex": _hex(self.palette[i]),
+                    "share": float(self.proportions[i]),
+                }
+                for i in self.added
+            ],
+            "importance_map": bool(self.importance),
+            "edits": list(self.edits),
         }
+
+
+def _hex(color: np.ndarray) -> str:
+    r, g, b = (int(v) for v in np.asarray(color)[:3])
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def importance_weights(table: ColorTable, importance: Any) -> np.ndarray:
+    """Fit weights of the distinct colours under a per-pixel importance map.
+
+    The weight of a distinct colour is the sum of the importance of its pixels, so a fit on
+    the distinct colours with these weights is exactly the fit on every pixel weighted by
+    its importance.
+
+    Parameters
+    ----------
+    table : ColorTable
+        The image's U distinct colours.
+    importance : array_like of shape (M, N)
+        Importance per pixel: uint8 0 (ignore) ... 255 (most important), or floats in
+        [0, 1].  Transparent pixels are left out whatever their importance.
+
+    Returns
+    -------
+    weights : ndarray of shape (U,), float64
+        ``sum of importance / 255`` (uint8 maps) or ``sum of importance`` (floats).
+
+    Raises
+    ------
+    ValueError
+        If the map's shape is not the image's, a value is out of range or not finite, or
+        the map ignores every (opaque) pixel.
+    """
+    imp = np.asarray(importance)
+    if imp.ndim == 3 and imp.shape[2] == 1:
+        imp = imp[:, :, 0]
+    if imp.shape != tuple(table.shape):
+        raise ValueError(
+            f"importance map of shape {imp.shape} for an image of {table.shape[0]} x "
+            f"{table.shape[1]} pixels (rows x columns): it must have the image's size"
+        )
+    if imp.dtype == np.uint8:
+        values = imp.astype(np.float64) / 255.0
+    elif np.issubdtype(imp.dtype, np.floating) or np.issubdtype(imp.dtype, np.integer):
+        values = imp.astype(np.float64)
+        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+            raise ValueError("importance values must be uint8 0-255 or floats in [0, 1]")
+    else:
+        raise ValueError(f"importance map must be numeric, got dtype {imp.dtype}")
+    inverse = table.inverse
+    opaque = inverse >= 0
+    weights = np.bincount(inverse[opaque], weights=values.ravel()[opaque], minlength=table.n_colors)
+    if not weights.sum() > 0:
+        raise ValueError("the importance map is 0 (ignore) on every pixel: nothing to fit")
+    return weights
+
+
+def _locked_rgb8(locked: Any) -> np.ndarray:
+    arr = np.asarray(locked)
+    if arr.size == 0:
+        return np.zeros((0, 3), dtype=np.uint8)
+    if arr.ndim != 2 or arr.shape[1] != 3:
+        raise ValueError(f"locked colours must have shape (L, 3), got {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0 or arr.max() > 255:
+        raise ValueError("locked colours must be 8-bit sRGB integers 0-255")
+    return np.ascontiguousarray(arr, dtype=np.uint8)
+
+
+def _space_points(rgb8: np.ndarray, space: str, one_channel: bool) -> np.ndarray:
+    conv = rgb_to_space(rgb8, space)
+    return conv[:, :1] if one_channel else conv
+
+
+def _centers_of(model: Any) -> np.ndarray:
+    return np.asarray(model.means_ if hasattr(model, "means_") else model.cluster_centers_)
 
 
 def iter_quantize_image(
@@ -374,6 +486,10 @@ def iter_quantize_image(
     seed: int = 0,
     should_cancel: CancelCallback | None = None,
     table: ColorTable | None = None,
+    importance: Any = None,
+    keep_small_colors: bool = DEFAULTS["keep_small_colors"],
+    small_color_distance: float = DEFAULTS["small_color_distance"],
+    small_color_share: float = DEFAULTS["small_color_share"],
     **fit_options: Any,
 ) -> Generator[IterationRecord, None, QuantizeResult]:
     """Quantize an image step by step.
@@ -400,10 +516,27 @@ def iter_quantize_image(
         The image's distinct colours, as returned by
         :func:`quantize.features.unique_colors` for this very image (callers fitting one
         image several times compute it once); ``None`` computes it.
+    importance : array_like of shape (M, N) or None
+        Importance map: uint8 0 (ignore) ... 255 (most important) or floats in [0, 1].
+        Each pixel counts in the fit with its importance (see :func:`importance_weights`);
+        ignored pixels still get their nearest palette colour.
+    keep_small_colors : bool
+        After the fit, give an entry to each group of distinct colours that is farther than
+        ``small_color_distance`` (OKLab) from every entry and holds at least
+        ``small_color_share`` of the (weighted) pixels; at most K // 4 such entries, which
+        replace the entries that cost least and are then held fixed while the others are
+        fitted again (methods that take ``locked`` colours: K-means and the mixture).  The
+        result's :attr:`QuantizeResult.added` lists them.
+    small_color_distance : float
+        OKLab distance beyond which a colour is far from the palette.
+    small_color_share : float
+        Least share of the pixels a far colour group needs to get an entry.
     **fit_options
         Passed to the estimator (e.g. ``n_init``, ``max_iter``, ``tol``,
         ``covariance_type``, ``reg_covar``, ``init``).  A uint8 array ``init`` of shape
-        (K, 3) is read as an sRGB palette and converted to the fitting space.
+        (K, 3) is read as an sRGB palette and converted to the fitting space.  ``locked``,
+        an array of L distinct 8-bit sRGB colours of shape (L, 3), keeps them as the first
+        L palette entries, exactly (K-means and the mixture).
 
     Yields
     ------
@@ -432,27 +565,69 @@ def iter_quantize_image(
     if one_channel and not _is_grey(table):
         raise ValueError(f"method {method!r} needs a grey image (one channel, or R == G == B)")
     points = table_points(table, space, one_channel=one_channel)
+    weights = table.counts if importance is None else importance_weights(table, importance)
+    fit_on = None
+    if importance is not None and not (weights > 0).all():
+        fit_on = np.flatnonzero(weights > 0)  # ignored colours are mapped after the fit
     options = dict(fit_options)
     init = options.get("init")
     if isinstance(init, np.ndarray | list | tuple):
         arr = np.asarray(init)
         if arr.dtype == np.uint8 and arr.ndim == 2 and arr.shape[1] == 3:
-            conv = rgb_to_space(arr, space)
-            options["init"] = conv[:, :1] if one_channel else conv
+            options["init"] = _space_points(arr, space, one_channel)
+    locked = np.zeros((0, 3), dtype=np.uint8)
+    if options.get("locked") is not None:
+        if "locked" not in spec.options:
+            able = ", ".join(n for n, s in METHODS.items() if "locked" in s.options)
+            raise ValueError(f"method {method!r} cannot lock colours (methods that can: {able})")
+        locked = _locked_rgb8(options["locked"])
+        if len(locked) > n_colors:
+            raise ValueError(f"{len(locked)} locked colours for a palette of {n_colors}")
+        options["locked"] = _space_points(locked, space, one_channel) if len(locked) else None
+    fit_points = points if fit_on is None else points[fit_on]
+    fit_weights = weights if fit_on is None else weights[fit_on]
     model = spec.make(n_colors, int(seed), options)
     records: list[IterationRecord] = []
-    for rec in model.iter_fit(points, table.counts, should_cancel=should_cancel):
+    for rec in model.iter_fit(fit_points, fit_weights, should_cancel=should_cancel):
         records.append(rec)
         yield rec
-    centers = model.means_ if hasattr(model, "means_") else model.cluster_centers_
+    added: tuple[int, ...] = ()
+    pinned = locked
+    if keep_small_colors and "locked" in spec.options and not one_channel:
+        refit = _keep_small_colors(
+            model,
+            spec,
+            n_colors,
+            int(seed),
+            options,
+            table,
+            space,
+            fit_points,
+            fit_weights,
+            fit_on,
+            locked,
+            small_color_distance,
+            small_color_share,
+        )
+        if refit is not None:
+            model2, pinned, added = refit
+            restart = 1 + max((r.restart for r in records), default=-1)
+            for rec in model2.iter_fit(fit_points, fit_weights, should_cancel=should_cancel):
+                rec = dataclasses.replace(rec, restart=restart, stage=_SMALL_STAGE)
+                records.append(rec)
+                yield rec
+            model = model2
+    labels = model.labels_ if fit_on is None else model.predict(points)
     palette = _snap_single_colour_clusters(
-        _palette_from_centers(centers, space), table, model.labels_
+        _palette_from_centers(_centers_of(model), space), table, labels
     )
+    palette[: len(pinned)] = pinned  # locked and added colours exactly as chosen
+    kept = {k: v for k, v in fit_options.items() if k != "locked"}
     return QuantizeResult.from_labels(
         image_arr,
         table,
         points,
-        model.labels_,
+        labels,
         palette,
         history=np.asarray(model.history_, dtype=np.float64),
         records=records,
@@ -461,10 +636,85 @@ def iter_quantize_image(
         color_space=space,
         n_colors_requested=n_colors,
         seed=int(seed),
-        fit_options=dict(fit_options),
+        fit_options=kept,
         warnings=list(model.warnings_),
         elapsed_s=time.perf_counter() - t0,
+        locked=locked,
+        added=added,
+        importance=importance is not None,
     )
+
+
+def _keep_small_colors(
+    model: Any,
+    spec: Any,
+    n_colors: int,
+    seed: int,
+    options: dict[str, Any],
+    table: ColorTable,
+    space: str,
+    points: np.ndarray,
+    weights: np.ndarray,
+    fit_on: np.ndarray | None,
+    locked: np.ndarray,
+    distance: float,
+    share: float,
+) -> tuple[Any, np.ndarray, tuple[int, ...]] | None:
+    """Find small far colour groups and make the refit that keeps them (not yet run).
+
+    Returns (unfitted model, all locked sRGB colours, added entries) or None.
+    """
+    centers = _centers_of(model)
+    K = centers.shape[0]
+    n_locked = len(locked)
+    max_groups = min(K // 4, K - n_locked - 1)
+    if max_groups <= 0:
+        return None
+    palette = _palette_from_centers(centers, space)
+    rgb8 = _table_rgb8(table)
+    if fit_on is not None:
+        rgb8 = rgb8[fit_on]
+    perceptual = points if space == "oklab" else rgb_to_space(rgb8, "oklab")
+    groups = find_small_groups(
+        perceptual,
+        weights,
+        rgb_to_space(palette, "oklab"),
+        distance=float(distance),
+        min_share=float(share),
+        max_groups=max_groups,
+    )
+    if not groups:
+        return None
+    means = np.stack([(weights[g] @ points[g]) / weights[g].sum() for g in groups])
+    new_rgb = _palette_from_centers(means, space)
+    _, first = np.unique(new_rgb, axis=0, return_index=True)
+    new_rgb = new_rgb[np.sort(first)]
+    if locked.size:  # a group whose colour rounds to a locked one needs no entry
+        clash = (new_rgb[:, None, :] == locked[None, :, :]).all(axis=2).any(axis=1)
+        new_rgb = new_rgb[~clash]
+    if not len(new_rgb):
+        return None
+    perc_centers = rgb_to_space(palette, "oklab")
+    apart = ((perc_centers[:, None, :] - perc_centers[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(apart, np.inf)
+    share_of = np.bincount(model.labels_, weights=weights, minlength=K) / weights.sum()
+    # a small entry far from the others is a kept colour already: dropping it would only
+    # trade one lost small colour for another
+    small_apart = (apart.min(axis=1) > float(distance) ** 2) & (share_of < _SMALL_ENTRY_SHARE)
+    protected = (np.arange(K) < n_locked) | small_apart
+    dropped = cheapest_entries(points, weights, model.labels_, centers, len(new_rgb), protected)
+    if not dropped.size:
+        return None
+    new_rgb = new_rgb[: dropped.size]  # the heaviest groups, when fewer entries may go
+    keep = np.setdiff1d(np.arange(K), dropped)
+    all_locked = np.concatenate([locked, new_rgb]).astype(np.uint8)
+    locked_pts = rgb_to_space(all_locked, space)
+    init = np.concatenate([locked_pts, centers[keep[keep >= n_locked]]])
+    refit_options = {**options, "locked": locked_pts, "init": init}
+    if "n_init" in refit_options:
+        refit_options["n_init"] = 1
+    added = tuple(range(n_locked, n_locked + len(new_rgb)))
+    return spec.make(init.shape[0], seed, refit_options), all_locked, added
 
 
 def quantize_image(
@@ -476,6 +726,10 @@ def quantize_image(
     seed: int = 0,
     should_cancel: CancelCallback | None = None,
     table: ColorTable | None = None,
+    importance: Any = None,
+    keep_small_colors: bool = DEFAULTS["keep_small_colors"],
+    small_color_distance: float = DEFAULTS["small_color_distance"],
+    small_color_share: float = DEFAULTS["small_color_share"],
     **fit_options: Any,
 ) -> QuantizeResult:
     """Quantize an image (drains :func:`iter_quantize_image`).
@@ -496,6 +750,12 @@ def quantize_image(
         Cancel poll.
     table : ColorTable or None
         Precomputed distinct colours of ``image`` (see :func:`iter_quantize_image`).
+    importance : array_like of shape (M, N) or None
+        Importance map (see :func:`iter_quantize_image`).
+    keep_small_colors : bool
+        Keep small distinct colour groups (see :func:`iter_quantize_image`).
+    small_color_distance, small_color_share : float
+        Their rule's OKLab distance and least share of the pixels.
     **fit_options
         Estimator options.
 
@@ -512,6 +772,10 @@ def quantize_image(
             seed=seed,
             should_cancel=should_cancel,
             table=table,
+            importance=importance,
+            keep_small_colors=keep_small_colors,
+            small_color_distance=small_color_distance,
+            small_color_share=small_color_share,
             **fit_options,
         )
     )

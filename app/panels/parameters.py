@@ -109,6 +109,13 @@ class ParameterPanel(QtWidgets.QWidget):
         self.target_psnr.setRange(15.0, 60.0)
         self.target_psnr.setSuffix(" dB")
         self.target_psnr.setDecimals(1)
+        self.keep_small = QtWidgets.QCheckBox("Keep small distinct colours", objectName="keepSmall")
+        self.keep_small.setToolTip(
+            "Give a small colour group far from every palette colour (a logo, a sign) its own "
+            f"entry: farther than {DEFAULTS['small_color_distance']:g} in OKLab and at least "
+            f"{100 * DEFAULTS['small_color_share']:g} % of the pixels (K-means, Gaussian mixture)"
+        )
+        self._palette_order = "share"  # chosen in the palette editor, kept with the parameters
 
         model = QtWidgets.QGroupBox("Model")
         form = QtWidgets.QFormLayout(model)
@@ -123,6 +130,7 @@ class ParameterPanel(QtWidgets.QWidget):
         form.addRow("Max &iterations", self.max_iter)
         form.addRow("&Tolerance", self.tol)
         form.addRow("S&eed", self.seed)
+        form.addRow(self.keep_small)
 
         output = QtWidgets.QGroupBox("Output")
         form2 = QtWidgets.QFormLayout(output)
@@ -156,6 +164,7 @@ class ParameterPanel(QtWidgets.QWidget):
         self.strength.valueChanged.connect(self._on_edit)
         self.target_psnr.valueChanged.connect(self._on_edit)
         self.tol.editingFinished.connect(self._on_edit)
+        self.keep_small.toggled.connect(self._on_edit)
 
     # ------------------------------------------------------------------ public API
     def parameters(self) -> RunParameters:
@@ -184,7 +193,21 @@ class ParameterPanel(QtWidgets.QWidget):
             dither_strength=self.strength.value(),
             auto=self.auto.currentData(),
             target_psnr=self.target_psnr.value(),
+            keep_small_colors=self.keep_small.isChecked(),
+            palette_order=self._palette_order,
         ).validated()
+
+    def set_palette_order(self, key: str) -> None:
+        """Set the order the palette is shown and exported in (emits ``changed``).
+
+        Parameters
+        ----------
+        key : str
+            One of :data:`quantize.edit.SORT_KEYS`.
+        """
+        if key != self._palette_order:
+            self._palette_order = key
+            self.changed.emit()
 
     def set_parameters(self, params: RunParameters) -> None:
         """Show ``params`` in the form (does not emit ``changed``).
@@ -210,6 +233,8 @@ class ParameterPanel(QtWidgets.QWidget):
             self.strength.setValue(params.dither_strength)
             _select(self.auto, params.auto)
             self.target_psnr.setValue(params.target_psnr)
+            self.keep_small.setChecked(params.keep_small_colors)
+            self._palette_order = params.palette_order
         finally:
             self._updating = False
         self._update_enabled()

@@ -310,6 +310,41 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="start the fit from this palette (K = its number of colours)",
     )
+    lockable = "/".join(s.name for s in METHODS.values() if "locked" in s.options)
+    g.add_argument(
+        "--lock",
+        default=None,
+        metavar="COLOURS",
+        help=f"keep these colours exactly, as the first palette entries ({lockable}); "
+        "comma-separated hex codes, e.g. '#d52b1e,#f5f5f5'",
+    )
+    g.add_argument(
+        "--lock-palette",
+        default=None,
+        metavar="FILE",
+        help=f"keep every colour of this palette file ({readable}) exactly",
+    )
+    g.add_argument(
+        "--no-keep-small-colors",
+        dest="keep_small_colors",
+        action="store_false",
+        default=d["keep_small_colors"],
+        help="do not give small distinct colour groups their own entry (by default a group "
+        f"farther than {d['small_color_distance']:g} in OKLab from every palette entry and "
+        f"covering at least {100 * d['small_color_share']:g}%% of the pixels gets one)",
+    )
+    defaulted(
+        "--small-color-distance",
+        "small_color_distance",
+        "OKLab distance beyond which a colour group is far from the palette",
+        type=_positive_float,
+    )
+    defaulted(
+        "--small-color-share",
+        "small_color_share",
+        "least share of the pixels (0-1) of a far colour group that gets an entry",
+        type=_unit_float,
+    )
     defaulted("--max-pixels", "max_pixels", "refuse larger images", type=positive_int)
 
 

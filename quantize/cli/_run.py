@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -48,6 +49,39 @@ _OPTION_OF_KIND = {
 
 def _estimator_options(args: argparse.Namespace) -> dict[str, Any]:
     """Return the estimator options of ``args`` for its method (``--init`` checked)."""
+    options = _method_options(args)
+    locked = _locked_colours(args)
+    if locked is not None:
+        options["locked"] = locked
+    return options
+
+
+def _parse_lock(text: str) -> np.ndarray:
+    """Parse ``--lock "#d52b1e,#f5f5f5"`` into an (L, 3) uint8 array."""
+    codes = [c.strip() for c in text.split(",") if c.strip()]
+    bad = [c for c in codes if not re.fullmatch(r"#?[0-9a-fA-F]{6}", c)]
+    if bad or not codes:
+        what = f"{bad[0]!r} is not" if bad else "no colour given, need"
+        raise UsageError(f"--lock: {what} a hex colour like '#d52b1e' (comma-separated list)")
+    rgb = [[int(c.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)] for c in codes]
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def _locked_colours(args: argparse.Namespace) -> np.ndarray | None:
+    """Colours of ``--lock`` and ``--lock-palette`` (in that order, each once), or None."""
+    parts = []
+    if getattr(args, "lock", None):
+        parts.append(_parse_lock(args.lock))
+    if getattr(args, "lock_palette", None):
+        parts.append(_read_user_palette(args.lock_palette))
+    if not parts:
+        return None
+    both = np.concatenate(parts)
+    _, first = np.unique(both, axis=0, return_index=True)
+    return np.ascontiguousarray(both[np.sort(first)])
+
+
+def _method_options(args: argparse.Namespace) -> dict[str, Any]:
     spec = get_method(args.method)
     if not spec.inits:  # the method has no initialisation to choose: --init is ignored
         return fit_options(
@@ -89,6 +123,12 @@ def check_combination(args: argparse.Namespace) -> None:
     spec = get_method(args.method)
     if args.use_palette and args.init_palette:
         raise UsageError("use either --use-palette or --init-palette, not both")
+    locking = getattr(args, "lock", None) or getattr(args, "lock_palette", None)
+    if locking and args.use_palette:
+        raise UsageError("--use-palette keeps every colour of its palette already: drop --lock")
+    if locking and "locked" not in spec.options:
+        able = or_list([f"--method {s.name}" for s in METHODS.values() if "locked" in s.options])
+        raise UsageError(f"--lock and --lock-palette need {able}")
     if args.use_palette or args.init_palette:
         flag = "--use-palette" if args.use_palette else "--init-palette"
         if args.quality is not None or args.max_delta_e is not None or args.colors == "auto":
@@ -118,6 +158,23 @@ def _run_fit(
     from quantize.pipeline import iter_quantize_image, map_to_palette
 
     options = _estimator_options(args)
+    options.update(
+        keep_small_colors=args.keep_small_colors,
+        small_color_distance=args.small_color_distance,
+        small_color_share=args.small_color_share,
+    )
+    if getattr(args, "importance", None):
+        from quantize.io.importance import read_importance_map
+
+        options["importance"] = read_importance_map(
+            args.importance, image.shape[:2], max_pixels=args.max_pixels
+        )
+    locked = options.get("locked")
+    k_fixed = args.colors if isinstance(args.colors, int) else None
+    if args.colors is None and args.quality is None and args.max_delta_e is None:
+        k_fixed = DEFAULTS["n_colors"]
+    if locked is not None and k_fixed is not None and len(locked) > k_fixed:
+        raise UsageError(f"{len(locked)} locked colours do not fit in a palette of {k_fixed}")
     if args.use_palette:
         return map_to_palette(
             image, _read_user_palette(args.use_palette), color_space=args.space
@@ -136,7 +193,7 @@ def _run_fit(
             image,
             psnr=args.quality,
             max_delta_e=args.max_delta_e,
-            k_min=1,
+            k_min=max(1, 0 if locked is None else len(locked)),
             k_max=k_max,
             method=args.method,
             color_space=args.space,
@@ -155,7 +212,7 @@ def _run_fit(
     if args.colors == "auto":
         by_bic = iter_bic(
             image,
-            k_min=1,
+            k_min=max(1, 0 if locked is None else len(locked)),
             k_max=DEFAULTS["k_max_bic"],
             method=args.method,
             color_space=args.space,
@@ -213,7 +270,7 @@ def _targets(args: argparse.Namespace, stem: str) -> list[tuple[str, Path]]:
 
 
 def check_distinct_outputs(
-    targets: Sequence[tuple[str, Path]], n_colors: int | None = None
+    targets: Sequence[tuple[str, Path]], n_colors: int | None = None, palette: Any = None
 ) -> None:
     """Refuse one file named for two outputs (``-o c.png --report c.png``): a usage error.
 
@@ -224,6 +281,8 @@ def check_distinct_outputs(
     n_colors : int, optional
         K; when given, the files of the per-colour kinds (masks, soft maps) are checked
         too, otherwise only the single-file outputs (before the fit, when K is not known).
+    palette : ndarray of shape (K, 3), optional
+        The palette, for the kinds whose file names carry each colour (binary masks).
 
     Raises
     ------
@@ -236,9 +295,9 @@ def check_distinct_outputs(
     for kind, target in targets:
         spec = get_export_kind(kind)
         if spec.per_entry:
-            if n_colors is None:
+            if n_colors is None or ("{hex}" in spec.suffix and palette is None):
                 continue
-            files = spec.paths(target.parent, target.name, n_colors)
+            files = spec.paths(target.parent, target.name, n_colors, palette)
         else:
             files = [target]
         option = _OPTION_OF_KIND.get(kind, "--palette")
@@ -398,7 +457,7 @@ def quantize_one(
             f"{image_path}: skipped, the indexed PNG ({png_bytes:,} bytes) would not be "
             f"smaller than the input ({loaded.file_size:,} bytes); nothing written"
         )
-    check_distinct_outputs(targets, len(result.palette))
+    check_distinct_outputs(targets, len(result.palette), result.palette)
     begin_writing()  # a batch worker told to stop now finishes this file and reports it
     created = create_dirs([args.masks, args.soft])
     try:
@@ -437,6 +496,9 @@ def quantize_one(
         "metrics": None if metrics is None else metrics.to_dict(),
         "palette": ["#{:02x}{:02x}{:02x}".format(*map(int, c)) for c in result.palette],
         "proportions": [round(float(p), 6) for p in result.proportions],
+        "locked": params.get("locked", []),
+        "added_small_colors": params.get("added_small_colors", []),
+        "importance_map": getattr(args, "importance", None),
         "auto": None,
         "warnings": list(
             dict.fromkeys(list(result.warnings) + fit_warnings + loaded.info.get("notes", []))

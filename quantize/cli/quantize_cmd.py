@@ -54,6 +54,13 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="input image (PNG, JPEG, TIFF, WebP, BMP, GIF, PPM); '-' reads standard input",
     )
     add_fit_options(q)
+    q.add_argument(
+        "--importance",
+        default=None,
+        metavar="MAP.png",
+        help="grey image of IMAGE's size: how much each pixel counts in the fit "
+        "(0 = ignore ... 255 = most important)",
+    )
     o = q.add_argument_group("outputs (nothing is overwritten without --force)")
     o.add_argument(
         "-o",
@@ -144,6 +151,13 @@ def print_summary(s: dict[str, Any]) -> None:
             f"mapped onto the given palette of {s['n_colors']} colours "
             f"(nearest in {s['color_space']}), {s['elapsed_s']:.2f} s"
         )
+    if s.get("locked"):
+        lines.append(f"locked (entries 0-{len(s['locked']) - 1}): {', '.join(s['locked'])}")
+    if s.get("added_small_colors"):
+        kept = ", ".join(f"{e['hex']} ({100 * e['share']:.2f}%)" for e in s["added_small_colors"])
+        lines.append(f"small distinct colours kept: {kept} (--no-keep-small-colors to fit without)")
+    if s.get("importance_map"):
+        lines.append(f"weighted by the importance map {s['importance_map']}")
     if s["auto"]:
         a = s["auto"]
         tried = ", ".join(f"{k}" for k in sorted(a["tried"], key=int))

@@ -39,6 +39,7 @@ from quantize.cluster._gaussian import (
     log_resp_chunk,
     quadratic_features,
 )
+from quantize.cluster._locked import check_locked, pin_mixture_stats, seed_around_locked
 from quantize.cluster._nearest import Assigner
 from quantize.cluster.kmeans import KMeans
 from quantize.options import COVARIANCE_TYPES as _COVARIANCES
@@ -84,6 +85,10 @@ class GaussianMixture:
         Restarts; the one with the highest final log-likelihood is kept.
     working_memory_mib : float
         Budget for the temporary (chunk, K) arrays of the E step.
+    locked : array_like of shape (L, D) or None
+        Locked means (L <= K, distinct): the first L components keep them exactly in every
+        M step (their covariances and weights are fitted) and are never dropped; the
+        initialisation seeds the others around them.
 
     Attributes
     ----------
@@ -121,8 +126,10 @@ class GaussianMixture:
         seed: int | np.random.Generator | None = 0,
         n_init: int = 1,
         working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+        locked: np.ndarray | None = None,
     ) -> None:
         self.n_colors = n_colors
+        self.locked = locked
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
         self.init = init
@@ -196,12 +203,14 @@ class GaussianMixture:
             if init.shape != (K_req, D) or not np.isfinite(init).all():
                 raise ValueError(f"init means must be a finite ({K_req}, {D}) array")
         rng = check_seed(self.seed)
+        locked = check_locked(self.locked, K_req, D)
         self.warnings_: list[str] = []
         self.n_features_in_ = D
         self._reg = reg
         total = w.sum()
         offset = (w @ X) / total
         self._offset = offset
+        self._locked = None if locked is None else locked - offset
         Xc = X - offset
         iu, ju = np.triu_indices(D)
         self._iu, self._ju = iu, ju
@@ -220,7 +229,7 @@ class GaussianMixture:
                     f"K reduced to {n_distinct}",
                     QuantizeWarning,
                 )
-                K = n_distinct
+                K = max(n_distinct, 0 if locked is None else locked.shape[0])
         best: dict[str, Any] | None = None
         runs = 1 if isinstance(init, np.ndarray) else n_init
         for r in range(runs):
@@ -232,6 +241,8 @@ class GaussianMixture:
         assert best is not None
         p: GaussianParams = best["params"]
         self.means_ = p.means + offset
+        if locked is not None:  # exactly as given, not through the centring's rounding
+            self.means_[: locked.shape[0]] = locked
         self.covariances_ = p.covariances
         self.weights_ = p.weights
         self.precisions_cholesky_ = p.prec_chol
@@ -244,6 +255,7 @@ class GaussianMixture:
         self.n_colors_ = p.K
         self._params = p
         self._features_cache = None
+        self._locked = None
         if not self.converged_:
             warn_and_record(
                 self.warnings_,
@@ -282,19 +294,32 @@ class GaussianMixture:
         if isinstance(init, str) and init == "random":
             stats = self._random_resp_stats(X, w, K, rng, should_cancel)
             return self._m_step(stats, w.sum(), None)
+        locked = self._locked
         if isinstance(init, np.ndarray):
             centers = init - self._offset
+            if locked is not None:
+                centers = np.concatenate([locked, centers[locked.shape[0] :]])
         elif init == "kmeans":
-            km = KMeans(K, n_init=1, seed=int(rng.integers(2**31 - 1)), working_memory_mib=wm)
+            km = KMeans(
+                K,
+                n_init=1,
+                seed=int(rng.integers(2**31 - 1)),
+                working_memory_mib=wm,
+                locked=locked,
+            )
             yield from km.iter_fit(X, w, should_cancel=should_cancel, stage="kmeans-init")
             for msg in km.warnings_:
                 self.warnings_.append(f"K-means initialisation: {msg}")
             centers = km.cluster_centers_  # X is already centred
+        elif locked is not None:
+            centers = seed_around_locked(
+                X, w, locked, K - locked.shape[0], rng, "k-means++", wm, should_cancel
+            )
         else:
             centers, _ = greedy_kmeans_plusplus(X, w, K, rng, None, wm, should_cancel)
         labels, _, _ = Assigner(X, wm).nearest_two(centers, should_cancel)
         stats = self._hard_stats(X, w, labels, centers.shape[0], should_cancel)
-        given = centers if isinstance(init, np.ndarray) else None
+        given = centers if isinstance(init, np.ndarray) or locked is not None else None
         return self._m_step(stats, w.sum(), given)
 
     def _hard_stats(
@@ -340,6 +365,13 @@ class GaussianMixture:
         """Parameters from sufficient statistics; collapsed components are dropped."""
         iu, ju = self._iu, self._ju
         D = self.n_features_in_
+        locked = getattr(self, "_locked", None)
+        if locked is not None:  # locked means stay, and their components stay alive
+            stats, pinned = pin_mixture_stats(stats, locked, D)
+            if given_means is None:
+                given_means = pinned
+            else:
+                given_means = np.concatenate([locked, given_means[locked.shape[0] :]])
         nk = stats[:, -1]
         alive = nk > 1e-9 * total
         if not alive.all():

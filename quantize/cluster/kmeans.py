@@ -43,6 +43,7 @@ from quantize.cluster._common import (
     relocate_empty,
     weighted_mean_var,
 )
+from quantize.cluster._locked import check_locked, drop_coinciding, seed_around_locked
 from quantize.cluster._nearest import Assigner, exact_sq_dist, find_group_starts, sq_norms
 from quantize.cluster._yinyang import (
     centre_groups,
@@ -266,6 +267,10 @@ class KMeans(KMeansBase):
         faster.  All stop by the same rule on the full data.
     working_memory_mib : float
         Budget for the temporary (chunk, K) arrays.
+    locked : array_like of shape (L, D) or None
+        Locked centres (L <= K, distinct): they are the first L centres of the result,
+        exactly, and never move; the other K - L are seeded around them (k-means++ goes on
+        from them) and fitted.  An ``init`` array's first L rows are replaced by them.
 
     Attributes
     ----------
@@ -300,9 +305,11 @@ class KMeans(KMeansBase):
         seed: int | np.random.Generator | None = 0,
         algorithm: str = "auto",
         working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+        locked: np.ndarray | None = None,
     ) -> None:
         self.n_colors = n_colors
         self.init = init
+        self.locked = locked
         self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
@@ -358,6 +365,7 @@ class KMeans(KMeansBase):
         rng = check_seed(self.seed)
         n, D = X.shape
         init = self._prepare_init(D)
+        locked = check_locked(self.locked, K_req, D)
         self.warnings_ = []
         self.n_features_in_ = D
         mean, var = weighted_mean_var(X, w)
@@ -392,6 +400,12 @@ class KMeans(KMeansBase):
             n_distinct, distinct_rows = count_distinct(Xc, w, K_req)
             if distinct_rows is not None:
                 init_cells, stages = None, []
+        if locked is not None:  # the locked centres count whatever points there are
+            locked = locked - mean
+            if distinct_rows is not None:
+                distinct_rows = drop_coinciding(distinct_rows, locked)
+                n_distinct = locked.shape[0] + distinct_rows.shape[0]
+                distinct_rows = np.concatenate([locked, distinct_rows])
         if n_distinct < K_req:
             warn_and_record(
                 self.warnings_,
@@ -405,6 +419,8 @@ class KMeans(KMeansBase):
         assigner = Assigner(Xc, wm)
 
         if isinstance(init, np.ndarray):
+            if locked is not None:
+                init = np.concatenate([locked + mean, init[locked.shape[0] :]])
             runs = [init - mean]
             if n_init > 1:
                 self.warnings_.append("explicit init given: n_init ignored (one run)")
@@ -418,10 +434,15 @@ class KMeans(KMeansBase):
         Xi, wi = (Xc, w) if init_cells is None else (init_cells[0], init_cells[1])
         # one assigner per cell stage serves every restart
         cell_assigners = [Assigner(st[0], wm) for st in stages]
+        n_locked = 0 if locked is None else locked.shape[0]
         for r, run_init in enumerate(runs):
             check_cancel(should_cancel)
             if isinstance(run_init, np.ndarray):
                 centers = np.array(run_init[:K], dtype=np.float64)
+            elif locked is not None:
+                centers = seed_around_locked(
+                    Xi, wi, locked, K - locked.shape[0], rng, run_init, wm, should_cancel
+                )
             elif run_init == "k-means++":
                 centers, _ = greedy_kmeans_plusplus(Xi, wi, K, rng, None, wm, should_cancel)
             else:
@@ -451,6 +472,7 @@ class KMeans(KMeansBase):
                     self.warnings_,
                     objective_offset=scatter,
                     it_offset=it0,
+                    n_locked=n_locked,
                 )
                 centers = out_c[0]
                 hist_parts.append(out_c[3] + scatter)
@@ -469,6 +491,7 @@ class KMeans(KMeansBase):
                 stage,
                 self.warnings_,
                 it_offset=it0,
+                n_locked=n_locked,
             )
             out = (*out[:3], np.concatenate([*hist_parts, out[3]]), out[4] + it0, out[5])
             self.histories_.append(out[3])
@@ -477,6 +500,8 @@ class KMeans(KMeansBase):
         assert best is not None
         centers, labels, inertia, history, n_iter, converged = best
         self.cluster_centers_ = centers + mean
+        if locked is not None:  # exactly as given, not through the centring's rounding
+            self.cluster_centers_[: locked.shape[0]] = check_locked(self.locked, K_req, D)
         self.labels_ = labels
         self.inertia_ = float(inertia)
         self.history_ = history
@@ -566,12 +591,13 @@ def _lloyd_run(
     objective_offset: float = 0.0,
     it_offset: int = 0,
     pool: ThreadPoolExecutor | None = None,
+    n_locked: int = 0,
 ) -> Generator[IterationRecord, None, tuple]:
     """One Lloyd run.  Returns (centers, labels, inertia, history, n_iter, converged).
 
     ``objective_offset`` is added to the recorded objectives (the within-cell scatter when
     the points are grid-cell means, see :mod:`quantize.cluster._cells`); ``it_offset`` to the
-    recorded iteration numbers.
+    recorded iteration numbers.  The first ``n_locked`` centres never move.
 
     With ``use_bounds`` the E step keeps Yinyang/Hamerly bounds: ``upper[n] >= ||x_n -
     c_{a_n}||`` and, for each group g of centres, ``lower[g, n] <= min ||x_n - c_j||`` over
@@ -596,6 +622,9 @@ def _lloyd_run(
         perm = np.argsort(group_of, kind="stable")  # work with groups as contiguous runs
         group_of = group_of[perm]
         centers = centers[perm]
+    movable = np.arange(K) >= n_locked
+    if perm is not None:
+        movable = movable[perm]
     inv_perm = np.argsort(perm) if perm is not None else None
     group_starts = None if group_of is None else find_group_starts(group_of)
     # group-major (G, N) float32 layout: the per-iteration decrement and the min over groups
@@ -618,9 +647,9 @@ def _lloyd_run(
         # M step
         old = centers
         centers = old.copy()
-        nonempty = Wk > 0
+        nonempty = (Wk > 0) & movable
         centers[nonempty] = Sk[nonempty] / Wk[nonempty, None]
-        empty = np.flatnonzero(~nonempty)
+        empty = np.flatnonzero(~(Wk > 0) & movable)
         if empty.size:
             n_relocated_total += relocate_empty(
                 centers, empty, X, w, exact_sq_dist(X, centers, labels)

@@ -183,6 +183,7 @@ def fit_options(
     max_iter: int,
     tol: float,
     covariance_type: str = DEFAULTS["covariance_type"],
+    locked: Any = None,
 ) -> dict[str, Any]:
     """Estimator options of a run, as the ``vq`` command and the app pass them to the engine.
 
@@ -200,6 +201,13 @@ def fit_options(
         Convergence tolerance.
     covariance_type : str, optional
         For methods with covariances.
+    locked : ndarray of shape (L, 3), uint8, or None
+        Locked sRGB colours (methods that accept ``locked``); None or empty: none.
+
+    Raises
+    ------
+    ValueError
+        If colours are locked for a method that cannot lock them.
 
     Returns
     -------
@@ -214,7 +222,13 @@ def fit_options(
         "tol": tol,
         "covariance_type": covariance_type,
     }
-    return {k: v for k, v in given.items() if k in spec.options}
+    out = {k: v for k, v in given.items() if k in spec.options}
+    if locked is not None and len(locked):
+        if "locked" not in spec.options:
+            able = ", ".join(n for n, s in _METHODS.items() if "locked" in s.options)
+            raise ValueError(f"method {method!r} cannot lock colours (methods that can: {able})")
+        out["locked"] = locked
+    return out
 
 
 register_method(
@@ -224,7 +238,7 @@ register_method(
         short_label="K-means",
         description="weighted K-means (Lloyd, coarse-to-fine): the best palette for compression",
         factory=lambda k, seed, o: KMeans(k, seed=seed, **o),
-        options=_COMMON | {"algorithm"},
+        options=_COMMON | {"algorithm", "locked"},
         inits=_KMEANS_INITS,
     )
 )
@@ -235,7 +249,7 @@ register_method(
         short_label="Gaussian mixture",
         description="Gaussian mixture fitted by EM: soft responsibilities for segmentation",
         factory=lambda k, seed, o: GaussianMixture(k, seed=seed, **o),
-        options=_COMMON | {"covariance_type", "reg_covar"},
+        options=_COMMON | {"covariance_type", "reg_covar", "locked"},
         inits={"kmeans": "K-means", **_KMEANS_INITS},
         objective="log_likelihood",
         soft=True,

@@ -197,8 +197,9 @@ class ExportKind:
         One line of help (the dialog's tooltip).
     suffix : str
         Appended to the stem to name the file: ``".gpl"`` gives ``photo.gpl``.  With
-        ``per_entry`` it holds ``{index}``, the zero-padded palette index:
-        ``".mask-{index}.png"`` gives ``photo.mask-00.png``, ``photo.mask-01.png`` ...
+        ``per_entry`` it holds ``{index}``, the zero-padded palette index, and may hold
+        ``{hex}``, the entry's colour (``rrggbb``): ``".mask-{index}-{hex}.png"`` gives
+        ``photo.mask-00-d52b1e.png``, ``photo.mask-01-f5f5f5.png`` ...
     encode : callable, optional
         ``encode(file: ExportFile) -> bytes``.
     write : callable, optional
@@ -233,12 +234,16 @@ class ExportKind:
                 f"export kind {self.name!r}: suffix {self.suffix!r} must contain "
                 "'{index}' exactly when there is one file per entry"
             )
+        if "{hex}" in self.suffix and not self.per_entry:
+            raise ValueError(f"export kind {self.name!r}: '{{hex}}' needs one file per entry")
         if any(c in self.suffix for c in "/\\\0"):
             raise ValueError(f"export kind {self.name!r}: suffix {self.suffix!r} names a folder")
         if self.palette is not None and not self.short_label:
             object.__setattr__(self, "short_label", self.palette.suffixes[0])
 
-    def paths(self, folder: Path, stem: str, k: int) -> list[Path]:
+    def paths(
+        self, folder: Path, stem: str, k: int, palette: np.ndarray | None = None
+    ) -> list[Path]:
         """Name the files of this kind.
 
         Parameters
@@ -247,6 +252,8 @@ class ExportKind:
         stem : str
         k : int
             Number of palette entries.
+        palette : ndarray of shape (K, 3), uint8, optional
+            The palette, for a suffix with ``{hex}`` (required then).
 
         Returns
         -------
@@ -256,7 +263,16 @@ class ExportKind:
         if not self.per_entry:
             return [folder / f"{stem}{self.suffix}"]
         width = index_width(k)
-        return [folder / (stem + self.suffix.format(index=f"{i:0{width}d}")) for i in range(k)]
+        if "{hex}" in self.suffix:
+            if palette is None or len(palette) != k:
+                raise ValueError(f"export kind {self.name!r} names its files by colour")
+            hexes = [hex_color(c)[1:] for c in palette]
+        else:
+            hexes = [""] * k
+        return [
+            folder / (stem + self.suffix.format(index=f"{i:0{width}d}", hex=hexes[i]))
+            for i in range(k)
+        ]
 
     def entry_pattern(self, stem: str) -> re.Pattern[str] | None:
         """Match the file names this kind gives ``stem``'s entries, whatever their number.
@@ -268,13 +284,20 @@ class ExportKind:
         Returns
         -------
         pattern : re.Pattern or None
-            ``photo.mask-00.png``, ``photo.mask-123.png`` ... for a kind with one file per
-            palette entry (two digits or more); ``None`` for a single-file kind.
+            ``photo.mask-00-d52b1e.png``, ``photo.soft-123.png`` ... for a kind with one file
+            per palette entry (two digits or more; with ``{hex}``, names without the colour
+            too); ``None`` for a single-file kind.
         """
         if not self.per_entry:
             return None
         before, after = self.suffix.split("{index}", 1)
-        return re.compile(re.escape(stem + before) + r"[0-9]{2,}" + re.escape(after))
+        if "{hex}" not in after:
+            return re.compile(re.escape(stem + before) + r"[0-9]{2,}" + re.escape(after))
+        # with the colour, and without it (the names of exports before colours were added)
+        head, tail = after.split("{hex}", 1)
+        named = re.escape(head) + "[0-9a-f]{6}" + re.escape(tail)
+        plain = re.escape(head.rstrip("-_.") + tail)
+        return re.compile(re.escape(stem + before) + r"[0-9]{2,}(?:" + named + "|" + plain + ")")
 
     def fill(self, file: ExportFile) -> Fill:
         """Make the job that writes ``file`` (nothing is computed before it runs).
@@ -538,7 +561,7 @@ for _kind in (
         "binary_masks",
         "Binary mask per cluster (PNG, 0/255)",
         "one 0/255 PNG per palette colour",
-        ".mask-{index}.png",
+        ".mask-{index}-{hex}.png",
         per_entry=True,
         encode=lambda f: maps.mask_png(f.result, _entry(f)),
     ),
@@ -604,7 +627,11 @@ def plan_exports(
     out = Path(out_dir)
     check_stem(stem)
     k = len(result.palette)
-    planned = [p for kind in _check_kinds(kinds) for p in _KINDS[kind].paths(out, stem, k)]
+    planned = [
+        p
+        for kind in _check_kinds(kinds)
+        for p in _KINDS[kind].paths(out, stem, k, np.asarray(result.palette))
+    ]
     outside = [p for p in planned if p.parent != out]
     if outside:  # cannot happen with a checked stem and suffix: the last line of defence
         raise ExportError(f"{outside[0]}: outside the output folder {out}", outside)
@@ -703,7 +730,7 @@ def _refuse_stale(stale: list[Path], overwrite: bool) -> None:
     if stale and not overwrite:
         more = f" (and {len(stale) - 1} more)" if len(stale) > 1 else ""
         raise OutputExistsError(
-            f"{stale[0]}: left by an earlier export with a different number of colours{more};"
+            f"{stale[0]}: left by an earlier export with other colours{more};"
             " use overwrite/--force to replace that set (nothing written)",
             stale,
         )
@@ -825,7 +852,7 @@ def export_targets(
     targets : sequence of (kind, path)
         For single-file kinds ``path`` is the file itself; for kinds with one file per
         palette entry (``"binary_masks"``, ``"soft_maps"``) it is ``folder/stem`` (files
-        ``stem.mask-NN.png`` ...).  A ``"sidecar"`` lists every other target as its outputs.
+        ``stem.mask-NN-rrggbb.png`` ...).  A ``"sidecar"`` lists every other target as its outputs.
     overwrite, dither, strength, source_path, metrics, source_sha256, rendering : optional
         As for :func:`export_all`.
 
@@ -844,7 +871,11 @@ def export_targets(
     for kind, target in targets:
         path = Path(target)
         spec = get_export_kind(kind)
-        files = spec.paths(path.parent, path.name, k) if spec.per_entry else [path]
+        files = (
+            spec.paths(path.parent, path.name, k, np.asarray(result.palette))
+            if spec.per_entry
+            else [path]
+        )
         planned.append((kind, path, files))
     every = [f for _, _, files in planned for f in files]
     check_targets(every, overwrite)
@@ -918,7 +949,7 @@ def write_label_map(
 def write_binary_masks(
     out_dir: str | os.PathLike[str], stem: str, result: QuantizeResult, *, overwrite: bool = False
 ) -> list[Path]:
-    """Write one 0/255 PNG per cluster (``<stem>.mask-NN.png``), all or nothing.
+    """Write one 0/255 PNG per cluster (``<stem>.mask-NN-rrggbb.png``), all or nothing.
 
     Parameters
     ----------

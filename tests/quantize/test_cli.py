@@ -129,24 +129,23 @@ def test_existing_output_exit_5_then_force(img, tmp_path, capsys):
 
 
 def test_existing_sibling_mask_blocks_all_outputs(img, tmp_path, capsys):
+    args = ["quantize", str(img), "-k", "3", *FAST]
+    # the same run once elsewhere names the masks (their names carry each colour)
+    assert main([*args, "-o", "first.png", "--masks", "m0", "-q"]) == 0
+    name = next(p.name for p in sorted((tmp_path / "m0").iterdir()) if ".mask-02-" in p.name)
     (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "photo.mask-02.png").write_bytes(b"mine")
-    argv = [
-        "quantize",
-        str(img),
-        "-k",
-        "3",
-        *FAST,
-        "-o",
-        "o.png",
-        "--masks",
-        "m",
-        "--report",
-        "r.json",
-    ]
+    (tmp_path / "m" / name).write_bytes(b"mine")
+    argv = [*args, "-o", "o.png", "--masks", "m", "--report", "r.json"]
     assert main(argv) == 5
-    assert "photo.mask-02.png: already exists" in capsys.readouterr().err
-    assert files(tmp_path) == ["m/photo.mask-02.png", "photo.png"]
+    assert f"{name}: already exists" in capsys.readouterr().err
+    assert files(tmp_path / "m") == [name]
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "r.json").exists()
+    # a mask named as before colours were in the names is a stale sibling: refused too
+    (tmp_path / "m" / name).unlink()
+    (tmp_path / "m" / "photo.mask-02.png").write_bytes(b"old")
+    assert main(argv) == 5
+    assert "photo.mask-02.png: left by an earlier export" in capsys.readouterr().err
+    assert files(tmp_path / "m") == ["photo.mask-02.png"]
 
 
 @pytest.mark.parametrize("content", [b"", b"not an image at all", b"%PDF-1.7\n"])
@@ -217,7 +216,8 @@ def test_every_output_kind(img, tmp_path, capsys):
         "masks/photo.labels.png",
         "soft/photo.maps.npz",
     }
-    expected |= {f"masks/photo.mask-{i:02d}.png" for i in range(4)}
+    hexes = [h[1:] for h in summary["palette"]]  # mask names carry each colour
+    expected |= {f"masks/photo.mask-{i:02d}-{hexes[i]}.png" for i in range(4)}
     expected |= {f"soft/photo.soft-{i:02d}.png" for i in range(4)}
     assert written == expected
     assert set(files(tmp_path)) == expected | {"photo.png"}
@@ -443,7 +443,11 @@ def test_one_pixel_and_two_colours(tmp_path, monkeypatch, capsys):
     assert "K=2 (asked 8)" in out and "PSNR inf dB" in out
     with Image.open("o2.png") as im:
         np.testing.assert_array_equal(np.asarray(im.convert("RGB")), two)
-    assert files(tmp_path / "m") == ["two.labels.png", "two.mask-00.png", "two.mask-01.png"]
+    assert files(tmp_path / "m") == [
+        "two.labels.png",
+        "two.mask-00-000000.png",
+        "two.mask-01-fac800.png",
+    ]
 
 
 def test_transparency_kept_and_fully_transparent_refused(tmp_path, monkeypatch, capsys):
@@ -998,11 +1002,14 @@ def test_one_file_named_for_two_outputs_is_a_usage_error(img, tmp_path, capsys):
     assert main([*argv, "-o", "o.png", "--palette", "p.gpl", "--palette", "./p.gpl"]) == 2
     assert "p.gpl: named twice by --palette" in one_error_line(capsys.readouterr().err)
     # a per-colour file is known once K is: still a usage error, before anything is written
+    assert main([*argv, "-o", "first.png", "--masks", "m0", "-q"]) == 0  # learn the names
+    mask = next(p.name for p in sorted((tmp_path / "m0").iterdir()) if ".mask-01-" in p.name)
+    before = files(tmp_path)
     (tmp_path / "m").mkdir()
-    assert main([*argv, "-o", "m/photo.mask-01.png", "--masks", "m"]) == 2
+    assert main([*argv, "-o", f"m/{mask}", "--masks", "m"]) == 2
     line = one_error_line(capsys.readouterr().err)
-    assert "m/photo.mask-01.png: named by both -o and --masks" in line
-    assert files(tmp_path) == ["photo.png"]
+    assert f"m/{mask}: named by both -o and --masks" in line
+    assert files(tmp_path) == before
 
 
 def test_info_reads_standard_input(img, monkeypatch, capsys):

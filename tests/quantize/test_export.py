@@ -79,6 +79,11 @@ class FakeResult:
         }
 
 
+def hex_code(colour) -> str:
+    """The ``rrggbb`` part of a mask file name."""
+    return "{:02x}{:02x}{:02x}".format(*(int(v) for v in colour[:3]))
+
+
 def fake_result(k: int = 5, h: int = 9, w: int = 11, transparent: bool = False) -> FakeResult:
     palette = RNG.integers(0, 256, (k, 3), dtype=np.uint8)
     labels = RNG.integers(0, k, (h, w)).astype(np.uint8 if k <= 256 else np.uint16)
@@ -218,17 +223,16 @@ def test_label_map_8_and_16_bit(tmp_path):
 def test_masks_soft_maps_and_npz(tmp_path):
     r = fake_result(3, 8, 10, transparent=True)
     paths = export_all(r, tmp_path, "x", ["binary_masks", "soft_maps", "npz"])
+    masks = [f"x.mask-{k:02d}-{hex_code(r.palette[k])}.png" for k in range(3)]
     assert [p.name for p in paths] == [
-        "x.mask-00.png",
-        "x.mask-01.png",
-        "x.mask-02.png",
+        *masks,
         "x.soft-00.png",
         "x.soft-01.png",
         "x.soft-02.png",
         "x.maps.npz",
     ]
     for k in range(3):
-        with Image.open(tmp_path / f"x.mask-{k:02d}.png") as im:
+        with Image.open(tmp_path / masks[k]) as im:
             assert im.mode == "L"
             mask = np.asarray(im)
         assert set(np.unique(mask)) <= {0, 255}
@@ -300,14 +304,15 @@ def test_plan_matches_export_all_every_kind(tmp_path):
 
 def test_existing_sibling_blocks_everything(tmp_path):
     r = fake_result(3)
-    (tmp_path / "p.mask-02.png").write_bytes(b"mine")
-    with pytest.raises(OutputExistsError, match="p.mask-02.png: already exists") as exc:
+    name = f"p.mask-02-{hex_code(r.palette[2])}.png"  # mask names carry the colour
+    (tmp_path / name).write_bytes(b"mine")
+    with pytest.raises(OutputExistsError, match=f"{name}: already exists") as exc:
         export_all(r, tmp_path, "p", ["indexed_png", "gpl", "binary_masks"])
-    assert exc.value.paths == [tmp_path / "p.mask-02.png"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.mask-02.png"]
-    assert (tmp_path / "p.mask-02.png").read_bytes() == b"mine"
+    assert exc.value.paths == [tmp_path / name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    assert (tmp_path / name).read_bytes() == b"mine"
     export_all(r, tmp_path, "p", ["indexed_png", "gpl", "binary_masks"], overwrite=True)
-    assert (tmp_path / "p.mask-02.png").read_bytes() != b"mine"
+    assert (tmp_path / name).read_bytes() != b"mine"
 
 
 def test_single_writer_refuses_existing(tmp_path):
@@ -418,7 +423,7 @@ def test_failure_creating_new_files_leaves_nothing(tmp_path, monkeypatch):
 
 def test_failing_encoder_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(maps, "mask_png", lambda *_a: (_ for _ in ()).throw(MemoryError("boom")))
-    with pytest.raises(ExportError, match=r"p.mask-00.png: cannot write \(boom\)"):
+    with pytest.raises(ExportError, match=r"p.mask-00-[0-9a-f]{6}.png: cannot write \(boom\)"):
         export_all(fake_result(3), tmp_path, "p", KINDS)
     assert list(tmp_path.iterdir()) == []
 

@@ -273,18 +273,25 @@ def names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+def mask_name(result, stem: str, i: int) -> str:
+    """A binary mask's file name: the index and the colour (rrggbb)."""
+    width = max(2, len(str(len(result.palette) - 1)))
+    code = "{:02x}{:02x}{:02x}".format(*(int(v) for v in result.palette[i]))
+    return f"{stem}.mask-{i:0{width}d}-{code}.png"
+
+
 def test_fewer_masks_with_overwrite_removes_the_old_ones(tmp_path):
     kinds = ["label_map", "binary_masks", "soft_maps"]
     export_all(maps_result(6), tmp_path, "photo", kinds)
     other = export_all(maps_result(2), tmp_path, "other", ["binary_masks"])  # another stem
     assert len(names(tmp_path)) == 1 + 6 + 6 + 2
+    six = maps_result(6)
     assert stale_exports(maps_result(3), tmp_path, "photo", kinds) == [
-        tmp_path / f"photo.{kind}-{i:02d}.png" for kind in ("mask", "soft") for i in (3, 4, 5)
-    ]
+        tmp_path / mask_name(six, "photo", i) for i in (3, 4, 5)
+    ] + [tmp_path / f"photo.soft-{i:02d}.png" for i in (3, 4, 5)]
     export_all(maps_result(3), tmp_path, "photo", kinds, overwrite=True)
-    expected = ["photo.labels.png"] + [
-        f"photo.{k}-0{i}.png" for k in ("mask", "soft") for i in range(3)
-    ]
+    expected = ["photo.labels.png"] + [mask_name(six, "photo", i) for i in range(3)]
+    expected += [f"photo.soft-0{i}.png" for i in range(3)]
     assert names(tmp_path) == sorted(expected + [p.name for p in other])
 
 
@@ -294,10 +301,11 @@ def test_stale_masks_without_overwrite_are_refused(tmp_path):
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(OutputExistsError, match="earlier export") as info:
         export_all(maps_result(3), tmp_path, "photo", ["binary_masks"])
-    assert "photo.mask-000.png" in str(info.value) and "100 more" in str(info.value)
+    assert mask_name(maps_result(101), "photo", 0) in str(info.value)
+    assert "100 more" in str(info.value)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     export_all(maps_result(3), tmp_path, "photo", ["binary_masks"], overwrite=True)
-    assert names(tmp_path) == ["photo.mask-00.png", "photo.mask-01.png", "photo.mask-02.png"]
+    assert names(tmp_path) == [mask_name(maps_result(3), "photo", i) for i in range(3)]
 
 
 def test_stale_removal_is_undone_when_the_export_fails(tmp_path, monkeypatch):
@@ -326,7 +334,7 @@ def test_export_targets_removes_stale_entries_too(tmp_path):
         )
     assert len(names(tmp_path)) == 4
     export_targets(maps_result(2), [("binary_masks", tmp_path / "s")], overwrite=True)
-    assert names(tmp_path) == ["s.mask-00.png", "s.mask-01.png"]
+    assert names(tmp_path) == [mask_name(maps_result(2), "s", i) for i in range(2)]
 
 
 def test_cli_fewer_masks_with_force(tmp_path, monkeypatch, capsys):
@@ -338,7 +346,9 @@ def test_cli_fewer_masks_with_force(tmp_path, monkeypatch, capsys):
     assert len(names(tmp_path / "m")) == 7
     assert main([*base, "-k", "3"]) == 5  # masks 00-02 exist: refused, nothing written
     assert main([*base, "-k", "3", "-f"]) == 0
-    assert names(tmp_path / "m") == ["in.labels.png"] + [f"in.mask-0{i}.png" for i in range(3)]
+    masks = names(tmp_path / "m")[1:]
+    assert names(tmp_path / "m")[0] == "in.labels.png"
+    assert [m[: len("in.mask-00")] for m in masks] == [f"in.mask-0{i}" for i in range(3)]
     capsys.readouterr()
 
 

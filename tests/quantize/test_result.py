@@ -66,12 +66,13 @@ def test_reconstruction_quality(photo):
 def test_unique_colour_fit_equals_all_pixel_fit(photo):
     pixels = photo.reshape(-1, 3).astype(np.float64)
     init = pixels[np.random.default_rng(0).choice(len(pixels), 8, replace=False)]
-    res = quantize_image(photo, 8, init=init)
+    # the estimator alone: no small-colour refit after it (tested in test_keep_colours.py)
+    res = quantize_image(photo, 8, init=init, keep_small_colors=False)
     km = KMeans(8, init=init).fit(pixels)
     np.testing.assert_allclose(res.model.cluster_centers_, km.cluster_centers_, atol=1e-9)
     np.testing.assert_array_equal(res.labels.ravel(), km.labels_)
     np.testing.assert_allclose(res.model.inertia_, km.inertia_, rtol=1e-10)
-    g_res = quantize_image(photo, 4, method="gmm", init=init[:4])
+    g_res = quantize_image(photo, 4, method="gmm", init=init[:4], keep_small_colors=False)
     gm = GaussianMixture(4, init=init[:4]).fit(pixels)
     np.testing.assert_allclose(g_res.model.means_, gm.means_, rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(g_res.model.lower_bound_, gm.lower_bound_, rtol=1e-10)
