@@ -12,6 +12,8 @@ kept in a small ring of rows).  The nearest colour of each rounded value is memo
 
 from __future__ import annotations
 
+from dataclasses import astuple, dataclass
+
 import numpy as np
 
 from quantize.cluster._nearest import NearestCentre, nearest_indices
@@ -88,21 +90,55 @@ def _ordered(
 #: A little overshoot keeps dithering alive next to black and white, where clipping every
 #: channel at the gamut's edge would leave undithered bands.
 _OVERSHOOT = 16.0
-#: Pending error whose squared norm is below this (levels**2) is dropped: it can hardly change
-#: the chosen colour and only sprinkles noise (and PNG bytes) over flat areas.
-_DROP_SQ = 2.0
-#: Pending error is capped at this multiple of the RMS error of the undithered rendering (and
-#: at least ``_CAP_MIN`` levels).  Larger errors come from colours the palette lacks;
-#: spreading them in full paints streaks of a wrong colour into the neighbours.
-_CAP_RMS = 2.5
+
+
+@dataclass(frozen=True)
+class _Adaptive:
+    """Settings of adaptive Floyd–Steinberg.
+
+    Parameters
+    ----------
+    texture : float
+        Texture scale of the dither map (mean absolute second difference, 0-1 scale): where
+        the image is this busy, a pixel takes half the error it takes in a smooth area.
+    floor : float
+        The least share of error a pixel takes, in the busiest texture or on an edge.
+    flat_min : float
+        The share of error a pixel takes when none of its neighbours share its undithered
+        colour.
+    cap_rms : float
+        Pending error is capped at this multiple of the RMS error of the undithered
+        rendering (and at least ``_CAP_MIN`` levels): larger errors come from colours the
+        palette lacks, and spreading them in full paints streaks of a wrong colour.
+    drop_sq : float
+        Pending error whose squared norm is below this (levels**2) is dropped: it can hardly
+        change the chosen colour and only sprinkles noise (and PNG bytes) over flat areas.
+    """
+
+    texture: float
+    floor: float
+    flat_min: float
+    cap_rms: float
+    drop_sq: float
+
+
+#: Settings for a coarse palette (K <= 16) and a fine one (K >= 64), interpolated on log2 K in
+#: between.  Tuned on nine real photos against pngquant's dithering (benchmarks/README.md):
+#: more error everywhere lowers the blurred colour error and SSIM together; a coarse
+#: palette's large steps make dither noise cost SSIM, a fine palette's small steps need most
+#: pending errors kept to remove bands.
+_COARSE = _Adaptive(texture=0.08, floor=0.5, flat_min=0.4, cap_rms=2.5, drop_sq=2.0)
+_FINE = _Adaptive(texture=0.12, floor=0.7, flat_min=0.6, cap_rms=4.0, drop_sq=0.5)
 _CAP_MIN = 12.0
-#: Texture scale of the dither map (mean absolute second difference on a 0-1 scale): where
-#: the image is this busy, a pixel takes half the error it takes in a smooth area.
-_TEXTURE = 0.08
-#: The least share of error a pixel takes, in the busiest texture or on an edge.
-_FLOOR = 0.5
-#: The share of error a pixel takes when none of its neighbours share its undithered colour.
-_FLAT_MIN = 0.4
+
+
+def _adaptive_settings(n_colors: int) -> _Adaptive:
+    t = float(np.clip((np.log2(max(n_colors, 1)) - 4.0) / 2.0, 0.0, 1.0))
+    return _Adaptive(
+        *(a + t * (b - a) for a, b in zip(astuple(_COARSE), astuple(_FINE), strict=True))
+    )
+
+
 #: Palettes up to this size are searched directly in error diffusion (no memo table).
 _DIRECT_MAX = 32
 
@@ -121,7 +157,7 @@ def _box_mean(a: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
-def dither_map(image: np.ndarray, indices: np.ndarray) -> np.ndarray:
+def dither_map(image: np.ndarray, indices: np.ndarray, n_colors: int | None = None) -> np.ndarray:
     """How much pending error each pixel takes in adaptive Floyd–Steinberg, in [0, 1].
 
     Dithering pays where an undithered rendering shows bands: smooth gradients that the
@@ -132,10 +168,13 @@ def dither_map(image: np.ndarray, indices: np.ndarray) -> np.ndarray:
 
     - *calm*, from the image: the mean absolute second difference (largest over the
       channels, along rows and columns, 0-1 scale) in a 5 x 5 window, ``b``, gives
-      ``calm = 1 / (1 + (b / 0.08) ** 2)``, mapped to ``[0.5, 1]``;
+      ``calm = 1 / (1 + (b / texture) ** 2)``, mapped to ``[floor, 1]``;
     - *flat*, from the undithered rendering: the share ``s`` of a pixel's eight neighbours
-      with the same palette index gives ``0.4 + 0.6 * s`` (1 inside a band, lower where
-      the rendering already changes from pixel to pixel).
+      with the same palette index gives ``flat_min + (1 - flat_min) * s`` (1 inside a band,
+      lower where the rendering already changes from pixel to pixel).
+
+    ``texture``, ``floor`` and ``flat_min`` are 0.08, 0.5 and 0.4 for K <= 16 colours and
+    0.12, 0.7 and 0.6 for K >= 64, interpolated on log2 K in between.
 
     The constants were tuned on crops of nine real photos at K = 16, 64 and 256 against
     pngquant's dithering (SSIM and mean CIEDE2000 after a 1-pixel blur, see
@@ -148,12 +187,17 @@ def dither_map(image: np.ndarray, indices: np.ndarray) -> np.ndarray:
         The image.
     indices : ndarray of shape (M, N), integer
         Its undithered rendering (nearest palette index of every pixel).
+    n_colors : int, optional
+        Palette size K (default: the largest index + 1).
 
     Returns
     -------
     weight : ndarray of shape (M, N), float32
     """
     m, n = indices.shape
+    if n_colors is None:
+        n_colors = int(indices.max(initial=0)) + 1
+    settings = _adaptive_settings(n_colors)
     busy = np.zeros((m, n), np.float32)
     for c in range(3):  # channel planes: reductions over a length-3 axis are slow
         f = image[:, :, c].astype(np.float32)
@@ -168,12 +212,12 @@ def dither_map(image: np.ndarray, indices: np.ndarray) -> np.ndarray:
             np.abs(d, out=d)
             np.maximum(busy[1:-1], d, out=busy[1:-1])
     busy = _box_mean(busy, 2)
-    busy *= np.float32(1.0 / (255.0 * _TEXTURE))
+    busy *= np.float32(1.0 / (255.0 * settings.texture))
     np.square(busy, out=busy)
     busy += 1.0
     weight = np.reciprocal(busy, out=busy)  # calm, in (0, 1]
-    weight *= 1.0 - _FLOOR
-    weight += _FLOOR
+    weight *= 1.0 - settings.floor
+    weight += settings.floor
     indices = indices.astype(np.int16 if indices.max(initial=0) < 32767 else np.int32)
     padded = np.pad(indices, 1, mode="edge")
     same = np.zeros((m, n), np.float32)
@@ -181,8 +225,8 @@ def dither_map(image: np.ndarray, indices: np.ndarray) -> np.ndarray:
         for dx in (0, 1, 2):
             if dy != 1 or dx != 1:
                 same += padded[dy : dy + m, dx : dx + n] == indices
-    same *= np.float32((1.0 - _FLAT_MIN) / 8.0)
-    same += _FLAT_MIN
+    same *= np.float32((1.0 - settings.flat_min) / 8.0)
+    same += settings.flat_min
     weight *= same
     return weight
 
@@ -323,13 +367,17 @@ def _floyd_steinberg(
         return nearest
     lookup = _PaletteLookup(palette)
     if adaptive:
+        k = len(palette)
         if opaque is None:
-            weight = dither_map(rgb, nearest)
+            weight = dither_map(rgb, nearest, k)
         else:  # what lies under transparent pixels must not steer the visible ones
-            weight = dither_map(np.where(opaque[:, :, None], rgb, 0), np.where(opaque, nearest, -1))
+            weight = dither_map(
+                np.where(opaque[:, :, None], rgb, 0), np.where(opaque, nearest, -1), k
+            )
+        settings = _adaptive_settings(k)
         weight *= np.float32(strength)
-        cap = max(_CAP_MIN, _CAP_RMS * float(np.sqrt(mse)))
-        drop_sq, overshoot = _DROP_SQ, _OVERSHOOT
+        cap = max(_CAP_MIN, settings.cap_rms * float(np.sqrt(mse)))
+        drop_sq, overshoot = settings.drop_sq, _OVERSHOOT
     else:
         weight = np.full(rgb.shape[:2], strength, np.float32)
         cap, drop_sq, overshoot = np.inf, 0.0, 0.0

@@ -365,3 +365,14 @@ def test_box_mean_matches_a_direct_window_mean():
         np.testing.assert_allclose(
             _box_mean(a, r), ndi.uniform_filter(a, 2 * r + 1, mode="nearest"), rtol=1e-5, atol=1e-6
         )
+
+
+def test_adaptive_settings_run_from_coarse_to_fine_palettes():
+    from dataclasses import astuple
+
+    from quantize.render import _COARSE, _FINE, _adaptive_settings
+
+    assert _adaptive_settings(2) == _adaptive_settings(16) == _COARSE
+    assert _adaptive_settings(64) == _adaptive_settings(256) == _FINE
+    halfway = np.add(astuple(_COARSE), astuple(_FINE)) / 2
+    np.testing.assert_allclose(astuple(_adaptive_settings(32)), halfway)
