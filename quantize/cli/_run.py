@@ -158,6 +158,9 @@ def _run_fit(
     from quantize.pipeline import iter_quantize_image, map_to_palette
 
     options = _estimator_options(args)
+    shared = getattr(args, "fixed_palette", None)
+    if shared is not None:  # vq batch --shared-palette: the palette of the whole set
+        return map_to_palette(image, np.asarray(shared, np.uint8), color_space=args.space), None
     options.update(
         keep_small_colors=args.keep_small_colors,
         small_color_distance=args.small_color_distance,
