@@ -52,6 +52,8 @@ SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 #: How often (s) a running task asks the scheduler whether the run was cancelled: a round
 #: trip costs about a millisecond locally, so polling at most this often costs < 1 %.
 _POLL_S = 0.25
+#: How long to try to reach a scheduler before giving up (a refused connection is retried).
+CONNECT_TIMEOUT_S = 10.0
 
 
 def default_workers() -> int:
@@ -198,19 +200,20 @@ def _event_check(name: str) -> Callable[[bool], bool]:
     from distributed import Event
 
     event = Event(name)
-    state = {"last": 0.0, "set": False}
+    last = [0.0]
+    cancelled = [False]
 
     def check(fresh: bool = False) -> bool:
-        if state["set"]:
+        if cancelled[0]:
             return True
         now = time.monotonic()
-        if fresh or now - state["last"] >= _POLL_S:
-            state["last"] = now
+        if fresh or now - last[0] >= _POLL_S:
+            last[0] = now
             try:
-                state["set"] = bool(event.is_set())
+                cancelled[0] = bool(event.is_set())
             except Exception:  # scheduler gone: the run is over
-                state["set"] = True
-        return state["set"]
+                cancelled[0] = True
+        return cancelled[0]
 
     return check
 
@@ -230,30 +233,40 @@ def _run_task(fn: Callable[[Any], Any], item: Any, event: str) -> Any:
         return fn(item)
 
 
-class _ParentRegistries:
-    """Worker plugin: register on each worker the methods the parent registered at run time.
+def _setup_worker(specs: Sequence[Any], ignore_sigint: bool) -> None:
+    """Prepare a worker: the parent's run-time methods registered, SIGINT ignored if local."""
+    from quantize.cluster.registry import METHODS, register_method
+
+    for spec in specs:
+        if spec.name not in METHODS:
+            register_method(spec)
+    if ignore_sigint and threading.current_thread() is threading.main_thread():
+        # Ctrl-C in a terminal reaches the whole process group: the parent decides
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _worker_plugin(specs: Sequence[Any], ignore_sigint: bool) -> Any:
+    """Make the worker plugin that carries the parent's registries to every worker.
 
     A method registered by a plug-in or a script (``register_method``) exists only in the
-    process that registered it; this plugin carries the specs (pickled by cloudpickle: their
-    ``make`` must be importable on the workers, or defined in ``__main__``) to every worker,
-    including those that join or restart later.
+    process that registered it; the plugin carries the specs (pickled by cloudpickle: their
+    factory must be importable on the workers, or be a lambda or a ``__main__`` function)
+    to every worker, including those that join or restart later.
     """
+    from distributed.diagnostics.plugin import WorkerPlugin
 
-    idempotent = True
-    name = "vq-registries"
+    class VqWorkerSetup(WorkerPlugin):
+        idempotent = False
+        name = "vq-worker-setup"
 
-    def __init__(self, specs: Sequence[Any]) -> None:
-        self.specs = list(specs)
+        def __init__(self) -> None:
+            self.specs = list(specs)
+            self.ignore_sigint = ignore_sigint
 
-    def setup(self, worker: Any = None) -> None:
-        from quantize.cluster.registry import METHODS, register_method
+        def setup(self, worker: Any) -> None:
+            _setup_worker(self.specs, self.ignore_sigint)
 
-        for spec in self.specs:
-            if spec.name not in METHODS:
-                register_method(spec)
-        if threading.current_thread() is threading.main_thread():
-            # Ctrl-C in a terminal reaches the whole process group: the parent decides
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return VqWorkerSetup()
 
 
 def _runtime_methods() -> list[Any]:
@@ -382,21 +395,19 @@ class Cluster:
                 self.client = Client(self._local, set_as_default=False)
         elif choice.kind == "file":
             try:
-                self.client = Client(scheduler_file=choice.target, timeout="10s")
+                self.client = Client(scheduler_file=choice.target, timeout=CONNECT_TIMEOUT_S)
             except (OSError, ValueError) as exc:
                 raise ConnectionError(
                     f"{choice.target}: cannot read the scheduler file ({exc})"
                 ) from None
         else:
             try:
-                self.client = Client(choice.target, timeout="10s", set_as_default=False)
+                self.client = Client(choice.target, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
             except (OSError, TimeoutError) as exc:
                 raise ConnectionError(
                     f"cannot connect to the Dask scheduler at {choice.target} ({exc})"
                 ) from None
-        methods = _runtime_methods()
-        if methods:
-            self.client.register_plugin(_ParentRegistries(methods))
+        self.client.register_plugin(_worker_plugin(_runtime_methods(), choice.kind == "local"))
         self._event = f"vq-cancel-{uuid.uuid4().hex}"
 
     def _restore_logs(self) -> None:

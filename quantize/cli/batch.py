@@ -603,6 +603,7 @@ def run(args: argparse.Namespace, err: Err) -> int:
     runner = _Runner(None, mode)
 
     def record(index: int, res: dict[str, Any]) -> None:
+        res["input"] = _label(args.inputs[index])  # as given (remote workers see it absolute)
         results[index] = res
         if not res["ok"]:  # errors are always said, --quiet or not
             err(f"vq: {res['message']}")
@@ -638,6 +639,12 @@ def run(args: argparse.Namespace, err: Err) -> int:
         jobs.append((index, (text, stem, options, data)))
 
     choice = _cluster_choice(args, len(jobs))
+    if choice is not None and choice.kind != "local":  # remote workers: another cwd
+        options["outdir"] = os.path.abspath(args.outdir)
+        jobs = [
+            (i, (t[0] if t[0] == STDIN else os.path.abspath(t[0]), t[1], options, t[3]))
+            for i, t in jobs
+        ]
     before = {p: _stat_key(p) for i, _ in jobs for p in targets_of(i)}
     interrupted = False
     unreported: dict[int, list[Path]] = {}
