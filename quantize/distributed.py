@@ -479,6 +479,33 @@ class Cluster:
         for fut in as_completed(list(futures), loop=self.client.loop):
             yield self._outcome(fut, index[fut.key])
 
+    def outcome(self, future: Any) -> TaskOutcome:
+        """Wait for one future; return its outcome.
+
+        Parameters
+        ----------
+        future : distributed.Future
+
+        Returns
+        -------
+        outcome : TaskOutcome
+            With ``index`` 0.
+        """
+        _wait_done([future], None)
+        return self._outcome(future, 0)
+
+    def n_workers(self) -> int:
+        """Return the number of workers the scheduler knows now.
+
+        Returns
+        -------
+        n : int
+        """
+        try:
+            return len(self.client.scheduler_info(n_workers=-1)["workers"])
+        except Exception:
+            return 1
+
     @staticmethod
     def _outcome(fut: Any, index: int) -> TaskOutcome:
         if fut.status == "cancelled":
@@ -513,7 +540,7 @@ class Cluster:
             Of every future, in order: finished ones with their result (those that had
             begun writing finish their file), the others ``cancelled``.
         """
-        from distributed import Event, wait
+        from distributed import Event
 
         with contextlib.suppress(Exception):
             Event(self._event, client=self.client).set()  # first: a task starting now stops
@@ -525,8 +552,7 @@ class Cluster:
         with contextlib.suppress(Exception):
             self.client.cancel(queued)
         active = [f for f in futures if str(f.key) in running]
-        with contextlib.suppress(Exception):
-            wait(active, timeout=grace_s)
+        _wait_done(active, grace_s)
         return [
             self._outcome(f, i) if f.done() else TaskOutcome(i, cancelled=True)
             for i, f in enumerate(futures)
@@ -566,6 +592,15 @@ class Cluster:
             depth += 1
         self._futures.extend(level)
         return level[0]
+
+
+def _wait_done(futures: Sequence[Any], timeout_s: float | None) -> None:
+    """Wait until every future is done (finished, failed or cancelled), or the time is up."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    for fut in futures:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        with contextlib.suppress(Exception):  # failed, cancelled or timed out: done waiting
+            fut.result(timeout=left)
 
 
 class _Pair:

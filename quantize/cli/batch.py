@@ -148,12 +148,36 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "file onto it; an animated GIF/APNG is written as one animated PNG with that palette",
     )
     b.add_argument(
+        "--tiled-tiff",
+        action="store_true",
+        help="write TIFFs over --max-pixels (read, fitted and mapped in row strips, never "
+        "whole) as tiled palette TIFFs OUTDIR/<name>.tif instead of PNGs written strip by strip",
+    )
+    b.add_argument(
+        "--strip-mib",
+        type=_positive_number,
+        default=64,
+        metavar="MIB",
+        help="input MiB per strip of an image over --max-pixels: bounds the memory of a "
+        "strip task (about 8x this for 8-bit RGB) (default %(default)s)",
+    )
+    b.add_argument(
         "--skip-existing",
         action="store_true",
         help="skip inputs whose outputs all exist already (resumes an interrupted batch)",
     )
     add_write_options(b, "skip files whose indexed PNG would not be smaller than the input")
     add_output_mode(b)
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 def palette_suffix(args: argparse.Namespace) -> str:
@@ -614,11 +638,27 @@ def run(args: argparse.Namespace, err: Err) -> int:
         record(index, res)
         runner.tick()
 
+    huge: dict[int, Any] = {}  # TIFFs over the pixel cap: processed in strips
+
     def targets_of(index: int) -> list[Path]:
+        if index in huge:
+            from quantize.cli._huge import huge_targets
+
+            return [path for _, path in huge_targets(args, stems[index])]
         return [path for _, path in output_targets(args, stems[index])]
 
     jobs: list[_Job] = []
     for index, (text, stem) in enumerate(zip(args.inputs, stems, strict=True)):
+        if text != STDIN:
+            from quantize.io.huge import tiff_info
+
+            info = tiff_info(text)
+            if info is not None and info.n_pixels > args.max_pixels:
+                if info.problem:
+                    message = f"{text}: {info.width}x{info.height} pixels is over the pixel "
+                    record(index, _failure(text, 3, message + f"limit, and {info.problem}"))
+                    continue
+                huge[index] = info
         if args.skip_existing and all(p.exists() for p in targets_of(index)):
             names = ", ".join(str(p) for p in targets_of(index))
             results[index] = {
@@ -636,9 +676,11 @@ def run(args: argparse.Namespace, err: Err) -> int:
             except LoadError as exc:
                 record(index, _failure(text, *classify(exc)))
                 continue
-        jobs.append((index, (text, stem, options, data)))
+        if index not in huge:
+            jobs.append((index, (text, stem, options, data)))
+    huge_order = [i for i in huge if i not in results]
 
-    choice = _cluster_choice(args, len(jobs))
+    choice = _cluster_choice(args, len(jobs) + 2 * len(huge_order))
     if choice is not None and choice.kind != "local":  # remote workers: another cwd
         options["outdir"] = os.path.abspath(args.outdir)
         jobs = [
@@ -652,7 +694,7 @@ def run(args: argparse.Namespace, err: Err) -> int:
     pids_before: dict[str, int] = {}
     fit: dict[str, Any] | None = None
     try:
-        if choice is not None and jobs:
+        if choice is not None and (jobs or huge_order):
             from quantize.distributed import Cluster
 
             try:
@@ -680,14 +722,16 @@ def run(args: argparse.Namespace, err: Err) -> int:
                 ]
             elif not interrupted:
                 jobs = []
-        if not interrupted and jobs:
-            runner.start_bar(len(jobs), "vq batch")
+        if not interrupted and (jobs or huge_order):
+            runner.start_bar(len(jobs) + len(huge_order), "vq batch")
             if cluster is None:
                 interrupted = _run_here(jobs, record_file, unreported)
             else:
                 interrupted = _run_cluster(
                     cluster, batch_task, jobs, record_file, lambda i: args.inputs[i], "vq-file"
                 )
+        if not interrupted and huge_order:
+            interrupted = _run_huge(args, stems, huge, huge_order, cluster, record_file)
     finally:
         runner.close_bar()
         killed: list[int] = []
@@ -699,7 +743,12 @@ def run(args: argparse.Namespace, err: Err) -> int:
                 if interrupted:
                     killed = list(pids_before.values()) + list(after.values())
                 done = [p for i, r in results.items() if r["ok"] for p in targets_of(i)]
-                rest = [p for i, _ in jobs if i not in results for p in targets_of(i)]
+                rest = [
+                    p
+                    for i in [*(i for i, _ in jobs), *huge_order]
+                    if i not in results
+                    for p in targets_of(i)
+                ]
                 _clean_strays(done, rest, killed)
                 if killed and not interrupted:
                     err(
@@ -713,6 +762,37 @@ def run(args: argparse.Namespace, err: Err) -> int:
                 if changed and all(_stat_key(p) is not None for p in changed):
                     unreported[i] = changed
     return _finish(args, err, results, unreported, interrupted, created, fit)
+
+
+def _run_huge(
+    args: argparse.Namespace,
+    stems: Sequence[str],
+    huge: dict[int, Any],
+    order: Sequence[int],
+    cluster: Any,
+    record: _Record,
+) -> bool:
+    """Quantize the TIFFs over the pixel cap one after the other, each in strips.
+
+    Returns whether interrupted (the image being written is discarded whole).
+    """
+    from quantize.cli._huge import run_huge
+
+    remote = cluster is not None and cluster.choice.kind != "local"
+    if remote:
+        args = argparse.Namespace(**{**vars(args), "outdir": os.path.abspath(args.outdir)})
+    for index in order:
+        text = args.inputs[index]
+        path = os.path.abspath(text) if remote else text
+        try:
+            report = run_huge(path, stems[index], args, huge[index], cluster)
+        except KeyboardInterrupt:
+            return True
+        except Exception as exc:
+            code, message = classify(exc)
+            report = _failure(text, code, message)
+        record(index, report)
+    return False
 
 
 def _finish(

@@ -23,10 +23,12 @@ import pytest
 from PIL import Image
 
 from quantize.cli import main
+from quantize.options import DEFAULTS
 
 pytestmark = pytest.mark.slow
 
 FAST = ["--n-init", "1", "--max-iter", "30"]
+DEFAULT_SPACE = DEFAULTS["color_space"]
 
 
 def photo_like(path: Path, seed: int, size: int = 48) -> Path:
@@ -202,8 +204,6 @@ def test_shared_palette_one_fit_for_all_and_an_animation(tmp_path, cluster, caps
     pixels = [np.asarray(Image.open(p).convert("RGB")) for p in stills]
     pixels += [f[..., :3] for f in load_animation("anim.gif", max_pixels=10**6).frames]
     column = np.concatenate([p.reshape(-1, 1, 3) for p in pixels])
-    from quantize.options import DEFAULTS
-
     same = dict(
         color_space=DEFAULTS["color_space"],
         seed=DEFAULTS["seed"],
@@ -279,3 +279,56 @@ def test_vq_quantize_never_imports_dask():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "'dask'" not in out and "'distributed'" not in out
+
+
+def big_tiff(path: Path, rows: int = 600, cols: int = 300) -> np.ndarray:
+    """A tiled RGBA TIFF with smooth colours, noise and a fully transparent corner."""
+    import tifffile
+
+    rng = np.random.default_rng(5)
+    y, x = np.mgrid[0:rows, 0:cols]
+    rgb = np.stack([x * 255 // cols, y * 255 // rows, (x + y) * 255 // (rows + cols)], -1)
+    rgb = np.clip(rgb + rng.integers(-2, 3, rgb.shape), 0, 255)
+    alpha = np.full((rows, cols, 1), 255)
+    alpha[:40, :30] = 0
+    img = np.concatenate([rgb, alpha], -1).astype(np.uint8)
+    tifffile.imwrite(path, img, tile=(64, 64), compression="zlib", extrasamples=[2])
+    return img
+
+
+def test_an_image_over_the_pixel_cap_is_done_in_strips(tmp_path, cluster, capsys):
+    import tifffile
+
+    from quantize.pipeline import map_to_palette
+
+    lc, _ = cluster
+    img = big_tiff(tmp_path / "scan.tif")
+    argv = ["batch", "scan.tif", "-k", "12", *FAST, "--max-pixels", "100000", "--strip-mib", ".2"]
+    assert main([*argv, "-o", "here", "-j", "1", "--json"]) == 0
+    here = json.loads(capsys.readouterr().out)["files"][0]["summary"]
+    # 0.2 MiB = 174 rows of 300 RGBA pixels, cut at the 64-row tiles: 128 rows per strip
+    assert here["strips"] == 5 and (here["width"], here["height"]) == (300, 600)
+    assert main([*argv, "-o", "there", "--scheduler", lc.scheduler_address, "-q"]) == 0
+    png = (tmp_path / "here" / "scan.png").read_bytes()
+    assert png == (tmp_path / "there" / "scan.png").read_bytes()
+    palette = np.array([[int(h[i : i + 2], 16) for i in (1, 3, 5)] for h in here["palette"]])
+    whole = map_to_palette(img, palette.astype(np.uint8), color_space=DEFAULT_SPACE)
+    with Image.open(tmp_path / "here" / "scan.png") as im:
+        assert im.mode == "P" and im.size == (300, 600)
+        idx = np.asarray(im)
+        entries = np.asarray(im.getpalette()).reshape(-1, 3)
+        assert im.info["transparency"] == 12  # the extra entry is the transparent one
+    opaque = img[..., 3] > 0
+    assert np.array_equal(idx[opaque], whole.labels[opaque])  # strips = the whole image
+    assert (idx[~opaque] == 12).all()
+    assert np.array_equal(entries[:12], palette)
+    # the same as a tiled palette TIFF
+    assert main([*argv, "-o", "tiff", "-j", "1", "-q", "--tiled-tiff"]) == 0
+    with tifffile.TiffFile(tmp_path / "tiff" / "scan.tif") as tf:
+        page = tf.pages[0]
+        assert page.is_tiled and page.photometric == tifffile.PHOTOMETRIC.PALETTE
+        labels = page.asarray()
+        cmap = page.colormap
+    assert np.array_equal(labels[opaque], whole.labels[opaque])
+    assert np.array_equal(cmap[:, :12].T // 257, palette)
+    assert hidden_files(tmp_path / "tiff") == [] and hidden_files(tmp_path / "there") == []
