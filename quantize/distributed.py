@@ -461,38 +461,65 @@ class Cluster:
         self._futures.extend(futures)
         return futures
 
-    def as_completed(self, futures: Sequence[Any]) -> Iterator[TaskOutcome]:
+    def as_completed(
+        self, futures: Sequence[Any], should_stop: Callable[[], bool] | None = None
+    ) -> Iterator[TaskOutcome]:
         """Yield the outcome of every future as it completes.
 
         Parameters
         ----------
         futures : sequence of distributed.Future
             As returned by :meth:`submit_all`.
+        should_stop : callable, optional
+            Polled while waiting (every 50 ms); True raises :class:`KeyboardInterrupt`, as
+            Ctrl-C does (the desktop app's Cancel button).
 
         Yields
         ------
         outcome : TaskOutcome
+
+        Raises
+        ------
+        KeyboardInterrupt
+            ``should_stop`` said so.
         """
         from distributed import as_completed
 
         index = {f.key: i for i, f in enumerate(futures)}
-        for fut in as_completed(list(futures), loop=self.client.loop):
-            yield self._outcome(fut, index[fut.key])
+        pending = as_completed(list(futures), loop=self.client.loop)
+        if should_stop is None:
+            for fut in pending:
+                yield self._outcome(fut, index[fut.key])
+            return
+        while not pending.is_empty():
+            if should_stop():
+                raise KeyboardInterrupt
+            if not pending.has_ready():
+                time.sleep(0.05)
+                continue
+            for fut in pending.next_batch(block=False):
+                yield self._outcome(fut, index[fut.key])
 
-    def outcome(self, future: Any) -> TaskOutcome:
+    def outcome(self, future: Any, should_stop: Callable[[], bool] | None = None) -> TaskOutcome:
         """Wait for one future; return its outcome.
 
         Parameters
         ----------
         future : distributed.Future
+        should_stop : callable, optional
+            As for :meth:`as_completed`.
 
         Returns
         -------
         outcome : TaskOutcome
             With ``index`` 0.
+
+        Raises
+        ------
+        KeyboardInterrupt
+            ``should_stop`` said so.
         """
-        _wait_done([future], None)
-        return self._outcome(future, 0)
+        return next(iter(self.as_completed([future], should_stop)))
 
     def n_workers(self) -> int:
         """Return the number of workers the scheduler knows now.

@@ -22,6 +22,18 @@ from quantize.cli._common import EXIT_OK
 
 __all__ = ["hist_task", "huge_targets", "map_task", "run_huge"]
 
+
+def _asked_to_stop() -> bool:
+    from quantize.distributed import cancel_requested
+
+    return cancel_requested(fresh=True)
+
+
+def _stop_if_asked() -> None:
+    if _asked_to_stop():
+        raise KeyboardInterrupt
+
+
 #: strips in flight per worker while mapping: enough to keep every worker busy while this
 #: process writes, few enough that the parent holds only a handful of strips' labels
 _IN_FLIGHT_PER_WORKER = 2
@@ -101,7 +113,7 @@ def _in_order(cluster: Any, items: list[Any]) -> Iterator[Any]:
                 )
                 submitted += 1
             fut = pending.popleft()
-            outcome = cluster.outcome(fut)
+            outcome = cluster.outcome(fut, _asked_to_stop)
             if outcome.error is not None:
                 raise outcome.error
             if outcome.cancelled:
@@ -154,13 +166,14 @@ def run_huge(
     if cluster is None:
         total = None
         for y0, y1 in strips:
+            _stop_if_asked()
             total = merge_histograms([total, hist_task((path_text, y0, y1))])
     else:
         hists = cluster.submit_all(
             hist_task, [(path_text, y0, y1) for y0, y1 in strips], name="vq-strip-histogram"
         )
         total_future = cluster.reduce_tree(merge_pair, hists, name="vq-strip-sum")
-        outcome = cluster.outcome(total_future)
+        outcome = cluster.outcome(total_future, _asked_to_stop)
         if outcome.error is not None:
             raise outcome.error
         total = outcome.result
@@ -179,6 +192,7 @@ def run_huge(
     def mapped() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         source = (map_task(i) for i in items) if cluster is None else _in_order(cluster, items)
         for labels, opaque, strip_counts in source:
+            _stop_if_asked()  # inside the atomic writer: a stop discards the whole file
             counts[:] += strip_counts
             yield labels, opaque
 

@@ -352,14 +352,40 @@ def _run_here(jobs: Sequence[_Job], record: _Record, unreported: dict[int, list[
     written: list[Path] = []
     try:
         for index, task in jobs:
+            _stop_if_asked()
             written = []
-            record(index, batch_task(task, written))
+            report = batch_task(task, written)
+            if not report["ok"] and report["code"] == EXIT_CANCELLED:
+                raise KeyboardInterrupt  # the app's Cancel stopped the fit: as Ctrl-C
+            record(index, report)
             written = []
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the running file unwound, nothing left
         if written:
             unreported[index] = written
         return True
     return False
+
+
+def _asked_to_stop() -> bool:
+    from quantize.distributed import cancel_requested
+
+    return cancel_requested(fresh=True)
+
+
+def _stop_if_asked() -> None:
+    """Raise KeyboardInterrupt when the caller asked to stop (the app's Cancel button).
+
+    The desktop app runs the batch on a thread inside a
+    :func:`quantize.distributed.cancel_scope`; the command line has Ctrl-C.
+
+    Raises
+    ------
+    KeyboardInterrupt
+    """
+    from quantize.distributed import cancel_requested
+
+    if cancel_requested(fresh=True):
+        raise KeyboardInterrupt
 
 
 def _lost_worker(path_text: str, exc: BaseException) -> dict[str, Any]:
@@ -395,6 +421,8 @@ def _run_cluster(
         index = jobs[outcome.index][0]
         if outcome.cancelled or index in recorded:
             return
+        if outcome.error is not None and classify(outcome.error)[0] == EXIT_CANCELLED:
+            return  # stopped by the interrupt as it started: not processed
         if outcome.error is not None:
             report = _lost_worker(path_of(index), outcome.error)
         else:
@@ -405,7 +433,7 @@ def _run_cluster(
         record(index, report)
 
     try:
-        for outcome in cluster.as_completed(futures):
+        for outcome in cluster.as_completed(futures, _asked_to_stop):
             take(outcome)
     except KeyboardInterrupt:
         with interrupts_ignored():  # a second Ctrl-C must not cut the cleanup short
@@ -468,6 +496,7 @@ def _shared_palette(
     """
     from quantize.cli import _shared
     from quantize.histograms import merge_histograms
+    from quantize.protocol import Cancelled
 
     animated: set[int] = set()
     ok: list[int] = []
@@ -486,6 +515,7 @@ def _shared_palette(
         hists = []
         try:
             for index, task in jobs:
+                _stop_if_asked()
                 report = _shared.histogram_task(task)
                 hists.append(report.get("histogram"))
                 note(index, _shared.without_histogram(report))
@@ -498,14 +528,16 @@ def _shared_palette(
             return None, False, animated
         try:
             return _shared.fit_task((total, options)), False, animated
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Cancelled):
             return None, True, animated
     cluster = runner.cluster
     full = cluster.submit_all(_shared.histogram_task, [t for _, t in jobs], name="vq-histogram")
     small = cluster.submit_all(_shared.without_histogram, full, name="vq-histogram-report")
     try:
-        for outcome in cluster.as_completed(small):
+        for outcome in cluster.as_completed(small, _asked_to_stop):
             index = jobs[outcome.index][0]
+            if outcome.error is not None and classify(outcome.error)[0] == EXIT_CANCELLED:
+                raise KeyboardInterrupt  # the run was cancelled meanwhile
             if outcome.error is not None:
                 note(index, _lost_worker(jobs[outcome.index][1][0], outcome.error))
             elif not outcome.cancelled:
@@ -516,7 +548,7 @@ def _shared_palette(
         only = cluster.submit_all(_shared.histogram_only, full, name="vq-histogram-only")
         total = cluster.reduce_tree(_shared.merge_pair, only, name="vq-histogram-sum")
         fit = cluster.submit_all(_shared.fit_task, [(total, options)], name="vq-fit")
-        outcome = next(iter(cluster.as_completed(fit)))
+        outcome = next(iter(cluster.as_completed(fit, _asked_to_stop)))
     except KeyboardInterrupt:
         with interrupts_ignored():
             cluster.cancel(full + small)
@@ -585,14 +617,28 @@ def _cluster_choice(args: argparse.Namespace, n_jobs: int) -> Any:
         raise UsageError(str(exc)) from None
 
 
-def run(args: argparse.Namespace, err: Err) -> int:
+def run(
+    args: argparse.Namespace,
+    err: Err,
+    *,
+    on_report: Callable[[int, dict[str, Any]], None] | None = None,
+    on_cluster: Callable[[str, str | None], None] | None = None,
+) -> int:
     """Run ``vq batch``.
+
+    The desktop app's Batch window calls this too, on a thread, inside a
+    :func:`quantize.distributed.cancel_scope` (its Cancel button acts as Ctrl-C).
 
     Parameters
     ----------
     args : argparse.Namespace
     err : callable
         Prints a line on stderr.
+    on_report : callable, optional
+        ``on_report(index, report)`` as each input is done (failed, skipped); ``index``
+        into ``args.inputs`` after folders were expanded.
+    on_cluster : callable, optional
+        ``on_cluster(where, dashboard_link)`` once the Dask cluster is up.
 
     Returns
     -------
@@ -629,6 +675,8 @@ def run(args: argparse.Namespace, err: Err) -> int:
     def record(index: int, res: dict[str, Any]) -> None:
         res["input"] = _label(args.inputs[index])  # as given (remote workers see it absolute)
         results[index] = res
+        if on_report is not None:
+            on_report(index, res)
         if not res["ok"]:  # errors are always said, --quiet or not
             err(f"vq: {res['message']}")
             if res.get("traceback"):
@@ -661,13 +709,8 @@ def run(args: argparse.Namespace, err: Err) -> int:
                 huge[index] = info
         if args.skip_existing and all(p.exists() for p in targets_of(index)):
             names = ", ".join(str(p) for p in targets_of(index))
-            results[index] = {
-                "input": _label(text),
-                "ok": True,
-                "skipped": True,
-                "code": EXIT_OK,
-                "message": f"{_label(text)}: skipped, {names} already there (--skip-existing)",
-            }
+            skip = f"{_label(text)}: skipped, {names} already there (--skip-existing)"
+            record(index, {"ok": True, "skipped": True, "code": EXIT_OK, "message": skip})
             continue
         data = None
         if text == STDIN:  # read here: worker processes have no standard input
@@ -704,8 +747,10 @@ def run(args: argparse.Namespace, err: Err) -> int:
                 raise UsageError(f"{exc}") from None
             runner.cluster = cluster
             pids_before = cluster.worker_pids() if cluster.is_local else {}
+            link = cluster.dashboard_link
+            if on_cluster is not None:
+                on_cluster(choice.describe(), link)
             if mode is not False:
-                link = cluster.dashboard_link
                 where = f"; dashboard {link}" if link else ""
                 err(f"vq: running on a {choice.describe()}{where}")
         if args.shared_palette and jobs:
@@ -777,6 +822,7 @@ def _run_huge(
     Returns whether interrupted (the image being written is discarded whole).
     """
     from quantize.cli._huge import run_huge
+    from quantize.protocol import Cancelled
 
     remote = cluster is not None and cluster.choice.kind != "local"
     if remote:
@@ -785,8 +831,9 @@ def _run_huge(
         text = args.inputs[index]
         path = os.path.abspath(text) if remote else text
         try:
+            _stop_if_asked()
             report = run_huge(path, stems[index], args, huge[index], cluster)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Cancelled):
             return True
         except Exception as exc:
             code, message = classify(exc)
