@@ -318,7 +318,11 @@ class BatchWindow(QtWidgets.QWidget):
             from quantize.distributed import cancel_scope
 
             args = build_parser().parse_args(argv)
-            with cancel_scope(lambda fresh=False: should_cancel()):
+
+            def stop(fresh: bool = False) -> bool:
+                return should_cancel()
+
+            with cancel_scope(stop):
                 return run(
                     args,
                     bridge.message.emit,
@@ -406,7 +410,7 @@ class BatchWindow(QtWidgets.QWidget):
     def _on_succeeded(self, _key: int, code: int) -> None:
         self.status_label.setText(f"Finished: {self._summary()}. Results in {self.out_edit.text()}")
         failed = [
-            (self.files[r].name, self.table.item(r, 2).text())  # type: ignore[union-attr]
+            (self.files[r].name, self.table.item(r, 2).text())
             for r in range(self.table.rowCount())
             if self.status_of(r) == "failed"
         ]
