@@ -233,9 +233,16 @@ def _run_task(fn: Callable[[Any], Any], item: Any, event: str) -> Any:
         return fn(item)
 
 
-def _setup_worker(specs: Sequence[Any], ignore_sigint: bool) -> None:
-    """Prepare a worker: the parent's run-time methods registered, SIGINT ignored if local."""
+def _setup_worker(specs: Sequence[Any], ignore_sigint: bool, nthreads: int = 0) -> None:
+    """Prepare a worker: the parent's run-time methods registered, SIGINT ignored if local.
+
+    The engine's own threads (the K-means E step) are capped at the worker's thread count
+    (``VQ_NUM_THREADS``) unless the worker's environment already says.
+    """
     from quantize.cluster.registry import METHODS, register_method
+
+    if nthreads > 0:
+        os.environ.setdefault("VQ_NUM_THREADS", str(nthreads))
 
     for spec in specs:
         if spec.name not in METHODS:
@@ -264,7 +271,8 @@ def _worker_plugin(specs: Sequence[Any], ignore_sigint: bool) -> Any:
             self.ignore_sigint = ignore_sigint
 
         def setup(self, worker: Any) -> None:
-            _setup_worker(self.specs, self.ignore_sigint)
+            nthreads = int(getattr(getattr(worker, "state", None), "nthreads", 0) or 0)
+            _setup_worker(self.specs, self.ignore_sigint, nthreads)
 
     return VqWorkerSetup()
 
@@ -380,6 +388,8 @@ class Cluster:
                 "distributed.nanny.pre-spawn-environ.DASK_LOGGING__DISTRIBUTED": "critical"
                 if self.quiet
                 else "warning",
+                # one thread per worker, also inside the K-means E step
+                "distributed.nanny.pre-spawn-environ.VQ_NUM_THREADS": "1",
                 "distributed.worker.daemon": False,
             }
             with dask.config.set(config), _sigint_ignored():
