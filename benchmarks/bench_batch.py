@@ -66,14 +66,32 @@ def digest(folder: Path) -> dict[str, str]:
     }
 
 
-def run(inputs: list[Path], out: Path, where: list[str], extra: list[str]) -> float:
+def run(
+    inputs: list[Path], out: Path, where: list[str], extra: list[str], client: object = None
+) -> tuple[float, float | None]:
+    """Run one batch; return (wall seconds, summed task compute seconds on ``client``'s cluster)."""
     argv = [sys.executable, "-m", "quantize", "batch", *map(str, inputs), "-o", str(out)]
     argv += [*where, "-q", "--force", *extra]
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
     env.pop("DASK_SCHEDULER_ADDRESS", None)
-    t0 = time.perf_counter()
-    subprocess.run(argv, check=True, env=env)
-    return time.perf_counter() - t0
+    if client is None:
+        t0 = time.perf_counter()
+        subprocess.run(argv, check=True, env=env)
+        return time.perf_counter() - t0, None
+    from distributed import get_task_stream
+
+    with get_task_stream(client=client) as stream:
+        t0 = time.perf_counter()
+        subprocess.run(argv, check=True, env=env)
+        elapsed = time.perf_counter() - t0
+    compute = sum(
+        s["stop"] - s["start"]
+        for d in stream.data
+        if str(d["key"]).startswith("vq-file")
+        for s in d["startstops"]
+        if s["action"] == "compute"
+    )
+    return elapsed, compute
 
 
 def start_cluster(n: int) -> tuple[object, float]:
@@ -100,10 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     extra = ["-k", args.colors]
+    from distributed import Client
+
     clusters = {}
+    clients = {}
     start_s = {}
     for n in args.workers:
         clusters[n], start_s[n] = start_cluster(n)
+        clients[n] = Client(clusters[n], set_as_default=False)
+    client_of = {f"{n} worker{'s' if n > 1 else ''}": clients[n] for n in args.workers}
     configs: dict[str, list[str]] = {
         f"{n} worker{'s' if n > 1 else ''}": ["--scheduler", clusters[n].scheduler_address]
         for n in args.workers
@@ -122,17 +145,22 @@ def main(argv: list[str] | None = None) -> int:
             total_mp = sum(w * h for w, h in (Image.open(p).size for p in inputs)) / 1e6
             reference = None
             times: dict[str, list[float]] = {c: [] for c in configs}
+            compute: dict[str, list[float]] = {c: [] for c in client_of}
             identical = True
             for rep in range(args.repeat):
                 for name, where in configs.items():
                     out = root / f"out-{len(times[name])}-{name.replace(' ', '_')}"
-                    elapsed = run(inputs, out, where, extra)
+                    elapsed, busy = run(inputs, out, where, extra, client_of.get(name))
                     times[name].append(elapsed)
+                    if busy is not None:
+                        compute[name].append(busy)
                     d = digest(out)
                     reference = reference or d
                     identical &= d == reference
                     print(f"run {rep + 1}: {name}: {elapsed:.1f} s", file=sys.stderr)
     finally:
+        for cl in clients.values():
+            cl.close()
         for c in clusters.values():
             c.close()
     medians = {c: statistics.median(t) for c, t in times.items()}
@@ -148,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         "median_s": {c: round(m, 2) for c, m in medians.items()},
         "per_photo_s": {c: round(m / len(inputs), 3) for c, m in medians.items()},
         "speedup_vs_first": {c: round(base / m, 2) for c, m in medians.items()},
+        # seconds the workers spent computing per photo (the cost a cluster multiplies)
+        "task_compute_s_per_photo": {
+            c: round(statistics.median(t) / len(inputs), 3) for c, t in compute.items() if t
+        },
         "outputs_identical": identical,
     }
     if args.json:
@@ -160,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {c:>20}: median {m:.1f} s ({m / len(inputs):.2f} s per photo), "
                 f"speed-up {base / m:.2f}x, runs {times[c]}"
             )
+        for c, t in compute.items():
+            print(f"  {c:>20}: task compute {statistics.median(t) / len(inputs):.2f} s per photo")
         print(f"  outputs byte-identical across all runs: {identical}")
     return 0
 

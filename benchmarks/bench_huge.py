@@ -6,9 +6,12 @@ TIFF of ``--width`` x ``--height`` pixels without ever holding it whole.  Then:
 
 1. per-strip costs, in this process: reading + histogram of one strip, the exact sum of all
    strip histograms, the one fit, mapping one strip, and PNG compression of one strip;
-2. end-to-end ``vq batch big.tif -j 1`` runs (everything in one process, the upper bound of
-   a worker) at several ``--strip-mib``, each in a fresh process whose peak resident set size
-   (``ru_maxrss``) is read when it ends; with ``--jobs 2`` also a 2-worker run (time only).
+2. end-to-end ``vq batch big.tif -j 1 --max-pixels 1000000`` runs (the cap below the image:
+   the strip path; everything in one process, the upper bound of a worker) at several
+   ``--strip-mib``, each in a fresh process whose peak resident set size (``ru_maxrss``) is
+   read when it ends; with ``--jobs 2`` also a 2-worker run (time only);
+3. for comparison, the same image through the ordinary whole-image path (``--max-pixels``
+   above it), when it fits the default cap.
 
 Run::
 
@@ -56,15 +59,18 @@ def write_mosaic(path: Path, width: int, height: int) -> None:
                 yield src[y : y + TILE, x : x + TILE]
 
     tifffile.imwrite(
-        path, tiles(), shape=(height, width, 3), dtype=np.uint8, tile=(TILE, TILE),
+        path,
+        tiles(),
+        shape=(height, width, 3),
+        dtype=np.uint8,
+        tile=(TILE, TILE),
         photometric="rgb",
     )
 
 
 def per_strip_costs(path: Path, strip_mib: int, k: int) -> dict:
-    from quantize.cli._shared import fit_task
-    from quantize.cli.batch import add_parser  # noqa: F401  (parser defaults below)
     from quantize.cli import build_parser
+    from quantize.cli._shared import fit_task
     from quantize.histograms import merge_histograms
     from quantize.io.huge import map_strip, plan_strips, strip_histogram, tiff_info
 
@@ -112,7 +118,9 @@ def per_strip_costs(path: Path, strip_mib: int, k: int) -> dict:
     }
 
 
-def run_cli(path: Path, out: Path, strip_mib: int, jobs: int, k: int) -> dict:
+def run_cli(
+    path: Path, out: Path, strip_mib: int, jobs: int, k: int, max_pixels: int = 1_000_000
+) -> dict:
     code = (
         "import resource, sys, time\n"
         "from quantize.cli import main\n"
@@ -122,11 +130,16 @@ def run_cli(path: Path, out: Path, strip_mib: int, jobs: int, k: int) -> dict:
         "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
         "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
     )
+    # the pixel cap below the image: the strip path, whatever the image's size
     argv = [str(path), "-o", str(out), "--strip-mib", str(strip_mib), "-j", str(jobs)]
+    argv += ["--max-pixels", str(max_pixels)]
     argv += ["-k", str(k), "-q", "--force"]
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
     done = subprocess.run(
-        [sys.executable, "-c", code, "batch", *argv], check=True, env=env, capture_output=True,
+        [sys.executable, "-c", code, "batch", *argv],
+        check=True,
+        env=env,
+        capture_output=True,
         text=True,
     )
     rc, elapsed, self_kib, children_kib = done.stdout.split()
@@ -163,13 +176,13 @@ def main(argv: list[str] | None = None) -> int:
             "baseline_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         }
         doc["per_strip"] = per_strip_costs(path, max(args.strip_mib), args.k)
-        doc["runs"] = [
-            run_cli(path, Path(tmp) / f"out{m}", m, 1, args.k) for m in args.strip_mib
-        ]
+        doc["runs"] = [run_cli(path, Path(tmp) / f"out{m}", m, 1, args.k) for m in args.strip_mib]
         if args.jobs > 1:
             doc["runs"].append(
                 run_cli(path, Path(tmp) / "outj", max(args.strip_mib), args.jobs, args.k)
             )
+        whole = run_cli(path, Path(tmp) / "whole", 64, 1, args.k, max_pixels=10**10)
+        doc["whole_image_path"] = whole
         print(json.dumps(doc, indent=2))
     return 0
 

@@ -76,6 +76,13 @@ def map_task(item: tuple[str, int, int, list[list[int]], str]) -> Any:
     return map_strip(path, y0, y1, np.asarray(palette, np.uint8), space)
 
 
+def _fit_or_none(item: tuple[Any, dict[str, Any]]) -> dict[str, Any] | None:
+    """Fit the palette to a strip sum (a worker task); None when no pixel was opaque."""
+    from quantize.cli._shared import fit_task
+
+    return None if item[0] is None else fit_task(item)
+
+
 def huge_targets(args: argparse.Namespace, stem: str) -> list[tuple[str, Path]]:
     """List the outputs of a huge input: the image (PNG or tiled TIFF) and the optional ones.
 
@@ -168,22 +175,24 @@ def run_huge(
         for y0, y1 in strips:
             _stop_if_asked()
             total = merge_histograms([total, hist_task((path_text, y0, y1))])
-    else:
+        fit = None if total is None else fit_task((total, options))
+        del total
+    else:  # the sum and the fit stay on the cluster: this process gets the palette only
         hists = cluster.submit_all(
             hist_task, [(path_text, y0, y1) for y0, y1 in strips], name="vq-strip-histogram"
         )
         total_future = cluster.reduce_tree(merge_pair, hists, name="vq-strip-sum")
-        outcome = cluster.outcome(total_future, _asked_to_stop)
+        fit_future = cluster.submit_all(_fit_or_none, [(total_future, options)], name="vq-fit")
+        outcome = cluster.outcome(fit_future[0], _asked_to_stop)
         if outcome.error is not None:
             raise outcome.error
-        total = outcome.result
-    if total is None:
+        fit = outcome.result
+    if fit is None:
         from quantize.io.load import LoadError
 
         raise LoadError(path_text, "no opaque pixel (alpha is 0 everywhere)")
-    fit = fit_task((total, options))
     palette = np.asarray(fit["palette"], np.uint8)
-    transparent = total.n_pixels < info.n_pixels
+    transparent = fit["n_pixels"] < info.n_pixels
     counts = np.zeros(len(palette), np.int64)
     targets = huge_targets(args, stem)
     check_targets([p for _, p in targets], args.force)
