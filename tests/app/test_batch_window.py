@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +127,8 @@ def test_a_local_cluster_run_with_a_shared_palette(qtbot, batch, boxes, tmp_path
     assert not shot.isNull() and shot.width() >= 820
 
 
-def test_cancel_stops_soon_and_leaves_nothing_partial(qtbot, batch, boxes, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2], ids=["in this process", "local cluster"])
+def test_cancel_stops_soon_and_leaves_nothing_partial(qtbot, batch, boxes, tmp_path, workers):
     folder = tmp_path / "in"
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -137,15 +139,17 @@ def test_cancel_stops_soon_and_leaves_nothing_partial(qtbot, batch, boxes, tmp_p
     batch.in_edit.setText(str(folder))
     batch.out_edit.setText(str(tmp_path / "out"))
     batch.k_spin.setValue(32)
-    batch.workers_spin.setValue(1)
+    batch.workers_spin.setValue(workers)
     with qtbot.waitSignal(batch.finished, timeout=60_000) as blocker:
         batch.start_button.click()
-        qtbot.waitUntil(lambda: batch.status_of(0) == "done", timeout=60_000)
+        qtbot.waitUntil(lambda: "done" in map(batch.status_of, range(8)), timeout=60_000)
+        cancelled_at = time.monotonic()
         batch.cancel_button.click()
+    assert time.monotonic() - cancelled_at < 8.0  # a fit stops at its next iteration
     assert blocker.args == [130]
     qtbot.waitUntil(lambda: batch.worker is None, timeout=10_000)
     statuses = [batch.status_of(r) for r in range(8)]
-    assert statuses[0] == "done" and statuses[-1] == "not processed", statuses
+    assert "done" in statuses and statuses[-1] == "not processed", statuses
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == [f"n{i}.png" for i in range(8) if statuses[i] == "done"]  # no .part
     assert "Cancelled" in batch.status_label.text()
