@@ -44,7 +44,6 @@ __all__ = [
     "cancel_scope",
     "choose_cluster",
     "default_workers",
-    "merge_results",
 ]
 
 #: The environment variable the Dask tools read for a scheduler address.
@@ -653,23 +652,6 @@ class _Pair:
         if isinstance(b, str) and b == CANCELLED:
             return b
         return self.fn(a, b)
-
-
-def merge_results(outcomes: Sequence[TaskOutcome], n: int) -> list[TaskOutcome]:
-    """Order outcomes by index, filling the missing ones as cancelled.
-
-    Parameters
-    ----------
-    outcomes : sequence of TaskOutcome
-    n : int
-        Number of submitted tasks.
-
-    Returns
-    -------
-    ordered : list of TaskOutcome
-    """
-    by_index = {o.index: o for o in outcomes}
-    return [by_index.get(i, TaskOutcome(i, cancelled=True)) for i in range(n)]
 
 
 @contextlib.contextmanager

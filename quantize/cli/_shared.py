@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from quantize.cli._common import EXIT_OK, classify, native_stderr_muted
+from quantize.cli._common import classify, native_stderr_muted
 from quantize.cli._interrupt import begin_writing, start_task
 
 __all__ = ["fit_task", "histogram_task", "merge_pair", "write_animation"]
@@ -264,5 +264,4 @@ def write_animation(
     if written is not None:
         written.extend(paths)
     summary["outputs"] = [{"path": str(p), "bytes": p.stat().st_size} for p in paths]
-    summary["code"] = EXIT_OK
     return summary

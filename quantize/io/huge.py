@@ -393,21 +393,3 @@ def _row_of_tiles(rows: np.ndarray, tile: int) -> Iterator[np.ndarray]:
         part = rows[:, x : x + tile]
         t[:h, : part.shape[1]] = part
         yield t
-
-
-def strip_budget_bytes(info: TiffInfo, rows: int) -> dict[str, Any]:
-    """Estimate the memory of one strip task (for messages and docs/SCALING.md).
-
-    Parameters
-    ----------
-    info : TiffInfo
-    rows : int
-        Rows of the strip.
-
-    Returns
-    -------
-    estimate : dict
-        ``pixels`` (the strip), ``labels`` (its uint8 labels), in bytes.
-    """
-    pixels = rows * info.width * info.channels * np.dtype(info.dtype).itemsize
-    return {"pixels": pixels, "labels": rows * info.width}
