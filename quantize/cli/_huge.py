@@ -83,21 +83,23 @@ def _fit_or_none(item: tuple[Any, dict[str, Any]]) -> dict[str, Any] | None:
     return None if item[0] is None else fit_task(item)
 
 
-def huge_targets(args: argparse.Namespace, stem: str) -> list[tuple[str, Path]]:
+def huge_targets(
+    args: argparse.Namespace, stem: str, targets: list[tuple[str, Path]]
+) -> list[tuple[str, Path]]:
     """List the outputs of a huge input: the image (PNG or tiled TIFF) and the optional ones.
 
     Parameters
     ----------
     args : argparse.Namespace
     stem : str
+    targets : list of (kind, Path)
+        The batch's outputs of this input (``quantize.cli.batch.output_targets``).
 
     Returns
     -------
     targets : list of (kind, Path)
+        With ``--tiled-tiff`` the indexed PNG replaced by ``OUTDIR/<stem>.tif``.
     """
-    from quantize.cli.batch import output_targets
-
-    targets = output_targets(args, stem)
     if getattr(args, "tiled_tiff", False):
         out_dir = Path(args.outdir)
         targets = [
@@ -133,7 +135,12 @@ def _in_order(cluster: Any, items: list[Any]) -> Iterator[Any]:
 
 
 def run_huge(
-    path_text: str, stem: str, args: argparse.Namespace, info: Any, cluster: Any
+    path_text: str,
+    stem: str,
+    args: argparse.Namespace,
+    info: Any,
+    cluster: Any,
+    targets: list[tuple[str, Path]],
 ) -> dict[str, Any]:
     """Quantize one TIFF over the pixel cap in strips; return its report.
 
@@ -149,6 +156,8 @@ def run_huge(
         Its header.
     cluster : Cluster or None
         None: the strips are processed one after the other in this process.
+    targets : list of (kind, Path)
+        Its outputs, from :func:`huge_targets`.
 
     Returns
     -------
@@ -194,7 +203,6 @@ def run_huge(
     palette = np.asarray(fit["palette"], np.uint8)
     transparent = fit["n_pixels"] < info.n_pixels
     counts = np.zeros(len(palette), np.int64)
-    targets = huge_targets(args, stem)
     check_targets([p for _, p in targets], args.force)
     items = [(path_text, y0, y1, fit["palette"], args.space) for y0, y1 in strips]
 

@@ -683,7 +683,8 @@ def run(
         if index in huge:
             from quantize.cli._huge import huge_targets
 
-            return [path for _, path in huge_targets(args, stems[index])]
+            base = output_targets(args, stems[index])
+            return [path for _, path in huge_targets(args, stems[index], base)]
         return [path for _, path in output_targets(args, stems[index])]
 
     jobs: list[_Job] = []
@@ -812,7 +813,7 @@ def _run_huge(
 
     Returns whether interrupted (the image being written is discarded whole).
     """
-    from quantize.cli._huge import run_huge
+    from quantize.cli._huge import huge_targets, run_huge
     from quantize.protocol import Cancelled
 
     remote = cluster is not None and cluster.choice.kind != "local"
@@ -823,7 +824,9 @@ def _run_huge(
         path = os.path.abspath(text) if remote else text
         try:
             _stop_if_asked()
-            report = run_huge(path, stems[index], args, huge[index], cluster)
+            stem = stems[index]
+            targets = huge_targets(args, stem, output_targets(args, stem))
+            report = run_huge(path, stem, args, huge[index], cluster, targets)
         except (KeyboardInterrupt, Cancelled):
             return True
         except Exception as exc:

@@ -161,3 +161,26 @@ def test_the_file_menu_opens_the_batch_window(qtbot, window):
     assert window.batch_window.isVisible()
     assert window.batch_window.workers_spin.value() >= 1
     window.batch_window.close()
+
+
+def test_the_settings_become_vq_batch_arguments(batch, tmp_path):
+    folder = folder_of_photos(tmp_path, 1)
+    batch.in_edit.setText(str(folder))
+    batch.out_edit.setText(str(tmp_path / "out"))
+    batch.k_spin.setValue(12)
+    batch.shared_check.setChecked(True)
+    batch.existing_combo.setCurrentIndex(batch.existing_combo.findData("force"))
+    batch.scheduler_edit.setText(" tcp://head:8786 ")
+    argv = batch.argv()
+    assert argv[:3] == ["batch", str(folder / "broken.png"), str(folder / "p0.png")]
+    assert argv[argv.index("-o") + 1] == str(tmp_path / "out")
+    assert argv[argv.index("-k") + 1] == "12" and "--shared-palette" in argv
+    assert argv[argv.index("--scheduler") + 1] == "tcp://head:8786" and "--jobs" not in argv
+    assert "--force" in argv and "--skip-existing" not in argv
+    from quantize.cli import build_parser
+
+    args = build_parser().parse_args(argv)  # the command accepts what the window builds
+    assert args.scheduler == "tcp://head:8786" and args.colors == 12
+    batch.scheduler_edit.clear()
+    batch.workers_spin.setValue(3)
+    assert batch.argv()[batch.argv().index("--jobs") + 1] == "3"
