@@ -155,6 +155,7 @@ def _run_fit(
 ) -> tuple[Any, Any]:
     """Return (result, auto_choice or None)."""
     from quantize.auto import iter_bic, iter_quality_target
+    from quantize.distributed import cancel_requested
     from quantize.pipeline import iter_quantize_image, map_to_palette
 
     options = _estimator_options(args)
@@ -201,6 +202,7 @@ def _run_fit(
             method=args.method,
             color_space=args.space,
             seed=args.seed,
+            should_cancel=cancel_requested,
             **options,
         )
         choice = drive(search, progress)
@@ -220,13 +222,20 @@ def _run_fit(
             method=args.method,
             color_space=args.space,
             seed=args.seed,
+            should_cancel=cancel_requested,
             **options,
         )
         choice = drive(by_bic, progress)
         return choice.result, choice
     k = k_given if k_given is not None else DEFAULTS["n_colors"]
     fit = iter_quantize_image(
-        image, k, method=args.method, color_space=args.space, seed=args.seed, **options
+        image,
+        k,
+        method=args.method,
+        color_space=args.space,
+        seed=args.seed,
+        should_cancel=cancel_requested,  # a cancelled Dask batch: between chunks, too
+        **options,
     )
     return drive(fit, progress), None
 
