@@ -157,7 +157,12 @@ def fit_task(item: tuple[Any, dict[str, Any]]) -> dict[str, Any]:
     histogram, options = item
     args = argparse.Namespace(**options)
     k = args.colors if isinstance(args.colors, int) else DEFAULTS["n_colors"]
-    fit_options = _estimator_options(args)
+    fit_options = _estimator_options(args)  # locked colours included
+    fit_options.update(  # as vq quantize fits one image
+        keep_small_colors=args.keep_small_colors,
+        small_color_distance=args.small_color_distance,
+        small_color_share=args.small_color_share,
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         gen = fit_histogram(

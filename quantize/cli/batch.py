@@ -590,6 +590,7 @@ def _check_shared(args: argparse.Namespace) -> None:
         ("--quality", args.quality is not None),
         ("--max-delta-e", args.max_delta_e is not None),
         ("-k auto", args.colors == "auto"),
+        ("--importance (a map of one image)", getattr(args, "importance", None)),
     ):
         if given:
             raise UsageError(f"--shared-palette fits one palette of K colours: not with {flag}")

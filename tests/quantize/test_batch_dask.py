@@ -211,6 +211,9 @@ def test_shared_palette_one_fit_for_all_and_an_animation(tmp_path, cluster, caps
         tol=DEFAULTS["tol"],
         n_init=1,
         max_iter=30,
+        keep_small_colors=DEFAULTS["keep_small_colors"],
+        small_color_distance=DEFAULTS["small_color_distance"],
+        small_color_share=DEFAULTS["small_color_share"],
     )
     total = merge_histograms(histogram_of_image(p) for p in pixels)
     assert total.n_pixels == column.shape[0]  # exact sum
