@@ -57,13 +57,14 @@ def hist_task(item: tuple[str, int, int]) -> Any:
     return strip_histogram(path, y0, y1)
 
 
-def map_task(item: tuple[str, int, int, list[list[int]], str]) -> Any:
+def map_task(item: tuple[str, int, int, list[list[int]], str, Any]) -> Any:
     """Map one strip onto the palette (a worker task).
 
     Parameters
     ----------
-    item : (str, int, int, list, str)
-        Path, first row, end row, palette rows, colour space.
+    item : (str, int, int, list, str, ndarray or None)
+        Path, first row, end row, palette rows, colour space, the image's
+        :func:`~quantize.io.huge.palette_lut` (None: search the strip's colours).
 
     Returns
     -------
@@ -72,8 +73,18 @@ def map_task(item: tuple[str, int, int, list[list[int]], str]) -> Any:
     """
     from quantize.io.huge import map_strip
 
-    path, y0, y1, palette, space = item
-    return map_strip(path, y0, y1, np.asarray(palette, np.uint8), space)
+    path, y0, y1, palette, space, lut = item
+    return map_strip(path, y0, y1, np.asarray(palette, np.uint8), space, lut)
+
+
+def _lut_task(item: tuple[Any, Any, str]) -> Any:
+    """Tabulate the palette entry of every colour of the image (a worker task)."""
+    from quantize.io.huge import palette_lut
+
+    total, fit, space = item
+    if total is None or fit is None:
+        return None
+    return palette_lut(total, np.asarray(fit["palette"], np.uint8), space)
 
 
 def _fit_or_none(item: tuple[Any, dict[str, Any]]) -> dict[str, Any] | None:
@@ -185,6 +196,7 @@ def run_huge(
             _stop_if_asked()
             total = merge_histograms([total, hist_task((path_text, y0, y1))])
         fit = None if total is None else fit_task((total, options))
+        lut = _lut_task((total, fit, args.space))
         del total
     else:  # the sum and the fit stay on the cluster: this process gets the palette only
         hists = cluster.submit_all(
@@ -196,6 +208,10 @@ def run_huge(
         if outcome.error is not None:
             raise outcome.error
         fit = outcome.result
+        # built once on a worker; each worker fetches it once for its strips
+        lut = cluster.submit_all(
+            _lut_task, [(total_future, fit_future[0], args.space)], name="vq-palette-table"
+        )[0]
     if fit is None:
         from quantize.io.load import LoadError
 
@@ -204,7 +220,7 @@ def run_huge(
     transparent = fit["n_pixels"] < info.n_pixels
     counts = np.zeros(len(palette), np.int64)
     check_targets([p for _, p in targets], args.force)
-    items = [(path_text, y0, y1, fit["palette"], args.space) for y0, y1 in strips]
+    items = [(path_text, y0, y1, fit["palette"], args.space, lut) for y0, y1 in strips]
 
     def mapped() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         source = (map_task(i) for i in items) if cluster is None else _in_order(cluster, items)

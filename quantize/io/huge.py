@@ -35,6 +35,7 @@ __all__ = [
     "STRIP_BYTES",
     "TiffInfo",
     "map_strip",
+    "palette_lut",
     "plan_strips",
     "png_strip_fill",
     "read_strip",
@@ -197,8 +198,59 @@ def strip_histogram(path: str | os.PathLike[str], y0: int, y1: int) -> ColorHist
     return histogram_of_image(pixels)
 
 
+def palette_lut(
+    histogram: ColorHistogram, palette: np.ndarray, color_space: str
+) -> np.ndarray | None:
+    """Tabulate the nearest palette entry of every colour of an 8-bit image, by 24-bit code.
+
+    The entries are those :func:`quantize.pipeline.map_to_palette` gives (the same
+    coordinates, the same exact nearest-centre rule, which does not depend on which other
+    colours are searched with them), computed once for the distinct colours of the whole
+    image; a strip is then mapped by one table look-up per pixel.
+
+    Parameters
+    ----------
+    histogram : ColorHistogram
+        The image's summed histogram (8-bit colours).
+    palette : ndarray of shape (K, 3), uint8
+    color_space : str
+
+    Returns
+    -------
+    lut : ndarray of shape (2**24,), uint8 (K <= 256) or uint16, or None
+        ``lut[(r << 16) | (g << 8) | b]``; None for a 16-bit histogram.
+    """
+    from quantize.cluster._nearest import nearest_indices
+    from quantize.colorspace import check_space, rgb_to_space
+    from quantize.features import ColorTable
+    from quantize.pipeline import table_points
+
+    colors = histogram.colors
+    if colors.dtype != np.uint8:
+        return None
+    space = check_space(color_space)
+    table = ColorTable(
+        colors=colors,
+        counts=histogram.counts,
+        inverse=np.arange(len(colors), dtype=np.int32),
+        shape=(len(colors), 1),
+        opaque=None,
+    )
+    pal = np.ascontiguousarray(np.asarray(palette, np.uint8))
+    labels = nearest_indices(table_points(table, space), rgb_to_space(pal, space))
+    lut = np.zeros(1 << 24, np.uint8 if len(pal) <= 256 else np.uint16)
+    c = colors.astype(np.int32)
+    lut[(c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]] = labels
+    return lut
+
+
 def map_strip(
-    path: str | os.PathLike[str], y0: int, y1: int, palette: np.ndarray, color_space: str
+    path: str | os.PathLike[str],
+    y0: int,
+    y1: int,
+    palette: np.ndarray,
+    color_space: str,
+    lut: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Map rows ``y0:y1`` onto ``palette`` (nearest entry in ``color_space``).
 
@@ -208,6 +260,9 @@ def map_strip(
     y0, y1 : int
     palette : ndarray of shape (K, 3), uint8
     color_space : str
+    lut : ndarray of shape (2**24,), optional
+        :func:`palette_lut` of the whole image (8-bit images): one look-up per pixel
+        instead of finding the strip's distinct colours and their nearest entries.
 
     Returns
     -------
@@ -224,9 +279,19 @@ def map_strip(
     if pixels.shape[2] in (2, 4) and not (pixels[..., -1] > 0).any():
         shape = pixels.shape[:2]
         return np.zeros(shape, np.uint8), np.zeros(shape, bool), np.zeros(k, np.int64)
-    result = map_to_palette(pixels, palette, color_space=color_space)
-    labels = result.labels
-    opaque = result.opaque
+    if lut is not None and pixels.dtype == np.uint8:
+        rgb = pixels[..., :3]
+        codes = rgb[..., 0].astype(np.int32) << 16
+        codes |= rgb[..., 1].astype(np.int32) << 8
+        codes |= rgb[..., 2]
+        labels = np.take(lut, codes)
+        opaque = pixels[..., 3] > 0 if pixels.shape[2] == 4 else None
+        if opaque is not None:
+            labels[~opaque] = 0  # as map_to_palette: transparent pixels get label 0
+    else:
+        result = map_to_palette(pixels, palette, color_space=color_space)
+        labels = result.labels
+        opaque = result.opaque
     if opaque is not None and bool(opaque.all()):
         opaque = None
     chosen = labels if opaque is None else labels[opaque]
