@@ -230,6 +230,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.export_action = self._action(
             "&Export…", self.export_dialog, ["Ctrl+E"], "Export the result"
         )
+        self.batch_action = self._action(
+            "&Batch…", self.open_batch_window, ["Ctrl+B"], "Quantize a folder of images"
+        )
         self.quit_action = self._action("&Quit", self.close, [keys.Quit, "Ctrl+Q"])
         self.run_action = self._action("&Run", self.start_run, ["Ctrl+R", "F5"], "Quantize now")
         self.cancel_action = self._action(
@@ -256,6 +259,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.compare.mode_changed.connect(self._on_mode_changed)
         self.about_action = self._action("&About VQ Studio", self._about)
 
+    def open_batch_window(self) -> None:
+        """Show the Batch window (one per main window, kept between uses)."""
+        from app.batch_window import BatchWindow
+
+        if getattr(self, "batch_window", None) is None:
+            self.batch_window = BatchWindow(self)
+        self.batch_window.show()
+        self.batch_window.raise_()
+        self.batch_window.activateWindow()
+
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
@@ -267,6 +280,7 @@ class MainWindow(QtWidgets.QMainWindow):
         file_menu.addAction(self.paste_action)
         file_menu.addSeparator()
         file_menu.addAction(self.export_action)
+        file_menu.addAction(self.batch_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         run_menu = bar.addMenu("&Run")
@@ -848,6 +862,9 @@ class MainWindow(QtWidgets.QMainWindow):
                 worker = dialog._worker
                 assert worker is not None, "is_exporting() means an export thread exists"
                 worker.wait()
+        batch = getattr(self, "batch_window", None)
+        if batch is not None:
+            batch.close()  # cancels a running batch and waits for its thread
         return clean
 
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: D102

@@ -419,6 +419,9 @@ def drive(gen: Generator[Any, None, Any], progress: Progress) -> Any:
     value : object
         The generator's return value.
     """
+    from quantize.distributed import cancel_requested
+    from quantize.protocol import Cancelled
+
     try:
         while True:
             try:
@@ -426,6 +429,9 @@ def drive(gen: Generator[Any, None, Any], progress: Progress) -> Any:
             except StopIteration as stop:
                 return stop.value
             progress.update(rec)
+            if cancel_requested():  # a Dask task of a cancelled batch: stop between iterations
+                gen.close()
+                raise Cancelled("cancelled by request")
     finally:
         progress.close()
 

@@ -130,11 +130,14 @@ def start_task() -> None:
     ------
     SystemExit
         The worker received SIGTERM (the task was queued before the interrupt).
+    Cancelled
+        The task belongs to a cancelled Dask batch.
     """
     global _writing
     _writing = False  # first: a SIGTERM from here on raises at once
     if _stopping:
         raise SystemExit(_WORKER_EXIT)
+    _raise_if_cancelled()
 
 
 def begin_writing() -> None:
@@ -144,10 +147,25 @@ def begin_writing() -> None:
     report (so the parent lists every file in place; writing takes a fraction of a second),
     and stops the worker before its next task.  Elsewhere nothing changes: an interrupt
     unwinds the all-or-nothing writers, which undo what they had begun.
+
+    Raises
+    ------
+    Cancelled
+        The task belongs to a cancelled Dask batch (nothing written yet).
     """
     global _writing
+    _raise_if_cancelled()  # a cancelled Dask batch writes nothing more
     if _in_worker:
         _writing = True
+
+
+def _raise_if_cancelled() -> None:
+    """Raise :class:`~quantize.protocol.Cancelled` in a task of a cancelled Dask batch."""
+    from quantize.distributed import cancel_requested
+    from quantize.protocol import Cancelled
+
+    if cancel_requested(fresh=True):
+        raise Cancelled("cancelled by request")
 
 
 def stop_workers(processes: Iterable[Any], grace_s: float = GRACE_S) -> list[int]:

@@ -155,9 +155,13 @@ def _run_fit(
 ) -> tuple[Any, Any]:
     """Return (result, auto_choice or None)."""
     from quantize.auto import iter_bic, iter_quality_target
+    from quantize.distributed import cancel_requested
     from quantize.pipeline import iter_quantize_image, map_to_palette
 
     options = _estimator_options(args)
+    shared = getattr(args, "fixed_palette", None)
+    if shared is not None:  # vq batch --shared-palette: the palette of the whole set
+        return map_to_palette(image, np.asarray(shared, np.uint8), color_space=args.space), None
     options.update(
         keep_small_colors=args.keep_small_colors,
         small_color_distance=args.small_color_distance,
@@ -198,6 +202,7 @@ def _run_fit(
             method=args.method,
             color_space=args.space,
             seed=args.seed,
+            should_cancel=cancel_requested,
             **options,
         )
         choice = drive(search, progress)
@@ -217,13 +222,20 @@ def _run_fit(
             method=args.method,
             color_space=args.space,
             seed=args.seed,
+            should_cancel=cancel_requested,
             **options,
         )
         choice = drive(by_bic, progress)
         return choice.result, choice
     k = k_given if k_given is not None else DEFAULTS["n_colors"]
     fit = iter_quantize_image(
-        image, k, method=args.method, color_space=args.space, seed=args.seed, **options
+        image,
+        k,
+        method=args.method,
+        color_space=args.space,
+        seed=args.seed,
+        should_cancel=cancel_requested,  # a cancelled Dask batch: between chunks, too
+        **options,
     )
     return drive(fit, progress), None
 

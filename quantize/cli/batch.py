@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import multiprocessing
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +32,21 @@ from quantize.cli._common import (
     remove_folders,
     written_words,
 )
-from quantize.cli._interrupt import (
-    GRACE_S,
-    init_worker,
-    interrupts_ignored,
-    remove_stray_files,
-    start_task,
-    stop_workers,
-)
+from quantize.cli._interrupt import interrupts_ignored, remove_stray_files, start_task
 from quantize.cli._run import check_combination, quantize_one
+from quantize.distributed import default_workers
 
-__all__ = ["add_parser", "batch_task", "output_targets", "palette_suffix", "run"]
+__all__ = [
+    "REPORT_NAME",
+    "add_parser",
+    "batch_task",
+    "output_targets",
+    "palette_suffix",
+    "run",
+]
+
+#: the batch's own report (``--report``), next to the outputs
+REPORT_NAME = "vq-batch-report.json"
 
 #: the input that reads standard input, its name in messages and its outputs' stem
 STDIN = "-"
@@ -83,12 +85,16 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
 
     b = sub.add_parser(
         "batch",
-        help="quantize many images in parallel",
+        help="quantize many images in parallel (local or Dask cluster)",
         epilog=methods_epilog() + EPILOG,
         formatter_class=formatter,
-        description="Quantize every INPUT into OUTDIR/<name>.png; bad files "
-        "are reported and skipped.  Ctrl-C stops the batch: queued files are not "
-        "started, files being written are left as they were, exit 130.",
+        description="Quantize every INPUT into OUTDIR/<name>.png on a Dask cluster: a "
+        "local one (worker processes, one per core) unless --scheduler, "
+        "DASK_SCHEDULER_ADDRESS or --scheduler-file names a running scheduler.  The "
+        "outputs do not depend on where or on how many workers they were made.  Bad files "
+        "are reported and skipped; a lost worker's files are done again elsewhere.  "
+        "Ctrl-C stops the batch: queued files are not started, nothing partial is left, "
+        "what was written is listed, exit 130.",
     )
     b.add_argument(
         "inputs",
@@ -102,8 +108,24 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "-j",
         "--jobs",
         type=positive_int,
-        default=min(4, os.cpu_count() or 1),
-        help="parallel processes (default %(default)s)",
+        default=default_workers(),
+        help="worker processes of the local Dask cluster (default: one per core, "
+        "%(default)s); 1 runs the files one after the other in this process, without Dask",
+    )
+    c = b.add_argument_group("cluster (the Dask conventions)")
+    c.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="run on the Dask scheduler at ADDRESS (tcp://HOST:8786); default "
+        "$DASK_SCHEDULER_ADDRESS, else a local cluster.  Workers must see the input and "
+        "output folders under the same paths",
+    )
+    c.add_argument(
+        "--scheduler-file",
+        metavar="FILE",
+        default=None,
+        help="run on the scheduler described by FILE (dask scheduler --scheduler-file)",
     )
     add_fit_options(b)
     b.add_argument(
@@ -113,9 +135,50 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="also write OUTDIR/<name><ext> palettes (.png as <name>.swatch.png, and .json "
         "with --report as <name>.palette.json)",
     )
-    b.add_argument("--report", action="store_true", help="also write OUTDIR/<name>.json")
+    b.add_argument(
+        "--report",
+        action="store_true",
+        help=f"also write OUTDIR/<name>.json, and OUTDIR/{REPORT_NAME}: every input "
+        "with its outcome (failures with their reason)",
+    )
+    b.add_argument(
+        "--shared-palette",
+        action="store_true",
+        help="fit one palette for all inputs (their colour histograms summed) and map every "
+        "file onto it; an animated GIF/APNG is written as one animated PNG with that palette",
+    )
+    b.add_argument(
+        "--tiled-tiff",
+        action="store_true",
+        help="write TIFFs over --max-pixels (read, fitted and mapped in row strips, never "
+        "whole) as tiled palette TIFFs OUTDIR/<name>.tif instead of PNGs written strip by strip",
+    )
+    b.add_argument(
+        "--strip-mib",
+        type=_positive_number,
+        default=64,
+        metavar="MIB",
+        help="input MiB per strip of an image over --max-pixels: bounds the memory of a "
+        "strip task (measured 0.6-0.8 GiB per process at 16-64 MiB, see docs/SCALING.md) "
+        "(default %(default)s)",
+    )
+    b.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="skip inputs whose outputs all exist already (resumes an interrupted batch)",
+    )
     add_write_options(b, "skip files whose indexed PNG would not be smaller than the input")
     add_output_mode(b)
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 def palette_suffix(args: argparse.Namespace) -> str:
@@ -188,16 +251,17 @@ def batch_task(
 ) -> dict[str, Any]:
     """Quantize one file of a batch (runs in a worker process).
 
-    Errors become the report; an interrupt (Ctrl-C in the parent's process, SIGTERM in a
-    worker) is not caught: it unwinds the task, whose all-or-nothing writes leave no file
-    (a worker that is already writing finishes the file first, see
-    :mod:`quantize.cli._interrupt`).
+    Errors become the report; an interrupt (Ctrl-C in the parent's process) is not caught:
+    it unwinds the task, whose all-or-nothing writes leave no file.  On a Dask worker, a
+    cancelled batch stops the task between fit iterations and before it writes
+    (:mod:`quantize.distributed`); a task that is already writing finishes its file.
 
     Parameters
     ----------
     task : (str, str, dict, bytes or None)
         Input path (``-``: standard input), output stem, the options (``vars`` of the
-        parsed arguments) and, for ``-``, the bytes read from standard input.
+        parsed arguments; ``fixed_palette`` for a shared palette, ``animated`` for an
+        animation written with it) and, for ``-``, the bytes read from standard input.
     written : list of Path, optional
         Receives the files written as soon as they are in place (an interrupt right after
         that still knows them).
@@ -216,6 +280,11 @@ def batch_task(
     path_text, stem, options, data = task
     args = argparse.Namespace(**options)
     try:
+        if options.get("animated"):
+            from quantize.cli._shared import write_animation
+
+            summary = write_animation(path_text, args, output_targets(args, stem), written)
+            return {"input": _label(path_text), "ok": True, "code": EXIT_OK, "summary": summary}
         summary = quantize_one(
             Path(path_text),
             args,
@@ -258,7 +327,8 @@ def _expand_inputs(inputs: Sequence[str]) -> list[str]:
 
 def _batch_stems(inputs: Sequence[str]) -> list[str]:
     stems: list[str] = []
-    seen: dict[str, int] = {}
+    # <stem>.json of an input never takes the name of the batch report
+    seen: dict[str, int] = {Path(REPORT_NAME).stem.lower(): 1}
     for text in inputs:
         stem = STDIN_STEM if text == STDIN else (Path(text).stem or "image")
         n = seen.get(stem.lower(), 0)
@@ -283,8 +353,12 @@ def _run_here(jobs: Sequence[_Job], record: _Record, unreported: dict[int, list[
     written: list[Path] = []
     try:
         for index, task in jobs:
+            _stop_if_asked()
             written = []
-            record(index, batch_task(task, written))
+            report = batch_task(task, written)
+            if not report["ok"] and report["code"] == EXIT_CANCELLED:
+                raise KeyboardInterrupt  # the app's Cancel stopped the fit: as Ctrl-C
+            record(index, report)
             written = []
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the running file unwound, nothing left
         if written:
@@ -293,88 +367,270 @@ def _run_here(jobs: Sequence[_Job], record: _Record, unreported: dict[int, list[
     return False
 
 
-def _outcome(fut: Future[dict[str, Any]], path_text: str, stopping: bool) -> dict[str, Any] | None:
-    """Return the report of a finished future, or None if its file was never processed."""
-    if fut.cancelled():
-        return None
-    exc = fut.exception()
-    if exc is None:
-        return fut.result()
-    if isinstance(exc, SystemExit) or (stopping and isinstance(exc, BrokenProcessPool)):
-        return None  # stopped by the interrupt: its writes were undone
-    if isinstance(exc, BrokenProcessPool):
-        return _failure(
-            path_text, EXIT_OTHER, f"{_label(path_text)}: the worker process died (out of memory?)"
-        )
-    code, message = classify(exc)
-    return _failure(path_text, code, message)
+def _asked_to_stop() -> bool:
+    from quantize.distributed import cancel_requested
+
+    return cancel_requested(fresh=True)
 
 
-def _pool_processes(pool: ProcessPoolExecutor) -> dict[int, Any]:
-    """Return the pool's worker processes by pid (shutdown forgets them: take them before)."""
-    return dict(getattr(pool, "_processes", None) or {})
+def _stop_if_asked() -> None:
+    """Raise KeyboardInterrupt when the caller asked to stop (the app's Cancel button).
 
+    The desktop app runs the batch on a thread inside a
+    :func:`quantize.distributed.cancel_scope`; the command line has Ctrl-C.
 
-def _run_pool(
-    jobs: Sequence[_Job],
-    workers: int,
-    record: _Record,
-    targets_of: Callable[[int], list[Path]],
-) -> bool:
-    """Run the jobs in worker processes; return whether interrupted.
-
-    On Ctrl-C or SIGTERM: queued files are cancelled, the workers are stopped (killed after
-    a grace period; then what they left is removed), the reports of files finished meanwhile
-    are recorded.
+    Raises
+    ------
+    KeyboardInterrupt
     """
-    # spawn, not fork: the parent may run threads (tqdm's monitor, BLAS)
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker)
-    futures: dict[Future[dict[str, Any]], int] = {}
-    inputs = {index: task[0] for index, task in jobs}
+    from quantize.distributed import cancel_requested
+
+    if cancel_requested(fresh=True):
+        raise KeyboardInterrupt
+
+
+def _lost_worker(path_text: str, exc: BaseException) -> dict[str, Any]:
+    """Report a task that failed on the cluster itself (not in our code)."""
+    if type(exc).__name__ == "KilledWorker":
+        message = (
+            f"{_label(path_text)}: the worker processes running it died repeatedly "
+            "(out of memory?) - nothing written"
+        )
+        return _failure(path_text, EXIT_OTHER, message)
+    code, message = classify(exc)
+    return _failure(path_text, code, f"{_label(path_text)}: {message}")
+
+
+def _run_cluster(
+    cluster: Any,
+    fn: Callable[[Any], Any],
+    jobs: Sequence[tuple[int, Any]],
+    record: _Record,
+    path_of: Callable[[int], str],
+    name: str,
+) -> bool:
+    """Run ``fn`` on the items of ``jobs`` as Dask tasks; return whether interrupted.
+
+    Every finished task's report goes to ``record``; on Ctrl-C queued tasks are cancelled
+    at once and running ones stop (or finish the file they are writing), and their reports
+    are recorded too.
+    """
+    futures = cluster.submit_all(fn, [task for _, task in jobs], name=name)
     recorded: set[int] = set()
-    processes: dict[int, Any] = {}
+
+    def take(outcome: Any) -> None:
+        index = jobs[outcome.index][0]
+        if outcome.cancelled or index in recorded:
+            return
+        if outcome.error is not None and classify(outcome.error)[0] == EXIT_CANCELLED:
+            return  # stopped by the interrupt as it started: not processed
+        if outcome.error is not None:
+            report = _lost_worker(path_of(index), outcome.error)
+        else:
+            report = outcome.result
+            if not report["ok"] and report["code"] == EXIT_CANCELLED:
+                return  # stopped by the interrupt before writing: not processed
+        recorded.add(index)
+        record(index, report)
+
     try:
-        with interrupts_ignored():  # workers start with SIGINT ignored (the parent decides)
-            for index, task in jobs:
-                futures[pool.submit(batch_task, task)] = index
-        processes.update(_pool_processes(pool))
-        for fut in as_completed(futures):
-            index = futures[fut]
-            report = _outcome(fut, inputs[index], stopping=False)
-            if report is not None:
-                record(index, report)
-                recorded.add(index)
+        for outcome in cluster.as_completed(futures, _asked_to_stop):
+            take(outcome)
     except KeyboardInterrupt:
         with interrupts_ignored():  # a second Ctrl-C must not cut the cleanup short
-            processes.update(_pool_processes(pool))
-            manager = getattr(pool, "_executor_manager_thread", None)  # shutdown forgets it
-            pool.shutdown(wait=False, cancel_futures=True)
-            killed = stop_workers(processes.values())
-            if manager is not None:  # it hands over the reports the workers sent last
-                manager.join(GRACE_S)
-            for fut, index in futures.items():
-                if index in recorded or not fut.done():
-                    continue
-                report = _outcome(fut, inputs[index], stopping=True)
-                if report is not None:
-                    record(index, report)
-                    recorded.add(index)
-            unfinished = [i for i in futures.values() if i not in recorded]
-            remove_stray_files([t for i in unfinished for t in targets_of(i)], killed)
+            for outcome in cluster.cancel(futures):
+                take(outcome)
         return True
-    pool.shutdown()
     return False
 
 
-def run(args: argparse.Namespace, err: Err) -> int:
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _clean_strays(
+    done: Sequence[Path], unfinished: Sequence[Path], killed_pids: Sequence[int]
+) -> None:
+    """Remove what killed workers left next to the outputs.
+
+    The temporary ``.part`` files of every output; the ``.bak`` copy a killed worker kept
+    of a file it was replacing is deleted where the file was then written again (``done``),
+    and put back where it was not (``unfinished``).
+    """
+    pids = {str(p) for p in killed_pids}
+    for target in done:
+        for stray in target.parent.glob(f".{_glob_escape(target.name)}.*"):
+            parts = stray.name.split(".")
+            if stray.name.endswith(".part") or (stray.name.endswith(".bak") and parts[-3] in pids):
+                with contextlib.suppress(OSError):
+                    stray.unlink()
+    remove_stray_files(unfinished, killed_pids)
+
+
+def _glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
+def _shared_palette(
+    runner: _Runner, jobs: Sequence[_Job], options: dict[str, Any], record: _Record
+) -> tuple[dict[str, Any] | None, bool, set[int]]:
+    """Run steps 1 and 2 of ``--shared-palette``: histograms, their exact sum, one fit.
+
+    Returns (the fit of :func:`quantize.cli._shared.fit_task` or None when no input could
+    be read, whether interrupted, the indices of the animated inputs).
+    """
+    from quantize.cli import _shared
+    from quantize.histograms import merge_histograms
+    from quantize.protocol import Cancelled
+
+    animated: set[int] = set()
+    ok: list[int] = []
+
+    def note(index: int, report: dict[str, Any]) -> None:
+        if report["ok"]:
+            ok.append(index)
+            if report.get("frames", 1) > 1:
+                animated.add(index)
+        else:
+            record(index, report)
+        runner.tick()
+
+    runner.start_bar(len(jobs), "histograms")
+    if runner.cluster is None:
+        hists = []
+        try:
+            for index, task in jobs:
+                _stop_if_asked()
+                report = _shared.histogram_task(task)
+                hists.append(report.get("histogram"))
+                note(index, _shared.without_histogram(report))
+        except KeyboardInterrupt:
+            return None, True, animated
+        finally:
+            runner.close_bar()
+        total = merge_histograms(hists)
+        if total is None:
+            return None, False, animated
+        try:
+            return _shared.fit_task((total, options)), False, animated
+        except (KeyboardInterrupt, Cancelled):
+            return None, True, animated
+    cluster = runner.cluster
+    full = cluster.submit_all(_shared.histogram_task, [t for _, t in jobs], name="vq-histogram")
+    small = cluster.submit_all(_shared.without_histogram, full, name="vq-histogram-report")
+    try:
+        for outcome in cluster.as_completed(small, _asked_to_stop):
+            index = jobs[outcome.index][0]
+            if outcome.error is not None and classify(outcome.error)[0] == EXIT_CANCELLED:
+                raise KeyboardInterrupt  # the run was cancelled meanwhile
+            if outcome.error is not None:
+                note(index, _lost_worker(jobs[outcome.index][1][0], outcome.error))
+            elif not outcome.cancelled:
+                note(index, outcome.result)
+        runner.close_bar()
+        if not ok:
+            return None, False, animated
+        only = cluster.submit_all(_shared.histogram_only, full, name="vq-histogram-only")
+        total = cluster.reduce_tree(_shared.merge_pair, only, name="vq-histogram-sum")
+        fit = cluster.submit_all(_shared.fit_task, [(total, options)], name="vq-fit")
+        outcome = next(iter(cluster.as_completed(fit, _asked_to_stop)))
+    except KeyboardInterrupt:
+        with interrupts_ignored():
+            cluster.cancel(full + small)
+        runner.close_bar()
+        return None, True, animated
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.result, False, animated
+
+
+class _Runner:
+    """Where the batch runs: this process (``cluster`` None) or a Dask cluster; its bar."""
+
+    def __init__(self, cluster: Any, mode: bool | None) -> None:
+        self.cluster = cluster
+        self.mode = mode
+        self.bar: Any = None
+
+    def start_bar(self, total: int, desc: str) -> None:
+        if self.mode is False:
+            return
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=total,
+            desc=desc,
+            unit="file",
+            file=sys.stderr,
+            disable=None if self.mode is None else False,
+        )
+
+    def tick(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _check_shared(args: argparse.Namespace) -> None:
+    if not args.shared_palette:
+        return
+    for flag, given in (
+        ("--use-palette", args.use_palette),
+        ("--init-palette", args.init_palette),
+        ("--quality", args.quality is not None),
+        ("--max-delta-e", args.max_delta_e is not None),
+        ("-k auto", args.colors == "auto"),
+        ("--importance (a map of one image)", getattr(args, "importance", None)),
+    ):
+        if given:
+            raise UsageError(f"--shared-palette fits one palette of K colours: not with {flag}")
+
+
+def _cluster_choice(args: argparse.Namespace, n_jobs: int) -> Any:
+    """Return the ClusterChoice of the options, or None to run in this process."""
+    from quantize.distributed import SCHEDULER_ENV, choose_cluster
+
+    remote = args.scheduler or args.scheduler_file or os.environ.get(SCHEDULER_ENV)
+    if not remote and (args.jobs == 1 or n_jobs <= 1):
+        return None
+    try:
+        return choose_cluster(args.scheduler, args.scheduler_file, min(args.jobs, max(1, n_jobs)))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def run(
+    args: argparse.Namespace,
+    err: Err,
+    *,
+    on_report: Callable[[int, dict[str, Any]], None] | None = None,
+    on_cluster: Callable[[str, str | None], None] | None = None,
+) -> int:
     """Run ``vq batch``.
+
+    The desktop app's Batch window calls this too, on a thread, inside a
+    :func:`quantize.distributed.cancel_scope` (its Cancel button acts as Ctrl-C).
 
     Parameters
     ----------
     args : argparse.Namespace
     err : callable
         Prints a line on stderr.
+    on_report : callable, optional
+        ``on_report(index, report)`` as each input is done (failed, skipped); ``index``
+        into ``args.inputs`` after folders were expanded.
+    on_cluster : callable, optional
+        ``on_cluster(where, dashboard_link)`` once the Dask cluster is up.
 
     Returns
     -------
@@ -386,11 +642,14 @@ def run(args: argparse.Namespace, err: Err) -> int:
     from quantize.io.load import LoadError
 
     check_combination(args)
+    _check_shared(args)
     args.inputs = _expand_inputs(args.inputs)
     if not args.inputs:
         raise UsageError("no image files among the inputs")
     if args.inputs.count(STDIN) > 1:
         raise UsageError("standard input ('-') can be read only once")
+    if args.skip_existing and args.force:
+        raise UsageError("use either --skip-existing or --force, not both")
     out_dir = Path(args.outdir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: exists and is not a folder")
@@ -402,30 +661,50 @@ def run(args: argparse.Namespace, err: Err) -> int:
     options.update(output=None, no_image=False, palette=[], masks=None, soft=None)
     stems = _batch_stems(args.inputs)
     results: dict[int, dict[str, Any]] = {}
-    bar = None
     mode = progress_mode(args)
-    if mode is not False:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=len(args.inputs),
-            desc="vq batch",
-            unit="file",
-            file=sys.stderr,
-            disable=None if mode is None else False,
-        )
+    runner = _Runner(None, mode)
 
     def record(index: int, res: dict[str, Any]) -> None:
+        res["input"] = _label(args.inputs[index])  # as given (remote workers see it absolute)
         results[index] = res
+        if on_report is not None:
+            on_report(index, res)
         if not res["ok"]:  # errors are always said, --quiet or not
             err(f"vq: {res['message']}")
             if res.get("traceback"):
                 err(res["traceback"].rstrip())
-        if bar is not None:
-            bar.update(1)
+
+    def record_file(index: int, res: dict[str, Any]) -> None:
+        record(index, res)
+        runner.tick()
+
+    huge: dict[int, Any] = {}  # TIFFs over the pixel cap: processed in strips
+
+    def targets_of(index: int) -> list[Path]:
+        if index in huge:
+            from quantize.cli._huge import huge_targets
+
+            base = output_targets(args, stems[index])
+            return [path for _, path in huge_targets(args, stems[index], base)]
+        return [path for _, path in output_targets(args, stems[index])]
 
     jobs: list[_Job] = []
     for index, (text, stem) in enumerate(zip(args.inputs, stems, strict=True)):
+        if text != STDIN:
+            from quantize.io.huge import tiff_info
+
+            info = tiff_info(text)
+            if info is not None and info.n_pixels > args.max_pixels:
+                if info.problem:
+                    message = f"{text}: {info.width}x{info.height} pixels is over the pixel "
+                    record(index, _failure(text, 3, message + f"limit, and {info.problem}"))
+                    continue
+                huge[index] = info
+        if args.skip_existing and all(p.exists() for p in targets_of(index)):
+            names = ", ".join(str(p) for p in targets_of(index))
+            skip = f"{_label(text)}: skipped, {names} already there (--skip-existing)"
+            record(index, {"ok": True, "skipped": True, "code": EXIT_OK, "message": skip})
+            continue
         data = None
         if text == STDIN:  # read here: worker processes have no standard input
             try:
@@ -433,36 +712,162 @@ def run(args: argparse.Namespace, err: Err) -> int:
             except LoadError as exc:
                 record(index, _failure(text, *classify(exc)))
                 continue
-        jobs.append((index, (text, stem, options, data)))
+        if index not in huge:
+            jobs.append((index, (text, stem, options, data)))
+    huge_order = [i for i in huge if i not in results]
 
-    def targets_of(index: int) -> list[Path]:
-        return [path for _, path in output_targets(args, stems[index])]
-
+    choice = _cluster_choice(args, len(jobs) + 2 * len(huge_order))
+    if choice is not None and choice.kind != "local":  # remote workers: another cwd
+        options["outdir"] = os.path.abspath(args.outdir)
+        jobs = [
+            (i, (t[0] if t[0] == STDIN else os.path.abspath(t[0]), t[1], options, t[3]))
+            for i, t in jobs
+        ]
+    before = {p: _stat_key(p) for i, _ in jobs for p in targets_of(i)}
     interrupted = False
     unreported: dict[int, list[Path]] = {}
+    cluster = None
+    pids_before: dict[str, int] = {}
+    fit: dict[str, Any] | None = None
     try:
-        if args.jobs == 1 or len(jobs) <= 1:
-            interrupted = _run_here(jobs, record, unreported)
-        else:
-            interrupted = _run_pool(jobs, min(args.jobs, len(jobs)), record, targets_of)
+        if choice is not None and (jobs or huge_order):
+            from quantize.distributed import Cluster
+
+            try:
+                cluster = Cluster(choice, quiet=not args.debug).__enter__()
+            except (ConnectionError, OSError, TimeoutError) as exc:
+                remove_folders(created)
+                raise UsageError(f"{exc}") from None
+            runner.cluster = cluster
+            pids_before = cluster.worker_pids() if cluster.is_local else {}
+            link = cluster.dashboard_link
+            if on_cluster is not None:
+                on_cluster(choice.describe(), link)
+            if mode is not False:
+                where = f"; dashboard {link}" if link else ""
+                err(f"vq: running on a {choice.describe()}{where}")
+        if args.shared_palette and jobs:
+            fit, interrupted, animated = _shared_palette(runner, jobs, options, record)
+            if fit is not None and not interrupted:
+                for w in fit["warnings"]:
+                    err(f"vq: warning: shared palette: {w}")
+                shared = dict(options, fixed_palette=fit["palette"])
+                readable = set(results)
+                jobs = [
+                    (i, (t[0], t[1], dict(shared, animated=i in animated), t[3]))
+                    for i, t in jobs
+                    if i not in readable
+                ]
+            elif not interrupted:
+                jobs = []
+        if not interrupted and (jobs or huge_order):
+            runner.start_bar(len(jobs) + len(huge_order), "vq batch")
+            if cluster is None:
+                interrupted = _run_here(jobs, record_file, unreported)
+            else:
+                interrupted = _run_cluster(
+                    cluster, batch_task, jobs, record_file, lambda i: args.inputs[i], "vq-file"
+                )
+        if not interrupted and huge_order:
+            interrupted = _run_huge(args, stems, huge, huge_order, cluster, record_file)
     finally:
-        if bar is not None:
-            bar.close()
+        runner.close_bar()
+        killed: list[int] = []
+        if cluster is not None:
+            with interrupts_ignored():
+                after = cluster.worker_pids() if cluster.is_local else {}
+                cluster.close()  # a local cluster's workers are stopped (killed if need be)
+                killed = [pid for pid in pids_before.values() if pid not in after.values()]
+                if interrupted:
+                    killed = list(pids_before.values()) + list(after.values())
+                done = [p for i, r in results.items() if r["ok"] for p in targets_of(i)]
+                rest = [
+                    p
+                    for i in [*(i for i, _ in jobs), *huge_order]
+                    if i not in results
+                    for p in targets_of(i)
+                ]
+                _clean_strays(done, rest, killed)
+                if killed and not interrupted:
+                    err(
+                        f"vq: warning: {len(killed)} worker process(es) died during the batch; "
+                        "their files were done again by the others"
+                    )
+    if interrupted:  # files a stopped task put in place before its report reached us
+        for i, _ in jobs:
+            if i not in results:
+                changed = [p for p in targets_of(i) if _stat_key(p) != before.get(p)]
+                if changed and all(_stat_key(p) is not None for p in changed):
+                    unreported[i] = changed
+    return _finish(args, err, results, unreported, interrupted, created, fit)
+
+
+def _run_huge(
+    args: argparse.Namespace,
+    stems: Sequence[str],
+    huge: dict[int, Any],
+    order: Sequence[int],
+    cluster: Any,
+    record: _Record,
+) -> bool:
+    """Quantize the TIFFs over the pixel cap one after the other, each in strips.
+
+    Returns whether interrupted (the image being written is discarded whole).
+    """
+    from quantize.cli._huge import huge_targets, run_huge
+    from quantize.protocol import Cancelled
+
+    remote = cluster is not None and cluster.choice.kind != "local"
+    if remote:
+        args = argparse.Namespace(**{**vars(args), "outdir": os.path.abspath(args.outdir)})
+    for index in order:
+        text = args.inputs[index]
+        path = os.path.abspath(text) if remote else text
+        try:
+            _stop_if_asked()
+            stem = stems[index]
+            targets = huge_targets(args, stem, output_targets(args, stem))
+            report = run_huge(path, stem, args, huge[index], cluster, targets)
+        except (KeyboardInterrupt, Cancelled):
+            return True
+        except Exception as exc:
+            code, message = classify(exc)
+            report = _failure(text, code, message)
+        record(index, report)
+    return False
+
+
+def _finish(
+    args: argparse.Namespace,
+    err: Err,
+    results: dict[int, dict[str, Any]],
+    unreported: dict[int, list[Path]],
+    interrupted: bool,
+    created: list[Path],
+    fit: dict[str, Any] | None,
+) -> int:
+    """Print the summary, write the batch report, return the exit code."""
+    out_dir = Path(args.outdir)
     reports = [results[i] for i in sorted(results)]
     failed = [r for r in reports if not r["ok"]]
     skipped = [r for r in reports if r.get("skipped")]
     n_ok = len(reports) - len(failed) - len(skipped)
     done = set(results) | set(unreported)
     not_processed = [_label(t) for i, t in enumerate(args.inputs) if i not in done]
+    doc: dict[str, Any] = {
+        "ok": n_ok,
+        "skipped": len(skipped),
+        "failed": len(failed),
+        "files": reports,
+    }
+    if fit is not None:
+        doc["shared_palette"] = {k: v for k, v in fit.items() if k != "warnings"}
+        doc["shared_palette"]["palette"] = [
+            "#{:02x}{:02x}{:02x}".format(*map(int, c)) for c in fit["palette"]
+        ]
+    if interrupted:
+        doc.update(interrupted=True, not_processed=not_processed)
     if args.json:
-        doc: dict[str, Any] = {
-            "ok": n_ok,
-            "skipped": len(skipped),
-            "failed": len(failed),
-            "files": reports,
-        }
-        if interrupted:
-            doc.update(interrupted=True, not_processed=not_processed)
         print(json.dumps(doc, indent=2, allow_nan=False))
     elif not args.quiet:
         for r in reports:
@@ -470,12 +875,27 @@ def run(args: argparse.Namespace, err: Err) -> int:
                 print(f"skip  {r['message']}")
             elif r["ok"]:
                 s = r["summary"]
-                psnr = fmt_float(s["metrics"]["psnr"], 2, " dB")
                 outs = ", ".join(Path(o["path"]).name for o in s["outputs"])
-                print(f"ok    {r['input']}: K={s['n_colors']}, PSNR {psnr} -> {outs}")
+                if s.get("frames", 1) > 1 and s.get("metrics") is None:
+                    what = f"{s['frames']} frames, K={s['n_colors']}"
+                else:
+                    psnr = fmt_float((s["metrics"] or {}).get("psnr"), 2, " dB", "n/a")
+                    what = f"K={s['n_colors']}, PSNR {psnr}"
+                print(f"ok    {r['input']}: {what} -> {outs}")
         more = f", {len(skipped)} skipped" if skipped else ""
         stop = f", {len(not_processed)} not processed (interrupted)" if interrupted else ""
-        print(f"{n_ok} ok{more}, {len(failed)} failed{stop}, output in {out_dir}")
+        shared = " (one shared palette)" if fit is not None else ""
+        print(f"{n_ok} ok{more}, {len(failed)} failed{stop}, output in {out_dir}{shared}")
+    if args.report and (n_ok or failed or interrupted) and out_dir.is_dir():
+        from quantize.io._atomic import atomic_write_bytes
+
+        text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
+        try:
+            atomic_write_bytes(out_dir / REPORT_NAME, text.encode(), overwrite=True)
+        except Exception as exc:  # the outputs are in place: say it, exit non-zero
+            code, message = classify(exc)
+            err(f"vq: {message}")
+            failed.append({"ok": False, "code": code})
     remove_folders(created)  # only if still empty
     if interrupted:
         written = [

@@ -536,8 +536,16 @@ def _stats_inertia(W: np.ndarray, S: np.ndarray, Q: np.ndarray, centers: np.ndar
 
 
 def _thread_pool() -> ThreadPoolExecutor | None:
-    """Return a pool for the bounded E step (numpy releases the GIL), or None on 1 CPU."""
-    n = min(os.cpu_count() or 1, _MAX_THREADS)
+    """Return a pool for the bounded E step (numpy releases the GIL), or None on 1 CPU.
+
+    ``VQ_NUM_THREADS`` caps the threads (a Dask worker of ``vq batch`` gets its own thread
+    count, so that N single-threaded workers do not oversubscribe N cores).
+    """
+    try:
+        cap = int(os.environ.get("VQ_NUM_THREADS", "") or 0)
+    except ValueError:
+        cap = 0
+    n = min(cap if cap > 0 else (os.cpu_count() or 1), _MAX_THREADS)
     if n < 2:
         return None
     return ThreadPoolExecutor(n, thread_name_prefix="vq-kmeans")

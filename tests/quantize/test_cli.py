@@ -368,8 +368,25 @@ def test_batch_skips_bad_files(tmp_path, monkeypatch, capsys, jobs):
     assert main(argv) == 3
     captured = capsys.readouterr()
     assert "2 ok, 1 failed" in captured.out
-    assert one_error_line(captured.err).startswith("vq: ") and "c.png" in captured.err
-    assert files(tmp_path / "out") == ["a.gpl", "a.json", "a.png", "b.gpl", "b.json", "b.png"]
+    err = "\n".join(x for x in captured.err.splitlines() if not x.startswith("vq: running on"))
+    assert one_error_line(err).startswith("vq: ") and "c.png" in err
+    assert files(tmp_path / "out") == [
+        "a.gpl",
+        "a.json",
+        "a.png",
+        "b.gpl",
+        "b.json",
+        "b.png",
+        "vq-batch-report.json",
+    ]
+    report = json.loads((tmp_path / "out" / "vq-batch-report.json").read_text())
+    assert (report["ok"], report["failed"]) == (2, 1)
+    assert [(f["input"], f["ok"], f["code"]) for f in report["files"]] == [
+        (str(a), True, 0),
+        (str(bad), False, 3),
+        (str(b), True, 0),
+    ]
+    assert "c.png: not an image" in report["files"][1]["message"]
     # second run: everything exists -> 5, unless --force
     assert main(["batch", str(a), "-o", "out", "-q", "-k", "3", *FAST]) == 5
     assert main(["batch", str(a), "-o", "out", "-q", "-k", "3", *FAST, "--force"]) == 0
@@ -1061,7 +1078,12 @@ def test_batch_palette_files_never_collide_with_other_outputs(img, tmp_path, cap
     assert main([*argv, "-o", "a", "--palette-format", ".png"]) == 0
     assert files(tmp_path / "a") == ["photo.png", "photo.swatch.png"]
     assert main([*argv, "-o", "b", "--palette-format", ".json", "--report"]) == 0
-    assert files(tmp_path / "b") == ["photo.json", "photo.palette.json", "photo.png"]
+    assert files(tmp_path / "b") == [
+        "photo.json",
+        "photo.palette.json",
+        "photo.png",
+        "vq-batch-report.json",
+    ]
     assert main([*argv, "-o", "c", "--palette-format", ".json"]) == 0
     assert files(tmp_path / "c") == ["photo.json", "photo.png"]
     assert read_palette(tmp_path / "c" / "photo.json").shape == (3, 3)
@@ -1131,7 +1153,10 @@ def test_interrupt_right_after_a_file_was_written_still_lists_it(tmp_path, monke
     assert one_error_line(capsys.readouterr().err) == (
         "vq: interrupted - wrote out/a.png and out/a.json; 1 of 2 files not processed"
     )
-    assert files(tmp_path / "out") == ["a.json", "a.png"]
+    # the batch report lists what was not processed (to resume with --skip-existing)
+    assert files(tmp_path / "out") == ["a.json", "a.png", "vq-batch-report.json"]
+    report = json.loads((tmp_path / "out" / "vq-batch-report.json").read_text())
+    assert report["interrupted"] is True and report["not_processed"] == inputs[1:]
 
 
 def lzw_tiff_with_garbage_data(path: Path) -> Path:
