@@ -238,10 +238,12 @@ def _setup_worker(specs: Sequence[Any], ignore_sigint: bool, nthreads: int = 0) 
     The engine's own threads (the K-means E step) are capped at the worker's thread count
     (``VQ_NUM_THREADS``) unless the worker's environment already says.
     """
+    from quantize._blas import limit_blas_threads
     from quantize.cluster.registry import METHODS, register_method
 
     if nthreads > 0:
         os.environ.setdefault("VQ_NUM_THREADS", str(nthreads))
+    limit_blas_threads()  # also on clusters whose nannies do not set OPENBLAS_NUM_THREADS
 
     for spec in specs:
         if spec.name not in METHODS:
