@@ -13,11 +13,11 @@ from quantize.metrics import SsimReference, compute_metrics, render_indexed, ssi
 from quantize.pipeline import quantize_image
 from quantize.protocol import Cancelled, drain
 from quantize.sweep import (
+    grow_centers,
     iter_size_budget,
     iter_sweep,
     parse_k_list,
     parse_size,
-    grow_centers,
     seed_cells,
 )
 
