@@ -42,6 +42,8 @@ __all__ = [
     "describe_image",
     "describe_output",
     "describe_pixel",
+    "auto_k_verdict",
+    "png_size_verdict",
     "format_bytes",
 ]
 
@@ -563,9 +565,67 @@ def describe_output(output: RunOutput) -> str:
     psnr = getattr(output.metrics, "psnr", None)
     quality = f" · PSNR {psnr:.2f} dB" if psnr is not None else ""
     warn = f" · {len(result.warnings)} warning(s), see Metrics" if result.warnings else ""
+    size, _ = png_size_verdict(output)
+    size = f" · {size}" if size else ""
+    missed = auto_k_verdict(output)
+    head = f"{missed} · " if missed else "Done: "
     return (
-        f"Done: {len(result.palette)} colours ({result.method}, {result.color_space}) in "
-        f"{output.elapsed_s:.2f} s{quality}{warn}"
+        f"{head}{len(result.palette)} colours ({result.method}, {result.color_space}) in "
+        f"{output.elapsed_s:.2f} s{quality}{size}{warn}"
+    )
+
+
+def png_size_verdict(output: RunOutput) -> tuple[str, bool]:
+    """Say the indexed PNG's size next to the original file's, and whether it is larger.
+
+    Parameters
+    ----------
+    output : RunOutput
+        A finished run (its metrics hold both sizes).
+
+    Returns
+    -------
+    text : str
+        E.g. ``"PNG 319.0 kB (319,012 bytes) vs original 185.0 kB"``, with
+        ``" — LARGER than the original"`` when it is; ``""`` without metrics.
+    larger : bool
+        Whether the PNG is larger than the original file.
+    """
+    m = output.metrics
+    if m is None:
+        return "", False
+    text = f"PNG {format_bytes(m.png_bytes)} ({m.png_bytes:,} bytes)"
+    if not m.original_bytes:
+        return text, False
+    larger = m.png_bytes > m.original_bytes
+    text += f" vs original {format_bytes(m.original_bytes)}"
+    if larger:
+        text += " — LARGER than the original"
+    return text, larger
+
+
+def auto_k_verdict(output: RunOutput) -> str:
+    """Say that an automatic choice of K missed its target (``""`` when it did not).
+
+    Parameters
+    ----------
+    output : RunOutput
+        A finished run; ``output.extra["auto"]`` is the search's
+        :class:`~quantize.auto.AutoKResult` for an automatic K.
+
+    Returns
+    -------
+    text : str
+        E.g. ``"Target 35 dB NOT reached: best 29.5 dB at K=16, the most colours allowed
+        (raise Max colours)"``.
+    """
+    choice = output.extra.get("auto")
+    if choice is None or choice.reached or choice.target is None:
+        return ""
+    unit = " dB" if choice.metric == "psnr" else ""
+    return (
+        f"Target {choice.target:g}{unit} NOT reached: best {choice.value:.1f}{unit} at "
+        f"K={choice.k}, the most colours allowed (raise Max colours)"
     )
 
 

@@ -49,6 +49,31 @@ def _select(combo: QtWidgets.QComboBox, key: str) -> None:
         combo.setCurrentIndex(index)
 
 
+def method_hint(spec: MethodSpec) -> str:
+    """Say in a line what a method is good for (shown under the method's combo box).
+
+    Parameters
+    ----------
+    spec : MethodSpec
+
+    Returns
+    -------
+    hint : str
+        Built from the method's flags: soft methods suit segmentation, the others palettes.
+    """
+    if spec.grey_only:
+        return "Best for grey images: the optimal palette, found exactly."
+    if spec.soft:
+        return (
+            "Best for segmentation: soft maps give each pixel a probability per colour. "
+            "For a small palette image, K-means is faster and usually sharper."
+        )
+    return (
+        "Best for palettes and small indexed images. For segmentation with soft maps and "
+        "uncertainty, use the Gaussian mixture."
+    )
+
+
 class ParameterPanel(QtWidgets.QWidget):
     """Form editing :class:`RunParameters`; emits ``changed`` on every user edit.
 
@@ -117,9 +142,14 @@ class ParameterPanel(QtWidgets.QWidget):
         )
         self._palette_order = "share"  # chosen in the palette editor, kept with the parameters
 
+        self.method_hint = QtWidgets.QLabel("", objectName="methodHint")
+        self.method_hint.setWordWrap(True)
+        self.method_hint.setStyleSheet("color: #555555; font-size: 11px;")
+
         model = QtWidgets.QGroupBox("Model")
         form = QtWidgets.QFormLayout(model)
         form.addRow("&Method", self.method)
+        form.addRow(self.method_hint)
         self.n_colors_label = QtWidgets.QLabel("&Colours (K)")
         self.n_colors_label.setBuddy(self.n_colors)
         form.addRow(self.n_colors_label, self.n_colors)
@@ -278,6 +308,7 @@ class ParameterPanel(QtWidgets.QWidget):
 
     def _update_enabled(self) -> None:
         spec = self._spec(self.method.currentData())
+        self.method_hint.setText(method_hint(spec))
         self.covariance.setEnabled(spec.uses_covariance)
         for widget in (self.init, self.n_init, self.max_iter, self.tol, self.seed):
             widget.setEnabled(spec.iterative)

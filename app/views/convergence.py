@@ -119,6 +119,7 @@ class ConvergencePlot(QtWidgets.QWidget):
             return
         self.plot.setLabel("bottom", "Iteration")
         self.plot.setLabel("left", _LABELS.get(kind or "", "Objective"))
+        self._place_legend(kind)
         self.summary.setText("Running…" if kind else "No run yet")
         for restart in range(n_runs):
             self._series[restart] = ([], [])
@@ -170,9 +171,57 @@ class ConvergencePlot(QtWidgets.QWidget):
         status = "converged" if converged else "stopped at max iterations"
         extra = f"; {self._skipped} initialisation steps not shown" if self._skipped else ""
         stages = self._show_stages(restart)
+        counts = self.stage_iterations(restart)
+        if len(counts) > 1:  # the iteration limit applies to each stage, not to the total
+            iterations = (
+                f"{n_iter} iterations in {len(counts)} stages "
+                f"({' + '.join(map(str, counts))}; the limit applies to each stage)"
+            )
+        else:
+            iterations = f"{n_iter} iterations"
         self.summary.setText(
-            f"{len(self._series)} run(s); kept run {restart + 1}: {n_iter} iterations, "
+            f"{len(self._series)} run(s); kept run {restart + 1}: {iterations}, "
             f"{status}, final {value}{stages}{extra}"
+        )
+
+    def stage_iterations(self, restart: int) -> list[int]:
+        """Return the iterations of each coarse-to-fine stage of a restart.
+
+        Parameters
+        ----------
+        restart : int
+
+        Returns
+        -------
+        counts : list of int
+            One per stage (one entry when the fit had no stages).
+        """
+        xs, _ = self._series.get(restart, ([], []))
+        stages = self._stages.get(restart, [])
+        if len(stages) < 2 or not xs:
+            return [len(xs)]
+        firsts = [first for first, _ in stages] + [max(xs) + 1]
+        return [b - a for a, b in zip(firsts[:-1], firsts[1:], strict=True)]
+
+    def _place_legend(self, kind: str | None) -> None:
+        """Put the legend in the corner the curves leave free.
+
+        J falls from the top left, so its legend goes bottom left (the stage labels sit at
+        the top); a log-likelihood rises from the bottom left, so its legend goes top left.
+        """
+        legend = self.plot.getPlotItem().legend
+        if legend is not None:
+            legend.setOffset((10, -10) if kind == "inertia" else (10, 10))
+
+    def set_cancelled(self) -> None:
+        """Say that the run was cancelled (the curves stay as far as they got)."""
+        self._timer.stop()
+        self._redraw()
+        done = sum(len(xs) for xs, _ in self._series.values()) + len(self._auto_points)
+        self.summary.setText(
+            f"Cancelled after {done} iteration(s); the curves show the fit up to the cancel"
+            if done
+            else "Cancelled before the first iteration"
         )
 
     def stage_lines(self) -> list[float]:
