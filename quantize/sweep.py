@@ -146,18 +146,24 @@ def parse_size(text: str) -> int:
 
 
 #: grid cells per axis of the points that new centres are drawn from (as the K-means
-#: initialisation draws from coarse cells: a few tens of thousands of weighted cell means
-#: instead of every distinct colour)
-_SEED_CELLS_PER_AXIS = 32
+#: initialisation draws from coarse cells: a few thousand weighted cell means instead of
+#: every distinct colour); the finer grid only when the coarse one has fewer than
+#: _SEED_CELLS_PER_CLUSTER occupied cells per centre
+_SEED_GRIDS = (32, 64)
+_SEED_CELLS_PER_CLUSTER = 8
 
 
-def seed_cells(points: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def seed_cells(
+    points: np.ndarray, weights: np.ndarray, per_axis: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
     """Weighted means of the points in the cells of a regular grid (what new centres come from).
 
     Parameters
     ----------
     points : ndarray of shape (U, D)
     weights : ndarray of shape (U,)
+    per_axis : int, optional
+        Cells along each axis of the points' bounding box.
 
     Returns
     -------
@@ -169,11 +175,11 @@ def seed_cells(points: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.
     X = np.asarray(points, np.float64)
     w = np.asarray(weights, np.float64)
     lo, hi = X.min(axis=0), X.max(axis=0)
-    scale = (_SEED_CELLS_PER_AXIS - 1e-9) / np.where(hi > lo, hi - lo, 1.0)
-    cell = np.minimum(((X - lo) * scale).astype(np.int64), _SEED_CELLS_PER_AXIS - 1)
+    scale = (per_axis - 1e-9) / np.where(hi > lo, hi - lo, 1.0)
+    cell = np.minimum(((X - lo) * scale).astype(np.int64), per_axis - 1)
     code = np.zeros(len(X), np.int64)
     for d in range(X.shape[1]):
-        code = code * _SEED_CELLS_PER_AXIS + cell[:, d]
+        code = code * per_axis + cell[:, d]
     _, inverse = np.unique(code, return_inverse=True)
     inverse = inverse.reshape(-1)
     cw = np.bincount(inverse, weights=w)
@@ -464,7 +470,16 @@ def iter_sweep(
     warm = warm_start and spec.iterative
     points: list[SweepPoint] = []
     previous: QuantizeResult | None = None
-    cells: tuple[np.ndarray, np.ndarray] | None = None
+    grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def cells_for(k: int, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        for per_axis in _SEED_GRIDS:
+            if per_axis not in grids:
+                grids[per_axis] = seed_cells(points, table.counts, per_axis)
+            if len(grids[per_axis][0]) >= _SEED_CELLS_PER_CLUSTER * k:
+                break
+        return grids[per_axis]
+
     # K's rendering and measures run on a second thread while K+1 is fitted (the filters,
     # zlib and most numpy calls release the GIL): on two cores a sweep takes about the
     # time of its fits alone
@@ -514,8 +529,7 @@ def iter_sweep(
             check_cancel(should_cancel)
             options = dict(fit_options)
             if warm and previous is not None and previous.n_colors == previous.n_colors_requested:
-                if cells is None:
-                    cells = seed_cells(previous.points, table.counts)
+                cells = cells_for(k, previous.points)
                 grown = grow_centers(
                     *cells, _centers_of(previous), k, np.random.default_rng([seed, k])
                 )

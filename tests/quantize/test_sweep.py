@@ -200,7 +200,7 @@ def test_warm_sweep_quality_grows_and_stays_close_to_cold_fits(seed):
     for w, c in zip(warm.points, cold.points, strict=True):
         # another local minimum of the same quality (fresh starts differ as much by seed)
         assert w.objective <= c.objective * 1.03
-        assert abs(w.psnr - c.psnr) < 0.3
+        assert w.psnr > c.psnr - 0.3
 
 
 def test_sweep_skips_k_above_the_distinct_colours():
