@@ -93,6 +93,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_status()
         self.controller = RunController(self.params.parameters, self)
         self._connect_controller()
+        self.explorer = ws.install_explorer(self)  # the "Explore K" dock
 
         self.params.set_parameters(self.settings.parameters())
         install_editing(self)  # palette edits, importance brush, eyedropper
@@ -848,7 +849,7 @@ class MainWindow(QtWidgets.QMainWindow):
         clean : bool
             ``True`` if every thread ended.
         """
-        clean = self.controller.shutdown(timeout_ms)
+        clean = self.controller.shutdown(timeout_ms) and self.explorer.shutdown(timeout_ms)
         for dialog in self.findChildren(ExportDialog):
             if dialog.is_exporting():  # let the files be written completely
                 worker = dialog._worker

@@ -26,6 +26,7 @@ from quantize.protocol import IterationRecord
 __all__ = [
     "AUTO_MODES",
     "AUTO_METRICS",
+    "MAX_SIZE_KB_RANGE",
     "RunParameters",
     "RunJob",
     "Stage",
@@ -51,10 +52,13 @@ __all__ = [
 AUTO_MODES: dict[str, str] = {
     "off": "Off (use K)",
     "quality": "PSNR target",
+    "size": "Size budget",
     "bic": "BIC (mixture)",
 }
 #: Score plotted against K for each automatic mode.
-AUTO_METRICS: dict[str, str] = {"quality": "psnr", "bic": "bic"}
+AUTO_METRICS: dict[str, str] = {"quality": "psnr", "size": "png_bytes", "bic": "bic"}
+#: range of the size budget (kB) of ``auto="size"``
+MAX_SIZE_KB_RANGE = (1.0, 1_000_000.0)
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ class RunParameters:
         Dithering of the output image (:data:`quantize.options.DITHERS`).
     dither_strength : float
         Dithering strength in [0, 1].
-    auto : {"off", "quality", "bic"}
+    auto : {"off", "quality", "size", "bic"}
         Automatic choice of K (:data:`AUTO_MODES`).
     target_psnr : float
         Quality target (dB) for ``auto="quality"``.
@@ -94,6 +98,9 @@ class RunParameters:
         :func:`quantize.pipeline.iter_quantize_image`).
     palette_order : str
         Order the palette is shown and exported in (:data:`quantize.edit.SORT_KEYS`).
+    max_size_kb : float
+        Budget of the indexed PNG (kB, 1000 bytes) for ``auto="size"``: the most colours
+        whose PNG fits.
     """
 
     method: str = DEFAULTS["method"]
@@ -111,6 +118,7 @@ class RunParameters:
     target_psnr: float = DEFAULTS["target_psnr"]
     keep_small_colors: bool = DEFAULTS["keep_small_colors"]
     palette_order: str = "share"
+    max_size_kb: float = 300.0
 
     def fit_options(self) -> dict[str, Any]:
         """Return the estimator options passed on to :func:`quantize.pipeline.iter_quantize_image`.
@@ -208,6 +216,9 @@ class RunParameters:
             target_psnr=min(60.0, max(15.0, float(self.target_psnr))),
             keep_small_colors=bool(self.keep_small_colors),
             palette_order=self.palette_order if self.palette_order in SORT_KEYS else "share",
+            max_size_kb=min(
+                MAX_SIZE_KB_RANGE[1], max(MAX_SIZE_KB_RANGE[0], float(self.max_size_kb))
+            ),
         )
 
 
@@ -622,6 +633,11 @@ def auto_k_verdict(output: RunOutput) -> str:
     choice = output.extra.get("auto")
     if choice is None or choice.reached or choice.target is None:
         return ""
+    if choice.metric == "png_bytes":
+        return (
+            f"No palette fits {format_bytes(choice.target)}: even K={choice.k} makes a PNG of "
+            f"{format_bytes(choice.value)}"
+        )
     unit = " dB" if choice.metric == "psnr" else ""
     return (
         f"Target {choice.target:g}{unit} NOT reached: best {choice.value:.1f}{unit} at "

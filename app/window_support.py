@@ -19,6 +19,7 @@ __all__ = [
     "ShortcutGuard",
     "export_folder",
     "export_kinds",
+    "install_explorer",
     "mark_cancelled",
     "remember_export",
     "shortcut_rows",
@@ -241,3 +242,59 @@ def export_folder(window: MainWindow) -> str:
     if path is not None and Path(path).parent.is_dir():
         return str(Path(path).resolve().parent)
     return window.settings.last_folder("export")
+
+
+def install_explorer(window: MainWindow) -> Any:
+    """Add the "Explore K" dock (tabbed with the bottom views) and wire it to the window.
+
+    The explorer follows the current image and parameters; a click on a K sets K (and
+    runs), and its auto-K mode, quality target and size budget edit the run parameters.
+
+    Parameters
+    ----------
+    window : MainWindow
+
+    Returns
+    -------
+    explorer : KExplorer
+    """
+    from dataclasses import replace
+
+    from app.views.k_explorer import KExplorer
+
+    explorer = KExplorer()
+    explorer.set_parameter_source(window.params.parameters)
+    dock = QtWidgets.QDockWidget("Explore K", window, objectName="exploreDock")
+    dock.setWidget(explorer)
+    window.addDockWidget(QtCore.Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+    window.tabifyDockWidget(window.color_space_dock, dock)
+    window.convergence_dock.raise_()
+    window.explorer_dock = dock
+    for action in window.menuBar().actions():
+        if action.menu() is not None and action.text() == "&View":
+            action.menu().addAction(dock.toggleViewAction())
+
+    def on_image(opened: Any, _context: Any) -> None:
+        explorer.set_image(opened.loaded.pixels, opened.loaded.file_size)
+
+    def use_k(k: int) -> None:
+        params = replace(window.params.parameters(), n_colors=int(k), auto="off")
+        window.params.set_parameters(params)
+        window.params.changed.emit()  # remembered, and re-run if automatic runs are on
+        if not window.auto_run_check.isChecked():
+            window.start_run()
+
+    def use_targets(auto: str, psnr: float, size_kb: float) -> None:
+        params = replace(
+            window.params.parameters(), auto=auto, target_psnr=psnr, max_size_kb=size_kb
+        )
+        window.params.set_parameters(params)
+        window.params.changed.emit()
+
+    window.controller.image_set.connect(on_image)
+    window.params.changed.connect(lambda: explorer.sync_parameters(window.params.parameters()))
+    window.run_finished.connect(lambda output: explorer.set_current_k(len(output.result.palette)))
+    explorer.k_chosen.connect(use_k)
+    explorer.targets_edited.connect(use_targets)
+    explorer.sync_parameters(window.params.parameters())
+    return explorer

@@ -14,7 +14,7 @@ from typing import cast
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.model import AUTO_MODES, RunParameters
+from app.model import AUTO_MODES, MAX_SIZE_KB_RANGE, RunParameters
 from quantize.cluster.registry import METHODS, MethodSpec
 from quantize.options import COLOR_SPACES, COVARIANCE_TYPES, DEFAULTS, DITHERS
 
@@ -141,6 +141,11 @@ class ParameterPanel(QtWidgets.QWidget):
             f"{100 * DEFAULTS['small_color_share']:g} % of the pixels (K-means, Gaussian mixture)"
         )
         self._palette_order = "share"  # chosen in the palette editor, kept with the parameters
+        self.max_size = QtWidgets.QDoubleSpinBox(objectName="maxSizeSpin")
+        self.max_size.setRange(*MAX_SIZE_KB_RANGE)
+        self.max_size.setDecimals(0)
+        self.max_size.setSuffix(" kB")
+        self.max_size.setToolTip("Size budget: the most colours whose indexed PNG fits")
 
         self.method_hint = QtWidgets.QLabel("", objectName="methodHint")
         self.method_hint.setWordWrap(True)
@@ -171,6 +176,7 @@ class ParameterPanel(QtWidgets.QWidget):
         form3 = QtWidgets.QFormLayout(auto)
         form3.addRow("&Auto K", self.auto)
         form3.addRow("&PSNR target", self.target_psnr)
+        form3.addRow("Si&ze budget", self.max_size)
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -193,6 +199,7 @@ class ParameterPanel(QtWidgets.QWidget):
             spin.valueChanged.connect(self._on_edit)
         self.strength.valueChanged.connect(self._on_edit)
         self.target_psnr.valueChanged.connect(self._on_edit)
+        self.max_size.valueChanged.connect(self._on_edit)
         self.tol.editingFinished.connect(self._on_edit)
         self.keep_small.toggled.connect(self._on_edit)
 
@@ -225,6 +232,7 @@ class ParameterPanel(QtWidgets.QWidget):
             target_psnr=self.target_psnr.value(),
             keep_small_colors=self.keep_small.isChecked(),
             palette_order=self._palette_order,
+            max_size_kb=self.max_size.value(),
         ).validated()
 
     def set_palette_order(self, key: str) -> None:
@@ -265,6 +273,7 @@ class ParameterPanel(QtWidgets.QWidget):
             self.target_psnr.setValue(params.target_psnr)
             self.keep_small.setChecked(params.keep_small_colors)
             self._palette_order = params.palette_order
+            self.max_size.setValue(params.max_size_kb)
         finally:
             self._updating = False
         self._update_enabled()
@@ -314,6 +323,7 @@ class ParameterPanel(QtWidgets.QWidget):
             widget.setEnabled(spec.iterative)
         self.strength.setEnabled(self.dither.currentData() != "none")
         self.target_psnr.setEnabled(self.auto.currentData() == "quality")
+        self.max_size.setEnabled(self.auto.currentData() == "size")
         auto_on = self.auto.currentData() != "off"
         self.n_colors_label.setText("Max &colours (K)" if auto_on else "&Colours (K)")
         bic_item = _items(self.auto).item(self.auto.findData("bic"))

@@ -17,6 +17,7 @@ _AUTO_LABELS = {
     "psnr": "PSNR (dB)",
     "delta_e": "Mean ΔE (CIEDE2000)",
     "bic": "BIC (lower is better)",
+    "png_bytes": "Indexed PNG (bytes)",
 }
 _COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7"]
 
