@@ -100,6 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"vq-studio self-test FAILED: {type(exc).__name__}: {exc}")
             return 1
 
+    from app.platform_check import check_display_libraries
+
+    hint = check_display_libraries()  # Qt's own message names neither library nor package
+    if hint:
+        print(hint, file=sys.stderr)
+        return 1
+
     from PySide6 import QtGui, QtWidgets
 
     from app.main_window import MainWindow
