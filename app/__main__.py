@@ -67,14 +67,20 @@ def self_test() -> int:
     if len(result.history) == 0:
         problems.append("no convergence history")
     psnr = getattr(output.metrics, "psnr", float("nan"))
-    elapsed = time.perf_counter() - start
     if problems:
         print("vq-studio self-test FAILED: " + "; ".join(problems))
         return 1
+    from app.explore import thumbnail
+    from app.selftest import deep_checks
+
+    # what a bundle missing a module would fail: mixture, exports, sweep, the window itself
+    also = deep_checks(thumbnail(loaded.pixels, 96)[:, :, :3].copy())
+    elapsed = time.perf_counter() - start
     print(
         f"vq-studio self-test ok: {path.name} {loaded.width}x{loaded.height}, "
         f"{result.method} K={len(result.palette)} in {result.color_space}, "
-        f"{len(result.history)} iterations, PSNR {psnr:.2f} dB, {elapsed:.2f} s"
+        f"{len(result.history)} iterations, PSNR {psnr:.2f} dB; {', '.join(also)}; "
+        f"{elapsed:.2f} s"
     )
     return 0
 
