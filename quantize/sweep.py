@@ -225,25 +225,31 @@ def grow_centers(
     C = np.array(centers, np.float64)
     if n_clusters <= len(C):
         return C[:n_clusters].copy()
+    x_sq = np.einsum("nd,nd->n", X, X)
     closest = np.full(len(X), np.inf)
     for start in range(0, len(C), 64):
         block = C[start : start + 64]
-        d = ((X[:, None, :] - block[None]) ** 2).sum(axis=2).min(axis=1)
-        np.minimum(closest, d, out=closest)
+        d = x_sq[:, None] - 2.0 * (X @ block.T) + np.einsum("kd,kd->k", block, block)[None]
+        np.minimum(closest, d.min(axis=1), out=closest)
+    np.maximum(closest, 0.0, out=closest)
     trials = 2 + int(np.log(n_clusters))
     new: list[np.ndarray] = []
+    wc = w * closest
     for _ in range(n_clusters - len(C)):
-        cum = np.cumsum(w * closest)
+        cum = np.cumsum(wc)
         if not cum[-1] > 0:
             break
         cand = np.minimum(
             np.searchsorted(cum, rng.random(trials) * cum[-1], side="right"), len(X) - 1
         )
-        d = ((X[:, None, :] - X[cand][None]) ** 2).sum(axis=2)
+        picked = X[cand]
+        d = x_sq[:, None] - 2.0 * (X @ picked.T) + np.einsum("td,td->t", picked, picked)[None]
+        np.maximum(d, 0.0, out=d)
         np.minimum(d, closest[:, None], out=d)
         best = int(np.argmin(w @ d))
         closest = d[:, best].copy()
-        new.append(X[cand[best]])
+        wc = w * closest
+        new.append(picked[best])
     if not new:
         return C
     return np.vstack([C, np.asarray(new)])
