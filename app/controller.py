@@ -178,6 +178,15 @@ class RunController(QtCore.QObject):
         """
         return self._worker is not None
 
+    def run_pending(self) -> bool:
+        """Return whether an automatic re-run is scheduled (parameters changed moments ago).
+
+        Returns
+        -------
+        pending : bool
+        """
+        return self._rerun_timer.isActive()
+
     def is_running(self) -> bool:
         """Return whether any run thread is still alive (including cancelled ones).
 

@@ -634,8 +634,11 @@ class MainWindow(QtWidgets.QMainWindow):
         Returns
         -------
         dialog : ExportDialog or None
-            The (modeless, window-modal) dialog, or ``None`` without a result.
+            The (modeless, window-modal) dialog; ``None`` without a result, or when a run
+            is coming (the dialog then opens when it finishes).
         """
+        if ws.export_when_ready(self):  # "change K, then Ctrl+E" exports the new K
+            return None
         dialog = self.make_export_dialog()
         if dialog is None:
             self.progress_label.setText("Run a quantization first, then export it")

@@ -19,6 +19,7 @@ __all__ = [
     "ShortcutGuard",
     "export_folder",
     "export_kinds",
+    "export_when_ready",
     "install_explorer",
     "mark_cancelled",
     "remember_export",
@@ -298,3 +299,43 @@ def install_explorer(window: MainWindow) -> Any:
     explorer.targets_edited.connect(use_targets)
     explorer.sync_parameters(window.params.parameters())
     return explorer
+
+
+def export_when_ready(window: MainWindow) -> bool:
+    """Open the export dialog after the run that is coming, when one is (change K, Ctrl+E).
+
+    With automatic runs, a parameter change starts a run after a short pause; exporting at
+    once would write the previous result.  Instead the dialog opens when that run finishes
+    (once), and the status bar says so.
+
+    Parameters
+    ----------
+    window : MainWindow
+
+    Returns
+    -------
+    deferred : bool
+        ``True`` when the dialog will open later; ``False`` when it may open now.
+    """
+    controller = window.controller
+    if getattr(window, "_export_waiting", False):
+        return True  # already waiting: one dialog
+    if not (controller.is_active() or controller.run_pending()):
+        return False
+
+    def forget(*_args: Any) -> None:
+        window._export_waiting = False
+        window.run_finished.disconnect(open_now)
+        window.run_failed.disconnect(forget)
+        window.run_cancelled.disconnect(forget)
+
+    def open_now(_output: Any) -> None:
+        forget()
+        window.export_dialog()
+
+    window._export_waiting = True
+    window.run_finished.connect(open_now)
+    window.run_failed.connect(forget)
+    window.run_cancelled.connect(forget)
+    window.progress_label.setText("Export opens when the run with the new parameters finishes…")
+    return True

@@ -69,6 +69,22 @@ def test_ctrl_e_exports_from_a_focused_field(qtbot, window, small_png, field):
         dialog.reject()
 
 
+def test_change_k_then_export_exports_the_new_k(qtbot, window, small_png):
+    window.open_image(small_png)
+    run_and_wait(qtbot, window)
+    window.set_auto_run(True)
+    window.params.n_colors.setValue(FAST.n_colors + 2)  # a change: a run comes shortly
+    assert window.controller.run_pending()
+    assert window.export_dialog() is None and not export_dialogs(window)
+    assert window.export_dialog() is None  # pressed twice: still one dialog to come
+    assert "when the run" in window.progress_label.text()
+    qtbot.waitUntil(lambda: bool(export_dialogs(window)), timeout=RUN_TIMEOUT_MS)
+    dialogs = export_dialogs(window)
+    assert len(dialogs) == 1
+    assert len(dialogs[0].quantize_result.palette) == FAST.n_colors + 2
+    dialogs[0].reject()
+
+
 def test_other_editing_keys_stay_with_the_field(qtbot, window, small_png):
     window.open_image(small_png)
     activate(qtbot, window)
