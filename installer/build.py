@@ -72,10 +72,10 @@ EXCLUDES = [
     "scipy.differentiate",
     "scipy.fftpack",
     "scipy.misc",
-    # Qt modules no code path needs: pyqtgraph imports QtSvg, QtOpenGLWidgets and QtTest
-    # only if they exist (SVG export, GL widgets, its test helpers: none used here)
-    "PySide6.QtOpenGL",
-    "PySide6.QtOpenGLWidgets",
+    "scipy.fft",
+    # Qt modules no code path needs: pyqtgraph imports QtSvg and QtTest only if they exist
+    # (SVG export, its test helpers: none used here); QtOpenGL and QtOpenGLWidgets stay,
+    # its PColorMeshItem and OpenGLHelpers import them unconditionally
     "PySide6.QtSvg",
     "PySide6.QtTest",
     "PySide6.QtNetwork",
@@ -90,9 +90,25 @@ EXCLUDES = [
     "PIL.ImageTk",
 ]
 
-#: Folders of the finished bundle that are removed: Qt's translations of its own dialogs
-#: (the app's texts are English; Qt falls back to English), 7 MB.
-PRUNE = ["PySide6/Qt/translations"]
+#: Parts of the finished bundle that are removed (paths under the bundle's ``_internal``):
+#: Qt's translations of its own dialogs (the app's texts are English; Qt falls back to
+#: English, 7 MB); Qt's image-format plugins (images are decoded by Pillow; the icons are
+#: PNG, built into Qt); the platform plugins for framebuffers, EGL and VNC and their input
+#: plugins (a desktop uses xcb or wayland; the self-test uses offscreen).
+PRUNE = [
+    "PySide6/Qt/translations",
+    "PySide6/Qt/plugins/imageformats",
+    "PySide6/Qt/plugins/egldeviceintegrations",
+    "PySide6/Qt/plugins/generic",
+    "PySide6/Qt/plugins/platforms/libqeglfs.so",
+    "PySide6/Qt/plugins/platforms/libqlinuxfb.so",
+    "PySide6/Qt/plugins/platforms/libqminimal.so",
+    "PySide6/Qt/plugins/platforms/libqminimalegl.so",
+    "PySide6/Qt/plugins/platforms/libqvnc.so",
+    "PySide6/Qt/plugins/platforms/libqvkkhrdisplay.so",
+    "PySide6/Qt/lib/libQt6EglFSDeviceIntegration.so.6",
+    "PySide6/Qt/lib/libQt6EglFsKmsSupport.so.6",
+]
 
 
 def build(dist: Path, work: Path) -> Path:
@@ -149,6 +165,11 @@ def build(dist: Path, work: Path) -> Path:
         "app",
         "--hidden-import",
         "vq_resources",
+        # pyqtgraph imports these with importlib (invisible to the analysis)
+        "--hidden-import",
+        "PySide6.QtOpenGL",
+        "--hidden-import",
+        "PySide6.QtOpenGLWidgets",
     ]
     if sys.platform != "linux":  # Linux executables carry no icon; the .desktop file names it
         args += ["--windowed", "--icon", str(resources / "vq-studio.ico")]
@@ -161,12 +182,37 @@ def build(dist: Path, work: Path) -> Path:
     exe = dist / NAME / (NAME + (".exe" if sys.platform == "win32" else ""))
     if not exe.is_file():
         raise SystemExit(f"PyInstaller finished but {exe} is missing")
-    for folder in PRUNE:
-        for found in exe.parent.rglob(Path(folder).name):
-            if found.is_dir() and found.as_posix().endswith(folder):
-                shutil.rmtree(found)
+    prune(exe.parent)
     strip_symbols(exe.parent)
     return exe
+
+
+def prune(bundle: Path) -> list[Path]:
+    """Remove the :data:`PRUNE` parts (and links to them) from a built bundle.
+
+    Parameters
+    ----------
+    bundle : Path
+        The bundle's folder (``dist/vq-studio``).
+
+    Returns
+    -------
+    removed : list of Path
+    """
+    removed = []
+    for part in PRUNE:
+        for found in bundle.rglob(Path(part).name):
+            if not found.as_posix().endswith(part):
+                continue
+            if found.is_dir() and not found.is_symlink():
+                shutil.rmtree(found)
+            else:
+                found.unlink()
+            removed.append(found)
+    for link in bundle.rglob("*"):  # links left pointing at what was removed
+        if link.is_symlink() and not link.exists():
+            link.unlink()
+    return removed
 
 
 def _patched_by_auditwheel(path: Path, readelf: str) -> bool:
