@@ -269,6 +269,8 @@ def ssim(
 #: Above this many pixels :class:`SsimReference` keeps nothing (its planes take 24 bytes a
 #: pixel, 240 MB at 10 MP) and calls :func:`ssim` each time.
 _SSIM_REFERENCE_MAX_PIXELS = 10_000_000
+#: output rows per strip of :class:`SsimReference` (a strip's arrays stay within ~1 MB)
+_SSIM_REFERENCE_STRIP_ROWS = 48
 
 
 def _box7(a: np.ndarray) -> np.ndarray:
@@ -344,25 +346,34 @@ class SsimReference:
             return ssim(self.original, b, self.opaque)
         if self.opaque is not None:
             b = np.where(self.opaque[:, :, None], b, self.original)
+        m, n = b.shape[:2]
+        rows = m - 6
+        c1, c2 = np.float32(self._C1), np.float32(self._C2)
         total = 0.0
-        for c, (xc, sx, scatter_x) in enumerate(self._planes):
-            yc = b[:, :, c].astype(np.int16)
-            yc -= 128
-            sy = _box7(yc)
-            y32 = yc.astype(np.int32)
-            scatter_y = _box7(y32 * y32) * 49 - sy.astype(np.int32) ** 2
-            cov = _box7(xc.astype(np.int32) * y32) * 49 - sx.astype(np.int32) * sy
-            # uncentred sums (49 * mean) from the centred ones
-            # the factors are exact integers below 2**31; their ratio in float32 (relative
-            # error 1e-7) is averaged in float64
-            mx = sx.astype(np.float32) + np.float32(6272.0)
-            my = sy.astype(np.float32) + np.float32(6272.0)
-            c1, c2 = np.float32(self._C1), np.float32(self._C2)
-            top = (np.float32(2.0) * mx * my + c1) * (np.float32(2.0) * cov + c2)
-            bottom = (mx * mx + my * my + c1) * ((scatter_x + scatter_y).astype(np.float32) + c2)
-            top /= bottom
-            total += float(top.mean(dtype=np.float64))
-        return total / 3.0
+        for c, (xc, sx_all, scatter_all) in enumerate(self._planes):
+            channel = b[:, :, c]
+            # strips of rows small enough for the CPU cache: the dozen passes over each
+            # strip then cost a third of what whole-image passes cost (memory-bound)
+            for r0 in range(0, rows, _SSIM_REFERENCE_STRIP_ROWS):
+                r1 = min(r0 + _SSIM_REFERENCE_STRIP_ROWS, rows)
+                yc = channel[r0 : r1 + 6].astype(np.int16)
+                yc -= 128
+                sy = _box7(yc)
+                y32 = yc.astype(np.int32)
+                sx = sx_all[r0:r1].astype(np.int32)
+                scatter_y = _box7(y32 * y32) * 49 - sy.astype(np.int32) ** 2
+                cov = _box7(xc[r0 : r1 + 6].astype(np.int32) * y32) * 49 - sx * sy
+                # the factors are exact integers below 2**31; their ratio in float32
+                # (relative error 1e-7) is summed in float64
+                mx = sx.astype(np.float32) + np.float32(6272.0)
+                my = sy.astype(np.float32) + np.float32(6272.0)
+                top = (np.float32(2.0) * mx * my + c1) * (np.float32(2.0) * cov + c2)
+                bottom = (mx * mx + my * my + c1) * (
+                    (scatter_all[r0:r1] + scatter_y).astype(np.float32) + c2
+                )
+                top /= bottom
+                total += float(top.sum(dtype=np.float64))
+        return total / (3.0 * rows * (n - 6))
 
 
 #: Pixels packed per step.  Strided casts hold the interpreter lock for the whole call, so a
