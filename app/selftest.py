@@ -18,14 +18,18 @@ __all__ = ["check_exports", "check_mixture", "check_sweep", "check_window", "dee
 
 
 def check_mixture(pixels: np.ndarray) -> str:
-    """Fit a 3-component full-covariance mixture and check its responsibilities."""
+    """Fit 3 soft clusters (the registry's first soft method) and check the responsibilities."""
+    from quantize.cluster.registry import METHODS
     from quantize.pipeline import quantize_image
 
-    result = quantize_image(pixels, 3, method="gmm", max_iter=30, color_space="lab")
+    soft = next((name for name, spec in METHODS.items() if spec.soft), None)
+    if soft is None:
+        return "no soft method"
+    result = quantize_image(pixels, 3, method=soft, max_iter=30, color_space="lab")
     maps = np.stack([result.responsibility_map(k) for k in range(result.n_colors)])
     if not np.allclose(maps.sum(axis=0), 1.0, atol=1e-3):
-        raise AssertionError("mixture responsibilities do not sum to 1")
-    return "gmm"
+        raise AssertionError(f"{soft} responsibilities do not sum to 1")
+    return soft
 
 
 def check_exports(pixels: np.ndarray) -> str:
