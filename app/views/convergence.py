@@ -249,15 +249,17 @@ class ConvergencePlot(QtWidgets.QWidget):
         names = [f"{n:,} cells" for _, n in stages[:-1]] + [f"{stages[-1][1]:,} colours"]
         xs = self._series.get(restart, ([], []))[0]
         last = max(xs) if xs else 1
-        for (first, _), name in zip(stages[1:], names[1:], strict=True):
-            # a label near the right edge goes on the left of its line (not cut off)
+        for i, ((first, _), name) in enumerate(zip(stages[1:], names[1:], strict=True)):
+            # a label near the right edge goes on the left of its line (not cut off), and
+            # each label a step lower than the one before (lines can be close together)
             anchor = (1, 0) if first > 0.8 * last else (0, 0)
+            height = 0.92 - 0.12 * (i % 3)
             line = pg.InfiniteLine(
                 pos=first - 0.5,
                 angle=90,
                 pen=pg.mkPen("#9a9a9a", width=1, style=QtCore.Qt.PenStyle.DashLine),
                 label=name,
-                labelOpts={"position": 0.92, "color": "#555555", "anchors": [anchor, anchor]},
+                labelOpts={"position": height, "color": "#555555", "anchors": [anchor, anchor]},
             )
             line.setToolTip(f"from here on the fit runs on {name}")
             self.plot.addItem(line)

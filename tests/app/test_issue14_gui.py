@@ -353,8 +353,10 @@ def test_stage_labels_clear_of_the_legend_and_caption_per_stage(qtbot, window):
     QtWidgets.QApplication.processEvents()
     legend = plot.plot.getPlotItem().legend.sceneBoundingRect()
     assert plot.stage_lines(), "the fit ran coarse to fine"
-    for line in plot._stage_lines:
-        assert not line.label.sceneBoundingRect().intersects(legend)
+    labels = [line.label.sceneBoundingRect() for line in plot._stage_lines]
+    for i, rect in enumerate(labels):
+        assert not rect.intersects(legend)
+        assert not any(rect.intersects(other) for other in labels[i + 1 :])  # nor each other
     counts = plot.stage_iterations(output.chosen_restart)
     assert sum(counts) == output.result.n_iter and len(counts) > 1
     assert all(c <= 30 for c in counts)
