@@ -67,14 +67,20 @@ def self_test() -> int:
     if len(result.history) == 0:
         problems.append("no convergence history")
     psnr = getattr(output.metrics, "psnr", float("nan"))
-    elapsed = time.perf_counter() - start
     if problems:
         print("vq-studio self-test FAILED: " + "; ".join(problems))
         return 1
+    from app.explore import thumbnail
+    from app.selftest import deep_checks
+
+    # what a bundle missing a module would fail: mixture, exports, sweep, the window itself
+    also = deep_checks(thumbnail(loaded.pixels, 96)[:, :, :3].copy())
+    elapsed = time.perf_counter() - start
     print(
         f"vq-studio self-test ok: {path.name} {loaded.width}x{loaded.height}, "
         f"{result.method} K={len(result.palette)} in {result.color_space}, "
-        f"{len(result.history)} iterations, PSNR {psnr:.2f} dB, {elapsed:.2f} s"
+        f"{len(result.history)} iterations, PSNR {psnr:.2f} dB; {', '.join(also)}; "
+        f"{elapsed:.2f} s"
     )
     return 0
 
@@ -99,6 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as exc:  # the installer check needs a clear one-line verdict
             print(f"vq-studio self-test FAILED: {type(exc).__name__}: {exc}")
             return 1
+
+    from app.platform_check import check_display_libraries
+
+    hint = check_display_libraries()  # Qt's own message names neither library nor package
+    if hint:
+        print(hint, file=sys.stderr)
+        return 1
 
     from PySide6 import QtGui, QtWidgets
 

@@ -38,7 +38,9 @@ from app.model import (
     describe_record,
     only_rendering_changed,
 )
+from app.progress import RunProgress
 from app.workers import Worker
+from quantize.cluster.registry import get_method
 
 __all__ = [
     "RunController",
@@ -137,6 +139,8 @@ class RunController(QtCore.QObject):
         self._last_record: Any = None
         self._record_count = 0
         self._percent = 0
+        self._estimate: RunProgress | None = None
+        self._stage_text = ""
         self._auto_run = False
         self._saved_switch_interval: float | None = None
 
@@ -173,6 +177,15 @@ class RunController(QtCore.QObject):
             ``True`` between :meth:`start` and its result, failure or cancellation.
         """
         return self._worker is not None
+
+    def run_pending(self) -> bool:
+        """Return whether an automatic re-run is scheduled (parameters changed moments ago).
+
+        Returns
+        -------
+        pending : bool
+        """
+        return self._rerun_timer.isActive()
 
     def is_running(self) -> bool:
         """Return whether any run thread is still alive (including cancelled ones).
@@ -431,6 +444,8 @@ class RunController(QtCore.QObject):
         self._last_record = None
         self._record_count = 0
         self._percent = 0
+        self._estimate = RunProgress(params, get_method(params.method).iterative)
+        self._stage_text = ""
         self.starting.emit(job)
         self.progress.emit(
             0,
@@ -517,22 +532,25 @@ class RunController(QtCore.QObject):
             return
         if isinstance(item, Stage):
             self._last_record = None
-            self._percent = min(99, max(self._percent, 80) + 5)
-            self.progress.emit(self._percent, item.text)
+            self._stage_text = item.text
+            if self._estimate is not None:
+                self._estimate.stage()
             self.stage.emit(item.text)
         else:
             self._last_record = item
+            if self._estimate is not None:
+                self._estimate.record(item)
             self._record_count += 1
             self.record.emit(item)
 
     def _report_progress(self) -> None:
-        record = self._last_record
-        if record is None or self._job is None:
+        if self._job is None or self._estimate is None:
             return
-        done, text = describe_record(record, self._job.params)
-        if done is not None:
-            self._percent = max(self._percent, int(80 * done))
-        self.progress.emit(self._percent, text)
+        record = self._last_record
+        text = describe_record(record, self._job.params)[1] if record is not None else ""
+        text = text or self._stage_text
+        self._percent, eta = self._estimate.tick()
+        self.progress.emit(self._percent, f"{text} · {eta}" if eta and text else text or eta)
 
     def _on_succeeded(self, generation: int, output: RunOutput) -> None:
         if generation != self._generation:

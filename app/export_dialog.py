@@ -10,10 +10,52 @@ from PySide6 import QtCore, QtGui, QtWidgets
 import app._compat  # noqa: F401  (PySide6 6.12 emit refcount bug, see module)
 from app.workers import Worker
 
-__all__ = ["ExportDialog", "DEFAULT_KINDS"]
+__all__ = ["ExportDialog", "DEFAULT_KINDS", "describe_export_error"]
 
 #: Exports checked when the dialog opens (the choices come from quantize.io.export.KINDS).
 DEFAULT_KINDS = ("indexed_png", "gpl", "palette_json", "sidecar")
+
+
+def describe_export_error(exc: BaseException, folder: Path) -> str:
+    """Say why an export failed in words, naming the file or folder (no ``[Errno 20]``).
+
+    Parameters
+    ----------
+    exc : BaseException
+        What the export raised.
+    folder : Path
+        The export folder the user chose.
+
+    Returns
+    -------
+    message : str
+    """
+    import errno
+
+    from quantize.io._atomic import reason
+
+    if isinstance(exc, OSError) and not _is_export_error(exc):
+        if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+            blocker = _file_in_the_way(folder)
+            if blocker is not None:
+                return (
+                    f"Cannot export into {folder}: {blocker} is a file, not a folder. "
+                    "Choose another folder."
+                )
+        name = exc.filename or folder
+        return f"Cannot export to {name}: {reason(exc)}."
+    return str(exc) or type(exc).__name__
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """Return the file (not a folder) at ``folder`` or one of its parents, if any."""
+    return next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+
+
+def _is_export_error(exc: BaseException) -> bool:
+    from quantize.io.errors import ExportError
+
+    return isinstance(exc, ExportError)
 
 
 def _run_export(job: dict[str, Any]) -> tuple[list[Path] | None, str]:
@@ -41,7 +83,7 @@ def _run_export(job: dict[str, Any]) -> tuple[list[Path] | None, str]:
     except Exception as exc:  # any failure must reach the user as a message
         _remove_empty(created)  # leave nothing behind, not even new empty folders
         if isinstance(exc, ExportError | OSError | ValueError):
-            return None, str(exc)
+            return None, describe_export_error(exc, folder)
         return None, f"{type(exc).__name__}: {exc}"
     return [Path(p) for p in written], ""
 
@@ -302,13 +344,23 @@ class ExportDialog(QtWidgets.QDialog):
         if not stem:
             self._fail("Enter a file-name stem.")
             return None
+        folder = self._folder()
+        blocker = next(
+            (p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None
+        )
+        if blocker is not None:
+            self._fail(
+                f"Cannot export into {folder}: {blocker} is a file, not a folder. "
+                "Choose another folder."
+            )
+            return None
         try:
             planned = self.planned_files()
             # per-entry files of an earlier export of this stem that this one would not
             # rewrite (mask-05 when there are now 3 colours): replaced means removed too
-            stale = stale_exports(self.quantize_result, self._folder(), stem, kinds)
+            stale = stale_exports(self.quantize_result, folder, stem, kinds)
         except (ExportError, OSError, ValueError) as exc:
-            self._fail(str(exc))
+            self._fail(describe_export_error(exc, folder))
             return None
         existing = [p for p in planned if p.exists()] + stale
         if existing and not self.confirm_overwrite(existing):

@@ -15,6 +15,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 import app._compat  # noqa: F401  (PySide6 6.12 emit refcount bug, see module)
+from app import window_support as ws
 from app.controller import RunController
 from app.export_dialog import ExportDialog
 from app.imaging import qimage_to_array
@@ -92,12 +93,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_status()
         self.controller = RunController(self.params.parameters, self)
         self._connect_controller()
+        self.explorer = ws.install_explorer(self)  # the "Explore K" dock
 
         self.params.set_parameters(self.settings.parameters())
         install_editing(self)  # palette edits, importance brush, eyedropper
         self.params.changed.connect(self._on_params_changed)
         self.auto_run_check.setChecked(self.settings.flag("autoRun", True))
         self._restore_layout()
+        guard = ws.ShortcutGuard(self, [self.export_action, self.run_action])  # Ctrl+E in a field
+        QtWidgets.QApplication.instance().installEventFilter(guard)  # type: ignore[union-attr]
         self._update_actions()
         # The engine both emits its warnings and records them on the result; the window
         # shows the recorded ones (status bar, metrics panel), so the emitted copies, which
@@ -257,7 +261,8 @@ class MainWindow(QtWidgets.QMainWindow):
             group.addAction(action)
             action.triggered.connect(lambda _=False, m=mode: self.set_compare_mode(m))
         self.compare.mode_changed.connect(self._on_mode_changed)
-        self.about_action = self._action("&About VQ Studio", self._about)
+        self.about_action = self._action("&About VQ Studio", lambda: ws.show_about(self))
+        self.shortcuts_action = self._action("&Keyboard Shortcuts", self.show_shortcuts, ["F1"])
 
     def open_batch_window(self) -> None:
         """Show the Batch window (one per main window, kept between uses)."""
@@ -309,6 +314,7 @@ class MainWindow(QtWidgets.QMainWindow):
         ):
             view_menu.addAction(dock.toggleViewAction())
         help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.shortcuts_action)
         help_menu.addAction(self.about_action)
 
     def _build_status(self) -> None:
@@ -546,6 +552,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_run_cancelled(self) -> None:
         self.progress_label.setText("Cancelled")
+        ws.mark_cancelled(self)  # the caption, and an earlier result that no longer fits
         self.run_cancelled.emit()
 
     def _on_run_failed(self, message: str, details: str) -> None:
@@ -585,7 +592,7 @@ class MainWindow(QtWidgets.QMainWindow):
             QtCore.QTimer.singleShot(0, self._next_view_update)
 
     def _show_compare(self, output: RunOutput) -> None:
-        self.compare.set_result(output.quantized, output.labels)
+        self.compare.set_result(output.quantized, output.labels, output.result.palette)
 
     def _show_palette(self, output: RunOutput) -> None:
         self.palette_view.set_result(output.result)
@@ -641,8 +648,11 @@ class MainWindow(QtWidgets.QMainWindow):
         Returns
         -------
         dialog : ExportDialog or None
-            The (modeless, window-modal) dialog, or ``None`` without a result.
+            The (modeless, window-modal) dialog; ``None`` without a result, or when a run
+            is coming (the dialog then opens when it finishes).
         """
+        if ws.export_when_ready(self):  # "change K, then Ctrl+E" exports the new K
+            return None
         dialog = self.make_export_dialog()
         if dialog is None:
             self.progress_label.setText("Run a quantization first, then export it")
@@ -673,7 +683,8 @@ class MainWindow(QtWidgets.QMainWindow):
         return ExportDialog(
             output.result,
             stem,
-            self.settings.last_folder("export"),
+            ws.export_folder(self),
+            kinds=ws.export_kinds(self.settings),
             dither=params.dither,
             strength=params.dither_strength,
             source_path=source,
@@ -685,7 +696,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_exported(self, dialog: ExportDialog) -> None:
         if dialog.written:
-            self.settings.set_last_folder(dialog.written[0].parent, "export")
+            ws.remember_export(self.settings, dialog.selected_kinds(), dialog.written[0].parent)
             self.progress_label.setText(
                 f"Exported {len(dialog.written)} file(s) to {dialog.written[0].parent}"
             )
@@ -793,15 +804,14 @@ class MainWindow(QtWidgets.QMainWindow):
             self.recent_menu.addSeparator()
             self.recent_menu.addAction("Clear List", self.settings.clear_recent_files)
 
-    def _about(self) -> None:
-        from quantize import __version__
+    def show_shortcuts(self) -> QtWidgets.QDialog:
+        """Show Help → Keyboard Shortcuts (built from the menus' actions).
 
-        QtWidgets.QMessageBox.about(
-            self,
-            "About VQ Studio",
-            f"<b>VQ Studio {__version__}</b><p>Colour vector quantization with K-means and "
-            "Gaussian mixtures: palettes, soft segmentation maps, exports.</p>",
-        )
+        Returns
+        -------
+        dialog : QDialog
+        """
+        return ws.show_shortcuts(self)
 
     # ================================================================== events
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:  # noqa: D102
@@ -856,7 +866,7 @@ class MainWindow(QtWidgets.QMainWindow):
         clean : bool
             ``True`` if every thread ended.
         """
-        clean = self.controller.shutdown(timeout_ms)
+        clean = self.controller.shutdown(timeout_ms) and self.explorer.shutdown(timeout_ms)
         for dialog in self.findChildren(ExportDialog):
             if dialog.is_exporting():  # let the files be written completely
                 worker = dialog._worker

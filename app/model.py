@@ -26,6 +26,7 @@ from quantize.protocol import IterationRecord
 __all__ = [
     "AUTO_MODES",
     "AUTO_METRICS",
+    "MAX_SIZE_KB_RANGE",
     "RunParameters",
     "RunJob",
     "Stage",
@@ -42,6 +43,8 @@ __all__ = [
     "describe_image",
     "describe_output",
     "describe_pixel",
+    "auto_k_verdict",
+    "png_size_verdict",
     "format_bytes",
 ]
 
@@ -49,10 +52,13 @@ __all__ = [
 AUTO_MODES: dict[str, str] = {
     "off": "Off (use K)",
     "quality": "PSNR target",
+    "size": "Size budget",
     "bic": "BIC (mixture)",
 }
 #: Score plotted against K for each automatic mode.
-AUTO_METRICS: dict[str, str] = {"quality": "psnr", "bic": "bic"}
+AUTO_METRICS: dict[str, str] = {"quality": "psnr", "size": "png_bytes", "bic": "bic"}
+#: range of the size budget (kB) of ``auto="size"``
+MAX_SIZE_KB_RANGE = (1.0, 1_000_000.0)
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,7 @@ class RunParameters:
         Dithering of the output image (:data:`quantize.options.DITHERS`).
     dither_strength : float
         Dithering strength in [0, 1].
-    auto : {"off", "quality", "bic"}
+    auto : {"off", "quality", "size", "bic"}
         Automatic choice of K (:data:`AUTO_MODES`).
     target_psnr : float
         Quality target (dB) for ``auto="quality"``.
@@ -92,6 +98,9 @@ class RunParameters:
         :func:`quantize.pipeline.iter_quantize_image`).
     palette_order : str
         Order the palette is shown and exported in (:data:`quantize.edit.SORT_KEYS`).
+    max_size_kb : float
+        Budget of the indexed PNG (kB, 1000 bytes) for ``auto="size"``: the most colours
+        whose PNG fits.
     """
 
     method: str = DEFAULTS["method"]
@@ -109,6 +118,7 @@ class RunParameters:
     target_psnr: float = DEFAULTS["target_psnr"]
     keep_small_colors: bool = DEFAULTS["keep_small_colors"]
     palette_order: str = "share"
+    max_size_kb: float = 300.0
 
     def fit_options(self) -> dict[str, Any]:
         """Return the estimator options passed on to :func:`quantize.pipeline.iter_quantize_image`.
@@ -206,6 +216,9 @@ class RunParameters:
             target_psnr=min(60.0, max(15.0, float(self.target_psnr))),
             keep_small_colors=bool(self.keep_small_colors),
             palette_order=self.palette_order if self.palette_order in SORT_KEYS else "share",
+            max_size_kb=min(
+                MAX_SIZE_KB_RANGE[1], max(MAX_SIZE_KB_RANGE[0], float(self.max_size_kb))
+            ),
         )
 
 
@@ -563,9 +576,72 @@ def describe_output(output: RunOutput) -> str:
     psnr = getattr(output.metrics, "psnr", None)
     quality = f" · PSNR {psnr:.2f} dB" if psnr is not None else ""
     warn = f" · {len(result.warnings)} warning(s), see Metrics" if result.warnings else ""
+    size, _ = png_size_verdict(output)
+    size = f" · {size}" if size else ""
+    missed = auto_k_verdict(output)
+    head = f"{missed} · " if missed else "Done: "
     return (
-        f"Done: {len(result.palette)} colours ({result.method}, {result.color_space}) in "
-        f"{output.elapsed_s:.2f} s{quality}{warn}"
+        f"{head}{len(result.palette)} colours ({result.method}, {result.color_space}) in "
+        f"{output.elapsed_s:.2f} s{quality}{size}{warn}"
+    )
+
+
+def png_size_verdict(output: RunOutput) -> tuple[str, bool]:
+    """Say the indexed PNG's size next to the original file's, and whether it is larger.
+
+    Parameters
+    ----------
+    output : RunOutput
+        A finished run (its metrics hold both sizes).
+
+    Returns
+    -------
+    text : str
+        E.g. ``"PNG 319.0 kB (319,012 bytes) vs original 185.0 kB"``, with
+        ``" — LARGER than the original"`` when it is; ``""`` without metrics.
+    larger : bool
+        Whether the PNG is larger than the original file.
+    """
+    m = output.metrics
+    if m is None:
+        return "", False
+    text = f"PNG {format_bytes(m.png_bytes)} ({m.png_bytes:,} bytes)"
+    if not m.original_bytes:
+        return text, False
+    larger = m.png_bytes > m.original_bytes
+    text += f" vs original {format_bytes(m.original_bytes)}"
+    if larger:
+        text += " — LARGER than the original"
+    return text, larger
+
+
+def auto_k_verdict(output: RunOutput) -> str:
+    """Say that an automatic choice of K missed its target (``""`` when it did not).
+
+    Parameters
+    ----------
+    output : RunOutput
+        A finished run; ``output.extra["auto"]`` is the search's
+        :class:`~quantize.auto.AutoKResult` for an automatic K.
+
+    Returns
+    -------
+    text : str
+        E.g. ``"Target 35 dB NOT reached: best 29.5 dB at K=16, the most colours allowed
+        (raise Max colours)"``.
+    """
+    choice = output.extra.get("auto")
+    if choice is None or choice.reached or choice.target is None:
+        return ""
+    if choice.metric == "png_bytes":
+        return (
+            f"No palette fits {format_bytes(choice.target)}: even K={choice.k} makes a PNG of "
+            f"{format_bytes(choice.value)}"
+        )
+    unit = " dB" if choice.metric == "psnr" else ""
+    return (
+        f"Target {choice.target:g}{unit} NOT reached: best {choice.value:.1f}{unit} at "
+        f"K={choice.k}, the most colours allowed (raise Max colours)"
     )
 
 

@@ -131,6 +131,22 @@ def _auto_generator(job: RunJob, should_cancel: Callable[[], bool]) -> Generator
             should_cancel=should_cancel,
             **options,
         )
+    if p.auto == "size":
+        from quantize.sweep import iter_size_budget
+
+        return iter_size_budget(
+            job.image,
+            int(round(p.max_size_kb * 1000)),
+            k_min=2,
+            k_max=p.n_colors,
+            method=p.method,
+            color_space=p.color_space,
+            seed=p.seed,
+            dither=p.dither,
+            strength=p.dither_strength,
+            should_cancel=should_cancel,
+            **options,
+        )
     return auto.iter_bic(
         job.image,
         k_min=2,

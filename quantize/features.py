@@ -9,7 +9,7 @@ maps the fitted labels back to the pixels.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,9 @@ class ColorTable:
     inverse: np.ndarray
     shape: tuple[int, int]
     opaque: np.ndarray | None
+    #: values derived from the colours, computed once per table (e.g. the colours in a
+    #: fitting space, :func:`quantize.pipeline.table_points`); read-only arrays
+    derived: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def n_colors(self) -> int:

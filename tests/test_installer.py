@@ -41,5 +41,12 @@ def test_bundle_builds_and_self_test_passes(tmp_path):
     assert list(bundle.rglob("sample-coffee.png"))
     assert list(bundle.rglob("LICENSES.md"))
     assert "self-test passed" in proc.stdout
+    # what the app never loads is left out: at most 250 MiB on disk (issue 14; 448 MiB before)
+    spec = importlib.util.spec_from_file_location("vq_build", ROOT / "installer" / "build.py")
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    size = build.bundle_size(bundle)
+    assert size <= 250 * 2**20, f"bundle is {size / 2**20:.0f} MiB"
     # what the self-test says is a real quantization summary, not just "ok"
     assert "PSNR" in proc.stdout and "K=" in proc.stdout

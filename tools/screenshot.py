@@ -3,7 +3,9 @@
 Usage::
 
     python tools/screenshot.py OUT.png [--method kmeans|gmm] [--colors 16] [--tab convergence]
-                                       [--split] [--size 1400x900] [--step N]
+                                       [--split] [--size 1400x900] [--step N] [--ks 2-256]
+
+``--tab explore`` sweeps the K of ``--ks`` in the "Explore K" view and previews ``--colors``.
 
 Runs offscreen (no display needed), with private settings, so it never changes the user's
 remembered layout or parameters.
@@ -19,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-TABS = ("convergence", "softmaps", "colorspace")
+TABS = ("convergence", "softmaps", "colorspace", "explore")
 
 
 def take_screenshot(
@@ -31,6 +33,7 @@ def take_screenshot(
     split: bool = False,
     size: tuple[int, int] = (1400, 900),
     step: int | None = None,
+    ks: str = "2-256",
 ) -> Path:
     """Run the sample through the app and save a window screenshot.
 
@@ -50,6 +53,8 @@ def take_screenshot(
         Window (width, height) in pixels.
     step : int, optional
         Replay the colour-space view at this iteration (0-based) instead of the last.
+    ks : str, optional
+        The K swept by the "explore" tab.
 
     Returns
     -------
@@ -94,8 +99,20 @@ def take_screenshot(
             "convergence": window.convergence_dock,
             "softmaps": window.soft_maps_dock,
             "colorspace": window.color_space_dock,
+            "explore": window.explorer_dock,
         }[tab]
         dock.raise_()
+        if tab == "explore":
+            window.resizeDocks([dock], [size[1] * 2 // 5], QtCore.Qt.Orientation.Vertical)
+            window.explorer.ks_edit.setText(ks)
+            window.explorer.sweep_finished.connect(loop.quit)
+            if not window.explorer.start_sweep():
+                raise RuntimeError(window.explorer.status.text())
+            loop.exec()
+            for _ in range(5):
+                app.processEvents()
+            shown = min(window.explorer.points(), key=lambda p: abs(p.k - n_colors))
+            window.explorer.show_preview(shown.k)
         for _ in range(5):
             app.processEvents()
         window.compare.fit()
@@ -130,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", action="store_true", help="split-slider compare mode")
     parser.add_argument("--size", default="1400x900", help="window size WIDTHxHEIGHT")
     parser.add_argument("--step", type=int, help="colour-space replay iteration (0-based)")
+    parser.add_argument("--ks", default="2-256", help="K values swept by --tab explore")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     path = take_screenshot(
@@ -140,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         split=args.split,
         size=(width, height),
         step=args.step,
+        ks=args.ks,
     )
     print(path)
     return 0

@@ -14,7 +14,7 @@ from typing import cast
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.model import AUTO_MODES, RunParameters
+from app.model import AUTO_MODES, MAX_SIZE_KB_RANGE, RunParameters
 from quantize.cluster.registry import METHODS, MethodSpec
 from quantize.options import COLOR_SPACES, COVARIANCE_TYPES, DEFAULTS, DITHERS
 
@@ -47,6 +47,31 @@ def _select(combo: QtWidgets.QComboBox, key: str) -> None:
     index = combo.findData(key)
     if index >= 0:
         combo.setCurrentIndex(index)
+
+
+def method_hint(spec: MethodSpec) -> str:
+    """Say in a line what a method is good for (shown under the method's combo box).
+
+    Parameters
+    ----------
+    spec : MethodSpec
+
+    Returns
+    -------
+    hint : str
+        Built from the method's flags: soft methods suit segmentation, the others palettes.
+    """
+    if spec.grey_only:
+        return "Best for grey images: the optimal palette, found exactly."
+    if spec.soft:
+        return (
+            "Best for segmentation: soft maps give each pixel a probability per colour. "
+            "For a small palette image, K-means is faster and usually sharper."
+        )
+    return (
+        "Best for palettes and small indexed images. For segmentation with soft maps and "
+        "uncertainty, use the Gaussian mixture."
+    )
 
 
 class ParameterPanel(QtWidgets.QWidget):
@@ -116,10 +141,20 @@ class ParameterPanel(QtWidgets.QWidget):
             f"{100 * DEFAULTS['small_color_share']:g} % of the pixels (K-means, Gaussian mixture)"
         )
         self._palette_order = "share"  # chosen in the palette editor, kept with the parameters
+        self.max_size = QtWidgets.QDoubleSpinBox(objectName="maxSizeSpin")
+        self.max_size.setRange(*MAX_SIZE_KB_RANGE)
+        self.max_size.setDecimals(0)
+        self.max_size.setSuffix(" kB")
+        self.max_size.setToolTip("Size budget: the most colours whose indexed PNG fits")
+
+        self.method_hint = QtWidgets.QLabel("", objectName="methodHint")
+        self.method_hint.setWordWrap(True)
+        self.method_hint.setStyleSheet("color: #555555; font-size: 11px;")
 
         model = QtWidgets.QGroupBox("Model")
         form = QtWidgets.QFormLayout(model)
         form.addRow("&Method", self.method)
+        form.addRow(self.method_hint)
         self.n_colors_label = QtWidgets.QLabel("&Colours (K)")
         self.n_colors_label.setBuddy(self.n_colors)
         form.addRow(self.n_colors_label, self.n_colors)
@@ -141,6 +176,7 @@ class ParameterPanel(QtWidgets.QWidget):
         form3 = QtWidgets.QFormLayout(auto)
         form3.addRow("&Auto K", self.auto)
         form3.addRow("&PSNR target", self.target_psnr)
+        form3.addRow("Si&ze budget", self.max_size)
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -163,6 +199,7 @@ class ParameterPanel(QtWidgets.QWidget):
             spin.valueChanged.connect(self._on_edit)
         self.strength.valueChanged.connect(self._on_edit)
         self.target_psnr.valueChanged.connect(self._on_edit)
+        self.max_size.valueChanged.connect(self._on_edit)
         self.tol.editingFinished.connect(self._on_edit)
         self.keep_small.toggled.connect(self._on_edit)
 
@@ -195,6 +232,7 @@ class ParameterPanel(QtWidgets.QWidget):
             target_psnr=self.target_psnr.value(),
             keep_small_colors=self.keep_small.isChecked(),
             palette_order=self._palette_order,
+            max_size_kb=self.max_size.value(),
         ).validated()
 
     def set_palette_order(self, key: str) -> None:
@@ -235,6 +273,7 @@ class ParameterPanel(QtWidgets.QWidget):
             self.target_psnr.setValue(params.target_psnr)
             self.keep_small.setChecked(params.keep_small_colors)
             self._palette_order = params.palette_order
+            self.max_size.setValue(params.max_size_kb)
         finally:
             self._updating = False
         self._update_enabled()
@@ -278,11 +317,13 @@ class ParameterPanel(QtWidgets.QWidget):
 
     def _update_enabled(self) -> None:
         spec = self._spec(self.method.currentData())
+        self.method_hint.setText(method_hint(spec))
         self.covariance.setEnabled(spec.uses_covariance)
         for widget in (self.init, self.n_init, self.max_iter, self.tol, self.seed):
             widget.setEnabled(spec.iterative)
         self.strength.setEnabled(self.dither.currentData() != "none")
         self.target_psnr.setEnabled(self.auto.currentData() == "quality")
+        self.max_size.setEnabled(self.auto.currentData() == "size")
         auto_on = self.auto.currentData() != "off"
         self.n_colors_label.setText("Max &colours (K)" if auto_on else "&Colours (K)")
         bic_item = _items(self.auto).item(self.auto.findData("bic"))

@@ -267,7 +267,51 @@ class ColorSpaceView(QtWidgets.QWidget):
         self._point_xy = self._project(self._sample_points, self._jitter)
         self._point_labels = None  # positions changed: the next step re-sets the points
         self._redraw_step()
-        self.plot.getPlotItem().enableAutoRange()
+        self._fix_range()
+
+    def _fix_range(self) -> None:
+        """One view for the whole replay: the sample and every centre of every step fit.
+
+        The axes stay put while the slider moves (an autoscaled replay jumps every frame)
+        and, when both axes are colour coordinates, have the same scale (distances look as
+        the fit measures them).
+        """
+        assert self._sample_points is not None
+        xs, ys = self._point_xy
+        if self._steps:
+            path = np.concatenate([np.asarray(s.centers, np.float64) for s in self._steps])
+            cx, cy = self._project(path, None)
+            xs, ys = np.concatenate([xs, cx]), np.concatenate([ys, cy])
+        box = self.plot.getPlotItem().getViewBox()
+        box.disableAutoRange()
+        _, y = self._axes()
+        box.setAspectLocked(y is not None, ratio=1.0)
+        if len(xs) == 0:
+            return
+        x0, x1 = float(np.min(xs)), float(np.max(xs))
+        y0, y1 = float(np.min(ys)), float(np.max(ys))
+        pad_x = 0.05 * (x1 - x0) or 1.0
+        pad_y = 0.05 * (y1 - y0) or 1.0
+        box.setRange(xRange=(x0 - pad_x, x1 + pad_x), yRange=(y0 - pad_y, y1 + pad_y), padding=0)
+
+    def view_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Return the shown (x, y) ranges.
+
+        Returns
+        -------
+        ranges : ((x0, x1), (y0, y1))
+        """
+        (x0, x1), (y0, y1) = self.plot.getPlotItem().getViewBox().viewRange()
+        return (float(x0), float(x1)), (float(y0), float(y1))
+
+    def equal_axes(self) -> bool:
+        """Return whether one unit is as long on the x axis as on the y axis.
+
+        Returns
+        -------
+        equal : bool
+        """
+        return self.plot.getPlotItem().getViewBox().state["aspectLocked"] == 1.0
 
     def _redraw_step(self) -> None:
         if self._sample_points is None:

@@ -17,6 +17,7 @@ _AUTO_LABELS = {
     "psnr": "PSNR (dB)",
     "delta_e": "Mean ΔE (CIEDE2000)",
     "bic": "BIC (lower is better)",
+    "png_bytes": "Indexed PNG (bytes)",
 }
 _COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7"]
 
@@ -119,6 +120,7 @@ class ConvergencePlot(QtWidgets.QWidget):
             return
         self.plot.setLabel("bottom", "Iteration")
         self.plot.setLabel("left", _LABELS.get(kind or "", "Objective"))
+        self._place_legend(kind)
         self.summary.setText("Running…" if kind else "No run yet")
         for restart in range(n_runs):
             self._series[restart] = ([], [])
@@ -170,9 +172,57 @@ class ConvergencePlot(QtWidgets.QWidget):
         status = "converged" if converged else "stopped at max iterations"
         extra = f"; {self._skipped} initialisation steps not shown" if self._skipped else ""
         stages = self._show_stages(restart)
+        counts = self.stage_iterations(restart)
+        if len(counts) > 1:  # the iteration limit applies to each stage, not to the total
+            iterations = (
+                f"{n_iter} iterations in {len(counts)} stages "
+                f"({' + '.join(map(str, counts))}; the limit applies to each stage)"
+            )
+        else:
+            iterations = f"{n_iter} iterations"
         self.summary.setText(
-            f"{len(self._series)} run(s); kept run {restart + 1}: {n_iter} iterations, "
+            f"{len(self._series)} run(s); kept run {restart + 1}: {iterations}, "
             f"{status}, final {value}{stages}{extra}"
+        )
+
+    def stage_iterations(self, restart: int) -> list[int]:
+        """Return the iterations of each coarse-to-fine stage of a restart.
+
+        Parameters
+        ----------
+        restart : int
+
+        Returns
+        -------
+        counts : list of int
+            One per stage (one entry when the fit had no stages).
+        """
+        xs, _ = self._series.get(restart, ([], []))
+        stages = self._stages.get(restart, [])
+        if len(stages) < 2 or not xs:
+            return [len(xs)]
+        firsts = [first for first, _ in stages] + [max(xs) + 1]
+        return [b - a for a, b in zip(firsts[:-1], firsts[1:], strict=True)]
+
+    def _place_legend(self, kind: str | None) -> None:
+        """Put the legend in the corner the curves leave free.
+
+        J falls from the top left, so its legend goes bottom left (the stage labels sit at
+        the top); a log-likelihood rises from the bottom left, so its legend goes top left.
+        """
+        legend = self.plot.getPlotItem().legend
+        if legend is not None:
+            legend.setOffset((10, -10) if kind == "inertia" else (10, 10))
+
+    def set_cancelled(self) -> None:
+        """Say that the run was cancelled (the curves stay as far as they got)."""
+        self._timer.stop()
+        self._redraw()
+        done = sum(len(xs) for xs, _ in self._series.values()) + len(self._auto_points)
+        self.summary.setText(
+            f"Cancelled after {done} iteration(s); the curves show the fit up to the cancel"
+            if done
+            else "Cancelled before the first iteration"
         )
 
     def stage_lines(self) -> list[float]:
@@ -197,13 +247,19 @@ class ConvergencePlot(QtWidgets.QWidget):
         if len(stages) < 2:
             return ""
         names = [f"{n:,} cells" for _, n in stages[:-1]] + [f"{stages[-1][1]:,} colours"]
-        for (first, _), name in zip(stages[1:], names[1:], strict=True):
+        xs = self._series.get(restart, ([], []))[0]
+        last = max(xs) if xs else 1
+        for i, ((first, _), name) in enumerate(zip(stages[1:], names[1:], strict=True)):
+            # a label near the right edge goes on the left of its line (not cut off), and
+            # each label a step lower than the one before (lines can be close together)
+            anchor = (1, 0) if first > 0.8 * last else (0, 0)
+            height = 0.92 - 0.12 * (i % 3)
             line = pg.InfiniteLine(
                 pos=first - 0.5,
                 angle=90,
                 pen=pg.mkPen("#9a9a9a", width=1, style=QtCore.Qt.PenStyle.DashLine),
                 label=name,
-                labelOpts={"position": 0.92, "color": "#555555", "anchors": [(0, 0), (0, 0)]},
+                labelOpts={"position": height, "color": "#555555", "anchors": [anchor, anchor]},
             )
             line.setToolTip(f"from here on the fit runs on {name}")
             self.plot.addItem(line)

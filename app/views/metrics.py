@@ -7,7 +7,7 @@ from typing import Any
 
 from PySide6 import QtCore, QtWidgets
 
-from app.model import format_bytes
+from app.model import auto_k_verdict, format_bytes, png_size_verdict
 
 __all__ = ["MetricsView", "format_bytes"]
 
@@ -47,20 +47,51 @@ class MetricsView(QtWidgets.QWidget):
         self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.NoSelection)
+        self.stale_label = QtWidgets.QLabel("", objectName="metricsStale")
+        self.stale_label.setWordWrap(True)
+        self.stale_label.setStyleSheet("color: #b35c00; font-weight: bold;")
+        self.stale_label.setVisible(False)
+        self.size_label = QtWidgets.QLabel("", objectName="pngSizeLabel")
+        self.size_label.setWordWrap(True)
         self.warnings = QtWidgets.QLabel("")
         self.warnings.setWordWrap(True)
         self.warnings.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.stale_label)
+        layout.addWidget(self.size_label)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.warnings)
         self._values: dict[str, str] = {}
+        self._larger = False
 
     def clear(self) -> None:
         """Remove all rows."""
         self.table.setRowCount(0)
         self.warnings.setText("")
+        self.size_label.setText("")
+        self.set_stale("")
         self._values = {}
+
+    def set_stale(self, reason: str) -> None:
+        """Say that the figures are from an earlier run (``""`` clears).
+
+        Parameters
+        ----------
+        reason : str
+            E.g. ``"previous run: K-means, 16 colours"``.
+        """
+        self.stale_label.setText(f"⚠ {reason}" if reason else "")
+        self.stale_label.setVisible(bool(reason))
+
+    def png_larger(self) -> bool:
+        """Return whether the shown result's PNG is larger than the original file.
+
+        Returns
+        -------
+        larger : bool
+        """
+        return self._larger
 
     def values(self) -> dict[str, str]:
         """Return the displayed rows.
@@ -92,8 +123,13 @@ class MetricsView(QtWidgets.QWidget):
                 ("MSE", _num(m.mse, ".2f")),
                 ("Colours in → out", f"{m.unique_before:,} → {m.unique_after:,}"),
                 ("Bits per pixel", _num(m.bits_per_pixel, ".2f")),
-                ("Indexed PNG (estimate)", format_bytes(m.png_bytes)),
-                ("Original file", format_bytes(m.original_bytes)),
+                ("Indexed PNG", f"{format_bytes(m.png_bytes)} ({m.png_bytes:,} bytes)"),
+                (
+                    "Original file",
+                    "–"
+                    if not m.original_bytes
+                    else f"{format_bytes(m.original_bytes)} ({m.original_bytes:,} bytes)",
+                ),
                 ("Original ÷ PNG size", _num(m.ratio, ".2f", "×")),
             ]
         else:
@@ -113,4 +149,21 @@ class MetricsView(QtWidgets.QWidget):
             self.table.setItem(row, 0, QtWidgets.QTableWidgetItem(name))
             self.table.setItem(row, 1, QtWidgets.QTableWidgetItem(value))
         self._values = dict(rows)
-        self.warnings.setText("\n".join(f"⚠ {w}" for w in result.warnings))
+        self.set_stale("")
+        size, self._larger = png_size_verdict(output)
+        self.size_label.setText(size)
+        self.size_label.setStyleSheet(
+            "color: #c62828; font-weight: bold;" if self._larger else "font-weight: bold;"
+        )
+        if self._larger:
+            self.size_label.setToolTip(
+                "The indexed PNG is larger than the original file: fewer colours or no "
+                "dithering make it smaller (photos are often best kept as JPEG)"
+            )
+        notes = list(result.warnings)
+        missed = auto_k_verdict(output)
+        if missed:
+            notes.insert(0, missed)
+        if self._larger:
+            notes.append("the indexed PNG is larger than the original file")
+        self.warnings.setText("\n".join(f"⚠ {w}" for w in notes))

@@ -36,6 +36,8 @@ class PaletteView(QtWidgets.QWidget):
     """
 
     cluster_clicked = QtCore.Signal(object)  # int or None
+    #: the text put on the clipboard by a double-click or the context menu
+    copied = QtCore.Signal(str)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,6 +64,12 @@ class PaletteView(QtWidgets.QWidget):
         layout.addWidget(self.header)
         layout.addWidget(self.list, 1)
         self._selected: int | None = None
+        self._header_text = "No palette yet"
+        self._stale = ""
+        self._feedback_timer = QtCore.QTimer(self)
+        self._feedback_timer.setSingleShot(True)
+        self._feedback_timer.setInterval(2500)
+        self._feedback_timer.timeout.connect(self._restore_header)
 
     def set_palette(self, palette: np.ndarray | None, proportions: np.ndarray | None) -> None:
         """Show a palette (``None`` clears).
@@ -75,14 +83,15 @@ class PaletteView(QtWidgets.QWidget):
         """
         self.list.clear()
         self._selected = None
+        self.set_stale("")
         if palette is None or proportions is None:
-            self.header.setText("No palette yet")
+            self._set_header("No palette yet")
             return
         palette = np.asarray(palette)
         proportions = np.asarray(proportions, dtype=np.float64)
         order = np.argsort(-proportions, kind="stable")
         used = int(np.count_nonzero(proportions > 0))
-        self.header.setText(
+        self._set_header(
             f"{len(palette)} colours ({used} used) — click: highlight, double-click: copy"
         )
         for k in order:
@@ -158,11 +167,47 @@ class PaletteView(QtWidgets.QWidget):
         """
         text = "\n".join(self.swatch_text(r).split()[0] for r in range(self.count()))
         QtWidgets.QApplication.clipboard().setText(text)
+        self._feedback(f"Copied {self.count()} hex codes to the clipboard")
+        self.copied.emit(text)
         return text
+
+    def set_stale(self, reason: str) -> None:
+        """Say above the swatches that they are from an earlier run (``""`` clears).
+
+        Parameters
+        ----------
+        reason : str
+            E.g. ``"previous run: K-means, 16 colours"``.
+        """
+        self._stale = reason
+        self._restore_header()
+
+    def _set_header(self, text: str) -> None:
+        self._header_text = text
+        self._restore_header()
+
+    def _restore_header(self) -> None:
+        stale = self._stale
+        if stale:
+            self.header.setText(f"⚠ {stale}\n{self._header_text}")
+            self.header.setStyleSheet("color: #b35c00;")
+        else:
+            self.header.setText(self._header_text)
+            self.header.setStyleSheet("")
+
+    def _feedback(self, text: str) -> None:
+        """Say what was copied in the header for a moment (and near the mouse)."""
+        self.header.setText(f"✓ {text}")
+        self.header.setStyleSheet("color: #2e7d32; font-weight: bold;")
+        QtWidgets.QToolTip.showText(QtGui.QCursor.pos(), text, self.list)
+        self._feedback_timer.start()
 
     def _copy_item(self, item: QtWidgets.QListWidgetItem | None) -> None:
         if item is not None:
-            QtWidgets.QApplication.clipboard().setText(item.text().split()[0])
+            code = item.text().split()[0]
+            QtWidgets.QApplication.clipboard().setText(code)
+            self._feedback(f"Copied {code} to the clipboard")
+            self.copied.emit(code)
 
     def _on_clicked(self, item: QtWidgets.QListWidgetItem) -> None:
         k = int(item.data(_INDEX_ROLE))

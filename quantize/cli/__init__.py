@@ -3,10 +3,10 @@
 Same defaults as the desktop app (:data:`quantize.options.DEFAULTS`), a progress bar on
 stderr fed by the fit's iteration records, ``--quiet`` and ``--json`` output modes, and
 documented exit codes.  Errors are one line on stderr (``--debug`` adds the traceback).
-One module per subcommand (:mod:`~quantize.cli.quantize_cmd`, :mod:`~quantize.cli.batch`,
-:mod:`~quantize.cli.info`); what they share is in :mod:`quantize.cli._common`.  Ctrl-C and
-SIGTERM stop every command with exit code 130 and no partial file
-(:mod:`quantize.cli._interrupt`).
+One module per subcommand (:mod:`~quantize.cli.quantize_cmd`, :mod:`~quantize.cli.sweep`,
+:mod:`~quantize.cli.batch`, :mod:`~quantize.cli.info`); what they share is in
+:mod:`quantize.cli._common`.  Ctrl-C and SIGTERM stop every command with exit code 130 and
+no partial file (:mod:`quantize.cli._interrupt`).
 
 Examples::
 
@@ -14,6 +14,8 @@ Examples::
     vq quantize photo.jpg -k 32 --dither fs -o photo-32.png --palette photo.gpl
     vq quantize photo.jpg --quality 35            # fewest colours with PSNR >= 35 dB
     vq quantize photo.jpg --method gmm -k auto    # Gaussian mixture, K by BIC
+    vq quantize photo.jpg --max-size 300k         # the most colours whose PNG fits 300 kB
+    vq sweep photo.jpg --ks 2-256 --plot k.png    # PNG size and quality for each K
     vq quantize scan.tif --masks masks/ --soft soft/ --report scan.json
     vq quantize photo.jpg --use-palette brand.gpl --dither ordered
     vq batch *.jpg -o out/ --jobs 2 --report
@@ -29,13 +31,13 @@ import traceback
 from collections.abc import Sequence
 
 from quantize._blas import limit_blas_threads
-from quantize.cli import batch, info, quantize_cmd
+from quantize.cli import batch, info, quantize_cmd, sweep
 from quantize.cli._common import EPILOG, EXIT_OTHER, EXIT_USAGE, classify
 from quantize.cli._interrupt import sigterm_as_interrupt
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = {"quantize": quantize_cmd, "batch": batch, "info": info}
+_COMMANDS = {"quantize": quantize_cmd, "sweep": sweep, "batch": batch, "info": info}
 
 
 def build_parser() -> argparse.ArgumentParser:

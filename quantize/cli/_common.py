@@ -67,7 +67,8 @@ exit codes:
   {EXIT_OTHER}  other error (e.g. disk full or permission denied while writing)
   {EXIT_USAGE}  usage error (bad option or value)
   {EXIT_INPUT}  input image missing, unreadable or not a supported image
-  {EXIT_QUALITY}  quality target (--quality / --max-delta-e) not reached: nothing written
+  {EXIT_QUALITY}  quality target (--quality / --max-delta-e) not reached, or no palette fits
+      --max-size: nothing written
   {EXIT_EXISTS}  an output file already exists (use --force): nothing written
   {EXIT_LARGER}  --skip-if-larger: the indexed PNG would not be smaller than the input
   {EXIT_CANCELLED}  interrupted (Ctrl+C or SIGTERM): no partial file left
@@ -236,12 +237,25 @@ def _init_help() -> str:
     return f"{text}; default {DEFAULTS['init']}"
 
 
-def add_fit_options(p: argparse.ArgumentParser) -> None:
+def _size_value(text: str) -> int:
+    from quantize.sweep import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_fit_options(p: argparse.ArgumentParser, *, choose_k: bool = True) -> None:
     """Add the quantization options, their choices and help built from the tables.
 
     Parameters
     ----------
     p : argparse.ArgumentParser
+    choose_k : bool, optional
+        Add the ways of choosing K and the palette (``-k``, ``--quality``,
+        ``--max-delta-e``, ``--max-size``, ``--use-palette``, ``--init-palette``);
+        ``vq sweep`` takes its K list instead.
     """
     from quantize.io.palettes import FORMATS
 
@@ -253,6 +267,84 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
         g.add_argument(flag, default=d[key], help=f"{text} (default %(default)s)", **kwargs)
 
     bic = "/".join(s.name for s in METHODS.values() if s.bic)
+    if choose_k:
+        _add_k_options(g, bic)
+    g.add_argument(
+        "--method",
+        default=d["method"],
+        choices=tuple(METHODS),
+        help="clustering method, listed below (default %(default)s)",
+    )
+    defaulted("--space", "color_space", "colour space of the fit", choices=COLOR_SPACES.names)
+    covariance = "/".join(s.name for s in METHODS.values() if s.uses_covariance)
+    defaulted(
+        "--covariance",
+        "covariance_type",
+        f"{covariance} covariance",
+        choices=COVARIANCE_TYPES.names,
+    )
+    g.add_argument("--init", default=None, help=_escape(_init_help()))
+    defaulted("--n-init", "n_init", "restarts, the best is kept", type=positive_int)
+    defaulted("--max-iter", "max_iter", "iteration cap per restart", type=positive_int)
+    defaulted("--tol", "tol", "convergence tolerance", type=_positive_float)
+    defaulted("--seed", "seed", "random seed", type=_non_negative_int)
+    defaulted("--dither", "dither", "dithering of the output image", choices=DITHERS.names)
+    defaulted("--strength", "dither_strength", "dithering strength in [0, 1]", type=_unit_float)
+    readable = " ".join(f.suffixes[0] for f in FORMATS.values() if f.decode is not None)
+    if choose_k:
+        g.add_argument(
+            "--use-palette",
+            default=None,
+            metavar="FILE",
+            help=f"map onto this palette ({readable}) instead of fitting",
+        )
+        g.add_argument(
+            "--init-palette",
+            default=None,
+            metavar="FILE",
+            help="start the fit from this palette (K = its number of colours)",
+        )
+        lockable = "/".join(s.name for s in METHODS.values() if "locked" in s.options)
+        g.add_argument(
+            "--lock",
+            default=None,
+            metavar="COLOURS",
+            help=f"keep these colours exactly, as the first palette entries ({lockable}); "
+            "comma-separated hex codes, e.g. '#d52b1e,#f5f5f5'",
+        )
+        g.add_argument(
+            "--lock-palette",
+            default=None,
+            metavar="FILE",
+            help=f"keep every colour of this palette file ({readable}) exactly",
+        )
+    g.add_argument(
+        "--no-keep-small-colors",
+        dest="keep_small_colors",
+        action="store_false",
+        default=d["keep_small_colors"],
+        help="do not give small distinct colour groups their own entry (by default a group "
+        f"farther than {d['small_color_distance']:g} in OKLab from every palette entry and "
+        f"covering at least {100 * d['small_color_share']:g}%% of the pixels gets one)",
+    )
+    defaulted(
+        "--small-color-distance",
+        "small_color_distance",
+        "OKLab distance beyond which a colour group is far from the palette",
+        type=_positive_float,
+    )
+    defaulted(
+        "--small-color-share",
+        "small_color_share",
+        "least share of the pixels (0-1) of a far colour group that gets an entry",
+        type=_unit_float,
+    )
+    defaulted("--max-pixels", "max_pixels", "refuse larger images", type=positive_int)
+
+
+def _add_k_options(g: Any, bic: str) -> None:
+    """Add ``-k``, ``--quality``, ``--max-delta-e`` and ``--max-size`` to a group."""
+    d = DEFAULTS
     g.add_argument(
         "-k",
         "--colors",
@@ -277,75 +369,13 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
         help="use the fewest colours whose mean CIEDE2000 is at most DE",
     )
     g.add_argument(
-        "--method",
-        default=d["method"],
-        choices=tuple(METHODS),
-        help="clustering method, listed below (default %(default)s)",
-    )
-    defaulted("--space", "color_space", "colour space of the fit", choices=COLOR_SPACES.names)
-    covariance = "/".join(s.name for s in METHODS.values() if s.uses_covariance)
-    defaulted(
-        "--covariance",
-        "covariance_type",
-        f"{covariance} covariance",
-        choices=COVARIANCE_TYPES.names,
-    )
-    g.add_argument("--init", default=None, help=_escape(_init_help()))
-    defaulted("--n-init", "n_init", "restarts, the best is kept", type=positive_int)
-    defaulted("--max-iter", "max_iter", "iteration cap per restart", type=positive_int)
-    defaulted("--tol", "tol", "convergence tolerance", type=_positive_float)
-    defaulted("--seed", "seed", "random seed", type=_non_negative_int)
-    defaulted("--dither", "dither", "dithering of the output image", choices=DITHERS.names)
-    defaulted("--strength", "dither_strength", "dithering strength in [0, 1]", type=_unit_float)
-    readable = " ".join(f.suffixes[0] for f in FORMATS.values() if f.decode is not None)
-    g.add_argument(
-        "--use-palette",
+        "--max-size",
+        type=_size_value,
         default=None,
-        metavar="FILE",
-        help=f"map onto this palette ({readable}) instead of fitting",
+        metavar="SIZE",
+        help="use the most colours (the best quality) whose indexed PNG fits SIZE bytes "
+        "(300000, 300k = 300 kB, 300KiB, 1.5M); with -k the largest K tried",
     )
-    g.add_argument(
-        "--init-palette",
-        default=None,
-        metavar="FILE",
-        help="start the fit from this palette (K = its number of colours)",
-    )
-    lockable = "/".join(s.name for s in METHODS.values() if "locked" in s.options)
-    g.add_argument(
-        "--lock",
-        default=None,
-        metavar="COLOURS",
-        help=f"keep these colours exactly, as the first palette entries ({lockable}); "
-        "comma-separated hex codes, e.g. '#d52b1e,#f5f5f5'",
-    )
-    g.add_argument(
-        "--lock-palette",
-        default=None,
-        metavar="FILE",
-        help=f"keep every colour of this palette file ({readable}) exactly",
-    )
-    g.add_argument(
-        "--no-keep-small-colors",
-        dest="keep_small_colors",
-        action="store_false",
-        default=d["keep_small_colors"],
-        help="do not give small distinct colour groups their own entry (by default a group "
-        f"farther than {d['small_color_distance']:g} in OKLab from every palette entry and "
-        f"covering at least {100 * d['small_color_share']:g}%% of the pixels gets one)",
-    )
-    defaulted(
-        "--small-color-distance",
-        "small_color_distance",
-        "OKLab distance beyond which a colour group is far from the palette",
-        type=_positive_float,
-    )
-    defaulted(
-        "--small-color-share",
-        "small_color_share",
-        "least share of the pixels (0-1) of a far colour group that gets an entry",
-        type=_unit_float,
-    )
-    defaulted("--max-pixels", "max_pixels", "refuse larger images", type=positive_int)
 
 
 # --------------------------------------------------------------------------------------

@@ -34,7 +34,13 @@ from quantize.cli._interrupt import begin_writing
 from quantize.cluster.registry import METHODS, fit_options, get_method
 from quantize.options import DEFAULTS
 
-__all__ = ["check_combination", "check_distinct_outputs", "quantize_one", "read_stdin"]
+__all__ = [
+    "check_combination",
+    "check_distinct_outputs",
+    "estimator_options",
+    "quantize_one",
+    "read_stdin",
+]
 
 #: the option of ``vq quantize`` that names each output kind (a palette kind: ``--palette``)
 _OPTION_OF_KIND = {
@@ -49,7 +55,7 @@ _OPTION_OF_KIND = {
 
 def _estimator_options(args: argparse.Namespace) -> dict[str, Any]:
     """Return the estimator options of ``args`` for its method (``--init`` checked)."""
-    options = _method_options(args)
+    options = estimator_options(args)
     locked = _locked_colours(args)
     if locked is not None:
         options["locked"] = locked
@@ -81,7 +87,24 @@ def _locked_colours(args: argparse.Namespace) -> np.ndarray | None:
     return np.ascontiguousarray(both[np.sort(first)])
 
 
-def _method_options(args: argparse.Namespace) -> dict[str, Any]:
+def estimator_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the estimator options of ``args`` for its method (``--init`` checked).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        With ``method``, ``init``, ``n_init``, ``max_iter``, ``tol`` and ``covariance``.
+
+    Returns
+    -------
+    options : dict
+        Keyword arguments of :func:`quantize.pipeline.iter_quantize_image`.
+
+    Raises
+    ------
+    UsageError
+        ``--init`` not offered by the method.
+    """
     spec = get_method(args.method)
     if not spec.inits:  # the method has no initialisation to choose: --init is ignored
         return fit_options(
@@ -129,16 +152,28 @@ def check_combination(args: argparse.Namespace) -> None:
     if locking and "locked" not in spec.options:
         able = or_list([f"--method {s.name}" for s in METHODS.values() if "locked" in s.options])
         raise UsageError(f"--lock and --lock-palette need {able}")
+    max_size = getattr(args, "max_size", None)
     if args.use_palette or args.init_palette:
         flag = "--use-palette" if args.use_palette else "--init-palette"
-        if args.quality is not None or args.max_delta_e is not None or args.colors == "auto":
+        if (
+            args.quality is not None
+            or args.max_delta_e is not None
+            or args.colors == "auto"
+            or max_size is not None
+        ):
             raise UsageError(
-                f"{flag} fixes K: it cannot be combined with --quality, --max-delta-e or -k auto"
+                f"{flag} fixes K: it cannot be combined with --quality, --max-delta-e, "
+                "--max-size or -k auto"
             )
         if args.init_palette and not spec.iterative:
             raise UsageError(f"--init-palette does not apply to --method {spec.name}")
     if args.quality is not None and args.max_delta_e is not None:
         raise UsageError("use either --quality or --max-delta-e, not both")
+    if max_size is not None:
+        if args.quality is not None or args.max_delta_e is not None:
+            raise UsageError("use either --max-size or a quality target, not both")
+        if args.colors == "auto":
+            raise UsageError("-k auto cannot be combined with --max-size")
     if args.colors == "auto":
         if not spec.bic:
             able = or_list([f"--method {s.name}" for s in METHODS.values() if s.bic])
@@ -191,6 +226,30 @@ def _run_fit(
         options["init"] = palette
         k_given = len(palette)
     progress = Progress(show_progress, f"{args.method} ({args.space})")
+    max_size = getattr(args, "max_size", None)
+    if max_size is not None:
+        from quantize.sweep import iter_size_budget
+
+        k_max = args.colors if isinstance(args.colors, int) else DEFAULTS["k_max_quality"]
+        budget = iter_size_budget(
+            image,
+            max_size,
+            k_min=min(2, k_max),
+            k_max=k_max,
+            method=args.method,
+            color_space=args.space,
+            seed=args.seed,
+            dither=args.dither,
+            strength=args.strength,
+            **options,
+        )
+        choice = drive(budget, progress)
+        if not choice.reached:
+            raise QualityNotReached(
+                f"no palette fits {max_size:,} bytes: the smallest, K={choice.k}, makes an "
+                f"indexed PNG of {int(choice.value):,} bytes; nothing written"
+            )
+        return choice.result, choice
     if args.quality is not None or args.max_delta_e is not None:
         k_max = args.colors if isinstance(args.colors, int) else DEFAULTS["k_max_quality"]
         search = iter_quality_target(

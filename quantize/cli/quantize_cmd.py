@@ -161,8 +161,16 @@ def print_summary(s: dict[str, Any]) -> None:
     if s["auto"]:
         a = s["auto"]
         tried = ", ".join(f"{k}" for k in sorted(a["tried"], key=int))
-        target = "" if a["target"] is None else f" (target {a['target']:g})"
-        lines.append(f"auto K by {a['metric']}{target}: chose K={a['k']} after trying K={tried}")
+        if a["metric"] == "png_bytes":
+            lines.append(
+                f"K by PNG size (at most {int(a['target']):,} bytes): chose K={a['k']} "
+                f"after trying K={tried}"
+            )
+        else:
+            target = "" if a["target"] is None else f" (target {a['target']:g})"
+            lines.append(
+                f"auto K by {a['metric']}{target}: chose K={a['k']} after trying K={tried}"
+            )
     lines.append(
         f"PSNR {fmt_float(m['psnr'], 2, ' dB')}, SSIM {fmt_float(m['ssim'], 4, missing='n/a')}, "
         f"dE2000 mean {m['delta_e_mean']:.2f} / p95 {m['delta_e_p95']:.2f}, "

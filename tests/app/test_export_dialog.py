@@ -115,7 +115,8 @@ def test_failed_export_leaves_no_new_folder(qtbot, window, small_png, tmp_path, 
     monkeypatch.setattr(quantize.io.export, "export_all", disk_full)
     dialog.report_error = lambda message: None
     assert dialog.export() is None
-    assert "No space left" in dialog.last_error
+    assert "no space left" in dialog.last_error.lower()
+    assert "Errno" not in dialog.last_error and str(target) in dialog.last_error
     assert not (tmp_path / "new").exists()
 
 

@@ -241,3 +241,18 @@ def test_quantize_stops_during_the_fit(tmp_path, start_vq, sig):
     assert stdout == "" and "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == "vq: interrupted - nothing written"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sweep_stops_between_or_during_fits(tmp_path, start_vq, sig):
+    noise_image(tmp_path / "big.png", 600, 1)
+    vq = start_vq(["sweep", "big.png", "--ks", "2-256", "--plot", "k.png", "--progress"])
+    vq.wait_until(lambda: b"\n    2  " in vq._out, "first row of the table")
+    code, elapsed, stdout, stderr = vq.interrupt(sig)
+    assert code == 130, stderr
+    assert elapsed < EXIT_WITHIN_S, f"{elapsed:.2f} s"
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("vq: interrupted after K=") and last.endswith("nothing written"), last
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png"]  # no chart, no temp file
+    assert "  256  " not in stdout  # it stopped before the end
