@@ -295,7 +295,7 @@ class ParameterPanel(QtWidgets.QWidget):
     def _on_edit(self) -> None:
         if self._updating:
             return
-        if self.sender() is self.method:
-            self._fill_init(self.method.currentData(), self.init.currentData() or "")
+        if self.sender() is self.method:  # a new method starts from its own default init
+            self._fill_init(self.method.currentData(), "")
         self._update_enabled()
         self.changed.emit()

@@ -38,6 +38,7 @@ __all__ = [
     "UsageError",
     "add_fit_options",
     "add_output_mode",
+    "add_smoothing_options",
     "add_write_options",
     "classify",
     "create_dirs",
@@ -116,6 +117,7 @@ def _checked(
 positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
 _non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
 _unit_float = _checked(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
+_non_negative_float = _checked(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
 _positive_float = _checked(float, lambda v: math.isfinite(v) and v > 0, "a positive number")
 
 
@@ -233,7 +235,12 @@ def _init_help() -> str:
     text = "initialisation: " + or_list(common)
     if extras:
         text += f" ({'; '.join(extras)})"
-    return f"{text}; default {DEFAULTS['init']}"
+    own = [
+        f"{s.name}: {next(iter(s.inits))}"
+        for s in METHODS.values()
+        if s.inits and next(iter(s.inits)) != DEFAULTS["init"]
+    ]
+    return f"{text}; default {DEFAULTS['init']}" + (f" ({'; '.join(own)})" if own else "")
 
 
 def add_fit_options(p: argparse.ArgumentParser) -> None:
@@ -346,6 +353,40 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
         type=_unit_float,
     )
     defaulted("--max-pixels", "max_pixels", "refuse larger images", type=positive_int)
+    add_smoothing_options(p)
+
+
+def add_smoothing_options(p: argparse.ArgumentParser, *, model: bool = False) -> None:
+    """Add ``--smooth [STRENGTH]`` and ``--min-region PIXELS`` (see :mod:`quantize.segment`).
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+    model : bool, optional
+        For ``vq apply``: the defaults are the model's own settings.
+    """
+    from quantize.segment import DEFAULT_STRENGTH
+
+    g = p.add_argument_group("spatial coherence (segmentation)")
+    default = " (default: the model's setting)" if model else ""
+    g.add_argument(
+        "--smooth",
+        nargs="?",
+        const=DEFAULT_STRENGTH,
+        default=None,
+        type=_non_negative_float,
+        metavar="STRENGTH",
+        help="Potts prior on the labels and responsibilities, solved by mean field: STRENGTH "
+        f"nats per agreeing neighbour (alone: {DEFAULT_STRENGTH:g}; 0: off){default}",
+    )
+    g.add_argument(
+        "--min-region",
+        type=_non_negative_int,
+        default=None,
+        metavar="PIXELS",
+        help="merge connected regions smaller than PIXELS into their best neighbouring class"
+        f" (0: off){default}",
+    )
 
 
 # --------------------------------------------------------------------------------------

@@ -92,7 +92,10 @@ def _method_options(args: argparse.Namespace) -> dict[str, Any]:
             tol=args.tol,
             covariance_type=args.covariance,
         )
-    default = DEFAULTS["init"] if DEFAULTS["init"] in spec.inits else next(iter(spec.inits))
+    # each method's own default initialisation (its first): a Gaussian mixture starts from
+    # a converged K-means, which on noisy scenes avoids the poor optimum k-means++ seeds
+    # alone reach (benchmarks/bench_segmentation.py)
+    default = next(iter(spec.inits))
     init = args.init or default
     if init not in spec.inits:
         raise UsageError(
@@ -238,6 +241,43 @@ def _run_fit(
         **options,
     )
     return drive(fit, progress), None
+
+
+def smooth_if_asked(
+    result: Any, args: argparse.Namespace, notes: list[str], default: Any = None
+) -> Any:
+    """Apply ``--smooth`` / ``--min-region`` to a result (:func:`quantize.segment.segment_result`).
+
+    Parameters
+    ----------
+    result : QuantizeResult
+    args : argparse.Namespace
+    notes : list of str
+        Receives a warning when a dither is asked for a smoothed result (not dithered).
+    default : SmoothingSettings, optional
+        Settings used for the options not given (a saved model's).
+
+    Returns
+    -------
+    result : QuantizeResult
+    """
+    from quantize.segment import segment_result
+
+    strength = getattr(args, "smooth", None)
+    min_region = getattr(args, "min_region", None)
+    if strength is None:
+        strength = default.strength if default is not None else 0.0
+    if min_region is None:
+        min_region = default.min_region if default is not None else 0
+    if strength <= 0 and min_region <= 1:
+        return result
+    kwargs: dict[str, Any] = {}
+    if default is not None:
+        kwargs = {"max_sweeps": default.max_sweeps, "tol": default.tol}
+    smoothed = segment_result(result, strength, min_region, **kwargs)
+    if getattr(args, "dither", "none") != "none":
+        notes.append("a smoothed segmentation is written without dithering")
+    return smoothed
 
 
 def _read_user_palette(path: str) -> np.ndarray:
@@ -441,6 +481,7 @@ def quantize_one(
         warnings.simplefilter("always")
         result, choice = _run_fit(loaded.pixels, args, show_progress)
     fit_warnings = list(dict.fromkeys(str(w.message) for w in caught))
+    result = smooth_if_asked(result, args, fit_warnings)
     entries = len(result.palette) + (1 if result.opaque is not None else 0)
     if entries > 256 and any(kind == "indexed_png" for kind, _ in targets):
         fit_warnings.append(

@@ -640,6 +640,31 @@ class GaussianMixture:
             out[sl] = R.max(axis=1)
         return out
 
+    def log_joint(self, X: Any, dtype: Any = np.float32) -> np.ndarray:
+        """``log pi_k + log N(x | mu_k, Sigma_k)`` of each point and component, chunk by chunk.
+
+        What the E step turns into responsibilities (a softmax over k); the spatial prior
+        of :mod:`quantize.segment` adds to it.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            Points.
+        dtype : dtype
+            Output dtype.
+
+        Returns
+        -------
+        log_joint : ndarray of shape (N, K)
+        """
+        Xc = self._prep(X)
+        W = self._params.score_matrix(self._iu, self._ju)
+        out = np.empty((Xc.shape[0], W.shape[1]), dtype=dtype)
+        rows = chunk_size(Xc.shape[0], 8 * (2 * W.shape[0] + W.shape[1]), self.working_memory_mib)
+        for sl in iter_chunks(Xc.shape[0], rows):
+            out[sl] = quadratic_features(Xc[sl], self._iu, self._ju) @ W
+        return out
+
     def predict(self, X: Any) -> np.ndarray:
         """Most probable component of each point.
 
