@@ -951,7 +951,8 @@ def test_help_lists_the_table_choices(capsys):
         assert spec.description.split()[0] in out
     flat = " ".join(out.split())
     assert "palette file: .gpl .act .json .txt .css or .png swatches (repeatable)" in flat
-    assert "initialisation: k-means++ or random (gmm also kmeans); default k-means++ (gmm: kmeans)" in flat
+    init = "initialisation: k-means++ or random (gmm also kmeans); default k-means++ (gmm: kmeans)"
+    assert init in flat
 
 
 def test_k_auto_with_a_registered_bic_method(img, capsys):
