@@ -38,6 +38,7 @@ __all__ = [
     "UsageError",
     "add_fit_options",
     "add_output_mode",
+    "add_segmentation_outputs",
     "add_smoothing_options",
     "add_write_options",
     "classify",
@@ -354,6 +355,31 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     )
     defaulted("--max-pixels", "max_pixels", "refuse larger images", type=positive_int)
     add_smoothing_options(p)
+
+
+def add_segmentation_outputs(g: Any) -> None:
+    """Add ``--stats``, ``--overlay`` and ``--outlines`` to an output group.
+
+    Parameters
+    ----------
+    g : argparse argument group or parser
+    """
+    g.add_argument(
+        "--stats",
+        default=None,
+        metavar="FILE",
+        help="region statistics per class and per connected region: pixels, share, mean "
+        "colour, centroid, bounding box, regions per class (.csv or .json)",
+    )
+    g.add_argument(
+        "--overlay",
+        default=None,
+        metavar="FILE.png",
+        help="class colours at half opacity over the photo, with outlines",
+    )
+    g.add_argument(
+        "--outlines", default=None, metavar="FILE.svg", help="class outlines as SVG polygons"
+    )
 
 
 def add_smoothing_options(p: argparse.ArgumentParser, *, model: bool = False) -> None:

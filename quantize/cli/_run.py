@@ -44,6 +44,11 @@ _OPTION_OF_KIND = {
     "soft_maps": "--soft",
     "npz": "--soft",
     "sidecar": "--report",
+    "stats_csv": "--stats",
+    "stats_json": "--stats",
+    "overlay_png": "--overlay",
+    "outlines_svg": "--outlines",
+    "colour_model": "--save-model",
 }
 
 
@@ -161,6 +166,11 @@ def _run_fit(
     from quantize.distributed import cancel_requested
     from quantize.pipeline import iter_quantize_image, map_to_palette
 
+    model = getattr(args, "model", None)
+    if model is not None:  # vq apply: a saved colour model, no fit
+        from quantize.io.model_file import apply_model
+
+        return apply_model(image, model), None
     options = _estimator_options(args)
     shared = getattr(args, "fixed_palette", None)
     if shared is not None:  # vq batch --shared-palette: the palette of the whole set
@@ -315,6 +325,23 @@ def _targets(args: argparse.Namespace, stem: str) -> list[tuple[str, Path]]:
         folder = Path(args.soft)
         targets.append(("soft_maps", folder / stem))
         targets.append(("npz", folder / f"{stem}.maps.npz"))
+    stats = getattr(args, "stats", None)
+    if stats:
+        kind = {".csv": "stats_csv", ".json": "stats_json"}.get(Path(stats).suffix.lower())
+        if kind is None:
+            raise UsageError(f"--stats {stats}: give a name ending in .csv or .json")
+        targets.append((kind, Path(stats)))
+    for option, kind, suffix in (
+        ("overlay", "overlay_png", ".png"),
+        ("outlines", "outlines_svg", ".svg"),
+        ("save_model", "colour_model", ".json"),
+    ):
+        value = getattr(args, option, None)
+        if value:
+            if Path(value).suffix.lower() != suffix:
+                flag = "--" + option.replace("_", "-")
+                raise UsageError(f"{flag} {value}: give a name ending in {suffix}")
+            targets.append((kind, Path(value)))
     if args.report:
         targets.append(("sidecar", Path(args.report)))
     check_distinct_outputs(targets)
@@ -481,7 +508,10 @@ def quantize_one(
         warnings.simplefilter("always")
         result, choice = _run_fit(loaded.pixels, args, show_progress)
     fit_warnings = list(dict.fromkeys(str(w.message) for w in caught))
-    result = smooth_if_asked(result, args, fit_warnings)
+    model = getattr(args, "model", None)
+    result = smooth_if_asked(
+        result, args, fit_warnings, default=None if model is None else model.smoothing
+    )
     entries = len(result.palette) + (1 if result.opaque is not None else 0)
     if entries > 256 and any(kind == "indexed_png" for kind, _ in targets):
         fit_warnings.append(
@@ -558,6 +588,10 @@ def quantize_one(
         ),
         "outputs": [{"path": str(p), "bytes": p.stat().st_size} for p in paths],
     }
+    if model is not None:
+        summary["model"] = model.source
+    seg = getattr(result, "segmentation", None)
+    summary["smoothing"] = None if seg is None else seg.to_dict()
     if choice is not None:
         summary["auto"] = {
             "metric": choice.metric,

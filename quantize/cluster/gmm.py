@@ -556,6 +556,94 @@ class GaussianMixture:
             "converged": converged,
         }
 
+    @classmethod
+    def from_parameters(
+        cls,
+        means: Any,
+        covariances: Any,
+        weights: Any,
+        *,
+        covariance_type: str = "full",
+        working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+    ) -> GaussianMixture:
+        """Make a fitted mixture from its parameters (a saved colour model), without fitting.
+
+        Parameters
+        ----------
+        means : array_like of shape (K, D)
+        covariances : array_like
+            (K, D, D), (K, D), (K,) or (D, D) by ``covariance_type``; positive definite.
+        weights : array_like of shape (K,)
+            Positive, normalised here to sum to 1.
+        covariance_type : {"full", "diag", "spherical", "tied"}
+        working_memory_mib : float
+            Budget of the inference's temporaries.
+
+        Returns
+        -------
+        gmm : GaussianMixture
+            Ready for :meth:`predict`, :meth:`responsibility`, :meth:`log_joint`...
+
+        Raises
+        ------
+        ValueError
+            Shapes that do not agree, non-finite values, weights not positive or a
+            covariance that is not positive definite.
+        """
+        means = np.asarray(means, dtype=np.float64)
+        cov = np.asarray(covariances, dtype=np.float64)
+        w = np.asarray(weights, dtype=np.float64)
+        if means.ndim != 2 or means.shape[0] < 1:
+            raise ValueError(f"means must have shape (K, D), got {means.shape}")
+        K, D = means.shape
+        expected = {"full": (K, D, D), "diag": (K, D), "spherical": (K,), "tied": (D, D)}
+        if covariance_type not in expected:
+            raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}")
+        if cov.shape != expected[covariance_type]:
+            raise ValueError(
+                f"{covariance_type} covariances must have shape {expected[covariance_type]}, "
+                f"got {cov.shape}"
+            )
+        if w.shape != (K,):
+            raise ValueError(f"weights must have shape ({K},), got {w.shape}")
+        if not (np.isfinite(means).all() and np.isfinite(cov).all() and np.isfinite(w).all()):
+            raise ValueError("means, covariances and weights must be finite")
+        if not (w > 0).all():
+            raise ValueError("weights must be positive")
+        if covariance_type in ("full", "tied"):
+            full = cov if covariance_type == "full" else cov[None]
+            if not np.allclose(full, np.swapaxes(full, 1, 2), rtol=1e-6, atol=1e-12):
+                raise ValueError("covariances must be symmetric")
+            try:
+                chol = np.linalg.cholesky(full)
+            except np.linalg.LinAlgError:
+                raise ValueError("a covariance is not positive definite") from None
+            prec = np.swapaxes(np.linalg.inv(chol), 1, 2)
+            prec_chol = prec if covariance_type == "full" else prec[0]
+        else:
+            if not (cov > 0).all():
+                raise ValueError("variances must be positive")
+            prec_chol = 1.0 / np.sqrt(cov)
+        self = cls(K, covariance_type=covariance_type, working_memory_mib=working_memory_mib)
+        given = w.copy()  # kept as given: a saved model writes back the same numbers
+        w = w / w.sum()
+        offset = w @ means
+        self.n_features_in_ = D
+        self._offset = offset
+        self._iu, self._ju = np.triu_indices(D)
+        self._params = GaussianParams(means - offset, cov, w, covariance_type, prec_chol)
+        self.means_ = means.copy()
+        self.covariances_ = cov.copy()
+        self.weights_ = given
+        self.precisions_cholesky_ = prec_chol
+        self.n_colors_ = K
+        self.history_ = np.zeros(0)
+        self.n_iter_ = 0
+        self.converged_ = True
+        self.warnings_ = []
+        self.labels_ = np.zeros(0, dtype=np.int32)
+        return self
+
     # ------------------------------------------------------------------ inference
     def _check_fitted(self) -> None:
         if not hasattr(self, "_params"):
