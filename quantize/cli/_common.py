@@ -301,7 +301,15 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--init", default=None, help=_escape(_init_help()))
     defaulted("--n-init", "n_init", "restarts, the best is kept", type=positive_int)
     defaulted("--max-iter", "max_iter", "iteration cap per restart", type=positive_int)
-    defaulted("--tol", "tol", "convergence tolerance", type=_positive_float)
+    own_tol = "; ".join(
+        f"{s.name}: {s.tol_default():g}" for s in METHODS.values() if s.default_tol is not None
+    )
+    g.add_argument(
+        "--tol",
+        default=None,
+        type=_positive_float,
+        help=f"convergence tolerance (default {d['tol']:g}" + (f"; {own_tol})" if own_tol else ")"),
+    )
     defaulted("--seed", "seed", "random seed", type=_non_negative_int)
     defaulted("--dither", "dither", "dithering of the output image", choices=DITHERS.names)
     defaulted("--strength", "dither_strength", "dithering strength in [0, 1]", type=_unit_float)

@@ -88,13 +88,14 @@ def _locked_colours(args: argparse.Namespace) -> np.ndarray | None:
 
 def _method_options(args: argparse.Namespace) -> dict[str, Any]:
     spec = get_method(args.method)
+    tol = spec.tol_default() if args.tol is None else args.tol
     if not spec.inits:  # the method has no initialisation to choose: --init is ignored
         return fit_options(
             args.method,
             init=None,
             n_init=args.n_init,
             max_iter=args.max_iter,
-            tol=args.tol,
+            tol=tol,
             covariance_type=args.covariance,
         )
     # each method's own default initialisation (its first): a Gaussian mixture starts from
@@ -112,7 +113,7 @@ def _method_options(args: argparse.Namespace) -> dict[str, Any]:
         init=init,
         n_init=args.n_init,
         max_iter=args.max_iter,
-        tol=args.tol,
+        tol=tol,
         covariance_type=args.covariance,
     )
 

@@ -56,6 +56,67 @@ __all__ = ["COVARIANCE_TYPES", "GaussianMixture", "full_log_joint"]
 
 COVARIANCE_TYPES: tuple[str, ...] = _COVARIANCES.names
 _MAX_CHUNK_ROWS = 32768  # cache-friendly chunks even when the budget allows more
+#: fits on at least this many (distinct) points start on grid cells: a 1-megapixel photo has
+#: 50 000-360 000 distinct colours, which the cells reduce to 4 000-25 000 (benchmarks/README)
+GRID_MIN_POINTS = 20_000
+#: cells per axis of that grid over the points' bounding box
+GRID_CELLS_PER_AXIS = 32
+
+
+def grid_cell_features(
+    X: np.ndarray,
+    w: np.ndarray,
+    iu: np.ndarray,
+    ju: np.ndarray,
+    features: np.ndarray | None = None,
+    cells_per_axis: int = GRID_CELLS_PER_AXIS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean quadratic features of the points in each cell of a regular grid.
+
+    The log-density of every component is linear in the quadratic features ``F(x)``, so
+    EM on the rows returned here with the cells' weights is EM on the points with one
+    responsibility shared by all points of a cell: the E step gives each cell
+    ``softmax_k(mean_{x in cell} log pi_k N(x | k))`` (the best shared responsibilities,
+    a variational E step, so the log-likelihood bound never decreases) and the M step gets
+    the exact weighted first and second moments of the points, within-cell scatter
+    included.  As the cells are small next to the components, the fixed point is close to
+    the points' own; the fit then finishes on the points.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, D)
+        Points (centred).
+    w : ndarray of shape (N,)
+        Weights.
+    iu, ju : ndarray
+        Upper-triangle indices of the quadratic features.
+    features : ndarray of shape (N, F), optional
+        ``quadratic_features(X)`` if already computed.
+    cells_per_axis : int
+        Grid resolution.
+
+    Returns
+    -------
+    cell_features : ndarray of shape (C, F)
+        Weighted mean features of the C occupied cells.
+    cell_weights : ndarray of shape (C,)
+    """
+    lo = X.min(axis=0)
+    span = np.maximum(X.max(axis=0) - lo, 1e-12)
+    idx = np.minimum(((X - lo) / span * cells_per_axis).astype(np.int64), cells_per_axis - 1)
+    code = np.zeros(X.shape[0], dtype=np.int64)
+    for d in range(X.shape[1]):
+        code = code * cells_per_axis + idx[:, d]
+    _, inverse = np.unique(code, return_inverse=True)
+    inverse = inverse.ravel()
+    n_cells = int(inverse.max()) + 1
+    Wc = np.bincount(inverse, weights=w, minlength=n_cells)
+    F = features if features is not None else quadratic_features(X, iu, ju)
+    Fc = np.empty((n_cells, F.shape[1]))
+    for f in range(F.shape[1]):
+        Fc[:, f] = np.bincount(inverse, weights=w * F[:, f], minlength=n_cells)
+    Fc /= Wc[:, None]
+    return Fc, Wc
 
 
 class GaussianMixture:
@@ -89,6 +150,10 @@ class GaussianMixture:
         Locked means (L <= K, distinct): the first L components keep them exactly in every
         M step (their covariances and weights are fitted) and are never dropped; the
         initialisation seeds the others around them.
+    grid_cells : bool
+        With more than :data:`GRID_MIN_POINTS` points, run EM first on the cells of a
+        regular grid (:func:`grid_cell_features`; E step shared by the points of a cell),
+        then finish on the points.  Same fixed point, a fraction of the time.
 
     Attributes
     ----------
@@ -127,7 +192,9 @@ class GaussianMixture:
         n_init: int = 1,
         working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
         locked: np.ndarray | None = None,
+        grid_cells: bool = True,
     ) -> None:
+        self.grid_cells = grid_cells
         self.n_colors = n_colors
         self.locked = locked
         self.covariance_type = covariance_type
@@ -232,12 +299,58 @@ class GaussianMixture:
                 K = max(n_distinct, 0 if locked is None else locked.shape[0])
         best: dict[str, Any] | None = None
         runs = 1 if isinstance(init, np.ndarray) else n_init
-        for r in range(runs):
-            check_cancel(should_cancel)
-            params = yield from self._initial_params(Xc, w, K, init, rng, should_cancel)
-            run = yield from self._em(Xc, w, params, r, max_iter, tol, should_cancel)
-            if best is None or run["ll"] > best["ll"]:
-                best = run
+        cells = None
+        # (locked means: EM on the points only, the way issue 11 tested them)
+        if self.grid_cells and locked is None and n >= GRID_MIN_POINTS:
+            cells = grid_cell_features(Xc, w, iu, ju, self._features_cache)
+            if cells[0].shape[0] < 4 * K_req:  # too few cells to tell the components apart
+                cells = None
+        if cells is None:
+            for r in range(runs):
+                check_cancel(should_cancel)
+                params = yield from self._initial_params(Xc, w, K, init, rng, should_cancel)
+                run = yield from self._em(Xc, w, params, r, max_iter, tol, should_cancel)
+                if best is None or run["ll"] > best["ll"]:
+                    best = run
+        else:
+            # every restart on the cells (cheap), then only the best one on the points
+            Fc, Wc = cells
+            Mc = np.ascontiguousarray(Fc[:, iu.size : iu.size + D])  # cell means
+            points_cache, self._features_cache = self._features_cache, Fc
+            try:
+                for r in range(runs):
+                    check_cancel(should_cancel)
+                    params = yield from self._initial_params(Mc, Wc, K, init, rng, should_cancel)
+                    coarse = yield from self._em(
+                        Mc,
+                        Wc,
+                        params,
+                        r,
+                        max_iter,
+                        tol,
+                        should_cancel,
+                        stage="gmm-cells",
+                        final_labels=False,
+                    )
+                    if best is None or coarse["ll"] > best["ll"]:
+                        best = coarse
+            finally:
+                self._features_cache = points_cache
+            assert best is not None
+            done = int(best["n_iter"])
+            run = yield from self._em(
+                Xc,
+                w,
+                best["params"],
+                best["restart"],
+                max(1, max_iter - done),
+                tol,
+                should_cancel,
+                first_iteration=done + 1,
+            )
+            run["history"] = best["history"] + run["history"]
+            run["n_iter"] += done
+            best = run
         assert best is not None
         p: GaussianParams = best["params"]
         self.means_ = p.means + offset
@@ -467,19 +580,25 @@ class GaussianMixture:
         w: np.ndarray,
         params: GaussianParams,
         should_cancel: CancelCallback | None,
+        features: np.ndarray | None = None,
     ) -> tuple[float, np.ndarray]:
-        """Weighted total log-likelihood and the M-step statistics (K, F) in one pass."""
+        """Weighted total log-likelihood and the M-step statistics (K, F) in one pass.
+
+        ``features`` (rows ``F``): use these rows instead of the points' features (the grid
+        cells' mean features, with ``w`` the cells' weights).
+        """
         W = params.score_matrix(self._iu, self._ju)
         K = params.K
         nf = W.shape[0]
         stats = np.zeros((K, nf))
         ll = 0.0
+        n_rows = X.shape[0] if features is None else features.shape[0]
         rows = min(
-            _MAX_CHUNK_ROWS, chunk_size(X.shape[0], 8 * (2 * nf + 2 * K), self.working_memory_mib)
+            _MAX_CHUNK_ROWS, chunk_size(n_rows, 8 * (2 * nf + 2 * K), self.working_memory_mib)
         )
-        for sl in iter_chunks(X.shape[0], rows):
+        for sl in iter_chunks(n_rows, rows):
             check_cancel(should_cancel)
-            F = self._chunk_features(X, sl)
+            F = self._chunk_features(X, sl) if features is None else features[sl]
             L = F @ W
             m = L.max(axis=1)
             L -= m[:, None]
@@ -511,9 +630,14 @@ class GaussianMixture:
         max_iter: int,
         tol: float,
         should_cancel: CancelCallback | None,
+        *,
+        features: np.ndarray | None = None,
+        stage: str = "gmm",
+        final_labels: bool = True,
+        first_iteration: int = 1,
     ) -> Generator[IterationRecord, None, dict[str, Any]]:
         total = w.sum()
-        ll_sum, stats = self._e_pass(X, w, params, should_cancel)
+        ll_sum, stats = self._e_pass(X, w, params, should_cancel, features)
         ll = ll_sum / total
         ll0 = ll
         history: list[float] = []
@@ -524,7 +648,7 @@ class GaussianMixture:
             new = self._m_step(stats, total, None)
             old_means = params.means
             params = new
-            ll_sum, stats = self._e_pass(X, w, params, should_cancel)
+            ll_sum, stats = self._e_pass(X, w, params, should_cancel, features)
             prev, ll = ll, ll_sum / total
             history.append(ll)
             shift = 0.0  # not defined when a component was dropped
@@ -532,21 +656,22 @@ class GaussianMixture:
                 shift = float(np.sqrt(((params.means - old_means) ** 2).sum(axis=1)).max())
             yield IterationRecord(
                 restart=restart,
-                iteration=it,
+                iteration=first_iteration + it - 1,
                 objective=ll,
                 kind="log_likelihood",
                 shift=shift,
                 centers=params.means + self._offset,
                 covariances=params.full_covariances(),
                 weights=params.weights.copy(),
-                stage="gmm",
-                extra={"initial_log_likelihood": ll0} if it == 1 else {},
+                stage=stage,
+                extra={"initial_log_likelihood": ll0} if first_iteration + it == 2 else {},
             )
             if abs(ll - prev) < tol:
                 converged = True
                 break
-        labels = self._labels_pass(X, params)
+        labels = self._labels_pass(X, params) if final_labels else np.zeros(0, np.int32)
         return {
+            "restart": restart,
             "params": params,
             "ll": ll,
             "ll0": ll0,
