@@ -75,6 +75,7 @@ __all__ = [
     "merge_small_regions",
     "pooled_variance",
     "segment_result",
+    "soft_assignments",
 ]
 
 #: ``--smooth`` without a value: 1 nat per agreeing neighbour.  On the six noisy scenes of
@@ -243,7 +244,7 @@ def pooled_variance(
 
 
 def class_log_likelihoods(
-    result: QuantizeResult, *, variance: float | None = None
+    result: QuantizeResult, *, variance: float | None = None, subset: np.ndarray | None = None
 ) -> tuple[np.ndarray, float | None]:
     """Log-likelihood of every distinct colour under every class, relative to its best.
 
@@ -263,7 +264,7 @@ def class_log_likelihoods(
         The ``sigma^2`` used (None for a mixture).
     """
     model = result.model
-    points = result.points
+    points = result.points if subset is None else result.points[np.asarray(subset, np.intp)]
     if result.is_soft and hasattr(model, "log_joint"):
         L = model.log_joint(points, dtype=np.float64)
         used = None
@@ -278,7 +279,7 @@ def class_log_likelihoods(
         sigma2 = (
             float(variance)
             if variance is not None
-            else pooled_variance(points, result.table.counts, centers, labels)
+            else pooled_variance(result.points, result.table.counts, centers, labels)
         )
         d2 = (
             np.einsum("ij,ij->i", points, points)[:, None]
@@ -292,6 +293,34 @@ def class_log_likelihoods(
     L -= L.max(axis=1, keepdims=True)
     np.maximum(L, _LOG_FLOOR, out=L)
     return L.astype(np.float32), used
+
+
+def soft_assignments(result: QuantizeResult, index: np.ndarray) -> np.ndarray:
+    """Responsibilities of some distinct colours under the result's model, without a prior.
+
+    The mixture's own responsibilities, or for the hard methods the soft assignments
+    derived from the distances (see the module docstring), e.g. for display.
+
+    Parameters
+    ----------
+    result : QuantizeResult
+    index : ndarray of any shape, integer
+        Distinct-colour indices (``table.inverse`` values); -1 (transparent) gives zeros.
+
+    Returns
+    -------
+    resp : ndarray of shape index.shape + (K,), float32
+        Each row sums to 1 (0 for -1).
+    """
+    idx = np.asarray(index)
+    flat = idx.ravel()
+    used, inverse = np.unique(flat[flat >= 0], return_inverse=True)
+    out = np.zeros((flat.size, result.n_colors), np.float32)
+    if used.size:
+        variance = getattr(result.unsmoothed().model, "variance_", None)
+        L, _ = class_log_likelihoods(result.unsmoothed(), variance=variance, subset=used)
+        out[flat >= 0] = _softmax_last(L)[inverse.ravel()]
+    return out.reshape(idx.shape + (result.n_colors,))
 
 
 def _softmax_last(A: np.ndarray) -> np.ndarray:
