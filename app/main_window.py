@@ -613,6 +613,18 @@ class MainWindow(QtWidgets.QMainWindow):
         result = view.result
         self.soft_maps.set_maps(view.soft_maps, result.palette, result.proportions)
         self.palette_view.set_palette(result.palette, result.proportions)
+        output = self.controller.output()
+        if output is not None and result is not output.result:  # smoothed or a model applied
+            labels = np.asarray(result.labels)
+            image = np.asarray(result.palette, np.uint8)[labels]
+            if output.quantized.shape[2] == 4:  # keep the input's alpha channel
+                image = np.dstack([image, output.quantized[:, :, 3]])
+            self.compare.set_result(
+                np.ascontiguousarray(image),
+                np.ascontiguousarray(labels) if labels.dtype == np.uint8 else None,
+            )
+        elif output is not None:
+            self.compare.set_result(output.quantized, output.labels)
 
     def _show_color_space(self, output: RunOutput) -> None:
         result, sample = output.result, output.sample
