@@ -112,6 +112,8 @@ def take_screenshot(
             "segmentation": window.segmentation_dock,
         }[tab]
         dock.raise_()
+        if tab in ("softmaps", "segmentation"):  # these views need height to be read
+            window.resizeDocks([dock], [int(size[1] * 0.55)], QtCore.Qt.Orientation.Vertical)
         for _ in range(5):
             app.processEvents()
         window.compare.fit()

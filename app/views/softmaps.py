@@ -351,5 +351,6 @@ class SoftMapsView(QtWidgets.QWidget):
             self.detail_image.setColorMap(_CMAP)
             self.colorbar.setVisible(True)
             self.colorbar.setLevels((0.0, 1.0))
-            self.colorbar.axis.setLabel(self._bar_labels.get(key, "responsibility"))
+            # pyqtgraph puts the label of a vertical bar on its left axis
+            self.colorbar.getAxis("left").setLabel(self._bar_labels.get(key, "responsibility"))
         self.detail_box.autoRange(padding=0.02)

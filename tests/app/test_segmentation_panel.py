@@ -159,7 +159,7 @@ def test_soft_maps_named_by_swatch_with_the_right_bar_label(qtbot, window, small
     assert tiles[k].caption.startswith(colour) and tiles[k].caption.endswith("%")
     assert tiles[k].swatch == tuple(int(v) for v in output.result.palette[k])
     soft.show_map(k)
-    assert soft.colorbar.axis.labelText == f"mask (0/1) of {colour}"
+    assert soft.colorbar.getAxis("left").labelText == f"mask (0/1) of {colour}"
     soft.show_map("uncertainty")
-    assert "uncertainty" in soft.colorbar.axis.labelText
+    assert "uncertainty" in soft.colorbar.getAxis("left").labelText
     assert "distances" in soft.detail_title.text()
