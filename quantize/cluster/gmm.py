@@ -22,7 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from quantize._chunks import DEFAULT_WORKING_MEMORY_MIB, chunk_size, iter_chunks
+from quantize._chunks import (
+    DEFAULT_WORKING_MEMORY_MIB,
+    chunk_size,
+    iter_chunks,
+    one_blas_thread,
+)
 from quantize._validation import (
     check_points,
     check_positive_float,
@@ -587,6 +592,17 @@ class GaussianMixture:
         ``features`` (rows ``F``): use these rows instead of the points' features (the grid
         cells' mean features, with ``w`` the cells' weights).
         """
+        with one_blas_thread():
+            return self._e_pass_body(X, w, params, should_cancel, features)
+
+    def _e_pass_body(
+        self,
+        X: np.ndarray,
+        w: np.ndarray,
+        params: GaussianParams,
+        should_cancel: CancelCallback | None,
+        features: np.ndarray | None,
+    ) -> tuple[float, np.ndarray]:
         W = params.score_matrix(self._iu, self._ju)
         K = params.K
         nf = W.shape[0]
@@ -613,13 +629,17 @@ class GaussianMixture:
         """Most probable component (argmax of the log joint) for every point."""
         W = params.score_matrix(self._iu, self._ju)
         labels = np.empty(X.shape[0], dtype=np.int32)
+        with one_blas_thread():
+            self._labels_chunks(X, W, labels)
+        return labels
+
+    def _labels_chunks(self, X: np.ndarray, W: np.ndarray, labels: np.ndarray) -> None:
         rows = min(
             _MAX_CHUNK_ROWS,
             chunk_size(X.shape[0], 8 * (W.shape[0] + W.shape[1]), self.working_memory_mib),
         )
         for sl in iter_chunks(X.shape[0], rows):
             labels[sl] = (self._chunk_features(X, sl) @ W).argmax(axis=1)
-        return labels
 
     def _em(
         self,
