@@ -73,6 +73,7 @@ __all__ = [
     "free_energy",
     "mean_field",
     "merge_small_regions",
+    "hard_variance",
     "pooled_variance",
     "segment_result",
     "soft_assignments",
@@ -246,6 +247,32 @@ def pooled_variance(
     return max(inertia / (total * pts.shape[1]), 1e-6 * max(scale, 1e-3) ** 2)
 
 
+def hard_variance(result: QuantizeResult) -> float:
+    """Return the shared variance ``sigma^2`` of a hard fit's soft assignments, ``J / (n D)``.
+
+    From the estimator's ``inertia_`` when it has one (no pass over the colours), else
+    :func:`pooled_variance`.
+
+    Parameters
+    ----------
+    result : QuantizeResult
+        Unsmoothed.
+
+    Returns
+    -------
+    sigma2 : float
+    """
+    model = result.model
+    centers = np.asarray(model.cluster_centers_, np.float64)
+    points = result.points
+    floor = 1e-6 * max(float(np.abs(centers).max()) if centers.size else 1.0, 1e-3) ** 2
+    inertia = getattr(model, "inertia_", None)
+    if inertia is not None and np.isfinite(inertia) and inertia >= 0:
+        total = max(float(result.table.counts.sum()), 1.0)
+        return max(float(inertia) / (total * points.shape[1]), floor)
+    return pooled_variance(points, result.table.counts, centers, result.unique_labels)
+
+
 def class_log_likelihoods(
     result: QuantizeResult, *, variance: float | None = None, subset: np.ndarray | None = None
 ) -> tuple[np.ndarray, float | None]:
@@ -278,12 +305,7 @@ def class_log_likelihoods(
             else model.means_,
             np.float64,
         )
-        labels = result.unique_labels
-        sigma2 = (
-            float(variance)
-            if variance is not None
-            else pooled_variance(result.points, result.table.counts, centers, labels)
-        )
+        sigma2 = float(variance) if variance is not None else hard_variance(result)
         d2 = (
             np.einsum("ij,ij->i", points, points)[:, None]
             - 2.0 * points @ centers.T
@@ -318,11 +340,19 @@ def soft_assignments(result: QuantizeResult, index: np.ndarray) -> np.ndarray:
     idx = np.asarray(index)
     flat = idx.ravel()
     used, inverse = np.unique(flat[flat >= 0], return_inverse=True)
+    post = np.zeros((used.size, result.n_colors), np.float32)
+    base = result.unsmoothed()
+    variance = getattr(base.model, "variance_", None)
+    if variance is None and not base.is_soft:
+        variance = hard_variance(base)
+    # in chunks: the app calls this on a worker thread, and short numpy calls let the GUI
+    # thread take the GIL in between
+    for sl in iter_chunks(used.size, 16384):
+        L, _ = class_log_likelihoods(base, variance=variance, subset=used[sl])
+        post[sl] = _softmax_last(L)
     out = np.zeros((flat.size, result.n_colors), np.float32)
-    if used.size:
-        variance = getattr(result.unsmoothed().model, "variance_", None)
-        L, _ = class_log_likelihoods(result.unsmoothed(), variance=variance, subset=used)
-        out[flat >= 0] = _softmax_last(L)[inverse.ravel()]
+    opaque = flat >= 0
+    out[opaque] = post[inverse.ravel()]
     return out.reshape(idx.shape + (result.n_colors,))
 
 

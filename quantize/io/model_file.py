@@ -121,7 +121,7 @@ def model_dict(result: Any) -> dict[str, Any]:
         The result has no class centres to save.
     """
     import quantize
-    from quantize.segment import pooled_variance
+    from quantize.segment import hard_variance
 
     base = result.unsmoothed()
     model = base.model
@@ -152,7 +152,7 @@ def model_dict(result: Any) -> dict[str, Any]:
         centers = np.asarray(centers, np.float64)
         variance = getattr(model, "variance_", None)
         if variance is None:
-            variance = pooled_variance(base.points, base.table.counts, centers, base.unique_labels)
+            variance = hard_variance(base)
         doc.update(
             dimensions=int(centers.shape[1]),
             means=centers,
