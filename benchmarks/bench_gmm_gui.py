@@ -24,6 +24,7 @@ import statistics
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sklearn", action="store_true", help="also fit scikit-learn")
     parser.add_argument("--before", action="store_true", help="also the issue's configuration")
+    parser.add_argument("--space", default=None, help="colour space (default: the app's)")
     parser.add_argument("names", nargs="*")
     args = parser.parse_args(argv)
 
@@ -58,6 +60,8 @@ def main(argv=None) -> int:
 
     spec = METHODS["gmm"]
     params = RunParameters(method="gmm", init=next(iter(spec.inits)), tol=spec.tol_default())
+    if args.space:
+        params = replace(params, color_space=args.space)
     options = params.fit_options()
     print(f"app defaults for the mixture: K={params.n_colors}, {params.color_space}, {options}")
     names = args.names or [p.name for p in photos.PHOTOS]
@@ -95,7 +99,7 @@ def main(argv=None) -> int:
                 )
                 from quantize.pipeline import table_points
 
-                model.fit(table_points(r.table, "oklab"), r.table.counts)
+                model.fit(table_points(r.table, params.color_space), r.table.counts)
             line += f"; before: {time.perf_counter() - t0:.2f} s, ll {model.lower_bound_:.4f}"
         if args.sklearn:
             from sklearn.mixture import GaussianMixture as SkGMM
@@ -103,7 +107,7 @@ def main(argv=None) -> int:
             from quantize.colorspace import rgb_to_space
 
             t0 = time.perf_counter()
-            pts = rgb_to_space(img.reshape(-1, 3), "oklab")
+            pts = rgb_to_space(img.reshape(-1, 3), params.color_space)
             sk = SkGMM(16, covariance_type="full", tol=1e-3, random_state=0).fit(pts)
             t_sk = time.perf_counter() - t0
             ratios.append(t_sk / med)
