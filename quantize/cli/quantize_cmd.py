@@ -162,11 +162,18 @@ def print_summary(s: dict[str, Any]) -> None:
         )
     if s.get("smoothing"):
         sm = s["smoothing"]
-        lines.append(
-            f"smoothed: strength {sm['strength']:g} ({sm['n_sweeps']} sweeps"
-            f"{'' if sm['converged'] else ', not converged'}), min region {sm['min_region']} "
-            f"pixels ({sm['n_merged_regions']} regions merged)"
+        prior = (
+            f"strength {sm['strength']:g} ({sm['n_sweeps']} sweeps"
+            f"{'' if sm['converged'] else ', not converged'})"
+            if sm["strength"] > 0
+            else "no spatial prior"
         )
+        merge = (
+            f"regions under {sm['min_region']} pixels merged ({sm['n_merged_regions']})"
+            if sm["min_region"] > 1
+            else "no small-region merge"
+        )
+        lines.append(f"smoothed: {prior}, {merge}")
     if s["method"] == GIVEN_PALETTE:
         lines[1] = (
             f"mapped onto the given palette of {s['n_colors']} colours "
