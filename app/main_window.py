@@ -609,10 +609,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.soft_maps.set_maps(output.soft_maps, result.palette, result.proportions)
 
     def _show_segmentation(self, view: Any) -> None:
-        """Show the soft maps and shares of the result the segmentation panel made."""
+        """Show the soft maps and labels of the result the segmentation panel made."""
         result = view.result
         self.soft_maps.set_maps(view.soft_maps, result.palette, result.proportions)
-        self.palette_view.set_palette(result.palette, result.proportions)
+        # (the palette editor keeps the fit it edits; the panel's tables give the new shares)
         output = self.controller.output()
         if output is not None and result is not output.result:  # smoothed or a model applied
             labels = np.asarray(result.labels)
