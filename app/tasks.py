@@ -49,7 +49,7 @@ __all__ = [
 #: Largest number of per-component soft maps prepared for display (largest shares first).
 MAX_MAPS = 64
 #: Longest side (pixels) of the soft maps prepared for display.
-MAP_SIDE = 640
+MAP_SIDE = 384
 #: Number of pixels sampled for the colour-space scatter.
 SAMPLE_SIZE = 2500
 
