@@ -32,6 +32,7 @@ from app.model import (
 from app.panels import ComparePanel, RunPanel
 from app.panels.editing import install_editing
 from app.panels.palette_edit import PaletteEditor
+from app.panels.segmentation import SegmentationPanel
 from app.settings import AppSettings
 from app.tasks import open_file, prepare, warm_up
 from app.views.colorspace_view import ColorSpaceView
@@ -176,8 +177,20 @@ class MainWindow(QtWidgets.QMainWindow):
             self.color_space,
             QtCore.Qt.DockWidgetArea.BottomDockWidgetArea,
         )
+        self.segmentation = SegmentationPanel()  # smoothing, overlay, statistics, models
+        self.segmentation_dock = self._dock(
+            "Segmentation",
+            "segmentationDock",
+            self.segmentation,
+            QtCore.Qt.DockWidgetArea.BottomDockWidgetArea,
+        )
         self.tabifyDockWidget(self.convergence_dock, self.soft_maps_dock)
         self.tabifyDockWidget(self.soft_maps_dock, self.color_space_dock)
+        self.tabifyDockWidget(self.color_space_dock, self.segmentation_dock)
+        self.segmentation.smoothed.connect(self._show_segmentation)
+        self.segmentation.failed.connect(lambda m, d: self.show_error("Segmentation", m, d))
+        self.segmentation.class_selected.connect(self.compare.highlight_cluster)
+        self.segmentation.class_selected.connect(self._show_cluster_map)
         self.convergence_dock.raise_()
         # side panels run the full height; the bottom views sit under the image only
         self.setCorner(
@@ -572,6 +585,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._show_soft_maps,
                 self._show_color_space,
                 self._show_metrics,
+                lambda out: self.segmentation.set_result(out.result),
                 self._finish_run,
             ],
         )
@@ -600,6 +614,24 @@ class MainWindow(QtWidgets.QMainWindow):
     def _show_soft_maps(self, output: RunOutput) -> None:
         result = output.result
         self.soft_maps.set_maps(output.soft_maps, result.palette, result.proportions)
+
+    def _show_segmentation(self, view: Any) -> None:
+        """Show the soft maps and labels of the result the segmentation panel made."""
+        result = view.result
+        self.soft_maps.set_maps(view.soft_maps, result.palette, result.proportions)
+        # (the palette editor keeps the fit it edits; the panel's tables give the new shares)
+        output = self.controller.output()
+        if output is not None and result is not output.result:  # smoothed or a model applied
+            labels = np.asarray(result.labels)
+            image = np.asarray(result.palette, np.uint8)[labels]
+            if output.quantized.shape[2] == 4:  # keep the input's alpha channel
+                image = np.dstack([image, output.quantized[:, :, 3]])
+            self.compare.set_result(
+                np.ascontiguousarray(image),
+                np.ascontiguousarray(labels) if labels.dtype == np.uint8 else None,
+            )
+        elif output is not None:
+            self.compare.set_result(output.quantized, output.labels)
 
     def _show_color_space(self, output: RunOutput) -> None:
         result, sample = output.result, output.sample
@@ -677,11 +709,15 @@ class MainWindow(QtWidgets.QMainWindow):
         params = output.params
         stem = Path(opened.name if opened is not None else "").stem or "image"
         stem = f"{stem}_{params.method}{len(output.result.palette)}"
+        shown = self.segmentation.current()  # smoothed or model-applied: export what is shown
+        result, metrics, rendering = output.result, output.metrics, output.rendering
+        if shown is not None and shown.result is not output.result:
+            result, metrics, rendering = shown.result, None, None
         loaded = opened.loaded if opened is not None else None
         source = loaded.path if loaded is not None else None
         source_sha256 = loaded.info.get("sha256") if loaded is not None else None
         return ExportDialog(
-            output.result,
+            result,
             stem,
             ws.export_folder(self),
             kinds=ws.export_kinds(self.settings),
@@ -689,8 +725,8 @@ class MainWindow(QtWidgets.QMainWindow):
             strength=params.dither_strength,
             source_path=source,
             source_sha256=source_sha256,
-            metrics=output.metrics,
-            rendering=output.rendering,
+            metrics=metrics,
+            rendering=rendering,
             parent=self,
         )
 
@@ -867,6 +903,7 @@ class MainWindow(QtWidgets.QMainWindow):
             ``True`` if every thread ended.
         """
         clean = self.controller.shutdown(timeout_ms) and self.explorer.shutdown(timeout_ms)
+        clean &= self.segmentation.shutdown(timeout_ms)
         for dialog in self.findChildren(ExportDialog):
             if dialog.is_exporting():  # let the files be written completely
                 worker = dialog._worker

@@ -280,7 +280,13 @@ class SoftMaps:
     step : int
         Sub-sampling step from the full image (``m = ceil(M / step)``).
     soft : bool
-        Whether the fit has soft responsibilities (e.g. a Gaussian mixture).
+        Whether the fit has soft responsibilities (e.g. a Gaussian mixture, or any smoothed
+        result).
+    uncertainty_source : str
+        What ``uncertainty`` is computed from: ``"responsibilities"``, or for the hard
+        methods ``"distances"`` (the soft assignments of :func:`quantize.segment.
+        soft_assignments`: their masks are 0/1 but how close a pixel is to another centre
+        still shows).
     """
 
     components: np.ndarray
@@ -289,6 +295,7 @@ class SoftMaps:
     uncertainty: np.ndarray
     step: int
     soft: bool = False
+    uncertainty_source: str = "responsibilities"
 
 
 @dataclass

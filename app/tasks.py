@@ -42,6 +42,7 @@ __all__ = [
     "display_array",
     "MAX_MAPS",
     "MAP_SIDE",
+    "soft_maps_of",
     "SAMPLE_SIZE",
 ]
 
@@ -178,7 +179,7 @@ def _soft_maps(result: Any, should_cancel: Callable[[], bool]) -> SoftMaps:
     order = np.argsort(-proportions, kind="stable")[:MAX_MAPS]
     labels = np.asarray(result.labels)[::step, ::step]
     opaque = None if result.opaque is None else np.asarray(result.opaque)[::step, ::step]
-    soft = result.is_soft
+    soft = result.is_soft or getattr(result, "segmentation", None) is not None
     maps = []
     for k in order:
         check_cancel(should_cancel)
@@ -191,10 +192,12 @@ def _soft_maps(result: Any, should_cancel: Callable[[], bool]) -> SoftMaps:
             if opaque is not None:
                 mask &= opaque  # transparent pixels belong to no cluster
             maps.append(mask.astype(np.float32))
+    source = "responsibilities"
     if soft:
         uncertainty = np.asarray(result.uncertainty_map(), dtype=np.float32)[::step, ::step]
     else:
-        uncertainty = np.zeros(labels.shape, dtype=np.float32)  # hard: no uncertainty
+        uncertainty = _distance_uncertainty(result, step)
+        source = "distances"
     responsibilities = np.stack(maps) if maps else np.zeros((0,) + labels.shape, dtype=np.float32)
     return SoftMaps(
         components=order.astype(np.int64),
@@ -203,7 +206,38 @@ def _soft_maps(result: Any, should_cancel: Callable[[], bool]) -> SoftMaps:
         uncertainty=np.ascontiguousarray(uncertainty),
         step=step,
         soft=soft,
+        uncertainty_source=source,
     )
+
+
+def _distance_uncertainty(result: Any, step: int) -> np.ndarray:
+    """``1 - max`` of a hard fit's distance-derived soft assignments, on the display grid."""
+    from quantize.segment import soft_assignments
+
+    table = result.table
+    index = np.asarray(table.inverse).reshape(table.shape)[::step, ::step]
+    try:
+        resp = soft_assignments(result, index)
+    except (AttributeError, ValueError):  # a method without centres: nothing to show
+        return np.zeros(index.shape, dtype=np.float32)
+    out = 1.0 - resp.max(axis=2)
+    out[index < 0] = 0.0
+    return np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32)
+
+
+def soft_maps_of(result: Any, should_cancel: Callable[[], bool] | None = None) -> SoftMaps:
+    """Display soft maps of a result (what a run prepares; also for a re-smoothed result).
+
+    Parameters
+    ----------
+    result : QuantizeResult
+    should_cancel : callable, optional
+
+    Returns
+    -------
+    maps : SoftMaps
+    """
+    return _soft_maps(result, should_cancel or (lambda: False))
 
 
 def _replay_steps(result: Any, restart: int, dims: int) -> list[IterationRecord]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -173,6 +173,10 @@ class QuantizeResult:
         Whether an importance map weighted the fit.
     edits : tuple of str
         Edits made to the palette after the fit (see :mod:`quantize.edit`), in order.
+    segmentation : Segmentation or None
+        Set by :func:`quantize.segment.segment_result`: the spatial prior and small-region
+        merge that made ``labels`` and ``proportions`` coherent (``None``: labels from
+        colour alone).
     """
 
     image: np.ndarray
@@ -197,6 +201,9 @@ class QuantizeResult:
     added: tuple[int, ...] = ()
     importance: bool = False
     edits: tuple[str, ...] = ()
+    # a quantize.segment.Segmentation (that layer sits above this one, hence Any)
+    segmentation: Any = field(default=None, repr=False)
+    _base: QuantizeResult | None = field(default=None, repr=False)
     _exact: bool | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -251,6 +258,35 @@ class QuantizeResult:
             **fields,
         )
 
+    def unsmoothed(self) -> QuantizeResult:
+        """Return the result before :func:`quantize.segment.segment_result` (itself if none).
+
+        Returns
+        -------
+        result : QuantizeResult
+        """
+        return self._base if self._base is not None else self
+
+    def with_segmentation(
+        self, labels: np.ndarray, proportions: np.ndarray, segmentation: Any
+    ) -> QuantizeResult:
+        """Return a copy with coherent labels (what :func:`~quantize.segment.segment_result` gives).
+
+        Parameters
+        ----------
+        labels : ndarray of shape (M, N)
+        proportions : ndarray of shape (K,)
+        segmentation : Segmentation
+
+        Returns
+        -------
+        result : QuantizeResult
+        """
+        base = self.unsmoothed()
+        return replace(
+            base, labels=labels, proportions=proportions, segmentation=segmentation, _base=base
+        )
+
     @property
     def n_colors(self) -> int:
         """Number of palette entries K actually produced."""
@@ -281,6 +317,8 @@ class QuantizeResult:
 
         Dithering then changes nothing: :meth:`indices` returns the labels for any method.
         """
+        if self.segmentation is not None:
+            return False  # the labels are no longer each colour's nearest entry
         if self._exact is None:
             colors = _table_rgb8(self.table)
             labels = np.asarray(self.unique_labels, dtype=np.intp)
@@ -313,7 +351,11 @@ class QuantizeResult:
         Returns
         -------
         indices : ndarray of shape (M, N), uint8 or uint16
+            The coherent labels themselves for a smoothed result (a segmentation is not
+            dithered).
         """
+        if self.segmentation is not None:
+            return self.labels
         if dither in (None, "none") or strength == 0 or self.exact:
             return self.labels  # nothing to diffuse where every colour is in the palette
         return dither_indices(
@@ -345,7 +387,9 @@ class QuantizeResult:
         """Per-pixel responsibility of palette entry ``k``.
 
         Computed on the distinct colours and gathered through the inverse index (never an
-        (n_pixels, K) array).  Hard 0/1 for K-means; transparent pixels get 0.
+        (n_pixels, K) array).  Hard 0/1 for K-means; transparent pixels get 0.  For a
+        smoothed result, the mean-field responsibilities (soft for every method), with the
+        pixels the small-region merge moved set to their new class.
 
         Parameters
         ----------
@@ -359,6 +403,14 @@ class QuantizeResult:
         k = int(k)
         if not 0 <= k < self.n_colors:
             raise IndexError(f"palette index {k} out of range 0..{self.n_colors - 1}")
+        seg = self.segmentation
+        if seg is not None:
+            if seg.responsibilities is not None:
+                return np.ascontiguousarray(seg.responsibilities[:, :, k])
+            out = self.unsmoothed().responsibility_map(k)
+            if seg.reassigned is not None:
+                out[seg.reassigned] = (self.labels[seg.reassigned] == k).astype(np.float32)
+            return out
         if self.is_soft:
             per_color = self.model.responsibility(self.points, k, dtype=np.float32)
         else:
@@ -372,6 +424,18 @@ class QuantizeResult:
         -------
         uncertainty : ndarray of shape (M, N), float32 in [0, 1]
         """
+        seg = self.segmentation
+        if seg is not None:
+            if seg.responsibilities is not None:
+                out = 1.0 - seg.responsibilities.max(axis=2)
+                np.clip(out, 0.0, 1.0, out=out)
+                if self.opaque is not None:
+                    out[~self.opaque] = 0.0
+                return out.astype(np.float32)
+            out = self.unsmoothed().uncertainty_map()
+            if seg.reassigned is not None:
+                out[seg.reassigned] = 0.0
+            return out
         if not self.is_soft:
             return np.zeros(self.table.shape, dtype=np.float32)
         per_color = 1.0 - self.model.max_responsibility(self.points, dtype=np.float32)
@@ -385,9 +449,9 @@ class QuantizeResult:
         -------
         params : dict
             method, n_colors (requested), n_colors_effective, color_space, seed, fit_options,
-            n_iter, converged.
+            n_iter, converged, and ``smoothing`` for a smoothed result.
         """
-        return {
+        params: dict[str, Any] = {
             "method": self.method,
             "n_colors": int(self.n_colors_requested),
             "n_colors_effective": self.n_colors,
@@ -408,6 +472,9 @@ class QuantizeResult:
             "importance_map": bool(self.importance),
             "edits": list(self.edits),
         }
+        if self.segmentation is not None:
+            params["smoothing"] = self.segmentation.to_dict()
+        return params
 
 
 def _hex(color: np.ndarray) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-TABS = ("convergence", "softmaps", "colorspace", "explore")
+TABS = ("convergence", "softmaps", "colorspace", "explore", "segmentation")
 
 
 def take_screenshot(
@@ -34,6 +34,8 @@ def take_screenshot(
     size: tuple[int, int] = (1400, 900),
     step: int | None = None,
     ks: str = "2-256",
+    smooth: float = 0.0,
+    min_region: int = 0,
 ) -> Path:
     """Run the sample through the app and save a window screenshot.
 
@@ -55,6 +57,8 @@ def take_screenshot(
         Replay the colour-space view at this iteration (0-based) instead of the last.
     ks : str, optional
         The K swept by the "explore" tab.
+    smooth, min_region : optional
+        Settings of the segmentation panel (shown after its smoothing finished).
 
     Returns
     -------
@@ -77,15 +81,26 @@ def take_screenshot(
         window.set_auto_run(False)
         params = RunParameters()
         if method == "gmm":
-            params = replace(params, method="gmm", init="kmeans", n_init=1)
+            from quantize.cluster.registry import METHODS
+
+            tol = METHODS["gmm"].tol_default()  # what switching the method in the app gives
+            params = replace(params, method="gmm", init="kmeans", n_init=1, tol=tol)
         window.params.set_parameters(replace(params, n_colors=n_colors))
         window.resize(*size)
         window.show()
         if not window.open_sample():
             raise RuntimeError(f"could not open the sample photo: {window.last_error}")
+        window.segmentation.set_settings(smooth, min_region)
+        if tab == "segmentation":
+            window.segmentation_dock.raise_()
         loop = QtCore.QEventLoop()
         outcome: list[str] = []
-        window.run_finished.connect(lambda _out: (outcome.append("ok"), loop.quit()))
+        segmented = smooth > 0 or min_region > 1 or tab == "segmentation"
+        if segmented:  # the run is complete for the screenshot once the panel segmented it
+            window.segmentation.smoothed.connect(lambda _v: (outcome.append("ok"), loop.quit()))
+            window.segmentation.failed.connect(lambda m, _d: (outcome.append(m), loop.quit()))
+        else:
+            window.run_finished.connect(lambda _out: (outcome.append("ok"), loop.quit()))
         window.run_failed.connect(lambda msg: (outcome.append(msg), loop.quit()))
         window.start_run()
         loop.exec()
@@ -100,8 +115,11 @@ def take_screenshot(
             "softmaps": window.soft_maps_dock,
             "colorspace": window.color_space_dock,
             "explore": window.explorer_dock,
+            "segmentation": window.segmentation_dock,
         }[tab]
         dock.raise_()
+        if tab in ("softmaps", "segmentation"):  # these views need height to be read
+            window.resizeDocks([dock], [int(size[1] * 0.55)], QtCore.Qt.Orientation.Vertical)
         if tab == "explore":
             window.resizeDocks([dock], [size[1] * 2 // 5], QtCore.Qt.Orientation.Vertical)
             window.explorer.ks_edit.setText(ks)
@@ -148,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="1400x900", help="window size WIDTHxHEIGHT")
     parser.add_argument("--step", type=int, help="colour-space replay iteration (0-based)")
     parser.add_argument("--ks", default="2-256", help="K values swept by --tab explore")
+    parser.add_argument("--smooth", type=float, default=0.0, help="segmentation smoothing")
+    parser.add_argument("--min-region", type=int, default=0, help="segmentation min region")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     path = take_screenshot(
@@ -159,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         size=(width, height),
         step=args.step,
         ks=args.ks,
+        smooth=args.smooth,
+        min_region=args.min_region,
     )
     print(path)
     return 0

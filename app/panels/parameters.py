@@ -259,6 +259,7 @@ class ParameterPanel(QtWidgets.QWidget):
         self._updating = True
         try:
             _select(self.method, params.method)
+            self._shown_method = params.method
             self._fill_init(params.method, params.init)
             self.n_colors.setValue(params.n_colors)
             _select(self.color_space, params.color_space)
@@ -336,7 +337,16 @@ class ParameterPanel(QtWidgets.QWidget):
     def _on_edit(self) -> None:
         if self._updating:
             return
-        if self.sender() is self.method:
-            self._fill_init(self.method.currentData(), self.init.currentData() or "")
+        if self.sender() is self.method:  # a new method starts from its own default init
+            method = self.method.currentData()
+            self._fill_init(method, "")
+            previous = self._spec(getattr(self, "_shown_method", method))
+            try:
+                untouched = float(self.tol.text()) == previous.tol_default()
+            except ValueError:
+                untouched = True
+            if untouched:  # and its own default tolerance, unless the user typed one
+                self.tol.setText(f"{self._spec(method).tol_default():g}")
+            self._shown_method = method
         self._update_enabled()
         self.changed.emit()

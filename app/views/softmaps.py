@@ -12,7 +12,7 @@ from app.model import SoftMaps
 __all__ = ["SoftMapsView", "MapTile", "colorize", "TILE_SIDE"]
 
 #: Longest side of the grid thumbnails (pixels).
-TILE_SIDE = 128
+TILE_SIDE = 144
 _CMAP = pg.colormap.get("viridis")
 _LUT = np.ascontiguousarray(_CMAP.getLookupTable(0.0, 1.0, 256, alpha=False).astype(np.uint8))
 
@@ -64,16 +64,24 @@ class MapTile(QtWidgets.QFrame):
         Thumbnail pixels.
     parent : QWidget, optional
         Parent widget.
+    swatch : (r, g, b), optional
+        The palette colour the map belongs to, drawn as a square before the caption.
     """
 
     clicked = QtCore.Signal(object)
 
     def __init__(
-        self, key: object, caption: str, rgb: np.ndarray, parent: QtWidgets.QWidget | None = None
+        self,
+        key: object,
+        caption: str,
+        rgb: np.ndarray,
+        parent: QtWidgets.QWidget | None = None,
+        swatch: tuple[int, int, int] | None = None,
     ) -> None:
         super().__init__(parent)
         self.key = key
         self.caption = caption
+        self.swatch = swatch
         self._image = qimage_from_array(np.ascontiguousarray(rgb))
         self._selected = False
         self.setFixedSize(TILE_SIDE + 12, TILE_SIDE + 30)
@@ -113,10 +121,16 @@ class MapTile(QtWidgets.QFrame):
                 else QtGui.QPalette.ColorRole.WindowText
             )
         )
-        text_rect = QtCore.QRectF(2, TILE_SIDE + 8, self.width() - 4, 20)
+        left = 2
+        if self.swatch is not None:
+            box = QtCore.QRectF(6, TILE_SIDE + 11, 14, 14)
+            painter.fillRect(box, QtGui.QColor(*self.swatch))
+            painter.drawRect(box)
+            left = 24
+        text_rect = QtCore.QRectF(left, TILE_SIDE + 8, self.width() - left - 2, 20)
         metrics = QtGui.QFontMetrics(self.font())
         text = metrics.elidedText(
-            self.caption, QtCore.Qt.TextElideMode.ElideRight, self.width() - 4
+            self.caption, QtCore.Qt.TextElideMode.ElideRight, int(text_rect.width())
         )
         painter.drawText(text_rect, QtCore.Qt.AlignmentFlag.AlignCenter, text)
         painter.end()
@@ -126,8 +140,10 @@ class SoftMapsView(QtWidgets.QWidget):
     """A grid of map thumbnails and a detail view with a colour bar.
 
     The grid shows the hard label map, the uncertainty map (1 - max responsibility) and one
-    responsibility map per component (largest share first).  For K-means responsibilities are
-    hard 0/1 masks.
+    responsibility map per class (largest share first), each thumbnail named by its palette
+    swatch, colour and share; the colour bar says what the selected map measures.  For
+    K-means the class maps are hard 0/1 masks and the uncertainty comes from the soft
+    assignments derived from the distances (:func:`quantize.segment.soft_assignments`).
 
     Parameters
     ----------
@@ -185,9 +201,11 @@ class SoftMapsView(QtWidgets.QWidget):
         splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         splitter.addWidget(left)
         splitter.addWidget(detail_host)
-        splitter.setStretchFactor(0, 1)
-        splitter.setStretchFactor(1, 1)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)  # the selected map gets the larger share
         left.setMinimumWidth(2 * (TILE_SIDE + 16) + 24)
+        self.detail.setMinimumSize(360, 260)
+        self._bar_labels: dict[object, str] = {}
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(splitter)
@@ -200,6 +218,7 @@ class SoftMapsView(QtWidgets.QWidget):
             tile.deleteLater()
         self._tiles.clear()
         self._maps.clear()
+        self._bar_labels.clear()
         self._current = None
         self.detail_image.clear()
         self.note.setText("")
@@ -224,37 +243,50 @@ class SoftMapsView(QtWidgets.QWidget):
         """
         self.clear()
         hard = not soft_maps.soft  # K-means and the 1-D method give hard 0/1 masks
-        labels_rgb = np.ascontiguousarray(np.asarray(palette, dtype=np.uint8)[soft_maps.labels])
+        palette = np.asarray(palette, dtype=np.uint8)
+        labels_rgb = np.ascontiguousarray(palette[soft_maps.labels])
         self._maps["labels"] = ("Hard label map (palette colours)", labels_rgb)
+        from_distances = soft_maps.uncertainty_source == "distances"
         self._maps["uncertainty"] = (
-            "Uncertainty: 1 − max responsibility" + (" (zero for K-means)" if hard else ""),
+            "Uncertainty: 1 − max "
+            + (
+                "soft assignment (from the distances to the centres)"
+                if from_distances
+                else "responsibility"
+            ),
             soft_maps.uncertainty,
         )
-        entries: list[tuple[object, str, np.ndarray]] = [
-            ("labels", "labels", thumbnail(labels_rgb)),
-            ("uncertainty", "uncertainty", colorize(thumbnail(soft_maps.uncertainty))),
+        self._bar_labels["uncertainty"] = "uncertainty (1 − max)"
+        entries: list[tuple[object, str, np.ndarray, tuple[int, int, int] | None]] = [
+            ("labels", "labels", thumbnail(labels_rgb), None),
+            ("uncertainty", "uncertainty", colorize(thumbnail(soft_maps.uncertainty)), None),
         ]
-        word = "mask" if hard else "resp."
         for row, k in enumerate(soft_maps.components):
             k = int(k)
             share = 100.0 * float(proportions[k])
             values = soft_maps.responsibilities[row]
-            title = f"Component {k} ({share:.1f} % of pixels): " + (
-                "hard mask" if hard else "responsibility"
-            )
+            colour = "#{:02x}{:02x}{:02x}".format(*(int(v) for v in palette[k]))
+            what = "mask (0/1)" if hard else "responsibility"
+            title = f"Class {k}  {colour}  ({share:.1f} % of pixels): {what}"
             self._maps[k] = (title, values)
-            entries.append((k, f"{k}: {word} {share:.1f}%", colorize(thumbnail(values))))
-        for key, caption, rgb in entries:
-            tile = MapTile(key, caption, rgb)
+            self._bar_labels[k] = f"{what} of {colour}"
+            swatch = (int(palette[k][0]), int(palette[k][1]), int(palette[k][2]))
+            entries.append((k, f"{colour} {share:.1f}%", colorize(thumbnail(values)), swatch))
+        for key, caption, rgb, square in entries:
+            tile = MapTile(key, caption, rgb, swatch=square)
             tile.clicked.connect(self.show_map)
             self._tiles.append(tile)
         self._reflow(force=True)
         shown = len(soft_maps.components)
         n_colors = len(palette)
         self.note.setText(
-            f"{shown} of {n_colors} component maps"
+            f"{shown} of {n_colors} class maps"
             + (" (largest shares)" if shown < n_colors else "")
-            + ("; K-means gives hard 0/1 masks" if hard else "; colour = responsibility 0…1")
+            + (
+                "; hard 0/1 masks, uncertainty from the distances to the centres"
+                if hard
+                else "; colour = responsibility 0…1"
+            )
         )
         first = int(soft_maps.components[0]) if shown else "labels"
         self.show_map(first)
@@ -319,4 +351,6 @@ class SoftMapsView(QtWidgets.QWidget):
             self.detail_image.setColorMap(_CMAP)
             self.colorbar.setVisible(True)
             self.colorbar.setLevels((0.0, 1.0))
+            # pyqtgraph puts the label of a vertical bar on its left axis
+            self.colorbar.getAxis("left").setLabel(self._bar_labels.get(key, "responsibility"))
         self.detail_box.autoRange(padding=0.02)

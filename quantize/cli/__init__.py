@@ -18,6 +18,8 @@ Examples::
     vq sweep photo.jpg --ks 2-256 --plot k.png    # PNG size and quality for each K
     vq quantize scan.tif --masks masks/ --soft soft/ --report scan.json
     vq quantize photo.jpg --use-palette brand.gpl --dither ordered
+    vq quantize plate1.png -k 5 --method gmm --smooth --min-region 64 --save-model stain.json
+    vq apply stain.json plate*.png --masks masks/ -o out/   # same classes on every plate
     vq batch *.jpg -o out/ --jobs 2 --report
     vq info photo.jpg --json
 """
@@ -31,13 +33,19 @@ import traceback
 from collections.abc import Sequence
 
 from quantize._blas import limit_blas_threads
-from quantize.cli import batch, info, quantize_cmd, sweep
+from quantize.cli import apply_cmd, batch, info, quantize_cmd, sweep
 from quantize.cli._common import EPILOG, EXIT_OTHER, EXIT_USAGE, classify
 from quantize.cli._interrupt import sigterm_as_interrupt
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = {"quantize": quantize_cmd, "sweep": sweep, "batch": batch, "info": info}
+_COMMANDS = {
+    "quantize": quantize_cmd,
+    "sweep": sweep,
+    "apply": apply_cmd,
+    "batch": batch,
+    "info": info,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

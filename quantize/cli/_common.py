@@ -38,6 +38,8 @@ __all__ = [
     "UsageError",
     "add_fit_options",
     "add_output_mode",
+    "add_segmentation_outputs",
+    "add_smoothing_options",
     "add_write_options",
     "classify",
     "create_dirs",
@@ -117,6 +119,7 @@ def _checked(
 positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
 _non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
 _unit_float = _checked(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
+_non_negative_float = _checked(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
 _positive_float = _checked(float, lambda v: math.isfinite(v) and v > 0, "a positive number")
 
 
@@ -234,7 +237,12 @@ def _init_help() -> str:
     text = "initialisation: " + or_list(common)
     if extras:
         text += f" ({'; '.join(extras)})"
-    return f"{text}; default {DEFAULTS['init']}"
+    own = [
+        f"{s.name}: {next(iter(s.inits))}"
+        for s in METHODS.values()
+        if s.inits and next(iter(s.inits)) != DEFAULTS["init"]
+    ]
+    return f"{text}; default {DEFAULTS['init']}" + (f" ({'; '.join(own)})" if own else "")
 
 
 def _size_value(text: str) -> int:
@@ -286,7 +294,15 @@ def add_fit_options(p: argparse.ArgumentParser, *, choose_k: bool = True) -> Non
     g.add_argument("--init", default=None, help=_escape(_init_help()))
     defaulted("--n-init", "n_init", "restarts, the best is kept", type=positive_int)
     defaulted("--max-iter", "max_iter", "iteration cap per restart", type=positive_int)
-    defaulted("--tol", "tol", "convergence tolerance", type=_positive_float)
+    own_tol = "; ".join(
+        f"{s.name}: {s.tol_default():g}" for s in METHODS.values() if s.default_tol is not None
+    )
+    g.add_argument(
+        "--tol",
+        default=None,
+        type=_positive_float,
+        help=f"convergence tolerance (default {d['tol']:g}" + (f"; {own_tol})" if own_tol else ")"),
+    )
     defaulted("--seed", "seed", "random seed", type=_non_negative_int)
     defaulted("--dither", "dither", "dithering of the output image", choices=DITHERS.names)
     defaulted("--strength", "dither_strength", "dithering strength in [0, 1]", type=_unit_float)
@@ -340,6 +356,66 @@ def add_fit_options(p: argparse.ArgumentParser, *, choose_k: bool = True) -> Non
         type=_unit_float,
     )
     defaulted("--max-pixels", "max_pixels", "refuse larger images", type=positive_int)
+    if choose_k:  # vq quantize and vq batch (vq apply adds its own; vq sweep has none)
+        add_smoothing_options(p)
+
+
+def add_segmentation_outputs(g: Any) -> None:
+    """Add ``--stats``, ``--overlay`` and ``--outlines`` to an output group.
+
+    Parameters
+    ----------
+    g : argparse argument group or parser
+    """
+    g.add_argument(
+        "--stats",
+        default=None,
+        metavar="FILE",
+        help="region statistics per class and per connected region: pixels, share, mean "
+        "colour, centroid, bounding box, regions per class (.csv or .json)",
+    )
+    g.add_argument(
+        "--overlay",
+        default=None,
+        metavar="FILE.png",
+        help="class colours at half opacity over the photo, with outlines",
+    )
+    g.add_argument(
+        "--outlines", default=None, metavar="FILE.svg", help="class outlines as SVG polygons"
+    )
+
+
+def add_smoothing_options(p: argparse.ArgumentParser, *, model: bool = False) -> None:
+    """Add ``--smooth [STRENGTH]`` and ``--min-region PIXELS`` (see :mod:`quantize.segment`).
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+    model : bool, optional
+        For ``vq apply``: the defaults are the model's own settings.
+    """
+    from quantize.segment import DEFAULT_STRENGTH
+
+    g = p.add_argument_group("spatial coherence (segmentation)")
+    default = " (default: the model's setting)" if model else ""
+    g.add_argument(
+        "--smooth",
+        nargs="?",
+        const=DEFAULT_STRENGTH,
+        default=None,
+        type=_non_negative_float,
+        metavar="STRENGTH",
+        help="Potts prior on the labels and responsibilities, solved by mean field: STRENGTH "
+        f"nats per agreeing neighbour (alone: {DEFAULT_STRENGTH:g}; 0: off){default}",
+    )
+    g.add_argument(
+        "--min-region",
+        type=_non_negative_int,
+        default=None,
+        metavar="PIXELS",
+        help="merge connected regions smaller than PIXELS into their best neighbouring class"
+        f" (0: off){default}",
+    )
 
 
 def _add_k_options(g: Any, bic: str) -> None:

@@ -50,6 +50,11 @@ _OPTION_OF_KIND = {
     "soft_maps": "--soft",
     "npz": "--soft",
     "sidecar": "--report",
+    "stats_csv": "--stats",
+    "stats_json": "--stats",
+    "overlay_png": "--overlay",
+    "outlines_svg": "--outlines",
+    "colour_model": "--save-model",
 }
 
 
@@ -106,16 +111,20 @@ def estimator_options(args: argparse.Namespace) -> dict[str, Any]:
         ``--init`` not offered by the method.
     """
     spec = get_method(args.method)
+    tol = spec.tol_default() if args.tol is None else args.tol
     if not spec.inits:  # the method has no initialisation to choose: --init is ignored
         return fit_options(
             args.method,
             init=None,
             n_init=args.n_init,
             max_iter=args.max_iter,
-            tol=args.tol,
+            tol=tol,
             covariance_type=args.covariance,
         )
-    default = DEFAULTS["init"] if DEFAULTS["init"] in spec.inits else next(iter(spec.inits))
+    # each method's own default initialisation (its first): a Gaussian mixture starts from
+    # a converged K-means, which on noisy scenes avoids the poor optimum k-means++ seeds
+    # alone reach (benchmarks/bench_segmentation.py)
+    default = next(iter(spec.inits))
     init = args.init or default
     if init not in spec.inits:
         raise UsageError(
@@ -127,7 +136,7 @@ def estimator_options(args: argparse.Namespace) -> dict[str, Any]:
         init=init,
         n_init=args.n_init,
         max_iter=args.max_iter,
-        tol=args.tol,
+        tol=tol,
         covariance_type=args.covariance,
     )
 
@@ -193,6 +202,11 @@ def _run_fit(
     from quantize.distributed import cancel_requested
     from quantize.pipeline import iter_quantize_image, map_to_palette
 
+    model = getattr(args, "model", None)
+    if model is not None:  # vq apply: a saved colour model, no fit
+        from quantize.io.model_file import apply_model
+
+        return apply_model(image, model), None
     options = _estimator_options(args)
     shared = getattr(args, "fixed_palette", None)
     if shared is not None:  # vq batch --shared-palette: the palette of the whole set
@@ -299,6 +313,43 @@ def _run_fit(
     return drive(fit, progress), None
 
 
+def smooth_if_asked(
+    result: Any, args: argparse.Namespace, notes: list[str], default: Any = None
+) -> Any:
+    """Apply ``--smooth`` / ``--min-region`` to a result (:func:`quantize.segment.segment_result`).
+
+    Parameters
+    ----------
+    result : QuantizeResult
+    args : argparse.Namespace
+    notes : list of str
+        Receives a warning when a dither is asked for a smoothed result (not dithered).
+    default : SmoothingSettings, optional
+        Settings used for the options not given (a saved model's).
+
+    Returns
+    -------
+    result : QuantizeResult
+    """
+    from quantize.segment import segment_result
+
+    strength = getattr(args, "smooth", None)
+    min_region = getattr(args, "min_region", None)
+    if strength is None:
+        strength = default.strength if default is not None else 0.0
+    if min_region is None:
+        min_region = default.min_region if default is not None else 0
+    if strength <= 0 and min_region <= 1:
+        return result
+    kwargs: dict[str, Any] = {}
+    if default is not None:
+        kwargs = {"max_sweeps": default.max_sweeps, "tol": default.tol}
+    smoothed = segment_result(result, strength, min_region, **kwargs)
+    if getattr(args, "dither", "none") != "none":
+        notes.append("a smoothed segmentation is written without dithering")
+    return smoothed
+
+
 def _read_user_palette(path: str) -> np.ndarray:
     # read_palette refuses empty palettes and raises PaletteError, a LoadError (exit 3)
     from quantize.io.palettes import read_palette
@@ -334,6 +385,23 @@ def _targets(args: argparse.Namespace, stem: str) -> list[tuple[str, Path]]:
         folder = Path(args.soft)
         targets.append(("soft_maps", folder / stem))
         targets.append(("npz", folder / f"{stem}.maps.npz"))
+    stats = getattr(args, "stats", None)
+    if stats:
+        kind = {".csv": "stats_csv", ".json": "stats_json"}.get(Path(stats).suffix.lower())
+        if kind is None:
+            raise UsageError(f"--stats {stats}: give a name ending in .csv or .json")
+        targets.append((kind, Path(stats)))
+    for option, kind, suffix in (
+        ("overlay", "overlay_png", ".png"),
+        ("outlines", "outlines_svg", ".svg"),
+        ("save_model", "colour_model", ".json"),
+    ):
+        value = getattr(args, option, None)
+        if value:
+            if Path(value).suffix.lower() != suffix:
+                flag = "--" + option.replace("_", "-")
+                raise UsageError(f"{flag} {value}: give a name ending in {suffix}")
+            targets.append((kind, Path(value)))
     if args.report:
         targets.append(("sidecar", Path(args.report)))
     check_distinct_outputs(targets)
@@ -500,6 +568,10 @@ def quantize_one(
         warnings.simplefilter("always")
         result, choice = _run_fit(loaded.pixels, args, show_progress)
     fit_warnings = list(dict.fromkeys(str(w.message) for w in caught))
+    model = getattr(args, "model", None)
+    result = smooth_if_asked(
+        result, args, fit_warnings, default=None if model is None else model.smoothing
+    )
     entries = len(result.palette) + (1 if result.opaque is not None else 0)
     if entries > 256 and any(kind == "indexed_png" for kind, _ in targets):
         fit_warnings.append(
@@ -576,6 +648,10 @@ def quantize_one(
         ),
         "outputs": [{"path": str(p), "bytes": p.stat().st_size} for p in paths],
     }
+    if model is not None:
+        summary["model"] = model.source
+    seg = getattr(result, "segmentation", None)
+    summary["smoothing"] = None if seg is None else seg.to_dict()
     if choice is not None:
         summary["auto"] = {
             "metric": choice.metric,

@@ -14,6 +14,7 @@ from quantize.cli._common import (
     Err,
     add_fit_options,
     add_output_mode,
+    add_segmentation_outputs,
     add_write_options,
     fmt_float,
     methods_epilog,
@@ -96,6 +97,14 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         metavar="FILE.json",
         help="JSON sidecar: input hash, parameters, versions, metrics, palette",
     )
+    add_segmentation_outputs(o)
+    o.add_argument(
+        "--save-model",
+        default=None,
+        metavar="MODEL.json",
+        help="the fitted colour model (space, method, palette, means, covariances, weights, "
+        "smoothing), for `vq apply`",
+    )
     o.add_argument("--no-image", action="store_true", help="do not write the indexed PNG")
     add_write_options(o, "write nothing if the indexed PNG is not smaller than the input file")
     add_output_mode(q)
@@ -146,6 +155,25 @@ def print_summary(s: dict[str, Any]) -> None:
         + f", {s['n_iter']} iterations, {'converged' if s['converged'] else 'NOT converged'}"
         + f", seed {s['seed']}, {s['elapsed_s']:.2f} s",
     ]
+    if s.get("model"):
+        lines[1] = (
+            f"labelled with the colour model {s['model']} ({method_words(s['method'])} in "
+            f"{s['color_space']}, K={s['n_colors']}), {s['elapsed_s']:.2f} s"
+        )
+    if s.get("smoothing"):
+        sm = s["smoothing"]
+        prior = (
+            f"strength {sm['strength']:g} ({sm['n_sweeps']} sweeps"
+            f"{'' if sm['converged'] else ', not converged'})"
+            if sm["strength"] > 0
+            else "no spatial prior"
+        )
+        merge = (
+            f"regions under {sm['min_region']} pixels merged ({sm['n_merged_regions']})"
+            if sm["min_region"] > 1
+            else "no small-region merge"
+        )
+        lines.append(f"smoothed: {prior}, {merge}")
     if s["method"] == GIVEN_PALETTE:
         lines[1] = (
             f"mapped onto the given palette of {s['n_colors']} colours "

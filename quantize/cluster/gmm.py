@@ -22,7 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from quantize._chunks import DEFAULT_WORKING_MEMORY_MIB, chunk_size, iter_chunks
+from quantize._chunks import (
+    DEFAULT_WORKING_MEMORY_MIB,
+    chunk_size,
+    iter_chunks,
+    one_blas_thread,
+)
 from quantize._validation import (
     check_points,
     check_positive_float,
@@ -56,6 +61,67 @@ __all__ = ["COVARIANCE_TYPES", "GaussianMixture", "full_log_joint"]
 
 COVARIANCE_TYPES: tuple[str, ...] = _COVARIANCES.names
 _MAX_CHUNK_ROWS = 32768  # cache-friendly chunks even when the budget allows more
+#: fits on at least this many (distinct) points start on grid cells: a 1-megapixel photo has
+#: 50 000-360 000 distinct colours, which the cells reduce to 4 000-25 000 (benchmarks/README)
+GRID_MIN_POINTS = 20_000
+#: cells per axis of that grid over the points' bounding box
+GRID_CELLS_PER_AXIS = 32
+
+
+def grid_cell_features(
+    X: np.ndarray,
+    w: np.ndarray,
+    iu: np.ndarray,
+    ju: np.ndarray,
+    features: np.ndarray | None = None,
+    cells_per_axis: int = GRID_CELLS_PER_AXIS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean quadratic features of the points in each cell of a regular grid.
+
+    The log-density of every component is linear in the quadratic features ``F(x)``, so
+    EM on the rows returned here with the cells' weights is EM on the points with one
+    responsibility shared by all points of a cell: the E step gives each cell
+    ``softmax_k(mean_{x in cell} log pi_k N(x | k))`` (the best shared responsibilities,
+    a variational E step, so the log-likelihood bound never decreases) and the M step gets
+    the exact weighted first and second moments of the points, within-cell scatter
+    included.  As the cells are small next to the components, the fixed point is close to
+    the points' own; the fit then finishes on the points.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, D)
+        Points (centred).
+    w : ndarray of shape (N,)
+        Weights.
+    iu, ju : ndarray
+        Upper-triangle indices of the quadratic features.
+    features : ndarray of shape (N, F), optional
+        ``quadratic_features(X)`` if already computed.
+    cells_per_axis : int
+        Grid resolution.
+
+    Returns
+    -------
+    cell_features : ndarray of shape (C, F)
+        Weighted mean features of the C occupied cells.
+    cell_weights : ndarray of shape (C,)
+    """
+    lo = X.min(axis=0)
+    span = np.maximum(X.max(axis=0) - lo, 1e-12)
+    idx = np.minimum(((X - lo) / span * cells_per_axis).astype(np.int64), cells_per_axis - 1)
+    code = np.zeros(X.shape[0], dtype=np.int64)
+    for d in range(X.shape[1]):
+        code = code * cells_per_axis + idx[:, d]
+    _, inverse = np.unique(code, return_inverse=True)
+    inverse = inverse.ravel()
+    n_cells = int(inverse.max()) + 1
+    Wc = np.bincount(inverse, weights=w, minlength=n_cells)
+    F = features if features is not None else quadratic_features(X, iu, ju)
+    Fc = np.empty((n_cells, F.shape[1]))
+    for f in range(F.shape[1]):
+        Fc[:, f] = np.bincount(inverse, weights=w * F[:, f], minlength=n_cells)
+    Fc /= Wc[:, None]
+    return Fc, Wc
 
 
 class GaussianMixture:
@@ -89,6 +155,10 @@ class GaussianMixture:
         Locked means (L <= K, distinct): the first L components keep them exactly in every
         M step (their covariances and weights are fitted) and are never dropped; the
         initialisation seeds the others around them.
+    grid_cells : bool
+        With more than :data:`GRID_MIN_POINTS` points, run EM first on the cells of a
+        regular grid (:func:`grid_cell_features`; E step shared by the points of a cell),
+        then finish on the points.  Same fixed point, a fraction of the time.
 
     Attributes
     ----------
@@ -127,7 +197,9 @@ class GaussianMixture:
         n_init: int = 1,
         working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
         locked: np.ndarray | None = None,
+        grid_cells: bool = True,
     ) -> None:
+        self.grid_cells = grid_cells
         self.n_colors = n_colors
         self.locked = locked
         self.covariance_type = covariance_type
@@ -232,12 +304,58 @@ class GaussianMixture:
                 K = max(n_distinct, 0 if locked is None else locked.shape[0])
         best: dict[str, Any] | None = None
         runs = 1 if isinstance(init, np.ndarray) else n_init
-        for r in range(runs):
-            check_cancel(should_cancel)
-            params = yield from self._initial_params(Xc, w, K, init, rng, should_cancel)
-            run = yield from self._em(Xc, w, params, r, max_iter, tol, should_cancel)
-            if best is None or run["ll"] > best["ll"]:
-                best = run
+        cells = None
+        # (locked means: EM on the points only, the way issue 11 tested them)
+        if self.grid_cells and locked is None and n >= GRID_MIN_POINTS:
+            cells = grid_cell_features(Xc, w, iu, ju, self._features_cache)
+            if cells[0].shape[0] < 4 * K_req:  # too few cells to tell the components apart
+                cells = None
+        if cells is None:
+            for r in range(runs):
+                check_cancel(should_cancel)
+                params = yield from self._initial_params(Xc, w, K, init, rng, should_cancel)
+                run = yield from self._em(Xc, w, params, r, max_iter, tol, should_cancel)
+                if best is None or run["ll"] > best["ll"]:
+                    best = run
+        else:
+            # every restart on the cells (cheap), then only the best one on the points
+            Fc, Wc = cells
+            Mc = np.ascontiguousarray(Fc[:, iu.size : iu.size + D])  # cell means
+            points_cache, self._features_cache = self._features_cache, Fc
+            try:
+                for r in range(runs):
+                    check_cancel(should_cancel)
+                    params = yield from self._initial_params(Mc, Wc, K, init, rng, should_cancel)
+                    coarse = yield from self._em(
+                        Mc,
+                        Wc,
+                        params,
+                        r,
+                        max_iter,
+                        tol,
+                        should_cancel,
+                        stage="gmm-cells",
+                        final_labels=False,
+                    )
+                    if best is None or coarse["ll"] > best["ll"]:
+                        best = coarse
+            finally:
+                self._features_cache = points_cache
+            assert best is not None
+            done = int(best["n_iter"])
+            run = yield from self._em(
+                Xc,
+                w,
+                best["params"],
+                best["restart"],
+                max(1, max_iter - done),
+                tol,
+                should_cancel,
+                first_iteration=done + 1,
+            )
+            run["history"] = best["history"] + run["history"]
+            run["n_iter"] += done
+            best = run
         assert best is not None
         p: GaussianParams = best["params"]
         self.means_ = p.means + offset
@@ -467,19 +585,36 @@ class GaussianMixture:
         w: np.ndarray,
         params: GaussianParams,
         should_cancel: CancelCallback | None,
+        features: np.ndarray | None = None,
     ) -> tuple[float, np.ndarray]:
-        """Weighted total log-likelihood and the M-step statistics (K, F) in one pass."""
+        """Weighted total log-likelihood and the M-step statistics (K, F) in one pass.
+
+        ``features`` (rows ``F``): use these rows instead of the points' features (the grid
+        cells' mean features, with ``w`` the cells' weights).
+        """
+        with one_blas_thread():
+            return self._e_pass_body(X, w, params, should_cancel, features)
+
+    def _e_pass_body(
+        self,
+        X: np.ndarray,
+        w: np.ndarray,
+        params: GaussianParams,
+        should_cancel: CancelCallback | None,
+        features: np.ndarray | None,
+    ) -> tuple[float, np.ndarray]:
         W = params.score_matrix(self._iu, self._ju)
         K = params.K
         nf = W.shape[0]
         stats = np.zeros((K, nf))
         ll = 0.0
+        n_rows = X.shape[0] if features is None else features.shape[0]
         rows = min(
-            _MAX_CHUNK_ROWS, chunk_size(X.shape[0], 8 * (2 * nf + 2 * K), self.working_memory_mib)
+            _MAX_CHUNK_ROWS, chunk_size(n_rows, 8 * (2 * nf + 2 * K), self.working_memory_mib)
         )
-        for sl in iter_chunks(X.shape[0], rows):
+        for sl in iter_chunks(n_rows, rows):
             check_cancel(should_cancel)
-            F = self._chunk_features(X, sl)
+            F = self._chunk_features(X, sl) if features is None else features[sl]
             L = F @ W
             m = L.max(axis=1)
             L -= m[:, None]
@@ -494,13 +629,17 @@ class GaussianMixture:
         """Most probable component (argmax of the log joint) for every point."""
         W = params.score_matrix(self._iu, self._ju)
         labels = np.empty(X.shape[0], dtype=np.int32)
+        with one_blas_thread():
+            self._labels_chunks(X, W, labels)
+        return labels
+
+    def _labels_chunks(self, X: np.ndarray, W: np.ndarray, labels: np.ndarray) -> None:
         rows = min(
             _MAX_CHUNK_ROWS,
             chunk_size(X.shape[0], 8 * (W.shape[0] + W.shape[1]), self.working_memory_mib),
         )
         for sl in iter_chunks(X.shape[0], rows):
             labels[sl] = (self._chunk_features(X, sl) @ W).argmax(axis=1)
-        return labels
 
     def _em(
         self,
@@ -511,9 +650,14 @@ class GaussianMixture:
         max_iter: int,
         tol: float,
         should_cancel: CancelCallback | None,
+        *,
+        features: np.ndarray | None = None,
+        stage: str = "gmm",
+        final_labels: bool = True,
+        first_iteration: int = 1,
     ) -> Generator[IterationRecord, None, dict[str, Any]]:
         total = w.sum()
-        ll_sum, stats = self._e_pass(X, w, params, should_cancel)
+        ll_sum, stats = self._e_pass(X, w, params, should_cancel, features)
         ll = ll_sum / total
         ll0 = ll
         history: list[float] = []
@@ -524,7 +668,7 @@ class GaussianMixture:
             new = self._m_step(stats, total, None)
             old_means = params.means
             params = new
-            ll_sum, stats = self._e_pass(X, w, params, should_cancel)
+            ll_sum, stats = self._e_pass(X, w, params, should_cancel, features)
             prev, ll = ll, ll_sum / total
             history.append(ll)
             shift = 0.0  # not defined when a component was dropped
@@ -532,21 +676,22 @@ class GaussianMixture:
                 shift = float(np.sqrt(((params.means - old_means) ** 2).sum(axis=1)).max())
             yield IterationRecord(
                 restart=restart,
-                iteration=it,
+                iteration=first_iteration + it - 1,
                 objective=ll,
                 kind="log_likelihood",
                 shift=shift,
                 centers=params.means + self._offset,
                 covariances=params.full_covariances(),
                 weights=params.weights.copy(),
-                stage="gmm",
-                extra={"initial_log_likelihood": ll0} if it == 1 else {},
+                stage=stage,
+                extra={"initial_log_likelihood": ll0} if first_iteration + it == 2 else {},
             )
             if abs(ll - prev) < tol:
                 converged = True
                 break
-        labels = self._labels_pass(X, params)
+        labels = self._labels_pass(X, params) if final_labels else np.zeros(0, np.int32)
         return {
+            "restart": restart,
             "params": params,
             "ll": ll,
             "ll0": ll0,
@@ -555,6 +700,94 @@ class GaussianMixture:
             "n_iter": it,
             "converged": converged,
         }
+
+    @classmethod
+    def from_parameters(
+        cls,
+        means: Any,
+        covariances: Any,
+        weights: Any,
+        *,
+        covariance_type: str = "full",
+        working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+    ) -> GaussianMixture:
+        """Make a fitted mixture from its parameters (a saved colour model), without fitting.
+
+        Parameters
+        ----------
+        means : array_like of shape (K, D)
+        covariances : array_like
+            (K, D, D), (K, D), (K,) or (D, D) by ``covariance_type``; positive definite.
+        weights : array_like of shape (K,)
+            Positive, normalised here to sum to 1.
+        covariance_type : {"full", "diag", "spherical", "tied"}
+        working_memory_mib : float
+            Budget of the inference's temporaries.
+
+        Returns
+        -------
+        gmm : GaussianMixture
+            Ready for :meth:`predict`, :meth:`responsibility`, :meth:`log_joint`...
+
+        Raises
+        ------
+        ValueError
+            Shapes that do not agree, non-finite values, weights not positive or a
+            covariance that is not positive definite.
+        """
+        means = np.asarray(means, dtype=np.float64)
+        cov = np.asarray(covariances, dtype=np.float64)
+        w = np.asarray(weights, dtype=np.float64)
+        if means.ndim != 2 or means.shape[0] < 1:
+            raise ValueError(f"means must have shape (K, D), got {means.shape}")
+        K, D = means.shape
+        expected = {"full": (K, D, D), "diag": (K, D), "spherical": (K,), "tied": (D, D)}
+        if covariance_type not in expected:
+            raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}")
+        if cov.shape != expected[covariance_type]:
+            raise ValueError(
+                f"{covariance_type} covariances must have shape {expected[covariance_type]}, "
+                f"got {cov.shape}"
+            )
+        if w.shape != (K,):
+            raise ValueError(f"weights must have shape ({K},), got {w.shape}")
+        if not (np.isfinite(means).all() and np.isfinite(cov).all() and np.isfinite(w).all()):
+            raise ValueError("means, covariances and weights must be finite")
+        if not (w > 0).all():
+            raise ValueError("weights must be positive")
+        if covariance_type in ("full", "tied"):
+            full = cov if covariance_type == "full" else cov[None]
+            if not np.allclose(full, np.swapaxes(full, 1, 2), rtol=1e-6, atol=1e-12):
+                raise ValueError("covariances must be symmetric")
+            try:
+                chol = np.linalg.cholesky(full)
+            except np.linalg.LinAlgError:
+                raise ValueError("a covariance is not positive definite") from None
+            prec = np.swapaxes(np.linalg.inv(chol), 1, 2)
+            prec_chol = prec if covariance_type == "full" else prec[0]
+        else:
+            if not (cov > 0).all():
+                raise ValueError("variances must be positive")
+            prec_chol = 1.0 / np.sqrt(cov)
+        self = cls(K, covariance_type=covariance_type, working_memory_mib=working_memory_mib)
+        given = w.copy()  # kept as given: a saved model writes back the same numbers
+        w = w / w.sum()
+        offset = w @ means
+        self.n_features_in_ = D
+        self._offset = offset
+        self._iu, self._ju = np.triu_indices(D)
+        self._params = GaussianParams(means - offset, cov, w, covariance_type, prec_chol)
+        self.means_ = means.copy()
+        self.covariances_ = cov.copy()
+        self.weights_ = given
+        self.precisions_cholesky_ = prec_chol
+        self.n_colors_ = K
+        self.history_ = np.zeros(0)
+        self.n_iter_ = 0
+        self.converged_ = True
+        self.warnings_ = []
+        self.labels_ = np.zeros(0, dtype=np.int32)
+        return self
 
     # ------------------------------------------------------------------ inference
     def _check_fitted(self) -> None:
@@ -638,6 +871,31 @@ class GaussianMixture:
         out = np.empty(Xc.shape[0], dtype=dtype)
         for sl, R, _ in self._iter_resp(Xc):
             out[sl] = R.max(axis=1)
+        return out
+
+    def log_joint(self, X: Any, dtype: Any = np.float32) -> np.ndarray:
+        """``log pi_k + log N(x | mu_k, Sigma_k)`` of each point and component, chunk by chunk.
+
+        What the E step turns into responsibilities (a softmax over k); the spatial prior
+        of :mod:`quantize.segment` adds to it.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            Points.
+        dtype : dtype
+            Output dtype.
+
+        Returns
+        -------
+        log_joint : ndarray of shape (N, K)
+        """
+        Xc = self._prep(X)
+        W = self._params.score_matrix(self._iu, self._ju)
+        out = np.empty((Xc.shape[0], W.shape[1]), dtype=dtype)
+        rows = chunk_size(Xc.shape[0], 8 * (2 * W.shape[0] + W.shape[1]), self.working_memory_mib)
+        for sl in iter_chunks(Xc.shape[0], rows):
+            out[sl] = quadratic_features(Xc[sl], self._iu, self._ju) @ W
         return out
 
     def predict(self, X: Any) -> np.ndarray:

@@ -33,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from quantize.io import maps
+from quantize.io import maps, model_file, overlay, stats_file
 from quantize.io._atomic import (
     Fill,
     Job,
@@ -138,6 +138,19 @@ class ExportRun:
         self.dither, self.strength = dither, strength
         self._rendering = rendering
         self.source_path, self.source_sha256, self.metrics = source_path, source_sha256, metrics
+        self.overlay_opacity = overlay.DEFAULT_OPACITY
+        self._stats: Any = None
+
+    def stats(self) -> Any:
+        """Return the region statistics of the result, computed once (CSV and JSON share them).
+
+        Returns
+        -------
+        stats : RegionStats
+        """
+        if self._stats is None:
+            self._stats = stats_file.result_stats(self.result)
+        return self._stats
 
     def rendering(self) -> tuple[np.ndarray, bytes]:
         """Return the indexed PNG's rendering, computed once (metrics and PNG share it).
@@ -579,6 +592,41 @@ for _kind in (
         "labels, palette, proportions, opacity, uncertainty and responsibilities",
         ".maps.npz",
         write=lambda f, out: maps.write_npz_to(f.result, out),
+    ),
+    ExportKind(
+        "stats_csv",
+        "Region statistics (CSV)",
+        "pixels, share, mean colour, centroid and bounding box per class and per region",
+        ".stats.csv",
+        encode=lambda f: stats_file.stats_csv(f.run.stats()),
+    ),
+    ExportKind(
+        "stats_json",
+        "Region statistics (JSON)",
+        "the same statistics as JSON",
+        ".stats.json",
+        encode=lambda f: stats_file.stats_json(f.run.stats()),
+    ),
+    ExportKind(
+        "overlay_png",
+        "Overlay on the photo (PNG)",
+        "class colours at half opacity over the photo, with the class outlines",
+        ".overlay.png",
+        encode=lambda f: overlay.overlay_png(f.result, opacity=f.run.overlay_opacity),
+    ),
+    ExportKind(
+        "outlines_svg",
+        "Class outlines (SVG polygons)",
+        "the borders of every class as closed SVG polygons, one path per class",
+        ".outlines.svg",
+        encode=lambda f: overlay.outlines_svg(f.result, name=f.name),
+    ),
+    ExportKind(
+        "colour_model",
+        "Colour model (JSON, for vq apply)",
+        "the fitted colour classes, to label other images the same way",
+        ".model.json",
+        encode=lambda f: model_file.model_bytes(f.result),
     ),
     ExportKind(
         "sidecar",

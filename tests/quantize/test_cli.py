@@ -74,7 +74,14 @@ def test_defaults_come_from_one_place():
     args = build_parser().parse_args(["quantize"])
     assert args.method == DEFAULTS["method"] and args.space == DEFAULTS["color_space"]
     assert args.n_init == DEFAULTS["n_init"] and args.seed == DEFAULTS["seed"]
-    assert args.dither == DEFAULTS["dither"] and args.tol == DEFAULTS["tol"]
+    assert args.dither == DEFAULTS["dither"] and args.tol is None  # each method's own default
+    from quantize.cli._run import _estimator_options
+    from quantize.cluster.registry import METHODS
+
+    assert _estimator_options(args)["tol"] == DEFAULTS["tol"] == METHODS["kmeans"].tol_default()
+    args = build_parser().parse_args(["quantize", "--method", "gmm"])
+    assert _estimator_options(args)["tol"] == METHODS["gmm"].tol_default() == 1e-3
+    assert _estimator_options(args)["init"] == "kmeans"
 
 
 @pytest.mark.parametrize(
@@ -951,7 +958,8 @@ def test_help_lists_the_table_choices(capsys):
         assert spec.description.split()[0] in out
     flat = " ".join(out.split())
     assert "palette file: .gpl .act .json .txt .css or .png swatches (repeatable)" in flat
-    assert "initialisation: k-means++ or random (gmm also kmeans); default k-means++" in flat
+    init = "initialisation: k-means++ or random (gmm also kmeans); default k-means++ (gmm: kmeans)"
+    assert init in flat
 
 
 def test_k_auto_with_a_registered_bic_method(img, capsys):

@@ -1,0 +1,165 @@
+"""The segmentation panel: smoothing without refitting, overlay, statistics, colour models."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from apphelpers import FAST, run_and_wait
+from PIL import Image
+from PySide6 import QtCore
+
+from quantize.regions import label_regions
+from quantize.segment import segment_result
+
+COLOURS = np.array([[200, 60, 60], [60, 160, 80], [70, 90, 190]], float)
+
+
+@pytest.fixture
+def noisy_png(tmp_path):
+    rng = np.random.default_rng(0)
+    truth = np.minimum(np.arange(64) * 3 // 64, 2)[None, :].repeat(48, 0)
+    img = np.clip(COLOURS[truth] + rng.normal(0, 45, (48, 64, 3)), 0, 255).astype(np.uint8)
+    path = tmp_path / "noisy.png"
+    Image.fromarray(img).save(path)
+    return path
+
+
+def show_panel(window):
+    window.segmentation_dock.raise_()
+    window.segmentation_dock.show()
+
+
+def wait_view(qtbot, panel, timeout=20_000):
+    with qtbot.waitSignal(panel.smoothed, timeout=timeout) as blocker:
+        pass
+    return blocker.args[0]
+
+
+def test_slider_and_field_redraw_without_refitting(qtbot, window, noisy_png):
+    window.open_image(noisy_png)
+    window.params.set_parameters(replace(FAST, method="gmm", init="kmeans", n_init=1, n_colors=3))
+    show_panel(window)
+    panel = window.segmentation
+    with qtbot.waitSignal(panel.smoothed, timeout=30_000):
+        output = run_and_wait(qtbot, window)
+    fitted = output.result
+    runs = window.convergence.curve_count()
+    before = panel.current()
+    assert before.result.segmentation is None  # off by default: the fit's own labels
+    assert before.stats.n_regions == label_regions(fitted.labels, 3).n_regions
+    # the slider: mean-field smoothing of the same fit, no new run
+    with qtbot.waitSignal(panel.smoothed, timeout=30_000) as blocker:
+        panel.strength.setValue(15)  # 1.5
+    view = blocker.args[0]
+    assert view.result.unsmoothed() is fitted
+    assert view.result.segmentation.settings.strength == pytest.approx(1.5)
+    np.testing.assert_array_equal(view.result.labels, segment_result(fitted, 1.5, 0).labels)
+    assert view.stats.n_regions < before.stats.n_regions
+    assert window.convergence.curve_count() == runs  # nothing was refitted
+    # the soft maps follow the smoothed responsibilities
+    k = int(view.soft_maps.components[0])
+    step = view.soft_maps.step
+    np.testing.assert_allclose(
+        view.soft_maps.responsibilities[0], view.result.responsibility_map(k)[::step, ::step]
+    )
+    assert window.soft_maps.tile_count() == 2 + 3
+    # the field: small regions merged
+    with qtbot.waitSignal(panel.smoothed, timeout=30_000) as blocker:
+        panel.min_region.setValue(40)
+    view = blocker.args[0]
+    assert view.stats.region_pixels.min() >= 40
+    assert panel.status.text().startswith(f"{view.stats.n_regions:,} regions")
+    # the export dialog exports what is shown
+    dialog = window.make_export_dialog()
+    assert dialog is not None and dialog.quantize_result is view.result
+    dialog.deleteLater()
+
+
+def test_overlay_click_selects_region_class_and_rows(qtbot, window, noisy_png):
+    window.open_image(noisy_png)
+    show_panel(window)
+    panel = window.segmentation
+    panel.set_settings(1.0, 20)
+    with qtbot.waitSignal(panel.smoothed, timeout=30_000):
+        run_and_wait(qtbot, window)
+    view = panel.current()
+    # overlay = photo and class colours at the chosen opacity, outlines drawn
+    panel.outlines.setChecked(False)
+    panel.opacity.setValue(100)
+    np.testing.assert_array_equal(panel.image_item.image, view.result.palette[view.labels])
+    panel.opacity.setValue(0)
+    np.testing.assert_array_equal(panel.image_item.image, view.photo)
+    # a click on a pixel of the view selects its region, class and rows
+    row, col = 30, 50
+    region = int(view.stats.regions.ids[row, col])
+    k = int(view.result.labels[row, col])
+    scene = panel.image_item.mapToScene(QtCore.QPointF(col + 0.5, row + 0.5))
+    assert panel.pixel_at(scene) == (row, col)
+    with qtbot.waitSignal(panel.class_selected) as blocker:
+        panel.select_pixel(row, col)
+    assert blocker.args == [k]
+    selected = panel.class_table.selectionModel().selectedRows()
+    assert [panel.class_model.key_at(i.row()) for i in selected] == [k]
+    selected = panel.region_table.selectionModel().selectedRows()
+    assert [panel.region_model.key_at(i.row()) for i in selected] == [region]
+    # the tables sort by a column (pixels, descending) and still select by key
+    panel.region_table.sortByColumn(2, QtCore.Qt.SortOrder.DescendingOrder)
+    sizes = [panel.region_model._rows[i][2] for i in range(panel.region_model.rowCount())]
+    assert sizes == sorted(sizes, reverse=True)
+    panel.select_pixel(row, col)
+    selected = panel.region_table.selectionModel().selectedRows()
+    assert [panel.region_model.key_at(i.row()) for i in selected] == [region]
+    # class rows hold the statistics of the engine
+    row_k = panel.class_model._rows[panel.class_model.row_of(k)]
+    assert row_k[2] == int(view.stats.class_pixels[k]) and row_k[4] == view.stats.class_regions[k]
+
+
+def test_save_and_apply_model(qtbot, window, noisy_png, tmp_path):
+    window.open_image(noisy_png)
+    window.params.set_parameters(replace(FAST, method="gmm", init="kmeans", n_init=1, n_colors=3))
+    show_panel(window)
+    panel = window.segmentation
+    panel.set_settings(0.8, 12)
+    with qtbot.waitSignal(panel.smoothed, timeout=30_000):
+        output = run_and_wait(qtbot, window)
+    path = panel.save_model(tmp_path / "m.model.json")
+    doc = json.loads(path.read_text())
+    assert doc["format"] == "vq-colour-model" and doc["smoothing"]["min_region"] == 12
+    panel.set_settings(0.0, 0)
+    wait_view(qtbot, panel)
+    with qtbot.waitSignal(panel.smoothed, timeout=30_000) as blocker:
+        applied = panel.apply_model(path)
+    assert panel.settings() == (0.8, 12)  # the model's smoothing came with it
+    np.testing.assert_array_equal(applied.labels, output.result.labels)
+    view = blocker.args[0]
+    np.testing.assert_array_equal(view.result.labels, segment_result(applied, 0.8, 12).labels)
+    # a model from a newer version: a message box naming the file, nothing changed
+    doc["version"] = 9
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps(doc))
+    with qtbot.waitSignal(panel.failed) as blocker:
+        assert panel.apply_model(newer) is None
+    assert "newer.json" in blocker.args[0] and "newer VQ Studio" in blocker.args[0]
+    assert window.last_error.startswith("Segmentation") or "newer" in window.last_error
+
+
+def test_soft_maps_named_by_swatch_with_the_right_bar_label(qtbot, window, small_png):
+    window.open_image(small_png)
+    output = run_and_wait(qtbot, window)  # K-means
+    soft = window.soft_maps
+    maps = output.soft_maps
+    assert maps.uncertainty_source == "distances"
+    assert maps.uncertainty.max() > 0.05  # not a flat map for K-means
+    k = int(maps.components[0])
+    colour = "#{:02x}{:02x}{:02x}".format(*output.result.palette[k])
+    tiles = {t.key: t for t in soft._tiles}
+    assert tiles[k].caption.startswith(colour) and tiles[k].caption.endswith("%")
+    assert tiles[k].swatch == tuple(int(v) for v in output.result.palette[k])
+    soft.show_map(k)
+    assert soft.colorbar.getAxis("left").labelText == f"mask (0/1) of {colour}"
+    soft.show_map("uncertainty")
+    assert "uncertainty" in soft.colorbar.getAxis("left").labelText
+    assert "distances" in soft.detail_title.text()
