@@ -57,6 +57,20 @@ EXCLUDES = [
     "bokeh",
     "networkx",
     "pooch",  # scikit-image's data downloader
+    # scikit-image subpackages the app never loads (it uses color, measure.find_contours and
+    # what they import: _shared, util, exposure); about 15 MB
+    "skimage.filters",
+    "skimage.feature",
+    "skimage.morphology",
+    "skimage.restoration",
+    "skimage.transform",
+    "skimage.draw",
+    "skimage.segmentation",
+    "skimage.registration",
+    "skimage.graph",
+    "skimage.future",
+    "skimage.data",
+    "skimage.io",
     # scipy subpackages that scikit-image's other modules import but the app never loads
     "scipy.sparse",
     "scipy.optimize",
