@@ -56,6 +56,10 @@ def live_processes_of_group(pgid: int) -> list[int]:
     return alive
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Vq:
     """A running ``vq`` in a process group of its own; its output is collected as it comes.
 
@@ -74,6 +78,9 @@ class Vq:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            # a shell starts background jobs with SIGINT ignored, and Python keeps an ignored
+            # SIGINT ignored: give vq the default disposition a terminal gives it
+            preexec_fn=_default_sigint,
         )
         self.pgid = self.proc.pid
         self._out = bytearray()
