@@ -2,42 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
-from typing import Any
 
 DEFAULT_WORKING_MEMORY_MIB = 128
 
-__all__ = ["DEFAULT_WORKING_MEMORY_MIB", "chunk_size", "iter_chunks", "one_blas_thread"]
-
-_CONTROLLER: Any = None
-
-
-@contextlib.contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """Run the body with the BLAS library limited to one thread (if threadpoolctl is there).
-
-    The mixture's E step multiplies tall, thin matrices ((chunk, 10) by (10, K)): memory-bound
-    work that a second BLAS thread does not speed up, while OpenBLAS's spinning threads on a
-    busy 2-core machine made one pass over 323 000 colours take 1.2-2.0 s instead of
-    0.2-0.4 s (benchmarks/README.md).
-
-    Yields
-    ------
-    None
-    """
-    global _CONTROLLER
-    try:
-        if _CONTROLLER is None:
-            from threadpoolctl import ThreadpoolController
-
-            _CONTROLLER = ThreadpoolController()
-        limiter = _CONTROLLER.limit(limits=1, user_api="blas")
-    except Exception:  # no threadpoolctl, or no BLAS it knows: run as is
-        yield
-        return
-    with limiter:
-        yield
+__all__ = ["DEFAULT_WORKING_MEMORY_MIB", "chunk_size", "iter_chunks"]
 
 
 def chunk_size(

@@ -22,12 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from quantize._chunks import (
-    DEFAULT_WORKING_MEMORY_MIB,
-    chunk_size,
-    iter_chunks,
-    one_blas_thread,
-)
+from quantize._blas import one_blas_thread
+from quantize._chunks import DEFAULT_WORKING_MEMORY_MIB, chunk_size, iter_chunks
 from quantize._validation import (
     check_points,
     check_positive_float,
