@@ -473,12 +473,17 @@ class SegmentationPanel(QtWidgets.QWidget):
         )
         worker.succeeded.connect(self._on_done)
         worker.failed.connect(self._on_failed)
-        worker.finished.connect(lambda w=worker: self._forget(w))
+        # a bound slot, as the run controller does: a lambda holding the thread object would
+        # tie it into a reference cycle that the garbage collector may break on any thread
+        worker.finished.connect(self._on_thread_finished)
         self._workers.append(worker)
         self.status.setText("Smoothing…")
         worker.start()
 
-    def _forget(self, worker: Worker) -> None:
+    def _on_thread_finished(self) -> None:
+        worker = self.sender()
+        if not isinstance(worker, Worker):
+            return
         if worker in self._workers:
             self._workers.remove(worker)
         worker.deleteLater()
