@@ -188,6 +188,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabifyDockWidget(self.soft_maps_dock, self.color_space_dock)
         self.tabifyDockWidget(self.color_space_dock, self.segmentation_dock)
         self.segmentation.smoothed.connect(self._show_segmentation)
+        self.segmentation_dock.visibilityChanged.connect(self._on_segmentation_visible)
         self.segmentation.failed.connect(lambda m, d: self.show_error("Segmentation", m, d))
         self.segmentation.class_selected.connect(self.compare.highlight_cluster)
         self.segmentation.class_selected.connect(self._show_cluster_map)
@@ -614,6 +615,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _show_soft_maps(self, output: RunOutput) -> None:
         result = output.result
         self.soft_maps.set_maps(output.soft_maps, result.palette, result.proportions)
+
+    def _on_segmentation_visible(self, shown: bool) -> None:
+        if shown:  # its tab came to the front: segment what was put off while hidden
+            self.segmentation.show_pending()
 
     def _show_segmentation(self, view: Any) -> None:
         """Show the soft maps and labels of the result the segmentation panel made."""

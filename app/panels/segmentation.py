@@ -48,6 +48,10 @@ class SegmentationView:
     class_rows, region_rows : list of (row, QColor)
         The statistics tables' rows (built off the GUI thread: a photo can have
         hundreds of thousands of regions).
+    overlay : ndarray of shape (m, n, 3), uint8, or None
+        The overlay at display size for ``overlay_settings`` (opacity, outlines), blended
+        off the GUI thread too.
+    overlay_settings : (float, bool)
     """
 
     result: Any
@@ -58,11 +62,19 @@ class SegmentationView:
     soft_maps: Any
     class_rows: list[tuple[list[Any], QtGui.QColor]]
     region_rows: list[tuple[list[Any], QtGui.QColor]]
+    overlay: np.ndarray | None = None
+    overlay_settings: tuple[float, bool] = (0.5, True)
 
 
-def _prepare(base: Any, strength: float, min_region: int, should_cancel: Any) -> SegmentationView:
+def _prepare(
+    base: Any,
+    strength: float,
+    min_region: int,
+    should_cancel: Any,
+    overlay_settings: tuple[float, bool] = (0.5, True),
+) -> SegmentationView:
     from app.tasks import soft_maps_of
-    from quantize.io.overlay import _rgb8
+    from quantize.io.overlay import _rgb8, overlay_image
     from quantize.io.stats_file import result_stats
     from quantize.segment import segment_result
 
@@ -73,9 +85,11 @@ def _prepare(base: Any, strength: float, min_region: int, should_cancel: Any) ->
     photo = np.ascontiguousarray(_rgb8(np.asarray(result.image)[::step, ::step]))
     labels = np.ascontiguousarray(np.asarray(result.labels)[::step, ::step])
     class_rows, region_rows = _table_rows(stats)
+    opacity, outlines = overlay_settings
+    overlay = overlay_image(photo, labels, result.palette, opacity=opacity, outlines=outlines)
     return SegmentationView(
         result, stats, photo, labels, step, soft_maps_of(result, should_cancel),
-        class_rows, region_rows,
+        class_rows, region_rows, overlay, overlay_settings,
     )  # fmt: skip
 
 
@@ -397,15 +411,25 @@ class SegmentationPanel(QtWidgets.QWidget):
             self.region_model.set_rows([], [])
             return
         strength, min_region = self.settings()
-        if not self.isVisible() and strength == 0 and min_region <= 1:
-            self._dirty = True  # nothing changes the labels: segment when first shown
+        if not self._shown() and strength == 0 and min_region <= 1:
+            # nothing changes the labels: segment when first shown (its connected regions
+            # hold the interpreter lock for about 0.1 s on a 12 MP photo)
+            self._dirty = True
             return
         self._start()
 
-    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: D102, N802
-        super().showEvent(event)
+    def _shown(self) -> bool:
+        # a dock behind another tab can count as visible while nothing of it is on screen
+        return self.isVisible() and not self.visibleRegion().isEmpty()
+
+    def show_pending(self) -> None:
+        """Segment the current result now if that was put off while the panel was hidden."""
         if self._dirty and self._base is not None:
             self._start()
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: D102, N802
+        super().showEvent(event)
+        self.show_pending()
 
     def current(self) -> SegmentationView | None:
         """Return what the panel shows (``None`` before the first result).
@@ -466,8 +490,9 @@ class SegmentationPanel(QtWidgets.QWidget):
         self._generation += 1
         strength, min_region = self.settings()
         base = self._base
+        overlay_settings = self._overlay_settings()
         worker = Worker(
-            lambda cancel: _prepare(base, strength, min_region, cancel),
+            lambda cancel: _prepare(base, strength, min_region, cancel, overlay_settings),
             self._generation,
             parent=self,
         )
@@ -506,8 +531,16 @@ class SegmentationPanel(QtWidgets.QWidget):
                 f" · {seg.n_merged:,} small regions merged"
             )
         self.status.setText(text)
-        self._fill_tables(view)
         self._draw()
+        # the tables in an event of their own: with the overlay they would hold the GUI
+        # thread for longer than a frame on a 12 MP photo
+        QtCore.QTimer.singleShot(0, self._finish_done)
+
+    def _finish_done(self) -> None:
+        view = self._view
+        if view is None:
+            return
+        self._fill_tables(view)
         self.smoothed.emit(view)
 
     def _fill_tables(self, view: SegmentationView) -> None:
@@ -531,6 +564,8 @@ class SegmentationPanel(QtWidgets.QWidget):
         from quantize.io.overlay import overlay_image
 
         v = self._view
+        if v.overlay is not None and v.overlay_settings == self._overlay_settings():
+            return v.overlay  # blended by the worker
         return overlay_image(
             v.photo,
             v.labels,
@@ -538,6 +573,9 @@ class SegmentationPanel(QtWidgets.QWidget):
             opacity=self.opacity.value() / 100.0,
             outlines=self.outlines.isChecked(),
         )
+
+    def _overlay_settings(self) -> tuple[float, bool]:
+        return self.opacity.value() / 100.0, self.outlines.isChecked()
 
     def _draw(self) -> None:
         rgb = self.overlay()

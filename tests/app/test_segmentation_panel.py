@@ -163,3 +163,15 @@ def test_soft_maps_named_by_swatch_with_the_right_bar_label(qtbot, window, small
     soft.show_map("uncertainty")
     assert "uncertainty" in soft.colorbar.getAxis("left").labelText
     assert "distances" in soft.detail_title.text()
+
+
+def test_hidden_panel_segments_only_when_its_tab_comes_to_the_front(qtbot, window, noisy_png):
+    window.convergence_dock.raise_()  # the segmentation tab behind another one
+    window.open_image(noisy_png)
+    run_and_wait(qtbot, window)
+    panel = window.segmentation
+    QtCore.QCoreApplication.processEvents()
+    assert panel.current() is None and not panel.is_busy()  # put off, not started
+    with qtbot.waitSignal(panel.smoothed, timeout=20_000) as blocker:
+        show_panel(window)
+    assert blocker.args[0].result.labels.shape == (48, 64)
