@@ -218,6 +218,43 @@ def ssim(
     *,
     strip_rows: int = _SSIM_STRIP_ROWS,
 ) -> float | None:
+    """Mean SSIM (as scikit-image: 7x7 uniform windows, per channel).
+
+    An 8-bit image of at least 7x7 and at most ``_SSIM_REFERENCE_MAX_PIXELS`` pixels is
+    measured with exact integer window sums (:class:`SsimReference`, about half the time);
+    any other with float32 window statistics in row strips (:func:`_ssim_in_strips`).  Both
+    equal :func:`skimage.metrics.structural_similarity` to about 1e-6.
+
+    Parameters
+    ----------
+    original, quantized : ndarray of shape (M, N, 3), uint8
+    opaque : ndarray of shape (M, N), bool, optional
+    strip_rows : int, optional
+        Rows per strip of the float32 path (memory bound).
+
+    Returns
+    -------
+    ssim : float or None
+        ``None`` if the image is smaller than 3x3.
+    """
+    if _integer_ssim_applies(original):
+        return SsimReference(original, opaque)(quantized)
+    return _ssim_in_strips(original, quantized, opaque, strip_rows=strip_rows)
+
+
+def _integer_ssim_applies(original: np.ndarray) -> bool:
+    """Whether :class:`SsimReference` measures ``original`` with integer window sums."""
+    m, n = original.shape[:2]
+    return original.dtype == np.uint8 and min(m, n) >= 7 and m * n <= _SSIM_REFERENCE_MAX_PIXELS
+
+
+def _ssim_in_strips(
+    original: np.ndarray,
+    quantized: np.ndarray,
+    opaque: np.ndarray | None = None,
+    *,
+    strip_rows: int = _SSIM_STRIP_ROWS,
+) -> float | None:
     """Mean SSIM (as scikit-image: 7x7 uniform windows, per channel), in row strips.
 
     Transparent pixels are given the original colour in both images so they add no
@@ -315,11 +352,7 @@ class SsimReference:
         m, n = self.original.shape[:2]
         self.opaque = _opaque_or_all(opaque, (m, n))
         self._planes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
-        if (
-            self.original.dtype == np.uint8
-            and min(m, n) >= 7
-            and m * n <= (_SSIM_REFERENCE_MAX_PIXELS)
-        ):
+        if _integer_ssim_applies(self.original):
             self._planes = []
             for c in range(3):
                 xc = self.original[:, :, c].astype(np.int16)
@@ -343,7 +376,7 @@ class SsimReference:
         """
         b = np.asarray(quantized)[:, :, :3]
         if self._planes is None:
-            return ssim(self.original, b, self.opaque)
+            return _ssim_in_strips(self.original, b, self.opaque)
         if self.opaque is not None:
             b = np.where(self.opaque[:, :, None], b, self.original)
         m, n = b.shape[:2]
@@ -445,12 +478,7 @@ def delta_e_stats(
     src = _unpack(uniq >> np.uint64(24))
     dst = _unpack(uniq & np.uint64((1 << 24) - 1))
     de = deltaE_ciede2000(srgb8_to_lab(src), srgb8_to_lab(dst))
-    weights = counts.astype(np.float64)
-    mean = float((de * weights).sum() / weights.sum())
-    order = np.argsort(de, kind="stable")
-    cum = np.cumsum(weights[order])
-    p95 = float(de[order][np.searchsorted(cum, 0.95 * cum[-1])])
-    return mean, p95
+    return _weighted_mean_p95(de, counts.astype(np.float64))
 
 
 def unique_color_count(rgb: np.ndarray, opaque: np.ndarray | None = None) -> int:
@@ -503,11 +531,16 @@ def _colour_pair_stats(
     diff = src.astype(np.float64) - palette[labels]
     mse = float((np.einsum("ij,ij->i", diff, diff) @ weights) / (3.0 * total))
     de = deltaE_ciede2000(srgb8_to_lab(src), srgb8_to_lab(palette)[labels])
-    mean = float((de * weights).sum() / total)
+    mean, p95 = _weighted_mean_p95(de, weights)
+    return mse, mean, p95
+
+
+def _weighted_mean_p95(de: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """Weighted mean and 95th percentile of per-pair colour differences (weights > 0)."""
+    mean = float((de * weights).sum() / weights.sum())
     order = np.argsort(de, kind="stable")
     cum = np.cumsum(weights[order])
-    p95 = float(de[order][np.searchsorted(cum, 0.95 * cum[-1])])
-    return mse, mean, p95
+    return mean, float(de[order][np.searchsorted(cum, 0.95 * cum[-1])])
 
 
 def _quality(
