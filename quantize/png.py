@@ -62,7 +62,7 @@ _ZLIB_LEVEL_BYTE = 7
 #: Scanline bytes per deflate block: larger images are compressed as independent blocks in
 #: parallel threads (zlib releases the interpreter lock), joined into one zlib stream.  The
 #: blocks depend on the data size only, so the bytes do not depend on the machine.
-_DEFLATE_BLOCK = 4 << 20
+_DEFLATE_BLOCK = 1 << 20
 
 
 def _deflate(data: bytes, level: int) -> bytes:

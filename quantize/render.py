@@ -245,9 +245,9 @@ class _PaletteLookup:
         self.direct = len(palette) <= _DIRECT_MAX
         reach = 255.0 + _OVERSHOOT
         self.search = NearestCentre(palette, points_sq_max=3 * reach * reach)
-        if not self.direct:
-            dtype = np.int16 if len(palette) <= np.iinfo(np.int16).max else np.int32
-            self.table = np.full(1 << 24, -1, dtype)
+        if not self.direct:  # index + 1, 0 = not searched yet: zeroed pages cost nothing
+            dtype = np.uint16 if len(palette) < np.iinfo(np.uint16).max else np.int32
+            self.table = np.zeros(1 << 24, dtype)
 
     @staticmethod
     def code(colors: np.ndarray) -> np.ndarray:
@@ -262,12 +262,13 @@ class _PaletteLookup:
         q = np.rint(values)
         np.clip(q, 0.0, 255.0, out=q)
         code = self.code(q)
-        idx = self.table[code]
-        missing = np.flatnonzero(idx < 0)
+        idx = self.table[code].astype(np.intp)
+        missing = np.flatnonzero(idx == 0)
         if missing.size:
             found = self.search(q[missing])
-            self.table[code[missing]] = found
-            idx[missing] = found
+            self.table[code[missing]] = found + 1
+            idx[missing] = found + 1
+        idx -= 1
         return idx
 
 
