@@ -34,6 +34,7 @@ from app.model import (
     RunJob,
     RunOutput,
     RunParameters,
+    Shown,
     Stage,
     describe_record,
     only_rendering_changed,
@@ -82,7 +83,9 @@ class RunController(QtCore.QObject):
     - ``record(record)``: an :class:`~quantize.protocol.IterationRecord` of the run.
     - ``stage(text)``: the run moved past the fit (rendering, soft maps, metrics).
     - ``progress(percent, text)``: status of the run (0–99 while it runs).
-    - ``finished(output)``: the run's :class:`~app.model.RunOutput`.
+    - ``shown(output)``: the run's result is rendered (a :class:`~app.model.RunOutput`
+      without metrics, ``metrics_pending``); :meth:`output` returns it from now on.
+    - ``finished(output)``: the run's :class:`~app.model.RunOutput`, metrics included.
     - ``failed(message, details)``: the run raised.
     - ``cancelled()``: :meth:`cancel` stopped the run.
     - ``state_changed()``: image, output or whether a run is active changed.
@@ -108,6 +111,7 @@ class RunController(QtCore.QObject):
     record = QtCore.Signal(object)
     stage = QtCore.Signal(str)
     progress = QtCore.Signal(int, str)
+    shown = QtCore.Signal(object)
     finished = QtCore.Signal(object)
     failed = QtCore.Signal(str, str)
     cancelled = QtCore.Signal()
@@ -530,7 +534,11 @@ class RunController(QtCore.QObject):
     def _on_item(self, generation: int, item: Any) -> None:
         if generation != self._generation:
             return
-        if isinstance(item, Stage):
+        if isinstance(item, Shown):  # the result, before its metrics: show it now
+            self._output = item.output
+            self.shown.emit(item.output)
+            self.state_changed.emit()
+        elif isinstance(item, Stage):
             self._last_record = None
             self._stage_text = item.text
             if self._estimate is not None:

@@ -8,6 +8,7 @@ its signals update the views and the status bar.  Nothing about running lives he
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     Automation API: :meth:`open_image`, :meth:`open_array`, :meth:`start_run`,
     :meth:`cancel_run`, :meth:`is_running`, the ``run_finished`` signal (with the
-    :class:`~app.model.RunOutput`), ``run_failed`` (message) and ``run_cancelled``; the run
-    control itself is :attr:`controller`.
+    :class:`~app.model.RunOutput`, metrics included), ``result_shown`` (the same before the
+    metrics are computed: the views show the result by then), ``run_failed`` (message) and
+    ``run_cancelled``; the run control itself is :attr:`controller`.
 
     Parameters
     ----------
@@ -64,6 +66,7 @@ class MainWindow(QtWidgets.QMainWindow):
     """
 
     run_finished = QtCore.Signal(object)
+    result_shown = QtCore.Signal(object)
     run_failed = QtCore.Signal(str)
     run_cancelled = QtCore.Signal()
     run_started = QtCore.Signal(int)
@@ -86,6 +89,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.resize(1400, 900)
 
         self._pending_views: tuple[int, RunOutput, list[Any]] | None = None
+        self._shown: tuple[int, Any] | None = None  # (generation, result) shown before metrics
         self.last_error = ""
 
         self._build_views()
@@ -355,6 +359,7 @@ class MainWindow(QtWidgets.QMainWindow):
         c.record.connect(self.convergence.add_record)
         c.stage.connect(self.run_stage)
         c.progress.connect(self._show_progress)
+        c.shown.connect(self._on_run_shown)
         c.finished.connect(self._on_run_finished)
         c.failed.connect(self._on_run_failed)
         c.cancelled.connect(self._on_run_cancelled)
@@ -554,6 +559,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_run_starting(self, job: RunJob) -> None:
         self._pending_views = None
+        self._shown = None
         if job.previous is None:  # a re-render keeps the convergence curves of the fit it reuses
             # before the thread starts: making the plot's curves is the costliest GUI work
             self.convergence.clear(*convergence_setup(job.params))
@@ -574,22 +580,39 @@ class MainWindow(QtWidgets.QMainWindow):
         self.show_error("Quantization failed", message, details)
         self.run_failed.emit(message)
 
+    def _result_steps(self) -> list[Callable[[RunOutput], None]]:
+        return [
+            self._show_compare,
+            self._show_palette,
+            self._show_soft_maps,
+            self._show_color_space,
+            self._show_metrics,
+            lambda out: self.segmentation.set_result(out.result),
+        ]
+
+    def _on_run_shown(self, output: RunOutput) -> None:
+        """Show a run's result while its metrics are still being computed."""
+        self._shown = (self.controller.generation, output.result)
+        self._queue_views(output, [*self._result_steps(), self._result_shown])
+
     def _on_run_finished(self, output: RunOutput) -> None:
         self.progress.setValue(100)
-        # update the views one per event-loop turn, so no single slice blocks for long
-        self._pending_views = (
-            self.controller.generation,
-            output,
-            [
-                self._show_compare,
-                self._show_palette,
-                self._show_soft_maps,
-                self._show_color_space,
-                self._show_metrics,
-                lambda out: self.segmentation.set_result(out.result),
-                self._finish_run,
-            ],
-        )
+        if self._shown == (self.controller.generation, output.result):
+            steps = [self._show_metrics, self._finish_run]  # the rest is shown already
+        else:
+            steps = [*self._result_steps(), self._finish_run]
+        self._shown = None
+        self._queue_views(output, steps)
+
+    def _queue_views(self, output: RunOutput, steps: list[Callable[[RunOutput], None]]) -> None:
+        """Update the views one step per event-loop turn, so no single slice blocks for long."""
+        generation = self.controller.generation
+        pending = self._pending_views
+        if pending is not None and pending[0] == generation:  # after the steps still queued
+            steps = [*pending[2], *(lambda _out, step=step: step(output) for step in steps)]
+            self._pending_views = (generation, pending[1], steps)
+            return
+        self._pending_views = (generation, output, steps)
         QtCore.QTimer.singleShot(0, self._next_view_update)
 
     def _next_view_update(self) -> None:
@@ -605,6 +628,10 @@ class MainWindow(QtWidgets.QMainWindow):
         step(output)
         if self._pending_views is not None:
             QtCore.QTimer.singleShot(0, self._next_view_update)
+
+    def _result_shown(self, output: RunOutput) -> None:
+        self._update_actions()
+        self.result_shown.emit(output)
 
     def _show_compare(self, output: RunOutput) -> None:
         self.compare.set_result(output.quantized, output.labels, output.result.palette)

@@ -263,6 +263,23 @@ class Stage:
     text: str
 
 
+@dataclass(frozen=True)
+class Shown:
+    """The run's result, ready to show before its quality metrics are computed.
+
+    A run yields it once, after the rendering and the display data: the views show the
+    palette image at once, and the metrics (seconds on a large photo) follow with the
+    run's final output.
+
+    Parameters
+    ----------
+    output : RunOutput
+        The output without metrics (``metrics_pending`` is ``True``).
+    """
+
+    output: RunOutput
+
+
 @dataclass
 class SoftMaps:
     """Down-sampled per-component maps for display.
@@ -350,6 +367,10 @@ class RunOutput:
     rendering : (indices, png) or None
         :func:`quantize.metrics.render_indexed` of the result with the run's dithering,
         shared by the metrics and the export.
+    original_bytes : int or None
+        Size of the original file, when known.
+    metrics_pending : bool
+        ``True`` in the output a run shows before it computes the metrics (:class:`Shown`).
     """
 
     result: Any
@@ -364,6 +385,8 @@ class RunOutput:
     elapsed_s: float
     extra: dict[str, Any] = field(default_factory=dict)
     rendering: tuple[np.ndarray, bytes] | None = None
+    original_bytes: int | None = None
+    metrics_pending: bool = False
 
 
 @dataclass
@@ -599,7 +622,8 @@ def png_size_verdict(output: RunOutput) -> tuple[str, bool]:
     Parameters
     ----------
     output : RunOutput
-        A finished run (its metrics hold both sizes).
+        A finished run (its metrics hold both sizes), or one whose metrics are still being
+        computed (its rendering holds the PNG).
 
     Returns
     -------
@@ -610,13 +634,17 @@ def png_size_verdict(output: RunOutput) -> tuple[str, bool]:
         Whether the PNG is larger than the original file.
     """
     m = output.metrics
-    if m is None:
+    if m is not None:
+        png_bytes, original = m.png_bytes, m.original_bytes
+    elif getattr(output, "rendering", None) is not None:
+        png_bytes, original = len(output.rendering[1]), getattr(output, "original_bytes", None)
+    else:
         return "", False
-    text = f"PNG {format_bytes(m.png_bytes)} ({m.png_bytes:,} bytes)"
-    if not m.original_bytes:
+    text = f"PNG {format_bytes(png_bytes)} ({png_bytes:,} bytes)"
+    if not original:
         return text, False
-    larger = m.png_bytes > m.original_bytes
-    text += f" vs original {format_bytes(m.original_bytes)}"
+    larger = png_bytes > original
+    text += f" vs original {format_bytes(original)}"
     if larger:
         text += " — LARGER than the original"
     return text, larger

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from app.model import (
     RunJob,
     RunOutput,
     RunParameters,
+    Shown,
     SoftMaps,
     Stage,
     is_grey_fit,
@@ -284,7 +286,7 @@ def _color_sample(result: Any, seed: int, restart: int) -> ColorSample:
 
 def run_pipeline(
     job: RunJob, should_cancel: Callable[[], bool]
-) -> Generator[IterationRecord | Stage, None, RunOutput]:
+) -> Generator[IterationRecord | Stage | Shown, None, RunOutput]:
     """Fit, then prepare the display data; yields records and stages, returns the output.
 
     Parameters
@@ -296,8 +298,10 @@ def run_pipeline(
 
     Yields
     ------
-    item : IterationRecord or Stage
-        The engine's per-iteration records, then stage messages.
+    item : IterationRecord, Stage or Shown
+        The engine's per-iteration records, then stage messages, and once the result is
+        rendered, a :class:`~app.model.Shown` with the output without metrics (the views
+        show it while the metrics are computed).
 
     Returns
     -------
@@ -337,6 +341,24 @@ def run_pipeline(
     sample = _color_sample(result, params.seed, restart)
     check_cancel(should_cancel)
 
+    shown = RunOutput(
+        result=result,
+        quantized=quantized,
+        labels=labels8,
+        soft_maps=soft,
+        sample=sample,
+        chosen_restart=restart,
+        metrics=None,
+        metrics_error="",
+        params=params,
+        elapsed_s=time.perf_counter() - start,
+        extra=extra,
+        rendering=rendering,
+        original_bytes=job.original_bytes,
+        metrics_pending=True,
+    )
+    yield Shown(shown)  # the views show the result now; the metrics follow
+
     yield Stage("Computing metrics…")
     metrics = None
     metrics_error = ""
@@ -357,19 +379,12 @@ def run_pipeline(
         metrics_error = f"{type(exc).__name__}: {exc}"
     check_cancel(should_cancel)
 
-    return RunOutput(
-        result=result,
-        quantized=quantized,
-        labels=labels8,
-        soft_maps=soft,
-        sample=sample,
-        chosen_restart=restart,
+    return replace(
+        shown,
         metrics=metrics,
         metrics_error=metrics_error,
-        params=params,
         elapsed_s=time.perf_counter() - start,
-        extra=extra,
-        rendering=rendering,
+        metrics_pending=False,
     )
 
 

@@ -132,6 +132,8 @@ class MetricsView(QtWidgets.QWidget):
                 ),
                 ("Original ÷ PNG size", _num(m.ratio, ".2f", "×")),
             ]
+        elif getattr(output, "metrics_pending", False):
+            rows.append(("Metrics", "computing…"))
         else:
             rows.append(("Metrics", f"unavailable ({output.metrics_error})"))
         rows += [

@@ -13,7 +13,7 @@ from PIL import Image
 from PySide6 import QtWidgets
 
 from app.controller import RunController
-from app.model import OpenedImage, RunOutput, RunParameters, Stage
+from app.model import OpenedImage, RunOutput, RunParameters, Stage, png_size_verdict
 from app.tasks import prepare
 
 #: A fit that runs for many seconds on the sample photo (cancelled by the tests).
@@ -57,6 +57,7 @@ def test_run_signals_come_in_order_with_their_payloads(qtbot, controller):
     controller.record.connect(lambda rec: events.append(("record", rec)))
     controller.stage.connect(lambda text: events.append(("stage", text)))
     controller.progress.connect(lambda pct, text: events.append(("progress", pct)))
+    controller.shown.connect(lambda out: events.append(("shown", out)))
     controller.finished.connect(lambda out: events.append(("finished", out)))
     image = opened()
     controller.set_image(image)
@@ -86,6 +87,15 @@ def test_run_signals_come_in_order_with_their_payloads(qtbot, controller):
         "Preparing soft maps…",
         "Computing metrics…",
     ]
+    # the result is shown once, before its metrics are computed
+    (shown,) = [e[1] for e in events if e[0] == "shown"]
+    stages = [e for e in events if e[0] in ("stage", "shown")]
+    assert [e[0] for e in stages] == ["stage", "stage", "shown", "stage"]
+    assert shown.metrics is None and shown.metrics_pending and not output.metrics_pending
+    assert output.metrics is not None and output.result is shown.result
+    assert output.rendering is shown.rendering
+    assert png_size_verdict(shown) == png_size_verdict(output)
+    assert png_size_verdict(shown)[0].startswith("PNG ")
     percents = [e[1] for e in events if e[0] == "progress"]
     assert percents == sorted(percents) and percents[0] == 0 and percents[-1] < 100
     records = [e[1] for e in events if e[0] == "record"]

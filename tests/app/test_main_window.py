@@ -455,3 +455,46 @@ def test_keyboard_shortcuts_work(qtbot, window, small_png):
     before = window.compare.pixel_scale()
     qtbot.keyClick(window, QtCore.Qt.Key.Key_1, QtCore.Qt.KeyboardModifier.ControlModifier)
     assert abs(window.compare.pixel_scale() - 1.0) < 0.02 and before != 1.0
+
+
+def test_result_is_shown_before_its_metrics(qtbot, window, small_png):
+    """The views show the palette image and its PNG size while the metrics are computed."""
+    import threading
+
+    from app.model import Shown
+    from app.tasks import run_pipeline
+
+    gate = threading.Event()
+
+    def gated(job, should_cancel):  # the default pipeline, held after the result is shown
+        gen = run_pipeline(job, should_cancel)
+        try:
+            while True:
+                item = next(gen)
+                yield item
+                if isinstance(item, Shown):
+                    assert gate.wait(RUN_TIMEOUT_MS / 1000)
+        except StopIteration as stop:
+            return stop.value
+
+    window.open_image(small_png)
+    window.controller._pipeline = gated
+    try:
+        with qtbot.waitSignal(window.result_shown, timeout=RUN_TIMEOUT_MS) as blocker:
+            assert window.start_run()
+        shown = blocker.args[0]
+        assert shown.metrics is None and window.is_running()
+        assert window.compare.has_result()
+        assert window.palette_view.swatch_text(0).startswith("#")
+        assert window.metrics_view.values()["Metrics"] == "computing…"
+        assert window.metrics_view.size_label.text().startswith("PNG ")
+        assert window.export_action.isEnabled()
+        with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as done:
+            gate.set()
+        output = done.args[0]
+    finally:
+        gate.set()
+    assert output.result is shown.result and output.metrics is not None
+    values = window.metrics_view.values()
+    assert "Metrics" not in values and values["PSNR"].endswith("dB")
+    assert not window.is_running()
