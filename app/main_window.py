@@ -597,6 +597,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_run_finished(self, output: RunOutput) -> None:
         self.progress.setValue(100)
+        steps: list[Callable[[RunOutput], None]]
         if self._shown == (self.controller.generation, output.result):
             steps = [self._show_metrics, self._finish_run]  # the rest is shown already
         else:

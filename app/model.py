@@ -636,8 +636,8 @@ def png_size_verdict(output: RunOutput) -> tuple[str, bool]:
     m = output.metrics
     if m is not None:
         png_bytes, original = m.png_bytes, m.original_bytes
-    elif getattr(output, "rendering", None) is not None:
-        png_bytes, original = len(output.rendering[1]), getattr(output, "original_bytes", None)
+    elif (rendering := getattr(output, "rendering", None)) is not None:
+        png_bytes, original = len(rendering[1]), getattr(output, "original_bytes", None)
     else:
         return "", False
     text = f"PNG {format_bytes(png_bytes)} ({png_bytes:,} bytes)"
