@@ -296,3 +296,34 @@ def test_all_centre_update_follows_the_grouped_one(monkeypatch, K):
     np.testing.assert_array_equal(direct.cluster_centers_, grouped.cluster_centers_)
     plain = KMeans(K, algorithm="lloyd", seed=4, tol=0).fit(X, w)
     np.testing.assert_array_equal(direct.labels_, plain.labels_)
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "yinyang"])
+def test_relative_gain_rule_stops_at_the_first_small_gain(algorithm):
+    rng = np.random.default_rng(7)
+    X = rng.uniform(0, 255, size=(60_000, 3))  # uniform: Lloyd creeps for many iterations
+    w = rng.integers(1, 4, len(X))
+    full = KMeans(64, seed=2, algorithm=algorithm, tol=1e-9).fit(X, w)
+    rel = 1e-3
+    early = KMeans(64, seed=2, algorithm=algorithm, tol=1e-9, rel_tol=rel).fit(X, w)
+    assert early.converged_ and early.n_iter_ < full.n_iter_
+    records = list(KMeans(64, seed=2, algorithm=algorithm, tol=1e-9, rel_tol=rel).iter_fit(X, w))
+    final = [r.objective for r in records if r.extra["n_points"] == len(X)]  # the points
+    gains = -np.diff(final) / np.asarray(final[:-1])
+    # the points stage ended at its first iteration gaining at most rel_tol
+    assert gains[-1] <= rel and np.all(gains[:-1] > rel)
+    assert np.all(np.diff(early.history_) <= 1e-9 * early.history_[0])
+    assert early.inertia_ <= full.inertia_ * 1.03  # uniform data: the slowest case
+    direct = np.sum(w * ((X - early.cluster_centers_[early.labels_]) ** 2).sum(1))
+    np.testing.assert_allclose(early.inertia_, direct, rtol=1e-10)
+
+
+def test_palette_fits_use_the_relative_gain_rule():
+    from quantize.cluster.kmeans import PALETTE_REL_TOL
+    from quantize.cluster.registry import get_method
+
+    assert KMeans(8).rel_tol == 0.0  # the class alone keeps scikit-learn's rule
+    assert get_method("kmeans").make(8, 0, {}).rel_tol == PALETTE_REL_TOL > 0
+    assert get_method("kmeans").make(8, 0, {"rel_tol": 0.0}).rel_tol == 0.0
+    with pytest.raises(ValueError, match="rel_tol"):
+        KMeans(4, rel_tol=-1.0).fit(blobs())
