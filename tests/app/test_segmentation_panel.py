@@ -177,3 +177,48 @@ def test_hidden_panel_segments_only_when_its_tab_comes_to_the_front(qtbot, windo
     with qtbot.waitSignal(panel.smoothed, timeout=20_000) as blocker:
         show_panel(window)
     assert blocker.args[0].result.labels.shape == (48, 64)
+
+
+
+def test_palette_edits_reach_the_segmentation(qtbot, window, noisy_png, tmp_path):
+    """The panel segments what the palette editor shows (as the compare view does)."""
+    from PySide6 import QtGui
+
+    window.open_image(noisy_png)
+    window.params.set_parameters(replace(FAST, method="gmm", init="kmeans", n_init=1, n_colors=3))
+    show_panel(window)
+    panel = window.segmentation
+    panel.set_settings(1.0, 4)
+    with qtbot.waitSignal(panel.smoothed, timeout=30_000):
+        run_and_wait(qtbot, window)
+    editor = window.palette_view
+    panel.opacity.setValue(100)
+    panel.outlines.setChecked(False)
+    # recolour: overlay, statistics and soft maps take the new colour
+    k = 0
+    editor.select([k])
+    with qtbot.waitSignal(panel.smoothed, timeout=30_000) as blocker:
+        editor.recolour_selected(QtGui.QColor(1, 2, 3))
+    view = blocker.args[0]
+    edited = editor.result
+    assert tuple(edited.palette[k]) == (1, 2, 3)
+    np.testing.assert_array_equal(view.result.palette, edited.palette)
+    assert view.result.unsmoothed() is edited  # smoothed from the edited fit, not refitted
+    assert view.result.segmentation.settings.strength == pytest.approx(1.0)
+    np.testing.assert_array_equal(view.stats.palette, edited.palette)
+    assert view.stats.class_rows()[k]["color"] == "#010203"
+    overlay = panel.overlay()
+    np.testing.assert_array_equal(overlay, np.asarray(edited.palette)[view.labels])
+    labels_rgb = window.soft_maps._maps["labels"][1]
+    np.testing.assert_array_equal(labels_rgb, edited.palette[view.soft_maps.labels])
+    saved = panel.save_model(tmp_path / "edited.model.json")
+    assert json.loads(saved.read_text())["palette"][k] == "#010203"
+    # delete: the pixels move to the remaining colours, the panel follows
+    editor.select([k])
+    with qtbot.waitSignal(panel.smoothed, timeout=30_000) as blocker:
+        editor.delete_selected()
+    view = blocker.args[0]
+    assert len(view.result.palette) == 2
+    np.testing.assert_array_equal(view.result.palette, editor.result.palette)
+    assert not np.all(view.result.palette == (1, 2, 3), axis=1).any()
+    assert view.stats.class_pixels.sum() == 48 * 64
