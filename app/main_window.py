@@ -732,6 +732,7 @@ class MainWindow(QtWidgets.QMainWindow):
             source_sha256=source_sha256,
             metrics=metrics,
             rendering=rendering,
+            overlay=self.segmentation.overlay_settings(),
             parent=self,
         )
 

@@ -548,6 +548,7 @@ def quantize_one(
     """
     from quantize.io.export import export_targets
     from quantize.io.load import load_image, load_image_bytes, require_visible_pixels
+    from quantize.io.overlay import DEFAULT_OPACITY
     from quantize.metrics import compute_metrics, render_indexed
 
     from_stdin = str(image_path) == "-"
@@ -614,6 +615,7 @@ def quantize_one(
             metrics=metrics,
             source_sha256=loaded.info.get("sha256"),
             rendering=rendering,
+            overlay_opacity=getattr(args, "overlay_opacity", DEFAULT_OPACITY),
         )
     except BaseException:
         remove_folders(created)

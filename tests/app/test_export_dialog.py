@@ -213,3 +213,27 @@ def test_overwrite_question_lists_stale_masks_of_an_earlier_export(
     written = dialog.export()
     assert written and not stale.exists()
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written)
+
+
+def test_overlay_export_uses_the_overlay_views_opacity(qtbot, window, small_png, tmp_path):
+    from quantize.io.overlay import overlay_image
+
+    output = finished_window(qtbot, window, small_png)
+    panel = window.segmentation
+    panel.opacity.setValue(85)
+    panel.outlines.setChecked(False)
+    dialog = window.make_export_dialog()
+    qtbot.addWidget(dialog)
+    dialog.folder.setText(str(tmp_path))
+    dialog.stem.setText("cup")
+    for kind, check in dialog.checks.items():
+        check.setChecked(kind == "overlay_png")
+    (written,) = dialog.export()
+    with Image.open(written) as im:
+        got = np.asarray(im.convert("RGB"))
+    result = output.result
+    expected = overlay_image(
+        result.image, result.labels, result.palette, opacity=0.85, outlines=False
+    )
+    np.testing.assert_array_equal(got, expected)
+    assert not np.array_equal(got, overlay_image(result.image, result.labels, result.palette))

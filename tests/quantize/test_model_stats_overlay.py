@@ -282,3 +282,46 @@ def test_outline_polygons_enclose_exactly_their_class(tmp_path):
     assert n_paths == len(np.unique(res.labels))
     subpaths = text.count(" Z")
     assert subpaths >= label_regions(res.labels, 4).n_regions
+
+
+def test_overlay_export_uses_the_given_opacity_and_outlines(tmp_path):
+    img, _ = scene(4)
+    result = quantize_image(img, 4, method="kmeans", seed=0)
+    labels, palette = result.labels, result.palette
+    for opacity, outlines in ((0.8, False), (0.2, True)):
+        path = tmp_path / f"o{opacity}.png"
+        export_targets(
+            result,
+            [("overlay_png", path)],
+            overlay_opacity=opacity,
+            overlay_outlines=outlines,
+        )
+        with Image.open(path) as im:
+            written = np.asarray(im.convert("RGB"))
+        expected = overlay_image(img, labels, palette, opacity=opacity, outlines=outlines)
+        np.testing.assert_array_equal(written, expected)
+    # the default is the engine's half opacity; an opacity outside [0, 1] writes nothing
+    with pytest.raises(ValueError, match="opacity"):
+        export_targets(result, [("overlay_png", tmp_path / "bad.png")], overlay_opacity=1.5)
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_cli_overlay_opacity(tmp_path):
+    img, _ = scene(5)
+    src = tmp_path / "s.png"
+    Image.fromarray(img).save(src)
+    out, over = tmp_path / "s-vq.png", tmp_path / "s.overlay.png"
+    args = ["quantize", str(src), "-k", "4", "-q", "-o", str(out), "--overlay", str(over)]
+    assert main([*args, "--overlay-opacity", "0.75"]) == 0
+    with Image.open(out) as im:  # the indexed PNG: its palette and indices give the labels
+        assert im.mode == "P"
+        indices = np.asarray(im)
+        pal = np.asarray(im.getpalette(), np.uint8).reshape(-1, 3)
+    with Image.open(over) as im:
+        written = np.asarray(im.convert("RGB"))
+    expected = overlay_image(img, indices, pal[: indices.max() + 1], opacity=0.75)
+    np.testing.assert_array_equal(written, expected)
+    # a fraction outside 0-1 is a usage error, before anything is written
+    over.unlink()
+    assert main([*args, "--force", "--overlay-opacity", "2"]) == 2
+    assert not over.exists()
