@@ -179,7 +179,6 @@ def test_hidden_panel_segments_only_when_its_tab_comes_to_the_front(qtbot, windo
     assert blocker.args[0].result.labels.shape == (48, 64)
 
 
-
 def test_palette_edits_reach_the_segmentation(qtbot, window, noisy_png, tmp_path):
     """The panel segments what the palette editor shows (as the compare view does)."""
     from PySide6 import QtGui
