@@ -625,7 +625,7 @@ for _kind in (
     ExportKind(
         "overlay_png",
         "Overlay on the photo (PNG)",
-        "class colours at half opacity over the photo, with the class outlines",
+        "class colours over the photo (the overlay view's opacity), with the class outlines",
         ".overlay.png",
         encode=lambda f: overlay.overlay_png(
             f.result, opacity=f.run.overlay_opacity, outlines=f.run.overlay_outlines

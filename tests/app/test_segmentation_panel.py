@@ -119,14 +119,20 @@ def test_overlay_click_selects_region_class_and_rows(qtbot, window, noisy_png):
     assert row_k[2] == int(view.stats.class_pixels[k]) and row_k[4] == view.stats.class_regions[k]
 
 
-def test_save_and_apply_model(qtbot, window, noisy_png, tmp_path):
-    window.open_image(noisy_png)
+def segmented_run(qtbot, window, png, strength, min_region):
+    """Fit a 3-colour mixture with the panel shown and set; wait for its segmentation."""
+    window.open_image(png)
     window.params.set_parameters(replace(FAST, method="gmm", init="kmeans", n_init=1, n_colors=3))
     show_panel(window)
     panel = window.segmentation
-    panel.set_settings(0.8, 12)
+    panel.set_settings(strength, min_region)
     with qtbot.waitSignal(panel.smoothed, timeout=30_000):
         output = run_and_wait(qtbot, window)
+    return panel, output
+
+
+def test_save_and_apply_model(qtbot, window, noisy_png, tmp_path):
+    panel, output = segmented_run(qtbot, window, noisy_png, 0.8, 12)
     path = panel.save_model(tmp_path / "m.model.json")
     doc = json.loads(path.read_text())
     assert doc["format"] == "vq-colour-model" and doc["smoothing"]["min_region"] == 12
@@ -183,13 +189,7 @@ def test_palette_edits_reach_the_segmentation(qtbot, window, noisy_png, tmp_path
     """The panel segments what the palette editor shows (as the compare view does)."""
     from PySide6 import QtGui
 
-    window.open_image(noisy_png)
-    window.params.set_parameters(replace(FAST, method="gmm", init="kmeans", n_init=1, n_colors=3))
-    show_panel(window)
-    panel = window.segmentation
-    panel.set_settings(1.0, 4)
-    with qtbot.waitSignal(panel.smoothed, timeout=30_000):
-        run_and_wait(qtbot, window)
+    panel, _ = segmented_run(qtbot, window, noisy_png, 1.0, 4)
     editor = window.palette_view
     panel.opacity.setValue(100)
     panel.outlines.setChecked(False)
