@@ -589,6 +589,10 @@ def classify(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, ValueError):  # the engine validates parameters with ValueError
         return EXIT_USAGE, f"invalid parameters: {exc}"
     if isinstance(exc, MemoryError):
+        from quantize.segment import SmoothingMemoryError
+
+        if isinstance(exc, SmoothingMemoryError):  # refused before allocating: says why
+            return EXIT_OTHER, f"{exc} - nothing written"
         return EXIT_OTHER, "out of memory (try a smaller image or fewer colours)"
     if isinstance(exc, OSError):
         name = getattr(exc, "filename", None)

@@ -160,7 +160,7 @@ def test_soft_maps_named_by_swatch_with_the_right_bar_label(qtbot, window, small
     soft = window.soft_maps
     maps = output.soft_maps
     assert maps.uncertainty_source == "distances"
-    assert maps.uncertainty.max() > 0.05  # not a flat map for K-means
+    assert maps.uncertainty.max() > 0.05 * 255  # not a flat map for K-means (8-bit levels)
     k = int(maps.components[0])
     colour = "#{:02x}{:02x}{:02x}".format(*output.result.palette[k])
     tiles = {t.key: t for t in soft._tiles}
@@ -221,3 +221,16 @@ def test_palette_edits_reach_the_segmentation(qtbot, window, noisy_png, tmp_path
     np.testing.assert_array_equal(view.result.palette, editor.result.palette)
     assert not np.all(view.result.palette == (1, 2, 3), axis=1).any()
     assert view.stats.class_pixels.sum() == 48 * 64
+
+
+def test_a_smoothing_too_large_for_memory_is_refused_with_its_reason(
+    qtbot, window, noisy_png, monkeypatch
+):
+    import quantize.segment as segment
+
+    panel, output = segmented_run(qtbot, window, noisy_png, 0.0, 0)
+    monkeypatch.setattr(segment, "MAX_MEMORY_MIB", 0.01)
+    with qtbot.waitSignal(panel.failed, timeout=30_000) as blocker:
+        panel.strength.setValue(10)
+    assert "would need about" in blocker.args[0] and "allowed" in blocker.args[0]
+    assert window.compare.has_result()  # the fit is still shown
