@@ -397,6 +397,7 @@ def class_log_likelihoods(
             np.float64,
         )
         used = float(variance) if variance is not None else hard_variance(result)
+        denom = -2.0 * used  # L = -d2 / (2 sigma^2)
         c2 = np.einsum("ij,ij->i", centers, centers)[None, :]
     k = result.n_colors
     out = np.empty((points.shape[0], k), np.float32)
@@ -409,7 +410,7 @@ def class_log_likelihoods(
             d2 = np.einsum("ij,ij->i", p, p)[:, None] - 2.0 * p @ centers.T + c2
             np.maximum(d2, 0.0, out=d2)
             L = d2
-            L /= -2.0 * used
+            L /= denom
         L -= L.max(axis=1, keepdims=True)
         np.maximum(L, _LOG_FLOOR, out=L)
         out[sl] = L
