@@ -12,6 +12,7 @@ from PIL import Image
 from PySide6 import QtCore
 
 from app.tasks import map_levels
+from quantize.edit import sort_order
 from quantize.regions import label_regions
 from quantize.segment import segment_result
 
@@ -221,6 +222,14 @@ def test_palette_edits_reach_the_segmentation(qtbot, window, noisy_png, tmp_path
     np.testing.assert_array_equal(view.result.palette, editor.result.palette)
     assert not np.all(view.result.palette == (1, 2, 3), axis=1).any()
     assert view.stats.class_pixels.sum() == 48 * 64
+    # the palette order (which exports follow): the panel's classes in that order too
+    with qtbot.waitSignal(panel.smoothed, timeout=30_000) as blocker:
+        editor.sort_combo.setCurrentIndex(editor.sort_combo.findData("lightness"))
+    view = blocker.args[0]
+    np.testing.assert_array_equal(view.result.palette, window.controller.output().result.palette)
+    np.testing.assert_array_equal(view.stats.palette, view.result.palette)
+    order = sort_order(view.result.unsmoothed(), "lightness")
+    np.testing.assert_array_equal(order, np.arange(len(order)))  # dark to light already
 
 
 def test_a_smoothing_too_large_for_memory_is_refused_with_its_reason(
