@@ -58,6 +58,24 @@ def _is_export_error(exc: BaseException) -> bool:
     return isinstance(exc, ExportError)
 
 
+def _overlay_options(overlay: tuple[float, bool] | None) -> dict[str, Any]:
+    """Keyword arguments of :func:`quantize.io.export.export_all` for an overlay setting.
+
+    Parameters
+    ----------
+    overlay : (opacity, outlines) or None
+        ``None``: the engine's defaults.
+
+    Returns
+    -------
+    options : dict
+    """
+    if overlay is None:
+        return {}
+    opacity, outlines = overlay
+    return {"overlay_opacity": float(opacity), "overlay_outlines": bool(outlines)}
+
+
 def _run_export(job: dict[str, Any]) -> tuple[list[Path] | None, str]:
     """Create the folder and write the exports; return (written, "") or (None, error)."""
     from quantize.io.errors import ExportError
@@ -79,6 +97,7 @@ def _run_export(job: dict[str, Any]) -> tuple[list[Path] | None, str]:
             source_sha256=job["source_sha256"],
             metrics=job["metrics"],
             rendering=job["rendering"],
+            **_overlay_options(job.get("overlay")),
         )
     except Exception as exc:  # any failure must reach the user as a message
         _remove_empty(created)  # leave nothing behind, not even new empty folders
@@ -121,6 +140,9 @@ class ExportDialog(QtWidgets.QDialog):
     rendering : (indices, png) or None, optional
         :func:`quantize.metrics.render_indexed` of ``result`` with ``dither`` and
         ``strength``, so the export does not dither and encode again.
+    overlay : (float, bool), optional
+        Opacity (0-1) and outlines of the overlay PNG: what the segmentation panel's
+        overlay view shows.
     kinds : sequence of str, optional
         Initially checked exports.
     parent : QWidget, optional
@@ -141,6 +163,7 @@ class ExportDialog(QtWidgets.QDialog):
         source_sha256: str | None = None,
         metrics: Any = None,
         rendering: tuple[Any, bytes] | None = None,
+        overlay: tuple[float, bool] | None = None,
         kinds: tuple[str, ...] | list[str] = DEFAULT_KINDS,
         parent: QtWidgets.QWidget | None = None,
     ) -> None:
@@ -156,6 +179,7 @@ class ExportDialog(QtWidgets.QDialog):
         self.source_sha256 = source_sha256
         self.metrics = metrics
         self.rendering = rendering
+        self.overlay = overlay
         self.written: list[Path] = []
         self.last_error = ""
         self._worker: Worker | None = None
@@ -377,6 +401,7 @@ class ExportDialog(QtWidgets.QDialog):
             "source_sha256": self.source_sha256,
             "metrics": self.metrics,
             "rendering": self.rendering,
+            "overlay": self.overlay,
         }
 
     def _finish(self, written: list[Path] | None, error: str) -> list[Path] | None:

@@ -760,6 +760,7 @@ class MainWindow(QtWidgets.QMainWindow):
             source_sha256=source_sha256,
             metrics=metrics,
             rendering=rendering,
+            overlay=self.segmentation.overlay_settings(),
             parent=self,
         )
 

@@ -288,12 +288,13 @@ class SoftMaps:
     ----------
     components : ndarray of shape (L,)
         Component indices shown, largest share first (``L <= MAX_MAPS``).
-    responsibilities : ndarray of shape (L, m, n), float32
-        Responsibility of each shown component (hard 0/1 masks for hard methods).
+    responsibilities : ndarray of shape (L, m, n), uint8
+        Responsibility of each shown component as 8-bit levels ``round(255 r)``
+        (:func:`app.tasks.map_levels`; hard 0/255 masks for hard methods).
     labels : ndarray of shape (m, n)
         Hard label map at the same resolution.
-    uncertainty : ndarray of shape (m, n), float32
-        ``1 - max responsibility``.
+    uncertainty : ndarray of shape (m, n), uint8
+        ``1 - max responsibility`` as 8-bit levels.
     step : int
         Sub-sampling step from the full image (``m = ceil(M / step)``).
     soft : bool

@@ -129,20 +129,26 @@ def region_adjacency(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     length : ndarray of shape (E,), int64
         Number of pixel edges the two regions share.
     """
-    ids = np.asarray(ids, dtype=np.int64)
-    pairs = []
-    for x, y in ((ids[:, :-1], ids[:, 1:]), (ids[:-1, :], ids[1:, :])):
-        border = (x != y) & (x > 0) & (y > 0)
-        xa, ya = x[border], y[border]
-        pairs.append(np.stack([xa, ya]))
-        pairs.append(np.stack([ya, xa]))
-    both = np.concatenate(pairs, axis=1)
-    if both.shape[1] == 0:
+    ids = np.asarray(ids)
+    if ids.size == 0:
         empty = np.zeros(0, np.int64)
         return empty, empty.copy(), empty.copy()
     base = int(ids.max()) + 1
-    code, length = np.unique(both[0] * base + both[1], return_counts=True)
-    return code // base, code % base, length.astype(np.int64)
+    # one code per undirected border edge (8 bytes; up to two edges per pixel when every
+    # pixel is a region of its own), both directions only for the distinct pairs
+    codes = []
+    for x, y in ((ids[:, :-1], ids[:, 1:]), (ids[:-1, :], ids[1:, :])):
+        border = (x != y) & (x > 0) & (y > 0)
+        xa, ya = x[border].astype(np.int64), y[border].astype(np.int64)
+        codes.append(np.minimum(xa, ya) * base + np.maximum(xa, ya))
+        del xa, ya, border
+    code, length = np.unique(np.concatenate(codes), return_counts=True)
+    lo, hi = code // base, code % base
+    a = np.concatenate([lo, hi])
+    b = np.concatenate([hi, lo])
+    length = np.concatenate([length, length]).astype(np.int64)
+    order = np.lexsort((b, a))
+    return a[order], b[order], length[order]
 
 
 @dataclass(frozen=True, eq=False)

@@ -43,8 +43,12 @@ pixels' responsibilities become 1 for the new class (the merge is a hard decisio
 labels, masks and soft maps agree).
 
 Memory: the prior keeps ``(M, N, K)`` float32 responsibilities (``4 K`` bytes per pixel;
-64 MiB for one megapixel at K = 16); the temporaries of a sweep are bounded by a working-
-memory budget.
+64 MiB for one megapixel at K = 16), which the smoothed result keeps for its soft maps; the
+temporaries of a sweep are bounded by a working-memory budget.  :func:`smoothing_bytes`
+estimates the whole, and :func:`segment_result` refuses a job above ``max_memory_mib``
+(default :data:`MAX_MEMORY_MIB`) with :class:`SmoothingMemoryError` before allocating any of
+it, naming the size and what to change (the small-region merge alone needs no per-pixel
+responsibilities).
 """
 
 from __future__ import annotations
@@ -67,6 +71,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "DEFAULT_STRENGTH",
+    "MAX_MEMORY_MIB",
+    "SmoothingMemoryError",
+    "smoothing_bytes",
     "Segmentation",
     "SmoothingSettings",
     "class_log_likelihoods",
@@ -88,6 +95,83 @@ DEFAULT_STRENGTH = 1.0
 _LOG_FLOOR = -80.0
 #: the mean field stops when at most this fraction of the sites moved by more than ``tol``
 _STILL_FRACTION = 1e-3
+#: largest estimate of :func:`smoothing_bytes` (MiB) that :func:`segment_result` goes ahead
+#: with by default (a 12-megapixel photo needs about 2 GiB at K = 32 and 3.3 to 4.1 GiB at
+#: K = 64, by its number of distinct colours; 100 megapixels at K = 16 about 8 GiB)
+MAX_MEMORY_MIB = 4096.0
+
+
+class SmoothingMemoryError(MemoryError):
+    """A smoothing job would need more memory than allowed; raised before allocating it."""
+
+
+def smoothing_bytes(
+    shape: tuple[int, int],
+    n_distinct: int,
+    k: int,
+    prior: bool,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
+) -> int:
+    """Estimate the memory a smoothing job holds at its peak (bytes).
+
+    The prior's padded ``(M + 2, N + 2, K)`` float32 responsibilities (kept by the
+    result), about 48 bytes per pixel of masks, indices, region ids and labels, the
+    ``(U, K)`` float32 log-likelihoods of the distinct colours (and their posteriors for the
+    merge without the prior), and the temporaries of one chunk (``working_memory_mib``).
+    The small-region merge alone needs no per-pixel responsibilities; its region tables
+    grow with the number of regions, more than this on a label map of mostly one-pixel
+    regions.
+
+    Parameters
+    ----------
+    shape : (M, N)
+        Image size.
+    n_distinct : int
+        Number of distinct colours ``U``.
+    k : int
+        Number of classes.
+    prior : bool
+        Whether the Potts prior runs (``strength > 0``).
+    working_memory_mib : float, optional
+        Budget of one band's temporaries in the sweeps.
+
+    Returns
+    -------
+    nbytes : int
+    """
+    m, n = (int(v) for v in shape)
+    total = 48 * m * n + 4 * int(n_distinct) * int(k) + int(working_memory_mib * 2**20)
+    if prior:
+        total += 4 * (m + 2) * (n + 2) * int(k)
+    else:  # the merge takes the colours' posteriors instead of the responsibilities
+        total += 4 * int(n_distinct) * int(k)
+    return total
+
+
+def _size(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
+
+
+def _check_memory(
+    shape: tuple[int, int],
+    n_distinct: int,
+    k: int,
+    prior: bool,
+    limit_mib: float | None,
+    working_memory_mib: float,
+) -> None:
+    if limit_mib is None:
+        limit_mib = MAX_MEMORY_MIB  # read now: a caller (or a test) may have changed it
+    need = smoothing_bytes(shape, n_distinct, k, prior, working_memory_mib)
+    if need <= float(limit_mib) * 2**20:
+        return
+    m, n = shape
+    raise SmoothingMemoryError(
+        f"smoothing a {n}x{m} image with K = {k} would need about {_size(need)} "
+        f"(4 K = {4 * k} bytes per pixel for the responsibilities), more than the "
+        f"{_size(float(limit_mib) * 2**20)} allowed: use fewer colours or a smaller image"
+        + (", or the small-region merge alone (strength 0)" if prior else "")
+    )
 
 
 @dataclass(frozen=True)
@@ -274,7 +358,11 @@ def hard_variance(result: QuantizeResult) -> float:
 
 
 def class_log_likelihoods(
-    result: QuantizeResult, *, variance: float | None = None, subset: np.ndarray | None = None
+    result: QuantizeResult,
+    *,
+    variance: float | None = None,
+    subset: np.ndarray | None = None,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
 ) -> tuple[np.ndarray, float | None]:
     """Log-likelihood of every distinct colour under every class, relative to its best.
 
@@ -285,6 +373,10 @@ def class_log_likelihoods(
     variance : float, optional
         For the hard methods, the shared variance ``sigma^2`` (a saved model's); default
         the pooled within-cluster variance of this result (:func:`pooled_variance`).
+    subset : ndarray of int, optional
+        Only these distinct colours.
+    working_memory_mib : float, optional
+        Budget of the float64 temporaries (computed in chunks of colours).
 
     Returns
     -------
@@ -295,29 +387,34 @@ def class_log_likelihoods(
     """
     model = result.model
     points = result.points if subset is None else result.points[np.asarray(subset, np.intp)]
-    if result.is_soft and hasattr(model, "log_joint"):
-        L = model.log_joint(points, dtype=np.float64)
-        used = None
-    else:
+    soft = result.is_soft and hasattr(model, "log_joint")
+    used = None
+    if not soft:
         centers = np.asarray(
             getattr(model, "cluster_centers_", None)
             if hasattr(model, "cluster_centers_")
             else model.means_,
             np.float64,
         )
-        sigma2 = float(variance) if variance is not None else hard_variance(result)
-        d2 = (
-            np.einsum("ij,ij->i", points, points)[:, None]
-            - 2.0 * points @ centers.T
-            + np.einsum("ij,ij->i", centers, centers)[None, :]
-        )
-        np.maximum(d2, 0.0, out=d2)
-        L = -d2 / (2.0 * sigma2)
-        used = sigma2
-    L = np.asarray(L, np.float64)
-    L -= L.max(axis=1, keepdims=True)
-    np.maximum(L, _LOG_FLOOR, out=L)
-    return L.astype(np.float32), used
+        used = float(variance) if variance is not None else hard_variance(result)
+        denom = -2.0 * used  # L = -d2 / (2 sigma^2)
+        c2 = np.einsum("ij,ij->i", centers, centers)[None, :]
+    k = result.n_colors
+    out = np.empty((points.shape[0], k), np.float32)
+    rows = chunk_size(points.shape[0], 3 * 8 * k, working_memory_mib)
+    for sl in iter_chunks(points.shape[0], rows):
+        p = points[sl]
+        if soft:
+            L = np.asarray(model.log_joint(p, dtype=np.float64), np.float64)
+        else:
+            d2 = np.einsum("ij,ij->i", p, p)[:, None] - 2.0 * p @ centers.T + c2
+            np.maximum(d2, 0.0, out=d2)
+            L = d2
+            L /= denom
+        L -= L.max(axis=1, keepdims=True)
+        np.maximum(L, _LOG_FLOOR, out=L)
+        out[sl] = L
+    return out, used
 
 
 def soft_assignments(result: QuantizeResult, index: np.ndarray) -> np.ndarray:
@@ -437,7 +534,8 @@ def mean_field(
     Returns
     -------
     q : ndarray of shape (M, N, K), float32
-        Responsibilities; each opaque pixel's sum to 1, transparent pixels are 0.
+        Responsibilities; each opaque pixel's sum to 1, transparent pixels are 0.  The
+        interior of the padded working buffer (a view, not C-contiguous).
     info : dict
         ``n_sweeps``, ``converged``, ``energies`` (ndarray, empty unless tracked).
     """
@@ -448,11 +546,12 @@ def mean_field(
     m, n = inv.shape
     k = L.shape[1]
     beta = float(beta)
-    post = _softmax_last(L.astype(np.float32, copy=True))
     # padded by one pixel of zeros: the border sites simply have fewer neighbours
     Q = np.zeros((m + 2, n + 2, k), dtype=np.float32)
     core = Q[1:-1, 1:-1]
-    core[...] = np.take(post, inv, axis=0)
+    rows = chunk_size(m, max(1, n * k * 4), working_memory_mib)
+    for sl in iter_chunks(m, rows):  # the posteriors in bands: no (M, N, K) or (U, K) copy
+        core[sl] = _softmax_last(np.take(L, inv[sl], axis=0))
     transparent = inv < 0
     if transparent.any():
         core[transparent] = 0.0
@@ -469,7 +568,9 @@ def mean_field(
     # sites next to one that moved by more than ``eps`` (same result up to eps, a fraction of
     # the work once most of the image has settled)
     eps = 0.1 * float(tol)
-    checker = (np.add.outer(np.arange(m), np.arange(n)) % 2).astype(bool)
+    checker = np.zeros((m, n), bool)  # (row + column) odd
+    checker[0::2, 1::2] = True
+    checker[1::2, 0::2] = True
     dirty = np.zeros((m + 2, n + 2), bool)  # padded like Q
     dirty[1:-1, 1:-1] = inv >= 0
     sites = np.zeros((m + 2, n + 2), bool)
@@ -540,8 +641,8 @@ def mean_field(
         if change < tol or moving <= _STILL_FRACTION * n_sites:
             converged = True
             break
-    q = np.ascontiguousarray(core)
-    return q, {"n_sweeps": sweeps, "converged": converged, "energies": np.asarray(energies)}
+    # the interior of the padded buffer, not a copy: a copy would double the peak memory
+    return core, {"n_sweeps": sweeps, "converged": converged, "energies": np.asarray(energies)}
 
 
 # --------------------------------------------------------------------------------------
@@ -557,6 +658,7 @@ def merge_small_regions(
     opaque: np.ndarray | None = None,
     scores: Callable[[np.ndarray], np.ndarray] | None = None,
     should_cancel: CancelCallback | None = None,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
 ) -> tuple[np.ndarray, int]:
     """Give every connected region smaller than ``min_region`` its best neighbour's class.
 
@@ -576,6 +678,8 @@ def merge_small_regions(
         longest shared border wins.
     should_cancel : callable, optional
         Polled between passes.
+    working_memory_mib : float, optional
+        Budget of the temporaries of one chunk of pixels (their scores, float64).
 
     Returns
     -------
@@ -610,13 +714,10 @@ def merge_small_regions(
             movers = np.unique(a)
             pos = np.full(reg.n_regions + 1, -1, np.intp)
             pos[movers] = np.arange(movers.size)
-            flat_ids = reg.ids.ravel()
-            pix = np.flatnonzero(pos[flat_ids] >= 0)
-            resp = np.asarray(scores(pix), np.float64)
-            group = pos[flat_ids[pix]]
-            total = np.zeros((movers.size, resp.shape[1]))
-            np.add.at(total, group, resp)
-            score = total[pos[a], target_class]
+            score = _region_scores(
+                reg.ids.ravel(), pos, movers.size, pos[a], target_class, k, scores,
+                working_memory_mib,
+            )  # fmt: skip
         else:
             score = np.zeros(a.size)
         # best candidate per region: highest score, then longest border, then lowest class
@@ -640,6 +741,44 @@ def merge_small_regions(
     return out, merged
 
 
+def _region_scores(
+    flat_ids: np.ndarray,
+    pos: np.ndarray,
+    n_movers: int,
+    mover: np.ndarray,
+    target: np.ndarray,
+    k: int,
+    scores: Callable[[np.ndarray], np.ndarray],
+    working_memory_mib: float,
+) -> np.ndarray:
+    """Total responsibility of each candidate's class over its small region's pixels.
+
+    The small regions can hold most pixels and be as many: the per-region totals
+    ``(regions, K)`` and the pixels' scores are made a chunk at a time (pixels sorted by
+    region, stably, so every total adds its pixels in image order as one pass would).
+    Returns the score of candidate ``i``: the sum over region ``mover[i]``'s pixels of the
+    responsibility of class ``target[i]``.
+    """
+    pix = np.flatnonzero(pos[flat_ids] >= 0)
+    group = pos[flat_ids[pix]]
+    order = np.argsort(group, kind="stable")
+    pix, group = pix[order], group[order]
+    del order
+    starts = np.searchsorted(group, np.arange(n_movers + 1))
+    score = np.zeros(mover.size)
+    per = chunk_size(n_movers, 8 * k, working_memory_mib)
+    for m0 in range(0, n_movers, per):
+        m1 = min(m0 + per, n_movers)
+        p0, p1 = int(starts[m0]), int(starts[m1])
+        total = np.zeros((m1 - m0, k))
+        for sl in iter_chunks(p1 - p0, chunk_size(p1 - p0, 16 * k, working_memory_mib)):
+            part = slice(p0 + sl.start, p0 + sl.stop)
+            np.add.at(total, group[part] - m0, np.asarray(scores(pix[part]), np.float64))
+        sel = (mover >= m0) & (mover < m1)
+        score[sel] = total[mover[sel] - m0, target[sel]]
+    return score
+
+
 # --------------------------------------------------------------------------------------
 # a result made coherent
 # --------------------------------------------------------------------------------------
@@ -660,6 +799,8 @@ def segment_result(
     should_cancel: CancelCallback | None = None,
     on_sweep: Callable[[int, float], None] | None = None,
     track_energy: bool = False,
+    max_memory_mib: float | None = None,
+    working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
 ) -> QuantizeResult:
     """Return ``result`` with spatially coherent labels and responsibilities (no refit).
 
@@ -684,6 +825,11 @@ def segment_result(
         Progress of the mean field, ``on_sweep(sweep, largest_change)``.
     track_energy : bool
         Record the free energy per sweep in ``segmentation.energies``.
+    max_memory_mib : float, optional
+        Refuse a job whose :func:`smoothing_bytes` exceed this many MiB (default
+        :data:`MAX_MEMORY_MIB`; ``math.inf``: no limit).
+    working_memory_mib : float, optional
+        Budget of the temporaries of one band of a sweep.
 
     Returns
     -------
@@ -692,6 +838,12 @@ def segment_result(
         and ``segmentation`` changed; ``responsibility_map``, ``uncertainty_map``, masks,
         soft maps and the PNG follow the new labels.  With nothing to do (``strength`` 0
         and ``min_region`` <= 1) the unsmoothed result.
+
+    Raises
+    ------
+    SmoothingMemoryError
+        The job needs more than ``max_memory_mib``; raised before the large arrays are
+        allocated.
     """
     from quantize.pipeline import QuantizeResult
 
@@ -703,9 +855,13 @@ def segment_result(
     table = base.table
     inv = _inverse_2d(table)
     k = base.n_colors
+    prior = settings.strength > 0
+    _check_memory(inv.shape, len(table.counts), k, prior, max_memory_mib, working_memory_mib)
     if variance is None:  # a saved model's variance keeps class k the same on every image
         variance = getattr(base.model, "variance_", None)
-    log_lik, _ = class_log_likelihoods(base, variance=variance)
+    log_lik, _ = class_log_likelihoods(
+        base, variance=variance, working_memory_mib=working_memory_mib
+    )
     q: np.ndarray | None = None
     info: dict[str, Any] = {"n_sweeps": 0, "converged": True, "energies": np.zeros(0)}
     if settings.strength > 0:
@@ -718,8 +874,12 @@ def segment_result(
             should_cancel=should_cancel,
             on_sweep=on_sweep,
             track_energy=track_energy,
+            working_memory_mib=working_memory_mib,
         )
-        labels = q.argmax(axis=2).astype(base.labels.dtype)
+        labels = np.empty(q.shape[:2], dtype=base.labels.dtype)
+        rows = chunk_size(q.shape[0], max(1, q.shape[1] * k * 4), working_memory_mib)
+        for sl in iter_chunks(q.shape[0], rows):  # argmax copies a view it reduces: in bands
+            labels[sl] = q[sl].argmax(axis=2)
         if table.opaque is not None:
             labels[~table.opaque] = 0
     else:
@@ -727,11 +887,13 @@ def segment_result(
     reassigned = None
     merged = 0
     if settings.min_region > 1:
-        post = _softmax_last(log_lik.astype(np.float32, copy=True))
+        post = None if q is not None else _softmax_last(log_lik.astype(np.float32, copy=True))
 
         def scores(pix: np.ndarray) -> np.ndarray:
-            if q is not None:
-                return q.reshape(-1, k)[pix]
+            if q is not None:  # (a view: reshaping it would copy every pixel)
+                rows, cols = np.divmod(pix, labels.shape[1])
+                return q[rows, cols]
+            assert post is not None
             return post[inv.ravel()[pix]]
 
         new_labels, merged = merge_small_regions(
@@ -741,6 +903,7 @@ def segment_result(
             opaque=table.opaque,
             scores=scores,
             should_cancel=should_cancel,
+            working_memory_mib=working_memory_mib,
         )
         changed = new_labels != labels
         if changed.any():

@@ -36,6 +36,7 @@ def take_screenshot(
     ks: str = "2-256",
     smooth: float = 0.0,
     min_region: int = 0,
+    image: Path | None = None,
 ) -> Path:
     """Run the sample through the app and save a window screenshot.
 
@@ -59,6 +60,8 @@ def take_screenshot(
         The K swept by the "explore" tab.
     smooth, min_region : optional
         Settings of the segmentation panel (shown after its smoothing finished).
+    image : Path, optional
+        The photo to open instead of the bundled sample.
 
     Returns
     -------
@@ -88,8 +91,9 @@ def take_screenshot(
         window.params.set_parameters(replace(params, n_colors=n_colors))
         window.resize(*size)
         window.show()
-        if not window.open_sample():
-            raise RuntimeError(f"could not open the sample photo: {window.last_error}")
+        opened = window.open_sample() if image is None else window.open_image(image)
+        if not opened:
+            raise RuntimeError(f"could not open {image or 'the sample photo'}: {window.last_error}")
         window.segmentation.set_settings(smooth, min_region)
         if tab == "segmentation":
             window.segmentation_dock.raise_()
@@ -168,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ks", default="2-256", help="K values swept by --tab explore")
     parser.add_argument("--smooth", type=float, default=0.0, help="segmentation smoothing")
     parser.add_argument("--min-region", type=int, default=0, help="segmentation min region")
+    parser.add_argument("--image", type=Path, help="photo to open instead of the sample")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     path = take_screenshot(
@@ -181,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         ks=args.ks,
         smooth=args.smooth,
         min_region=args.min_region,
+        image=args.image,
     )
     print(path)
     return 0

@@ -490,7 +490,7 @@ class SegmentationPanel(QtWidgets.QWidget):
         self._generation += 1
         strength, min_region = self.settings()
         base = self._base
-        overlay_settings = self._overlay_settings()
+        overlay_settings = self.overlay_settings()
         worker = Worker(
             lambda cancel: _prepare(base, strength, min_region, cancel, overlay_settings),
             self._generation,
@@ -564,7 +564,7 @@ class SegmentationPanel(QtWidgets.QWidget):
         from quantize.io.overlay import overlay_image
 
         v = self._view
-        if v.overlay is not None and v.overlay_settings == self._overlay_settings():
+        if v.overlay is not None and v.overlay_settings == self.overlay_settings():
             return v.overlay  # blended by the worker
         return overlay_image(
             v.photo,
@@ -574,7 +574,15 @@ class SegmentationPanel(QtWidgets.QWidget):
             outlines=self.outlines.isChecked(),
         )
 
-    def _overlay_settings(self) -> tuple[float, bool]:
+    def overlay_settings(self) -> tuple[float, bool]:
+        """Return the overlay view's opacity (0-1) and whether it draws outlines.
+
+        Returns
+        -------
+        opacity : float
+        outlines : bool
+            What an exported overlay PNG uses too.
+        """
         return self.opacity.value() / 100.0, self.outlines.isChecked()
 
     def _draw(self) -> None:

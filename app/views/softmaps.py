@@ -18,19 +18,24 @@ _LUT = np.ascontiguousarray(_CMAP.getLookupTable(0.0, 1.0, 256, alpha=False).ast
 
 
 def colorize(values: np.ndarray) -> np.ndarray:
-    """Map values in [0, 1] through the viridis colour map.
+    """Map values in [0, 1] (or their 8-bit levels) through the viridis colour map.
 
     Parameters
     ----------
     values : ndarray of shape (m, n)
-        Values in [0, 1] (clipped).
+        Values in [0, 1] (clipped), or uint8 levels ``round(255 v)`` as
+        :func:`app.tasks.map_levels` stores them.
 
     Returns
     -------
     rgb : ndarray of shape (m, n, 3), uint8, C-contiguous
         Colours.
     """
-    index = np.clip(np.asarray(values, dtype=np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    values = np.asarray(values)
+    if values.dtype == np.uint8:
+        index = values
+    else:
+        index = np.clip(values.astype(np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return np.ascontiguousarray(_LUT[index])
 
 
@@ -201,10 +206,14 @@ class SoftMapsView(QtWidgets.QWidget):
         splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         splitter.addWidget(left)
         splitter.addWidget(detail_host)
-        splitter.setStretchFactor(0, 2)
-        splitter.setStretchFactor(1, 3)  # the selected map gets the larger share
-        left.setMinimumWidth(2 * (TILE_SIDE + 16) + 24)
+        # the selected map gets most of the panel; the thumbnails reflow into as many
+        # columns as their share holds (one at least)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 3)
+        splitter.setChildrenCollapsible(False)
+        left.setMinimumWidth(TILE_SIDE + 16 + 24)
         self.detail.setMinimumSize(360, 260)
+        self._splitter = splitter
         self._bar_labels: dict[object, str] = {}
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -235,7 +244,7 @@ class SoftMapsView(QtWidgets.QWidget):
         Parameters
         ----------
         soft_maps : app.model.SoftMaps
-            Display-resolution maps prepared by the worker.
+            Display-resolution maps prepared by the worker (8-bit levels).
         palette : ndarray of shape (K, 3), uint8
             Palette (colours the label map).
         proportions : ndarray of shape (K,)
@@ -347,7 +356,8 @@ class SoftMapsView(QtWidgets.QWidget):
             self.detail_image.setLookupTable(None)
             self.colorbar.setVisible(False)
         else:
-            self.detail_image.setImage(values, autoLevels=False, levels=(0.0, 1.0))
+            levels = (0, 255) if values.dtype == np.uint8 else (0.0, 1.0)
+            self.detail_image.setImage(values, autoLevels=False, levels=levels)
             self.detail_image.setColorMap(_CMAP)
             self.colorbar.setVisible(True)
             self.colorbar.setLevels((0.0, 1.0))

@@ -361,12 +361,14 @@ def add_fit_options(p: argparse.ArgumentParser, *, choose_k: bool = True) -> Non
 
 
 def add_segmentation_outputs(g: Any) -> None:
-    """Add ``--stats``, ``--overlay`` and ``--outlines`` to an output group.
+    """Add ``--stats``, ``--overlay``, ``--overlay-opacity`` and ``--outlines`` to a group.
 
     Parameters
     ----------
     g : argparse argument group or parser
     """
+    from quantize.io.overlay import DEFAULT_OPACITY
+
     g.add_argument(
         "--stats",
         default=None,
@@ -378,7 +380,14 @@ def add_segmentation_outputs(g: Any) -> None:
         "--overlay",
         default=None,
         metavar="FILE.png",
-        help="class colours at half opacity over the photo, with outlines",
+        help="class colours over the photo (at --overlay-opacity), with outlines",
+    )
+    g.add_argument(
+        "--overlay-opacity",
+        type=_unit_float,
+        default=DEFAULT_OPACITY,
+        metavar="FRACTION",
+        help="opacity of the class colours in the --overlay PNG, 0-1 (default %(default)s)",
     )
     g.add_argument(
         "--outlines", default=None, metavar="FILE.svg", help="class outlines as SVG polygons"
@@ -580,6 +589,10 @@ def classify(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, ValueError):  # the engine validates parameters with ValueError
         return EXIT_USAGE, f"invalid parameters: {exc}"
     if isinstance(exc, MemoryError):
+        from quantize.segment import SmoothingMemoryError
+
+        if isinstance(exc, SmoothingMemoryError):  # refused before allocating: says why
+            return EXIT_OTHER, f"{exc} - nothing written"
         return EXIT_OTHER, "out of memory (try a smaller image or fewer colours)"
     if isinstance(exc, OSError):
         name = getattr(exc, "filename", None)

@@ -357,8 +357,18 @@ def _read_user_palette(path: str) -> np.ndarray:
     return read_palette(path)
 
 
+#: the single-file outputs of vq quantize and vq apply named by an option: the export kind by
+#: the file's suffix (the first one for a folder, which gets ``<stem><kind suffix>``)
+_FILE_OPTIONS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("stats", {".csv": "stats_csv", ".json": "stats_json"}),
+    ("overlay", {".png": "overlay_png"}),
+    ("outlines", {".svg": "outlines_svg"}),
+    ("save_model", {".json": "colour_model"}),
+)
+
+
 def _targets(args: argparse.Namespace, stem: str) -> list[tuple[str, Path]]:
-    from quantize.io.export import palette_kinds_by_suffix
+    from quantize.io.export import get_export_kind, palette_kinds_by_suffix
 
     targets: list[tuple[str, Path]] = []
     if not args.no_image:
@@ -385,23 +395,22 @@ def _targets(args: argparse.Namespace, stem: str) -> list[tuple[str, Path]]:
         folder = Path(args.soft)
         targets.append(("soft_maps", folder / stem))
         targets.append(("npz", folder / f"{stem}.maps.npz"))
-    stats = getattr(args, "stats", None)
-    if stats:
-        kind = {".csv": "stats_csv", ".json": "stats_json"}.get(Path(stats).suffix.lower())
-        if kind is None:
-            raise UsageError(f"--stats {stats}: give a name ending in .csv or .json")
-        targets.append((kind, Path(stats)))
-    for option, kind, suffix in (
-        ("overlay", "overlay_png", ".png"),
-        ("outlines", "outlines_svg", ".svg"),
-        ("save_model", "colour_model", ".json"),
-    ):
+    for option, by_suffix in _FILE_OPTIONS:
         value = getattr(args, option, None)
-        if value:
-            if Path(value).suffix.lower() != suffix:
+        if not value:
+            continue
+        path = Path(value)
+        if path.is_dir():  # a folder (vq apply with several images): <stem> and the kind's suffix
+            kind = next(iter(by_suffix.values()))
+            path = path / f"{stem}{get_export_kind(kind).suffix}"
+        else:
+            found = by_suffix.get(path.suffix.lower())
+            if found is None:
                 flag = "--" + option.replace("_", "-")
-                raise UsageError(f"{flag} {value}: give a name ending in {suffix}")
-            targets.append((kind, Path(value)))
+                endings = " or ".join(by_suffix)
+                raise UsageError(f"{flag} {value}: give a name ending in {endings} or a folder")
+            kind = found
+        targets.append((kind, path))
     if args.report:
         targets.append(("sidecar", Path(args.report)))
     check_distinct_outputs(targets)
@@ -548,6 +557,7 @@ def quantize_one(
     """
     from quantize.io.export import export_targets
     from quantize.io.load import load_image, load_image_bytes, require_visible_pixels
+    from quantize.io.overlay import DEFAULT_OPACITY
     from quantize.metrics import compute_metrics, render_indexed
 
     from_stdin = str(image_path) == "-"
@@ -614,6 +624,7 @@ def quantize_one(
             metrics=metrics,
             source_sha256=loaded.info.get("sha256"),
             rendering=rendering,
+            overlay_opacity=getattr(args, "overlay_opacity", DEFAULT_OPACITY),
         )
     except BaseException:
         remove_folders(created)

@@ -14,6 +14,7 @@ from quantize.cli._common import (
     Err,
     UsageError,
     add_output_mode,
+    add_segmentation_outputs,
     add_smoothing_options,
     classify,
     positive_int,
@@ -42,7 +43,9 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         description="Label each IMAGE with the colour model MODEL written by "
         "`vq quantize --save-model` (or the app), so that class k is the same colour class "
         "on every image.  The model's smoothing settings apply unless --smooth or "
-        "--min-region says otherwise.",
+        "--min-region says otherwise.  With several images, -o, --stats, --overlay and "
+        "--outlines name folders (<image name>-vq.png, <image name>.stats.csv, "
+        "<image name>.overlay.png, <image name>.outlines.svg).",
     )
     a.add_argument("model", metavar="MODEL", help="colour model file (.json)")
     a.add_argument("images", nargs="+", metavar="IMAGE", help="input images")
@@ -56,6 +59,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     )
     o.add_argument("--masks", default=None, metavar="DIR", help="label map and masks into DIR")
     o.add_argument("--soft", default=None, metavar="DIR", help="soft maps and .npz into DIR")
+    add_segmentation_outputs(o)  # --stats, --overlay, --overlay-opacity, --outlines
     o.add_argument("--no-image", action="store_true", help="do not write the indexed PNG")
     o.add_argument("-f", "--force", action="store_true", help="overwrite existing files")
     add_smoothing_options(a, model=True)
@@ -70,9 +74,6 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     a.set_defaults(
         palette=[],
         report=None,
-        stats=None,
-        overlay=None,
-        outlines=None,
         save_model=None,
         dither="none",
         strength=1.0,
@@ -104,11 +105,19 @@ def run(args: argparse.Namespace, err: Err) -> int:
     if len(set(stems)) != len(stems):
         twice = next(s for s in stems if stems.count(s) > 1)
         raise UsageError(f"two inputs are named {twice!r}: their outputs would collide")
-    out = Path(args.output) if args.output else None
-    if out is not None and len(images) > 1:
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"-o {out}: with several images, -o names a folder")
-        out.mkdir(parents=True, exist_ok=True)
+    if len(images) > 1:  # one file per image: these options name folders
+        for flag, value in (
+            ("-o", args.output),
+            ("--stats", args.stats),
+            ("--overlay", args.overlay),
+            ("--outlines", args.outlines),
+        ):
+            if not value:
+                continue
+            folder = Path(value)
+            if folder.exists() and not folder.is_dir():
+                raise UsageError(f"{flag} {folder}: with several images, {flag} names a folder")
+            folder.mkdir(parents=True, exist_ok=True)
     warn = (lambda msg: None) if args.quiet else (lambda msg: err(f"vq: warning: {msg}"))
     written: list[Path] = []
     summaries: list[dict[str, Any]] = []

@@ -608,17 +608,21 @@ class GaussianMixture:
         rows = min(
             _MAX_CHUNK_ROWS, chunk_size(n_rows, 8 * (2 * nf + 2 * K), self.working_memory_mib)
         )
+        Wt = np.ascontiguousarray(W.T)
         for sl in iter_chunks(n_rows, rows):
             check_cancel(should_cancel)
             F = self._chunk_features(X, sl) if features is None else features[sl]
-            L = F @ W
-            m = L.max(axis=1)
-            L -= m[:, None]
+            # component-major (K, rows): the max and the sum over the K components are then
+            # K - 1 element-wise passes over long rows instead of one short reduction per
+            # point (the E step ran 1.7x slower point-major on 170 000 colours, K = 16)
+            L = Wt @ F.T
+            m = L.max(axis=0)
+            L -= m
             np.exp(L, out=L)
-            tot = L.sum(axis=1)
+            tot = L.sum(axis=0)
             ll += float(w[sl] @ (m + np.log(tot)))
-            L *= (w[sl] / tot)[:, None]  # responsibilities times point weights
-            stats += L.T @ F
+            L *= w[sl] / tot  # responsibilities times point weights
+            stats += L @ F
         return ll, stats
 
     def _labels_pass(self, X: np.ndarray, params: GaussianParams) -> np.ndarray:
@@ -634,8 +638,9 @@ class GaussianMixture:
             _MAX_CHUNK_ROWS,
             chunk_size(X.shape[0], 8 * (W.shape[0] + W.shape[1]), self.working_memory_mib),
         )
+        Wt = np.ascontiguousarray(W.T)
         for sl in iter_chunks(X.shape[0], rows):
-            labels[sl] = (self._chunk_features(X, sl) @ W).argmax(axis=1)
+            labels[sl] = (Wt @ self._chunk_features(X, sl).T).argmax(axis=0)
 
     def _em(
         self,

@@ -119,6 +119,16 @@ class ExportRun:
         That rendering if the caller has it; otherwise computed at most once.
     source_path, source_sha256, metrics : optional
         For the sidecar (see :func:`~quantize.io.sidecar.sidecar_dict`).
+    overlay_opacity : float, optional
+        Opacity in [0, 1] of the class colours in the overlay PNG (what the app's overlay
+        view shows, or ``vq --overlay-opacity``).
+    overlay_outlines : bool, optional
+        Whether the overlay PNG draws the class outlines.
+
+    Raises
+    ------
+    ValueError
+        ``overlay_opacity`` outside [0, 1] (before any file is written).
     """
 
     def __init__(
@@ -132,13 +142,18 @@ class ExportRun:
         source_path: str | os.PathLike[str] | None = None,
         source_sha256: str | None = None,
         metrics: Metrics | dict[str, Any] | None = None,
+        overlay_opacity: float = overlay.DEFAULT_OPACITY,
+        overlay_outlines: bool = True,
     ) -> None:
+        if not 0.0 <= float(overlay_opacity) <= 1.0:
+            raise ValueError(f"overlay opacity must be in [0, 1], got {overlay_opacity!r}")
         self.result = result
         self.files = files
         self.dither, self.strength = dither, strength
         self._rendering = rendering
         self.source_path, self.source_sha256, self.metrics = source_path, source_sha256, metrics
-        self.overlay_opacity = overlay.DEFAULT_OPACITY
+        self.overlay_opacity = float(overlay_opacity)
+        self.overlay_outlines = bool(overlay_outlines)
         self._stats: Any = None
 
     def stats(self) -> Any:
@@ -610,9 +625,11 @@ for _kind in (
     ExportKind(
         "overlay_png",
         "Overlay on the photo (PNG)",
-        "class colours at half opacity over the photo, with the class outlines",
+        "class colours over the photo (the overlay view's opacity), with the class outlines",
         ".overlay.png",
-        encode=lambda f: overlay.overlay_png(f.result, opacity=f.run.overlay_opacity),
+        encode=lambda f: overlay.overlay_png(
+            f.result, opacity=f.run.overlay_opacity, outlines=f.run.overlay_outlines
+        ),
     ),
     ExportKind(
         "outlines_svg",
@@ -822,6 +839,8 @@ def export_all(
     metrics: Metrics | dict[str, Any] | None = None,
     source_sha256: str | None = None,
     rendering: tuple[np.ndarray, bytes] | None = None,
+    overlay_opacity: float = overlay.DEFAULT_OPACITY,
+    overlay_outlines: bool = True,
 ) -> list[Path]:
     """Write several exports at once, all or nothing.
 
@@ -851,6 +870,8 @@ def export_all(
     rendering : (indices, png), optional
         :func:`quantize.metrics.render_indexed` for ``dither``/``strength`` if the caller
         has it; otherwise the rendering is computed once for the PNG and the metrics.
+    overlay_opacity, overlay_outlines : optional
+        Opacity in [0, 1] and outlines of the overlay PNG (see :class:`ExportRun`).
 
     Returns
     -------
@@ -876,6 +897,8 @@ def export_all(
         source_path=source_path,
         source_sha256=source_sha256,
         metrics=metrics,
+        overlay_opacity=overlay_opacity,
+        overlay_outlines=overlay_outlines,
     )
     return commit_jobs(_jobs(run, kinds, planned, stem), overwrite, remove=stale)
 
@@ -891,6 +914,8 @@ def export_targets(
     metrics: Metrics | dict[str, Any] | None = None,
     source_sha256: str | None = None,
     rendering: tuple[np.ndarray, bytes] | None = None,
+    overlay_opacity: float = overlay.DEFAULT_OPACITY,
+    overlay_outlines: bool = True,
 ) -> list[Path]:
     """Write exports to explicit paths, all or nothing (what the ``vq`` command uses).
 
@@ -902,6 +927,8 @@ def export_targets(
         palette entry (``"binary_masks"``, ``"soft_maps"``) it is ``folder/stem`` (files
         ``stem.mask-NN-rrggbb.png`` ...).  A ``"sidecar"`` lists every other target as its outputs.
     overwrite, dither, strength, source_path, metrics, source_sha256, rendering : optional
+        As for :func:`export_all`.
+    overlay_opacity, overlay_outlines : optional
         As for :func:`export_all`.
 
     Returns
@@ -942,6 +969,8 @@ def export_targets(
         source_path=source_path,
         source_sha256=source_sha256,
         metrics=metrics,
+        overlay_opacity=overlay_opacity,
+        overlay_outlines=overlay_outlines,
     )
     jobs: list[Job] = []
     for kind, path, files in planned:

@@ -16,6 +16,17 @@ def finished_window(qtbot, window, small_png):
     return run_and_wait(qtbot, window)
 
 
+def export_dialog(qtbot, window, folder, kind):
+    """The main window's export dialog for one kind into ``folder``, stem "cup"."""
+    dialog = window.make_export_dialog()
+    qtbot.addWidget(dialog)
+    dialog.folder.setText(str(folder))
+    dialog.stem.setText("cup")
+    for name, check in dialog.checks.items():
+        check.setChecked(name == kind)
+    return dialog
+
+
 def test_export_writes_files_and_asks_before_overwriting(qtbot, window, small_png, tmp_path):
     output = finished_window(qtbot, window, small_png)
     dialog = window.make_export_dialog()
@@ -198,12 +209,7 @@ def test_overwrite_question_lists_stale_masks_of_an_earlier_export(
     out.mkdir()
     stale = out / f"cup.mask-{k + 2:02d}.png"  # as left by an export with more colours
     stale.write_bytes(b"earlier")
-    dialog = window.make_export_dialog()
-    qtbot.addWidget(dialog)
-    dialog.folder.setText(str(out))
-    dialog.stem.setText("cup")
-    for kind, check in dialog.checks.items():
-        check.setChecked(kind == "binary_masks")
+    dialog = export_dialog(qtbot, window, out, "binary_masks")
     asked = []
     dialog.confirm_overwrite = lambda existing: asked.append(existing) or False
     assert dialog.export() is None  # declined: nothing written, nothing removed
@@ -213,3 +219,22 @@ def test_overwrite_question_lists_stale_masks_of_an_earlier_export(
     written = dialog.export()
     assert written and not stale.exists()
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in written)
+
+
+def test_overlay_export_uses_the_overlay_views_opacity(qtbot, window, small_png, tmp_path):
+    from quantize.io.overlay import overlay_image
+
+    output = finished_window(qtbot, window, small_png)
+    panel = window.segmentation
+    panel.opacity.setValue(85)
+    panel.outlines.setChecked(False)
+    dialog = export_dialog(qtbot, window, tmp_path, "overlay_png")
+    (written,) = dialog.export()
+    with Image.open(written) as im:
+        got = np.asarray(im.convert("RGB"))
+    result = output.result
+    expected = overlay_image(
+        result.image, result.labels, result.palette, opacity=0.85, outlines=False
+    )
+    np.testing.assert_array_equal(got, expected)
+    assert not np.array_equal(got, overlay_image(result.image, result.labels, result.palette))

@@ -11,6 +11,8 @@ from apphelpers import FAST, run_and_wait
 from PIL import Image
 from PySide6 import QtCore
 
+from app.tasks import map_levels
+from quantize.edit import sort_order
 from quantize.regions import label_regions
 from quantize.segment import segment_result
 
@@ -62,8 +64,9 @@ def test_slider_and_field_redraw_without_refitting(qtbot, window, noisy_png):
     # the soft maps follow the smoothed responsibilities
     k = int(view.soft_maps.components[0])
     step = view.soft_maps.step
-    np.testing.assert_allclose(
-        view.soft_maps.responsibilities[0], view.result.responsibility_map(k)[::step, ::step]
+    np.testing.assert_array_equal(
+        view.soft_maps.responsibilities[0],
+        map_levels(view.result.responsibility_map(k)[::step, ::step]),
     )
     assert window.soft_maps.tile_count() == 2 + 3
     # the field: small regions merged
@@ -117,14 +120,20 @@ def test_overlay_click_selects_region_class_and_rows(qtbot, window, noisy_png):
     assert row_k[2] == int(view.stats.class_pixels[k]) and row_k[4] == view.stats.class_regions[k]
 
 
-def test_save_and_apply_model(qtbot, window, noisy_png, tmp_path):
-    window.open_image(noisy_png)
+def segmented_run(qtbot, window, png, strength, min_region):
+    """Fit a 3-colour mixture with the panel shown and set; wait for its segmentation."""
+    window.open_image(png)
     window.params.set_parameters(replace(FAST, method="gmm", init="kmeans", n_init=1, n_colors=3))
     show_panel(window)
     panel = window.segmentation
-    panel.set_settings(0.8, 12)
+    panel.set_settings(strength, min_region)
     with qtbot.waitSignal(panel.smoothed, timeout=30_000):
         output = run_and_wait(qtbot, window)
+    return panel, output
+
+
+def test_save_and_apply_model(qtbot, window, noisy_png, tmp_path):
+    panel, output = segmented_run(qtbot, window, noisy_png, 0.8, 12)
     path = panel.save_model(tmp_path / "m.model.json")
     doc = json.loads(path.read_text())
     assert doc["format"] == "vq-colour-model" and doc["smoothing"]["min_region"] == 12
@@ -152,7 +161,7 @@ def test_soft_maps_named_by_swatch_with_the_right_bar_label(qtbot, window, small
     soft = window.soft_maps
     maps = output.soft_maps
     assert maps.uncertainty_source == "distances"
-    assert maps.uncertainty.max() > 0.05  # not a flat map for K-means
+    assert maps.uncertainty.max() > 0.05 * 255  # not a flat map for K-means (8-bit levels)
     k = int(maps.components[0])
     colour = "#{:02x}{:02x}{:02x}".format(*output.result.palette[k])
     tiles = {t.key: t for t in soft._tiles}
@@ -175,3 +184,62 @@ def test_hidden_panel_segments_only_when_its_tab_comes_to_the_front(qtbot, windo
     with qtbot.waitSignal(panel.smoothed, timeout=20_000) as blocker:
         show_panel(window)
     assert blocker.args[0].result.labels.shape == (48, 64)
+
+
+def test_palette_edits_reach_the_segmentation(qtbot, window, noisy_png, tmp_path):
+    """The panel segments what the palette editor shows (as the compare view does)."""
+    from PySide6 import QtGui
+
+    panel, _ = segmented_run(qtbot, window, noisy_png, 1.0, 4)
+    editor = window.palette_view
+    panel.opacity.setValue(100)
+    panel.outlines.setChecked(False)
+    # recolour: overlay, statistics and soft maps take the new colour
+    k = 0
+    editor.select([k])
+    with qtbot.waitSignal(panel.smoothed, timeout=30_000) as blocker:
+        editor.recolour_selected(QtGui.QColor(1, 2, 3))
+    view = blocker.args[0]
+    edited = editor.result
+    assert tuple(edited.palette[k]) == (1, 2, 3)
+    np.testing.assert_array_equal(view.result.palette, edited.palette)
+    assert view.result.unsmoothed() is edited  # smoothed from the edited fit, not refitted
+    assert view.result.segmentation.settings.strength == pytest.approx(1.0)
+    np.testing.assert_array_equal(view.stats.palette, edited.palette)
+    assert view.stats.class_rows()[k]["color"] == "#010203"
+    overlay = panel.overlay()
+    np.testing.assert_array_equal(overlay, np.asarray(edited.palette)[view.labels])
+    labels_rgb = window.soft_maps._maps["labels"][1]
+    np.testing.assert_array_equal(labels_rgb, edited.palette[view.soft_maps.labels])
+    saved = panel.save_model(tmp_path / "edited.model.json")
+    assert json.loads(saved.read_text())["palette"][k] == "#010203"
+    # delete: the pixels move to the remaining colours, the panel follows
+    editor.select([k])
+    with qtbot.waitSignal(panel.smoothed, timeout=30_000) as blocker:
+        editor.delete_selected()
+    view = blocker.args[0]
+    assert len(view.result.palette) == 2
+    np.testing.assert_array_equal(view.result.palette, editor.result.palette)
+    assert not np.all(view.result.palette == (1, 2, 3), axis=1).any()
+    assert view.stats.class_pixels.sum() == 48 * 64
+    # the palette order (which exports follow): the panel's classes in that order too
+    with qtbot.waitSignal(panel.smoothed, timeout=30_000) as blocker:
+        editor.sort_combo.setCurrentIndex(editor.sort_combo.findData("lightness"))
+    view = blocker.args[0]
+    np.testing.assert_array_equal(view.result.palette, window.controller.output().result.palette)
+    np.testing.assert_array_equal(view.stats.palette, view.result.palette)
+    order = sort_order(view.result.unsmoothed(), "lightness")
+    np.testing.assert_array_equal(order, np.arange(len(order)))  # dark to light already
+
+
+def test_a_smoothing_too_large_for_memory_is_refused_with_its_reason(
+    qtbot, window, noisy_png, monkeypatch
+):
+    import quantize.segment as segment
+
+    panel, output = segmented_run(qtbot, window, noisy_png, 0.0, 0)
+    monkeypatch.setattr(segment, "MAX_MEMORY_MIB", 0.01)
+    with qtbot.waitSignal(panel.failed, timeout=30_000) as blocker:
+        panel.strength.setValue(10)
+    assert "would need about" in blocker.args[0] and "allowed" in blocker.args[0]
+    assert window.compare.has_result()  # the fit is still shown

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from apphelpers import FAST, run_and_wait
+from apphelpers import FAST, make_image, run_and_wait
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.model import RunParameters
@@ -129,7 +129,7 @@ def test_soft_map_tiles_switch_detail(qtbot, window, small_png):
     k = int(output.soft_maps.components[0])
     soft.show_map(k)
     # K-means maps are hard masks equal to the label map
-    np.testing.assert_array_equal(soft.detail_image.image, (output.soft_maps.labels == k))
+    np.testing.assert_array_equal(soft.detail_image.image, 255 * (output.soft_maps.labels == k))
 
 
 def test_parameter_panel_roundtrip_and_rules(qtbot):
@@ -279,3 +279,27 @@ def test_highlight_veil_is_a_one_byte_mask_of_the_labels(qtbot):
     assert dimmed.getRgb() == (0, 0, 0, 170)
     view.highlight_cluster(None)
     assert view.right_overlay.image() is None and view.highlighted_cluster() is None
+
+
+def test_soft_map_detail_is_large_and_fills_its_view(qtbot, window):
+    from app.tasks import MAP_SIDE
+
+    photo = make_image(900, 1200, seed=3)  # 1.1 megapixels
+    assert window.open_array(photo, "photo.png")
+    window.resize(1400, 900)
+    window.show()
+    window.soft_maps_dock.raise_()
+    output = run_and_wait(qtbot, window)
+    maps = output.soft_maps
+    # prepared at the detail size (step 2 here), not at thumbnail size
+    assert max(maps.labels.shape) > 384
+    assert max(maps.labels.shape) <= MAP_SIDE
+    assert maps.responsibilities.shape[1:] == maps.labels.shape
+    soft = window.soft_maps
+    qtbot.waitUntil(lambda: soft.detail.width() > 0)
+    QtWidgets.QApplication.processEvents()
+    # the map takes most of the panel's width, and fills its view box along one side
+    assert soft.detail.width() > 0.6 * soft.width()
+    box = soft.detail_box.sceneBoundingRect()
+    shown = soft.detail_image.mapRectToScene(soft.detail_image.boundingRect())
+    assert shown.width() > 0.9 * box.width() or shown.height() > 0.9 * box.height()

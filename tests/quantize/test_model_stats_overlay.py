@@ -108,7 +108,8 @@ def test_model_errors_name_the_file_and_the_problem(tmp_path):
         load_model(tmp_path / "missing.json")
 
 
-def test_cli_save_model_and_apply(tmp_path):
+def two_images_and_a_model(tmp_path):
+    """a.png, b.png and a colour model fitted on a (smooth 1, min region 8), via the CLI."""
     img, _ = scene()
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     Image.fromarray(img).save(a)
@@ -116,6 +117,11 @@ def test_cli_save_model_and_apply(tmp_path):
     model = tmp_path / "stain.json"
     base = ["quantize", str(a), "-k", "4", "--method", "gmm", "-q", "--no-image"]
     assert main([*base, "--save-model", str(model), "--smooth", "--min-region", "8"]) == 0
+    return img, a, b, model
+
+
+def test_cli_save_model_and_apply(tmp_path):
+    img, a, b, model = two_images_and_a_model(tmp_path)
     masks = tmp_path / "masks"
     out = tmp_path / "out"
     assert (
@@ -282,3 +288,89 @@ def test_outline_polygons_enclose_exactly_their_class(tmp_path):
     assert n_paths == len(np.unique(res.labels))
     subpaths = text.count(" Z")
     assert subpaths >= label_regions(res.labels, 4).n_regions
+
+
+def test_overlay_export_uses_the_given_opacity_and_outlines(tmp_path):
+    img, _ = scene(4)
+    result = quantize_image(img, 4, method="kmeans", seed=0)
+    labels, palette = result.labels, result.palette
+    for opacity, outlines in ((0.8, False), (0.2, True)):
+        path = tmp_path / f"o{opacity}.png"
+        export_targets(
+            result,
+            [("overlay_png", path)],
+            overlay_opacity=opacity,
+            overlay_outlines=outlines,
+        )
+        with Image.open(path) as im:
+            written = np.asarray(im.convert("RGB"))
+        expected = overlay_image(img, labels, palette, opacity=opacity, outlines=outlines)
+        np.testing.assert_array_equal(written, expected)
+    # the default is the engine's half opacity; an opacity outside [0, 1] writes nothing
+    with pytest.raises(ValueError, match="opacity"):
+        export_targets(result, [("overlay_png", tmp_path / "bad.png")], overlay_opacity=1.5)
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_cli_overlay_opacity(tmp_path):
+    img, _ = scene(5)
+    src = tmp_path / "s.png"
+    Image.fromarray(img).save(src)
+    out, over = tmp_path / "s-vq.png", tmp_path / "s.overlay.png"
+    args = ["quantize", str(src), "-k", "4", "-q", "-o", str(out), "--overlay", str(over)]
+    assert main([*args, "--overlay-opacity", "0.75"]) == 0
+    with Image.open(out) as im:  # the indexed PNG: its palette and indices give the labels
+        assert im.mode == "P"
+        indices = np.asarray(im)
+        pal = np.asarray(im.getpalette(), np.uint8).reshape(-1, 3)
+    with Image.open(over) as im:
+        written = np.asarray(im.convert("RGB"))
+    expected = overlay_image(img, indices, pal[: indices.max() + 1], opacity=0.75)
+    np.testing.assert_array_equal(written, expected)
+    # a fraction outside 0-1 is a usage error, before anything is written
+    over.unlink()
+    assert main([*args, "--force", "--overlay-opacity", "2"]) == 2
+    assert not over.exists()
+
+
+def test_cli_apply_writes_stats_overlay_and_outlines(tmp_path, monkeypatch):
+    img, a, b, model = two_images_and_a_model(tmp_path)
+    loaded = load_model(model)
+    # one image: files, as vq quantize names them
+    one = tmp_path / "one"
+    one.mkdir()
+    stats_file, over, svg = one / "a.json", one / "a.png", one / "a.svg"
+    opts = ["--stats", str(stats_file), "--overlay", str(over), "--outlines", str(svg)]
+    assert main(["apply", str(model), str(a), "--no-image", "-q", *opts]) == 0
+    expected = segment_result(apply_model(img, loaded), 1.0, 8)
+    assert json.loads(stats_file.read_text()) == json.loads(
+        stats_json(region_stats(img, expected.labels, expected.palette))
+    )
+    with Image.open(over) as im:
+        written = np.asarray(im.convert("RGB"))
+    np.testing.assert_array_equal(written, overlay_image(img, expected.labels, expected.palette))
+    assert svg.read_text().startswith("<?xml")
+    # several images: the options name folders, one file per image
+    folder = tmp_path / "many"
+    opts = [
+        "--stats", str(folder / "stats"), "--overlay", str(folder / "over"),
+        "--outlines", str(folder / "lines"), "--overlay-opacity", "1",
+    ]  # fmt: skip
+    assert main(["apply", str(model), str(a), str(b), "--no-image", "-q", *opts]) == 0
+    for name, path in (("a", a), ("b", b)):
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))
+        expected = segment_result(apply_model(arr, loaded), 1.0, 8)
+        got = (folder / "stats" / f"{name}.stats.csv").read_text()
+        assert got == stats_csv(region_stats(arr, expected.labels, expected.palette)).decode()
+        with Image.open(folder / "over" / f"{name}.overlay.png") as im:
+            written = np.asarray(im.convert("RGB"))
+        solid = overlay_image(arr, expected.labels, expected.palette, opacity=1.0)
+        np.testing.assert_array_equal(written, solid)
+        assert (folder / "lines" / f"{name}.outlines.svg").is_file()
+    # a file where several images need a folder: a usage error, nothing written
+    clash = tmp_path / "clash.csv"
+    clash.write_text("")
+    monkeypatch.chdir(tmp_path)  # where the PNGs would go
+    assert main(["apply", str(model), str(a), str(b), "-q", "--stats", str(clash)]) == 2
+    assert not (tmp_path / "a-vq.png").exists()

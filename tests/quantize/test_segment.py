@@ -11,12 +11,14 @@ from quantize import quantize_image
 from quantize.cli import main
 from quantize.regions import STRUCTURE, label_regions
 from quantize.segment import (
+    SmoothingMemoryError,
     SmoothingSettings,
     class_log_likelihoods,
     free_energy,
     mean_field,
     merge_small_regions,
     segment_result,
+    smoothing_bytes,
 )
 
 COLOURS = np.array([[200, 60, 60], [60, 160, 80], [70, 90, 190]], float)
@@ -190,3 +192,62 @@ def test_cli_smooth_and_min_region_write_the_coherent_labels(tmp_path):
     with Image.open(mask1) as im:
         assert np.array_equal(np.asarray(im) == 255, written == 1)
     assert main([*args, "--smooth", "-1", "--no-image", "--report", str(tmp_path / "r.json")]) == 2
+
+
+def test_smoothing_memory_is_estimated_bounded_and_guarded(monkeypatch):
+    import tracemalloc
+
+    import quantize.segment as segment
+
+    # a smooth gradient with a little noise: K = 32 bands, their responsibilities dominate
+    rng = np.random.default_rng(5)
+    y, x = np.mgrid[0:300, 0:400] / 400.0
+    grad = np.stack([255 * x, 255 * y, 128 + 100 * np.sin(6 * x)], axis=2)
+    img = np.clip(np.rint(grad + rng.normal(0, 3, grad.shape)), 0, 255).astype(np.uint8) // 4 * 4
+    res = quantize_image(img, 32, method="kmeans", color_space="rgb", seed=0, n_init=1)
+    u, k = len(res.table.counts), res.n_colors
+    need = smoothing_bytes(img.shape[:2], u, k, prior=True, working_memory_mib=1)
+    assert need >= 4 * k * img.shape[0] * img.shape[1]  # the responsibilities at least
+    # the estimate bounds what the prior really holds at its peak (no whole-image copies):
+    # with a small working-memory budget the peak is the kept responsibilities plus a little
+    tracemalloc.start()
+    try:
+        smoothed = segment_result(res, 1.0, 8, max_sweeps=2, working_memory_mib=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    kept = smoothed.segmentation.responsibilities
+    assert kept.nbytes == 4 * k * img.shape[0] * img.shape[1]
+    assert peak <= need
+    assert peak < 1.6 * kept.nbytes  # was 2x and more (a copy on filling and on return)
+    # above the limit: refused before allocating, with the size and what to do
+    limit = need / 2**20 / 2
+    tracemalloc.start()
+    try:
+        with pytest.raises(SmoothingMemoryError, match=r"K = 32 .* MiB allowed.*strength 0"):
+            segment_result(res, 1.0, 8, max_memory_mib=limit, working_memory_mib=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.1 * kept.nbytes
+    # the small-region merge alone fits the same limit
+    merged = segment_result(res, 0.0, 8, max_memory_mib=limit, working_memory_mib=1)
+    assert merged.segmentation.responsibilities is None
+    # the module default applies when none is given
+    monkeypatch.setattr(segment, "MAX_MEMORY_MIB", limit)
+    with pytest.raises(SmoothingMemoryError):
+        segment_result(res, 1.0, 0, working_memory_mib=1)
+
+
+def test_cli_refuses_a_smoothing_too_large_with_its_reason(tmp_path, monkeypatch, capsys):
+    import quantize.segment as segment
+
+    img, _ = noisy_scene(6, (36, 48))
+    src = tmp_path / "scene.png"
+    Image.fromarray(img).save(src)
+    monkeypatch.setattr(segment, "MAX_MEMORY_MIB", 0.01)
+    out = tmp_path / "out.png"
+    assert main(["quantize", str(src), "-k", "3", "--smooth", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "smoothing a 48x36 image with K = 3 would need" in err and "nothing written" in err
+    assert not out.exists()
