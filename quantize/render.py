@@ -249,26 +249,30 @@ class _PaletteLookup:
             dtype = np.uint16 if len(palette) < np.iinfo(np.uint16).max else np.int32
             self.table = np.zeros(1 << 24, dtype)
 
-    @staticmethod
-    def code(colors: np.ndarray) -> np.ndarray:
-        """24-bit code of integer colours in [0, 255], shape (P,)."""
-        c = colors.astype(np.int32)
-        return (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
+    #: r * 65536 + g * 256 + b as one float32 product: every partial sum is an integer
+    #: below 2**24, so it is exact in float32 whatever the summation order
+    _CODE_WEIGHTS = np.array([65536.0, 256.0, 1.0], np.float32)
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
-        """Nearest index of ``values`` (shape (P, 3), float32), shape (P,)."""
+        """Nearest index + 1 of ``values`` (shape (P, 3), float32), shape (P,).
+
+        One-based, as the memo table stores them (0 = not searched yet); the error diffusion
+        keeps them so and subtracts 1 from its whole result once.
+        """
         if self.direct:
-            return self.search(values)
+            idx = self.search(values)
+            idx += 1
+            return idx
         q = np.rint(values)
         np.clip(q, 0.0, 255.0, out=q)
-        code = self.code(q)
-        idx = self.table[code].astype(np.intp)
-        missing = np.flatnonzero(idx == 0)
-        if missing.size:
+        code = (q @ self._CODE_WEIGHTS).astype(np.int32)
+        idx = self.table[code]
+        if not idx.all():
+            missing = np.flatnonzero(idx == 0)
             found = self.search(q[missing])
-            self.table[code[missing]] = found + 1
-            idx[missing] = found + 1
-        idx -= 1
+            found += 1
+            self.table[code[missing]] = found
+            idx[missing] = found
         return idx
 
 
@@ -314,11 +318,13 @@ def _diffuse(
         give[:, 1 : n + 1] = opaque
         give = give.reshape(-1, 1)
         take = take * give
-    pal = palette.astype(np.float32)
+    pal = np.zeros((len(palette) + 1, 3), np.float32)  # row i + 1: entry i (one-based)
+    pal[1:] = palette
     out = np.zeros(m * w, np.intp)
     ring = np.zeros((4, m + 1, 3), np.float32)  # wavefront t is row t % 4; index y
     lo, hi = -overshoot, 255.0 + overshoot
     cap_sq = cap * cap
+    limited = cap_sq < np.inf or drop_sq > 0.0
     n_t = n + 2 * (m - 1)
     for t in range(n_t):
         if t % 64 == 0:
@@ -328,13 +334,13 @@ def _diffuse(
         wave = slice(y0 * n + t + 1, y1 * n + t + 2, n)
         e = row[y0 : y1 + 1]
         e *= take[wave]
-        e_sq = np.einsum("ij,ij->i", e, e)
-        if cap_sq < np.inf or drop_sq > 0.0:
-            scale = (e_sq >= drop_sq).astype(np.float32)
-            big = e_sq > cap_sq
-            if big.any():
-                scale[big] = np.sqrt(cap_sq / e_sq[big])
-            e *= scale[:, None]
+        if limited:
+            e_sq = np.einsum("ij,ij->i", e, e)
+            if drop_sq > 0.0:
+                e *= (e_sq >= drop_sq)[:, None]
+            if e_sq.max(initial=0.0) > cap_sq:
+                big = e_sq > cap_sq
+                e[big] *= np.sqrt(cap_sq / e_sq[big])[:, None]
         value = src[wave] + e
         row.fill(0.0)
         np.clip(value, lo, hi, out=value)
@@ -348,6 +354,7 @@ def _diffuse(
         next1[y0 + 1 : y1 + 2] += err * np.float32(3.0 / 16.0)
         ring[(t + 2) % 4][y0 + 1 : y1 + 2] += err * np.float32(5.0 / 16.0)
         ring[(t + 3) % 4][y0 + 1 : y1 + 2] += err * np.float32(1.0 / 16.0)
+    out -= 1  # one-based indices (see _PaletteLookup)
     return out.reshape(m, w)[:, 1 : n + 1]
 
 
