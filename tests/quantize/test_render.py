@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from quantize.cluster._nearest import nearest_indices
-from quantize.render import BAYER_8, dither_indices
+from quantize.render import _DIRECT_MAX, BAYER_8, dither_indices
 
 RNG = np.random.default_rng(7)
 BW = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
@@ -228,7 +228,7 @@ def wavefront_reference(rgb, palette, weight, cap, drop_sq, overshoot, opaque):
         value = np.clip(
             rgb[ys, xs].astype(np.float32) + e * scale[:, None], -overshoot, 255 + overshoot
         )
-        if len(palette) <= 32:  # the value itself
+        if len(palette) <= _DIRECT_MAX:  # the value itself
             idx = nearest_indices(value.astype(np.float64), palette)
         else:  # the rounded value
             idx = nearest_indices(np.clip(np.rint(value), 0, 255).astype(np.float64), palette)
@@ -263,7 +263,7 @@ def test_fs_error_diffusion_is_exact(case):
         (70, 8),
     ]
     m, n = shapes[case]
-    k = [2, 5, 40, 300][case % 4]  # 40 and 300: the memo table instead of a direct search
+    k = [2, 5, 40, 300][case % 4]  # 5, 40 and 300: the memo table instead of a direct search
     img = rng.integers(0, 256, (m, n, 3), dtype=np.uint8)
     img[: m // 2] = gradient(m, n)[: m // 2]  # smooth part: long error chains
     palette = rng.integers(0, 256, (k, 3), dtype=np.uint8).astype(np.float64)
