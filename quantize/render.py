@@ -301,8 +301,11 @@ def _diffuse(
     Those targets lie on wavefronts t+1, t+1, t+2 and t+3, so every pixel of wavefront t has
     received all its error and a whole wavefront is one vectorised step.  Only four
     wavefronts ever hold pending error; they live in a ring of four rows indexed by y (a
-    wavefront is one slice of a row).  The additions happen in the same order as in a
-    pixel-by-pixel raster loop, so the result is the same to the bit.
+    wavefront is one slice of a row).  A pixel's pending error sums its four terms in
+    wavefront order (1/16, 5/16, then 7/16 before 3/16: a raster loop would add the 3/16
+    from the row above before the 7/16 from the left, which rounds differently in float32
+    and, on a 4 MP photo at K = 16, changes 1.4 % of the indices after the first divergence);
+    the plain whole-image form of this order is the tests' reference, matched to the bit.
     """
     m, n = rgb.shape[:2]
     w = n + 2
