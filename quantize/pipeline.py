@@ -757,6 +757,7 @@ def _keep_small_colors(
         distance=float(distance),
         min_share=float(share),
         max_groups=max_groups,
+        labels=model.labels_,
     )
     if not groups:
         return None

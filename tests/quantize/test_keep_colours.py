@@ -250,6 +250,23 @@ def test_find_small_groups_orders_the_farthest_first():
     assert [len(g) for g in both] == [10, 50]
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_find_small_groups_with_any_labels_finds_the_same_groups(seed):
+    """Labels only spare the search of points near their entry: the groups stay the same."""
+    rng = np.random.default_rng(seed)
+    centers = rng.uniform(0, 1, (12, 3))
+    blobs = [rng.normal(c, 0.01, (40, 3)) for c in rng.uniform(0, 1, (6, 3))]
+    pts = np.concatenate([*blobs, rng.normal(centers[rng.integers(0, 12, 400)], 0.02)])
+    w = rng.integers(1, 20, len(pts)).astype(float)
+    args = dict(distance=0.08, min_share=0.005, max_groups=6)
+    plain = find_small_groups(pts, w, centers, **args)
+    assert plain  # the case is not vacuous: some blob is far and heavy enough
+    nearest = np.argmin(((pts[:, None] - centers[None]) ** 2).sum(-1), axis=1)
+    for labels in (nearest, rng.integers(0, 12, len(pts))):  # exact or arbitrary entries
+        got = find_small_groups(pts, w, centers, labels=labels, **args)
+        assert [sorted(g) for g in got] == [sorted(g) for g in plain]
+
+
 def test_small_mark_kept_by_the_mixture_too():
     img, mask = with_mark(photo_like(120), RED, side=6)
     plain = quantize_image(img, 4, method="gmm", color_space="oklab", keep_small_colors=False)
