@@ -638,6 +638,7 @@ def render_indexed(
             strength,
             opaque=result.opaque,
             nearest=result.labels,
+            mse=result.undithered_mse(),
             should_cancel=should_cancel,
         )
     else:

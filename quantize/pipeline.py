@@ -337,6 +337,25 @@ class QuantizeResult:
         """
         return self.labels
 
+    def undithered_mse(self) -> float:
+        """Mean squared sRGB error of the undithered rendering over the opaque pixels.
+
+        Computed per distinct colour (weighted by its pixel count), so it costs U, not M x N,
+        operations; error diffusion uses it to cap pending error.
+
+        Returns
+        -------
+        mse : float
+            In levels**2 (0-255 scale).
+        """
+        colors = _table_rgb8(self.table).astype(np.float64)
+        labels = np.asarray(self.unique_labels, dtype=np.intp)
+        if labels.size != colors.shape[0]:  # no per-colour labels: measure the pixels
+            return float("nan")
+        diff = colors - np.asarray(self.palette, np.float64)[labels]
+        counts = np.asarray(self.table.counts, np.float64)
+        return float(counts @ np.einsum("ij,ij->i", diff, diff) / max(counts.sum(), 1.0))
+
     def indices(self, dither: str = "none", strength: float = 1.0) -> np.ndarray:
         """Palette index per pixel, optionally dithered.
 
@@ -365,6 +384,7 @@ class QuantizeResult:
             strength=strength,
             opaque=self.opaque,
             nearest=self.labels,
+            mse=self.undithered_mse(),
         )
 
     def to_image(self, dither: str = "none", strength: float = 1.0) -> np.ndarray:

@@ -371,11 +371,13 @@ def _floyd_steinberg(
     opaque: np.ndarray | None,
     nearest: np.ndarray | None,
     should_cancel: CancelCallback | None,
+    mse: float | None = None,
 ) -> np.ndarray:
     if nearest is None:
         table = unique_colors(rgb)
         nearest = table.gather(nearest_indices(table.colors.astype(np.float64), palette))
-    mse = _mean_sq_error(rgb, palette, nearest, opaque)
+    if mse is None or not np.isfinite(mse):
+        mse = _mean_sq_error(rgb, palette, nearest, opaque)
     if mse == 0.0:  # every pixel is a palette colour: nothing to diffuse
         return nearest
     lookup = _PaletteLookup(palette)
@@ -435,6 +437,7 @@ def dither_indices(
     adaptive: bool = True,
     nearest: np.ndarray | None = None,
     should_cancel: CancelCallback | None = None,
+    mse: float | None = None,
 ) -> np.ndarray:
     """Map every pixel to a palette index, optionally with dithering.
 
@@ -462,6 +465,11 @@ def dither_indices(
     nearest : ndarray of shape (M, N), integer, optional
         The undithered rendering (e.g. a fit's labels), if known: Floyd–Steinberg then
         skips finding it.  It steers only the dither map and the error cap.
+    mse : float, optional
+        Mean squared error of that undithered rendering over the opaque pixels (e.g.
+        :meth:`~quantize.pipeline.QuantizeResult.undithered_mse`, computed per distinct
+        colour), if known: Floyd–Steinberg then skips measuring it on every pixel.  It sets
+        the error cap; 0 means every pixel is a palette colour.
     should_cancel : callable, optional
         Polled between blocks of work (the numpy error diffusion and ordered dithering);
         returning True raises :class:`~quantize.protocol.Cancelled`.
@@ -494,7 +502,7 @@ def dither_indices(
     elif method == "ordered":
         idx = _ordered(rgb, pal, strength, should_cancel)
     else:
-        idx = _floyd_steinberg(rgb, pal, strength, adaptive, opaque, nearest, should_cancel)
+        idx = _floyd_steinberg(rgb, pal, strength, adaptive, opaque, nearest, should_cancel, mse)
     if opaque is not None:
         idx[~opaque] = 0
     return idx.astype(index_dtype(k))

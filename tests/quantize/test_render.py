@@ -376,3 +376,23 @@ def test_adaptive_settings_run_from_coarse_to_fine_palettes():
     assert _adaptive_settings(64) == _adaptive_settings(256) == _FINE
     halfway = np.add(astuple(_COARSE), astuple(_FINE)) / 2
     np.testing.assert_allclose(astuple(_adaptive_settings(32)), halfway)
+
+
+@pytest.mark.parametrize("alpha", [False, True])
+def test_undithered_mse_per_colour_equals_the_pixels_and_gives_the_same_dithering(alpha):
+    from quantize.pipeline import quantize_image
+    from quantize.render import _mean_sq_error
+
+    img = np.clip(gradient(60, 80) + RNG.normal(0, 9, (60, 80, 3)), 0, 255).astype(np.uint8)
+    if alpha:
+        a = np.where(RNG.random((60, 80)) > 0.3, 255, 0).astype(np.uint8)
+        img = np.dstack([img, a])
+    r = quantize_image(img, 12)
+    opaque = None if r.opaque is None else np.asarray(r.opaque)
+    rgb = img[:, :, :3]
+    pixels = _mean_sq_error(rgb, np.asarray(r.palette, np.float64), np.asarray(r.labels), opaque)
+    assert r.undithered_mse() == pytest.approx(pixels, rel=1e-12) and pixels > 0
+    given = dither_indices(img, r.palette, "fs", nearest=r.labels, mse=r.undithered_mse())
+    measured = dither_indices(img, r.palette, "fs", nearest=r.labels)
+    np.testing.assert_array_equal(given, measured)
+    np.testing.assert_array_equal(r.indices("fs"), measured)
