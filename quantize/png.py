@@ -57,6 +57,23 @@ def lightness_order(palette: np.ndarray) -> np.ndarray:
 #: per 4 MP (9 gains 1-2 % more for twice that); at 8 bits level 7 is within 1 % of 9.
 _ZLIB_LEVEL_PACKED = 8
 _ZLIB_LEVEL_BYTE = 7
+#: Flat graphics (large areas of one colour: at least this share of the pixels repeat their
+#: left neighbour, against 0.2-0.6 on photos) get level 9: 3-25 % smaller than 7 at 8 bits
+#: (city K = 64: 53,275 -> 39,830 bytes) for a few hundredths of a second, because runs
+#: compress fast at any level; on photos 9 gains under 1 % for 1.5-3 times the time.
+_FLAT_RUN_SHARE = 0.8
+_ZLIB_LEVEL_FLAT = 9
+_RUN_SAMPLE_ROWS = 256  # rows sampled to measure the run share
+
+
+def _zlib_level(idx: np.ndarray, bits: int) -> int:
+    """Return the zlib level for an (M, N) index image of ``bits`` bits per pixel."""
+    m, n = idx.shape
+    if n > 1 and m > 0:
+        sample = idx[:: max(1, m // _RUN_SAMPLE_ROWS)]
+        if float(np.mean(sample[:, 1:] == sample[:, :-1])) >= _FLAT_RUN_SHARE:
+            return _ZLIB_LEVEL_FLAT
+    return _ZLIB_LEVEL_BYTE if bits == 8 else _ZLIB_LEVEL_PACKED
 
 
 #: Scanline bytes per deflate block: larger images are compressed as independent blocks in
@@ -173,7 +190,7 @@ def encode_indexed_png(
     rows = _pack_rows(idx, bits)
     scanlines = np.zeros((m, rows.shape[1] + 1), np.uint8)  # filter byte 0: none
     scanlines[:, 1:] = rows
-    level = _ZLIB_LEVEL_BYTE if bits == 8 else _ZLIB_LEVEL_PACKED
+    level = _zlib_level(idx, bits)
     header = struct.pack(">IIBBBBB", n, m, bits, 3, 0, 0, 0)
     out = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", header), _chunk(b"PLTE", entries.tobytes())]
     if transparent:

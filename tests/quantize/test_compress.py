@@ -150,3 +150,26 @@ def test_large_png_deflated_in_parallel_blocks_is_one_valid_stream(monkeypatch):
     length = int.from_bytes(blocks[start - 8 : start - 4], "big")
     raw = zlib.decompress(blocks[start : start + length])
     assert len(raw) == 300 * (1 + 401 // 2 + 1)
+
+
+def test_flat_graphics_are_deflated_harder_than_photos(monkeypatch):
+    import zlib
+
+    import quantize.png as png
+
+    # flat graphics: a few large areas of one colour with a stepped (banded) border
+    y, x = np.mgrid[0:200, 0:300]
+    flat = ((x + 2 * y) // 23 % 40 + 100 * (x > 150)).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (200, 300), dtype=np.uint8)  # no runs at all
+    assert png._zlib_level(flat, 8) == 9
+    assert png._zlib_level(photo, 8) == png._ZLIB_LEVEL_BYTE
+    assert png._zlib_level(photo[:, :1], 8) == png._ZLIB_LEVEL_BYTE  # one column: no pairs
+    palette = rng.integers(0, 256, (256, 3), dtype=np.uint8)
+    data = encode_indexed_png(flat, palette)
+    with Image.open(io.BytesIO(data)) as im:
+        np.testing.assert_array_equal(np.asarray(im), flat)
+    start = data.index(b"IDAT") + 4
+    length = int.from_bytes(data[start - 8 : start - 4], "big")
+    raw = zlib.decompress(data[start : start + length])
+    assert length == len(zlib.compress(raw, 9)) <= len(zlib.compress(raw, 7))
