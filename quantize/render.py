@@ -8,11 +8,21 @@ dropped when negligible.  The error diffusion walks the image along the wavefron
 wavefront is quantized in one numpy step (the pending error of the next three wavefronts is
 kept in a small ring of rows).  The nearest colour of each rounded value is memoised in a
 2**24 table.
+
+With numba installed the same diffusion runs as one compiled raster loop
+(:mod:`quantize._fs_numba`, the same indices to the bit, 3-4 times faster); a process that
+will dither can load that code in the background first (:func:`prepare_dithering`).
+``VQ_NUMBA=0`` in the environment keeps the numpy form.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import threading
 from dataclasses import astuple, dataclass
+from functools import partial
+from types import ModuleType
 
 import numpy as np
 
@@ -22,7 +32,15 @@ from quantize.options import DITHERS
 from quantize.pixels import as_rgb, to_uint8
 from quantize.protocol import CancelCallback, check_cancel
 
-__all__ = ["BAYER_8", "DITHER_METHODS", "dither_indices", "dither_map", "index_dtype"]
+__all__ = [
+    "BAYER_8",
+    "DITHER_METHODS",
+    "compiled_diffusion",
+    "dither_indices",
+    "dither_map",
+    "index_dtype",
+    "prepare_dithering",
+]
 
 DITHER_METHODS: tuple[str, ...] = DITHERS.names
 
@@ -278,6 +296,143 @@ class _PaletteLookup:
         return idx
 
 
+class _Compiled:
+    """State of the compiled error diffusion: the module, False if unavailable, None untried."""
+
+    lock = threading.Lock()
+    module: ModuleType | bool | None = None
+    error = ""
+    loading = False  # a background load was started (prepare_dithering)
+
+
+def compiled_diffusion() -> ModuleType | None:
+    """Return the compiled error diffusion (:mod:`quantize._fs_numba`), loaded, or None.
+
+    The first call imports numba and loads the machine code from numba's cache (about
+    0.4 s of CPU; compiling it the first time after an install takes a few seconds).
+    None when numba is not installed, fails, or ``VQ_NUMBA=0``; the reason is in
+    ``compiled_diffusion_error()``.  Thread-safe: concurrent callers wait for one load.
+    """
+    with _Compiled.lock:
+        if _Compiled.module is None:
+            if os.environ.get("VQ_NUMBA", "1").strip() == "0":
+                _Compiled.module, _Compiled.error = False, "disabled by VQ_NUMBA=0"
+            else:
+                try:
+                    _fs_numba = importlib.import_module("quantize._fs_numba")
+                    _fs_numba.warm_up()
+                    _Compiled.module = _fs_numba
+                except Exception as exc:  # not installed or broken: the numpy form runs
+                    _Compiled.module = False
+                    _Compiled.error = f"{type(exc).__name__}: {exc}"
+        module = _Compiled.module
+    return module if isinstance(module, ModuleType) else None
+
+
+def compiled_diffusion_error() -> str:
+    """Why the compiled error diffusion is not used ("" when it is, or was never tried)."""
+    return _Compiled.error
+
+
+def prepare_dithering() -> None:
+    """Start loading the compiled error diffusion in a background thread, if not loaded yet.
+
+    A command that will dither calls this first, so that importing numba and loading its
+    cached code overlap reading the image and fitting the palette.
+    """
+    with _Compiled.lock:
+        if _Compiled.module is not None or _Compiled.loading:
+            return
+        _Compiled.loading = True
+    threading.Thread(target=compiled_diffusion, name="vq-fs-load", daemon=True).start()
+
+
+def _dither_map_compiled(
+    kernel: ModuleType, image: np.ndarray, indices: np.ndarray, n_colors: int
+) -> np.ndarray:
+    """:func:`dither_map` compiled (the same float32 values), shape (M, N)."""
+    st = _adaptive_settings(n_colors)
+    image = np.ascontiguousarray(image, np.uint8)
+    if not image.flags.writeable:  # read-only arrays would need machine code of their own
+        image = image.copy()
+    return kernel.dither_map(
+        image,
+        np.ascontiguousarray(indices, np.int32),
+        np.float32(1.0 / (255.0 * st.texture)),
+        np.float32(st.floor),
+        np.float32(1.0 - st.floor),
+        np.float32(st.flat_min),
+        np.float32((1.0 - st.flat_min) / 8.0),
+    )
+
+
+#: Rows per call of the compiled diffusion (about a megapixel): cancellation is polled
+#: between calls.
+_COMPILED_BAND_PIXELS = 1 << 20
+
+
+def _diffuse_compiled(
+    kernel: ModuleType,
+    rgb: np.ndarray,
+    palette: np.ndarray,
+    weight: np.ndarray,
+    lookup: _PaletteLookup,
+    *,
+    cap: float,
+    drop_sq: float,
+    overshoot: float,
+    opaque: np.ndarray | None,
+    should_cancel: CancelCallback | None,
+) -> np.ndarray:
+    """:func:`_diffuse` as one compiled raster loop per band of rows (the same indices)."""
+    m, n = rgb.shape[:2]
+    if not rgb.flags.writeable:  # a read-only array would need machine code of its own
+        rgb = rgb.copy()
+    take = np.ascontiguousarray(weight, np.float32)
+    give = np.zeros((0, 0), np.float32)
+    if opaque is not None:
+        give = np.ascontiguousarray(opaque, np.float32)
+        take = take * give
+    pal64 = np.ascontiguousarray(palette, np.float64)
+    table: np.ndarray
+    if lookup.direct:
+        table = np.zeros(1, np.uint16)
+        offsets, items = np.zeros(2, np.int32), np.zeros(0, np.int32)
+    else:
+        table = lookup.table
+        offsets, items = kernel.candidate_lists(pal64)
+    cap_sq = cap * cap
+    limited = bool(cap_sq < np.inf or drop_sq > 0.0)
+    cur = np.zeros((n + 2, 3), np.float32)
+    cur3 = np.zeros((n + 2, 3), np.float32)
+    out = np.empty((m, n), np.int32)
+    rows = max(1, _COMPILED_BAND_PIXELS // max(n, 1))
+    for y0 in range(0, m, rows):
+        check_cancel(should_cancel)
+        kernel.diffuse_rows(
+            rgb,
+            take,
+            give,
+            pal64,
+            table,
+            offsets,
+            items,
+            lookup.direct,
+            limited,
+            np.float32(cap_sq),
+            np.float32(drop_sq),
+            np.float32(-overshoot),
+            np.float32(255.0 + overshoot),
+            cur,
+            cur3,
+            out,
+            y0,
+            min(m, y0 + rows),
+        )
+    check_cancel(should_cancel)
+    return out
+
+
 def _diffuse(
     rgb: np.ndarray,
     palette: np.ndarray,
@@ -381,12 +536,14 @@ def _floyd_steinberg(
     if mse == 0.0:  # every pixel is a palette colour: nothing to diffuse
         return nearest
     lookup = _PaletteLookup(palette)
+    kernel = compiled_diffusion()
     if adaptive:
         k = len(palette)
+        make_map = dither_map if kernel is None else partial(_dither_map_compiled, kernel)
         if opaque is None:
-            weight = dither_map(rgb, nearest, k)
+            weight = make_map(rgb, nearest, k)
         else:  # what lies under transparent pixels must not steer the visible ones
-            weight = dither_map(
+            weight = make_map(
                 np.where(opaque[:, :, None], rgb, 0), np.where(opaque, nearest, -1), k
             )
         settings = _adaptive_settings(k)
@@ -396,7 +553,8 @@ def _floyd_steinberg(
     else:
         weight = np.full(rgb.shape[:2], strength, np.float32)
         cap, drop_sq, overshoot = np.inf, 0.0, 0.0
-    return _diffuse(
+    diffuse = _diffuse if kernel is None else partial(_diffuse_compiled, kernel)
+    return diffuse(
         rgb,
         palette,
         weight,

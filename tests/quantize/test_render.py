@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -243,9 +245,30 @@ def wavefront_reference(rgb, palette, weight, cap, drop_sq, overshoot, opaque):
     return out
 
 
+def diffusers():
+    """The numpy wavefront form and, when numba is there, the compiled raster loop."""
+    from quantize.render import _diffuse, _diffuse_compiled, compiled_diffusion
+
+    out = [pytest.param(_diffuse, id="numpy")]
+    kernel = compiled_diffusion()
+    out.append(
+        pytest.param(
+            None if kernel is None else partial(_diffuse_compiled, kernel),
+            id="compiled",
+            marks=pytest.mark.skipif(kernel is None, reason="numba not available"),
+        )
+    )
+    return out
+
+
+@pytest.mark.parametrize("diffuse", diffusers())
 @pytest.mark.parametrize("case", range(12))
-def test_fs_error_diffusion_is_exact(case):
-    from quantize.render import _diffuse, _PaletteLookup
+def test_fs_error_diffusion_is_exact(case, diffuse, monkeypatch):
+    import quantize.render
+    from quantize.render import _PaletteLookup
+
+    # bands of a few rows: the compiled loop carries the pending error across its calls
+    monkeypatch.setattr(quantize.render, "_COMPILED_BAND_PIXELS", 64)
 
     rng = np.random.default_rng(100 + case)
     shapes = [
@@ -272,7 +295,7 @@ def test_fs_error_diffusion_is_exact(case):
     # classic (no cap, no drop, no overshoot) and adaptive settings
     cap, drop_sq, overshoot = [(np.inf, 0.0, 0.0), (30.0, 2.0, 16.0)][case % 2]
     lookup = _PaletteLookup(palette)
-    got = _diffuse(
+    got = diffuse(
         img,
         palette,
         weight,
@@ -396,3 +419,55 @@ def test_undithered_mse_per_colour_equals_the_pixels_and_gives_the_same_ditherin
     measured = dither_indices(img, r.palette, "fs", nearest=r.labels)
     np.testing.assert_array_equal(given, measured)
     np.testing.assert_array_equal(r.indices("fs"), measured)
+
+
+@pytest.mark.parametrize("k", [3, 16, 64, 256])
+def test_compiled_dither_map_and_dithering_match_numpy(k, monkeypatch):
+    import quantize.render as render
+
+    kernel = render.compiled_diffusion()
+    if kernel is None:
+        pytest.skip(f"numba not available: {render.compiled_diffusion_error()}")
+    rng = np.random.default_rng(k)
+    img = np.clip(gradient(61, 83) + rng.normal(0, 10, (61, 83, 3)), 0, 255).astype(np.uint8)
+    img[40:] = rng.integers(0, 256, (21, 83, 3))  # texture next to a smooth part
+    pal = rng.integers(0, 256, (k, 3), dtype=np.uint8)
+    near = dither_indices(img, pal, "none")
+    for shape in [(61, 83), (1, 1), (1, 7), (7, 1), (2, 2), (3, 3)]:
+        sub, sub_near = img[: shape[0], : shape[1]], near[: shape[0], : shape[1]]
+        np.testing.assert_array_equal(
+            render._dither_map_compiled(kernel, sub, sub_near, k),
+            render.dither_map(sub, sub_near, k),
+        )
+    rgba = np.dstack([img, np.where(rng.random((61, 83)) < 0.2, 0, 255).astype(np.uint8)])
+    results = {}
+    for mode in ("compiled", "numpy"):
+        if mode == "numpy":
+            monkeypatch.setattr(render._Compiled, "module", False)
+        results[mode] = [
+            dither_indices(im, pal, "fs", strength, adaptive=adaptive)
+            for im in (img, rgba)
+            for strength, adaptive in ((1.0, True), (0.6, False))
+        ]
+    for a, b in zip(results["compiled"], results["numpy"], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_without_numba_the_numpy_diffusion_runs(monkeypatch):
+    import quantize.render as render
+
+    monkeypatch.setattr(render._Compiled, "module", None)
+    monkeypatch.setattr(render._Compiled, "error", "")
+    monkeypatch.setenv("VQ_NUMBA", "0")
+    assert render.compiled_diffusion() is None
+    assert "VQ_NUMBA=0" in render.compiled_diffusion_error()
+    img = gradient(30, 40)
+    pal = np.array([[0, 0, 0], [128, 128, 128], [255, 255, 255], [255, 0, 0], [0, 0, 255]])
+    out = dither_indices(img, pal, "fs")
+    assert out.shape == (30, 40) and len(np.unique(out)) > 2
+    monkeypatch.setattr(render._Compiled, "module", None)  # a broken install: numpy too
+    monkeypatch.delenv("VQ_NUMBA")
+    monkeypatch.setitem(__import__("sys").modules, "quantize._fs_numba", None)
+    assert render.compiled_diffusion() is None
+    assert "ModuleNotFoundError" in render.compiled_diffusion_error()
+    np.testing.assert_array_equal(dither_indices(img, pal, "fs"), out)
