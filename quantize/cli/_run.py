@@ -560,6 +560,10 @@ def quantize_one(
     from quantize.io.overlay import DEFAULT_OPACITY
     from quantize.metrics import compute_metrics, render_indexed
 
+    if getattr(args, "dither", "none") == "fs":  # load the compiled diffusion meanwhile
+        from quantize.render import prepare_dithering
+
+        prepare_dithering()
     from_stdin = str(image_path) == "-"
     if from_stdin and data is None:
         data = read_stdin(args.max_pixels)
