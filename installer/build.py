@@ -46,6 +46,10 @@ EXCLUDES = [
     "pip",
     "pyqtgraph.opengl",
     "OpenGL",
+    # numba and llvmlite (LLVM alone is 160-180 MB): the bundle would be 405 MiB; without
+    # them Floyd-Steinberg runs in its numpy form (the same pixels, 3-4 times the time)
+    "numba",
+    "llvmlite",
     # never called: scikit-learn (benchmarks only), pandas
     "sklearn",
     "pandas",
