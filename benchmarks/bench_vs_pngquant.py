@@ -130,6 +130,21 @@ def export_snapshot(rev: str, work: Path) -> None:
     if not seen.startswith(str(dest)):
         raise SystemExit(f"the snapshot does not shadow the installed engine: {seen}")
     print(f"engine: snapshot of commit {commit} (git archive) in {dest}")
+    # numba compiles the error diffusion on its first use in a fresh tree (a few seconds,
+    # once; then it loads from the cache beside the snapshot): not in a timed run
+    compiled = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from quantize.render import compiled_diffusion as c, compiled_diffusion_error as e\n"
+            "print('compiled' if c() is not None else 'numpy: ' + e())",
+        ],
+        env=child_env(),
+        cwd=work,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    print(f"Floyd-Steinberg: {compiled or 'numpy (older engine)'}")
 
 
 def median(xs):
