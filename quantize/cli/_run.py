@@ -560,10 +560,6 @@ def quantize_one(
     from quantize.io.overlay import DEFAULT_OPACITY
     from quantize.metrics import compute_metrics, render_indexed
 
-    if getattr(args, "dither", "none") == "fs":  # load the compiled diffusion meanwhile
-        from quantize.render import prepare_dithering
-
-        prepare_dithering()
     from_stdin = str(image_path) == "-"
     if from_stdin and data is None:
         data = read_stdin(args.max_pixels)
@@ -573,6 +569,10 @@ def quantize_one(
         else:
             loaded = load_image(image_path, max_pixels=args.max_pixels)
     require_visible_pixels(loaded, "<stdin>" if from_stdin else image_path)
+    if getattr(args, "dither", "none") == "fs":  # load the compiled diffusion meanwhile
+        from quantize.render import prepare_dithering
+
+        prepare_dithering()
     stem = stem or ("stdin" if from_stdin else image_path.stem)
     if targets is None:
         targets = _targets(args, stem)

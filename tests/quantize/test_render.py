@@ -471,3 +471,25 @@ def test_without_numba_the_numpy_diffusion_runs(monkeypatch):
     assert render.compiled_diffusion() is None
     assert "ModuleNotFoundError" in render.compiled_diffusion_error()
     np.testing.assert_array_equal(dither_indices(img, pal, "fs"), out)
+
+
+def test_prepare_dithering_loads_once_in_the_background(monkeypatch):
+    import sys
+    import threading
+
+    import quantize.render as render
+
+    monkeypatch.setattr(render._Compiled, "module", None)
+    monkeypatch.setattr(render._Compiled, "loading", False)
+    interval = sys.getswitchinterval()
+    render.prepare_dithering()
+    render.prepare_dithering()  # a second call while loading starts nothing
+    loaders = [t for t in threading.enumerate() if t.name == "vq-fs-load"]
+    assert len(loaders) <= 1  # (0 if it already finished)
+    for t in loaders:
+        t.join(timeout=120)
+    assert render._Compiled.module is not None  # the module, or False with a reason
+    assert render._Compiled.module is not False or render.compiled_diffusion_error()
+    assert sys.getswitchinterval() == interval  # restored after the load
+    render.prepare_dithering()  # loaded: nothing to start
+    assert not [t for t in threading.enumerate() if t.name == "vq-fs-load"]
