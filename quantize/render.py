@@ -11,7 +11,8 @@ kept in a small ring of rows).  The nearest colour of each rounded value is memo
 
 With numba installed the same diffusion runs as one compiled raster loop
 (:mod:`quantize._fs_numba`, the same indices to the bit, 3-4 times faster); a process that
-will dither can load that code in the background first (:func:`prepare_dithering`).
+will dither can load that code in the background first (:func:`prepare_dithering`, the app
+does when Floyd–Steinberg is chosen); images of 5 megapixels or more use it in any case.
 ``VQ_NUMBA=0`` in the environment keeps the numpy form.
 """
 
@@ -386,6 +387,13 @@ def _dither_map_compiled(
     )
 
 
+#: Images from this size on use the compiled diffusion even when nothing asked to load it
+#: (loading takes about 0.35 s of CPU; numpy diffuses about 0.15 s per megapixel, the
+#: compiled loop 0.05 s): whole ``vq`` runs with Floyd-Steinberg were 0.2-0.4 s faster on
+#: 6-8 MP photos, and no faster on 4 MP ones (benchmarks/README.md).  Loading beside the fit
+#: (the interpreter lock shared) made 4 MP runs at K = 256 slower, so a run loads it after.
+_COMPILED_MIN_PIXELS = 5_000_000
+
 #: Rows per call of the compiled diffusion (about a megapixel): cancellation is polled
 #: between calls.
 _COMPILED_BAND_PIXELS = 1 << 20
@@ -556,9 +564,19 @@ def _floyd_steinberg(
     if mse == 0.0:  # every pixel is a palette colour: nothing to diffuse
         return nearest
     lookup = _PaletteLookup(palette)
-    kernel = compiled_diffusion()
+    # the compiled loop once it is loaded or loading (the app asks for it when Floyd-Steinberg
+    # is chosen), and for images large enough to repay loading it (about 0.35 s of CPU)
+    use_compiled = (
+        _Compiled.module is not None
+        or _Compiled.loading
+        or rgb.shape[0] * rgb.shape[1] >= _COMPILED_MIN_PIXELS
+    )
+    if use_compiled:
+        prepare_dithering()  # loads meanwhile, unless loaded
+    kernel = _Compiled.module if isinstance(_Compiled.module, ModuleType) else None
     if adaptive:
         k = len(palette)
+        # (numpy's map while the compiled code loads: its large array steps free the lock)
         make_map = dither_map if kernel is None else partial(_dither_map_compiled, kernel)
         if opaque is None:
             weight = make_map(rgb, nearest, k)
@@ -573,6 +591,7 @@ def _floyd_steinberg(
     else:
         weight = np.full(rgb.shape[:2], strength, np.float32)
         cap, drop_sq, overshoot = np.inf, 0.0, 0.0
+    kernel = compiled_diffusion() if use_compiled else None
     diffuse = _diffuse if kernel is None else partial(_diffuse_compiled, kernel)
     return diffuse(
         rgb,

@@ -569,10 +569,6 @@ def quantize_one(
         else:
             loaded = load_image(image_path, max_pixels=args.max_pixels)
     require_visible_pixels(loaded, "<stdin>" if from_stdin else image_path)
-    if getattr(args, "dither", "none") == "fs":  # load the compiled diffusion meanwhile
-        from quantize.render import prepare_dithering
-
-        prepare_dithering()
     stem = stem or ("stdin" if from_stdin else image_path.stem)
     if targets is None:
         targets = _targets(args, stem)

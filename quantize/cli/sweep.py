@@ -298,10 +298,6 @@ def run(args: argparse.Namespace, err: Err) -> int:
         image_path = sample_image_path()
     else:
         image_path = Path(args.image)
-    if args.dither == "fs":  # load the compiled diffusion meanwhile
-        from quantize.render import prepare_dithering
-
-        prepare_dithering()
     with native_stderr_muted(not args.debug):
         loaded = load_image(image_path, max_pixels=args.max_pixels)
     require_visible_pixels(loaded, image_path)

@@ -493,3 +493,22 @@ def test_prepare_dithering_loads_once_in_the_background(monkeypatch):
     assert sys.getswitchinterval() == interval  # restored after the load
     render.prepare_dithering()  # loaded: nothing to start
     assert not [t for t in threading.enumerate() if t.name == "vq-fs-load"]
+
+
+def test_small_images_dither_without_loading_the_compiled_loop(monkeypatch):
+    import threading
+
+    import quantize.render as render
+
+    monkeypatch.setattr(render._Compiled, "module", None)
+    monkeypatch.setattr(render._Compiled, "loading", False)
+    img = gradient(40, 50)
+    pal = np.array([[0, 0, 0], [128, 128, 128], [255, 255, 255], [255, 0, 0], [0, 0, 255]])
+    small = dither_indices(img, pal, "fs")
+    assert render._Compiled.module is None and not render._Compiled.loading  # numpy, no load
+    monkeypatch.setattr(render, "_COMPILED_MIN_PIXELS", 40 * 50)  # "large": loaded for it
+    large = dither_indices(img, pal, "fs")
+    for t in [t for t in threading.enumerate() if t.name == "vq-fs-load"]:
+        t.join(timeout=120)
+    assert render._Compiled.loading and render._Compiled.module is not None
+    np.testing.assert_array_equal(small, large)
