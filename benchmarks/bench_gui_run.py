@@ -10,7 +10,8 @@ For each run it times, from the click on Run:
 - **finished**: ``run_finished``, when the quality metrics are in the metrics table too.
 
 The first run warms up (imports, first-use allocations) and is not counted; the medians of
-``--runs`` further runs are printed.  The photo is opened once; each run re-fits (the
+``--runs`` further runs are printed.  ``--dither fs`` times Floyd–Steinberg runs instead of
+the default (no dithering).  The photo is opened once; each run re-fits (the
 colour count alternates between K and K + 1 so that no result is reused).
 
 Run::
@@ -53,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--photo", default="life")
     parser.add_argument("--megapixels", type=float, default=15.0)
+    parser.add_argument(
+        "--dither",
+        choices=["none", "fs", "ordered"],
+        help="the dithering of the runs (default: the app's); VQ_NUMBA=0 in the environment "
+        "times Floyd-Steinberg's numpy form",
+    )
     args = parser.parse_args(argv)
 
     from PySide6 import QtCore, QtWidgets
@@ -75,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         opened = window.controller.opened()
         h, w = opened.loaded.pixels.shape[:2]
         base = window.params.parameters()
+        if args.dither:
+            base = replace(base, dither=args.dither)
         print(
             f"{args.photo} upscaled to {w} x {h} ({w * h / 1e6:.1f} MP); default run: "
             f"{base.method}, K = {base.n_colors}, {base.color_space}, dither {base.dither}"
