@@ -94,6 +94,7 @@ def find_small_groups(
         return []
     radius = distance / _RADIUS_DIVISOR
     grid = _Grid(points, radius)
+    fine = _FineWeights.build(points, weights, radius)
     cell_w = np.bincount(grid.cell_of, weights=weights * alive, minlength=grid.n_cells)
     left = float(cell_w.sum())
     groups: list[np.ndarray] = []
@@ -127,10 +128,14 @@ def find_small_groups(
         far = float(np.sqrt(sq_norms(entries - centre).min()))
         isolated = False
         if weight >= need and far > distance:  # the colours just around it weigh less
-            ring = grid.around(centre, 2)
-            d_ring = sq_norms(points[ring] - centre)
-            shell = float(weights[ring[(d_ring > radius**2) & (d_ring <= (2 * radius) ** 2)]].sum())
-            isolated = shell <= _ISOLATION * weight
+            # most candidates are a photo's own colours, which continue into their
+            # neighbours: the fine cells wholly inside the shell often outweigh the group
+            if fine is None or fine.shell_at_least(centre, radius) <= _ISOLATION * weight:
+                ring = grid.around(centre, 2)
+                d_ring = sq_norms(points[ring] - centre)
+                inside = (d_ring > radius**2) & (d_ring <= (2 * radius) ** 2)
+                shell = float(weights[ring[inside]].sum())
+                isolated = shell <= _ISOLATION * weight
         if isolated:
             groups.append(near.copy())
             how_far.append(far)
@@ -163,12 +168,18 @@ class _Grid:
         self._shape = tuple(int(v) for v in cells.max(axis=0) - self._low + 1)
         key = np.ravel_multi_index((cells - self._low).T, self._shape)
         self._order = np.argsort(key, kind="stable")
-        keys, self.cell_of, counts = np.unique(key, return_inverse=True, return_counts=True)
-        self.cell_of = self.cell_of.ravel()
-        self._keys = keys
-        self._starts = np.concatenate([[0], np.cumsum(counts)])
-        self.n_cells = int(keys.size)
+        ordered = key[self._order]
+        new = np.empty(ordered.size, bool)  # one sort: np.unique would sort again
+        new[:1] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+        first = np.flatnonzero(new)
+        self._keys = ordered[first]
+        self.cell_of = np.empty(key.size, np.intp)
+        self.cell_of[self._order] = np.cumsum(new) - 1
+        self._starts = np.append(first, ordered.size)
+        self.n_cells = int(first.size)
         self._dims = points.shape[1]
+        self._offsets: dict[int, np.ndarray] = {}
 
     def members(self, cell: int) -> np.ndarray:
         """Return the indices of the points in cell number ``cell`` (of ``cell_of``)."""
@@ -177,9 +188,12 @@ class _Grid:
     def around(self, centre: np.ndarray, reach: int) -> np.ndarray:
         """Return the indices of the points in the cells within ``reach`` of ``centre``'s."""
         home = np.floor(centre / self._side).astype(np.int64) - self._low
-        offsets = np.stack(
-            np.meshgrid(*[np.arange(-reach, reach + 1)] * self._dims, indexing="ij"), axis=-1
-        ).reshape(-1, self._dims)
+        offsets = self._offsets.get(reach)
+        if offsets is None:
+            offsets = np.stack(
+                np.meshgrid(*[np.arange(-reach, reach + 1)] * self._dims, indexing="ij"), axis=-1
+            ).reshape(-1, self._dims)
+            self._offsets[reach] = offsets
         cells = home + offsets
         inside = ((cells >= 0) & (cells < np.asarray(self._shape))).all(axis=1)
         if not inside.any():
@@ -190,6 +204,56 @@ class _Grid:
         ok[ok] = self._keys[pos[ok]] == keys[ok]
         found = [self._order[self._starts[i] : self._starts[i + 1]] for i in pos[ok]]
         return np.concatenate(found) if found else np.zeros(0, dtype=np.intp)
+
+
+class _FineWeights:
+    """Total weight of the points in cubic cells of side ``radius / 2`` (a dense array).
+
+    Used only to prove cheaply that a group is not isolated: the cells wholly inside its
+    shell (from ``radius`` to ``2 radius`` of its mean) hold at least their whole weight.
+    """
+
+    _MAX_CELLS = 1 << 22  # dense array cap (32 MiB); beyond it the exact test runs alone
+
+    def __init__(self, low: np.ndarray, side: float, weights: np.ndarray) -> None:
+        self._low = low
+        self._side = side
+        self._w = weights
+
+    @classmethod
+    def build(cls, points: np.ndarray, weights: np.ndarray, radius: float) -> _FineWeights | None:
+        """Return the cells' weights, or None when there would be too many cells."""
+        side = radius / 2
+        low = points.min(axis=0)
+        idx = np.floor((points - low) / side).astype(np.int64)
+        shape = tuple(int(v) + 1 for v in idx.max(axis=0))
+        if not points.shape[0] or float(np.prod(np.asarray(shape, float))) > cls._MAX_CELLS:
+            return None
+        flat = np.ravel_multi_index(idx.T, shape)
+        total = np.bincount(flat, weights=weights, minlength=int(np.prod(shape)))
+        return cls(low, side, total.reshape(shape))
+
+    def shell_at_least(self, centre: np.ndarray, radius: float) -> float:
+        """Return a lower bound on the weight with ``radius < |x - centre| <= 2 radius``."""
+        lo_sq, hi_sq = radius**2 * (1 + 1e-9), (2 * radius) ** 2 * (1 - 1e-9)  # margins
+        d_min_sq = d_max_sq = np.zeros(1)
+        block: list[slice] = []
+        for d, n in enumerate(self._w.shape):
+            a = max(0, int(np.floor((centre[d] - 2 * radius - self._low[d]) / self._side)))
+            b = min(n - 1, int(np.floor((centre[d] + 2 * radius - self._low[d]) / self._side)))
+            if a > b:
+                return 0.0
+            block.append(slice(a, b + 1))
+            lower = self._low[d] + np.arange(a, b + 1) * self._side - centre[d]
+            upper = lower + self._side
+            near = np.maximum(np.maximum(lower, -upper), 0.0)  # nearest point of the cell
+            far = np.maximum(np.abs(lower), np.abs(upper))
+            shape = [1] * self._w.ndim
+            shape[d] = b - a + 1
+            d_min_sq = d_min_sq + (near**2).reshape(shape)
+            d_max_sq = d_max_sq + (far**2).reshape(shape)
+        inside = (d_min_sq > lo_sq) & (d_max_sq <= hi_sq)
+        return float(self._w[tuple(block)][inside].sum())
 
 
 def cheapest_entries(
