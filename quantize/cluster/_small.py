@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from quantize.cluster._cells import _radix_argsort
 from quantize.cluster._nearest import exact_sq_dist, nearest_indices, sq_norms
 
 __all__ = ["cheapest_entries", "find_small_groups"]
@@ -94,7 +95,8 @@ def find_small_groups(
         return []
     radius = distance / _RADIUS_DIVISOR
     grid = _Grid(points, radius)
-    fine = _FineWeights.build(points, weights, radius)
+    fine: _FineWeights | None = None  # built on the first isolation test
+    fine_built = False
     cell_w = np.bincount(grid.cell_of, weights=weights * alive, minlength=grid.n_cells)
     left = float(cell_w.sum())
     groups: list[np.ndarray] = []
@@ -130,6 +132,8 @@ def find_small_groups(
         if weight >= need and far > distance:  # the colours just around it weigh less
             # most candidates are a photo's own colours, which continue into their
             # neighbours: the fine cells wholly inside the shell often outweigh the group
+            if not fine_built:
+                fine, fine_built = _FineWeights.build(grid.halves, weights, radius), True
             if fine is None or fine.shell_at_least(centre, radius) <= _ISOLATION * weight:
                 ring = grid.around(centre, 2)
                 d_ring = sq_norms(points[ring] - centre)
@@ -163,11 +167,14 @@ class _Grid:
 
     def __init__(self, points: np.ndarray, side: float) -> None:
         self._side = side
-        cells = np.floor(points / side).astype(np.int64)
+        # half cells (side / 2: exactly twice the quotient, so a cell is two half cells wide)
+        self.halves = np.floor(points / (side / 2)).astype(np.int64)
+        cells = self.halves >> 1  # floor(x / side), negatives included
         self._low = cells.min(axis=0)
         self._shape = tuple(int(v) for v in cells.max(axis=0) - self._low + 1)
         key = np.ravel_multi_index((cells - self._low).T, self._shape)
-        self._order = np.argsort(key, kind="stable")
+        n_bits = max(1, (int(np.prod(np.asarray(self._shape, float))) - 1).bit_length())
+        self._order = _radix_argsort(key, n_bits)  # stable, like argsort(kind="stable")
         ordered = key[self._order]
         new = np.empty(ordered.size, bool)  # one sort: np.unique would sort again
         new[:1] = True
@@ -221,14 +228,18 @@ class _FineWeights:
         self._w = weights
 
     @classmethod
-    def build(cls, points: np.ndarray, weights: np.ndarray, radius: float) -> _FineWeights | None:
-        """Return the cells' weights, or None when there would be too many cells."""
+    def build(cls, halves: np.ndarray, weights: np.ndarray, radius: float) -> _FineWeights | None:
+        """Sum the weights per cell, given each point's ``floor(x / (radius / 2))`` (N, D).
+
+        None when there would be more than ``_MAX_CELLS`` cells.
+        """
         side = radius / 2
-        low = points.min(axis=0)
-        idx = np.floor((points - low) / side).astype(np.int64)
+        first = halves.min(axis=0)
+        idx = halves - first
         shape = tuple(int(v) + 1 for v in idx.max(axis=0))
-        if not points.shape[0] or float(np.prod(np.asarray(shape, float))) > cls._MAX_CELLS:
+        if float(np.prod(np.asarray(shape, float))) > cls._MAX_CELLS:
             return None
+        low = first * side  # cell i spans [low + i side, low + (i + 1) side) (up to rounding)
         flat = np.ravel_multi_index(idx.T, shape)
         total = np.bincount(flat, weights=weights, minlength=int(np.prod(shape)))
         return cls(low, side, total.reshape(shape))
