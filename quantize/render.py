@@ -339,8 +339,9 @@ def compiled_diffusion_error() -> str:
 def prepare_dithering() -> None:
     """Start loading the compiled error diffusion in a background thread, if not loaded yet.
 
-    A command that will dither calls this first, so that importing numba and loading its
-    cached code overlap reading the image and fitting the palette.
+    The app calls this when Floyd–Steinberg is chosen, so that the first dithered run does
+    not wait for numba; Floyd–Steinberg calls it for a large image before computing the
+    dither map, which then overlaps the load.
     """
     with _Compiled.lock:
         if _Compiled.module is not None or _Compiled.loading:
@@ -368,16 +369,18 @@ def _load_politely() -> None:
         sys.setswitchinterval(interval)
 
 
+def _writeable(a: np.ndarray) -> np.ndarray:
+    """Return ``a``, or a copy if it is read-only (numba compiles apart for read-only arrays)."""
+    return a if a.flags.writeable else a.copy()
+
+
 def _dither_map_compiled(
     kernel: ModuleType, image: np.ndarray, indices: np.ndarray, n_colors: int
 ) -> np.ndarray:
     """:func:`dither_map` compiled (the same float32 values), shape (M, N)."""
     st = _adaptive_settings(n_colors)
-    image = np.ascontiguousarray(image, np.uint8)
-    if not image.flags.writeable:  # read-only arrays would need machine code of their own
-        image = image.copy()
     return kernel.dither_map(
-        image,
+        _writeable(np.ascontiguousarray(image, np.uint8)),
         np.ascontiguousarray(indices, np.int32),
         np.float32(1.0 / (255.0 * st.texture)),
         np.float32(st.floor),
@@ -414,8 +417,7 @@ def _diffuse_compiled(
 ) -> np.ndarray:
     """:func:`_diffuse` as one compiled raster loop per band of rows (the same indices)."""
     m, n = rgb.shape[:2]
-    if not rgb.flags.writeable:  # a read-only array would need machine code of its own
-        rgb = rgb.copy()
+    rgb = _writeable(rgb)
     take = np.ascontiguousarray(weight, np.float32)
     give = np.zeros((0, 0), np.float32)
     if opaque is not None:
