@@ -20,11 +20,17 @@ __all__ = ["candidate_lists", "diffuse_rows", "dither_map", "warm_up"]
 
 
 @numba.njit(cache=True, nogil=True)
-def _nearest(v0: float, v1: float, v2: float, pal: np.ndarray) -> int:  # pragma: no cover
-    """Exact nearest entry in float64, ties to the lowest index (quantize.cluster._nearest)."""
+def _nearest(
+    v0: float, v1: float, v2: float, pal: np.ndarray, items: np.ndarray, lo: int, hi: int
+) -> int:  # pragma: no cover
+    """Return the exact nearest of the entries ``items[lo:hi]`` (ascending).
+
+    Float64 distances, ties to the lowest index: the rule of :mod:`quantize.cluster._nearest`.
+    """
     best = 0
     best_d = np.inf
-    for j in range(pal.shape[0]):
+    for i in range(lo, hi):
+        j = items[i]
         a = v0 - pal[j, 0]
         b = v1 - pal[j, 1]
         c = v2 - pal[j, 2]
@@ -94,27 +100,13 @@ def candidate_lists(pal64: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # prag
 
 
 @numba.njit(cache=True, nogil=True)
-def _nearest_of(
-    q0: float, q1: float, q2: float, pal: np.ndarray, offsets: np.ndarray, items: np.ndarray
-) -> int:  # pragma: no cover
-    """Exact nearest entry of an integer colour among its cell's candidates (the rule)."""
-    c = (
+def _cell(q0: float, q1: float, q2: float) -> int:  # pragma: no cover
+    """Return the :func:`candidate_lists` cell of an integer colour."""
+    return (
         (int(q0) >> (8 - CELL_BITS)) << (2 * CELL_BITS)
         | (int(q1) >> (8 - CELL_BITS)) << CELL_BITS
         | (int(q2) >> (8 - CELL_BITS))
     )
-    best = 0
-    best_d = np.inf
-    for i in range(offsets[c], offsets[c + 1]):
-        j = items[i]
-        a = q0 - pal[j, 0]
-        b = q1 - pal[j, 1]
-        d = q2 - pal[j, 2]
-        d = a * a + b * b + d * d
-        if d < best_d:
-            best_d = d
-            best = j
-    return best
 
 
 @numba.njit(cache=True, nogil=True)
@@ -151,7 +143,8 @@ def diffuse_rows(  # pragma: no cover - compiled; the tests compare it with the 
     table : ndarray of shape (2**24,), uint16 or int32
         Memo of nearest index + 1 per rounded colour (0: not searched yet), updated.
     offsets, items : ndarray, int32
-        :func:`candidate_lists` of the palette (unused when ``direct``).
+        :func:`candidate_lists` of the palette; when ``direct``, every entry (``items`` is
+        ``arange(K)``; ``offsets`` unused).
     direct : bool
         Search the palette for the value itself instead of its rounded colour (small K).
     limited : bool
@@ -195,7 +188,9 @@ def diffuse_rows(  # pragma: no cover - compiled; the tests compare it with the 
             v1 = min(max(np.float32(rgb[y, x, 1]) + e1, lo), hi)
             v2 = min(max(np.float32(rgb[y, x, 2]) + e2, lo), hi)
             if direct:
-                idx = _nearest(np.float64(v0), np.float64(v1), np.float64(v2), pal64)
+                idx = _nearest(
+                    np.float64(v0), np.float64(v1), np.float64(v2), pal64, items, 0, items.size
+                )
             else:
                 q0 = min(max(np.rint(v0), zero), np.float32(255.0))
                 q1 = min(max(np.rint(v1), zero), np.float32(255.0))
@@ -203,8 +198,15 @@ def diffuse_rows(  # pragma: no cover - compiled; the tests compare it with the 
                 code = (int(q0) << 16) | (int(q1) << 8) | int(q2)
                 t = int(table[code])
                 if t == 0:
-                    t = 1 + _nearest_of(
-                        np.float64(q0), np.float64(q1), np.float64(q2), pal64, offsets, items
+                    c = _cell(q0, q1, q2)
+                    t = 1 + _nearest(
+                        np.float64(q0),
+                        np.float64(q1),
+                        np.float64(q2),
+                        pal64,
+                        items,
+                        offsets[c],
+                        offsets[c + 1],
                     )
                     table[code] = t
                 idx = t - 1
@@ -327,7 +329,7 @@ def warm_up() -> None:
             pal,
             table,
             np.zeros(2, np.int32),
-            np.zeros(0, np.int32),
+            np.arange(2, dtype=np.int32),
             True,
             True,
             np.float32(1.0),

@@ -427,7 +427,7 @@ def _diffuse_compiled(
     table: np.ndarray
     if lookup.direct:
         table = np.zeros(1, np.uint16)
-        offsets, items = np.zeros(2, np.int32), np.zeros(0, np.int32)
+        offsets, items = np.zeros(2, np.int32), np.arange(len(pal64), dtype=np.int32)
     else:
         table = lookup.table
         offsets, items = kernel.candidate_lists(pal64)

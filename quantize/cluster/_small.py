@@ -23,6 +23,8 @@ Inputs are validated by the caller.
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
 from quantize.cluster._cells import _radix_argsort
@@ -95,8 +97,8 @@ def find_small_groups(
         return []
     radius = distance / _RADIUS_DIVISOR
     grid = _Grid(points, radius)
-    fine: _FineWeights | None = None  # built on the first isolation test
-    fine_built = False
+    # the half-cell weights, built on the first isolation test
+    fine_weights = cache(lambda: _FineWeights.build(grid.halves, weights, radius))
     cell_w = np.bincount(grid.cell_of, weights=weights * alive, minlength=grid.n_cells)
     left = float(cell_w.sum())
     groups: list[np.ndarray] = []
@@ -132,8 +134,7 @@ def find_small_groups(
         if weight >= need and far > distance:  # the colours just around it weigh less
             # most candidates are a photo's own colours, which continue into their
             # neighbours: the fine cells wholly inside the shell often outweigh the group
-            if not fine_built:
-                fine, fine_built = _FineWeights.build(grid.halves, weights, radius), True
+            fine = fine_weights()
             if fine is None or fine.shell_at_least(centre, radius) <= _ISOLATION * weight:
                 ring = grid.around(centre, 2)
                 d_ring = sq_norms(points[ring] - centre)
