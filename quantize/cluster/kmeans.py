@@ -77,6 +77,11 @@ _CELL_STAGES = ((5, 0.01, 40), (6, 0.01, 0), (7, 0.1, 0))
 # times faster than the 64**3 cells (k-means++ was 60 % of the fit) at the same or higher PSNR
 _INIT_BITS = (5, 6, 7)
 _INIT_CELLS_PER_CLUSTER = 8
+# ... and so does a fit on fewer points, without cell stages, from this many points on when a
+# level has that many cells: k-means++ on kite's 34,000 colours took 0.24 s at K = 256,
+# on its 2,600 cells 0.05 s (benchmarks/README.md)
+_SEED_CELLS_MIN_POINTS = 20_000
+_INIT_CELLS_PER_CLUSTER_NO_STAGES = 16
 _MIN_CELLS_PER_CLUSTER = 4
 #: ``rel_tol`` of the palette fits the product runs (the registry's "kmeans": ``vq``, the app,
 #: ``quantize_image``): on eleven 4-8 MP photos the last iterations of a K = 256 fit each
@@ -391,21 +396,22 @@ class KMeans(KMeansBase):
         init_cells = None  # the cells that k-means++ (or random) initialisation draws from
         if (
             self.algorithm == "auto"
-            and n >= _CELLS_MIN_POINTS
+            and n >= _SEED_CELLS_MIN_POINTS
             and D <= _CELLS_MAX_DIMS
             and bool((w > 0).all())
         ):
             tree = CellTree(Xc, w)
-            for bits, factor, per_cluster in _CELL_STAGES:
+            for bits, factor, per_cluster in _CELL_STAGES if n >= _CELLS_MIN_POINTS else ():
                 cells = tree.n_cells(bits)
                 enough = max(per_cluster, _MIN_CELLS_PER_CLUSTER) * K_req
                 if cells * (3 if not stages else 2) <= n and cells >= enough:
                     stages.append((*tree.cells(bits), factor))
-            if stages:
-                seed_bits = next(
-                    (b for b in _INIT_BITS if tree.n_cells(b) >= _INIT_CELLS_PER_CLUSTER * K_req),
-                    _INIT_BITS[-1],
-                )
+            per = _INIT_CELLS_PER_CLUSTER if stages else _INIT_CELLS_PER_CLUSTER_NO_STAGES
+            seed_bits = next(
+                (b for b in _INIT_BITS if tree.n_cells(b) >= per * K_req),
+                _INIT_BITS[-1] if stages else None,  # without stages: the points, if too few
+            )
+            if seed_bits is not None:
                 init_cells = (*tree.cells(seed_bits), 0.0)
         if init_cells is not None and init_cells[0].shape[0] >= K_req:
             n_distinct, distinct_rows = n, None  # >= K occupied cells: >= K distinct points

@@ -81,6 +81,30 @@ def test_cell_stages_warm_start_on_many_points():
     np.testing.assert_allclose(auto.inertia_, direct, rtol=1e-10)
 
 
+def test_fewer_points_seed_on_cells_but_fit_on_the_points(monkeypatch):
+    import quantize.cluster.kmeans as km
+
+    seen = []
+    original = km.greedy_kmeans_plusplus
+
+    def spy(X, *args, **kwargs):
+        seen.append(len(X))
+        return original(X, *args, **kwargs)
+
+    monkeypatch.setattr(km, "greedy_kmeans_plusplus", spy)
+    rng = np.random.default_rng(8)
+    X = rng.normal(128, 40, size=(30_000, 3)).round()
+    w = rng.integers(1, 4, len(X))
+    fit = KMeans(16, seed=1)
+    # too few points for cell stages: every record is an iteration on the points ...
+    assert all(r.extra["n_points"] == len(X) for r in fit.iter_fit(X, w))
+    # ... but k-means++ drew from grid cells (at least 16 per cluster), not the points
+    assert 16 * 16 <= seen[0] < len(X)
+    plain = KMeans(16, seed=1, algorithm="yinyang").fit(X, w)
+    assert len(seen) == 2 and seen[1] == len(X)
+    assert fit.inertia_ <= plain.inertia_ * 1.02
+
+
 def test_float32_close_to_float64():
     X = blobs(2000, 5)
     init = X[:5]
