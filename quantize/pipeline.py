@@ -20,7 +20,7 @@ from quantize._validation import check_positive_int
 from quantize.cluster._nearest import nearest_indices
 from quantize.cluster._small import cheapest_entries, find_small_groups
 from quantize.cluster.registry import METHODS, get_method
-from quantize.colorspace import check_space, rgb_to_space, space_to_rgb
+from quantize.colorspace import check_space, grey_axis, rgb_to_space, space_to_rgb
 from quantize.features import ColorTable, unique_colors
 from quantize.options import DEFAULTS
 from quantize.pixels import to_uint8
@@ -53,11 +53,11 @@ def table_points(table: ColorTable, color_space: str, *, one_channel: bool = Fal
     ----------
     table : ColorTable
         Distinct colours of an image.
-    color_space : {"rgb", "lab", "oklab"}
+    color_space : {"rgb", "wrgb", "lab", "oklab"}
         Fitting space.
     one_channel : bool
         Fit grey colours as one-dimensional points (grey value on 0-255 for ``"rgb"``,
-        lightness for ``"lab"``/``"oklab"``).  Requires grey colours.
+        0.8 times that for ``"wrgb"``, lightness for ``"lab"``/``"oklab"``).  Requires grey colours.
 
     Returns
     -------
@@ -83,11 +83,8 @@ def table_points(table: ColorTable, color_space: str, *, one_channel: bool = Fal
 
 def _palette_from_centers(centers: np.ndarray, color_space: str) -> np.ndarray:
     c = np.asarray(centers, dtype=np.float64)
-    if c.shape[1] == 1:
-        if color_space == "rgb":
-            c = np.repeat(c, 3, axis=1)
-        else:
-            c = np.concatenate([c, np.zeros((c.shape[0], 2))], axis=1)
+    if c.shape[1] == 1:  # greys: the first coordinate only
+        c = c * grey_axis(color_space)
     return space_to_rgb(c, color_space)
 
 
@@ -600,7 +597,7 @@ def iter_quantize_image(
         A method of :data:`quantize.cluster.registry.METHODS`: ``"kmeans"``, ``"gmm"``
         (Gaussian mixture, EM), ``"minibatch"`` or ``"optimal1d"`` (exact 1-D dynamic
         programming, grey images only).
-    color_space : {"rgb", "lab", "oklab"}
+    color_space : {"rgb", "wrgb", "lab", "oklab"}
         Space the fit runs in; the palette is returned as sRGB.
     seed : int
         Seed of all randomness.
@@ -838,7 +835,7 @@ def quantize_image(
         Palette size K.
     method : str
         A method of :data:`quantize.cluster.registry.METHODS`.
-    color_space : {"rgb", "lab", "oklab"}
+    color_space : {"rgb", "wrgb", "lab", "oklab"}
         Fitting space.
     seed : int
         Seed.
@@ -911,7 +908,7 @@ def map_to_palette(image: np.ndarray, palette: np.ndarray, *, color_space: str =
         The image; fully transparent pixels get label 0 and do not count in the shares.
     palette : ndarray of shape (K, 3), uint8
         The user's palette, kept in its order (1 <= K <= 65536).
-    color_space : {"rgb", "lab", "oklab"}, optional
+    color_space : {"rgb", "wrgb", "lab", "oklab"}, optional
         Space in which "nearest" is measured.
 
     Returns

@@ -14,6 +14,7 @@ __all__ = ["ColorSpaceView", "AXIS_NAMES", "ellipse_outline"]
 
 AXIS_NAMES: dict[str, tuple[str, ...]] = {
     "rgb": ("R", "G", "B"),
+    "wrgb": ("0.8 R", "G", "0.7 B"),
     "lab": ("L*", "a*", "b*"),
     "oklab": ("L (OKLab)", "a (OKLab)", "b (OKLab)"),
     "grey": ("grey level",),

@@ -553,7 +553,7 @@ def test_no_exif_or_gps_in_outputs(tmp_path, monkeypatch):
 def test_progress_bar_fed_by_records(img, capsys):
     assert main(["quantize", str(img), "-k", "3", *FAST, "-o", "o.png", "--progress"]) == 0
     err = capsys.readouterr().err
-    assert "kmeans (rgb)" in err and "it" in err and "inertia=" in err
+    assert "kmeans (wrgb)" in err and "it" in err and "inertia=" in err
     assert (
         main(
             ["quantize", str(img), "-k", "3", *FAST, "-o", "p.png", "--quality", "20", "--progress"]
@@ -813,7 +813,7 @@ def test_a_registered_method_is_offered_and_runs(img, tmp_path, capsys, toy_meth
     assert "toy method for tests" in out  # the methods block of the epilog
     assert main(["quantize", str(img), "--method", "toy", "-k", "4", *FAST, "-o", "out.png"]) == 0
     out = capsys.readouterr().out
-    assert "toy method in rgb: K=4" in out and "wrote out.png" in out  # its short label
+    assert "toy method in wrgb: K=4" in out and "wrote out.png" in out  # its short label
     with Image.open(tmp_path / "out.png") as im:
         assert im.mode == "P" and len(im.getpalette()) == 12
     assert (

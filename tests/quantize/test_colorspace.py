@@ -49,3 +49,26 @@ def test_scales_and_clipping():
         rgb_to_space(np.zeros((2, 3)), "hsv")
     with pytest.raises(ValueError):
         rgb_to_space(np.array([[np.nan, 0, 0]]), "lab")
+
+
+def test_weighted_rgb_weighs_green_over_red_over_blue(colors):
+    from quantize.colorspace import WRGB_WEIGHTS
+
+    a, b = colors[:250].astype(float), colors[250:500].astype(float)
+    d2 = ((rgb_to_space(colors[:250], "wrgb") - rgb_to_space(colors[250:500], "wrgb")) ** 2).sum(1)
+    np.testing.assert_allclose(d2, ((a - b) ** 2 * WRGB_WEIGHTS**2).sum(1), rtol=1e-12)
+    step = rgb_to_space(
+        np.array([[100, 100, 100], [110, 100, 100], [100, 110, 100], [100, 100, 110]], np.uint8),
+        "wrgb",
+    )
+    r, g, b_ = (np.linalg.norm(step[i] - step[0]) for i in (1, 2, 3))
+    assert g > r > b_
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_greys_lie_on_the_grey_axis(space):
+    from quantize.colorspace import grey_axis
+
+    greys = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    pts = rgb_to_space(greys, space)
+    np.testing.assert_allclose(pts, pts[:, :1] * grey_axis(space), atol=5e-3)

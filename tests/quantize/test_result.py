@@ -142,6 +142,9 @@ def test_sixteen_bit_grey_and_many_colours():
     exact = quantize_image(grey, 4, method="optimal1d")
     lloyd = quantize_image(grey, 4, method="kmeans")
     assert exact.model.inertia_ <= lloyd.model.inertia_ * (1 + 1e-9)
+    # a grey fit in weighted sRGB scales the one grey axis: the same exact optimum
+    weighted = quantize_image(grey, 4, method="optimal1d", color_space="wrgb")
+    np.testing.assert_array_equal(weighted.palette, exact.palette)
     with pytest.raises(ValueError, match="grey"):
         quantize_image(img16, 4, method="optimal1d")
     many = rng.integers(0, 256, size=(24, 24, 3), dtype=np.uint8)
@@ -200,3 +203,19 @@ def test_precomputed_colour_table_is_used_as_given(photo):
     np.testing.assert_array_equal(given.labels, fresh.labels)
     with pytest.raises(ValueError, match="colour table"):
         quantize_image(photo[:10], 5, table=table)
+
+
+def test_weighted_srgb_merges_the_colours_the_eye_tells_apart_least():
+    # black, a red 60 levels away and a green 50 away, one third each: two colours must
+    # merge.  Plain sRGB merges black with the nearer green; weighted sRGB sees the red
+    # step (0.8 * 60 = 48) as smaller than the green one (50) and merges black with red
+    img = np.zeros((6, 6, 3), np.uint8)
+    img[2:4, :, 0] = 60
+    img[4:, :, 1] = 50
+
+    def palette(space):
+        r = quantize_image(img, 2, color_space=space, keep_small_colors=False, n_init=4)
+        return sorted(map(tuple, r.palette.tolist()))
+
+    assert palette("rgb") == [(0, 25, 0), (60, 0, 0)]
+    assert palette("wrgb") == [(0, 50, 0), (30, 0, 0)]
