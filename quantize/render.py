@@ -260,7 +260,8 @@ class _PaletteLookup:
     (:class:`~quantize.cluster._nearest.NearestCentre`, one call per wavefront).  Larger
     palettes round each value to an integer colour and memoise the nearest index of every
     integer colour met in a 2**24 table, so that a repeat costs one gather; each new integer
-    colour is searched once.
+    colour is searched once (an integer palette, as every rendering has: by exact integer
+    distances in float64, no margin needed).
     """
 
     def __init__(self, palette: np.ndarray) -> None:
@@ -270,6 +271,13 @@ class _PaletteLookup:
         if not self.direct:  # index + 1, 0 = not searched yet: zeroed pages cost nothing
             dtype = np.uint16 if len(palette) < np.iinfo(np.uint16).max else np.int32
             self.table = np.zeros(1 << 24, dtype)
+            pal = np.asarray(palette, np.float64)
+            # integer colours against an integer palette: |c|^2 - 2 q.c is an exact integer
+            # in float64, so a plain argmin (the first of equal distances, as the exact
+            # search decides ties) needs no rounding margin; a call costs a few microseconds
+            self.integral = bool(np.all(pal == np.rint(pal)))
+            self._m2c = -2.0 * pal.T
+            self._c_sq = np.einsum("ij,ij->i", pal, pal)
 
     #: r * 65536 + g * 256 + b as one float32 product: every partial sum is an integer
     #: below 2**24, so it is exact in float32 whatever the summation order
@@ -291,7 +299,12 @@ class _PaletteLookup:
         idx = self.table[code]
         if not idx.all():
             missing = np.flatnonzero(idx == 0)
-            found = self.search(q[missing])
+            if self.integral:
+                d = q[missing].astype(np.float64) @ self._m2c
+                d += self._c_sq
+                found = d.argmin(axis=1)
+            else:
+                found = self.search(q[missing])
             found += 1
             self.table[code[missing]] = found
             idx[missing] = found
@@ -391,7 +404,7 @@ def _dither_map_compiled(
 
 
 #: Images from this size on use the compiled diffusion even when nothing asked to load it
-#: (loading takes about 0.35 s of CPU; numpy diffuses about 0.15 s per megapixel, the
+#: (loading takes about 0.35 s of CPU; numpy diffuses about 0.12 s per megapixel, the
 #: compiled loop 0.05 s): whole ``vq`` runs with Floyd-Steinberg were 0.2-0.4 s faster on
 #: 6-8 MP photos, and no faster on 4 MP ones (benchmarks/README.md).  Loading beside the fit
 #: (the interpreter lock shared) made 4 MP runs at K = 256 slower, so a run loads it after.
@@ -484,44 +497,49 @@ def _diffuse(
     7/16 to (y, x+1), 3/16 to (y+1, x-1), 5/16 to (y+1, x), 1/16 to (y+1, x+1).
 
     Those targets lie on wavefronts t+1, t+1, t+2 and t+3, so every pixel of wavefront t has
-    received all its error and a whole wavefront is one vectorised step.  Only four
-    wavefronts ever hold pending error; they live in a ring of four rows indexed by y (a
-    wavefront is one slice of a row).  A pixel's pending error sums its four terms in
+    received all its error and a whole wavefront is one vectorised step.  The image, the
+    weights and the result are kept in wavefront order (one gather before, one scatter
+    after), so each step reads and writes contiguous runs.  Only four wavefronts ever hold
+    pending error; they live in a ring of four rows indexed by y (a wavefront is one slice
+    of a row).  A pixel's pending error sums its four terms in
     wavefront order (1/16, 5/16, then 7/16 before 3/16: a raster loop would add the 3/16
     from the row above before the 7/16 from the left, which rounds differently in float32
     and, on a 4 MP photo at K = 16, changes 1.4 % of the indices after the first divergence);
     the plain whole-image form of this order is the tests' reference, matched to the bit.
     """
     m, n = rgb.shape[:2]
-    w = n + 2
-    # with a spare column each side, pixel (y, x = t - 2y) is at flat index y*w + x + 1 =
-    # y*n + t + 1: a wavefront is the slice [y0*n + t + 1 : y1*n + t + 2 : n]
-    src = np.zeros((m, w, 3), np.float32)
-    src[:, 1 : n + 1] = rgb
-    src = src.reshape(-1, 3)
-    take = np.zeros((m, w), np.float32)
-    take[:, 1 : n + 1] = weight
-    take = take.reshape(-1, 1)
+    # wavefront-major order: the pixels of wavefront t, (y, t - 2y) for y = y0(t)..y1(t),
+    # are stored one after another, so that every step reads and writes contiguous runs
+    # (a wavefront strided through the image touched a new cache line and memory page per
+    # pixel in every array)
+    n_t = n + 2 * (m - 1)
+    ts = np.arange(n_t)
+    y0s = np.maximum(0, (ts - n + 2) // 2)
+    y1s = np.minimum(m - 1, ts // 2)
+    lengths = y1s - y0s + 1
+    starts = np.zeros(n_t + 1, np.intp)
+    np.cumsum(lengths, out=starts[1:])
+    ys = np.arange(starts[-1]) - np.repeat(starts[:-1] - y0s, lengths)
+    order = ys * (n - 2) + np.repeat(ts, lengths)  # flat index y * n + x, x = t - 2y
+    src = rgb.reshape(-1, 3)[order].astype(np.float32)
+    take = weight.reshape(-1)[order].astype(np.float32)[:, None]
     give = None
     if opaque is not None:  # transparent pixels take and give no error
-        give = np.zeros((m, w), np.float32)
-        give[:, 1 : n + 1] = opaque
-        give = give.reshape(-1, 1)
+        give = opaque.reshape(-1)[order].astype(np.float32)[:, None]
         take = take * give
     pal = np.zeros((len(palette) + 1, 3), np.float32)  # row i + 1: entry i (one-based)
     pal[1:] = palette
-    out = np.zeros(m * w, np.intp)
+    out_w = np.empty(starts[-1], np.intp)
     ring = np.zeros((4, m + 1, 3), np.float32)  # wavefront t is row t % 4; index y
     lo, hi = -overshoot, 255.0 + overshoot
     cap_sq = cap * cap
     limited = cap_sq < np.inf or drop_sq > 0.0
-    n_t = n + 2 * (m - 1)
     for t in range(n_t):
         if t % 64 == 0:
             check_cancel(should_cancel)
-        y0, y1 = max(0, (t - n + 2) // 2), min(m - 1, t // 2)
+        y0, y1 = int(y0s[t]), int(y1s[t])
         row = ring[t % 4]
-        wave = slice(y0 * n + t + 1, y1 * n + t + 2, n)
+        wave = slice(int(starts[t]), int(starts[t + 1]))
         e = row[y0 : y1 + 1]
         e *= take[wave]
         if limited:
@@ -535,7 +553,7 @@ def _diffuse(
         row.fill(0.0)
         np.clip(value, lo, hi, out=value)
         idx = lookup(value)
-        out[wave] = idx
+        out_w[wave] = idx
         err = value - pal[idx]
         if give is not None:
             err *= give[wave]
@@ -544,8 +562,10 @@ def _diffuse(
         next1[y0 + 1 : y1 + 2] += err * np.float32(3.0 / 16.0)
         ring[(t + 2) % 4][y0 + 1 : y1 + 2] += err * np.float32(5.0 / 16.0)
         ring[(t + 3) % 4][y0 + 1 : y1 + 2] += err * np.float32(1.0 / 16.0)
+    out = np.empty(m * n, np.intp)
+    out[order] = out_w
     out -= 1  # one-based indices (see _PaletteLookup)
-    return out.reshape(m, w)[:, 1 : n + 1]
+    return out.reshape(m, n)
 
 
 def _floyd_steinberg(

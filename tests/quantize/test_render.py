@@ -512,3 +512,21 @@ def test_small_images_dither_without_loading_the_compiled_loop(monkeypatch):
         t.join(timeout=120)
     assert render._Compiled.loading and render._Compiled.module is not None
     np.testing.assert_array_equal(small, large)
+
+
+def test_memo_lookup_breaks_ties_as_the_exact_search():
+    from quantize.render import _PaletteLookup
+
+    # entries on a grid of even coordinates: every colour with an odd coordinate lies as
+    # far from two or more of them (and repeats keep equal entries): the first one wins
+    axis = np.arange(0, 40, 4, dtype=np.float64)
+    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    palette = np.concatenate([grid[::-1], grid[:5]])
+    values = np.stack(np.meshgrid(*[np.arange(-3, 44, dtype=np.float32)] * 3), -1)
+    values = values.reshape(-1, 3)
+    lookup = _PaletteLookup(palette)
+    assert lookup.integral and not lookup.direct
+    got = lookup(values) - 1
+    expect = nearest_indices(np.clip(values, 0, 255).astype(np.float64), palette)
+    np.testing.assert_array_equal(got, expect)
+    np.testing.assert_array_equal(lookup(values) - 1, expect)  # from the memo this time
