@@ -340,10 +340,16 @@ def test_dither_map_is_high_on_bands_and_low_on_texture():
     assert w_smooth.dtype == np.float32 and w_smooth.shape == (64, 64)
     assert 0 <= w_noisy.min() and w_smooth.max() <= 1
     assert np.median(w_smooth) > 0.9  # bands: dither in full
-    assert np.median(w_noisy) < 0.5  # texture hides the error: dither little
+    # a coarse palette dithers texture nearly in full too (its noise cost less SSIM than
+    # the colour it keeps); only where the rendering changes already it takes 90 %
+    assert np.median(w_noisy) >= 0.9 - 1e-6
+    # a fine palette takes less on texture: at least floor * flat_min = 72 %
+    w_fine = dither_map(noisy, dither_indices(noisy, pal, "none"), n_colors=64)
+    assert 0.72 - 1e-6 <= w_fine.min() and np.median(w_fine) < 0.85
+    assert np.median(dither_map(smooth, dither_indices(smooth, pal, "none"), n_colors=64)) > 0.9
 
 
-def test_adaptive_fs_leaves_texture_alone_and_still_removes_bands():
+def test_adaptive_fs_diffuses_less_on_texture_and_still_removes_bands():
     ramp = np.repeat(np.linspace(60, 90, 128)[None, :], 64, axis=0)
     smooth = np.repeat(ramp[:, :, None], 3, axis=2).astype(np.uint8)
     pal = np.array([[60] * 3, [75] * 3, [90] * 3], np.uint8)
@@ -352,11 +358,12 @@ def test_adaptive_fs_leaves_texture_alone_and_still_removes_bands():
     # the band structure is broken up: column means follow the ramp far better
     col_err = lambda idx: np.abs(pal[idx][:, :, 0].mean(0) - ramp[0]).mean()  # noqa: E731
     assert col_err(fs) < 0.5 * col_err(near)
-    noisy = np.clip(smooth + RNG.normal(0, 25, smooth.shape), 0, 255).astype(np.uint8)
+    rng = np.random.default_rng(11)
+    noisy = np.clip(smooth + rng.normal(0, 25, smooth.shape), 0, 255).astype(np.uint8)
     near = dither_indices(noisy, pal, "none")
     changed_adaptive = (dither_indices(noisy, pal, "fs") != near).mean()
     changed_classic = (dither_indices(noisy, pal, "fs", adaptive=False) != near).mean()
-    assert changed_adaptive < 0.6 * changed_classic
+    assert changed_adaptive < changed_classic  # the cap, the drop and the flat factor
 
 
 def test_large_errors_are_capped_and_tiny_ones_dropped():
