@@ -83,7 +83,8 @@ def quality_of(result: QuantizeResult, metric: str) -> float:
     table = result.table
     unique_labels = getattr(result, "unique_labels", None)
     if unique_labels is None or len(unique_labels) != table.colors.shape[0]:
-        values = image_metrics(result.image, result.palette[result.labels], result.opaque)
+        rendered = np.take(result.palette, result.labels, axis=0)
+        values = image_metrics(result.image, rendered, result.opaque)
         return float(values["psnr" if metric == "psnr" else "delta_e_mean"])
     colors = to_uint8(np.asarray(table.colors))
     if colors.shape[1] == 1:
