@@ -43,6 +43,7 @@ SPACES: tuple[str, ...] = COLOR_SPACES.names
 #: 0.8/1/0.7 lowered the median blurred CIEDE2000 by 0.06 at the same SSIM; 0.7/1/0.6 and
 #: 0.85/1/0.6 lowered it less (benchmarks/README.md).
 WRGB_WEIGHTS = np.array([0.8, 1.0, 0.7])
+WRGB_WEIGHTS.setflags(write=False)
 
 # sRGB (D65) -> CIE XYZ, as in skimage.color.colorconv
 _RGB_TO_XYZ = np.array(
