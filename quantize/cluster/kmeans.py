@@ -61,14 +61,7 @@ from quantize.protocol import (
     drain,
 )
 
-__all__ = [
-    "KMeans",
-    "KMeansBase",
-    "PALETTE_REL_TOL",
-    "PALETTE_REL_TOL_LARGE",
-    "kmeans_plusplus",
-    "palette_rel_tol",
-]
+__all__ = ["KMeans", "KMeansBase", "PALETTE_REL_TOL", "kmeans_plusplus"]
 
 _ALGORITHMS = ("auto", "lloyd", "yinyang")
 # "auto" first converges on grid-cell means above this many points (see _celltree)
@@ -91,36 +84,10 @@ _SEED_CELLS_MIN_POINTS = 20_000
 _INIT_CELLS_PER_CLUSTER_NO_STAGES = 16
 _MIN_CELLS_PER_CLUSTER = 4
 #: ``rel_tol`` of the palette fits the product runs (the registry's "kmeans": ``vq``, the app,
-#: ``quantize_image``) up to 64 colours: on eleven 4-8 MP photos the last iterations of a
-#: K = 256 fit each gained 0.001-0.005 dB and took a third of its time (benchmarks/README.md:
-#: 19-31 % less CPU at 1e-4 to 3e-4, for at most 0.02-0.08 dB PSNR)
+#: ``quantize_image``): on eleven 4-8 MP photos the last iterations of a K = 256 fit each
+#: gained 0.001-0.005 dB and took a third of its time (benchmarks/README.md: 19-31 % less
+#: CPU at 1e-4 to 3e-4, for at most 0.02-0.08 dB PSNR)
 PALETTE_REL_TOL = 2e-4  # a coarser grid would leave clusters without cells
-#: ... rising (geometrically in log2 K) to this from 256 colours: on the six slowest photos
-#: at K = 256, 5e-4 took 10-32 % less time than 2e-4 for 0.005-0.03 dB, the blurred
-#: CIEDE2000 within +-0.001 (life -0.02); at K = 64 it cost evening_glow 0.06 dB
-#: (benchmarks/README.md)
-PALETTE_REL_TOL_LARGE = 5e-4
-
-
-def palette_rel_tol(n_colors: int) -> float:
-    """Return the ``rel_tol`` of a product palette fit of ``n_colors`` colours.
-
-    :data:`PALETTE_REL_TOL` up to 64 colours, :data:`PALETTE_REL_TOL_LARGE` from 256,
-    geometric in log2 K in between.
-
-    Parameters
-    ----------
-    n_colors : int
-        Palette size K.
-
-    Returns
-    -------
-    rel_tol : float
-    """
-    t = float(np.clip((np.log2(max(int(n_colors), 1)) - 6.0) / 2.0, 0.0, 1.0))
-    return float(PALETTE_REL_TOL * (PALETTE_REL_TOL_LARGE / PALETTE_REL_TOL) ** t)
-
-
 # centres per Yinyang group (Ding et al. suggest K / 10 groups)
 _THREADS_MIN_POINTS = 100_000  # below this, one thread is faster than two
 _MAX_THREADS = 8
@@ -314,7 +281,7 @@ class KMeans(KMeansBase):
         Also stop a stage (a grid-cell stage or the points) as soon as one iteration
         lowered the inertia by at most ``rel_tol`` times its value (0, the default: off).
         The last iterations of a large fit each gain a few thousandths of a dB;
-        :func:`palette_rel_tol` is what the product's palettes use.
+        :data:`PALETTE_REL_TOL` is what the product's palettes use.
     locked : array_like of shape (L, D) or None
         Locked centres (L <= K, distinct): they are the first L centres of the result,
         exactly, and never move; the other K - L are seeded around them (k-means++ goes on
