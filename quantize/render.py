@@ -275,13 +275,6 @@ class _PaletteLookup:
         if not self.direct:  # index + 1, 0 = not searched yet: zeroed pages cost nothing
             dtype = np.uint16 if len(palette) < np.iinfo(np.uint16).max else np.int32
             self.table = np.zeros(1 << 24, dtype)
-            pal = np.asarray(palette, np.float64)
-            # integer colours against an integer palette: |c|^2 - 2 q.c is an exact integer
-            # in float64, so a plain argmin (the first of equal distances, as the exact
-            # search decides ties) needs no rounding margin; a call costs a few microseconds
-            self.integral = bool(np.all(pal == np.rint(pal)))
-            self._m2c = -2.0 * pal.T
-            self._c_sq = np.einsum("ij,ij->i", pal, pal)
 
     #: r * 65536 + g * 256 + b as one float32 product: every partial sum is an integer
     #: below 2**24, so it is exact in float32 whatever the summation order
@@ -303,12 +296,9 @@ class _PaletteLookup:
         idx = self.table[code]
         if not idx.all():
             missing = np.flatnonzero(idx == 0)
-            if self.integral:
-                d = q[missing].astype(np.float64) @ self._m2c
-                d += self._c_sq
-                found = d.argmin(axis=1)
-            else:
-                found = self.search(q[missing])
+            # rounded colours: against an integer palette (every rendering's) no margin
+            search = self.search.of_integers if self.search.integral else self.search
+            found = search(q[missing])
             found += 1
             self.table[code[missing]] = found
             idx[missing] = found

@@ -7,14 +7,14 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from quantize.cluster.replay import record_labels
-from quantize.colorspace import space_to_rgb
+from quantize.colorspace import WRGB_WEIGHTS, space_to_rgb
 from quantize.protocol import IterationRecord
 
 __all__ = ["ColorSpaceView", "AXIS_NAMES", "ellipse_outline"]
 
 AXIS_NAMES: dict[str, tuple[str, ...]] = {
     "rgb": ("R", "G", "B"),
-    "wrgb": ("0.8 R", "G", "0.7 B"),
+    "wrgb": tuple(f"{w:g} {c}" if w != 1 else c for w, c in zip(WRGB_WEIGHTS, "RGB", strict=True)),
     "lab": ("L*", "a*", "b*"),
     "oklab": ("L (OKLab)", "a (OKLab)", "b (OKLab)"),
     "grey": ("grey level",),

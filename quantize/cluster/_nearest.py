@@ -102,6 +102,27 @@ class NearestCentre:
         self._margin = None
         if points_sq_max is not None:
             self._margin = _F64_MARGIN * (float(points_sq_max) + self._c_sq_max) + 1e-300
+        #: whole-number centres: :meth:`of_integers` can skip the rounding margin
+        self.integral = bool(np.all(self.centers == np.rint(self.centers)))
+
+    def of_integers(self, points: np.ndarray) -> np.ndarray:
+        """Index of the nearest centre of whole-number points, for whole-number centres.
+
+        ``||c||^2 - 2 x.c`` is then an exact integer in float64 (well below 2**53), so a
+        plain argmin is exact, the first of equal distances as in :meth:`__call__`; a
+        batch costs one product.  Requires :attr:`integral`.
+
+        Parameters
+        ----------
+        points : array_like of shape (P, D), whole numbers
+
+        Returns
+        -------
+        indices : ndarray of shape (P,), int64
+        """
+        d = np.asarray(points, np.float64).reshape(-1, self.centers.shape[1]) @ self._m2c
+        d += self._c_sq
+        return d.argmin(axis=1)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """Index of the nearest centre of each point, shape (P,), int64.

@@ -532,7 +532,7 @@ def test_memo_lookup_breaks_ties_as_the_exact_search():
     values = np.stack(np.meshgrid(*[np.arange(-3, 44, dtype=np.float32)] * 3), -1)
     values = values.reshape(-1, 3)
     lookup = _PaletteLookup(palette)
-    assert lookup.integral and not lookup.direct
+    assert lookup.search.integral and not lookup.direct
     got = lookup(values) - 1
     expect = nearest_indices(np.clip(values, 0, 255).astype(np.float64), palette)
     np.testing.assert_array_equal(got, expect)
