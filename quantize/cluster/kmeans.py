@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -61,9 +61,20 @@ from quantize.protocol import (
     drain,
 )
 
-__all__ = ["KMeans", "KMeansBase", "PALETTE_REL_TOL", "kmeans_plusplus"]
+__all__ = [
+    "KMeans",
+    "KMeansBase",
+    "PALETTE_REL_TOL",
+    "SeedingScore",
+    "kmeans_plusplus",
+    "palette_seedings",
+]
 
 _ALGORITHMS = ("auto", "lloyd", "yinyang")
+
+#: ``seeding_score(centers (K, D), points (M, D), weights (M,), labels (M,)) -> float``:
+#: lower is better (see ``KMeans``'s ``n_seedings``).
+SeedingScore = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], float]
 # "auto" first converges on grid-cell means above this many points (see _celltree)
 _CELLS_MIN_POINTS = 50_000
 _CELLS_MAX_DIMS = 4
@@ -88,6 +99,27 @@ _MIN_CELLS_PER_CLUSTER = 4
 #: gained 0.001-0.005 dB and took a third of its time (benchmarks/README.md: 19-31 % less
 #: CPU at 1e-4 to 3e-4, for at most 0.02-0.08 dB PSNR)
 PALETTE_REL_TOL = 2e-4  # a coarser grid would leave clusters without cells
+#: Seedings a product palette fit tries (``n_seedings``) up to PALETTE_SEEDINGS_MAX_K colours
+PALETTE_SEEDINGS = 3
+PALETTE_SEEDINGS_MAX_K = 32
+
+
+def palette_seedings(n_colors: int) -> int:
+    """Return the ``n_seedings`` of a product palette fit of ``n_colors`` colours.
+
+    Parameters
+    ----------
+    n_colors : int
+        Palette size K.
+
+    Returns
+    -------
+    n_seedings : int
+        :data:`PALETTE_SEEDINGS` up to :data:`PALETTE_SEEDINGS_MAX_K` colours, else 1.
+    """
+    return PALETTE_SEEDINGS if int(n_colors) <= PALETTE_SEEDINGS_MAX_K else 1
+
+
 # centres per Yinyang group (Ding et al. suggest K / 10 groups)
 _THREADS_MIN_POINTS = 100_000  # below this, one thread is faster than two
 _MAX_THREADS = 8
@@ -286,6 +318,15 @@ class KMeans(KMeansBase):
         Locked centres (L <= K, distinct): they are the first L centres of the result,
         exactly, and never move; the other K - L are seeded around them (k-means++ goes on
         from them) and fitted.  An ``init`` array's first L rows are replaced by them.
+    n_seedings : int
+        Seedings tried in each run (not with an ``init`` array).  Each is refined on the
+        grid-cell stages (without stages: fitted to the end), and only the best goes on to
+        the points, so the extra seedings cost a fraction of a restart.
+    seeding_score : callable or None
+        How the seedings are compared, lower is better: ``seeding_score(centers, points,
+        weights, labels)`` with the centres (K, D) and the points (M, D), weights (M,) and
+        labels (M,) of the last stage, uncentred.  None: by inertia.  The product's palette
+        fits compare mean OKLab errors (:mod:`quantize.pipeline`).
 
     Attributes
     ----------
@@ -322,9 +363,13 @@ class KMeans(KMeansBase):
         working_memory_mib: float = DEFAULT_WORKING_MEMORY_MIB,
         locked: np.ndarray | None = None,
         rel_tol: float = 0.0,
+        n_seedings: int = 1,
+        seeding_score: SeedingScore | None = None,
     ) -> None:
         self.n_colors = n_colors
         self.rel_tol = rel_tol
+        self.n_seedings = n_seedings
+        self.seeding_score = seeding_score
         self.init = init
         self.locked = locked
         self.n_init = n_init
@@ -333,6 +378,28 @@ class KMeans(KMeansBase):
         self.seed = seed
         self.algorithm = algorithm
         self.working_memory_mib = working_memory_mib
+
+    @staticmethod
+    def _seed(
+        run_init: Any,
+        X: np.ndarray,
+        w: np.ndarray,
+        locked: np.ndarray | None,
+        K: int,
+        rng: np.random.Generator,
+        wm: float,
+        should_cancel: CancelCallback | None,
+    ) -> np.ndarray:
+        """Return the initial centres (K, D) of one run: an init array, or drawn from ``X``."""
+        if isinstance(run_init, np.ndarray):
+            return np.array(run_init[:K], dtype=np.float64)
+        if locked is not None:
+            return seed_around_locked(
+                X, w, locked, K - locked.shape[0], rng, run_init, wm, should_cancel
+            )
+        if run_init == "k-means++":
+            return greedy_kmeans_plusplus(X, w, K, rng, None, wm, should_cancel)[0]
+        return random_seeds(X, w, K, rng)
 
     @property
     def n_clusters(self) -> int:
@@ -454,67 +521,85 @@ class KMeans(KMeansBase):
         # one assigner per cell stage serves every restart
         cell_assigners = [Assigner(st[0], wm) for st in stages]
         n_locked = 0 if locked is None else locked.shape[0]
-        for r, run_init in enumerate(runs):
-            check_cancel(should_cancel)
-            if isinstance(run_init, np.ndarray):
-                centers = np.array(run_init[:K], dtype=np.float64)
-            elif locked is not None:
-                centers = seed_around_locked(
-                    Xi, wi, locked, K - locked.shape[0], rng, run_init, wm, should_cancel
-                )
-            elif run_init == "k-means++":
-                centers, _ = greedy_kmeans_plusplus(Xi, wi, K, rng, None, wm, should_cancel)
-            else:
-                centers = random_seeds(Xi, wi, K, rng)
-            if centers.shape[0] < K:  # hash said distinct, potential said otherwise
-                K = centers.shape[0]
-                self.n_colors_ = K
-            hist_parts = []
-            it0 = 0
-            for (cm, cw, scatter, factor), cell_assigner in zip(
-                stages, cell_assigners, strict=True
-            ):
+        n_seedings = check_positive_int(self.n_seedings, "n_seedings")
+        # the grid-cell stages; a fit without them has only the points
+        cell_plan = [
+            (cm, cw, a, tol_abs * factor, scatter)
+            for (cm, cw, scatter, factor), a in zip(stages, cell_assigners, strict=True)
+        ]
+        point_plan = [(Xc, w, assigner, tol_abs, 0.0)]
+
+        def run_plan(
+            plan: list, centers: np.ndarray, r: int, it0: int, hist: list, warn: list
+        ) -> Generator[IterationRecord, None, tuple]:
+            out: tuple = ()
+            for Xs, ws, a, tol_s, scatter in plan:
                 # Lloyd on grid-cell means = Lloyd with whole cells assigned together; its
                 # J plus the within-cell scatter is the exact full-data J of that partition
-                out_c = yield from _lloyd(
-                    cm,
-                    cw,
+                out = yield from _lloyd(
+                    Xs,
+                    ws,
                     centers,
-                    cell_assigner,
+                    a,
                     max_iter,
-                    tol_abs * factor,
+                    tol_s,
                     use_bounds,
                     should_cancel,
                     r,
                     mean,
                     stage,
-                    self.warnings_,
+                    warn,
                     objective_offset=scatter,
                     it_offset=it0,
                     n_locked=n_locked,
                     rel_tol=rel_tol,
                 )
-                centers = out_c[0]
-                hist_parts.append(out_c[3] + scatter)
-                it0 += out_c[4]
-            out = yield from _lloyd(
-                Xc,
-                w,
-                centers,
-                assigner,
-                max_iter,
-                tol_abs,
-                use_bounds,
-                should_cancel,
-                r,
-                mean,
-                stage,
-                self.warnings_,
-                it_offset=it0,
-                n_locked=n_locked,
-                rel_tol=rel_tol,
-            )
-            out = (*out[:3], np.concatenate([*hist_parts, out[3]]), out[4] + it0, out[5])
+                centers = out[0]
+                hist.append(out[3] + scatter)
+                it0 += out[4]
+            return out, it0
+
+        for r, run_init in enumerate(runs):
+            n_cand = 1 if isinstance(run_init, np.ndarray) else n_seedings
+            first = cell_plan or point_plan
+            chosen: tuple | None = None  # (score, records, result, iterations, history, warnings)
+            for _ in range(n_cand):
+                check_cancel(should_cancel)
+                centers = self._seed(run_init, Xi, wi, locked, K, rng, wm, should_cancel)
+                if centers.shape[0] < K:  # hash said distinct, potential said otherwise
+                    K = centers.shape[0]
+                    self.n_colors_ = K
+                hist_parts: list[np.ndarray] = []
+                if n_cand == 1:
+                    out, it0 = yield from run_plan(first, centers, r, 0, hist_parts, self.warnings_)
+                    chosen = (0.0, [], out, it0, hist_parts, [])
+                    break
+                records: list[IterationRecord] = []
+                warn: list[str] = []
+                gen = run_plan(first, centers, r, 0, hist_parts, warn)
+                while True:
+                    try:
+                        records.append(next(gen))
+                    except StopIteration as done:
+                        out, it0 = done.value
+                        break
+                Xs, ws = first[-1][:2]
+                score = (
+                    out[2]
+                    if self.seeding_score is None
+                    else float(self.seeding_score(out[0] + mean, Xs + mean, ws, out[1]))
+                )
+                if chosen is None or score < chosen[0]:
+                    chosen = (score, records, out, it0, hist_parts, warn)
+            assert chosen is not None
+            _, records, out, it0, hist_parts, warn = chosen
+            self.warnings_.extend(warn)
+            yield from records
+            if cell_plan:  # the chosen seeding goes on to the points
+                out, it0 = yield from run_plan(
+                    point_plan, out[0], r, it0, hist_parts, self.warnings_
+                )
+            out = (*out[:2], out[2], np.concatenate(hist_parts), it0, out[5])
             self.histories_.append(out[3])
             if best is None or out[2] < best[2]:
                 best = out

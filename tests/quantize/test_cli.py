@@ -556,7 +556,7 @@ def test_progress_bar_fed_by_records(img, capsys):
     assert "kmeans (wrgb)" in err and "it" in err and "inertia=" in err
     assert (
         main(
-            ["quantize", str(img), "-k", "3", *FAST, "-o", "p.png", "--quality", "20", "--progress"]
+            ["quantize", str(img), "-k", "3", *FAST, "-o", "p.png", "--quality", "18", "--progress"]
         )
         == 0
     )

@@ -72,3 +72,21 @@ def test_greys_lie_on_the_grey_axis(space):
     greys = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
     pts = rgb_to_space(greys, space)
     np.testing.assert_allclose(pts, pts[:, :1] * grey_axis(space), atol=5e-3)
+
+
+@pytest.mark.parametrize("space", ["rgb", "wrgb", "lab", "oklab"])
+def test_oklab_error_score_is_the_same_in_every_fitting_space(space):
+    from quantize.pipeline import oklab_error_score
+
+    rng = np.random.default_rng(3)
+    points = rng.integers(0, 256, (500, 3)).astype(np.uint8)
+    centers = rng.integers(0, 256, (7, 3)).astype(np.uint8)
+    labels = rng.integers(0, 7, 500)
+    w = rng.uniform(0.5, 3.0, 500)
+    direct = np.linalg.norm(
+        rgb_to_space(points, "oklab") - rgb_to_space(centers, "oklab")[labels], axis=1
+    )
+    got = oklab_error_score(space)(
+        rgb_to_space(centers, space), rgb_to_space(points, space), w, labels
+    )
+    np.testing.assert_allclose(got, w @ direct, rtol=1e-9)  # distances, not their squares

@@ -351,3 +351,73 @@ def test_palette_fits_use_the_relative_gain_rule():
     assert get_method("kmeans").make(8, 0, {"rel_tol": 0.0}).rel_tol == 0.0
     with pytest.raises(ValueError, match="rel_tol"):
         KMeans(4, rel_tol=-1.0).fit(blobs())
+
+
+def test_seedings_keep_the_lowest_score_without_stages():
+    """Without cell stages each seeding is a whole fit; the one of least score is kept."""
+    X = blobs(3000, 12, spread=25, seed=5)
+    seen = []
+
+    def score(centers, points, weights, labels):
+        assert points.shape == X.shape and labels.shape == (len(X),)
+        d = ((points - centers[labels]) ** 2).sum(axis=1) ** 0.25  # not the inertia
+        seen.append((float(weights @ d), centers.copy()))
+        return seen[-1][0]
+
+    model = KMeans(9, seed=3, n_seedings=4, seeding_score=score).fit(X)
+    assert len(seen) == 4
+    best = min(seen, key=lambda s: s[0])
+    np.testing.assert_allclose(model.cluster_centers_, best[1], atol=1e-9)
+    # the first seeding draws what a single one draws
+    one = KMeans(9, seed=3).fit(X)
+    np.testing.assert_allclose(seen[0][1], one.cluster_centers_, atol=1e-9)
+    by_inertia = KMeans(9, seed=3, n_seedings=4).fit(X)
+    assert by_inertia.inertia_ <= one.inertia_
+    assert len({round(s[0], 6) for s in seen}) > 1  # the seedings differ
+
+
+def test_seedings_are_compared_on_the_cells_and_only_the_best_goes_on():
+    X = np.round(blobs(80_000, 20, spread=15, seed=11))
+    w = np.random.default_rng(11).integers(1, 4, len(X)).astype(float)
+    sizes = []
+
+    def score(centers, points, weights, labels):
+        sizes.append(len(points))
+        return float(weights @ ((points - centers[labels]) ** 2).sum(axis=1))
+
+    model = KMeans(16, seed=1, n_seedings=3, seeding_score=score)
+    records = list(model.iter_fit(X, w))
+    assert len(sizes) == 3 and all(s < len(X) for s in sizes)  # grid-cell means, not points
+    # one run's records: consecutive iterations, restart 0, ending on the points
+    assert [r.iteration for r in records] == list(range(1, len(records) + 1))
+    assert {r.restart for r in records} == {0}
+    assert records[-1].extra["n_points"] == len(X)
+    assert len(model.history_) == model.n_iter_ == len(records)
+    direct = np.sum(w * ((X - model.cluster_centers_[model.labels_]) ** 2).sum(1))
+    np.testing.assert_allclose(model.inertia_, direct, rtol=1e-10)
+
+
+def test_seedings_poll_cancel_and_reject_bad_counts():
+    X = blobs(3000, 6)
+    scored = []
+
+    def score(centers, points, weights, labels):
+        scored.append(1)
+        return 0.0
+
+    model = KMeans(6, n_seedings=5, seeding_score=score)
+    with pytest.raises(Cancelled):  # asked while the second seeding runs
+        drain(model.iter_fit(X, should_cancel=lambda: len(scored) >= 1))
+    assert len(scored) == 1
+    with pytest.raises(ValueError, match="n_seedings"):
+        KMeans(4, n_seedings=0).fit(X)
+
+
+def test_palette_fits_try_seedings_for_small_palettes():
+    from quantize.cluster.kmeans import PALETTE_SEEDINGS, PALETTE_SEEDINGS_MAX_K
+    from quantize.cluster.registry import get_method
+
+    spec = get_method("kmeans")
+    assert KMeans(8).n_seedings == 1
+    assert spec.make(16, 0, {}).n_seedings == PALETTE_SEEDINGS > 1
+    assert spec.make(PALETTE_SEEDINGS_MAX_K * 2, 0, {}).n_seedings == 1
