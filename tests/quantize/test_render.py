@@ -385,16 +385,18 @@ def test_large_errors_are_capped_and_tiny_ones_dropped():
     assert np.any(dither_indices(off, pal, "fs", adaptive=False) != 0)
 
 
-def test_box_mean_matches_a_direct_window_mean():
+def test_box_sum_matches_a_direct_window_sum():
     from scipy import ndimage as ndi
 
-    from quantize.render import _box_mean
+    from quantize.render import _box_sum
 
-    a = RNG.random((37, 51)).astype(np.float32)
+    a = RNG.integers(0, 511, (37, 51)).astype(np.int16)  # second differences of uint8
+    a[:4, :6] = 510  # the largest sum still fits int16
     for r in (1, 2):
-        np.testing.assert_allclose(
-            _box_mean(a, r), ndi.uniform_filter(a, 2 * r + 1, mode="nearest"), rtol=1e-5, atol=1e-6
-        )
+        direct = ndi.uniform_filter(a.astype(np.float64), 2 * r + 1, mode="nearest")
+        got = _box_sum(a, r)
+        assert got.dtype == np.int16
+        np.testing.assert_allclose(got, direct * (2 * r + 1) ** 2, rtol=1e-12)
 
 
 def test_adaptive_settings_run_from_coarse_to_fine_palettes():
