@@ -602,7 +602,7 @@ class KMeans(KMeansBase):
             yield from records
             if rest:  # the chosen seeding goes on to the points
                 out, it0 = yield from run_plan(rest, out[0], r, it0, hist_parts, self.warnings_)
-            out = (*out[:2], out[2], np.concatenate(hist_parts), it0, out[5])
+            out = (*out[:3], np.concatenate(hist_parts), it0, out[5])
             self.histories_.append(out[3])
             if best is None or out[2] < best[2]:
                 best = out
