@@ -14,6 +14,8 @@ with the same exact distances and the same lowest-index rule.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 import numpy as np
 
 from quantize._chunks import chunk_size, iter_chunks
@@ -287,12 +289,14 @@ class Assigner:
         centers: np.ndarray,
         group_of: np.ndarray | None,
         should_cancel: CancelCallback | None,
+        pool: Executor | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Exact nearest centre, its exact squared distance and per-group lower bounds.
 
-        Parameters are the centres, the group of each centre (None: no bounds wanted)
-        and the cancel poll.  Lower bounds (n, G) are distances,
-        already reduced by the float32 error margin.
+        Parameters are the centres, the group of each centre (None: no bounds wanted), the
+        cancel poll and an optional thread pool that searches the chunks in parallel (numpy
+        frees the interpreter lock in them; each chunk writes its own rows).  Lower bounds
+        (n, G) are distances, already reduced by the float32 error margin.
         """
         X, Xa = self.X, self.Xa
         n = Xa.shape[0]
@@ -301,12 +305,13 @@ class Assigner:
         margin = self.margin(centers)
         labels = np.empty(n, dtype=np.int32)
         lower = None
+        starts = None
         if group_of is not None:  # sorted: the groups are contiguous runs of centres
             starts = find_group_starts(group_of)
             lower = np.empty((n, starts.size), dtype=np.float64)
         rows = min(_MAX_CHUNK_ROWS, chunk_size(n, 4 * K * 3 + 8 * D * K, self.working_memory_mib))
-        for sl in iter_chunks(n, rows):
-            check_cancel(should_cancel)
+
+        def one_chunk(sl: slice) -> None:
             s = Xa[sl] @ ca
             lab = s.argmin(axis=1)
             r = np.arange(lab.size)
@@ -315,7 +320,7 @@ class Assigner:
             gmin = None
             if K == 1:
                 second = np.full(lab.size, np.inf)
-            elif lower is not None:
+            elif starts is not None:
                 gmin = group_min(s, starts)
                 second = group_min(gmin, ALL_COLUMNS)[:, 0].astype(np.float64)
             else:
@@ -324,7 +329,7 @@ class Assigner:
             if amb.size:  # near-ties: decide exactly in float64
                 exact = decide_exactly(X[sl][amb], centers)[0]
                 moved = exact != lab[amb]
-                if gmin is not None and moved.any():
+                if gmin is not None and starts is not None and moved.any():
                     rows_m = amb[moved]
                     s[rows_m, lab[rows_m]] = best[rows_m].astype(np.float32)
                     s[rows_m, exact[moved]] = np.inf
@@ -336,5 +341,15 @@ class Assigner:
                 lower[sl] = np.sqrt(np.maximum(gmin.astype(np.float64) - margin, 0.0))
             elif lower is not None:
                 lower[sl] = np.inf
+
+        chunks = list(iter_chunks(n, rows))
+        if pool is None or len(chunks) < 2:
+            for sl in chunks:
+                check_cancel(should_cancel)
+                one_chunk(sl)
+        else:
+            check_cancel(should_cancel)
+            for _ in pool.map(one_chunk, chunks):
+                check_cancel(should_cancel)
         d_sq = exact_sq_dist(X, centers, labels)
         return labels, d_sq, lower

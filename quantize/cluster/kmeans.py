@@ -752,7 +752,7 @@ def _lloyd_run(
     # the largest possible distance), so rounding can never make a bound too large.
     eps = 1e-6 * (np.sqrt(assigner.x_sq_max) + float(np.sqrt(sq_norms(centers).max())) + 1e-30)
     lower = None
-    labels, d_sq, lower_nk = assigner.search(centers, group_of, should_cancel)
+    labels, d_sq, lower_nk = assigner.search(centers, group_of, should_cancel, pool)
     if lower_nk is not None:
         lower = np.ascontiguousarray((lower_nk - eps).T, dtype=np.float32)
     del lower_nk
@@ -839,7 +839,7 @@ def _lloyd_run(
             changed = np.concatenate([c for c, _ in parts])
             a_old = np.concatenate([o for _, o in parts]).astype(np.int32)
         else:
-            lab_c, _, _ = assigner.search(centers, None, should_cancel)
+            lab_c, _, _ = assigner.search(centers, None, should_cancel, pool)
             sw = lab_c != labels
             changed = np.flatnonzero(sw)
             a_old = labels[changed]

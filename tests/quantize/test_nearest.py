@@ -59,3 +59,30 @@ def test_rendering_mapping_and_replay_use_the_one_search():
     assert render.NearestCentre is _nearest.NearestCentre
     assert pipeline.nearest_indices is _nearest.nearest_indices
     assert replay.nearest_indices is _nearest.nearest_indices
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_search_in_parallel_chunks_equals_the_serial_search(grouped):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from quantize.cluster._yinyang import centre_groups
+
+    rng = np.random.default_rng(5)
+    X = rng.integers(0, 256, (30_000, 3)).astype(np.float64)
+    X[:50] = X[50:100]  # repeated points: ties between chunks too
+    centers = X[rng.choice(len(X), 40, replace=False)] + 0.5
+    group_of = None
+    if grouped:
+        group_of = centre_groups(centers, len(X), 64.0)
+        order = np.argsort(group_of, kind="stable")
+        group_of, centers = group_of[order], centers[order]
+    assigner = Assigner(X, working_memory_mib=0.2)  # many chunks
+    serial = assigner.search(centers, group_of, None)
+    with ThreadPoolExecutor(2) as pool:
+        parallel = assigner.search(centers, group_of, None, pool)
+    np.testing.assert_array_equal(serial[0], parallel[0])
+    np.testing.assert_array_equal(serial[1], parallel[1])
+    if grouped:
+        np.testing.assert_array_equal(serial[2], parallel[2])
+    brute = ((X[:, None, :] - centers[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(serial[0], brute.argmin(axis=1))
