@@ -290,13 +290,16 @@ class Assigner:
         group_of: np.ndarray | None,
         should_cancel: CancelCallback | None,
         pool: Executor | None = None,
+        eps: float = 0.0,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Exact nearest centre, its exact squared distance and per-group lower bounds.
 
         Parameters are the centres, the group of each centre (None: no bounds wanted), the
         cancel poll and an optional thread pool that searches the chunks in parallel (numpy
-        frees the interpreter lock in them; each chunk writes its own rows).  Lower bounds
-        (n, G) are distances, already reduced by the float32 error margin.
+        frees the interpreter lock in them; each chunk writes its own rows).  The lower
+        bounds come group-major, shape (G, n), float32 (as Yinyang K-means keeps them):
+        distances reduced by the float32 error margin of the search, then by ``eps``
+        (computed in float64, then rounded).
         """
         X, Xa = self.X, self.Xa
         n = Xa.shape[0]
@@ -308,7 +311,7 @@ class Assigner:
         starts = None
         if group_of is not None:  # sorted: the groups are contiguous runs of centres
             starts = find_group_starts(group_of)
-            lower = np.empty((n, starts.size), dtype=np.float64)
+            lower = np.empty((starts.size, n), dtype=np.float32)
         rows = min(_MAX_CHUNK_ROWS, chunk_size(n, 4 * K * 3 + 8 * D * K, self.working_memory_mib))
 
         def one_chunk(sl: slice) -> None:
@@ -338,9 +341,11 @@ class Assigner:
             labels[sl] = lab
             if lower is not None and gmin is not None:
                 # approximate squared distances to the other centres, minimum per group
-                lower[sl] = np.sqrt(np.maximum(gmin.astype(np.float64) - margin, 0.0))
+                dist = np.sqrt(np.maximum(gmin.astype(np.float64) - margin, 0.0))
+                dist -= eps
+                lower[:, sl] = dist.T
             elif lower is not None:
-                lower[sl] = np.inf
+                lower[:, sl] = np.inf
 
         chunks = list(iter_chunks(n, rows))
         if pool is None or len(chunks) < 2:

@@ -751,11 +751,7 @@ def _lloyd_run(
     # stream half the bytes.  Every value written is lowered by ``eps`` (16 float32 ulps of
     # the largest possible distance), so rounding can never make a bound too large.
     eps = 1e-6 * (np.sqrt(assigner.x_sq_max) + float(np.sqrt(sq_norms(centers).max())) + 1e-30)
-    lower = None
-    labels, d_sq, lower_nk = assigner.search(centers, group_of, should_cancel, pool)
-    if lower_nk is not None:
-        lower = np.ascontiguousarray((lower_nk - eps).T, dtype=np.float32)
-    del lower_nk
+    labels, d_sq, lower = assigner.search(centers, group_of, should_cancel, pool, eps)
     upper = np.sqrt(d_sq) if use_bounds else None
     Wk, Sk, Qk = _cluster_stats(X, w, x_sq, labels, K)
     history: list[float] = []
