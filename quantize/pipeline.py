@@ -19,6 +19,7 @@ from quantize._json import json_safe
 from quantize._validation import check_positive_int
 from quantize.cluster._nearest import nearest_indices
 from quantize.cluster._small import cheapest_entries, find_small_groups
+from quantize.cluster.kmeans import SeedingScore
 from quantize.cluster.registry import METHODS, get_method
 from quantize.colorspace import (
     check_space,
@@ -573,7 +574,7 @@ def _space_points(rgb8: np.ndarray, space: str, one_channel: bool) -> np.ndarray
     return conv[:, :1] if one_channel else conv
 
 
-def oklab_error_score(space: str) -> Any:
+def oklab_error_score(space: str) -> SeedingScore:
     """Make a seeding score: the weighted sum of OKLab distances from points to centres.
 
     Parameters
