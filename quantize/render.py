@@ -411,6 +411,14 @@ def _dither_map_compiled(
 #: 6-8 MP photos, and no faster on 4 MP ones (benchmarks/README.md).  Loading beside the fit
 #: (the interpreter lock shared) made 4 MP runs at K = 256 slower, so a run loads it after.
 _COMPILED_MIN_PIXELS = 5_000_000
+#: ... and from this size on for palettes of at least _COMPILED_LARGE_K colours, where the
+#: numpy loop's memo table misses more often (new dithered colours are searched among more
+#: entries; summer_1am, 4 MP, K = 256: 0.94 s of numpy diffusion).  Whole ``vq`` runs at
+#: K = 256 on six 4 MP photos, two each: summer_1am 1.67 -> 1.37 s, fig 1.78 -> 1.56 s,
+#: evening_glow 2.0 -> 1.84 s, path 1.76 -> 1.64 s, kite and darkest_hour within noise; at
+#: K = 64 a wash (benchmarks/README.md)
+_COMPILED_MIN_PIXELS_LARGE_K = 2_000_000
+_COMPILED_LARGE_K = 128
 
 #: Rows per call of the compiled diffusion (about a megapixel): cancellation is polled
 #: between calls.
@@ -593,7 +601,12 @@ def _floyd_steinberg(
     use_compiled = (
         _Compiled.module is not None
         or _Compiled.loading
-        or rgb.shape[0] * rgb.shape[1] >= _COMPILED_MIN_PIXELS
+        or rgb.shape[0] * rgb.shape[1]
+        >= (
+            _COMPILED_MIN_PIXELS
+            if len(palette) < _COMPILED_LARGE_K
+            else _COMPILED_MIN_PIXELS_LARGE_K
+        )
     )
     if use_compiled:
         prepare_dithering()  # loads meanwhile, unless loaded
