@@ -38,6 +38,7 @@ __all__ = [
     "BAYER_8",
     "DITHER_METHODS",
     "compiled_diffusion",
+    "compiled_diffusion_pays",
     "dither_indices",
     "dither_map",
     "index_dtype",
@@ -406,19 +407,41 @@ def _dither_map_compiled(
 
 
 #: Images from this size on use the compiled diffusion even when nothing asked to load it
-#: (loading takes about 0.35 s of CPU; numpy diffuses about 0.12 s per megapixel, the
-#: compiled loop 0.05 s): whole ``vq`` runs with Floyd-Steinberg were 0.2-0.4 s faster on
-#: 6-8 MP photos, and no faster on 4 MP ones (benchmarks/README.md).  Loading beside the fit
-#: (the interpreter lock shared) made 4 MP runs at K = 256 slower, so a run loads it after.
+#: (loading takes about 0.35 s of CPU; numpy diffuses about 0.12 s per megapixel at K = 16,
+#: the compiled loop 0.05 s): whole ``vq`` runs with Floyd-Steinberg were 0.2-0.4 s faster
+#: on 6-8 MP photos, and no faster on 4 MP ones at K = 16 and 64 (benchmarks/README.md).
 _COMPILED_MIN_PIXELS = 5_000_000
 #: ... and from this size on for palettes of at least _COMPILED_LARGE_K colours, where the
 #: numpy loop's memo table misses more often (new dithered colours are searched among more
-#: entries; summer_1am, 4 MP, K = 256: 0.94 s of numpy diffusion).  Whole ``vq`` runs at
-#: K = 256 on six 4 MP photos, two each: summer_1am 1.67 -> 1.37 s, fig 1.78 -> 1.56 s,
-#: evening_glow 2.0 -> 1.84 s, path 1.76 -> 1.64 s, kite and darkest_hour within noise; at
-#: K = 64 a wash (benchmarks/README.md)
+#: entries; fig, 4.5 MP, K = 256: 0.94 s of numpy diffusion, 0.2 s compiled + the load).
+#: With the load started when ``vq`` reads the header, whole runs at K = 256 on six 4 MP
+#: photos, medians of five: 10.26 -> 8.95 s in all (darkest_hour, a night scene of few
+#: colours, 1.09 -> 1.14 s; the others 0.07-0.3 s faster)
 _COMPILED_MIN_PIXELS_LARGE_K = 2_000_000
 _COMPILED_LARGE_K = 128
+
+
+def compiled_diffusion_pays(n_pixels: int, n_colors: int) -> bool:
+    """Whether Floyd–Steinberg of this size repays loading the compiled loop (numba).
+
+    A caller that knows the size early (``vq`` once the image header is read) calls
+    :func:`prepare_dithering` when this holds, so that the load overlaps decoding and the
+    fit; Floyd–Steinberg itself loads it for such images in any case.
+
+    Parameters
+    ----------
+    n_pixels : int
+        ``width * height`` of the image.
+    n_colors : int
+        Palette size.
+
+    Returns
+    -------
+    pays : bool
+    """
+    large_k = n_colors >= _COMPILED_LARGE_K
+    return n_pixels >= (_COMPILED_MIN_PIXELS_LARGE_K if large_k else _COMPILED_MIN_PIXELS)
+
 
 #: Rows per call of the compiled diffusion (about a megapixel): cancellation is polled
 #: between calls.
@@ -601,12 +624,7 @@ def _floyd_steinberg(
     use_compiled = (
         _Compiled.module is not None
         or _Compiled.loading
-        or rgb.shape[0] * rgb.shape[1]
-        >= (
-            _COMPILED_MIN_PIXELS
-            if len(palette) < _COMPILED_LARGE_K
-            else _COMPILED_MIN_PIXELS_LARGE_K
-        )
+        or compiled_diffusion_pays(rgb.shape[0] * rgb.shape[1], len(palette))
     )
     if use_compiled:
         prepare_dithering()  # loads meanwhile, unless loaded

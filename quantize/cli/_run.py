@@ -512,6 +512,27 @@ def _early_exists_check(targets: Sequence[tuple[str, Path]], force: bool) -> Non
             raise OutputExistsError(f"{path}: already exists (use --force)", [path])
 
 
+def _dithering_loader(args: argparse.Namespace) -> Callable[[int, int], None] | None:
+    """Return an ``on_size`` for the image load that starts loading the compiled FS loop.
+
+    When the run dithers with Floyd–Steinberg at a size that repays the compiled loop
+    (:func:`~quantize.render.compiled_diffusion_pays`), loading it (about 0.35 s of CPU)
+    in the background from the moment the header is read overlaps decoding and the fit
+    instead of delaying the rendering: whole runs 0.1-0.3 s faster on 4-9 MP photos.
+    """
+    if args.dither != "fs" or not args.strength > 0:
+        return None
+    k = args.colors if isinstance(args.colors, int) else DEFAULTS["n_colors"]
+
+    def start(width: int, height: int) -> None:
+        from quantize.render import compiled_diffusion_pays, prepare_dithering
+
+        if compiled_diffusion_pays(width * height, k):
+            prepare_dithering()
+
+    return start
+
+
 def quantize_one(
     image_path: Path,
     args: argparse.Namespace,
@@ -564,10 +585,13 @@ def quantize_one(
     if from_stdin and data is None:
         data = read_stdin(args.max_pixels)
     with native_stderr_muted(not getattr(args, "debug", False)):  # the LoadError says it
+        on_size = _dithering_loader(args)
         if data is not None:
-            loaded = load_image_bytes(data, name="<stdin>", max_pixels=args.max_pixels)
+            loaded = load_image_bytes(
+                data, name="<stdin>", max_pixels=args.max_pixels, on_size=on_size
+            )
         else:
-            loaded = load_image(image_path, max_pixels=args.max_pixels)
+            loaded = load_image(image_path, max_pixels=args.max_pixels, on_size=on_size)
     require_visible_pixels(loaded, "<stdin>" if from_stdin else image_path)
     stem = stem or ("stdin" if from_stdin else image_path.stem)
     if targets is None:

@@ -12,6 +12,7 @@ Every failure is a :class:`LoadError` whose message names the file and the probl
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import logging
@@ -21,7 +22,7 @@ import struct
 import threading
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ __all__ = [
 ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "TIFF", "WEBP", "BMP", "GIF", "PPM")
 #: Default cap on width * height, checked before decoding (the ``vq`` command's default too).
 DEFAULT_MAX_PIXELS: int = DEFAULTS["max_pixels"]
+#: Receives the declared ``(width, height)`` of an image before its pixels are decoded.
+SizeCallback = Callable[[int, int], None]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -137,7 +140,10 @@ class LoadedImage:
 
 
 def load_image(
-    path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike[str],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    on_size: SizeCallback | None = None,
 ) -> LoadedImage:
     """Load the first frame of an image file as an upright RGB(A) array.
 
@@ -148,6 +154,10 @@ def load_image(
         16-bit, float, multi-page), WebP, BMP, GIF (first frame), PPM/PGM.
     max_pixels : int, optional
         Refuse images whose declared ``width * height`` exceeds this, before decoding.
+    on_size : callable, optional
+        Called once with the declared ``(width, height)`` (before any EXIF rotation) when
+        the header is read and the size accepted, before the pixels are decoded: work that
+        only needs the size can start meanwhile.
 
     Returns
     -------
@@ -177,7 +187,7 @@ def load_image(
         raise LoadError(p, "permission denied") from None
     except OSError as exc:
         raise LoadError(p, f"cannot read file ({exc.strerror or exc})") from None
-    return _load(data, p, max_pixels=max_pixels)
+    return _load(data, p, max_pixels=max_pixels, on_size=on_size)
 
 
 def file_size_limit(max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
@@ -199,7 +209,11 @@ def file_size_limit(max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
 
 
 def load_image_bytes(
-    data: bytes, *, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS
+    data: bytes,
+    *,
+    name: str = "<bytes>",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    on_size: SizeCallback | None = None,
 ) -> LoadedImage:
     """Load an encoded image held in memory (e.g. pasted from the clipboard).
 
@@ -211,6 +225,8 @@ def load_image_bytes(
         Label used in error messages.
     max_pixels : int, optional
         Size cap, as for :func:`load_image`.
+    on_size : callable, optional
+        As for :func:`load_image`.
 
     Returns
     -------
@@ -222,7 +238,7 @@ def load_image_bytes(
     LoadError
         As for :func:`load_image`.
     """
-    loaded = _load(bytes(data), Path(name), max_pixels=max_pixels)
+    loaded = _load(bytes(data), Path(name), max_pixels=max_pixels, on_size=on_size)
     loaded.path = None
     return loaded
 
@@ -324,12 +340,16 @@ def _describe_foreign(data: bytes) -> str:
     return "not a supported image file (unknown or corrupt content)"
 
 
-def _load(data: bytes, path: Path, *, max_pixels: int) -> LoadedImage:
+def _load(
+    data: bytes, path: Path, *, max_pixels: int, on_size: SizeCallback | None = None
+) -> LoadedImage:
     if len(data) == 0:
         raise LoadError(path, "file is empty")
+    if on_size is not None:  # once, also when one TIFF reader gives the file to the other
+        on_size = functools.cache(on_size)
     with _capture_warnings() as caught, _decoder_logs_muted():
         try:
-            loaded = _load_inner(data, path, max_pixels)
+            loaded = _load_inner(data, path, max_pixels, on_size)
         except (LoadError, MemoryError, KeyboardInterrupt):
             raise
         except Exception as exc:  # a decoder choking on hostile bytes is still a bad file
@@ -447,7 +467,9 @@ def _decoder_logs_muted() -> Iterator[None]:
         _loading.depth -= 1
 
 
-def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
+def _check_size(
+    path: Path, width: int, height: int, max_pixels: int, on_size: SizeCallback | None
+) -> None:
     if width <= 0 or height <= 0:
         raise LoadError(path, f"invalid image size {width}x{height}")
     if width * height > max_pixels:
@@ -456,11 +478,15 @@ def _check_size(path: Path, width: int, height: int, max_pixels: int) -> None:
             f"image is too large: {width}x{height} = {width * height:,} pixels "
             f"(limit {max_pixels:,})",
         )
+    if on_size is not None:
+        on_size(width, height)
 
 
-def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
+def _load_inner(
+    data: bytes, path: Path, max_pixels: int, on_size: SizeCallback | None
+) -> LoadedImage:
     if data.startswith(_TIFF_SIGNATURES):
-        loaded = _try_tifffile(data, path, max_pixels)
+        loaded = _try_tifffile(data, path, max_pixels, on_size)
         if isinstance(loaded, LoadedImage):
             return loaded
         fallback = loaded
@@ -476,7 +502,7 @@ def _load_inner(data: bytes, path: Path, max_pixels: int) -> LoadedImage:
         raise LoadError(path, f"corrupt or truncated image ({exc})") from None
     with im:
         width, height = im.size
-        _check_size(path, width, height, max_pixels)
+        _check_size(path, width, height, max_pixels, on_size)
         fmt = im.format or "?"
         is_png = fmt == "PNG" and data.startswith(_PNG_SIGNATURE)
         if is_png:
@@ -715,7 +741,9 @@ def _finish(
 # ---------------------------------------------------------------------------- TIFF
 
 
-def _try_tifffile(data: bytes, path: Path, max_pixels: int) -> LoadedImage | str | None:
+def _try_tifffile(
+    data: bytes, path: Path, max_pixels: int, on_size: SizeCallback | None
+) -> LoadedImage | str | None:
     """Read 16-bit colour / float / wide-int TIFFs with tifffile.
 
     Returns None for files Pillow reads without loss (8-bit, palette, CMYK, ...), and a
@@ -739,7 +767,7 @@ def _try_tifffile(data: bytes, path: Path, max_pixels: int) -> LoadedImage | str
                 return None
             wanted = True
             width, height = int(page.imagewidth), int(page.imagelength)
-            _check_size(path, width, height, max_pixels)
+            _check_size(path, width, height, max_pixels, on_size)
             n_frames = len(pages)
             arr = page.asarray()
             axes = page.axes

@@ -1188,3 +1188,32 @@ def test_decoder_noise_stays_off_stderr_the_error_is_one_line(tmp_path, capfd):
         assert one_error_line(err) == f"vq: {bad}: corrupt or truncated image (decoder error -2)"
     assert main(["info", str(bad), "--debug"]) == 3  # --debug shows all there is
     assert "Using code not yet in table" in capfd.readouterr().err
+
+
+def test_floyd_steinberg_runs_load_the_compiled_loop_from_the_header(img, monkeypatch):
+    # the load (about 0.35 s of CPU) starts once the header is read, before the pixels are
+    # decoded and fitted, when the size repays it; never for other dithering
+    import quantize.cli._run as run
+    import quantize.io.load as load
+    import quantize.render as render
+
+    events: list[str] = []
+    monkeypatch.setattr(render, "prepare_dithering", lambda: events.append("load"))
+    monkeypatch.setattr(render, "compiled_diffusion", lambda: None)  # numpy form either way
+    monkeypatch.setattr(render, "_COMPILED_MIN_PIXELS", 24 * 24)  # img's size repays it
+    real_finish, real_fit = load._finish, run._run_fit
+    monkeypatch.setattr(load, "_finish", lambda *a: (events.append("decoded"), real_finish(*a))[1])
+    monkeypatch.setattr(run, "_run_fit", lambda *a: (events.append("fit"), real_fit(*a))[1])
+    assert main(["quantize", str(img), "-k", "3", *FAST, "--dither", "fs", "-o", "a.png"]) == 0
+    assert events[:3] == ["load", "decoded", "fit"]
+    for dither in ("none", "ordered"):
+        events.clear()
+        argv = ["quantize", str(img), "-k", "3", *FAST, "--dither", dither, "-o", f"{dither}.png"]
+        assert main(argv) == 0
+        assert "load" not in events and "fit" in events
+    monkeypatch.setattr(render._Compiled, "module", None)  # as in a fresh process
+    monkeypatch.setattr(render._Compiled, "loading", False)
+    events.clear()
+    monkeypatch.setattr(render, "_COMPILED_MIN_PIXELS", 24 * 24 + 1)  # one pixel too small
+    assert main(["quantize", str(img), "-k", "3", *FAST, "--dither", "fs", "-o", "b.png"]) == 0
+    assert "load" not in events and "fit" in events

@@ -947,3 +947,29 @@ def test_overlapping_loads_on_threads_keep_their_own_warnings(monkeypatch, caplo
     # the loads' log records were dropped, the other thread's was not
     pil = [r.getMessage() for r in caplog.records if r.name.startswith("PIL")]
     assert pil == ["log record of the other thread"]
+
+
+def test_on_size_reports_the_declared_size_once_before_decoding(tmp_path):
+    seen: list[tuple[int, int]] = []
+    png = tmp_path / "a.png"
+    Image.fromarray(rgb_image(12, 17)).save(png)
+    tif16 = tmp_path / "b.tif"  # read by tifffile
+    tifffile.imwrite(tif16, (rgb_image(9, 5).astype(np.uint16) * 257), photometric="rgb")
+    for path, size in ((png, (17, 12)), (tif16, (5, 9))):
+        seen.clear()
+        load_image(path, on_size=lambda w, h: seen.append((w, h)))
+        assert seen == [size]
+    seen.clear()
+    load_image_bytes(png.read_bytes(), on_size=lambda w, h: seen.append((w, h)))
+    assert seen == [(17, 12)]
+    seen.clear()
+    with pytest.raises(LoadError, match="too large"):  # refused: nothing to start
+        load_image(png, max_pixels=100, on_size=lambda w, h: seen.append((w, h)))
+    assert seen == []
+    # a header intact, pixel data cut: reported, then the decode fails
+    data = png.read_bytes()
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(LoadError, match="cut.png"):
+        load_image(cut, on_size=lambda w, h: seen.append((w, h)))
+    assert seen == [(17, 12)]
