@@ -666,7 +666,8 @@ def iter_quantize_image(
         Least share of the pixels a far colour group needs to get an entry.
     **fit_options
         Passed to the estimator (e.g. ``n_init``, ``max_iter``, ``tol``,
-        ``covariance_type``, ``reg_covar``, ``init``).  A uint8 array ``init`` of shape
+        ``covariance_type``, ``reg_covar``, ``init``); a ``tol`` not given is the method's
+        default in ``vq`` and the app (K-means 1e-3).  A uint8 array ``init`` of shape
         (K, 3) is read as an sRGB palette and converted to the fitting space.  ``locked``,
         an array of L distinct 8-bit sRGB colours of shape (L, 3), keeps them as the first
         L palette entries, exactly (K-means and the mixture).
@@ -893,7 +894,7 @@ def quantize_image(
     small_color_distance, small_color_share : float
         Their rule's OKLab distance and least share of the pixels.
     **fit_options
-        Estimator options.
+        Estimator options (see :func:`iter_quantize_image`).
 
     Returns
     -------

@@ -115,7 +115,9 @@ class MethodSpec:
         seed : int
             Seed of the estimator's randomness.
         options : mapping
-            Estimator options.
+            Estimator options.  A ``tol`` not given is the method's :meth:`tol_default`,
+            as ``vq`` and the app run it, so that a library call with the same options
+            makes the same palette.
 
         Returns
         -------
@@ -133,7 +135,10 @@ class MethodSpec:
                 f"unknown option(s) for method {self.name!r}: {sorted(unknown)}; "
                 f"allowed: {sorted(self.options)}"
             )
-        return self.factory(n_colors, seed, dict(options))
+        opts = dict(options)
+        if "tol" in self.options:
+            opts.setdefault("tol", self.tol_default())
+        return self.factory(n_colors, seed, opts)
 
 
 _KMEANS_INITS = {"k-means++": "k-means++", "random": "Random"}

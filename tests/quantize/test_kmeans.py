@@ -7,6 +7,7 @@ from threadpoolctl import threadpool_limits
 
 from quantize.cluster.kmeans import KMeans, kmeans_plusplus
 from quantize.cluster.minibatch import MiniBatchKMeans
+from quantize.options import DEFAULTS
 from quantize.protocol import Cancelled, ConvergenceWarning, QuantizeWarning, drain
 
 
@@ -340,6 +341,23 @@ def test_relative_gain_rule_stops_at_the_first_small_gain(algorithm):
     assert early.inertia_ <= full.inertia_ * 1.03  # uniform data: the slowest case
     direct = np.sum(w * ((X - early.cluster_centers_[early.labels_]) ** 2).sum(1))
     np.testing.assert_allclose(early.inertia_, direct, rtol=1e-10)
+
+
+def test_library_fits_take_the_tolerance_vq_and_the_app_run():
+    # quantize_image and the registry make what `vq` and the app make with the same options:
+    # a tol not given is the method's default (K-means 1e-3), not the bare class's 1e-4
+    from quantize.cluster.registry import METHODS, get_method
+    from quantize.pipeline import quantize_image
+
+    assert KMeans(8).tol == 1e-4
+    for spec in METHODS.values():
+        if "tol" in spec.options:
+            assert spec.make(4, 0, {}).tol == spec.tol_default()
+            assert spec.make(4, 0, {"tol": 0.5}).tol == 0.5
+    assert get_method("kmeans").tol_default() == DEFAULTS["tol"] == 1e-3
+    X = blobs()
+    img = np.clip(X[: 24 * 24], 0, 255).astype(np.uint8).reshape(24, 24, 3)
+    assert quantize_image(img, 4, keep_small_colors=False).model.tol == DEFAULTS["tol"]
 
 
 def test_palette_fits_use_the_relative_gain_rule():
