@@ -23,7 +23,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from multiprocessing.connection import wait as wait_ready
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +204,8 @@ def stop_workers(processes: Iterable[Any], grace_s: float = GRACE_S) -> list[int
 
 def _wait_exits(sentinels: dict[Any, Any], timeout_s: float) -> None:
     """Remove from ``sentinels`` the processes that exit within ``timeout_s``."""
+    from multiprocessing.connection import wait as wait_ready  # (9 ms: only when stopping)
+
     deadline = time.monotonic() + timeout_s
     while sentinels:
         left = deadline - time.monotonic()

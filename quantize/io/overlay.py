@@ -6,7 +6,6 @@ Arrays in, bytes out; :mod:`quantize.io.export` registers both as export kinds.
 from __future__ import annotations
 
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
 import numpy as np
 from PIL import Image
@@ -213,7 +212,7 @@ def outlines_svg(result: Any, *, name: str = "outlines") -> bytes:
             parts.append(f"M {pts} Z")
         lines.append(
             f'<path id="class-{k:0{width}d}" fill="none" fill-rule="evenodd" '
-            f'stroke={quoteattr(colour)} stroke-width="1" d="{" ".join(parts)}"/>'
+            f'stroke="{colour}" stroke-width="1" d="{" ".join(parts)}"/>'
         )
     lines.append("</svg>")
     return ("\n".join(lines) + "\n").encode("utf-8")
