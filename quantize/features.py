@@ -188,6 +188,23 @@ def _rgb8_codes(flat: np.ndarray) -> np.ndarray:
     return packed.view("<i8").reshape(-1).astype(np.intp, copy=False)
 
 
+#: Pixels per ``bincount`` call in :func:`_counts`: its int32 -> intp copy stays a few MB
+_COUNT_CHUNK = 1 << 19
+
+
+def _counts(inverse: np.ndarray, n: int) -> np.ndarray:
+    """Occurrences of each of ``0 .. n - 1`` in ``inverse`` (int32), shape (n,), int64.
+
+    ``np.bincount`` copies an int32 index to intp first: on a 4.5 MP image a fresh 36 MB
+    array, which costs 0.08 s where fresh memory is slow to come by (a new process on a
+    VM); in chunks the copies are small, reused and cache-resident (0.010 -> 0.006 s warm).
+    """
+    out = np.zeros(n, dtype=np.int64)
+    for start in range(0, inverse.size, _COUNT_CHUNK):
+        out += np.bincount(inverse[start : start + _COUNT_CHUNK], minlength=n)
+    return out
+
+
 def _unique_codes(codes: np.ndarray, n_bins: int | None) -> tuple[np.ndarray, ...]:
     """Sorted unique codes, counts and the inverse index (int32)."""
     reuse = (
@@ -211,8 +228,7 @@ def _unique_codes(codes: np.ndarray, n_bins: int | None) -> tuple[np.ndarray, ..
         finally:
             if reuse:
                 _Scratch.lock.release()
-        counts = np.bincount(inverse, minlength=uniq.size).astype(np.int64, copy=False)
-        return uniq, counts, inverse
+        return uniq, _counts(inverse, uniq.size), inverse
     if n_bins is not None:
         codes = codes.astype(np.uint32)  # sorts faster than intp
     uniq, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)

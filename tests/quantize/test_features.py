@@ -11,8 +11,9 @@ def _reference(flat):
 
 @pytest.mark.parametrize("big_path", [False, True])
 def test_rgb8_matches_numpy_unique(monkeypatch, big_path):
-    if big_path:  # force the presence-table path on a small image
+    if big_path:  # force the presence-table path on a small image, counted in chunks
         monkeypatch.setattr(features, "_BINCOUNT_MIN_PIXELS", 0)
+        monkeypatch.setattr(features, "_COUNT_CHUNK", 7)  # 1200 pixels: 172 chunks
     rng = np.random.default_rng(0)
     img = rng.integers(0, 6, size=(40, 30, 3), dtype=np.uint8) * 50
     table = unique_colors(img)
