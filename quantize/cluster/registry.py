@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from quantize.cluster.gmm import GaussianMixture
-from quantize.cluster.kmeans import PALETTE_REL_TOL, KMeans, palette_seedings
+from quantize.cluster.kmeans import KMeans, palette_rel_tol, palette_seedings
 from quantize.cluster.minibatch import MiniBatchKMeans
 from quantize.cluster.optimal1d import Optimal1D
 from quantize.options import DEFAULTS
@@ -258,7 +258,7 @@ register_method(
         factory=lambda k, seed, o: KMeans(
             k,
             seed=seed,
-            **{"rel_tol": PALETTE_REL_TOL, "n_seedings": palette_seedings(k), **o},
+            **{"rel_tol": palette_rel_tol(k), "n_seedings": palette_seedings(k), **o},
         ),
         options=_COMMON | {"algorithm", "locked", "rel_tol", "n_seedings", "seeding_score"},
         inits=_KMEANS_INITS,

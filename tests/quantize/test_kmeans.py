@@ -361,11 +361,19 @@ def test_library_fits_take_the_tolerance_vq_and_the_app_run():
 
 
 def test_palette_fits_use_the_relative_gain_rule():
-    from quantize.cluster.kmeans import PALETTE_REL_TOL
+    from quantize.cluster.kmeans import (
+        PALETTE_REL_TOL,
+        PALETTE_REL_TOL_LARGE,
+        PALETTE_REL_TOL_LARGE_K,
+    )
     from quantize.cluster.registry import get_method
 
     assert KMeans(8).rel_tol == 0.0  # the class alone keeps scikit-learn's rule
     assert get_method("kmeans").make(8, 0, {}).rel_tol == PALETTE_REL_TOL > 0
+    # larger palettes stop sooner (each iteration on the colours costs most there)
+    big = PALETTE_REL_TOL_LARGE_K
+    assert get_method("kmeans").make(big - 1, 0, {}).rel_tol == PALETTE_REL_TOL
+    assert get_method("kmeans").make(big, 0, {}).rel_tol == PALETTE_REL_TOL_LARGE > PALETTE_REL_TOL
     assert get_method("kmeans").make(8, 0, {"rel_tol": 0.0}).rel_tol == 0.0
     with pytest.raises(ValueError, match="rel_tol"):
         KMeans(4, rel_tol=-1.0).fit(blobs())
