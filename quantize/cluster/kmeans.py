@@ -105,7 +105,7 @@ PALETTE_REL_TOL = 2e-4  # a coarser grid would leave clusters without cells
 #: ... and from PALETTE_REL_TOL_LARGE_K colours on, where each iteration on the colours costs
 #: most: nine camera photos at K = 256, in-process, the product's settings: fitting time
 #: 4.17 -> 3.76 s in all (path 45 -> 26 iterations, 0.62 -> 0.45 s), blurred dE against
-#: pngquant's within +-0.006 per photo, PSNR within 0.03 dB.  At K = 64 the iterations fell
+#: pngquant's within +-0.006 per photo, PSNR within 0.04 dB.  At K = 64 the iterations fell
 #: too but not the time (benchmarks/README.md)
 PALETTE_REL_TOL_LARGE = 6e-4
 PALETTE_REL_TOL_LARGE_K = 128
