@@ -9,17 +9,30 @@ A pixel's pending error is kept in two row buffers: ``cur`` sums the 1/16 and 5/
 from the row above and the 7/16 term from the left, ``cur3`` the 3/16 term from the row
 above, added last (the order in which the wavefront form adds them).  Column ``x`` of the
 image is entry ``x + 1`` of the buffers.
+
+The loops allocate nothing and cannot raise (numpy's error model, no bounds checks): they
+are compiled once into C-callable functions (:func:`build_objects`) whose machine code
+:mod:`quantize._fs_native` keeps and later loads with llvmlite alone.  Importing this
+module imports numba and compiles them (a few seconds); a run that finds the machine code
+cached never imports it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
+from numba import carray, types
 
-__all__ = ["candidate_lists", "diffuse_rows", "dither_map", "warm_up"]
+__all__ = ["KERNELS", "build_objects"]
+
+#: Options of every loop: no interpreter lock, numpy's error model (no ZeroDivisionError
+#: path); compiled into the object code only, so numba's own cache is not used.
+_JIT: dict[str, Any] = {"nogil": True, "error_model": "numpy", "cache": False}
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(**_JIT)
 def _nearest(
     v0: float, v1: float, v2: float, pal: np.ndarray, items: np.ndarray, lo: int, hi: int
 ) -> int:  # pragma: no cover
@@ -45,8 +58,10 @@ def _nearest(
 CELL_BITS = 5
 
 
-@numba.njit(cache=True, nogil=True)
-def candidate_lists(pal64: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+@numba.njit(**_JIT)
+def candidate_lists(  # pragma: no cover
+    pal64: np.ndarray, dist: np.ndarray, offsets: np.ndarray, items: np.ndarray, fill: bool
+) -> None:
     """For each cell of 8 x 8 x 8 integer colours, the entries that can be nearest to one.
 
     With ``m`` the cell's centre, ``r`` the largest distance from it to an integer colour
@@ -55,51 +70,49 @@ def candidate_lists(pal64: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # prag
     farther from every ``q`` than ``b``, so it is left out.  Every entry that can be
     nearest (ties included) stays, in index order; a small margin covers rounding.
 
-    Returns
-    -------
+    Called twice: without ``fill`` it writes each cell's count to ``offsets[c + 1]``; the
+    caller turns the counts into offsets (a cumulative sum) and sizes ``items``, which the
+    call with ``fill`` fills.
+
+    Parameters
+    ----------
+    pal64 : ndarray of shape (K, 3), float64
+    dist : ndarray of shape (K,), float64
+        Scratch.
     offsets : ndarray of shape (32**3 + 1,), int32
-    items : ndarray of shape (offsets[-1],), int32
         Entries of cell ``c``: ``items[offsets[c]:offsets[c + 1]]``.
+    items : ndarray of shape (offsets[-1],), int32
+        (Any size without ``fill``.)
+    fill : bool
     """
     k = pal64.shape[0]
     per = 1 << CELL_BITS
     side = 256 // per
     half = (side - 1) / 2.0
     r = np.sqrt(3.0) * half
-    n_cells = per * per * per
-    dist = np.empty(k)
-    offsets = np.zeros(n_cells + 1, np.int32)
-    for sweep in range(2):  # count, then fill
-        if sweep == 1:
-            for c in range(n_cells):
-                offsets[c + 1] += offsets[c]
-            items = np.empty(offsets[n_cells], np.int32)
-        else:
-            items = np.empty(0, np.int32)
-        for c in range(n_cells):
-            m0 = (c >> (2 * CELL_BITS)) * side + half
-            m1 = ((c >> CELL_BITS) & (per - 1)) * side + half
-            m2 = (c & (per - 1)) * side + half
-            best = np.inf
-            for j in range(k):
-                a = m0 - pal64[j, 0]
-                b = m1 - pal64[j, 1]
-                d = m2 - pal64[j, 2]
-                dist[j] = np.sqrt(a * a + b * b + d * d)
-                best = min(best, dist[j])
-            limit = best + 2.0 * r + 1e-6 * (best + 2.0 * r + 1.0)
-            n_in = 0
-            for j in range(k):
-                if dist[j] <= limit:
-                    if sweep == 1:
-                        items[offsets[c] + n_in] = j
-                    n_in += 1
-            if sweep == 0:
-                offsets[c + 1] = n_in
-    return offsets, items
+    for c in range(per * per * per):
+        m0 = (c >> (2 * CELL_BITS)) * side + half
+        m1 = ((c >> CELL_BITS) & (per - 1)) * side + half
+        m2 = (c & (per - 1)) * side + half
+        best = np.inf
+        for j in range(k):
+            a = m0 - pal64[j, 0]
+            b = m1 - pal64[j, 1]
+            d = m2 - pal64[j, 2]
+            dist[j] = np.sqrt(a * a + b * b + d * d)
+            best = min(best, dist[j])
+        limit = best + 2.0 * r + 1e-6 * (best + 2.0 * r + 1.0)
+        n_in = 0
+        for j in range(k):
+            if dist[j] <= limit:
+                if fill:
+                    items[offsets[c] + n_in] = j
+                n_in += 1
+        if not fill:
+            offsets[c + 1] = n_in
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(**_JIT)
 def _cell(q0: float, q1: float, q2: float) -> int:  # pragma: no cover
     """Return the :func:`candidate_lists` cell of an integer colour."""
     return (
@@ -109,15 +122,17 @@ def _cell(q0: float, q1: float, q2: float) -> int:  # pragma: no cover
     )
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(**_JIT)
 def diffuse_rows(  # pragma: no cover - compiled; the tests compare it with the numpy form
     rgb: np.ndarray,
     take: np.ndarray,
     give: np.ndarray,
     pal64: np.ndarray,
+    pal: np.ndarray,
     table: np.ndarray,
     offsets: np.ndarray,
     items: np.ndarray,
+    has_give: bool,
     direct: bool,
     limited: bool,
     cap_sq: np.float32,
@@ -126,6 +141,8 @@ def diffuse_rows(  # pragma: no cover - compiled; the tests compare it with the 
     hi: np.float32,
     cur: np.ndarray,
     cur3: np.ndarray,
+    nxt: np.ndarray,
+    nxt3: np.ndarray,
     out: np.ndarray,
     y0: int,
     y1: int,
@@ -137,9 +154,12 @@ def diffuse_rows(  # pragma: no cover - compiled; the tests compare it with the 
     rgb : ndarray of shape (M, N, 3), uint8
     take : ndarray of shape (M, N), float32
         Share of its pending error each pixel takes (zero where transparent).
-    give : ndarray of shape (M, N) or (0, 0), float32
-        Share of its own error each pixel passes on (transparent pixels: 0); (0, 0): all 1.
+    give : ndarray of shape (M, N), float32
+        Share of its own error each pixel passes on (transparent pixels: 0), read when
+        ``has_give`` (otherwise all 1).
     pal64 : ndarray of shape (K, 3), float64
+    pal : ndarray of shape (K, 3), float32
+        The same palette in float32.
     table : ndarray of shape (2**24,), uint16 or int32
         Memo of nearest index + 1 per rounded colour (0: not searched yet), updated.
     offsets, items : ndarray, int32
@@ -151,17 +171,16 @@ def diffuse_rows(  # pragma: no cover - compiled; the tests compare it with the 
         Apply the error cap ``cap_sq`` and the drop threshold ``drop_sq`` (squared norms).
     lo, hi : float32
         Clipping range of a pixel's colour plus its error.
+    has_give : bool
     cur, cur3 : ndarray of shape (N + 2, 3), float32
         Pending error of row ``y0`` (zeros before the first row), updated to row ``y1``'s.
+    nxt, nxt3 : ndarray of shape (N + 2, 3), float32
+        Scratch, zeros on entry and on return.
     out : ndarray of shape (M, N), int32
         Receives the indices of rows ``y0:y1``.
     y0, y1 : int
     """
     n = rgb.shape[1]
-    pal = pal64.astype(np.float32)
-    has_give = give.shape[0] > 0
-    nxt = np.zeros_like(cur)
-    nxt3 = np.zeros_like(cur3)
     c7 = np.float32(7.0 / 16.0)
     c3 = np.float32(3.0 / 16.0)
     c5 = np.float32(5.0 / 16.0)
@@ -180,7 +199,9 @@ def diffuse_rows(  # pragma: no cover - compiled; the tests compare it with the 
                     e1 = zero
                     e2 = zero
                 elif e_sq > cap_sq:
-                    s = np.float32(np.sqrt(np.float32(cap_sq / e_sq)))
+                    # the float64 root of a float32, rounded to float32, is float32's own
+                    # correctly rounded root (no libm call in the machine code)
+                    s = np.float32(np.sqrt(np.float64(np.float32(cap_sq / e_sq))))
                     e0 *= s
                     e1 *= s
                     e2 *= s
@@ -231,30 +252,35 @@ def diffuse_rows(  # pragma: no cover - compiled; the tests compare it with the 
             nxt[x + 2, 0] += r0 * c1
             nxt[x + 2, 1] += r1 * c1
             nxt[x + 2, 2] += r2 * c1
-        cur[:] = nxt
-        cur3[:] = nxt3
-        nxt[:] = zero
-        nxt3[:] = zero
+        for i in range(n + 2):  # (element loops: a slice copy may allocate)
+            for c in range(3):
+                cur[i, c] = nxt[i, c]
+                cur3[i, c] = nxt3[i, c]
+                nxt[i, c] = zero
+                nxt3[i, c] = zero
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(**_JIT)
 def dither_map(  # pragma: no cover - compiled; the tests compare it with the numpy form
     image: np.ndarray,
     indices: np.ndarray,
+    busy: np.ndarray,
+    rows: np.ndarray,
+    out: np.ndarray,
     scale: np.float32,
     floor: np.float32,
     keep: np.float32,
     flat_min: np.float32,
     flat_step: np.float32,
-) -> np.ndarray:
+) -> None:
     """:func:`quantize.render.dither_map` in one pass per step (the same float32 values).
 
     ``scale`` is ``1 / (255 texture)``, ``keep`` is ``1 - floor``, ``flat_step`` is
     ``(1 - flat_min) / 8``, each rounded to float32 as the numpy form rounds them.  The
     second differences and their 5 x 5 sums are integers, exact in float32 in any order.
+    ``busy`` and ``rows`` (M, N) float32 are scratch; ``out`` (M, N) float32 receives the map.
     """
     m, n = indices.shape
-    busy = np.zeros((m, n), np.float32)
     for y in range(m):
         for x in range(n):
             b = np.float32(0.0)
@@ -276,14 +302,12 @@ def dither_map(  # pragma: no cover - compiled; the tests compare it with the nu
                     b = max(b, d)
             busy[y, x] = b
     # 5 x 5 sums with the edges repeated: rows, then columns (exact integers)
-    rows = np.empty((m, n), np.float32)
     for y in range(m):
         for x in range(n):
             t = np.float32(0.0)
             for dx in range(-2, 3):
                 t += busy[y, min(max(x + dx, 0), n - 1)]
             rows[y, x] = t
-    out = np.empty((m, n), np.float32)
     fifth = np.float32(1.0 / 25.0)
     one = np.float32(1.0)
     for y in range(m):
@@ -309,36 +333,182 @@ def dither_map(  # pragma: no cover - compiled; the tests compare it with the nu
             same *= flat_step
             same += flat_min
             out[y, x] = w * same
-    return out
 
 
-def warm_up() -> None:
-    """Load (or compile, the first time) the machine code, with the argument types of real calls."""
-    candidate_lists(np.zeros((1, 3)))
-    one = np.float32(1.0)
-    dither_map(np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2), np.int32), one, one, one, one, one)
-    rgb = np.zeros((2, 2, 3), np.uint8)
-    weight = np.ones((2, 2), np.float32)
-    pal = np.array([[0.0, 0.0, 0.0], [255.0, 255.0, 255.0]])
-    cur = np.zeros((4, 3), np.float32)
-    for table in (np.zeros(1, np.uint16),):  # (an int32 memo, K >= 65535, loads when used)
-        diffuse_rows(
-            rgb,
-            weight,
-            np.zeros((0, 0), np.float32),
-            pal,
-            table,
-            np.zeros(2, np.int32),
-            np.arange(2, dtype=np.int32),
-            True,
-            True,
-            np.float32(1.0),
-            np.float32(1.0),
-            np.float32(0.0),
-            np.float32(255.0),
-            cur.copy(),
-            cur.copy(),
-            np.zeros((2, 2), np.int32),
-            0,
-            2,
+# ---------------------------------------------------------------- C-callable entry points
+# Raw pointers and sizes in, nothing returned: what quantize._fs_native calls through ctypes.
+# Flag bits of c_diffuse_rows.
+HAS_GIVE, DIRECT, LIMITED, WIDE_TABLE = 1, 2, 4, 8
+#: Entries of the memo table of rounded colours.
+TABLE_SIZE = 1 << 24
+
+_u8, _i32, _u16 = (
+    types.CPointer(types.uint8),
+    types.CPointer(types.int32),
+    types.CPointer(types.uint16),
+)
+_f32, _f64 = types.CPointer(types.float32), types.CPointer(types.float64)
+_n, _f, _flag = types.intp, types.float32, types.int32
+
+
+@numba.cfunc(types.void(_f64, _n, _f64, _i32, _i32, _n, _flag), error_model="numpy")
+def c_candidate_lists(pal64, k, dist, offsets, items, n_items, fill):  # pragma: no cover
+    """:func:`candidate_lists` on raw buffers (``offsets`` has 32**3 + 1 entries)."""
+    n_cells = 1 << (3 * CELL_BITS)
+    candidate_lists(
+        carray(pal64, (k, 3)),
+        carray(dist, (k,)),
+        carray(offsets, (n_cells + 1,)),
+        carray(items, (n_items,)),
+        fill != 0,
+    )
+
+
+@numba.cfunc(
+    types.void(
+        _u8,
+        _f32,
+        _f32,
+        _f64,
+        _f32,
+        _u16,
+        _i32,
+        _i32,
+        _i32,
+        _f32,
+        _f32,
+        _f32,
+        _f32,
+        _i32,
+        _n,
+        _n,
+        _n,
+        _n,
+        _flag,
+        _f,
+        _f,
+        _f,
+        _f,
+        _n,
+        _n,
+    ),
+    error_model="numpy",
+)
+def c_diffuse_rows(  # pragma: no cover
+    rgb,
+    take,
+    give,
+    pal64,
+    pal,
+    table16,
+    table32,
+    offsets,
+    items,
+    cur,
+    cur3,
+    nxt,
+    nxt3,
+    out,
+    m,
+    n,
+    k,
+    n_items,
+    flags,
+    cap_sq,
+    drop_sq,
+    lo,
+    hi,
+    y0,
+    y1,
+):
+    """:func:`diffuse_rows` on raw buffers; the memo is ``table32`` with ``WIDE_TABLE``."""
+    n_cells = 1 << (3 * CELL_BITS)
+    args = (
+        carray(rgb, (m, n, 3)),
+        carray(take, (m, n)),
+        carray(give, (m, n)),
+        carray(pal64, (k, 3)),
+        carray(pal, (k, 3)),
+    )
+    rest = (
+        carray(offsets, (n_cells + 1,)),
+        carray(items, (n_items,)),
+        (flags & HAS_GIVE) != 0,
+        (flags & DIRECT) != 0,
+        (flags & LIMITED) != 0,
+        cap_sq,
+        drop_sq,
+        lo,
+        hi,
+        carray(cur, (n + 2, 3)),
+        carray(cur3, (n + 2, 3)),
+        carray(nxt, (n + 2, 3)),
+        carray(nxt3, (n + 2, 3)),
+        carray(out, (m, n)),
+        y0,
+        y1,
+    )
+    if flags & WIDE_TABLE:
+        diffuse_rows(*args, carray(table32, (TABLE_SIZE,)), *rest)
+    else:
+        diffuse_rows(*args, carray(table16, (TABLE_SIZE,)), *rest)
+
+
+@numba.cfunc(
+    types.void(_u8, _i32, _f32, _f32, _f32, _n, _n, _f, _f, _f, _f, _f), error_model="numpy"
+)
+def c_dither_map(  # pragma: no cover
+    image, indices, busy, rows, out, m, n, scale, floor, keep, flat_min, flat_step
+):
+    """:func:`dither_map` on raw buffers."""
+    dither_map(
+        carray(image, (m, n, 3)),
+        carray(indices, (m, n)),
+        carray(busy, (m, n)),
+        carray(rows, (m, n)),
+        carray(out, (m, n)),
+        scale,
+        floor,
+        keep,
+        flat_min,
+        flat_step,
+    )
+
+
+#: The entry points by the name :mod:`quantize._fs_native` calls them.
+KERNELS: dict[str, Any] = {
+    "candidate_lists": c_candidate_lists,
+    "diffuse_rows": c_diffuse_rows,
+    "dither_map": c_dither_map,
+}
+
+
+def build_objects(target_machine: Any) -> list[dict[str, Any]]:
+    """Machine code of every entry point, for ``target_machine`` (an llvmlite TargetMachine).
+
+    Returns
+    -------
+    objects : list of dict
+        Per entry point: ``name``, ``symbol`` (its native name), ``object`` (the object file,
+        bytes) and ``externals`` (the symbols it leaves to the loader: the Python and
+        numba functions of the error path, which these loops never take).
+    """
+    import llvmlite.binding as llvm
+
+    objects = []
+    for name, cfunc in KERNELS.items():
+        module = llvm.parse_assembly(cfunc.inspect_llvm())
+        module.verify()
+        externals = sorted(
+            {f.name for f in module.functions if f.is_declaration}
+            | {g.name for g in module.global_variables if g.is_declaration}
         )
+        objects.append(
+            {
+                "name": name,
+                "symbol": cfunc.native_name,
+                "object": target_machine.emit_object(module),
+                "externals": [e for e in externals if not e.startswith("llvm.")],
+            }
+        )
+    return objects

@@ -10,9 +10,10 @@ kept in a small ring of rows).  The nearest colour of each rounded value is memo
 2**24 table.
 
 With numba installed the same diffusion runs as one compiled raster loop
-(:mod:`quantize._fs_numba`, the same indices to the bit, 3-4 times faster); a process that
-will dither can load that code in the background first (:func:`prepare_dithering`, the app
-does when Floyd–Steinberg is chosen); images of 5 megapixels or more use it in any case.
+(:mod:`quantize._fs_numba`, the same indices to the bit, 2-6 times faster), whose machine
+code is cached and loaded with llvmlite alone (:mod:`quantize._fs_native`); a process that
+will dither can load it in the background first (:func:`prepare_dithering`, the app does
+when Floyd–Steinberg is chosen); images of a quarter megapixel or more use it in any case.
 ``VQ_NUMBA=0`` in the environment keeps the numpy form.
 """
 
@@ -24,7 +25,7 @@ import sys
 import threading
 from dataclasses import astuple, dataclass
 from functools import partial
-from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -315,21 +316,22 @@ class _PaletteLookup:
 
 
 class _Compiled:
-    """State of the compiled error diffusion: the module, False if unavailable, None untried."""
+    """State of the compiled error diffusion: the loops, False if unavailable, None untried."""
 
     lock = threading.Lock()
-    module: ModuleType | bool | None = None
+    module: Any = None
     error = ""
     loading = False  # a background load was started (prepare_dithering)
 
 
-def compiled_diffusion() -> ModuleType | None:
-    """Return the compiled error diffusion (:mod:`quantize._fs_numba`), loaded, or None.
+def compiled_diffusion() -> Any:
+    """Return the compiled error diffusion (a :class:`quantize._fs_native.Kernels`), or None.
 
-    The first call imports numba and loads the machine code from numba's cache (about
-    0.4 s of CPU; compiling it the first time after an install takes a few seconds).
-    None when numba is not installed, fails, or ``VQ_NUMBA=0``; the reason is in
-    ``compiled_diffusion_error()``.  Thread-safe: concurrent callers wait for one load.
+    The first call loads the machine code with llvmlite from its cache file (a few
+    hundredths of a second; compiling it with numba the first time after an install takes
+    several seconds).  None when numba/llvmlite is not installed, fails, or ``VQ_NUMBA=0``;
+    the reason is in ``compiled_diffusion_error()``.  Thread-safe: concurrent callers wait
+    for one load.
     """
     with _Compiled.lock:
         if _Compiled.module is None:
@@ -337,14 +339,13 @@ def compiled_diffusion() -> ModuleType | None:
                 _Compiled.module, _Compiled.error = False, "disabled by VQ_NUMBA=0"
             else:
                 try:
-                    _fs_numba = importlib.import_module("quantize._fs_numba")
-                    _fs_numba.warm_up()
-                    _Compiled.module = _fs_numba
+                    _fs_native = importlib.import_module("quantize._fs_native")
+                    _Compiled.module = _fs_native.load()
                 except Exception as exc:  # not installed or broken: the numpy form runs
                     _Compiled.module = False
                     _Compiled.error = f"{type(exc).__name__}: {exc}"
         module = _Compiled.module
-    return module if isinstance(module, ModuleType) else None
+    return module if module else None
 
 
 def compiled_diffusion_error() -> str:
@@ -385,18 +386,13 @@ def _load_politely() -> None:
         sys.setswitchinterval(interval)
 
 
-def _writeable(a: np.ndarray) -> np.ndarray:
-    """Return ``a``, or a copy if it is read-only (numba compiles apart for read-only arrays)."""
-    return a if a.flags.writeable else a.copy()
-
-
 def _dither_map_compiled(
-    kernel: ModuleType, image: np.ndarray, indices: np.ndarray, n_colors: int
+    kernel: Any, image: np.ndarray, indices: np.ndarray, n_colors: int
 ) -> np.ndarray:
     """:func:`dither_map` compiled (the same float32 values), shape (M, N)."""
     st = _adaptive_settings(n_colors)
     return kernel.dither_map(
-        _writeable(np.ascontiguousarray(image, np.uint8)),
+        np.ascontiguousarray(image, np.uint8),
         np.ascontiguousarray(indices, np.int32),
         np.float32(1.0 / (255.0 * st.texture)),
         np.float32(st.floor),
@@ -406,23 +402,15 @@ def _dither_map_compiled(
     )
 
 
-#: Images from this size on use the compiled diffusion even when nothing asked to load it
-#: (loading takes about 0.35 s of CPU; numpy diffuses about 0.12 s per megapixel at K = 16,
-#: the compiled loop 0.05 s): whole ``vq`` runs with Floyd-Steinberg were 0.2-0.4 s faster
-#: on 6-8 MP photos, and no faster on 4 MP ones at K = 16 and 64 (benchmarks/README.md).
-_COMPILED_MIN_PIXELS = 5_000_000
-#: ... and from this size on for palettes of at least _COMPILED_LARGE_K colours, where the
-#: numpy loop's memo table misses more often (new dithered colours are searched among more
-#: entries; fig, 4.5 MP, K = 256: 0.94 s of numpy diffusion, 0.2 s compiled + the load).
-#: With the load started when ``vq`` reads the header, whole runs at K = 256 on six 4 MP
-#: photos, medians of five: 10.26 -> 8.95 s in all (darkest_hour, a night scene of few
-#: colours, 1.09 -> 1.14 s; the others 0.07-0.3 s faster)
-_COMPILED_MIN_PIXELS_LARGE_K = 2_000_000
-_COMPILED_LARGE_K = 128
+#: Images from this size on use the compiled diffusion even when nothing asked to load it.
+#: Loading it from its cache takes about 0.03 s (llvmlite, benchmarks/README.md); at a
+#: quarter of a megapixel numpy's diffusion takes 0.08 s at K = 16 and 0.18 s at K = 256, the
+#: compiled loop 0.045 s and 0.145 s (with its candidate lists), both with the load.
+_COMPILED_MIN_PIXELS = 250_000
 
 
-def compiled_diffusion_pays(n_pixels: int, n_colors: int) -> bool:
-    """Whether Floyd–Steinberg of this size repays loading the compiled loop (numba).
+def compiled_diffusion_pays(n_pixels: int) -> bool:
+    """Whether Floyd–Steinberg of this size repays loading the compiled loop.
 
     A caller that knows the size early (``vq`` once the image header is read) calls
     :func:`prepare_dithering` when this holds, so that the load overlaps decoding and the
@@ -432,15 +420,12 @@ def compiled_diffusion_pays(n_pixels: int, n_colors: int) -> bool:
     ----------
     n_pixels : int
         ``width * height`` of the image.
-    n_colors : int
-        Palette size.
 
     Returns
     -------
     pays : bool
     """
-    large_k = n_colors >= _COMPILED_LARGE_K
-    return n_pixels >= (_COMPILED_MIN_PIXELS_LARGE_K if large_k else _COMPILED_MIN_PIXELS)
+    return n_pixels >= _COMPILED_MIN_PIXELS
 
 
 #: Rows per call of the compiled diffusion (about a megapixel): cancellation is polled
@@ -449,7 +434,7 @@ _COMPILED_BAND_PIXELS = 1 << 20
 
 
 def _diffuse_compiled(
-    kernel: ModuleType,
+    kernel: Any,
     rgb: np.ndarray,
     palette: np.ndarray,
     weight: np.ndarray,
@@ -463,7 +448,7 @@ def _diffuse_compiled(
 ) -> np.ndarray:
     """:func:`_diffuse` as one compiled raster loop per band of rows (the same indices)."""
     m, n = rgb.shape[:2]
-    rgb = _writeable(rgb)
+    rgb = np.ascontiguousarray(rgb, np.uint8)
     take = np.ascontiguousarray(weight, np.float32)
     give = np.zeros((0, 0), np.float32)
     if opaque is not None:
@@ -624,11 +609,11 @@ def _floyd_steinberg(
     use_compiled = (
         _Compiled.module is not None
         or _Compiled.loading
-        or compiled_diffusion_pays(rgb.shape[0] * rgb.shape[1], len(palette))
+        or compiled_diffusion_pays(rgb.shape[0] * rgb.shape[1])
     )
     if use_compiled:
         prepare_dithering()  # loads meanwhile, unless loaded
-    kernel = _Compiled.module if isinstance(_Compiled.module, ModuleType) else None
+    kernel = _Compiled.module if _Compiled.module else None
     if adaptive:
         k = len(palette)
         # (numpy's map while the compiled code loads: its large array steps free the lock)

@@ -516,18 +516,16 @@ def _dithering_loader(args: argparse.Namespace) -> Callable[[int, int], None] | 
     """Return an ``on_size`` for the image load that starts loading the compiled FS loop.
 
     When the run dithers with Floyd–Steinberg at a size that repays the compiled loop
-    (:func:`~quantize.render.compiled_diffusion_pays`), loading it (about 0.35 s of CPU)
-    in the background from the moment the header is read overlaps decoding and the fit
-    instead of delaying the rendering: whole runs 0.1-0.3 s faster on 4-9 MP photos.
+    (:func:`~quantize.render.compiled_diffusion_pays`), loading it (a few hundredths of a
+    second) in the background from the moment the header is read overlaps decoding.
     """
     if args.dither != "fs" or not args.strength > 0:
         return None
-    k = args.colors if isinstance(args.colors, int) else DEFAULTS["n_colors"]
 
     def start(width: int, height: int) -> None:
         from quantize.render import compiled_diffusion_pays, prepare_dithering
 
-        if compiled_diffusion_pays(width * height, k):
+        if compiled_diffusion_pays(width * height):
             prepare_dithering()
 
     return start

@@ -1191,7 +1191,7 @@ def test_decoder_noise_stays_off_stderr_the_error_is_one_line(tmp_path, capfd):
 
 
 def test_floyd_steinberg_runs_load_the_compiled_loop_from_the_header(img, monkeypatch):
-    # the load (about 0.35 s of CPU) starts once the header is read, before the pixels are
+    # the load starts once the header is read, before the pixels are
     # decoded and fitted, when the size repays it; never for other dithering
     import quantize.cli._run as run
     import quantize.io.load as load

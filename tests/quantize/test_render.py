@@ -476,7 +476,7 @@ def test_without_numba_the_numpy_diffusion_runs(monkeypatch):
     assert out.shape == (30, 40) and len(np.unique(out)) > 2
     monkeypatch.setattr(render._Compiled, "module", None)  # a broken install: numpy too
     monkeypatch.delenv("VQ_NUMBA")
-    monkeypatch.setitem(__import__("sys").modules, "quantize._fs_numba", None)
+    monkeypatch.setitem(__import__("sys").modules, "llvmlite", None)
     assert render.compiled_diffusion() is None
     assert "ModuleNotFoundError" in render.compiled_diffusion_error()
     np.testing.assert_array_equal(dither_indices(img, pal, "fs"), out)
@@ -521,26 +521,6 @@ def test_small_images_dither_without_loading_the_compiled_loop(monkeypatch):
         t.join(timeout=120)
     assert render._Compiled.loading and render._Compiled.module is not None
     np.testing.assert_array_equal(small, large)
-
-
-def test_large_palettes_load_the_compiled_loop_for_smaller_images(monkeypatch):
-    import quantize.render as render
-
-    img = gradient(40, 50)
-    grid = np.arange(0, 256, 51)
-    many = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)  # 216
-    monkeypatch.setattr(render, "_COMPILED_MIN_PIXELS", 10**9)
-    monkeypatch.setattr(render, "_COMPILED_MIN_PIXELS_LARGE_K", 40 * 50)
-    monkeypatch.setattr(render, "_COMPILED_LARGE_K", len(many))
-    started = []
-    monkeypatch.setattr(render, "prepare_dithering", lambda: started.append(True))
-    monkeypatch.setattr(render._Compiled, "module", None)
-    monkeypatch.setattr(render._Compiled, "loading", False)
-    monkeypatch.setattr(render, "compiled_diffusion", lambda: None)  # numpy either way
-    dither_indices(img, many[:-1], "fs")
-    assert not started  # one colour fewer than the large-palette size: numpy, no load
-    dither_indices(img, many, "fs")
-    assert started
 
 
 def test_memo_lookup_breaks_ties_as_the_exact_search():

@@ -1,0 +1,434 @@
+"""The compiled Floyd–Steinberg loops (:mod:`quantize._fs_numba`), loaded with llvmlite alone.
+
+numba compiles the loops into C-callable functions once; their machine code is kept in a
+cache file, which later processes load with llvmlite (numba's code generator, installed
+with it) in a few hundredths of a second, without importing numba.  Importing numba and
+loading its own cache took about 0.4 s of CPU, mostly Python that held the interpreter lock,
+in every ``vq`` run that dithered a large image (benchmarks/README.md).
+
+The cache file holds, for this CPU (its name and features are part of the key, as are the
+loops' source and the llvmlite version), one object file per entry point, the symbols each
+leaves to the loader and a SHA-256 of the whole.  A missing, stale or damaged file is built
+again (numba, a few seconds), checked by loading it in a fresh process, and replaced
+atomically.  The loops take the error path of numba's calling convention never (they
+allocate nothing and cannot raise); its symbols are bound to a no-op where the process does
+not provide them.
+
+The functions are called through ctypes, which releases the interpreter lock for the call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Kernels", "cache_dir", "load"]
+
+#: Layout version of the cache file.
+_FORMAT = 1
+_MAGIC = b"VQ-FS-KERNELS\n"
+#: Entries of the memo table of rounded colours (quantize._fs_numba.TABLE_SIZE).
+_TABLE_SIZE = 1 << 24
+#: Cells of the candidate lists (quantize._fs_numba.CELL_BITS = 5).
+_N_CELLS = 1 << 15
+# flag bits of diffuse_rows (quantize._fs_numba)
+_HAS_GIVE, _DIRECT, _LIMITED, _WIDE_TABLE = 1, 2, 4, 8
+
+_P = ctypes.c_void_p
+_N = ctypes.c_ssize_t
+_F = ctypes.c_float
+_I = ctypes.c_int32
+#: C signature of each entry point (all return void).
+_ARGTYPES: dict[str, tuple[Any, ...]] = {
+    "candidate_lists": (_P, _N, _P, _P, _P, _N, _I),
+    "diffuse_rows": (_P,) * 14 + (_N, _N, _N, _N, _I, _F, _F, _F, _F, _N, _N),
+    "dither_map": (_P,) * 5 + (_N, _N, _F, _F, _F, _F, _F),
+}
+
+
+def _source() -> bytes:
+    return Path(__file__).with_name("_fs_numba.py").read_bytes()
+
+
+def _host() -> tuple[str, str, str]:
+    """Target triple, CPU name and CPU features of this machine (llvmlite's view)."""
+    import llvmlite.binding as llvm
+
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    features = llvm.get_host_cpu_features().flatten()
+    return llvm.get_process_triple(), llvm.get_host_cpu_name(), features
+
+
+def _key() -> str:
+    import llvmlite
+
+    digest = hashlib.sha256()
+    for part in (str(_FORMAT), llvmlite.__version__, *_host()):
+        digest.update(part.encode() + b"\0")
+    digest.update(_source())
+    return digest.hexdigest()[:20]
+
+
+def cache_dir() -> Path:
+    """Return the folder of the cache file.
+
+    ``__pycache__`` beside this module when writable, else the user's cache folder;
+    ``VQ_KERNEL_CACHE`` in the environment overrides both.
+    """
+    override = os.environ.get("VQ_KERNEL_CACHE", "").strip()
+    if override:
+        return Path(override)
+    here = Path(__file__).with_name("__pycache__")
+    try:
+        here.mkdir(exist_ok=True)
+        if os.access(here, os.W_OK):
+            return here
+    except OSError:
+        pass
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "vq-studio"
+
+
+def _cache_path() -> Path:
+    return cache_dir() / f"fs_kernels.{_key()}.bin"
+
+
+def _pack(objects: list[dict[str, Any]]) -> bytes:
+    """Serialise the objects: magic, SHA-256 of the rest, JSON length, JSON, object files."""
+    meta = [
+        {k: v for k, v in o.items() if k != "object"} | {"size": len(o["object"])} for o in objects
+    ]
+    text = json.dumps(meta).encode()
+    rest = struct.pack("<Q", len(text)) + text + b"".join(o["object"] for o in objects)
+    return _MAGIC + hashlib.sha256(rest).digest() + rest
+
+
+def _unpack(data: bytes, name: str) -> list[dict[str, Any]]:
+    """Return the objects of a cache file; ValueError when it is not a whole, intact one."""
+    start = len(_MAGIC) + 32
+    if not data.startswith(_MAGIC) or len(data) < start + 8:
+        raise ValueError(f"{name}: not a kernel cache file")
+    if hashlib.sha256(data[start:]).digest() != data[len(_MAGIC) : start]:
+        raise ValueError(f"{name}: damaged (checksum mismatch)")
+    (n_meta,) = struct.unpack("<Q", data[start : start + 8])
+    pos = start + 8 + n_meta
+    objects = json.loads(data[start + 8 : pos])
+    for o in objects:
+        o["object"] = data[pos : pos + o["size"]]
+        pos += o["size"]
+    if set(_ARGTYPES) != {o["name"] for o in objects}:
+        raise ValueError(f"{name}: entry points differ from this version's")
+    return objects
+
+
+@ctypes.CFUNCTYPE(None)
+def _never_called() -> None:  # pragma: no cover - bound to the loops' unused error path
+    """Stand in for the error path's numba and NRT symbols when numba is not loaded."""
+
+
+def _symbol_address(name: str) -> int | None:
+    """Address of a symbol the machine code leaves to the loader, or None if unknown."""
+    libraries: list[Any] = [ctypes.pythonapi]
+    if sys.platform == "win32":
+        libraries.append(ctypes.cdll.msvcrt)
+    else:
+        libraries.append(ctypes.CDLL(None))
+    for library in libraries:
+        try:
+            return ctypes.addressof(ctypes.c_char.in_dll(library, name))
+        except ValueError:
+            continue
+    if name.startswith(("numba_", "NRT_")):
+        return ctypes.cast(_never_called, ctypes.c_void_p).value
+    return None
+
+
+class Kernels:
+    """The compiled loops, called with numpy arrays (checked, then passed as pointers).
+
+    Parameters
+    ----------
+    addresses : dict of str to int
+        Address of each entry point of :mod:`quantize._fs_numba`.
+    keep : object, optional
+        What must stay alive for the code to stay mapped (the execution engine).
+    """
+
+    def __init__(self, addresses: dict[str, int], keep: Any = None) -> None:
+        self._keep = keep
+        self._fn = {
+            name: ctypes.CFUNCTYPE(None, *argtypes)(addresses[name])
+            for name, argtypes in _ARGTYPES.items()
+        }
+
+    @staticmethod
+    def _ptr(a: np.ndarray, dtype: Any, shape: tuple[int, ...], what: str) -> int:
+        if a.dtype != dtype or a.shape != shape or not a.flags.c_contiguous:
+            raise ValueError(
+                f"{what}: expected {np.dtype(dtype)} {shape} C-contiguous, got {a.dtype} {a.shape}"
+            )
+        return int(a.ctypes.data)
+
+    def candidate_lists(self, pal64: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate entries per colour cell (see :func:`quantize._fs_numba.candidate_lists`).
+
+        Parameters
+        ----------
+        pal64 : ndarray of shape (K, 3), float64
+
+        Returns
+        -------
+        offsets : ndarray of shape (32**3 + 1,), int32
+        items : ndarray of shape (offsets[-1],), int32
+        """
+        k = pal64.shape[0]
+        pal = self._ptr(pal64, np.float64, (k, 3), "palette")
+        dist = np.empty(max(k, 1))
+        offsets = np.zeros(_N_CELLS + 1, np.int32)
+        fn = self._fn["candidate_lists"]
+        fn(pal, k, dist.ctypes.data, offsets.ctypes.data, offsets.ctypes.data, 0, 0)
+        np.cumsum(offsets, out=offsets)
+        items = np.empty(max(int(offsets[-1]), 1), np.int32)
+        fn(pal, k, dist.ctypes.data, offsets.ctypes.data, items.ctypes.data, items.size, 1)
+        return offsets, items[: offsets[-1]]
+
+    def diffuse_rows(
+        self,
+        rgb: np.ndarray,
+        take: np.ndarray,
+        give: np.ndarray,
+        pal64: np.ndarray,
+        table: np.ndarray,
+        offsets: np.ndarray,
+        items: np.ndarray,
+        direct: bool,
+        limited: bool,
+        cap_sq: float,
+        drop_sq: float,
+        lo: float,
+        hi: float,
+        cur: np.ndarray,
+        cur3: np.ndarray,
+        out: np.ndarray,
+        y0: int,
+        y1: int,
+    ) -> None:
+        """Floyd–Steinberg over rows ``y0:y1`` (see :func:`quantize._fs_numba.diffuse_rows`).
+
+        ``give`` of shape (0, 0) means every pixel passes on all its error; ``table`` is the
+        uint16 or int32 memo of 2**24 entries; the other arrays as there.
+        """
+        m, n = rgb.shape[:2]
+        k = pal64.shape[0]
+        if not 0 <= y0 <= y1 <= m:
+            raise ValueError(f"rows {y0}:{y1} outside 0:{m}")
+        if direct and (items.shape != (k,) or not np.array_equal(items, np.arange(k))):
+            raise ValueError("direct search needs items = arange(K)")
+        if not direct and (offsets.size != _N_CELLS + 1 or int(offsets[-1]) > items.size):
+            raise ValueError("offsets and items are not candidate lists")
+        if k and items.size and not 0 <= int(items.min()) <= int(items.max()) < k:
+            raise ValueError("items out of the palette")
+        flags = (_DIRECT if direct else 0) | (_LIMITED if limited else 0)
+        if give.size:
+            flags |= _HAS_GIVE
+            give_p = self._ptr(give, np.float32, (m, n), "give")
+        else:
+            give_p = self._ptr(take, np.float32, (m, n), "take")
+        wide = table.dtype == np.int32
+        if wide:
+            flags |= _WIDE_TABLE
+        # (a direct search reads no memo: any table will do)
+        shape = table.shape if direct else (_TABLE_SIZE,)
+        table_p = self._ptr(table, np.int32 if wide else np.uint16, shape, "table")
+        row = (n + 2, 3)
+        nxt = np.zeros(row, np.float32)
+        nxt3 = np.zeros(row, np.float32)
+        pal = np.ascontiguousarray(pal64, np.float32)
+        self._fn["diffuse_rows"](
+            self._ptr(rgb, np.uint8, (m, n, 3), "rgb"),
+            self._ptr(take, np.float32, (m, n), "take"),
+            give_p,
+            self._ptr(pal64, np.float64, (k, 3), "palette"),
+            pal.ctypes.data,
+            table_p,
+            table_p,
+            self._ptr(offsets, np.int32, offsets.shape, "offsets"),
+            self._ptr(items, np.int32, items.shape, "items"),
+            self._ptr(cur, np.float32, row, "cur"),
+            self._ptr(cur3, np.float32, row, "cur3"),
+            nxt.ctypes.data,
+            nxt3.ctypes.data,
+            self._ptr(out, np.int32, (m, n), "out"),
+            m,
+            n,
+            k,
+            items.size,
+            flags,
+            cap_sq,
+            drop_sq,
+            lo,
+            hi,
+            y0,
+            y1,
+        )
+
+    def dither_map(
+        self,
+        image: np.ndarray,
+        indices: np.ndarray,
+        scale: float,
+        floor: float,
+        keep: float,
+        flat_min: float,
+        flat_step: float,
+    ) -> np.ndarray:
+        """Return the dither map (:func:`quantize._fs_numba.dither_map`), (M, N) float32."""
+        m, n = indices.shape
+        busy = np.zeros((m, n), np.float32)
+        rows = np.empty((m, n), np.float32)
+        out = np.empty((m, n), np.float32)
+        self._fn["dither_map"](
+            self._ptr(image, np.uint8, (m, n, 3), "image"),
+            self._ptr(indices, np.int32, (m, n), "indices"),
+            busy.ctypes.data,
+            rows.ctypes.data,
+            out.ctypes.data,
+            m,
+            n,
+            scale,
+            floor,
+            keep,
+            flat_min,
+            flat_step,
+        )
+        return out
+
+
+def _target_machine() -> Any:
+    import llvmlite.binding as llvm
+
+    _, cpu, features = _host()
+    return llvm.Target.from_triple(llvm.get_process_triple()).create_target_machine(
+        cpu=cpu, features=features, opt=3
+    )
+
+
+def _load_objects(objects: list[dict[str, Any]]) -> Kernels:
+    """Link the object files into this process (llvmlite's MCJIT) and wrap their entry points."""
+    import llvmlite.binding as llvm
+
+    tm = _target_machine()
+    for name in sorted({e for o in objects for e in o["externals"]}):
+        if not llvm.address_of_symbol(name):
+            address = _symbol_address(name)
+            if address is None:
+                raise RuntimeError(f"the compiled loops need {name!r}, which this process lacks")
+            llvm.add_symbol(name, address)
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
+    for o in objects:
+        engine.add_object_file(llvm.ObjectFileRef.from_data(o["object"]))
+    engine.finalize_object()
+    addresses = {o["name"]: engine.get_function_address(o["symbol"]) for o in objects}
+    missing = [name for name, address in addresses.items() if not address]
+    if missing:
+        raise RuntimeError(f"entry points not found in the compiled code: {missing}")
+    return Kernels(addresses, keep=engine)
+
+
+def _check_in_child(path: Path) -> str:
+    """Load a cache file in a fresh process (a linking failure there aborts it, not us)."""
+    if getattr(sys, "frozen", False):
+        return "not checked in a frozen application"
+    code = "import sys, quantize._fs_native as m; m._load_file(sys.argv[1]); print('ok')"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).parent.parent), env.get("PYTHONPATH", "")]
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if done.returncode != 0 or done.stdout.strip() != "ok":
+        return (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+    return ""
+
+
+def _load_file(path: str | Path) -> Kernels:
+    path = Path(path)
+    return _load_objects(_unpack(path.read_bytes(), str(path)))
+
+
+def _build() -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Compile the loops with numba: their object files and their in-process addresses."""
+    from quantize import _fs_numba
+
+    objects = _fs_numba.build_objects(_target_machine())
+    return objects, {name: int(f.address) for name, f in _fs_numba.KERNELS.items()}
+
+
+def load() -> Kernels:
+    """Return the compiled loops: from the cache file, or compiled now (numba) and cached.
+
+    Returns
+    -------
+    kernels : Kernels
+
+    Raises
+    ------
+    ImportError
+        llvmlite (or, to build the cache, numba) is not installed.
+    RuntimeError, ValueError, OSError
+        The machine code cannot be built or linked.
+    """
+    path = _cache_path()
+    refused = path.with_suffix(".refused")
+    if refused.exists():  # a fresh process could not link it: not tried again on this key
+        raise RuntimeError(f"{refused}: {refused.read_text(errors='replace').strip()}")
+    try:
+        return _load_file(path)
+    except FileNotFoundError:
+        pass
+    except ValueError:  # damaged or foreign: built again below
+        pass
+    objects, addresses = _build()
+    kernels = Kernels(addresses)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(_pack(objects))
+            os.chmod(tmp, 0o644)  # (mkstemp's 0600 would hide it from other users)
+            problem = _check_in_child(Path(tmp))
+            if problem:
+                refused.write_text(problem + "\n")
+            else:
+                os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError:
+        pass  # an unwritable cache: this process has the code all the same
+    return kernels
