@@ -15,7 +15,7 @@ import numpy as np
 
 from quantize.features import unique_colors
 from quantize.pixels import as_rgb, to_uint8
-from quantize.png import encode_indexed_png
+from quantize.png import IndexedPngStream, encode_indexed_png
 from quantize.protocol import CancelCallback, check_cancel
 from quantize.render import dither_indices
 
@@ -630,6 +630,39 @@ def render_indexed(
     """
     palette = np.asarray(result.palette, np.uint8)
     lossless = bool(getattr(result, "exact", False))
+    # a fitted palette has no meaningful order: store it dark to light (smaller files);
+    # a palette the user gave keeps its order
+    sort = getattr(result, "method", None) != "palette"
+    opaque = result.opaque
+    transparent = opaque is not None and not bool(np.all(opaque))
+    if (
+        dither == "fs"
+        and strength != 0
+        and not lossless
+        and getattr(result, "segmentation", None) is None
+        and len(palette) + transparent <= 256
+    ):
+        # the PNG is compressed band by band while the diffusion goes on; its zlib level
+        # follows the undithered rendering (known before the first band)
+        stream = IndexedPngStream(
+            result.labels.shape, palette, opaque, sort=sort, level_sample=result.labels
+        )
+        try:
+            indices = dither_indices(
+                result.image,
+                palette,
+                dither,
+                strength,
+                opaque=opaque,
+                nearest=result.labels,
+                mse=result.undithered_mse(),
+                should_cancel=should_cancel,
+                on_rows=stream.feed,
+            )
+        except BaseException:
+            stream.close()
+            raise
+        return indices, stream.finish()
     if should_cancel is not None and dither != "none" and strength != 0 and not lossless:
         indices = dither_indices(
             result.image,
@@ -643,10 +676,7 @@ def render_indexed(
         )
     else:
         indices = np.asarray(result.indices(dither=dither, strength=strength))
-    # a fitted palette has no meaningful order: store it dark to light (smaller files);
-    # a palette the user gave keeps its order
-    sort = getattr(result, "method", None) != "palette"
-    return indices, encode_indexed_png(indices, palette, result.opaque, sort=sort)
+    return indices, encode_indexed_png(indices, palette, opaque, sort=sort)
 
 
 def compute_metrics(

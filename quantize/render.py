@@ -23,6 +23,7 @@ import importlib
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import astuple, dataclass
 from functools import partial
 from typing import Any
@@ -445,8 +446,12 @@ def _diffuse_compiled(
     overshoot: float,
     opaque: np.ndarray | None,
     should_cancel: CancelCallback | None,
+    on_rows: Callable[[np.ndarray], None] | None = None,
 ) -> np.ndarray:
-    """:func:`_diffuse` as one compiled raster loop per band of rows (the same indices)."""
+    """:func:`_diffuse` as one compiled raster loop per band of rows (the same indices).
+
+    ``on_rows`` receives each band's indices as soon as it is done.
+    """
     m, n = rgb.shape[:2]
     rgb = np.ascontiguousarray(rgb, np.uint8)
     take = np.ascontiguousarray(weight, np.float32)
@@ -490,6 +495,8 @@ def _diffuse_compiled(
             y0,
             min(m, y0 + rows),
         )
+        if on_rows is not None:
+            on_rows(out[y0 : y0 + rows])
     check_cancel(should_cancel)
     return out
 
@@ -595,6 +602,7 @@ def _floyd_steinberg(
     nearest: np.ndarray | None,
     should_cancel: CancelCallback | None,
     mse: float | None = None,
+    on_rows: Callable[[np.ndarray], None] | None = None,
 ) -> np.ndarray:
     if nearest is None:
         table = unique_colors(rgb)
@@ -632,7 +640,7 @@ def _floyd_steinberg(
         weight = np.full(rgb.shape[:2], strength, np.float32)
         cap, drop_sq, overshoot = np.inf, 0.0, 0.0
     kernel = compiled_diffusion() if use_compiled else None
-    diffuse = _diffuse if kernel is None else partial(_diffuse_compiled, kernel)
+    diffuse = _diffuse if kernel is None else partial(_diffuse_compiled, kernel, on_rows=on_rows)
     return diffuse(
         rgb,
         palette,
@@ -675,6 +683,7 @@ def dither_indices(
     nearest: np.ndarray | None = None,
     should_cancel: CancelCallback | None = None,
     mse: float | None = None,
+    on_rows: Callable[[np.ndarray], None] | None = None,
 ) -> np.ndarray:
     """Map every pixel to a palette index, optionally with dithering.
 
@@ -710,6 +719,12 @@ def dither_indices(
     should_cancel : callable, optional
         Polled between blocks of work (the numpy error diffusion and ordered dithering);
         returning True raises :class:`~quantize.protocol.Cancelled`.
+    on_rows : callable, optional
+        Receives the result's rows as they are final, in consecutive bands from the top,
+        each an (R, N) integer array (indices of transparent pixels not yet set to 0): the
+        compiled Floyd–Steinberg hands over each band it finishes (a PNG encoder then
+        compresses it meanwhile, :class:`quantize.png.IndexedPngStream`), the other
+        renderings all rows at the end.
 
     Returns
     -------
@@ -734,12 +749,23 @@ def dither_indices(
         opaque = None
     rgb = np.ascontiguousarray(img8[:, :, :3])
     k = len(pal)
+    done = [0]  # rows handed to on_rows
+
+    def hand_over(rows: np.ndarray) -> None:
+        done[0] += rows.shape[0]
+        if on_rows is not None:
+            on_rows(rows)
+
     if method == "none" or strength == 0.0 or k == 1:
         idx = _nearest_image(rgb, pal)
     elif method == "ordered":
         idx = _ordered(rgb, pal, strength, should_cancel)
     else:
-        idx = _floyd_steinberg(rgb, pal, strength, adaptive, opaque, nearest, should_cancel, mse)
+        idx = _floyd_steinberg(
+            rgb, pal, strength, adaptive, opaque, nearest, should_cancel, mse, hand_over
+        )
     if opaque is not None:
         idx[~opaque] = 0
+    if on_rows is not None and done[0] < idx.shape[0]:
+        on_rows(idx[done[0] :])
     return idx.astype(index_dtype(k))

@@ -175,6 +175,78 @@ def test_flat_graphics_are_deflated_harder_than_photos():
         start = data.index(b"IDAT") + 4
         length = int.from_bytes(data[start - 8 : start - 4], "big")
         raw = zlib.decompress(data[start : start + length])
-        assert length == len(zlib.compress(raw, level))
+        assert length == len(png._zlib.compress(raw, level))
         if level == 9:  # what it is for
-            assert length < len(zlib.compress(raw, 7))
+            assert length < len(png._zlib.compress(raw, 7))
+
+
+@pytest.mark.parametrize(("k", "transparent"), [(2, False), (4, True), (16, False), (200, True)])
+def test_png_stream_bytes_do_not_depend_on_how_rows_arrive(k, transparent, monkeypatch):
+    import quantize.png as png
+
+    rng = np.random.default_rng(k)
+    m, n = 97, 131
+    indices = (rng.random((m, n)) * 3).astype(np.int64).cumsum(axis=1) % k
+    palette = rng.integers(0, 256, (k, 3), dtype=np.uint8)
+    opaque = rng.random((m, n)) > 0.1 if transparent else None
+    sample = np.roll(indices, 3, axis=0)  # (an undithered rendering, say)
+    monkeypatch.setattr(png, "_DEFLATE_BLOCK", 700)  # many blocks, some rows each
+    whole = encode_indexed_png(indices, palette, opaque, sort=True, level_sample=sample)
+    for cuts in ([], [1], [13, 14, 60], sorted(rng.choice(np.arange(1, m), 20, replace=False))):
+        stream = png.IndexedPngStream((m, n), palette, opaque, sort=True, level_sample=sample)
+        for part in np.split(indices, cuts):
+            stream.feed(part)
+        assert stream.finish() == whole
+    with Image.open(io.BytesIO(whole)) as im:
+        got = np.asarray(im)
+        rgb = np.asarray(im.convert("RGB"))
+    want = palette[indices]
+    if opaque is not None:
+        assert (got[~opaque] == 0).all()  # the transparent entry
+        np.testing.assert_array_equal(rgb[opaque], want[opaque])
+    else:
+        np.testing.assert_array_equal(rgb, want)
+
+
+def test_png_stream_refuses_rows_that_do_not_fit():
+    import quantize.png as png
+
+    palette = np.zeros((4, 3), np.uint8)
+    stream = png.IndexedPngStream((5, 6), palette, level_sample=np.zeros((5, 6), int))
+    with pytest.raises(ValueError, match="continue"):
+        stream.feed(np.zeros((2, 7), int))
+    stream.feed(np.zeros((4, 6), int))
+    with pytest.raises(ValueError, match="continue"):
+        stream.feed(np.zeros((2, 6), int))  # one row too many
+    with pytest.raises(ValueError, match="4 of 5 rows"):
+        stream.finish()
+    with pytest.raises(ValueError, match="257 palette entries"):
+        png.IndexedPngStream(
+            (2, 2),
+            np.zeros((256, 3), np.uint8),
+            np.array([[True, False], [True, True]]),
+            level_sample=np.zeros((2, 2), int),
+        )
+
+
+def test_dithered_png_is_the_same_whether_compiled_bands_or_numpy_made_it(monkeypatch):
+    import quantize.png as png
+    import quantize.render as render
+
+    if render.compiled_diffusion() is None:
+        pytest.skip(render.compiled_diffusion_error())
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:180, 0:150]
+    img = np.clip(np.dstack([x, y, x + y]) + rng.normal(0, 8, (180, 150, 3)), 0, 255)
+    r = quantize_image(img.astype(np.uint8), n_colors=24, seed=0)
+    monkeypatch.setattr(render, "_COMPILED_BAND_PIXELS", 150 * 7)  # bands of 7 rows
+    monkeypatch.setattr(png, "_DEFLATE_BLOCK", 2000)  # blocks of 26 rows
+    compiled = render_indexed(r, dither="fs")
+    monkeypatch.setattr(render._Compiled, "module", False)  # the numpy wavefront form
+    numpy_form = render_indexed(r, dither="fs")
+    np.testing.assert_array_equal(compiled[0], numpy_form[0])
+    assert compiled[1] == numpy_form[1]
+    with Image.open(io.BytesIO(compiled[1])) as im:
+        np.testing.assert_array_equal(
+            np.asarray(im.convert("RGB")), np.asarray(r.palette, np.uint8)[compiled[0]]
+        )

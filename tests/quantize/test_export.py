@@ -62,6 +62,9 @@ class FakeResult:
             return self.labels
         return dither_indices(self.image, self.palette, dither, strength)
 
+    def undithered_mse(self) -> float:
+        return float("nan")  # unknown: Floyd-Steinberg measures it
+
     def responsibility_map(self, k: int) -> np.ndarray:
         return self.soft[k]
 
