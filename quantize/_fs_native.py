@@ -52,7 +52,7 @@ _I = ctypes.c_int32
 _ARGTYPES: dict[str, tuple[Any, ...]] = {
     "candidate_lists": (_P, _N, _P, _P, _P, _N, _I),
     "diffuse_rows": (_P,) * 14 + (_N, _N, _N, _N, _I, _F, _F, _F, _F, _N, _N),
-    "dither_map": (_P,) * 5 + (_N, _N, _F, _F, _F, _F, _F),
+    "dither_map": (_P,) * 5 + (_N, _N, _F, _F, _F, _F, _F, _N, _N),
 }
 
 
@@ -297,26 +297,48 @@ class Kernels:
         keep: float,
         flat_min: float,
         flat_step: float,
+        bands: int = 1,
     ) -> np.ndarray:
-        """Return the dither map (:func:`quantize._fs_numba.dither_map`), (M, N) float32."""
+        """Return the dither map (:func:`quantize._fs_numba.dither_map`), (M, N) float32.
+
+        ``bands`` > 1 computes that many bands of rows in parallel threads.
+        """
         m, n = indices.shape
-        busy = np.zeros((m, n), np.float32)
-        rows = np.empty((m, n), np.float32)
+        image_p = self._ptr(image, np.uint8, (m, n, 3), "image")
+        indices_p = self._ptr(indices, np.int32, (m, n), "indices")
         out = np.empty((m, n), np.float32)
-        self._fn["dither_map"](
-            self._ptr(image, np.uint8, (m, n, 3), "image"),
-            self._ptr(indices, np.int32, (m, n), "indices"),
-            busy.ctypes.data,
-            rows.ctypes.data,
-            out.ctypes.data,
-            m,
-            n,
-            scale,
-            floor,
-            keep,
-            flat_min,
-            flat_step,
-        )
+        fn = self._fn["dither_map"]
+
+        def band(y0: int, y1: int) -> None:
+            rows = min(m, y1 + 2) - max(0, y0 - 2)
+            busy = np.empty((rows, n), np.float32)
+            sums = np.empty((rows, n), np.float32)
+            fn(
+                image_p,
+                indices_p,
+                busy.ctypes.data,
+                sums.ctypes.data,
+                out.ctypes.data,
+                m,
+                n,
+                scale,
+                floor,
+                keep,
+                flat_min,
+                flat_step,
+                y0,
+                y1,
+            )
+
+        cuts = np.linspace(0, m, max(1, min(bands, m)) + 1).astype(int)
+        if len(cuts) <= 2:
+            band(0, m)
+            return out
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(cuts) - 1, thread_name_prefix="vq-dither-map") as pool:
+            for f in [pool.submit(band, a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]:
+                f.result()
         return out
 
 

@@ -272,16 +272,22 @@ def dither_map(  # pragma: no cover - compiled; the tests compare it with the nu
     keep: np.float32,
     flat_min: np.float32,
     flat_step: np.float32,
+    y0: int,
+    y1: int,
 ) -> None:
-    """:func:`quantize.render.dither_map` in one pass per step (the same float32 values).
+    """:func:`quantize.render.dither_map`'s rows ``y0:y1``, one pass per step (the same values).
 
     ``scale`` is ``1 / (255 texture)``, ``keep`` is ``1 - floor``, ``flat_step`` is
     ``(1 - flat_min) / 8``, each rounded to float32 as the numpy form rounds them.  The
     second differences and their 5 x 5 sums are integers, exact in float32 in any order.
-    ``busy`` and ``rows`` (M, N) float32 are scratch; ``out`` (M, N) float32 receives the map.
+    ``busy`` and ``rows``, float32 of shape (yb - ya, N) with ``ya = max(0, y0 - 2)`` and
+    ``yb = min(M, y1 + 2)``, are scratch for image rows ``ya:yb``; ``out`` (M, N) float32
+    receives rows ``y0:y1`` of the map.  Bands of rows can be computed in parallel.
     """
     m, n = indices.shape
-    for y in range(m):
+    ya = max(0, y0 - 2)
+    yb = min(m, y1 + 2)
+    for y in range(ya, yb):
         for x in range(n):
             b = np.float32(0.0)
             for c in range(3):
@@ -300,21 +306,21 @@ def dither_map(  # pragma: no cover - compiled; the tests compare it with the nu
                         - np.float32(2.0) * f
                     )
                     b = max(b, d)
-            busy[y, x] = b
+            busy[y - ya, x] = b
     # 5 x 5 sums with the edges repeated: rows, then columns (exact integers)
-    for y in range(m):
+    for y in range(ya, yb):
         for x in range(n):
             t = np.float32(0.0)
             for dx in range(-2, 3):
-                t += busy[y, min(max(x + dx, 0), n - 1)]
-            rows[y, x] = t
+                t += busy[y - ya, min(max(x + dx, 0), n - 1)]
+            rows[y - ya, x] = t
     fifth = np.float32(1.0 / 25.0)
     one = np.float32(1.0)
-    for y in range(m):
+    for y in range(y0, y1):
         for x in range(n):
             t = np.float32(0.0)
             for dy in range(-2, 3):
-                t += rows[min(max(y + dy, 0), m - 1), x]
+                t += rows[min(max(y + dy, 0), m - 1) - ya, x]
             v = t * fifth
             v *= scale
             v = v * v
@@ -455,23 +461,27 @@ def c_diffuse_rows(  # pragma: no cover
 
 
 @numba.cfunc(
-    types.void(_u8, _i32, _f32, _f32, _f32, _n, _n, _f, _f, _f, _f, _f), error_model="numpy"
+    types.void(_u8, _i32, _f32, _f32, _f32, _n, _n, _f, _f, _f, _f, _f, _n, _n),
+    error_model="numpy",
 )
 def c_dither_map(  # pragma: no cover
-    image, indices, busy, rows, out, m, n, scale, floor, keep, flat_min, flat_step
+    image, indices, busy, rows, out, m, n, scale, floor, keep, flat_min, flat_step, y0, y1
 ):
-    """:func:`dither_map` on raw buffers."""
+    """:func:`dither_map` on raw buffers (``busy`` and ``rows`` hold the band's rows)."""
+    band = min(m, y1 + 2) - max(0, y0 - 2)
     dither_map(
         carray(image, (m, n, 3)),
         carray(indices, (m, n)),
-        carray(busy, (m, n)),
-        carray(rows, (m, n)),
+        carray(busy, (band, n)),
+        carray(rows, (band, n)),
         carray(out, (m, n)),
         scale,
         floor,
         keep,
         flat_min,
         flat_step,
+        y0,
+        y1,
     )
 
 

@@ -392,6 +392,7 @@ def _dither_map_compiled(
 ) -> np.ndarray:
     """:func:`dither_map` compiled (the same float32 values), shape (M, N)."""
     st = _adaptive_settings(n_colors)
+    m, n = indices.shape[:2]
     return kernel.dither_map(
         np.ascontiguousarray(image, np.uint8),
         np.ascontiguousarray(indices, np.int32),
@@ -400,7 +401,13 @@ def _dither_map_compiled(
         np.float32(1.0 - st.floor),
         np.float32(st.flat_min),
         np.float32((1.0 - st.flat_min) / 8.0),
+        bands=min(2, os.cpu_count() or 1) if m * n >= _MAP_PARALLEL_MIN_PIXELS else 1,
     )
+
+
+#: Images from this size on compute the compiled dither map in two bands of rows in parallel
+#: (about 0.01 s per megapixel each).
+_MAP_PARALLEL_MIN_PIXELS = 1 << 19
 
 
 #: Images from this size on use the compiled diffusion even when nothing asked to load it.

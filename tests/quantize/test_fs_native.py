@@ -119,3 +119,23 @@ def test_kernels_refuse_arrays_of_the_wrong_kind():
         kernels.diffuse_rows(*short, 0.0, 0.0, 0.0, 255.0, cur, cur.copy(), out, 0, 4)
     kernels.diffuse_rows(*args, 0.0, 0.0, 0.0, 255.0, cur, cur.copy(), out, 0, 4)
     assert np.all(out == 0)  # black stays black
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (3, 4), (7, 9), (61, 83)])
+def test_dither_map_in_parallel_bands_equals_the_whole(shape):
+    kernels = render.compiled_diffusion()
+    if kernels is None:
+        pytest.skip(render.compiled_diffusion_error())
+    rng = np.random.default_rng(shape[0])
+    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    image[: shape[0] // 2] //= 16  # smooth and busy parts
+    indices = rng.integers(0, 5, shape).astype(np.int32)
+    args = (1 / 2000.0, 0.1, 0.9, 0.3, 0.0875)
+    whole = kernels.dither_map(image, indices, *args)
+    expected = render.dither_map(image, indices, 16)  # the numpy form, at K = 16's settings
+    st = render._adaptive_settings(16)
+    settings = (1 / (255 * st.texture), st.floor, 1 - st.floor, st.flat_min)
+    same = kernels.dither_map(image, indices, *settings, (1 - st.flat_min) / 8, bands=1)
+    np.testing.assert_array_equal(same, expected)
+    for bands in (2, 3, 5):
+        np.testing.assert_array_equal(kernels.dither_map(image, indices, *args, bands=bands), whole)
