@@ -521,6 +521,16 @@ def _load_inner(
             if im.info.get("icc_profile"):
                 info16["notes"].append(_ICC_16_NOTE)
             return _finish(pixels, path, fmt, mode, n_frames, len(data), info16)
+        if is_png and n_frames == 1:
+            fast = _read_png8(data)
+            if fast is not None:  # no metadata that Pillow would act on but a profile
+                info8: dict[str, Any] = {"orientation": 1, "notes": [], "source_dtype": "uint8"}
+                icc = im.info.get("icc_profile")
+                if icc:  # as _pil_to_array: converted unless it is sRGB
+                    converted = _rgb_to_srgb(Image.fromarray(fast), icc, info8)
+                    if info8.get("icc_converted"):
+                        fast = np.asarray(converted)
+                return _finish(fast, path, fmt, im.mode, n_frames, len(data), info8)
         try:
             im.seek(0)
             im.load()
@@ -871,6 +881,59 @@ def _check_png_data_size(data: bytes, path: Path, width: int, height: int) -> No
             f"corrupt or truncated image ({width}x{height} pixels declared, but only "
             f"{compressed:,} bytes of image data)",
         )
+
+
+#: Chunks after which Pillow's reading differs from the plain pixels: a transparent colour,
+#: EXIF (orientation), animation.  (A colour profile is applied to the plain pixels.)
+_PNG8_PILLOW_CHUNKS = {b"tRNS", b"eXIf", b"acTL", b"fcTL", b"fdAT"}
+#: Text keywords under which Pillow looks for EXIF or XMP (an orientation).
+_PNG8_PILLOW_TEXT = (b"Raw profile type exif", b"Raw profile type APP1", b"XML:com.adobe.xmp")
+
+
+def _read_png8(data: bytes) -> np.ndarray | None:
+    """Decode an 8-bit RGB or RGBA PNG with libspng (via imagecodecs), or return None.
+
+    libspng decodes a 4.5 MP photo in about 0.075 s, Pillow in 0.11-0.14 s, to the same
+    values; unlike libpng it stops at the end of the image instead of inflating whatever
+    compressed data follows (a small image trailed by gigabytes of compressed zeros).  None
+    (Pillow reads the file) for every other PNG: other depths and colour types, a chunk of
+    :data:`_PNG8_PILLOW_CHUNKS`, EXIF or XMP text, damaged or unreadable data (Pillow then
+    says what is wrong), or without imagecodecs' libspng.
+
+    Returns
+    -------
+    pixels : ndarray of shape (M, N, 3) or (M, N, 4), uint8, or None
+    """
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        return None
+    width, height, depth, ctype = struct.unpack(">IIBB", data[16:26])
+    if depth != 8 or ctype not in (2, 6):
+        return None
+    pos = 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        if kind in _PNG8_PILLOW_CHUNKS:
+            return None
+        if kind in (b"tEXt", b"zTXt", b"iTXt") and data[pos + 8 : pos + 8 + length].startswith(
+            _PNG8_PILLOW_TEXT
+        ):
+            return None
+        if kind == b"IEND":
+            break
+        pos += 12 + length
+    try:
+        import imagecodecs
+
+        pixels = imagecodecs.spng_decode(data)
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception:  # not available, or a damaged file: Pillow's reading and its message
+        return None
+    channels = _PNG_CHANNELS[ctype]
+    if pixels.dtype != np.uint8 or pixels.shape != (height, width, channels):
+        return None
+    return pixels
 
 
 def _png16_colour_header(data: bytes) -> tuple[int, int, int, int] | None:
