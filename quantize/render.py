@@ -377,8 +377,9 @@ _LOAD_SWITCH_INTERVAL = 0.0002
 def _load_politely() -> None:
     """Load the compiled diffusion, handing the interpreter lock back quickly meanwhile.
 
-    Loading is mostly Python (numba's compiler setup): with the default 5 ms switch
-    interval, the fit's thread would wait up to 5 ms for the lock after each numpy call.
+    The first load after an install compiles with numba (seconds of Python): with the
+    default 5 ms switch interval, the fit's thread would wait up to 5 ms for the lock after
+    each numpy call.  Later loads (llvmlite, about 0.03 s) hardly hold it.
     """
     interval = sys.getswitchinterval()
     sys.setswitchinterval(_LOAD_SWITCH_INTERVAL)
