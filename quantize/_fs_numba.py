@@ -11,8 +11,8 @@ above, added last (the order in which the wavefront form adds them).  Column ``x
 image is entry ``x + 1`` of the buffers.
 
 The loops allocate nothing and cannot raise (numpy's error model, no bounds checks): they
-are compiled once into C-callable functions (:func:`build_objects`) whose machine code
-:mod:`quantize._fs_native` keeps and later loads with llvmlite alone.  Importing this
+are compiled once into C-callable functions (:data:`KERNELS`) whose machine code
+:mod:`quantize._native` keeps and later loads with llvmlite alone.  Importing this
 module imports numba and compiles them (a few seconds); a run that finds the machine code
 cached never imports it.
 """
@@ -25,7 +25,7 @@ import numba
 import numpy as np
 from numba import carray, types
 
-__all__ = ["KERNELS", "build_objects"]
+__all__ = ["KERNELS"]
 
 #: Options of every loop: no interpreter lock, numpy's error model (no ZeroDivisionError
 #: path); compiled into the object code only, so numba's own cache is not used.
@@ -342,7 +342,7 @@ def dither_map(  # pragma: no cover - compiled; the tests compare it with the nu
 
 
 # ---------------------------------------------------------------- C-callable entry points
-# Raw pointers and sizes in, nothing returned: what quantize._fs_native calls through ctypes.
+# Raw pointers and sizes in, nothing returned: what quantize._native calls through ctypes.
 # Flag bits of c_diffuse_rows.
 HAS_GIVE, DIRECT, LIMITED, WIDE_TABLE = 1, 2, 4, 8
 #: Entries of the memo table of rounded colours.
@@ -485,40 +485,9 @@ def c_dither_map(  # pragma: no cover
     )
 
 
-#: The entry points by the name :mod:`quantize._fs_native` calls them.
+#: The entry points by the name :mod:`quantize._native` calls them.
 KERNELS: dict[str, Any] = {
     "candidate_lists": c_candidate_lists,
     "diffuse_rows": c_diffuse_rows,
     "dither_map": c_dither_map,
 }
-
-
-def build_objects(target_machine: Any) -> list[dict[str, Any]]:
-    """Machine code of every entry point, for ``target_machine`` (an llvmlite TargetMachine).
-
-    Returns
-    -------
-    objects : list of dict
-        Per entry point: ``name``, ``symbol`` (its native name), ``object`` (the object file,
-        bytes) and ``externals`` (the symbols it leaves to the loader: the Python and
-        numba functions of the error path, which these loops never take).
-    """
-    import llvmlite.binding as llvm
-
-    objects = []
-    for name, cfunc in KERNELS.items():
-        module = llvm.parse_assembly(cfunc.inspect_llvm())
-        module.verify()
-        externals = sorted(
-            {f.name for f in module.functions if f.is_declaration}
-            | {g.name for g in module.global_variables if g.is_declaration}
-        )
-        objects.append(
-            {
-                "name": name,
-                "symbol": cfunc.native_name,
-                "object": target_machine.emit_object(module),
-                "externals": [e for e in externals if not e.startswith("llvm.")],
-            }
-        )
-    return objects

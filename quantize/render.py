@@ -11,7 +11,7 @@ kept in a small ring of rows).  The nearest colour of each rounded value is memo
 
 With numba installed the same diffusion runs as one compiled raster loop
 (:mod:`quantize._fs_numba`, the same indices to the bit, 2-6 times faster), whose machine
-code is cached and loaded with llvmlite alone (:mod:`quantize._fs_native`); a process that
+code is cached and loaded with llvmlite alone (:mod:`quantize._native`); a process that
 will dither can load it in the background first (:func:`prepare_dithering`, the app does
 when Floyd–Steinberg is chosen); images of a quarter megapixel or more use it in any case.
 ``VQ_NUMBA=0`` in the environment keeps the numpy form.
@@ -19,10 +19,7 @@ when Floyd–Steinberg is chosen); images of a quarter megapixel or more use it 
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import astuple, dataclass
@@ -31,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from quantize import _native
 from quantize.cluster._nearest import NearestCentre, nearest_indices
 from quantize.features import unique_colors
 from quantize.options import DITHERS
@@ -317,42 +315,24 @@ class _PaletteLookup:
         return idx
 
 
-class _Compiled:
-    """State of the compiled error diffusion: the loops, False if unavailable, None untried."""
-
-    lock = threading.Lock()
-    module: Any = None
-    error = ""
-    loading = False  # a background load was started (prepare_dithering)
+#: This process's load of the compiled loops (:class:`quantize._native._Loaded`).
+_Compiled = _native._Loaded
 
 
 def compiled_diffusion() -> Any:
-    """Return the compiled error diffusion (a :class:`quantize._fs_native.Kernels`), or None.
+    """Return the compiled error diffusion (a :class:`quantize._native.Kernels`), or None.
 
-    The first call loads the machine code with llvmlite from its cache file (a few
-    hundredths of a second; compiling it with numba the first time after an install takes
-    several seconds).  None when numba/llvmlite is not installed, fails, or ``VQ_NUMBA=0``;
-    the reason is in ``compiled_diffusion_error()``.  Thread-safe: concurrent callers wait
-    for one load.
+    :func:`quantize._native.kernels`: the first call loads the machine code (a few
+    hundredths of a second; compiling it the first time after an install takes several
+    seconds).  None when numba/llvmlite is not installed, fails, or ``VQ_NUMBA=0``; the
+    reason is in ``compiled_diffusion_error()``.
     """
-    with _Compiled.lock:
-        if _Compiled.module is None:
-            if os.environ.get("VQ_NUMBA", "1").strip() == "0":
-                _Compiled.module, _Compiled.error = False, "disabled by VQ_NUMBA=0"
-            else:
-                try:
-                    _fs_native = importlib.import_module("quantize._fs_native")
-                    _Compiled.module = _fs_native.load()
-                except Exception as exc:  # not installed or broken: the numpy form runs
-                    _Compiled.module = False
-                    _Compiled.error = f"{type(exc).__name__}: {exc}"
-        module = _Compiled.module
-    return module if module else None
+    return _native.kernels()
 
 
 def compiled_diffusion_error() -> str:
     """Why the compiled error diffusion is not used ("" when it is, or was never tried)."""
-    return _Compiled.error
+    return _native.kernels_error()
 
 
 def prepare_dithering() -> None:
@@ -362,31 +342,7 @@ def prepare_dithering() -> None:
     not wait for numba; Floyd–Steinberg calls it for a large image before computing the
     dither map, which then overlaps the load.
     """
-    with _Compiled.lock:
-        if _Compiled.module is not None or _Compiled.loading:
-            return
-        _Compiled.loading = True
-    threading.Thread(target=_load_politely, name="vq-fs-load", daemon=True).start()
-
-
-#: Interpreter switch interval while the compiled diffusion loads in the background (the
-#: default is 5 ms): kite K = 64, the fit beside the load 0.50 -> 0.43 s (0.18 s alone).
-_LOAD_SWITCH_INTERVAL = 0.0002
-
-
-def _load_politely() -> None:
-    """Load the compiled diffusion, handing the interpreter lock back quickly meanwhile.
-
-    The first load after an install compiles with numba (seconds of Python): with the
-    default 5 ms switch interval, the fit's thread would wait up to 5 ms for the lock after
-    each numpy call.  Later loads (llvmlite, about 0.03 s) hardly hold it.
-    """
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(_LOAD_SWITCH_INTERVAL)
-    try:
-        compiled_diffusion()
-    finally:
-        sys.setswitchinterval(interval)
+    _native.prepare()
 
 
 def _dither_map_compiled(

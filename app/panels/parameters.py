@@ -17,7 +17,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.model import AUTO_MODES, MAX_SIZE_KB_RANGE, RunParameters
 from quantize.cluster.registry import METHODS, MethodSpec
 from quantize.options import COLOR_SPACES, COVARIANCE_TYPES, DEFAULTS, DITHERS
-from quantize.render import prepare_dithering
+from quantize._native import prepare as prepare_compiled_loops
 
 __all__ = ["ParameterPanel"]
 
@@ -324,8 +324,8 @@ class ParameterPanel(QtWidgets.QWidget):
         for widget in (self.init, self.n_init, self.max_iter, self.tol, self.seed):
             widget.setEnabled(spec.iterative)
         self.strength.setEnabled(self.dither.currentData() != "none")
-        if self.dither.currentData() == "fs":  # load the compiled diffusion meanwhile
-            prepare_dithering()
+        if self.dither.currentData() == "fs" or spec.iterative:
+            prepare_compiled_loops()  # Floyd-Steinberg and the K-means E step, meanwhile
         self.target_psnr.setEnabled(self.auto.currentData() == "quality")
         self.max_size.setEnabled(self.auto.currentData() == "size")
         auto_on = self.auto.currentData() != "off"

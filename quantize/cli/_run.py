@@ -512,23 +512,36 @@ def _early_exists_check(targets: Sequence[tuple[str, Path]], force: bool) -> Non
             raise OutputExistsError(f"{path}: already exists (use --force)", [path])
 
 
-def _dithering_loader(args: argparse.Namespace) -> Callable[[int, int], None] | None:
-    """Return an ``on_size`` for the image load that starts loading the compiled FS loop.
+def _kernel_loader(args: argparse.Namespace) -> Callable[[int, int], None] | None:
+    """Return an ``on_size`` for the image load that starts loading the compiled loops.
 
     When the run dithers with Floyd–Steinberg at a size that repays the compiled loop
-    (:func:`~quantize.render.compiled_diffusion_pays`), loading it (a few hundredths of a
+    (:func:`~quantize.render.compiled_diffusion_pays`), or fits K-means (or a mixture,
+    which starts from K-means) on a large image, loading the loops (a few hundredths of a
     second) in the background from the moment the header is read overlaps decoding.
     """
-    if args.dither != "fs" or not args.strength > 0:
+    dithers = args.dither == "fs" and args.strength > 0
+    fits_kmeans = args.method in ("kmeans", "gmm")
+    if not dithers and not fits_kmeans:
         return None
 
     def start(width: int, height: int) -> None:
-        from quantize.render import compiled_diffusion_pays, prepare_dithering
+        from quantize import _native
+        from quantize.render import compiled_diffusion_pays
 
-        if compiled_diffusion_pays(width * height):
-            prepare_dithering()
+        pixels = width * height
+        if (dithers and compiled_diffusion_pays(pixels)) or (
+            fits_kmeans and pixels >= _KMEANS_LOAD_MIN_PIXELS
+        ):
+            _native.prepare()
 
     return start
+
+
+#: Pixels from which a K-means run loads the compiled E step while the image decodes (a
+#: quarter megapixel has about 50 000 distinct colours: at K = 16, 0.8 M point-centre pairs
+#: per iteration; see quantize.cluster._annular.MIN_WORK for runs that did not preload it).
+_KMEANS_LOAD_MIN_PIXELS = 250_000
 
 
 def quantize_one(
@@ -583,7 +596,7 @@ def quantize_one(
     if from_stdin and data is None:
         data = read_stdin(args.max_pixels)
     with native_stderr_muted(not getattr(args, "debug", False)):  # the LoadError says it
-        on_size = _dithering_loader(args)
+        on_size = _kernel_loader(args)
         if data is not None:
             loaded = load_image_bytes(
                 data, name="<stdin>", max_pixels=args.max_pixels, on_size=on_size

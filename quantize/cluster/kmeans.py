@@ -14,7 +14,10 @@ starts near its own minimum, so the expensive point stage needs few iterations);
 the nearest-centre search uses ``||x||^2 - 2 x.c + ||c||^2`` as a float32 BLAS product in
 chunks, with near-ties re-decided exactly in float64, so labels are exact; and Yinyang
 bounds (Hamerly's bounds per group of centres) skip every point whose nearest centre provably
-did not change, while cluster sums are updated only from the points that moved.
+did not change, while cluster sums are updated only from the points that moved.  With
+``algorithm="auto"`` on three-dimensional points (every colour space) the E step runs as a
+compiled loop where numba's machine code is available (:mod:`quantize.cluster._annular`):
+Hamerly's two bounds and a search of the centres nearest the old one, the same labels.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from quantize._validation import (
     check_seed,
     warn_and_record,
 )
+from quantize.cluster._annular import centre_tables, compiled_e_step, float64_margin
 from quantize.cluster._cells import CellTree
 from quantize.cluster._common import (
     count_distinct,
@@ -336,7 +340,9 @@ class KMeans(KMeansBase):
         gives the same result; ``"auto"`` adds, for 50 000 points or more (of at most 4
         dimensions), first stages on grid-cell means (32 for small K, 64 and 128 cells per
         axis, see the module notes), which reach a local minimum of the same quality
-        faster.  All stop by the same rule on the full data.
+        faster, and the compiled E step for three dimensions (the same labels as the
+        numpy form, two to three times faster).  All stop by the same rule on the full
+        data.
     working_memory_mib : float
         Budget for the temporary (chunk, K) arrays.
     rel_tol : float
@@ -584,6 +590,7 @@ class KMeans(KMeansBase):
                     it_offset=it0,
                     n_locked=n_locked,
                     rel_tol=rel_tol,
+                    compiled=self.algorithm == "auto",
                 )
                 centers = out[0]
                 hist.append(out[3] + scatter)
@@ -687,6 +694,19 @@ def _thread_pool() -> ThreadPoolExecutor | None:
     return ThreadPoolExecutor(n, thread_name_prefix="vq-kmeans")
 
 
+def _each_slice(
+    fn: Callable[[slice], Any],
+    slices: list[slice],
+    pool: ThreadPoolExecutor | None,
+    should_cancel: CancelCallback | None,
+) -> list[Any]:
+    """``fn`` on every slice, on the pool's threads when there is one; their results."""
+    check_cancel(should_cancel)
+    if pool is None or len(slices) < 2:
+        return [fn(sl) for sl in slices]
+    return list(pool.map(fn, slices))
+
+
 def _lloyd(
     X: np.ndarray,
     w: np.ndarray,
@@ -737,6 +757,7 @@ def _lloyd_run(
     pool: ThreadPoolExecutor | None = None,
     n_locked: int = 0,
     rel_tol: float = 0.0,
+    compiled: bool = False,
 ) -> Generator[IterationRecord, None, tuple]:
     """One Lloyd run.  Returns (centers, labels, inertia, history, n_iter, converged).
 
@@ -752,9 +773,11 @@ def _lloyd_run(
     the move of the point's centre and each group bound shrinks by the largest move in the
     group; a point whose upper bound stays below all its group bounds (or below half the
     distance from its centre to the nearest other centre) provably keeps its centre and
-    costs no distance computation.  Cluster sums are updated incrementally from the points
-    that changed.  The labels are always the exact nearest centres, so the result is the
-    same as plain Lloyd.
+    costs no distance computation.  With ``compiled`` (and the compiled loops available,
+    three dimensions) the E step is :func:`quantize._kmeans_numba.bounded_update` instead:
+    one lower bound per point and a sorted search, the same labels.  Cluster sums are
+    updated incrementally from the points that changed.  The labels are always the exact
+    nearest centres, so the result is the same as plain Lloyd.
     """
     n = X.shape[0]
     K = centers.shape[0]
@@ -764,7 +787,12 @@ def _lloyd_run(
     n_parts = pool._max_workers if pool is not None else 1
     cuts = np.linspace(0, n, n_parts + 1).astype(int)
     slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(cuts)]
-    if use_bounds:
+    # the compiled E step (Hamerly bounds and a sorted search; the same labels)
+    native = compiled_e_step(n, K, X.shape[1]) if use_bounds and compiled else None
+    if native is not None:
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        centers = np.ascontiguousarray(centers, dtype=np.float64)
+    if use_bounds and native is None:
         group_of = centre_groups(centers, n, assigner.working_memory_mib)
         perm = np.argsort(group_of, kind="stable")  # work with groups as contiguous runs
         group_of = group_of[perm]
@@ -778,8 +806,22 @@ def _lloyd_run(
     # stream half the bytes.  Every value written is lowered by ``eps`` (16 float32 ulps of
     # the largest possible distance), so rounding can never make a bound too large.
     eps = 1e-6 * (np.sqrt(assigner.x_sq_max) + float(np.sqrt(sq_norms(centers).max())) + 1e-30)
-    labels, d_sq, lower = assigner.search(centers, group_of, should_cancel, pool, eps)
-    upper = np.sqrt(d_sq) if use_bounds else None
+    if native is not None:
+        eps = float64_margin(assigner.x_sq_max, centers)
+        labels = np.empty(n, np.int32)
+        up, low = np.empty(n), np.empty(n)
+
+        def search(sl: slice) -> None:
+            native.nearest_all(X, centers, (labels, up, low), sl.start, sl.stop)
+
+        _each_slice(search, slices, pool, should_cancel)
+        up += eps
+        low -= eps
+        upper: np.ndarray | None = up
+        lower: np.ndarray | None = low
+    else:
+        labels, d_sq, lower = assigner.search(centers, group_of, should_cancel, pool, eps)
+        upper = np.sqrt(d_sq) if use_bounds else None
     Wk, Sk, Qk = _cluster_stats(X, w, x_sq, labels, K)
     history: list[float] = []
     converged = False
@@ -802,7 +844,20 @@ def _lloyd_run(
         # E step
         changed = np.zeros(0, dtype=np.intp)
         a_old = np.zeros(0, dtype=np.int32)
-        if use_bounds:
+        if native is not None:
+            assert upper is not None and lower is not None
+            tables = centre_tables(centers, shift, eps)
+
+            def update(
+                sl: slice, centers: np.ndarray = centers, tables: tuple = tables
+            ) -> tuple[np.ndarray, np.ndarray]:
+                state = (labels, upper, lower)
+                return native.bounded_update(X, centers, state, tables, eps, sl.start, sl.stop)[:2]
+
+            parts = _each_slice(update, slices, pool, should_cancel)
+            changed = np.concatenate([c for c, _ in parts])
+            a_old = np.concatenate([o for _, o in parts])
+        elif use_bounds:
             assert upper is not None and lower is not None and group_of is not None
             group_shift = np.zeros(int(group_of[-1]) + 1)
             np.maximum.at(group_shift, group_of, shift)

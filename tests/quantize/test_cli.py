@@ -1190,15 +1190,16 @@ def test_decoder_noise_stays_off_stderr_the_error_is_one_line(tmp_path, capfd):
     assert "Using code not yet in table" in capfd.readouterr().err
 
 
-def test_floyd_steinberg_runs_load_the_compiled_loop_from_the_header(img, monkeypatch):
+def test_fs_and_kmeans_runs_load_the_compiled_loops_from_the_header(img, monkeypatch):
     # the load starts once the header is read, before the pixels are
     # decoded and fitted, when the size repays it; never for other dithering
+    import quantize._native as native
     import quantize.cli._run as run
     import quantize.io.load as load
     import quantize.render as render
 
     events: list[str] = []
-    monkeypatch.setattr(render, "prepare_dithering", lambda: events.append("load"))
+    monkeypatch.setattr(native, "prepare", lambda: events.append("load"))
     monkeypatch.setattr(render, "compiled_diffusion", lambda: None)  # numpy form either way
     monkeypatch.setattr(render, "_COMPILED_MIN_PIXELS", 24 * 24)  # img's size repays it
     real_finish, real_fit = load._finish, run._run_fit
@@ -1217,3 +1218,13 @@ def test_floyd_steinberg_runs_load_the_compiled_loop_from_the_header(img, monkey
     monkeypatch.setattr(render, "_COMPILED_MIN_PIXELS", 24 * 24 + 1)  # one pixel too small
     assert main(["quantize", str(img), "-k", "3", *FAST, "--dither", "fs", "-o", "b.png"]) == 0
     assert "load" not in events and "fit" in events
+    # K-means on an image large enough for its compiled E step: loaded from the header too
+    monkeypatch.setattr(run, "_KMEANS_LOAD_MIN_PIXELS", 24 * 24)
+    for method in ("kmeans", "minibatch"):
+        events.clear()
+        argv = ["quantize", str(img), "-k", "3", *FAST, "--method", method, "-o", f"{method}.png"]
+        assert main([*argv, "--dither", "none"]) == 0
+        if method == "kmeans":
+            assert events[:3] == ["load", "decoded", "fit"]
+        else:  # mini-batch K-means has no use for them
+            assert "load" not in events

@@ -1,4 +1,7 @@
-"""The compiled Floyd–Steinberg loops (:mod:`quantize._fs_numba`), loaded with llvmlite alone.
+"""The compiled loops, loaded with llvmlite alone.
+
+The loops are Floyd–Steinberg's (:mod:`quantize._fs_numba`) and the K-means E step's
+(:mod:`quantize._kmeans_numba`).
 
 numba compiles the loops into C-callable functions once; their machine code is kept in a
 cache file, which later processes load with llvmlite (numba's code generator, installed
@@ -15,6 +18,9 @@ allocate nothing and cannot raise); its symbols are bound to a no-op where the p
 not provide them.
 
 The functions are called through ctypes, which releases the interpreter lock for the call.
+:func:`kernels` is the process's one load (thread-safe); Floyd–Steinberg
+(:mod:`quantize.render`) and the K-means E step (:mod:`quantize.cluster.kmeans`) use it, and
+the numpy forms run where it is unavailable.
 """
 
 from __future__ import annotations
@@ -24,19 +30,20 @@ import hashlib
 import json
 import os
 import struct
-import subprocess
 import sys
-import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Kernels", "cache_dir", "load"]
+__all__ = ["Kernels", "cache_dir", "kernels", "kernels_error", "load", "prepare"]
 
 #: Layout version of the cache file.
-_FORMAT = 1
-_MAGIC = b"VQ-FS-KERNELS\n"
+_FORMAT = 2
+_MAGIC = b"VQ-KERNELS\n"
+#: The modules whose loops are compiled (their source is part of the key).
+_SOURCES = ("_fs_numba", "_kmeans_numba")
 #: Entries of the memo table of rounded colours (quantize._fs_numba.TABLE_SIZE).
 _TABLE_SIZE = 1 << 24
 #: Cells of the candidate lists (quantize._fs_numba.CELL_BITS = 5).
@@ -48,16 +55,20 @@ _P = ctypes.c_void_p
 _N = ctypes.c_ssize_t
 _F = ctypes.c_float
 _I = ctypes.c_int32
+_D = ctypes.c_double
 #: C signature of each entry point (all return void).
 _ARGTYPES: dict[str, tuple[Any, ...]] = {
     "candidate_lists": (_P, _N, _P, _P, _P, _N, _I),
     "diffuse_rows": (_P,) * 14 + (_N, _N, _N, _N, _I, _F, _F, _F, _F, _N, _N),
     "dither_map": (_P,) * 5 + (_N, _N, _F, _F, _F, _F, _F, _N, _N),
+    "nearest_all": (_P, _N, _P, _N, _P, _P, _P, _N, _N),
+    "bounded_update": (_P, _N, _P, _N) + (_P,) * 7 + (_D, _D, _N, _D, _N, _N, _P, _P, _P),
 }
 
 
 def _source() -> bytes:
-    return Path(__file__).with_name("_fs_numba.py").read_bytes()
+    here = Path(__file__)
+    return b"".join(here.with_name(f"{name}.py").read_bytes() for name in _SOURCES)
 
 
 def _host() -> tuple[str, str, str]:
@@ -106,7 +117,7 @@ def cache_dir() -> Path:
 
 
 def _cache_path() -> Path:
-    return cache_dir() / f"fs_kernels.{_key()}.bin"
+    return cache_dir() / f"kernels.{_key()}.bin"
 
 
 def _pack(objects: list[dict[str, Any]]) -> bytes:
@@ -165,7 +176,7 @@ class Kernels:
     Parameters
     ----------
     addresses : dict of str to int
-        Address of each entry point of :mod:`quantize._fs_numba`.
+        Address of each entry point (``_ARGTYPES``).
     keep : object, optional
         What must stay alive for the code to stay mapped (the execution engine).
     """
@@ -341,6 +352,108 @@ class Kernels:
                 f.result()
         return out
 
+    def nearest_all(
+        self, X: np.ndarray, centers: np.ndarray, out: tuple[np.ndarray, ...], i0: int, i1: int
+    ) -> None:
+        """Nearest centre of points ``i0:i1`` (:func:`quantize._kmeans_numba.nearest_all`).
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, 3), float64
+        centers : ndarray of shape (K, 3), float64
+        out : (labels, upper, lower)
+            ndarrays of shape (N,): int32, float64, float64, written at ``i0:i1``.
+        """
+        n, k = X.shape[0], centers.shape[0]
+        labels, upper, lower = out
+        if not 0 <= i0 <= i1 <= n:
+            raise ValueError(f"points {i0}:{i1} outside 0:{n}")
+        self._fn["nearest_all"](
+            self._ptr(X, np.float64, (n, 3), "points"),
+            n,
+            self._ptr(centers, np.float64, (k, 3), "centres"),
+            k,
+            self._ptr(labels, np.int32, (n,), "labels"),
+            self._ptr(upper, np.float64, (n,), "upper"),
+            self._ptr(lower, np.float64, (n,), "lower"),
+            i0,
+            i1,
+        )
+
+    def bounded_update(
+        self,
+        X: np.ndarray,
+        centers: np.ndarray,
+        state: tuple[np.ndarray, ...],
+        tables: tuple[np.ndarray, ...],
+        eps: float,
+        i0: int,
+        i1: int,
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """E step for points ``i0:i1`` (:func:`quantize._kmeans_numba.bounded_update`).
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, 3), float64
+        centers : ndarray of shape (K, 3), float64
+        state : (labels, upper, lower)
+            ndarrays of shape (N,): int32, float64, float64, updated in place.
+        tables : (shift, half, near_idx, near_dist)
+            ndarrays of shape (K,), (K,), (K, K - 1) int32, (K, K - 1), as
+            :func:`quantize.cluster._nearest.centre_tables` makes them.
+        eps : float
+
+        Returns
+        -------
+        changed : ndarray of shape (C,), intp
+            The points that changed centre.
+        old : ndarray of shape (C,), int32
+            Their previous labels.
+        n_searched : int
+            Points whose bounds did not prove their centre.
+        """
+        n, k = X.shape[0], centers.shape[0]
+        labels, upper, lower = state
+        shift, half, near_idx, near_dist = tables
+        if not 0 <= i0 <= i1 <= n:
+            raise ValueError(f"points {i0}:{i1} outside 0:{n}")
+        own = labels[i0:i1]
+        if own.size and not 0 <= int(own.min()) <= int(own.max()) < k:
+            raise ValueError("labels out of the centres")
+        near = (k, max(k - 1, 0))
+        if near_idx.size and not 0 <= int(near_idx.min()) <= int(near_idx.max()) < k:
+            raise ValueError("near_idx out of the centres")
+        argmax = int(np.argmax(shift)) if k else 0
+        max_shift = float(shift[argmax]) if k else 0.0
+        other = float(np.delete(shift, argmax).max()) if k > 1 else 0.0
+        changed = np.empty(i1 - i0, np.intp)
+        old = np.empty(i1 - i0, np.int32)
+        counts = np.zeros(2, np.intp)
+        self._fn["bounded_update"](
+            self._ptr(X, np.float64, (n, 3), "points"),
+            n,
+            self._ptr(centers, np.float64, (k, 3), "centres"),
+            k,
+            self._ptr(labels, np.int32, (n,), "labels"),
+            self._ptr(upper, np.float64, (n,), "upper"),
+            self._ptr(lower, np.float64, (n,), "lower"),
+            self._ptr(shift, np.float64, (k,), "shift"),
+            self._ptr(half, np.float64, (k,), "half"),
+            self._ptr(near_idx, np.int32, near, "near_idx"),
+            self._ptr(near_dist, np.float64, near, "near_dist"),
+            max_shift,
+            other,
+            argmax,
+            eps,
+            i0,
+            i1,
+            changed.ctypes.data,
+            old.ctypes.data,
+            counts.ctypes.data,
+        )
+        n_changed = int(counts[0])
+        return changed[:n_changed], old[:n_changed], int(counts[1])
+
 
 def _target_machine() -> Any:
     import llvmlite.binding as llvm
@@ -375,9 +488,11 @@ def _load_objects(objects: list[dict[str, Any]]) -> Kernels:
 
 def _check_in_child(path: Path) -> str:
     """Load a cache file in a fresh process (a linking failure there aborts it, not us)."""
+    import subprocess
+
     if getattr(sys, "frozen", False):
         return "not checked in a frozen application"
-    code = "import sys, quantize._fs_native as m; m._load_file(sys.argv[1]); print('ok')"
+    code = "import sys, quantize._native as m; m._load_file(sys.argv[1]); print('ok')"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(Path(__file__).parent.parent), env.get("PYTHONPATH", "")]
@@ -403,11 +518,37 @@ def _load_file(path: str | Path) -> Kernels:
 
 
 def _build() -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Compile the loops with numba: their object files and their in-process addresses."""
-    from quantize import _fs_numba
+    """Compile the loops with numba: their object files and their in-process addresses.
 
-    objects = _fs_numba.build_objects(_target_machine())
-    return objects, {name: int(f.address) for name, f in _fs_numba.KERNELS.items()}
+    Per entry point: ``name``, ``symbol`` (its native name), ``object`` (the object file,
+    bytes) and ``externals`` (the symbols it leaves to the loader: the Python and numba
+    functions of the error path, which these loops never take).
+    """
+    import importlib
+
+    import llvmlite.binding as llvm
+
+    cfuncs: dict[str, Any] = {}
+    for name in _SOURCES:
+        cfuncs.update(importlib.import_module(f"quantize.{name}").KERNELS)
+    target_machine = _target_machine()
+    objects = []
+    for name, cfunc in cfuncs.items():
+        module = llvm.parse_assembly(cfunc.inspect_llvm())
+        module.verify()
+        externals = sorted(
+            {f.name for f in module.functions if f.is_declaration}
+            | {g.name for g in module.global_variables if g.is_declaration}
+        )
+        objects.append(
+            {
+                "name": name,
+                "symbol": cfunc.native_name,
+                "object": target_machine.emit_object(module),
+                "externals": [e for e in externals if not e.startswith("llvm.")],
+            }
+        )
+    return objects, {name: int(f.address) for name, f in cfuncs.items()}
 
 
 def load() -> Kernels:
@@ -434,6 +575,8 @@ def load() -> Kernels:
         pass
     except ValueError:  # damaged or foreign: built again below
         pass
+    import tempfile
+
     objects, addresses = _build()
     kernels = Kernels(addresses)
     try:
@@ -454,3 +597,74 @@ def load() -> Kernels:
     except OSError:
         pass  # an unwritable cache: this process has the code all the same
     return kernels
+
+
+class _Loaded:
+    """State of the process's load: the loops, False if unavailable, None if not tried."""
+
+    lock = threading.Lock()
+    module: Any = None
+    error = ""
+    loading = False  # a background load was started (prepare)
+
+
+def kernels() -> Kernels | None:
+    """Return the compiled loops, loading them on the first call; None if unavailable.
+
+    The first call loads the machine code with llvmlite from its cache file (a few
+    hundredths of a second; compiling it with numba the first time after an install takes
+    several seconds).  None when numba/llvmlite is not installed, fails, or ``VQ_NUMBA=0``;
+    the reason is in :func:`kernels_error`.  Thread-safe: concurrent callers wait for one
+    load.
+    """
+    with _Loaded.lock:
+        if _Loaded.module is None:
+            if os.environ.get("VQ_NUMBA", "1").strip() == "0":
+                _Loaded.module, _Loaded.error = False, "disabled by VQ_NUMBA=0"
+            else:
+                try:
+                    _Loaded.module = load()
+                except Exception as exc:  # not installed or broken: the numpy forms run
+                    _Loaded.module = False
+                    _Loaded.error = f"{type(exc).__name__}: {exc}"
+        module = _Loaded.module
+    return module if module else None
+
+
+def loaded() -> Kernels | None:
+    """Return the loops if this process has loaded them already, else None (never loads)."""
+    return _Loaded.module if _Loaded.module else None
+
+
+def kernels_error() -> str:
+    """Why the compiled loops are not used ("" when they are, or were never tried)."""
+    return _Loaded.error
+
+
+def prepare() -> None:
+    """Start loading the compiled loops in a background thread, if not loaded or loading."""
+    with _Loaded.lock:
+        if _Loaded.module is not None or _Loaded.loading:
+            return
+        _Loaded.loading = True
+    threading.Thread(target=_load_politely, name="vq-kernels-load", daemon=True).start()
+
+
+#: Interpreter switch interval while the loops load in the background (the default is
+#: 5 ms): kite K = 64, the fit beside the load 0.50 -> 0.43 s (0.18 s alone).
+_LOAD_SWITCH_INTERVAL = 0.0002
+
+
+def _load_politely() -> None:
+    """Load the loops, handing the interpreter lock back quickly meanwhile.
+
+    The first load after an install compiles with numba (seconds of Python): with the
+    default 5 ms switch interval, the main thread would wait up to 5 ms for the lock after
+    each numpy call.  Later loads (llvmlite, about 0.03 s) hardly hold it.
+    """
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(_LOAD_SWITCH_INTERVAL)
+    try:
+        kernels()
+    finally:
+        sys.setswitchinterval(interval)
