@@ -15,9 +15,9 @@ from typing import cast
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.model import AUTO_MODES, MAX_SIZE_KB_RANGE, RunParameters
+from quantize._native import prepare as prepare_compiled_loops
 from quantize.cluster.registry import METHODS, MethodSpec
 from quantize.options import COLOR_SPACES, COVARIANCE_TYPES, DEFAULTS, DITHERS
-from quantize._native import prepare as prepare_compiled_loops
 
 __all__ = ["ParameterPanel"]
 

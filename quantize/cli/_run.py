@@ -521,7 +521,7 @@ def _kernel_loader(args: argparse.Namespace) -> Callable[[int, int], None] | Non
     second) in the background from the moment the header is read overlaps decoding.
     """
     dithers = args.dither == "fs" and args.strength > 0
-    fits_kmeans = args.method in ("kmeans", "gmm")
+    fits_kmeans = getattr(args, "method", None) in ("kmeans", "gmm")  # (`vq apply` fits none)
     if not dithers and not fits_kmeans:
         return None
 
