@@ -291,6 +291,7 @@ register_method(
         factory=lambda k, seed, o: MiniBatchKMeans(k, seed=seed, **o),
         options=_COMMON | {"batch_size", "max_no_improvement"},
         inits=_KMEANS_INITS,
+        default_tol=1e-3,  # (K-means' was 1e-3 when this method was tuned)
     )
 )
 register_method(

@@ -345,7 +345,8 @@ def test_relative_gain_rule_stops_at_the_first_small_gain(algorithm):
 
 def test_library_fits_take_the_tolerance_vq_and_the_app_run():
     # quantize_image and the registry make what `vq` and the app make with the same options:
-    # a tol not given is the method's default (K-means 1e-3), not the bare class's 1e-4
+    # a tol not given is the method's default (K-means 1e-4, the mixture's and mini-batch's
+    # 1e-3), not the bare classes' own
     from quantize.cluster.registry import METHODS, get_method
     from quantize.pipeline import quantize_image
 
@@ -354,10 +355,14 @@ def test_library_fits_take_the_tolerance_vq_and_the_app_run():
         if "tol" in spec.options:
             assert spec.make(4, 0, {}).tol == spec.tol_default()
             assert spec.make(4, 0, {"tol": 0.5}).tol == 0.5
-    assert get_method("kmeans").tol_default() == DEFAULTS["tol"] == 1e-3
+    assert get_method("kmeans").tol_default() == DEFAULTS["tol"] == 1e-4
+    assert get_method("gmm").tol_default() == get_method("minibatch").tol_default() == 1e-3
     X = blobs()
     img = np.clip(X[: 24 * 24], 0, 255).astype(np.uint8).reshape(24, 24, 3)
     assert quantize_image(img, 4, keep_small_colors=False).model.tol == DEFAULTS["tol"]
+    for method in ("gmm", "minibatch"):
+        res = quantize_image(img, 4, method=method, keep_small_colors=False)
+        assert res.model.tol == 1e-3
 
 
 def test_palette_fits_use_the_relative_gain_rule():
