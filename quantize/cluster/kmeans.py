@@ -913,7 +913,7 @@ def _lloyd_run(
                     eps=eps,
                 )
 
-            parts = list(pool.map(part, slices)) if pool is not None else [part(slice(0, n))]
+            parts = _each_slice(part, slices, pool, should_cancel)
             changed = np.concatenate([c for c, _ in parts])
             a_old = np.concatenate([o for _, o in parts]).astype(np.int32)
         else:
