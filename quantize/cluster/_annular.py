@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from quantize import _native
+from quantize.cluster._nearest import sq_norms
 
 __all__ = ["MIN_WORK", "centre_tables", "compiled_e_step", "float64_margin"]
 
@@ -43,7 +44,7 @@ def compiled_e_step(n_points: int, n_centres: int, n_dims: int) -> Any:
 
 def float64_margin(x_sq_max: float, centers: np.ndarray) -> float:
     """Return the bounds' margin against float64 rounding: 1e-12 of the largest norm."""
-    c_sq_max = float(np.einsum("ij,ij->i", centers, centers).max()) if centers.size else 0.0
+    c_sq_max = float(sq_norms(centers).max()) if centers.size else 0.0
     return 1e-12 * (np.sqrt(x_sq_max) + np.sqrt(c_sq_max) + 1e-30)
 
 

@@ -805,9 +805,8 @@ def _lloyd_run(
     # group-major (G, N) float32 layout: the per-iteration decrement and the min over groups
     # stream half the bytes.  Every value written is lowered by ``eps`` (16 float32 ulps of
     # the largest possible distance), so rounding can never make a bound too large.
-    eps = 1e-6 * (np.sqrt(assigner.x_sq_max) + float(np.sqrt(sq_norms(centers).max())) + 1e-30)
     if native is not None:
-        eps = float64_margin(assigner.x_sq_max, centers)
+        eps = float64_margin(assigner.x_sq_max, centers)  # float64 bounds: a finer margin
         labels = np.empty(n, np.int32)
         up, low = np.empty(n), np.empty(n)
 
@@ -820,6 +819,7 @@ def _lloyd_run(
         upper: np.ndarray | None = up
         lower: np.ndarray | None = low
     else:
+        eps = 1e-6 * (np.sqrt(assigner.x_sq_max) + float(np.sqrt(sq_norms(centers).max())) + 1e-30)
         labels, d_sq, lower = assigner.search(centers, group_of, should_cancel, pool, eps)
         upper = np.sqrt(d_sq) if use_bounds else None
     Wk, Sk, Qk = _cluster_stats(X, w, x_sq, labels, K)
