@@ -121,6 +121,7 @@ _non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
 _unit_float = _checked(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 _non_negative_float = _checked(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
 _positive_float = _checked(float, lambda v: math.isfinite(v) and v > 0, "a positive number")
+_power_float = _checked(float, lambda v: 1.0 <= v <= 2.0, "a number in [1, 2]")
 
 
 def _k_value(text: str) -> int | str:
@@ -354,6 +355,15 @@ def add_fit_options(p: argparse.ArgumentParser, *, choose_k: bool = True) -> Non
         "small_color_share",
         "least share of the pixels (0-1) of a far colour group that gets an entry",
         type=_unit_float,
+    )
+    g.add_argument(
+        "--error-power",
+        default=d["error_power"],
+        type=_power_float,
+        metavar="P",
+        help="after a K-means fit, polish the palette for the least sum of distances to the "
+        "power P in [1, 2]: below 2 an entry follows the many pixels it serves more than a "
+        "few far ones; 2 leaves the K-means palette (default: 1.5 for K <= 32, else 2)",
     )
     defaulted("--max-pixels", "max_pixels", "refuse larger images", type=positive_int)
     if choose_k:  # vq quantize and vq batch (vq apply adds its own; vq sweep has none)

@@ -67,6 +67,28 @@ def _estimator_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def pipeline_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the options of the steps around the fit: small colours and palette polish.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        With ``keep_small_colors``, ``small_color_distance``, ``small_color_share`` and
+        ``error_power``.
+
+    Returns
+    -------
+    options : dict
+        Keyword arguments of :func:`quantize.pipeline.iter_quantize_image`.
+    """
+    return {
+        "keep_small_colors": args.keep_small_colors,
+        "small_color_distance": args.small_color_distance,
+        "small_color_share": args.small_color_share,
+        "error_power": args.error_power,
+    }
+
+
 def _parse_lock(text: str) -> np.ndarray:
     """Parse ``--lock "#d52b1e,#f5f5f5"`` into an (L, 3) uint8 array."""
     codes = [c.strip() for c in text.split(",") if c.strip()]
@@ -211,11 +233,7 @@ def _run_fit(
     shared = getattr(args, "fixed_palette", None)
     if shared is not None:  # vq batch --shared-palette: the palette of the whole set
         return map_to_palette(image, np.asarray(shared, np.uint8), color_space=args.space), None
-    options.update(
-        keep_small_colors=args.keep_small_colors,
-        small_color_distance=args.small_color_distance,
-        small_color_share=args.small_color_share,
-    )
+    options.update(pipeline_options(args))
     if getattr(args, "importance", None):
         from quantize.io.importance import read_importance_map
 

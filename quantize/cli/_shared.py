@@ -149,7 +149,7 @@ def fit_task(item: tuple[Any, dict[str, Any]]) -> dict[str, Any]:
         ``palette`` (list of [r, g, b]), ``n_iter``, ``converged``, ``warnings``,
         ``n_colors`` (distinct colours of the set) and ``n_pixels``.
     """
-    from quantize.cli._run import _estimator_options
+    from quantize.cli._run import _estimator_options, pipeline_options
     from quantize.histograms import fit_histogram
     from quantize.options import DEFAULTS
     from quantize.protocol import Cancelled
@@ -158,11 +158,7 @@ def fit_task(item: tuple[Any, dict[str, Any]]) -> dict[str, Any]:
     args = argparse.Namespace(**options)
     k = args.colors if isinstance(args.colors, int) else DEFAULTS["n_colors"]
     fit_options = _estimator_options(args)  # locked colours included
-    fit_options.update(  # as vq quantize fits one image
-        keep_small_colors=args.keep_small_colors,
-        small_color_distance=args.small_color_distance,
-        small_color_share=args.small_color_share,
-    )
+    fit_options.update(pipeline_options(args))  # as vq quantize fits one image
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         gen = fit_histogram(

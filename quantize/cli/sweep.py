@@ -24,7 +24,7 @@ from quantize.cli._common import (
     native_stderr_muted,
     progress_mode,
 )
-from quantize.cli._run import estimator_options
+from quantize.cli._run import estimator_options, pipeline_options
 
 __all__ = ["SweepProgress", "add_parser", "format_row", "header", "run"]
 
@@ -279,11 +279,7 @@ def run(args: argparse.Namespace, err: Err) -> int:
         raise UsageError("use either --json or --csv, not both")
     ks = args.ks if args.ks is not None else parse_k_list(_DEFAULT_KS)
     options = estimator_options(args)
-    options.update(  # as vq quantize fits (each K then measures what it would write)
-        keep_small_colors=args.keep_small_colors,
-        small_color_distance=args.small_color_distance,
-        small_color_share=args.small_color_share,
-    )
+    options.update(pipeline_options(args))  # as vq quantize fits (each K: what it would write)
     plot = Path(args.plot) if args.plot else None
     if plot is not None:
         if plot.suffix.lower() != ".png":

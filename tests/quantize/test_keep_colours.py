@@ -154,7 +154,14 @@ def test_importance_fit_equals_the_per_pixel_weighted_fit():
     imp = rng.integers(0, 256, (40, 40)).astype(np.uint8)
     init = np.array([[60, 100, 140], [100, 180, 100], [40, 100, 150], [110, 120, 120]], np.uint8)
     r = quantize_image(
-        img, 4, color_space="oklab", init=init, importance=imp, keep_small_colors=False, tol=1e-4
+        img,
+        4,
+        color_space="oklab",
+        init=init,
+        importance=imp,
+        keep_small_colors=False,
+        error_power=2,
+        tol=1e-4,
     )
     # the same fit on every pixel (KMeans's own tol, 1e-4), each weighted by its importance
     pixels = rgb_to_space(img.reshape(-1, 3), "oklab")

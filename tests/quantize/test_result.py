@@ -66,9 +66,9 @@ def test_reconstruction_quality(photo):
 def test_unique_colour_fit_equals_all_pixel_fit(photo):
     pixels = photo.reshape(-1, 3).astype(np.float64)
     init = pixels[np.random.default_rng(0).choice(len(pixels), 8, replace=False)]
-    # the estimator alone: no small-colour refit after it (tested in test_keep_colours.py)
-    # (the library takes the product's tol, 1e-3; the bare estimator's own default is 1e-4)
-    res = quantize_image(photo, 8, init=init, keep_small_colors=False, tol=1e-4)
+    # the estimator alone: no small-colour refit after it (tested in test_keep_colours.py),
+    # no palette polish (test_polish.py)
+    res = quantize_image(photo, 8, init=init, keep_small_colors=False, error_power=2, tol=1e-4)
     km = KMeans(8, init=init).fit(pixels)
     np.testing.assert_allclose(res.model.cluster_centers_, km.cluster_centers_, atol=1e-9)
     np.testing.assert_array_equal(res.labels.ravel(), km.labels_)
