@@ -20,7 +20,7 @@ import numpy as np
 from quantize.cluster.registry import METHODS, fit_options, get_method
 from quantize.edit import SORT_KEYS
 from quantize.io.palettes import hex_color
-from quantize.options import COLOR_SPACES, COVARIANCE_TYPES, DEFAULTS, DITHERS
+from quantize.options import COLOR_SPACES, COVARIANCE_TYPES, DEFAULTS, DITHERS, ERROR_POWERS
 from quantize.protocol import IterationRecord
 
 __all__ = [
@@ -96,6 +96,9 @@ class RunParameters:
     keep_small_colors : bool
         Give small distinct colour groups their own entry (see
         :func:`quantize.pipeline.iter_quantize_image`).
+    palette_fit : str
+        A key of :data:`quantize.options.ERROR_POWERS`: the power the palette is polished
+        for after a K-means fit (see :meth:`error_power`).
     palette_order : str
         Order the palette is shown and exported in (:data:`quantize.edit.SORT_KEYS`).
     max_size_kb : float
@@ -117,8 +120,18 @@ class RunParameters:
     auto: str = "off"
     target_psnr: float = DEFAULTS["target_psnr"]
     keep_small_colors: bool = DEFAULTS["keep_small_colors"]
+    palette_fit: str = "auto"
     palette_order: str = "share"
     max_size_kb: float = 300.0
+
+    def error_power(self) -> float | None:
+        """Return ``error_power`` of :func:`quantize.pipeline.iter_quantize_image` (None: auto).
+
+        Returns
+        -------
+        power : float or None
+        """
+        return None if self.palette_fit == "auto" else float(self.palette_fit)
 
     def fit_options(self) -> dict[str, Any]:
         """Return the estimator options passed on to :func:`quantize.pipeline.iter_quantize_image`.
@@ -215,6 +228,7 @@ class RunParameters:
             auto=self.auto if self.auto in AUTO_MODES else d.auto,
             target_psnr=min(60.0, max(15.0, float(self.target_psnr))),
             keep_small_colors=bool(self.keep_small_colors),
+            palette_fit=self.palette_fit if self.palette_fit in ERROR_POWERS else d.palette_fit,
             palette_order=self.palette_order if self.palette_order in SORT_KEYS else "share",
             max_size_kb=min(
                 MAX_SIZE_KB_RANGE[1], max(MAX_SIZE_KB_RANGE[0], float(self.max_size_kb))

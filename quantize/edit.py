@@ -107,6 +107,7 @@ def _edited(
         locked=np.asarray(locked, dtype=np.uint8).reshape(-1, 3),
         added=(),
         importance=base.importance,
+        error_power=base.error_power,
         edits=(*base.edits, note),
     )
 
@@ -270,6 +271,7 @@ def reorder(result: QuantizeResult, order: Sequence[int] | np.ndarray) -> Quanti
         else result.locked[:0],
         added=tuple(sorted(int(new_index[i]) for i in result.added)),
         importance=result.importance,
+        error_power=result.error_power,
         edits=result.edits,
     )
 

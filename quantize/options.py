@@ -19,6 +19,7 @@ __all__ = [
     "COVARIANCE_TYPES",
     "DEFAULTS",
     "DITHERS",
+    "ERROR_POWERS",
     "Choice",
     "Choices",
 ]
@@ -120,6 +121,22 @@ DITHERS = Choices(
     Choice("none", "None", "nearest palette colour"),
     Choice("fs", "Floyd–Steinberg", "error diffusion"),
     Choice("ordered", "Ordered (Bayer)", "8x8 Bayer threshold pattern"),
+)
+
+#: Palette fits offered in the app: the power of the distance the palette is polished for
+#: after a K-means fit (``error_power`` of :func:`quantize.pipeline.iter_quantize_image`;
+#: ``vq --error-power`` takes any number in [1, 2]).  ``"auto"`` is the default, None.
+ERROR_POWERS = Choices(
+    "error power",
+    Choice("auto", "Automatic", "power 1.5 for K <= 32, the K-means palette above"),
+    Choice("2", "K-means (squared error)", "each entry the mean of its colours: the best PSNR"),
+    Choice(
+        "1.5",
+        "Power 1.5",
+        "entries follow the many pixels they serve more than a few far ones: "
+        "fewer visible colour errors in small palettes",
+    ),
+    Choice("1", "Power 1 (median-like)", "the least pulled by far colours"),
 )
 
 #: Read-only mapping of default parameters.

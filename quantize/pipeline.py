@@ -48,8 +48,6 @@ __all__ = [
     "table_points",
 ]
 
-# methods whose palette the power polish refines (hard K-means fits)
-_POLISHED_METHODS = frozenset({"kmeans", "minibatch"})
 _POLISH_MAX_K = 32  # the largest palette polished by default (auto_error_power)
 _SMALL_STAGE = "small-colours"  # stage label of the records of the refit that keeps them
 _SMALL_ENTRY_SHARE = 0.02  # entries below this share of the pixels count as small colours
@@ -814,7 +812,7 @@ def iter_quantize_image(
             model = model2
     centers = _centers_of(model)
     labels = model.labels_ if fit_on is None else model.predict(points)
-    polished = power < 2.0 and spec.name in _POLISHED_METHODS and len(pinned) < len(centers)
+    polished = power < 2.0 and spec.polishable and len(pinned) < len(centers)
     if polished:
         fit_labels = labels if fit_on is None else labels[fit_on]
         centers, fit_labels = power_polish(

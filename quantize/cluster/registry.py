@@ -101,6 +101,15 @@ class MethodSpec:
         return "max_iter" in self.options
 
     @property
+    def polishable(self) -> bool:
+        """Whether the palette polish after the fit applies (``error_power``).
+
+        Hard fits of the squared error on colour images: their centres are means, which the
+        polish moves towards the least sum of distances to a power below 2.
+        """
+        return self.objective == "inertia" and not self.soft and not self.grey_only
+
+    @property
     def uses_covariance(self) -> bool:
         """Whether ``covariance_type`` applies."""
         return "covariance_type" in self.options

@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from apphelpers import FAST, RUN_TIMEOUT_MS, make_image
 from PySide6 import QtCore
@@ -18,7 +19,7 @@ from app.model import AUTO_MODES, RunParameters
 from app.panels import ParameterPanel
 from app.tasks import prepare
 from quantize.cluster.registry import METHODS, MethodSpec, register_method, unregister_method
-from quantize.options import COLOR_SPACES, COVARIANCE_TYPES, DEFAULTS, DITHERS
+from quantize.options import COLOR_SPACES, COVARIANCE_TYPES, DEFAULTS, DITHERS, ERROR_POWERS
 
 ROOT = Path(__file__).resolve().parents[2]
 TOY_DESCRIPTION = "K-means under another name, registered by a test"
@@ -58,6 +59,7 @@ def test_panel_choices_are_the_registries(qtbot):
     assert _items(panel.covariance) == COVARIANCE_TYPES.labels()
     assert _items(panel.dither) == DITHERS.labels()
     assert _items(panel.auto) == AUTO_MODES
+    assert _items(panel.palette_fit) == ERROR_POWERS.labels()
     for row, spec in enumerate(METHODS.values()):
         tip = panel.method.itemData(row, QtCore.Qt.ItemDataRole.ToolTipRole)
         assert tip == spec.description
@@ -77,6 +79,7 @@ def test_enabled_fields_follow_the_method_spec(qtbot, name):
     assert panel.parameters().auto == "bic"
     panel.method.setCurrentIndex(panel.method.findData(name))  # as a person would
     assert panel.covariance.isEnabled() == spec.uses_covariance
+    assert panel.palette_fit.isEnabled() == spec.polishable
     for widget in (panel.init, panel.n_init, panel.max_iter, panel.tol, panel.seed):
         assert widget.isEnabled() == spec.iterative
     assert _items(panel.init) == dict(spec.inits)
@@ -128,6 +131,37 @@ def test_a_registered_method_is_offered_and_runs(qtbot, toy_method):
         assert {r.kind for r in output.result.records} == {"inertia"}
         assert not output.soft_maps.soft
         assert output.sample.points.shape[1] == 3
+    finally:
+        assert controller.shutdown(5000)
+        controller.deleteLater()
+
+
+@pytest.mark.parametrize(
+    ("fit", "k", "power"), [("auto", 6, 1.5), ("auto", 40, 2.0), ("1", 6, 1.0)]
+)
+def test_the_palette_fit_chosen_in_the_panel_is_the_runs(qtbot, fit, k, power):
+    panel = ParameterPanel()
+    qtbot.addWidget(panel)
+    panel.set_parameters(replace(FAST, n_colors=k))
+    other = "2" if fit != "2" else "auto"
+    panel.palette_fit.setCurrentIndex(panel.palette_fit.findData(other))
+    with qtbot.waitSignal(panel.changed):
+        panel.palette_fit.setCurrentIndex(panel.palette_fit.findData(fit))  # as a person would
+    params = panel.parameters()
+    assert params.palette_fit == fit
+    assert RunParameters.from_json(params.to_json()).palette_fit == fit  # kept in the settings
+    assert RunParameters(palette_fit="3").validated().palette_fit == "auto"
+    from quantize.io.load import from_array
+
+    controller = RunController(panel.parameters)
+    try:
+        image = np.random.default_rng(1).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+        controller.set_image(prepare(from_array(image, name="noise.png"), "noise.png"))
+        with qtbot.waitSignal(controller.finished, timeout=RUN_TIMEOUT_MS) as blocker:
+            assert controller.start()
+        result = blocker.args[0].result
+        assert result.error_power == power
+        assert result.parameters()["error_power"] == power
     finally:
         assert controller.shutdown(5000)
         controller.deleteLater()

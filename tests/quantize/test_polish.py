@@ -161,3 +161,13 @@ def test_cli_error_power_is_written_to_the_sidecar_and_checked(tmp_path, photo):
     )
     assert bad.returncode == 2 and "--error-power" in bad.stderr
     assert not (tmp_path / "b.png").exists()
+
+
+def test_reordered_and_edited_results_say_how_the_palette_was_fitted(photo):
+    from quantize.edit import delete_entries, reorder
+
+    res = quantize_image(photo, 6, error_power=1.2)
+    flipped = reorder(res, np.arange(6)[::-1])
+    assert flipped.error_power == 1.2 and flipped.parameters()["error_power"] == 1.2
+    np.testing.assert_array_equal(flipped.palette, res.palette[::-1])
+    assert delete_entries(res, [0]).parameters()["error_power"] == 1.2
