@@ -140,6 +140,12 @@ class MetricsView(QtWidgets.QWidget):
             ("Method", str(result.method)),
             ("K asked → got", f"{result.n_colors_requested} → {len(result.palette)}"),
             ("Colour space", str(result.color_space)),
+            (
+                "Palette fit",
+                "K-means means"
+                if getattr(result, "error_power", 2.0) >= 2.0
+                else f"polished, power {result.error_power:g}",
+            ),
             ("Iterations (kept run)", str(result.n_iter)),
             ("Converged", "yes" if result.converged else "no"),
             ("Seed", str(result.seed)),

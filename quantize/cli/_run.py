@@ -705,6 +705,7 @@ def quantize_one(
         "proportions": [round(float(p), 6) for p in result.proportions],
         "locked": params.get("locked", []),
         "added_small_colors": params.get("added_small_colors", []),
+        "error_power": params.get("error_power", 2.0),
         "importance_map": getattr(args, "importance", None),
         "auto": None,
         "warnings": list(

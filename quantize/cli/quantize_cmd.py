@@ -184,6 +184,11 @@ def print_summary(s: dict[str, Any]) -> None:
     if s.get("added_small_colors"):
         kept = ", ".join(f"{e['hex']} ({100 * e['share']:.2f}%)" for e in s["added_small_colors"])
         lines.append(f"small distinct colours kept: {kept} (--no-keep-small-colors to fit without)")
+    if s.get("error_power", 2.0) < 2.0:
+        lines.append(
+            f"palette polished for the least sum of distances^{s['error_power']:g} "
+            "(--error-power 2 keeps the K-means palette)"
+        )
     if s.get("importance_map"):
         lines.append(f"weighted by the importance map {s['importance_map']}")
     if s["auto"]:

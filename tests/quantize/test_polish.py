@@ -156,6 +156,14 @@ def test_cli_error_power_is_written_to_the_sidecar_and_checked(tmp_path, photo):
     assert done.returncode == 0, done.stderr
     sidecar = json.loads(report.read_text())
     assert sidecar["parameters"]["error_power"] == 1.2
+    said = subprocess.run(
+        [sys.executable, "-m", "quantize", "quantize", str(src), "-k", "8", "--no-image"],
+        text=True,
+        capture_output=True,
+    )
+    assert "distances^1.5" in said.stdout  # the default for K = 8, said in the summary
+    summary = subprocess.run([*cmd[:-1], "--no-image", "--json"], text=True, capture_output=True)
+    assert json.loads(summary.stdout)["error_power"] == 1.5
     bad = subprocess.run(
         [*cmd, "-o", str(tmp_path / "b.png"), "--error-power", "3"], text=True, capture_output=True
     )
