@@ -18,7 +18,7 @@ import numpy as np
 from quantize._json import json_safe
 from quantize._validation import check_positive_int
 from quantize.cluster._nearest import exact_sq_dist, nearest_indices
-from quantize.cluster._polish import power_polish
+from quantize.cluster._polish import nearest_labels, polish_palette
 from quantize.cluster._small import cheapest_entries, find_small_groups
 from quantize.cluster.kmeans import SeedingScore
 from quantize.cluster.registry import METHODS, get_method
@@ -814,17 +814,17 @@ def iter_quantize_image(
     labels = model.labels_ if fit_on is None else model.predict(points)
     polished = power < 2.0 and spec.polishable and len(pinned) < len(centers)
     if polished:
-        fit_labels = labels if fit_on is None else labels[fit_on]
-        centers, fit_labels = power_polish(
+        rgb8 = _table_rgb8(table)
+        centers, fit_labels = polish_palette(
             fit_points,
             fit_weights,
+            rgb8 if fit_on is None else rgb8[fit_on],
             centers,
-            fit_labels,
             power=power,
             n_fixed=len(pinned),
             should_cancel=should_cancel,
         )
-        labels = fit_labels if fit_on is None else nearest_indices(points, centers)
+        labels = fit_labels if fit_on is None else nearest_labels(points, centers)
         # the model now describes the polished palette (model files, segmentation, sweeps)
         model.cluster_centers_ = centers
         model.labels_ = fit_labels

@@ -15,16 +15,27 @@ objective it decreases is ``sum w * phi(d)`` with ``phi(d) = d ** p`` for ``d >=
 and slope at ``eps``): ``phi`` is concave in ``d ** 2``, so each weighted mean lowers the
 objective, and so does each reassignment.  ``eps`` keeps the weights finite for colours
 sitting on an entry.  Inputs are validated by the caller.
+
+A photo has up to a few million distinct colours; :func:`polish_palette` runs the rounds on
+the weighted means of the colours in cells of 4 x 4 x 4 sRGB levels (tens of thousands of
+cells), whose distances to entries tens of levels away differ from their colours' by a level
+or two, and then gives every colour its nearest polished entry.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from quantize.cluster._annular import compiled_e_step
 from quantize.cluster._nearest import exact_sq_dist, nearest_indices
 from quantize.protocol import CancelCallback, check_cancel
 
-__all__ = ["polish_objective", "power_polish"]
+__all__ = ["polish_objective", "polish_palette", "power_polish"]
+
+#: Bits kept of each 8-bit channel for the cells of :func:`polish_palette`.
+_CELL_BITS = 6
+#: Fewer distinct colours than this are polished one by one.
+_CELLS_FROM = 50_000
 
 
 def polish_objective(
@@ -124,3 +135,98 @@ def power_polish(
         centers[move] = sums[move] / total[move, None]
         labels = nearest_indices(pts, centers)
     return centers, labels
+
+
+def nearest_labels(points: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Nearest centre of each point, by the compiled loop where it is loaded (same rule).
+
+    Parameters
+    ----------
+    points : ndarray of shape (U, D)
+    centers : ndarray of shape (K, D)
+
+    Returns
+    -------
+    labels : ndarray of shape (U,), int64
+        Exact float64 distances, ties to the lowest index (as :func:`nearest_indices`).
+    """
+    n = len(points)
+    native = compiled_e_step(n, len(centers), points.shape[1])
+    if native is None:
+        return nearest_indices(points, centers)
+    X = np.ascontiguousarray(points, dtype=np.float64)
+    labels = np.empty(n, np.int32)
+    upper, lower = np.empty(n), np.empty(n)
+    native.nearest_all(X, np.ascontiguousarray(centers, np.float64), (labels, upper, lower), 0, n)
+    return labels.astype(np.int64)
+
+
+def polish_palette(
+    points: np.ndarray,
+    weights: np.ndarray,
+    rgb8: np.ndarray,
+    centers: np.ndarray,
+    *,
+    power: float,
+    n_fixed: int = 0,
+    should_cancel: CancelCallback | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Polish a fitted palette on the distinct colours of an image (see the module).
+
+    Parameters
+    ----------
+    points : ndarray of shape (U, D), float
+        Distinct colours in the fitting space.
+    weights : ndarray of shape (U,), float
+        Their (importance-weighted) pixel counts.
+    rgb8 : ndarray of shape (U, 3), uint8
+        The same colours as 8-bit sRGB (they choose the cells).
+    centers : ndarray of shape (K, D), float
+        The fitted centres.
+    power : float
+        ``p`` in [1, 2).
+    n_fixed : int
+        The first ``n_fixed`` centres do not move.
+    should_cancel : callable or None
+
+    Returns
+    -------
+    centers : ndarray of shape (K, D), float64
+    labels : ndarray of shape (U,), int64
+        The nearest polished centre of each distinct colour.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if len(pts) < _CELLS_FROM:
+        labels = nearest_labels(pts, centers)
+        return power_polish(
+            pts, w, centers, labels, power=power, n_fixed=n_fixed, should_cancel=should_cancel
+        )
+    shift = 8 - _CELL_BITS
+    c = (np.asarray(rgb8, dtype=np.int64) >> shift).T
+    key = (c[0] << (2 * _CELL_BITS)) | (c[1] << _CELL_BITS) | c[2]
+    size = 1 << (3 * _CELL_BITS)
+    cell_w = np.bincount(key, weights=w, minlength=size)
+    used = np.flatnonzero(cell_w > 0)
+    means = (
+        np.stack(
+            [
+                np.bincount(key, weights=w * pts[:, j], minlength=size)[used]
+                for j in range(pts.shape[1])
+            ],
+            axis=1,
+        )
+        / cell_w[used, None]
+    )
+    cell_w = cell_w[used]
+    centers, _ = power_polish(
+        means,
+        cell_w,
+        centers,
+        nearest_indices(means, centers),
+        power=power,
+        n_fixed=n_fixed,
+        should_cancel=should_cancel,
+    )
+    check_cancel(should_cancel)
+    return centers, nearest_labels(pts, centers)

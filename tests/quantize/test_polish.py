@@ -10,7 +10,7 @@ from PIL import Image
 
 from quantize import quantize_image
 from quantize.cluster._nearest import exact_sq_dist, nearest_indices
-from quantize.cluster._polish import polish_objective, power_polish
+from quantize.cluster._polish import polish_objective, polish_palette, power_polish
 from quantize.colorspace import rgb_to_space
 from quantize.pipeline import auto_error_power, table_points
 
@@ -179,3 +179,40 @@ def test_reordered_and_edited_results_say_how_the_palette_was_fitted(photo):
     assert flipped.error_power == 1.2 and flipped.parameters()["error_power"] == 1.2
     np.testing.assert_array_equal(flipped.palette, res.palette[::-1])
     assert delete_entries(res, [0]).parameters()["error_power"] == 1.2
+
+
+def test_cells_give_the_polish_of_the_colours_themselves(monkeypatch):
+    from quantize.cluster import _polish
+
+    rng = np.random.default_rng(4)
+    rgb8 = rng.integers(0, 256, (20000, 3), dtype=np.uint8)
+    rgb8[:12000] = np.clip(rgb8[:12000] // 3 + 60, 0, 255)  # a denser region
+    x = rgb_to_space(rgb8, "wrgb")
+    w = rng.integers(1, 50, len(x)).astype(np.float64)
+    c0, _ = kmeans_start(x, w, 8)
+    exact_c, exact_l = polish_palette(x, w, rgb8, c0, power=1.5, n_fixed=1)
+    monkeypatch.setattr(_polish, "_CELLS_FROM", 1000)  # this set now goes through cells
+    cell_c, cell_l = polish_palette(x, w, rgb8, c0, power=1.5, n_fixed=1)
+    np.testing.assert_array_equal(cell_c[0], c0[0])
+    np.testing.assert_array_equal(cell_l, nearest_indices(x, cell_c))
+    assert np.abs(cell_c - exact_c).max() < 2.0  # within two levels of the exact polish
+
+    def cost(c, lab):
+        return float(w @ exact_sq_dist(x, c, lab) ** 0.75)
+
+    start = cost(c0, nearest_indices(x, c0))
+    assert cost(cell_c, cell_l) < start
+    assert cost(cell_c, cell_l) - cost(exact_c, exact_l) < 0.05 * (start - cost(exact_c, exact_l))
+
+
+def test_nearest_labels_follow_the_rule_of_nearest_indices():
+    from quantize.cluster._annular import MIN_WORK
+    from quantize.cluster._polish import nearest_labels
+
+    rng = np.random.default_rng(2)
+    c = rng.integers(0, 256, (16, 3)).astype(np.float64)
+    n = max(MIN_WORK // 16 + 1, 1000)
+    x = rng.integers(0, 256, (n, 3)).astype(np.float64)  # integer points: many exact ties
+    x[:16] = c  # and points on the centres
+    c[5] = c[3]  # two equal centres: the lower index wins
+    np.testing.assert_array_equal(nearest_labels(x, c), nearest_indices(x, c))
