@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -156,11 +156,21 @@ _FINE = _Adaptive(texture=0.12, floor=0.9, flat_min=0.8, cap_rms=4.0, drop_sq=0.
 _CAP_MIN = 12.0
 
 
+#: The error cap at K = 64, between the coarse and fine palettes' (interpolated on log2 K from
+#: K = 16 to 64 and from 64 to 256).  At K = 64 a cap of 4 held the dithered mean colour error
+#: (CIEDE2000 after a 1-px blur) 0.023 above pngquant's on eleven photos; 5 halves that with
+#: SSIM still above pngquant's, 6 and more cost SSIM (benchmarks/README.md, issue 10).
+_CAP_RMS_64 = 5.0
+
+
 def _adaptive_settings(n_colors: int) -> _Adaptive:
-    t = float(np.clip((np.log2(max(n_colors, 1)) - 4.0) / 2.0, 0.0, 1.0))
-    return _Adaptive(
+    log_k = np.log2(max(n_colors, 1))
+    t = float(np.clip((log_k - 4.0) / 2.0, 0.0, 1.0))
+    settings = _Adaptive(
         *(a + t * (b - a) for a, b in zip(astuple(_COARSE), astuple(_FINE), strict=True))
     )
+    cap = np.interp(log_k, [4.0, 6.0, 8.0], [_COARSE.cap_rms, _CAP_RMS_64, _FINE.cap_rms])
+    return replace(settings, cap_rms=float(cap))
 
 
 #: Palettes up to this size are searched directly in error diffusion (no memo table).  The

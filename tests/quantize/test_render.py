@@ -400,14 +400,19 @@ def test_box_sum_matches_a_direct_window_sum():
 
 
 def test_adaptive_settings_run_from_coarse_to_fine_palettes():
-    from dataclasses import astuple
+    from dataclasses import astuple, replace
 
-    from quantize.render import _COARSE, _FINE, _adaptive_settings
+    from quantize.render import _CAP_RMS_64, _COARSE, _FINE, _adaptive_settings
 
     assert _adaptive_settings(2) == _adaptive_settings(16) == _COARSE
-    assert _adaptive_settings(64) == _adaptive_settings(256) == _FINE
+    assert _adaptive_settings(256) == _adaptive_settings(1024) == _FINE
+    # K = 64: the fine settings, with the error cap of its own (the largest)
+    assert _adaptive_settings(64) == replace(_FINE, cap_rms=_CAP_RMS_64)
+    assert _CAP_RMS_64 > max(_COARSE.cap_rms, _FINE.cap_rms)
     halfway = np.add(astuple(_COARSE), astuple(_FINE)) / 2
+    halfway[3] = (_COARSE.cap_rms + _CAP_RMS_64) / 2
     np.testing.assert_allclose(astuple(_adaptive_settings(32)), halfway)
+    assert _adaptive_settings(128).cap_rms == (_CAP_RMS_64 + _FINE.cap_rms) / 2
 
 
 @pytest.mark.parametrize("alpha", [False, True])
