@@ -139,9 +139,8 @@ def explore_task(
         dither=params.dither,
         strength=params.dither_strength,
         should_cancel=should_cancel,
-        keep_small_colors=params.keep_small_colors,
-        error_power=params.error_power(),
         **params.fit_options(),
+        **params.pipeline_options(),
     )
     index, last = 0, 0.0
     count = len(ks)

@@ -133,6 +133,17 @@ class RunParameters:
         """
         return None if self.palette_fit == "auto" else float(self.palette_fit)
 
+    def pipeline_options(self) -> dict[str, Any]:
+        """Return the options of the steps around the fit (small colours, palette polish).
+
+        Returns
+        -------
+        options : dict
+            ``keep_small_colors`` and ``error_power`` for
+            :func:`quantize.pipeline.iter_quantize_image`.
+        """
+        return {"keep_small_colors": self.keep_small_colors, "error_power": self.error_power()}
+
     def fit_options(self) -> dict[str, Any]:
         """Return the estimator options passed on to :func:`quantize.pipeline.iter_quantize_image`.
 

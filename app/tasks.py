@@ -107,9 +107,7 @@ def _fit_generator(job: RunJob, should_cancel: Callable[[], bool]) -> Generator[
             color_space=params.color_space,
             seed=params.seed,
             should_cancel=should_cancel,
-            keep_small_colors=params.keep_small_colors,
-            error_power=params.error_power(),
-            **{**params.fit_options(), **(job.overrides or {})},
+            **{**params.fit_options(), **params.pipeline_options(), **(job.overrides or {})},
         )
     return _auto_generator(job, should_cancel)
 
@@ -124,11 +122,7 @@ def _auto_generator(job: RunJob, should_cancel: Callable[[], bool]) -> Generator
     from quantize import auto
 
     p = job.params
-    options = {
-        **p.fit_options(),
-        "keep_small_colors": p.keep_small_colors,
-        "error_power": p.error_power(),
-    }
+    options = {**p.fit_options(), **p.pipeline_options()}
     if job.overrides and "importance" in job.overrides:
         options["importance"] = job.overrides["importance"]
     if p.auto == "quality":

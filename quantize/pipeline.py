@@ -811,9 +811,10 @@ def iter_quantize_image(
                 yield rec
             model = model2
     centers = _centers_of(model)
-    labels = model.labels_ if fit_on is None else model.predict(points)
     polished = power < 2.0 and spec.polishable and len(pinned) < len(centers)
-    if polished:
+    if not polished:
+        labels = model.labels_ if fit_on is None else model.predict(points)
+    else:
         rgb8 = _table_rgb8(table)
         centers, fit_labels = polish_palette(
             fit_points,
