@@ -14,7 +14,9 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["limit_blas_threads", "one_blas_thread"]
+import numpy as np
+
+__all__ = ["limit_blas_threads", "matmul", "one_blas_thread"]
 
 _done = False
 
@@ -64,3 +66,27 @@ def one_blas_thread() -> Iterator[None]:
         return
     with limiter:
         yield
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Multiply finite matrices (``a @ b``) without OpenBLAS's spurious invalid-value flag.
+
+    Some OpenBLAS kernels (selected at run time by the CPU) raise the floating-point
+    "invalid" flag on finite inputs, for instance by scaling an uninitialised output buffer
+    by beta = 0 (numpy issues #13173 and #24067, OpenBLAS #1924); numpy then warns "invalid
+    value encountered in matmul" although the product is right.  It happened once in CI, on
+    another machine, inside the K-means nearest-centre search.  The engine's products are
+    of validated, finite colours and centres, so the flag carries no information there; it is
+    ignored for this product only (in the calling thread: safe in worker threads too).
+
+    Parameters
+    ----------
+    a : ndarray of shape (n, m) (or a stack (..., n, m))
+    b : ndarray of shape (m, p)
+
+    Returns
+    -------
+    product : ndarray of shape (n, p)
+    """
+    with np.errstate(invalid="ignore"):
+        return np.matmul(a, b)

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from quantize._blas import matmul
 from quantize.options import COLOR_SPACES
 
 __all__ = [
@@ -172,14 +173,14 @@ def rgb_to_space(rgb: Any, space: str) -> np.ndarray:
         return unit * (255.0 * WRGB_WEIGHTS)
     lin = srgb_to_linear(unit)
     if space == "lab":
-        xyz = (lin @ _RGB_TO_XYZ.T) / _WHITE_D65
+        xyz = matmul(lin, _RGB_TO_XYZ.T) / _WHITE_D65
         f = _lab_f(xyz)
         L = 116.0 * f[..., 1] - 16.0
         a = 500.0 * (f[..., 0] - f[..., 1])
         b = 200.0 * (f[..., 1] - f[..., 2])
         return np.stack([L, a, b], axis=-1)
-    lms = np.cbrt(lin @ _LIN_TO_LMS.T)
-    return lms @ _LMS_TO_OKLAB.T
+    lms = np.cbrt(matmul(lin, _LIN_TO_LMS.T))
+    return matmul(lms, _LMS_TO_OKLAB.T)
 
 
 def space_to_rgb_float(points: Any, space: str) -> np.ndarray:
@@ -210,10 +211,10 @@ def space_to_rgb_float(points: Any, space: str) -> np.ndarray:
         fx = p[..., 1] / 500.0 + fy
         fz = np.maximum(fy - p[..., 2] / 200.0, 0.0)
         xyz = _lab_finv(np.stack([fx, fy, fz], axis=-1)) * _WHITE_D65
-        lin = xyz @ _XYZ_TO_RGB.T
+        lin = matmul(xyz, _XYZ_TO_RGB.T)
     else:
-        lms = (p @ _OKLAB_TO_LMS.T) ** 3
-        lin = lms @ _LMS_TO_LIN.T
+        lms = matmul(p, _OKLAB_TO_LMS.T) ** 3
+        lin = matmul(lms, _LMS_TO_LIN.T)
     return linear_to_srgb(lin) * 255.0
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from quantize._blas import matmul
 from quantize.auto import AutoKResult, quality_of
 from quantize.cluster.registry import get_method
 from quantize.features import ColorTable, unique_colors
@@ -229,7 +230,7 @@ def grow_centers(
     closest = np.full(len(X), np.inf)
     for start in range(0, len(C), 64):
         block = C[start : start + 64]
-        d = x_sq[:, None] - 2.0 * (X @ block.T) + np.einsum("kd,kd->k", block, block)[None]
+        d = x_sq[:, None] - 2.0 * matmul(X, block.T) + np.einsum("kd,kd->k", block, block)[None]
         np.minimum(closest, d.min(axis=1), out=closest)
     np.maximum(closest, 0.0, out=closest)
     trials = 2 + int(np.log(n_clusters))
@@ -243,7 +244,7 @@ def grow_centers(
             np.searchsorted(cum, rng.random(trials) * cum[-1], side="right"), len(X) - 1
         )
         picked = X[cand]
-        d = x_sq[:, None] - 2.0 * (X @ picked.T) + np.einsum("td,td->t", picked, picked)[None]
+        d = x_sq[:, None] - 2.0 * matmul(X, picked.T) + np.einsum("td,td->t", picked, picked)[None]
         np.maximum(d, 0.0, out=d)
         np.minimum(d, closest[:, None], out=d)
         best = int(np.argmin(w @ d))

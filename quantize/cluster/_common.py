@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from quantize._blas import matmul
 from quantize._chunks import chunk_size, iter_chunks
 from quantize.cluster._nearest import sq_norms
 from quantize.protocol import CancelCallback, check_cancel
@@ -82,7 +83,7 @@ def greedy_kmeans_plusplus(
         ca[-1] = sq_norms(C)
         pots = np.zeros(cand.size)
         for sl in iter_chunks(n, rows):
-            dist = Xa[sl] @ ca
+            dist = matmul(Xa[sl], ca)
             dist += x_sq[sl, None]
             np.maximum(dist, 0.0, out=dist)
             np.minimum(dist, closest[sl, None], out=dist)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from quantize._blas import matmul
+
 __all__ = [
     "GaussianParams",
     "full_log_joint",
@@ -36,7 +38,7 @@ def quadratic_features(X: np.ndarray, iu: np.ndarray, ju: np.ndarray) -> np.ndar
 
 def log_resp_chunk(F: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Responsibilities (n, K) and log p(x) (n,) from features, in the log domain."""
-    L = F @ W
+    L = matmul(F, W)
     m = L.max(axis=1)
     bad = ~np.isfinite(m)
     if bad.any():  # cannot happen for finite inputs; keep responsibilities defined anyway

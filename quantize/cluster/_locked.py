@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from quantize._blas import matmul
 from quantize._chunks import chunk_size, iter_chunks
 from quantize.cluster._common import random_seeds
 from quantize.cluster._nearest import nearest_indices, sq_norms
@@ -145,7 +146,7 @@ def seed_around_locked(
         C = X[cand]
         pots = np.zeros(cand.size)
         for sl in iter_chunks(n, rows):
-            dist = sq_norms(X[sl])[:, None] - 2.0 * (X[sl] @ C.T) + sq_norms(C)[None, :]
+            dist = sq_norms(X[sl])[:, None] - 2.0 * matmul(X[sl], C.T) + sq_norms(C)[None, :]
             np.maximum(dist, 0.0, out=dist)
             np.minimum(dist, closest[sl, None], out=dist)
             pots += w[sl] @ dist

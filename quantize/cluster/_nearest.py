@@ -18,6 +18,7 @@ from concurrent.futures import Executor
 
 import numpy as np
 
+from quantize._blas import matmul
 from quantize._chunks import chunk_size, iter_chunks
 from quantize.protocol import CancelCallback, check_cancel
 
@@ -122,7 +123,7 @@ class NearestCentre:
         -------
         indices : ndarray of shape (P,), int64
         """
-        d = np.asarray(points, np.float64).reshape(-1, self.centers.shape[1]) @ self._m2c
+        d = matmul(np.asarray(points, np.float64).reshape(-1, self.centers.shape[1]), self._m2c)
         d += self._c_sq
         return d.argmin(axis=1)
 
@@ -149,7 +150,7 @@ class NearestCentre:
         for start in range(0, X.shape[0], step):
             block = X[start : start + step]
             # ||x - c||^2 - ||x||^2 = ||c||^2 - 2 x.c  (||x||^2 is the same for every centre)
-            d = block @ self._m2c
+            d = matmul(block, self._m2c)
             d += self._c_sq
             lab = d.argmin(axis=1)
             if K > 1:
@@ -265,7 +266,7 @@ class Assigner:
         rows = min(_MAX_CHUNK_ROWS, chunk_size(n, 4 * K * 2 + 64, self.working_memory_mib))
         for sl in iter_chunks(n, rows):
             check_cancel(should_cancel)
-            s = Xa[sl] @ ca
+            s = matmul(Xa[sl], ca)
             lab = s.argmin(axis=1)
             labels[sl] = lab
             r = np.arange(lab.size)
@@ -315,7 +316,7 @@ class Assigner:
         rows = min(_MAX_CHUNK_ROWS, chunk_size(n, 4 * K * 3 + 8 * D * K, self.working_memory_mib))
 
         def one_chunk(sl: slice) -> None:
-            s = Xa[sl] @ ca
+            s = matmul(Xa[sl], ca)
             lab = s.argmin(axis=1)
             r = np.arange(lab.size)
             best = s[r, lab].astype(np.float64)

@@ -27,6 +27,7 @@ from functools import cache
 
 import numpy as np
 
+from quantize._blas import matmul
 from quantize.cluster._cells import _radix_argsort
 from quantize.cluster._nearest import exact_sq_dist, nearest_indices, sq_norms
 
@@ -308,7 +309,7 @@ def cheapest_entries(
     for _ in range(n_drop):
         idx = np.flatnonzero(alive)
         C = centers[idx]
-        dist = sq_norms(C)[:, None] - 2.0 * C @ C.T + sq_norms(C)[None, :]
+        dist = sq_norms(C)[:, None] - 2.0 * matmul(C, C.T) + sq_norms(C)[None, :]
         np.fill_diagonal(dist, np.inf)
         cost = W[idx] * np.maximum(dist.min(axis=1), 0.0)
         cost[protected[idx]] = np.inf
