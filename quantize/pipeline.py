@@ -17,8 +17,9 @@ import numpy as np
 
 from quantize._json import json_safe
 from quantize._validation import check_positive_int
+from quantize.cluster._annular import nearest_labels
 from quantize.cluster._nearest import exact_sq_dist, nearest_indices
-from quantize.cluster._polish import nearest_labels, polish_palette
+from quantize.cluster._polish import polish_palette
 from quantize.cluster._small import cheapest_entries, find_small_groups
 from quantize.cluster.kmeans import SeedingScore
 from quantize.cluster.registry import METHODS, get_method

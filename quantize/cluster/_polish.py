@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from quantize.cluster._annular import compiled_e_step
+from quantize.cluster._annular import nearest_labels
 from quantize.cluster._nearest import exact_sq_dist, nearest_indices
 from quantize.protocol import CancelCallback, check_cancel
 
@@ -135,30 +135,6 @@ def power_polish(
         centers[move] = sums[move] / total[move, None]
         labels = nearest_indices(pts, centers)
     return centers, labels
-
-
-def nearest_labels(points: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """Nearest centre of each point, by the compiled loop where it is loaded (same rule).
-
-    Parameters
-    ----------
-    points : ndarray of shape (U, D)
-    centers : ndarray of shape (K, D)
-
-    Returns
-    -------
-    labels : ndarray of shape (U,), int64
-        Exact float64 distances, ties to the lowest index (as :func:`nearest_indices`).
-    """
-    n = len(points)
-    native = compiled_e_step(n, len(centers), points.shape[1])
-    if native is None:
-        return nearest_indices(points, centers)
-    X = np.ascontiguousarray(points, dtype=np.float64)
-    labels = np.empty(n, np.int32)
-    upper, lower = np.empty(n), np.empty(n)
-    native.nearest_all(X, np.ascontiguousarray(centers, np.float64), (labels, upper, lower), 0, n)
-    return labels.astype(np.int64)
 
 
 def polish_palette(

@@ -28,8 +28,9 @@ from functools import cache
 import numpy as np
 
 from quantize._blas import matmul
+from quantize.cluster._annular import nearest_labels
 from quantize.cluster._cells import _radix_argsort
-from quantize.cluster._nearest import exact_sq_dist, nearest_indices, sq_norms
+from quantize.cluster._nearest import exact_sq_dist, sq_norms
 
 __all__ = ["cheapest_entries", "find_small_groups"]
 
@@ -90,7 +91,7 @@ def find_small_groups(
     alive = np.zeros(points.shape[0], bool)  # the far colours not yet grouped
     if candidates.size:
         pts = points[candidates]
-        d_sq = exact_sq_dist(pts, centers, nearest_indices(pts, centers))
+        d_sq = exact_sq_dist(pts, centers, nearest_labels(pts, centers))
         alive[candidates[d_sq > distance**2]] = True
     alive &= weights > 0
     need = min_share * total

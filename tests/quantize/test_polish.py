@@ -206,8 +206,7 @@ def test_cells_give_the_polish_of_the_colours_themselves(monkeypatch):
 
 
 def test_nearest_labels_follow_the_rule_of_nearest_indices():
-    from quantize.cluster._annular import MIN_WORK
-    from quantize.cluster._polish import nearest_labels
+    from quantize.cluster._annular import MIN_WORK, nearest_labels
 
     rng = np.random.default_rng(2)
     c = rng.integers(0, 256, (16, 3)).astype(np.float64)
