@@ -243,13 +243,20 @@ def _distance_uncertainty(result: Any, step: int) -> np.ndarray:
 
     table = result.table
     index = np.asarray(table.inverse).reshape(table.shape)[::step, ::step]
+    opaque = index >= 0
+    # per distinct colour on the grid, then gathered: a (K,) row per colour instead of one
+    # per displayed pixel (15 MP photo, K = 16: 0.38 -> 0.1 s)
+    used, where = np.unique(index[opaque], return_inverse=True)
+    out = np.zeros(index.shape, dtype=np.float32)
+    if used.size == 0:
+        return out
     try:
-        resp = soft_assignments(result, index)
+        resp = soft_assignments(result, used)
     except (AttributeError, ValueError):  # a method without centres: nothing to show
-        return np.zeros(index.shape, dtype=np.float32)
-    out = 1.0 - resp.max(axis=2)
-    out[index < 0] = 0.0
-    return np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32)
+        return out
+    per_colour = np.clip(1.0 - resp.max(axis=1), 0.0, 1.0)
+    out[opaque] = per_colour[where.ravel()]
+    return out
 
 
 def soft_maps_of(result: Any, should_cancel: Callable[[], bool] | None = None) -> SoftMaps:
@@ -355,7 +362,10 @@ def run_pipeline(
     rendering = render_indexed(
         result, dither=params.dither, strength=params.dither_strength, should_cancel=should_cancel
     )
-    quantized = _with_alpha(np.asarray(result.palette, np.uint8)[rendering[0]], job.image)
+    # np.take: 2-3 times faster than fancy indexing for this (M, N) -> (M, N, 3) gather
+    quantized = _with_alpha(
+        np.take(np.asarray(result.palette, np.uint8), rendering[0], axis=0), job.image
+    )
     labels = np.asarray(result.labels)
     labels8 = np.ascontiguousarray(labels) if labels.dtype == np.uint8 else None
     check_cancel(should_cancel)

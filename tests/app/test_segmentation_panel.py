@@ -243,3 +243,26 @@ def test_a_smoothing_too_large_for_memory_is_refused_with_its_reason(
         panel.strength.setValue(10)
     assert "would need about" in blocker.args[0] and "allowed" in blocker.args[0]
     assert window.compare.has_result()  # the fit is still shown
+
+
+def test_distance_uncertainty_is_one_minus_the_largest_soft_assignment_per_pixel():
+    # the display map is computed per distinct colour, then gathered: it must equal the
+    # per-pixel definition, with transparent pixels at 0
+    from app.tasks import soft_maps_of
+    from quantize import quantize_image
+    from quantize.segment import soft_assignments
+
+    rng = np.random.default_rng(4)
+    rgba = np.zeros((40, 50, 4), np.uint8)
+    rgba[..., :3] = rng.integers(0, 256, (40, 50, 3))
+    rgba[..., 3] = 255
+    rgba[5:9, 10:20, 3] = 0  # transparent
+    result = quantize_image(rgba, 5, seed=0)
+    maps = soft_maps_of(result)
+    index = np.asarray(result.table.inverse).reshape(result.table.shape)[:: maps.step, :: maps.step]
+    expected = 1.0 - soft_assignments(result, index).max(axis=2)
+    expected[index < 0] = 0.0
+    levels = np.clip(expected * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    assert maps.uncertainty_source == "distances"
+    np.testing.assert_array_equal(maps.uncertainty, levels)
+    assert (maps.uncertainty[5:9, 10:20] == 0).all() and maps.uncertainty.max() > 0
