@@ -245,7 +245,7 @@ def _distance_uncertainty(result: Any, step: int) -> np.ndarray:
     index = np.asarray(table.inverse).reshape(table.shape)[::step, ::step]
     opaque = index >= 0
     # per distinct colour on the grid, then gathered: a (K,) row per colour instead of one
-    # per displayed pixel (15 MP photo, K = 16: 0.38 -> 0.1 s)
+    # per displayed pixel (15 MP photo, K = 16: the soft maps 0.40 -> 0.34 s)
     used, where = np.unique(index[opaque], return_inverse=True)
     out = np.zeros(index.shape, dtype=np.float32)
     if used.size == 0:
