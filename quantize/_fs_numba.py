@@ -60,15 +60,25 @@ CELL_BITS = 5
 
 @numba.njit(**_JIT)
 def candidate_lists(  # pragma: no cover
-    pal64: np.ndarray, dist: np.ndarray, offsets: np.ndarray, items: np.ndarray, fill: bool
+    pal64: np.ndarray,
+    dist: np.ndarray,
+    offsets: np.ndarray,
+    items: np.ndarray,
+    fill: bool,
+    s0: float,
+    s1: float,
+    s2: float,
 ) -> None:
     """For each cell of 8 x 8 x 8 integer colours, the entries that can be nearest to one.
 
-    With ``m`` the cell's centre, ``r`` the largest distance from it to an integer colour
-    of the cell and ``b`` the entry nearest to ``m``: every colour ``q`` of the cell has
-    ``|q - b| <= |m - b| + r``, and an entry ``j`` with ``|m - j| - r > |m - b| + r`` is
-    farther from every ``q`` than ``b``, so it is left out.  Every entry that can be
-    nearest (ties included) stays, in index order; a small margin covers rounding.
+    Distances are those of the search, ``|x - p| = |s * (x - p)|`` with the channel scales
+    ``s = (s0, s1, s2)``; ``pal64`` holds the scaled entries ``s * p``.  With ``m`` the
+    cell's centre, ``r`` the largest distance from it to an integer colour of the cell and
+    ``b`` the entry nearest to ``m``: every colour ``q`` of the cell has
+    ``|q - b| <= |m - b| + r`` (a norm's triangle inequality), and an entry ``j`` with
+    ``|m - j| - r > |m - b| + r`` is farther from every ``q`` than ``b``, so it is left
+    out.  Every entry that can be nearest (ties included) stays, in index order; a small
+    margin covers rounding.
 
     Called twice: without ``fill`` it writes each cell's count to ``offsets[c + 1]``; the
     caller turns the counts into offsets (a cumulative sum) and sizes ``items``, which the
@@ -77,6 +87,7 @@ def candidate_lists(  # pragma: no cover
     Parameters
     ----------
     pal64 : ndarray of shape (K, 3), float64
+        The palette times the channel scales.
     dist : ndarray of shape (K,), float64
         Scratch.
     offsets : ndarray of shape (32**3 + 1,), int32
@@ -84,16 +95,18 @@ def candidate_lists(  # pragma: no cover
     items : ndarray of shape (offsets[-1],), int32
         (Any size without ``fill``.)
     fill : bool
+    s0, s1, s2 : float
+        Channel scales of the distance (all 1: plain sRGB distance).
     """
     k = pal64.shape[0]
     per = 1 << CELL_BITS
     side = 256 // per
     half = (side - 1) / 2.0
-    r = np.sqrt(3.0) * half
+    r = half * np.sqrt(s0 * s0 + s1 * s1 + s2 * s2)
     for c in range(per * per * per):
-        m0 = (c >> (2 * CELL_BITS)) * side + half
-        m1 = ((c >> CELL_BITS) & (per - 1)) * side + half
-        m2 = (c & (per - 1)) * side + half
+        m0 = ((c >> (2 * CELL_BITS)) * side + half) * s0
+        m1 = (((c >> CELL_BITS) & (per - 1)) * side + half) * s1
+        m2 = ((c & (per - 1)) * side + half) * s2
         best = np.inf
         for j in range(k):
             a = m0 - pal64[j, 0]
@@ -139,6 +152,9 @@ def diffuse_rows(  # pragma: no cover - compiled; the tests compare it with the 
     drop_sq: np.float32,
     lo: np.float32,
     hi: np.float32,
+    s0: float,
+    s1: float,
+    s2: float,
     cur: np.ndarray,
     cur3: np.ndarray,
     nxt: np.ndarray,
@@ -158,8 +174,10 @@ def diffuse_rows(  # pragma: no cover - compiled; the tests compare it with the 
         Share of its own error each pixel passes on (transparent pixels: 0), read when
         ``has_give`` (otherwise all 1).
     pal64 : ndarray of shape (K, 3), float64
+        The palette times the channel scales ``(s0, s1, s2)``: the nearest entry of a value
+        ``v`` minimises ``|s * v - pal64[j]|`` (exact float64, ties to the lowest index).
     pal : ndarray of shape (K, 3), float32
-        The same palette in float32.
+        The palette itself in float32 (the error is measured in sRGB).
     table : ndarray of shape (2**24,), uint16 or int32
         Memo of nearest index + 1 per rounded colour (0: not searched yet), updated.
     offsets, items : ndarray, int32
@@ -171,6 +189,8 @@ def diffuse_rows(  # pragma: no cover - compiled; the tests compare it with the 
         Apply the error cap ``cap_sq`` and the drop threshold ``drop_sq`` (squared norms).
     lo, hi : float32
         Clipping range of a pixel's colour plus its error.
+    s0, s1, s2 : float
+        Channel scales of the nearest-entry distance (all 1: plain sRGB distance).
     has_give : bool
     cur, cur3 : ndarray of shape (N + 2, 3), float32
         Pending error of row ``y0`` (zeros before the first row), updated to row ``y1``'s.
@@ -210,7 +230,13 @@ def diffuse_rows(  # pragma: no cover - compiled; the tests compare it with the 
             v2 = min(max(np.float32(rgb[y, x, 2]) + e2, lo), hi)
             if direct:
                 idx = _nearest(
-                    np.float64(v0), np.float64(v1), np.float64(v2), pal64, items, 0, items.size
+                    np.float64(v0) * s0,
+                    np.float64(v1) * s1,
+                    np.float64(v2) * s2,
+                    pal64,
+                    items,
+                    0,
+                    items.size,
                 )
             else:
                 q0 = min(max(np.rint(v0), zero), np.float32(255.0))
@@ -221,9 +247,9 @@ def diffuse_rows(  # pragma: no cover - compiled; the tests compare it with the 
                 if t == 0:
                     c = _cell(q0, q1, q2)
                     t = 1 + _nearest(
-                        np.float64(q0),
-                        np.float64(q1),
-                        np.float64(q2),
+                        np.float64(q0) * s0,
+                        np.float64(q1) * s1,
+                        np.float64(q2) * s2,
                         pal64,
                         items,
                         offsets[c],
@@ -354,11 +380,13 @@ _u8, _i32, _u16 = (
     types.CPointer(types.uint16),
 )
 _f32, _f64 = types.CPointer(types.float32), types.CPointer(types.float64)
-_n, _f, _flag = types.intp, types.float32, types.int32
+_n, _f, _flag, _d = types.intp, types.float32, types.int32, types.float64
 
 
-@numba.cfunc(types.void(_f64, _n, _f64, _i32, _i32, _n, _flag), error_model="numpy")
-def c_candidate_lists(pal64, k, dist, offsets, items, n_items, fill):  # pragma: no cover
+@numba.cfunc(types.void(_f64, _n, _f64, _i32, _i32, _n, _flag, _d, _d, _d), error_model="numpy")
+def c_candidate_lists(  # pragma: no cover
+    pal64, k, dist, offsets, items, n_items, fill, s0, s1, s2
+):
     """:func:`candidate_lists` on raw buffers (``offsets`` has 32**3 + 1 entries)."""
     n_cells = 1 << (3 * CELL_BITS)
     candidate_lists(
@@ -367,6 +395,9 @@ def c_candidate_lists(pal64, k, dist, offsets, items, n_items, fill):  # pragma:
         carray(offsets, (n_cells + 1,)),
         carray(items, (n_items,)),
         fill != 0,
+        s0,
+        s1,
+        s2,
     )
 
 
@@ -395,6 +426,9 @@ def c_candidate_lists(pal64, k, dist, offsets, items, n_items, fill):  # pragma:
         _f,
         _f,
         _f,
+        _d,
+        _d,
+        _d,
         _n,
         _n,
     ),
@@ -424,6 +458,9 @@ def c_diffuse_rows(  # pragma: no cover
     drop_sq,
     lo,
     hi,
+    s0,
+    s1,
+    s2,
     y0,
     y1,
 ):
@@ -446,6 +483,9 @@ def c_diffuse_rows(  # pragma: no cover
         drop_sq,
         lo,
         hi,
+        s0,
+        s1,
+        s2,
         carray(cur, (n + 2, 3)),
         carray(cur3, (n + 2, 3)),
         carray(nxt, (n + 2, 3)),

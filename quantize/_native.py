@@ -58,8 +58,8 @@ _I = ctypes.c_int32
 _D = ctypes.c_double
 #: C signature of each entry point (all return void).
 _ARGTYPES: dict[str, tuple[Any, ...]] = {
-    "candidate_lists": (_P, _N, _P, _P, _P, _N, _I),
-    "diffuse_rows": (_P,) * 14 + (_N, _N, _N, _N, _I, _F, _F, _F, _F, _N, _N),
+    "candidate_lists": (_P, _N, _P, _P, _P, _N, _I, _D, _D, _D),
+    "diffuse_rows": (_P,) * 14 + (_N, _N, _N, _N, _I, _F, _F, _F, _F, _D, _D, _D, _N, _N),
     "dither_map": (_P,) * 5 + (_N, _N, _F, _F, _F, _F, _F, _N, _N),
     "nearest_all": (_P, _N, _P, _N, _P, _P, _P, _N, _N),
     "bounded_update": (_P, _N, _P, _N) + (_P,) * 7 + (_D, _D, _N, _D, _N, _N, _P, _P, _P),
@@ -196,12 +196,26 @@ class Kernels:
             )
         return int(a.ctypes.data)
 
-    def candidate_lists(self, pal64: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    @staticmethod
+    def _scales(pal64: np.ndarray, scale: np.ndarray | None) -> tuple[np.ndarray, list[float]]:
+        """Return the palette times the channel scales, and the scales as three floats."""
+        if scale is None:
+            return pal64, [1.0, 1.0, 1.0]
+        s = np.asarray(scale, np.float64)
+        if s.shape != (3,) or not np.all(np.isfinite(s) & (s > 0)):
+            raise ValueError(f"channel scales must be 3 positive numbers, got {scale!r}")
+        return np.ascontiguousarray(pal64 * s), [float(v) for v in s]
+
+    def candidate_lists(
+        self, pal64: np.ndarray, scale: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Candidate entries per colour cell (see :func:`quantize._fs_numba.candidate_lists`).
 
         Parameters
         ----------
         pal64 : ndarray of shape (K, 3), float64
+        scale : ndarray of shape (3,), optional
+            Channel scales of the search's distance (default: plain sRGB distance).
 
         Returns
         -------
@@ -209,14 +223,16 @@ class Kernels:
         items : ndarray of shape (offsets[-1],), int32
         """
         k = pal64.shape[0]
-        pal = self._ptr(pal64, np.float64, (k, 3), "palette")
+        self._ptr(pal64, np.float64, (k, 3), "palette")
+        scaled, s = self._scales(pal64, scale)
+        pal = scaled.ctypes.data
         dist = np.empty(max(k, 1))
         offsets = np.zeros(_N_CELLS + 1, np.int32)
         fn = self._fn["candidate_lists"]
-        fn(pal, k, dist.ctypes.data, offsets.ctypes.data, offsets.ctypes.data, 0, 0)
+        fn(pal, k, dist.ctypes.data, offsets.ctypes.data, offsets.ctypes.data, 0, 0, *s)
         np.cumsum(offsets, out=offsets)
         items = np.empty(max(int(offsets[-1]), 1), np.int32)
-        fn(pal, k, dist.ctypes.data, offsets.ctypes.data, items.ctypes.data, items.size, 1)
+        fn(pal, k, dist.ctypes.data, offsets.ctypes.data, items.ctypes.data, items.size, 1, *s)
         return offsets, items[: offsets[-1]]
 
     def diffuse_rows(
@@ -239,11 +255,14 @@ class Kernels:
         out: np.ndarray,
         y0: int,
         y1: int,
+        scale: np.ndarray | None = None,
     ) -> None:
         """Floyd–Steinberg over rows ``y0:y1`` (see :func:`quantize._fs_numba.diffuse_rows`).
 
         ``give`` of shape (0, 0) means every pixel passes on all its error; ``table`` is the
-        uint16 or int32 memo of 2**24 entries; the other arrays as there.
+        uint16 or int32 memo of 2**24 entries (filled with the same ``scale`` only); the
+        other arrays as there.  ``scale`` (3,): channel scales of the nearest-entry
+        distance, as in :meth:`candidate_lists` (default: plain sRGB distance).
         """
         m, n = rgb.shape[:2]
         k = pal64.shape[0]
@@ -271,11 +290,13 @@ class Kernels:
         nxt = np.zeros(row, np.float32)
         nxt3 = np.zeros(row, np.float32)
         pal = np.ascontiguousarray(pal64, np.float32)
+        self._ptr(pal64, np.float64, (k, 3), "palette")
+        scaled, s = self._scales(pal64, scale)
         self._fn["diffuse_rows"](
             self._ptr(rgb, np.uint8, (m, n, 3), "rgb"),
             self._ptr(take, np.float32, (m, n), "take"),
             give_p,
-            self._ptr(pal64, np.float64, (k, 3), "palette"),
+            scaled.ctypes.data,
             pal.ctypes.data,
             table_p,
             table_p,
@@ -295,6 +316,7 @@ class Kernels:
             drop_sq,
             lo,
             hi,
+            *s,
             y0,
             y1,
         )

@@ -31,6 +31,7 @@ __all__ = [
     "check_space",
     "grey_axis",
     "rgb_to_space",
+    "search_weights",
     "space_to_rgb",
     "space_to_rgb_float",
     "srgb_to_linear",
@@ -216,6 +217,28 @@ def space_to_rgb_float(points: Any, space: str) -> np.ndarray:
         lms = matmul(p, _OKLAB_TO_LMS.T) ** 3
         lin = matmul(lms, _LMS_TO_LIN.T)
     return linear_to_srgb(lin) * 255.0
+
+
+def search_weights(space: str) -> np.ndarray:
+    """Channel scales under which sRGB distance is a fitting space's own distance, if any.
+
+    The renderings pick each pixel's (or dithered value's) nearest palette entry by these
+    (:func:`quantize.render.dither_indices`), so that error diffusion decides as the fit's
+    labels do.  ``"wrgb"``: its weights; ``"rgb"``: ones.  CIELAB and OKLab distances are
+    not a scaling of sRGB: ones (plain sRGB distance) for them too.
+
+    Parameters
+    ----------
+    space : {"rgb", "wrgb", "lab", "oklab"}
+
+    Returns
+    -------
+    weights : ndarray of shape (3,), float64
+        Positive; entry ``j`` is nearest to ``x`` when it minimises
+        ``sum_c (weights_c (x_c - p_c))**2``.
+    """
+    space = check_space(space)
+    return np.array(WRGB_WEIGHTS) if space == "wrgb" else np.ones(3)
 
 
 def grey_axis(space: str) -> np.ndarray:

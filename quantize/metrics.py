@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from quantize.colorspace import search_weights
 from quantize.features import unique_colors
 from quantize.pixels import as_rgb, to_uint8
 from quantize.png import IndexedPngStream, encode_indexed_png
@@ -635,6 +636,8 @@ def render_indexed(
     sort = getattr(result, "method", None) != "palette"
     opaque = result.opaque
     transparent = opaque is not None and not bool(np.all(opaque))
+    # each value's nearest entry by the fit's own distance, as its labels were found
+    weights = search_weights(getattr(result, "color_space", "rgb"))
     if (
         dither == "fs"
         and strength != 0
@@ -657,6 +660,7 @@ def render_indexed(
                 nearest=result.labels,
                 mse=result.undithered_mse(),
                 should_cancel=should_cancel,
+                channel_weights=weights,
                 on_rows=stream.feed,
             )
         except BaseException:
@@ -673,6 +677,7 @@ def render_indexed(
             nearest=result.labels,
             mse=result.undithered_mse(),
             should_cancel=should_cancel,
+            channel_weights=weights,
         )
     else:
         indices = np.asarray(result.indices(dither=dither, strength=strength))

@@ -27,6 +27,7 @@ from quantize.colorspace import (
     check_space,
     grey_axis,
     rgb_to_space,
+    search_weights,
     space_to_rgb,
     space_to_rgb_float,
 )
@@ -399,6 +400,7 @@ class QuantizeResult:
             opaque=self.opaque,
             nearest=self.labels,
             mse=self.undithered_mse(),
+            channel_weights=search_weights(self.color_space),
         )
 
     def to_image(self, dither: str = "none", strength: float = 1.0) -> np.ndarray:

@@ -27,6 +27,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from quantize import _native
 from quantize.cluster._nearest import NearestCentre, nearest_indices
@@ -76,9 +77,15 @@ def index_dtype(k: int) -> type[np.unsignedinteger]:
     return np.uint8 if k <= 256 else np.uint16
 
 
-def _nearest_image(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
+def _scaled(colors: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
+    """Colours (float64) in the space of the nearest-entry search: times the channel scales."""
+    out = np.asarray(colors, np.float64)
+    return out if scale is None else out * scale
+
+
+def _nearest_image(rgb: np.ndarray, palette: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
     table = unique_colors(rgb)  # nearest colour once per distinct colour
-    return table.gather(nearest_indices(table.colors, palette))
+    return table.gather(nearest_indices(_scaled(table.colors, scale), _scaled(palette, scale)))
 
 
 def _palette_spread(palette: np.ndarray) -> float:
@@ -93,7 +100,11 @@ def _palette_spread(palette: np.ndarray) -> float:
 
 
 def _ordered(
-    rgb: np.ndarray, palette: np.ndarray, strength: float, should_cancel: CancelCallback | None
+    rgb: np.ndarray,
+    palette: np.ndarray,
+    strength: float,
+    should_cancel: CancelCallback | None,
+    scale: np.ndarray | None,
 ) -> np.ndarray:
     m, n = rgb.shape[:2]
     threshold = (BAYER_8 + 0.5) / 64.0 - 0.5  # in (-0.5, 0.5)
@@ -101,10 +112,12 @@ def _ordered(
     tiles = np.tile(offset, (-(-m // 8), -(-n // 8)))[:m, :n]
     out = np.empty((m, n), np.int64)
     rows = max(1, _CHUNK // max(n, 1))
+    centres = _scaled(palette, scale)
     for r in range(0, m, rows):
         check_cancel(should_cancel)
         block = rgb[r : r + rows].astype(np.float64) + tiles[r : r + rows, :, None]
-        out[r : r + rows] = nearest_indices(block.reshape(-1, 3), palette).reshape(-1, n)
+        block = _scaled(block.reshape(-1, 3), scale)
+        out[r : r + rows] = nearest_indices(block, centres).reshape(-1, n)
     return out
 
 
@@ -286,12 +299,17 @@ class _PaletteLookup:
     integer colour met in a 2**24 table, so that a repeat costs one gather; each new integer
     colour is searched once (an integer palette, as every rendering has: by exact integer
     distances in float64, no margin needed).
+
+    With channel scales ``scale`` (3,) the nearest entry is the one nearest in the scaled
+    space: values and palette are multiplied by ``scale`` in float64 before the search (the
+    products the compiled loop computes).
     """
 
-    def __init__(self, palette: np.ndarray) -> None:
+    def __init__(self, palette: np.ndarray, scale: np.ndarray | None = None) -> None:
         self.direct = len(palette) <= _DIRECT_MAX
-        reach = 255.0 + _OVERSHOOT
-        self.search = NearestCentre(palette, points_sq_max=3 * reach * reach)
+        self.scale = scale
+        reach = (255.0 + _OVERSHOOT) * (1.0 if scale is None else float(np.max(scale)))
+        self.search = NearestCentre(_scaled(palette, scale), points_sq_max=3 * reach * reach)
         if not self.direct:  # index + 1, 0 = not searched yet: zeroed pages cost nothing
             dtype = np.uint16 if len(palette) < np.iinfo(np.uint16).max else np.int32
             self.table = np.zeros(1 << 24, dtype)
@@ -307,7 +325,7 @@ class _PaletteLookup:
         keeps them so and subtracts 1 from its whole result once.
         """
         if self.direct:
-            idx = self.search(values)
+            idx = self.search(_scaled(values, self.scale))
             idx += 1
             return idx
         q = np.rint(values)
@@ -318,7 +336,7 @@ class _PaletteLookup:
             missing = np.flatnonzero(idx == 0)
             # rounded colours: against an integer palette (every rendering's) no margin
             search = self.search.of_integers if self.search.integral else self.search
-            found = search(q[missing])
+            found = search(_scaled(q[missing], self.scale))
             found += 1
             self.table[code[missing]] = found
             idx[missing] = found
@@ -446,7 +464,7 @@ def _diffuse_compiled(
         if candidates is not None:
             offsets, items = candidates.result()
         else:
-            offsets, items = kernel.candidate_lists(pal64)
+            offsets, items = kernel.candidate_lists(pal64, lookup.scale)
     cap_sq = cap * cap
     limited = bool(cap_sq < np.inf or drop_sq > 0.0)
     cur = np.zeros((n + 2, 3), np.float32)
@@ -474,6 +492,7 @@ def _diffuse_compiled(
             out,
             y0,
             min(m, y0 + rows),
+            lookup.scale,
         )
         if on_rows is not None:
             on_rows(out[y0 : y0 + rows])
@@ -583,15 +602,15 @@ def _floyd_steinberg(
     should_cancel: CancelCallback | None,
     mse: float | None = None,
     on_rows: Callable[[np.ndarray], None] | None = None,
+    scale: np.ndarray | None = None,
 ) -> np.ndarray:
     if nearest is None:
-        table = unique_colors(rgb)
-        nearest = table.gather(nearest_indices(table.colors.astype(np.float64), palette))
+        nearest = _nearest_image(rgb, palette, scale)
     if mse is None or not np.isfinite(mse):
         mse = _mean_sq_error(rgb, palette, nearest, opaque)
     if mse == 0.0:  # every pixel is a palette colour: nothing to diffuse
         return nearest
-    lookup = _PaletteLookup(palette)
+    lookup = _PaletteLookup(palette, scale)
     # the compiled loop once it is loaded or loading (the app asks for it when Floyd-Steinberg
     # is chosen), and for images large enough to repay loading it
     use_compiled = (
@@ -608,7 +627,9 @@ def _floyd_steinberg(
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(1, thread_name_prefix="vq-candidates")
-        candidates = pool.submit(kernel.candidate_lists, np.ascontiguousarray(palette, np.float64))
+        candidates = pool.submit(
+            kernel.candidate_lists, np.ascontiguousarray(palette, np.float64), scale
+        )
         pool.shutdown(wait=False)
     if adaptive:
         k = len(palette)
@@ -676,6 +697,7 @@ def dither_indices(
     should_cancel: CancelCallback | None = None,
     mse: float | None = None,
     on_rows: Callable[[np.ndarray], None] | None = None,
+    channel_weights: ArrayLike | None = None,
 ) -> np.ndarray:
     """Map every pixel to a palette index, optionally with dithering.
 
@@ -717,6 +739,12 @@ def dither_indices(
         compiled Floyd–Steinberg hands over each band it finishes (a PNG encoder then
         compresses it meanwhile, :class:`quantize.png.IndexedPngStream`), the other
         renderings all rows at the end.
+    channel_weights : array_like of shape (3,), optional
+        Positive scales ``w`` of the distance in which a value's nearest palette entry is
+        chosen, by every method: entry ``j`` minimises ``sum_c (w_c (x_c - p_c))**2``.
+        Default: plain sRGB distance.  A fit's own distance keeps the dithered rendering
+        consistent with its labels (:func:`quantize.colorspace.search_weights` of its
+        colour space); the error that is diffused stays an sRGB difference.
 
     Returns
     -------
@@ -741,6 +769,13 @@ def dither_indices(
         opaque = None
     rgb = np.ascontiguousarray(img8[:, :, :3])
     k = len(pal)
+    scale = None
+    if channel_weights is not None:
+        scale = np.asarray(channel_weights, np.float64)
+        if scale.shape != (3,) or not bool(np.all(np.isfinite(scale) & (scale > 0))):
+            raise ValueError(f"channel_weights must be 3 positive numbers, got {channel_weights!r}")
+        if bool(np.all(scale == 1.0)):
+            scale = None  # plain sRGB distance (the integer-palette fast path)
     done = [0]  # rows handed to on_rows
 
     def hand_over(rows: np.ndarray) -> None:
@@ -749,12 +784,12 @@ def dither_indices(
             on_rows(rows)
 
     if method == "none" or strength == 0.0 or k == 1:
-        idx = _nearest_image(rgb, pal)
+        idx = _nearest_image(rgb, pal, scale)
     elif method == "ordered":
-        idx = _ordered(rgb, pal, strength, should_cancel)
+        idx = _ordered(rgb, pal, strength, should_cancel, scale)
     else:
         idx = _floyd_steinberg(
-            rgb, pal, strength, adaptive, opaque, nearest, should_cancel, mse, hand_over
+            rgb, pal, strength, adaptive, opaque, nearest, should_cancel, mse, hand_over, scale
         )
     if opaque is not None:
         idx[~opaque] = 0

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from quantize.cluster._nearest import nearest_indices
+
 pytest.importorskip("numba")
 pytest.importorskip("llvmlite")
 
@@ -119,6 +121,28 @@ def test_kernels_refuse_arrays_of_the_wrong_kind():
         kernels.diffuse_rows(*short, 0.0, 0.0, 0.0, 255.0, cur, cur.copy(), out, 0, 4)
     kernels.diffuse_rows(*args, 0.0, 0.0, 0.0, 255.0, cur, cur.copy(), out, 0, 4)
     assert np.all(out == 0)  # black stays black
+    with pytest.raises(ValueError, match="scales"):
+        kernels.candidate_lists(pal, np.array([1.0, 0.0, 1.0]))
+
+
+@pytest.mark.parametrize("scale", [None, (0.8, 1.0, 0.7), (0.3, 1.0, 2.5)])
+def test_candidate_lists_hold_the_nearest_entry_of_every_colour(scale):
+    # the lists prune by the search's own (scaled) distance: the exact nearest entry of any
+    # integer colour is among its cell's candidates
+    kernels = render.compiled_diffusion()
+    if kernels is None:
+        pytest.skip(render.compiled_diffusion_error())
+    rng = np.random.default_rng(3)
+    pal = rng.integers(0, 256, (96, 3)).astype(np.float64)
+    s = np.ones(3) if scale is None else np.asarray(scale)
+    offsets, items = kernels.candidate_lists(pal, None if scale is None else s)
+    q = rng.integers(0, 256, (20000, 3))
+    q[:8] = [[0, 0, 0], [255, 255, 255], [0, 255, 0], [7, 8, 15], [8, 7, 16], *pal[:3]]
+    nearest = nearest_indices(q * s, pal * s)
+    cell = (q[:, 0] >> 3) << 10 | (q[:, 1] >> 3) << 5 | (q[:, 2] >> 3)
+    for c, j in zip(cell, nearest, strict=True):
+        assert j in items[offsets[c] : offsets[c + 1]]
+    assert offsets[-1] < 96 * 2**15 / 4  # and they do prune
 
 
 @pytest.mark.parametrize("shape", [(1, 5), (3, 4), (7, 9), (61, 83)])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from quantize.cluster._nearest import nearest_indices
+from quantize.colorspace import WRGB_WEIGHTS
 from quantize.render import _DIRECT_MAX, BAYER_8, dither_indices
 
 RNG = np.random.default_rng(7)
@@ -207,9 +208,11 @@ def test_cancel(method, strength):
     assert out.shape == (300, 300)
 
 
-def wavefront_reference(rgb, palette, weight, cap, drop_sq, overshoot, opaque):
+def wavefront_reference(rgb, palette, weight, cap, drop_sq, overshoot, opaque, scale=None):
     """The error diffusion over a whole-image error buffer, one wavefront x + 2y = t at a
-    time (the plain form of the ring-buffer implementation; it must match it to the bit)."""
+    time (the plain form of the ring-buffer implementation; it must match it to the bit).
+    ``scale``: channel scales of the nearest-entry distance (the error stays in sRGB)."""
+    s = np.ones(3) if scale is None else np.asarray(scale, np.float64)
     m, n = rgb.shape[:2]
     work = np.zeros((m + 1, n + 2, 3), np.float32)
     out = np.zeros((m, n), np.int64)
@@ -231,9 +234,10 @@ def wavefront_reference(rgb, palette, weight, cap, drop_sq, overshoot, opaque):
             rgb[ys, xs].astype(np.float32) + e * scale[:, None], -overshoot, 255 + overshoot
         )
         if len(palette) <= _DIRECT_MAX:  # the value itself
-            idx = nearest_indices(value.astype(np.float64), palette)
+            idx = nearest_indices(value.astype(np.float64) * s, palette * s)
         else:  # the rounded value
-            idx = nearest_indices(np.clip(np.rint(value), 0, 255).astype(np.float64), palette)
+            rounded = np.clip(np.rint(value), 0, 255).astype(np.float64)
+            idx = nearest_indices(rounded * s, palette * s)
         out[ys, xs] = idx
         err = value - pal32[idx]
         if opaque is not None:
@@ -261,9 +265,10 @@ def diffusers():
     return out
 
 
+@pytest.mark.parametrize("scale", [None, WRGB_WEIGHTS], ids=["srgb", "wrgb"])
 @pytest.mark.parametrize("diffuse", diffusers())
 @pytest.mark.parametrize("case", range(12))
-def test_fs_error_diffusion_is_exact(case, diffuse, monkeypatch):
+def test_fs_error_diffusion_is_exact(case, diffuse, scale, monkeypatch):
     import quantize.render
     from quantize.render import _PaletteLookup
 
@@ -294,7 +299,7 @@ def test_fs_error_diffusion_is_exact(case, diffuse, monkeypatch):
     weight = rng.random((m, n)).astype(np.float32)
     # classic (no cap, no drop, no overshoot) and adaptive settings
     cap, drop_sq, overshoot = [(np.inf, 0.0, 0.0), (30.0, 2.0, 16.0)][case % 2]
-    lookup = _PaletteLookup(palette)
+    lookup = _PaletteLookup(palette, scale)
     got = diffuse(
         img,
         palette,
@@ -306,7 +311,7 @@ def test_fs_error_diffusion_is_exact(case, diffuse, monkeypatch):
         opaque=opaque,
         should_cancel=None,
     )
-    ref = wavefront_reference(img, palette, weight, cap, drop_sq, overshoot, opaque)
+    ref = wavefront_reference(img, palette, weight, cap, drop_sq, overshoot, opaque, scale)
     np.testing.assert_array_equal(got, ref)
 
 
@@ -459,9 +464,10 @@ def test_compiled_dither_map_and_dithering_match_numpy(k, monkeypatch):
         if mode == "numpy":
             monkeypatch.setattr(render._Compiled, "module", False)
         results[mode] = [
-            dither_indices(im, pal, "fs", strength, adaptive=adaptive)
+            dither_indices(im, pal, "fs", strength, adaptive=adaptive, channel_weights=w)
             for im in (img, rgba)
             for strength, adaptive in ((1.0, True), (0.6, False))
+            for w in (None, WRGB_WEIGHTS)
         ]
     for a, b in zip(results["compiled"], results["numpy"], strict=True):
         np.testing.assert_array_equal(a, b)
@@ -544,3 +550,46 @@ def test_memo_lookup_breaks_ties_as_the_exact_search():
     expect = nearest_indices(np.clip(values, 0, 255).astype(np.float64), palette)
     np.testing.assert_array_equal(got, expect)
     np.testing.assert_array_equal(lookup(values) - 1, expect)  # from the memo this time
+
+
+def test_channel_weights_choose_by_the_weighted_distance():
+    # two entries as far from the grey in plain sRGB (30 levels, green vs blue); weighted
+    # by wrgb's 1 (G) and 0.7 (B) the blue one is nearer
+    pal = np.array([[50, 80, 50], [50, 50, 80]], np.uint8)
+    img = np.full((4, 6, 3), 50, np.uint8)
+    assert np.all(dither_indices(img, pal, "none") == 0)  # a tie: the lowest index
+    assert np.all(dither_indices(img, pal, "none", channel_weights=WRGB_WEIGHTS) == 1)
+    # and on a busy image, as the exact search in the weighted space
+    rng = np.random.default_rng(5)
+    busy = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    pal = rng.integers(0, 256, (24, 3), dtype=np.uint8)
+    near = dither_indices(busy, pal, "none", channel_weights=WRGB_WEIGHTS)
+    expect = nearest_indices(busy.reshape(-1, 3) * WRGB_WEIGHTS, pal * WRGB_WEIGHTS)
+    np.testing.assert_array_equal(near.ravel(), expect)
+    assert not np.array_equal(near, dither_indices(busy, pal, "none"))
+
+
+@pytest.mark.parametrize("weights", [[1, 1], [0.8, 1.0, -0.7], [0, 1, 1], [np.nan, 1, 1]])
+def test_bad_channel_weights_are_refused(weights):
+    with pytest.raises(ValueError, match="channel_weights"):
+        dither_indices(np.zeros((2, 2, 3), np.uint8), BW, "fs", channel_weights=weights)
+
+
+@pytest.mark.parametrize("space", ["rgb", "wrgb", "lab"])
+def test_results_dither_by_their_fits_distance(space):
+    # the dithered rendering of a fit picks entries by the distance that labelled it: the
+    # wrgb fit's weights (plain sRGB for rgb, and for lab, which is no channel scaling)
+    from quantize import quantize_image
+    from quantize.colorspace import search_weights
+    from quantize.metrics import render_indexed
+
+    rng = np.random.default_rng(11)
+    img = np.clip(gradient(48, 64) + rng.normal(0, 12, (48, 64, 3)), 0, 255).astype(np.uint8)
+    r = quantize_image(img, 12, color_space=space, seed=0)
+    w = search_weights(space)
+    assert np.array_equal(w, WRGB_WEIGHTS) == (space == "wrgb")
+    expect = dither_indices(img, r.palette, "fs", nearest=r.labels, channel_weights=w)
+    np.testing.assert_array_equal(r.indices("fs"), expect)
+    np.testing.assert_array_equal(render_indexed(r, dither="fs")[0], expect)
+    plain = dither_indices(img, r.palette, "fs", nearest=r.labels)
+    assert np.array_equal(expect, plain) == (space != "wrgb")
