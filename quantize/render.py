@@ -166,7 +166,8 @@ class _Adaptive:
 #: SSIM than the colour it kept), at K = 64 and 256 at least 72 %.  The fine palette's error
 #: cap was 4 while the diffusion chose entries by plain sRGB distance; choosing them by the
 #: fit's weights lowered the K = 256 blurred colour error by 0.011 and took SSIM to a tie,
-#: and 3.4 shares the gain: -0.006 and +0.0016 against pngquant (benchmarks/README.md).
+#: and 3.4 shares the gain: -0.007 and +0.0014 against pngquant in whole runs of `vq`
+#: (benchmarks/README.md, thirteenth steps).
 _COARSE = _Adaptive(texture=0.08, floor=1.0, flat_min=0.9, cap_rms=2.5, drop_sq=2.0)
 _FINE = _Adaptive(texture=0.12, floor=0.9, flat_min=0.8, cap_rms=3.4, drop_sq=0.5)
 _CAP_MIN = 12.0
