@@ -39,13 +39,15 @@ def nearest_all(
     labels: np.ndarray,
     upper: np.ndarray,
     lower: np.ndarray,
+    second: np.ndarray,
     i0: int,
     i1: int,
 ) -> None:  # pragma: no cover - compiled; the tests compare it with the numpy search
     """Nearest centre of the points ``i0:i1`` by measuring all ``K`` centres.
 
-    Writes ``labels[i]``, ``upper[i]`` (the distance to that centre) and ``lower[i]`` (the
-    distance to the second nearest, ``inf`` when ``K == 1``).  X is (N, 3), C is (K, 3).
+    Writes ``labels[i]``, ``upper[i]`` (the distance to that centre), ``lower[i]`` (the
+    distance to the second nearest, ``inf`` when ``K == 1``) and ``second[i]`` (the second
+    nearest, -1 when ``K == 1``).  Ties go to the lower index.  X is (N, 3), C is (K, 3).
     """
     K = C.shape[0]
     for i in range(i0, i1):
@@ -53,6 +55,7 @@ def nearest_all(
         x1 = X[i, 1]
         x2 = X[i, 2]
         best = 0
+        runner = -1
         bd = np.inf
         sd = np.inf
         for j in range(K):
@@ -62,13 +65,16 @@ def nearest_all(
             d = a0 * a0 + a1 * a1 + a2 * a2
             if d < bd:
                 sd = bd
+                runner = best if j > 0 else -1
                 bd = d
                 best = j
             elif d < sd:
                 sd = d
+                runner = j
         labels[i] = best
         upper[i] = np.sqrt(bd)
         lower[i] = np.sqrt(sd)
+        second[i] = runner
 
 
 @numba.njit(**_JIT)
@@ -175,8 +181,8 @@ _f64, _i32, _n = types.CPointer(types.float64), types.CPointer(types.int32), typ
 _np = types.CPointer(types.intp)
 
 
-@numba.cfunc(types.void(_f64, _n, _f64, _n, _i32, _f64, _f64, _n, _n), error_model="numpy")
-def c_nearest_all(x, n, c, k, labels, upper, lower, i0, i1):  # pragma: no cover
+@numba.cfunc(types.void(_f64, _n, _f64, _n, _i32, _f64, _f64, _i32, _n, _n), error_model="numpy")
+def c_nearest_all(x, n, c, k, labels, upper, lower, second, i0, i1):  # pragma: no cover
     """:func:`nearest_all` on raw buffers."""
     nearest_all(
         carray(x, (n, 3)),
@@ -184,6 +190,7 @@ def c_nearest_all(x, n, c, k, labels, upper, lower, i0, i1):  # pragma: no cover
         carray(labels, (n,)),
         carray(upper, (n,)),
         carray(lower, (n,)),
+        carray(second, (n,)),
         i0,
         i1,
     )

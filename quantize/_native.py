@@ -61,7 +61,7 @@ _ARGTYPES: dict[str, tuple[Any, ...]] = {
     "candidate_lists": (_P, _N, _P, _P, _P, _N, _I, _D, _D, _D),
     "diffuse_rows": (_P,) * 14 + (_N, _N, _N, _N, _I, _F, _F, _F, _F, _D, _D, _D, _N, _N),
     "dither_map": (_P,) * 5 + (_N, _N, _F, _F, _F, _F, _F, _N, _N),
-    "nearest_all": (_P, _N, _P, _N, _P, _P, _P, _N, _N),
+    "nearest_all": (_P, _N, _P, _N, _P, _P, _P, _P, _N, _N),
     "bounded_update": (_P, _N, _P, _N) + (_P,) * 7 + (_D, _D, _N, _D, _N, _N, _P, _P, _P),
 }
 
@@ -383,11 +383,12 @@ class Kernels:
         ----------
         X : ndarray of shape (N, 3), float64
         centers : ndarray of shape (K, 3), float64
-        out : (labels, upper, lower)
-            ndarrays of shape (N,): int32, float64, float64, written at ``i0:i1``.
+        out : (labels, upper, lower, second)
+            ndarrays of shape (N,): int32, float64, float64, int32, written at ``i0:i1``
+            (``second``: the second nearest centre, -1 when K == 1).
         """
         n, k = X.shape[0], centers.shape[0]
-        labels, upper, lower = out
+        labels, upper, lower, second = out
         if not 0 <= i0 <= i1 <= n:
             raise ValueError(f"points {i0}:{i1} outside 0:{n}")
         self._fn["nearest_all"](
@@ -398,6 +399,7 @@ class Kernels:
             self._ptr(labels, np.int32, (n,), "labels"),
             self._ptr(upper, np.float64, (n,), "upper"),
             self._ptr(lower, np.float64, (n,), "lower"),
+            self._ptr(second, np.int32, (n,), "second"),
             i0,
             i1,
         )

@@ -31,6 +31,7 @@ __all__ = [
     "check_space",
     "grey_axis",
     "rgb_to_space",
+    "SRGB_SPACES",
     "search_weights",
     "space_to_rgb",
     "space_to_rgb_float",
@@ -217,6 +218,10 @@ def space_to_rgb_float(points: Any, space: str) -> np.ndarray:
         lms = matmul(p, _OKLAB_TO_LMS.T) ** 3
         lin = matmul(lms, _LMS_TO_LIN.T)
     return linear_to_srgb(lin) * 255.0
+
+
+#: The fitting spaces whose distance is a scaling of sRGB distance (:func:`search_weights`).
+SRGB_SPACES: tuple[str, ...] = ("rgb", "wrgb")
 
 
 def search_weights(space: str) -> np.ndarray:

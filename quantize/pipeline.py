@@ -24,6 +24,7 @@ from quantize.cluster._small import cheapest_entries, find_small_groups
 from quantize.cluster.kmeans import SeedingScore
 from quantize.cluster.registry import METHODS, get_method
 from quantize.colorspace import (
+    SRGB_SPACES,
     check_space,
     grey_axis,
     rgb_to_space,
@@ -35,7 +36,7 @@ from quantize.features import ColorTable, unique_colors
 from quantize.options import DEFAULTS
 from quantize.pixels import to_uint8
 from quantize.protocol import CancelCallback, IterationRecord, check_cancel, drain
-from quantize.render import dither_indices, index_dtype
+from quantize.render import dither_indices, index_dtype, nearest_entries
 
 __all__ = [
     "FixedPalette",
@@ -46,6 +47,7 @@ __all__ = [
     "map_to_palette",
     "importance_weights",
     "oklab_error_score",
+    "palette_labels",
     "quantize_image",
     "table_points",
 ]
@@ -58,6 +60,39 @@ _SMALL_ENTRY_SHARE = 0.02  # entries below this share of the pixels count as sma
 def _is_grey(table: ColorTable) -> bool:
     c = table.colors
     return c.shape[1] == 1 or bool((c[:, 0] == c[:, 1]).all() and (c[:, 1] == c[:, 2]).all())
+
+
+def palette_labels(
+    table: ColorTable, palette: np.ndarray, color_space: str, *, one_channel: bool = False
+) -> np.ndarray:
+    """Each distinct colour's palette entry, as the undithered rendering shows it.
+
+    The nearest entry in the fitting space; in the sRGB spaces (``"rgb"``, ``"wrgb"``) with
+    near ties decided in OKLab (:func:`quantize.render.nearest_entries`), as
+    :func:`quantize.render.dither_indices` renders without dithering.  The labels of
+    nearest-entry fits (K-means), of a given palette and of a model applied to an image.
+
+    Parameters
+    ----------
+    table : ColorTable
+        Distinct colours of an image.
+    palette : ndarray of shape (K, 3)
+        sRGB palette, 0-255.
+    color_space : {"rgb", "wrgb", "lab", "oklab"}
+    one_channel : bool
+        Grey colours measured as one-dimensional points (:func:`table_points`).
+
+    Returns
+    -------
+    labels : ndarray of shape (U,), int64
+    """
+    space = check_space(color_space)
+    if space in SRGB_SPACES and not one_channel:
+        return nearest_entries(_table_rgb8(table), palette, search_weights(space))
+    centers = rgb_to_space(np.asarray(palette), space)
+    if one_channel:
+        centers = centers[:, :1]
+    return nearest_indices(table_points(table, space, one_channel=one_channel), centers)
 
 
 def table_points(table: ColorTable, color_space: str, *, one_channel: bool = False) -> np.ndarray:
@@ -835,6 +870,8 @@ def iter_quantize_image(
         model.inertia_ = float(fit_weights @ exact_sq_dist(fit_points, centers, fit_labels))
     palette = _snap_single_colour_clusters(_palette_from_centers(centers, space), table, labels)
     palette[: len(pinned)] = pinned  # locked and added colours exactly as chosen
+    if not spec.soft and space in SRGB_SPACES and not one_channel:
+        labels = palette_labels(table, palette, space)  # as the rendering shows each colour
     kept = {k: v for k, v in fit_options.items() if k != "locked"}
     return QuantizeResult.from_labels(
         image_arr,
@@ -1053,7 +1090,7 @@ def map_to_palette(image: np.ndarray, palette: np.ndarray, *, color_space: str =
     table = unique_colors(image)
     points = table_points(table, space)
     centers = rgb_to_space(pal, space)
-    unique_labels = nearest_indices(points, centers)
+    unique_labels = palette_labels(table, pal, space)
     return QuantizeResult.from_labels(
         image,
         table,

@@ -17,7 +17,14 @@ import numpy as np
 from quantize import _native
 from quantize.cluster._nearest import nearest_indices, sq_norms
 
-__all__ = ["MIN_WORK", "centre_tables", "compiled_e_step", "float64_margin", "nearest_labels"]
+__all__ = [
+    "MIN_WORK",
+    "centre_tables",
+    "compiled_e_step",
+    "float64_margin",
+    "nearest_labels",
+    "nearest_two",
+]
 
 #: Points times centres from which a Lloyd run loads the compiled loops if this process has
 #: not loaded them yet (0.03 s from the cache file); below it they serve only if loaded.
@@ -55,15 +62,69 @@ def nearest_labels(points: np.ndarray, centers: np.ndarray) -> np.ndarray:
     labels : ndarray of shape (U,), int64
         Exact float64 distances, ties to the lowest index (as :func:`nearest_indices`).
     """
-    n = len(points)
-    native = compiled_e_step(n, len(centers), points.shape[1])
-    if native is None:
+    if compiled_e_step(len(points), len(centers), points.shape[1]) is None:
         return nearest_indices(points, centers)
+    return nearest_two(points, centers)[0]
+
+
+def nearest_two(
+    points: np.ndarray, centers: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return each point's nearest and second nearest centre, with their squared distances.
+
+    Exact float64 distances; of equal distances the lower index comes first (so ``first`` is
+    :func:`nearest_indices`' label).  Compiled where the loops are loaded or the work repays
+    their load, in row blocks on two threads for large inputs; numpy otherwise.
+
+    Parameters
+    ----------
+    points : ndarray of shape (U, D)
+    centers : ndarray of shape (K, D), K >= 1
+
+    Returns
+    -------
+    first, second : ndarray of shape (U,), int64
+        ``second`` is -1 when K == 1.
+    d_first, d_second : ndarray of shape (U,), float64
+        Squared distances (``d_second`` is inf when K == 1).
+    """
+    n, k = len(points), len(centers)
     X = np.ascontiguousarray(points, dtype=np.float64)
-    labels = np.empty(n, np.int32)
-    upper, lower = np.empty(n), np.empty(n)
-    native.nearest_all(X, np.ascontiguousarray(centers, np.float64), (labels, upper, lower), 0, n)
-    return labels.astype(np.int64)
+    C = np.ascontiguousarray(centers, dtype=np.float64)
+    native = compiled_e_step(n, k, X.shape[1])
+    if native is not None:
+        first, runner = np.empty(n, np.int32), np.empty(n, np.int32)
+        upper, lower = np.empty(n), np.empty(n)
+        out = (first, upper, lower, runner)
+        cuts = [0, n // 2, n] if n * k >= 8 * MIN_WORK else [0, n]
+        if len(cuts) == 2:
+            native.nearest_all(X, C, out, 0, n)
+        else:
+            from concurrent.futures import ThreadPoolExecutor  # the call releases the GIL
+
+            with ThreadPoolExecutor(2, thread_name_prefix="vq-nearest") as pool:
+                for f in [
+                    pool.submit(native.nearest_all, X, C, out, a, b)
+                    for a, b in zip(cuts[:-1], cuts[1:], strict=True)
+                ]:
+                    f.result()
+        # the loop returns distances (its bounds); squared again they may differ from
+        # the sums in the last bit, which no caller compares exactly
+        return first.astype(np.int64), runner.astype(np.int64), upper**2, lower**2
+    first, runner = np.empty(n, np.int64), np.full(n, -1, np.int64)
+    d1, d2 = np.empty(n), np.full(n, np.inf)
+    rows = max(1, (1 << 20) // max(k, 1))
+    for a in range(0, n, rows):
+        diff = X[a : a + rows, None, :] - C[None, :, :]
+        d = np.einsum("ijk,ijk->ij", diff, diff)
+        r = np.arange(d.shape[0])
+        first[a : a + rows] = best = d.argmin(axis=1)
+        d1[a : a + rows] = d[r, best]
+        if k > 1:
+            d[r, best] = np.inf
+            runner[a : a + rows] = nxt = d.argmin(axis=1)
+            d2[a : a + rows] = d[r, nxt]
+    return first, runner, d1, d2
 
 
 def float64_margin(x_sq_max: float, centers: np.ndarray) -> float:

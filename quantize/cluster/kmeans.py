@@ -808,10 +808,10 @@ def _lloyd_run(
     if native is not None:
         eps = float64_margin(assigner.x_sq_max, centers)  # float64 bounds: a finer margin
         labels = np.empty(n, np.int32)
-        up, low = np.empty(n), np.empty(n)
+        up, low, runner = np.empty(n), np.empty(n), np.empty(n, np.int32)
 
         def search(sl: slice) -> None:
-            native.nearest_all(X, centers, (labels, up, low), sl.start, sl.stop)
+            native.nearest_all(X, centers, (labels, up, low, runner), sl.start, sl.stop)
 
         _each_slice(search, slices, pool, should_cancel)
         up += eps

@@ -204,7 +204,7 @@ def palette_lut(
     """Tabulate the nearest palette entry of every colour of an 8-bit image, by 24-bit code.
 
     The entries are those :func:`quantize.pipeline.map_to_palette` gives (the same
-    coordinates, the same exact nearest-centre rule, which does not depend on which other
+    rule, :func:`quantize.pipeline.palette_labels`, which does not depend on which other
     colours are searched with them), computed once for the distinct colours of the whole
     image; a strip is then mapped by one table look-up per pixel.
 
@@ -220,10 +220,9 @@ def palette_lut(
     lut : ndarray of shape (2**24,), uint8 (K <= 256) or uint16, or None
         ``lut[(r << 16) | (g << 8) | b]``; None for a 16-bit histogram.
     """
-    from quantize.cluster._nearest import nearest_indices
-    from quantize.colorspace import check_space, rgb_to_space
+    from quantize.colorspace import check_space
     from quantize.features import ColorTable
-    from quantize.pipeline import table_points
+    from quantize.pipeline import palette_labels
 
     colors = histogram.colors
     if colors.dtype != np.uint8:
@@ -237,7 +236,7 @@ def palette_lut(
         opaque=None,
     )
     pal = np.ascontiguousarray(np.asarray(palette, np.uint8))
-    labels = nearest_indices(table_points(table, space), rgb_to_space(pal, space))
+    labels = palette_labels(table, pal, space)
     lut = np.zeros(1 << 24, np.uint8 if len(pal) <= 256 else np.uint16)
     c = colors.astype(np.int32)
     lut[(c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]] = labels

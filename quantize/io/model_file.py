@@ -381,8 +381,9 @@ def apply_model(image: Any, model: ColourModel, *, table: Any = None) -> Any:
     """
     from quantize.cluster._nearest import nearest_indices
     from quantize.cluster.gmm import GaussianMixture
+    from quantize.colorspace import SRGB_SPACES
     from quantize.features import unique_colors
-    from quantize.pipeline import QuantizeResult, table_points
+    from quantize.pipeline import QuantizeResult, palette_labels, table_points
 
     t0 = time.perf_counter()
     arr = np.asarray(image)
@@ -404,7 +405,12 @@ def apply_model(image: Any, model: ColourModel, *, table: Any = None) -> Any:
         labels = est.predict(points) if len(points) else np.zeros(0, np.int32)
         est.labels_ = labels
     else:
-        labels = nearest_indices(points, model.means) if len(points) else np.zeros(0, np.int64)
+        if not len(points):
+            labels = np.zeros(0, np.int64)
+        elif one_channel or model.color_space not in SRGB_SPACES:
+            labels = nearest_indices(points, model.means)
+        else:  # as the fit labelled its colours: the entry each is shown with
+            labels = palette_labels(table, model.palette, model.color_space)
         est = _HardModel(model.means, labels, model.variance)
     return QuantizeResult.from_labels(
         arr,

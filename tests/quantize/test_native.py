@@ -192,9 +192,13 @@ def test_bounded_update_keeps_exact_labels_and_valid_bounds(K):
     labels = np.empty(3000, np.int32)
     upper, lower = np.empty(3000), np.empty(3000)
     eps = float64_margin(float((X * X).sum(1).max()), C)
-    kernels.nearest_all(X, C, (labels, upper, lower), 0, 3000)
+    runner = np.empty(3000, np.int32)
+    kernels.nearest_all(X, C, (labels, upper, lower, runner), 0, 3000)
     dist = _true_distances(X, C)
     np.testing.assert_array_equal(labels, dist.argmin(1))
+    order = np.argsort(dist, axis=1, kind="stable")  # the second nearest, too
+    np.testing.assert_array_equal(runner, order[:, 1])
+    np.testing.assert_allclose(lower, np.take_along_axis(dist, order[:, 1:2], 1)[:, 0])
     upper += eps
     lower -= eps
     searched_total = 0
@@ -290,4 +294,29 @@ def test_bounded_update_refuses_bad_arrays():
     with pytest.raises(ValueError, match="near_idx"):
         kernels.bounded_update(X, C, state, (*tables[:2], tables[2] + 5, tables[3]), 1e-12, 0, 10)
     with pytest.raises(ValueError, match="lower"):
-        kernels.nearest_all(X, C, (state[0], state[1], state[2][:5]), 0, 10)
+        kernels.nearest_all(X, C, (*state[:2], state[2][:5], state[0]), 0, 10)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("K", [1, 2, 9, 70])
+def test_nearest_two_finds_the_two_nearest(monkeypatch, compiled, K):
+    from quantize.cluster import _annular
+
+    if compiled:
+        _kernels()
+        monkeypatch.setattr(_annular, "MIN_WORK", 0)  # the compiled loop even for this size
+    else:
+        monkeypatch.setattr(_annular, "compiled_e_step", lambda *a: None)
+    rng = np.random.default_rng(K)
+    X = rng.integers(0, 40, (5000, 3)).astype(float)  # whole numbers: many exact ties
+    C = rng.integers(0, 40, (K, 3)).astype(float)
+    first, second, d1, d2 = _annular.nearest_two(X, C)
+    d = ((X[:, None] - C[None]) ** 2).sum(-1)
+    order = np.argsort(d, axis=1, kind="stable")
+    np.testing.assert_array_equal(first, order[:, 0])
+    np.testing.assert_allclose(d1, d[np.arange(5000), first], rtol=1e-12)
+    if K == 1:
+        assert (second == -1).all() and np.isinf(d2).all()
+    else:
+        np.testing.assert_array_equal(second, order[:, 1])
+        np.testing.assert_allclose(d2, d[np.arange(5000), second], rtol=1e-12)

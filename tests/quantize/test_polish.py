@@ -12,7 +12,7 @@ from quantize import quantize_image
 from quantize.cluster._nearest import exact_sq_dist, nearest_indices
 from quantize.cluster._polish import polish_objective, polish_palette, power_polish
 from quantize.colorspace import rgb_to_space
-from quantize.pipeline import auto_error_power, table_points
+from quantize.pipeline import auto_error_power, palette_labels, table_points
 
 
 def heavy_tailed(n=3000, k=4, seed=0):
@@ -108,11 +108,13 @@ def test_the_default_fit_of_a_small_palette_is_polished(photo):
     assert res.parameters()["error_power"] == 1.5
     json.dumps(res.parameters())
     assert power_cost(res, 1.5) < power_cost(plain, 1.5)
-    # the model, labels and palette agree: each distinct colour has its nearest entry
+    # the model, labels and palette agree: each distinct colour has its nearest centre in
+    # the model, and the result labels each with the entry it is shown with
     pts = table_points(res.table, "wrgb")
     np.testing.assert_array_equal(
-        res.unique_labels, nearest_indices(pts, res.model.cluster_centers_)
+        res.model.labels_, nearest_indices(pts, res.model.cluster_centers_)
     )
+    np.testing.assert_array_equal(res.unique_labels, palette_labels(res.table, res.palette, "wrgb"))
     np.testing.assert_allclose(
         rgb_to_space(res.palette, "wrgb"), res.model.cluster_centers_, atol=1.0
     )

@@ -9,7 +9,7 @@ import pytest
 
 from quantize.cluster._nearest import nearest_indices
 from quantize.colorspace import WRGB_WEIGHTS
-from quantize.render import _DIRECT_MAX, BAYER_8, dither_indices
+from quantize.render import _DIRECT_MAX, BAYER_8, dither_indices, nearest_entries
 
 RNG = np.random.default_rng(7)
 BW = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
@@ -18,6 +18,41 @@ BW = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
 def brute_nearest(img, pal):
     d = ((img[:, :, None, :3].astype(float) - pal[None, None].astype(float)) ** 2).sum(-1)
     return d.argmin(-1)
+
+
+def ref_oklab(rgb):
+    """OKLab of sRGB 0-255 colours, from Ottosson's published matrices (not the engine's)."""
+    c = np.asarray(rgb, float) / 255.0
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    m1 = np.array(
+        [
+            [0.4122214708, 0.5363325363, 0.0514459929],
+            [0.2119034982, 0.6806995451, 0.1073969566],
+            [0.0883024619, 0.2817188376, 0.6299787005],
+        ]
+    )
+    m2 = np.array(
+        [
+            [0.2104542553, 0.7936177850, -0.0040720468],
+            [1.9779984951, -2.4285922050, 0.4505937099],
+            [0.0259040371, 0.7827717662, -0.8086757660],
+        ]
+    )
+    return np.cbrt(lin @ m1.T) @ m2.T
+
+
+def brute_entry(img, pal, weights=(1.0, 1.0, 1.0)):
+    """The undithered rule by brute force: the nearest entry by the weighted sRGB distance;
+    of the two nearest, the nearer in OKLab when the second is within 1.05 of the first."""
+    x = img[..., :3].reshape(-1, 3).astype(float)
+    p = np.asarray(pal, float)
+    d = (((x[:, None, :] - p[None]) * np.asarray(weights)) ** 2).sum(-1)
+    a, b = np.argsort(d, axis=1, kind="stable")[:, :2].T
+    r = np.arange(len(x))
+    tied = d[r, b] <= 1.05**2 * d[r, a]
+    ok, ok_pal = ref_oklab(x), ref_oklab(p)
+    b_nearer = ((ok - ok_pal[b]) ** 2).sum(1) < ((ok - ok_pal[a]) ** 2).sum(1)
+    return np.where(tied & b_nearer, b, a).reshape(img.shape[:2]), tied, b_nearer
 
 
 def gradient(h=24, w=48):
@@ -33,13 +68,27 @@ def test_bayer_matrix_is_a_permutation():
     assert sorted(BAYER_8.ravel()) == list(range(64))
 
 
-def test_none_is_nearest_colour():
-    img = RNG.integers(0, 256, (10, 13, 3), dtype=np.uint8)
+def test_none_is_the_nearest_entry_with_oklab_deciding_near_ties():
+    img = RNG.integers(0, 256, (30, 40, 3), dtype=np.uint8)
     pal = RNG.integers(0, 256, (7, 3), dtype=np.uint8)
     idx = dither_indices(img, pal, "none")
-    assert idx.dtype == np.uint8 and idx.shape == (10, 13)
-    np.testing.assert_array_equal(idx, brute_nearest(img, pal))
-    np.testing.assert_array_equal(nearest_indices(img.reshape(-1, 3), pal), idx.ravel())
+    assert idx.dtype == np.uint8 and idx.shape == (30, 40)
+    expect, tied, b_nearer = brute_entry(img, pal)
+    np.testing.assert_array_equal(idx, expect)
+    plain = brute_nearest(img, pal).ravel()
+    # both kinds of disagreement occur: within the ratio OKLab overrules sRGB, beyond it not
+    assert (tied & b_nearer).any() and (~tied & b_nearer).any()
+    np.testing.assert_array_equal(idx.ravel()[~tied], plain[~tied])
+    assert (idx.ravel()[tied & b_nearer] != plain[tied & b_nearer]).all()
+    np.testing.assert_array_equal(nearest_entries(img.reshape(-1, 3), pal), idx.ravel())
+
+
+def test_a_colour_that_is_an_entry_keeps_it():
+    pal = RNG.integers(0, 256, (40, 3), dtype=np.uint8)
+    pal[1] = pal[0] + 1  # a near neighbour, which OKLab might prefer were it a tie
+    np.testing.assert_array_equal(nearest_entries(pal, pal), np.arange(40))
+    dup = np.concatenate([pal, pal[:3]])  # equal entries: the lower index
+    np.testing.assert_array_equal(nearest_entries(pal[:3], dup), [0, 1, 2])
 
 
 @pytest.mark.parametrize("method", ["fs", "ordered"])
@@ -101,7 +150,7 @@ def test_more_than_256_colours_gives_uint16():
     for method in ("none", "fs", "ordered"):
         idx = dither_indices(img, pal, method)
         assert idx.dtype == np.uint16 and idx.max() < 300
-    np.testing.assert_array_equal(dither_indices(img, pal, "none"), brute_nearest(img, pal))
+    np.testing.assert_array_equal(dither_indices(img, pal, "none"), brute_entry(img, pal)[0])
 
 
 @pytest.mark.parametrize("adaptive", [True, False])
@@ -168,7 +217,7 @@ def test_map_to_palette_result():
     np.testing.assert_allclose(r.proportions, counts)
     np.testing.assert_array_equal(r.responsibility_map(2), (r.labels == 2) & r.opaque)
     rgb = map_to_palette(img, pal, color_space="rgb")
-    np.testing.assert_array_equal(rgb.labels[4:], brute_nearest(img[4:], pal))
+    np.testing.assert_array_equal(rgb.labels[4:], brute_entry(img[4:], pal)[0])
     assert compute_metrics(rgb).unique_after <= 4
     with pytest.raises(ValueError):
         map_to_palette(img, np.zeros((0, 3), np.uint8))
@@ -553,19 +602,20 @@ def test_memo_lookup_breaks_ties_as_the_exact_search():
 
 
 def test_channel_weights_choose_by_the_weighted_distance():
-    # two entries as far from the grey in plain sRGB (30 levels, green vs blue); weighted
-    # by wrgb's 1 (G) and 0.7 (B) the blue one is nearer
+    # two entries as far from the grey in plain sRGB (30 levels, green vs blue): a tie, which
+    # OKLab decides; weighted by wrgb's 1 (G) and 0.7 (B) the blue one is nearer, 21 levels
+    # against 30, beyond the tie ratio
     pal = np.array([[50, 80, 50], [50, 50, 80]], np.uint8)
     img = np.full((4, 6, 3), 50, np.uint8)
-    assert np.all(dither_indices(img, pal, "none") == 0)  # a tie: the lowest index
+    ok = ((ref_oklab(img[0, :1]) - ref_oklab(pal)) ** 2).sum(1)
+    assert np.all(dither_indices(img, pal, "none") == ok.argmin())
     assert np.all(dither_indices(img, pal, "none", channel_weights=WRGB_WEIGHTS) == 1)
     # and on a busy image, as the exact search in the weighted space
     rng = np.random.default_rng(5)
     busy = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
     pal = rng.integers(0, 256, (24, 3), dtype=np.uint8)
     near = dither_indices(busy, pal, "none", channel_weights=WRGB_WEIGHTS)
-    expect = nearest_indices(busy.reshape(-1, 3) * WRGB_WEIGHTS, pal * WRGB_WEIGHTS)
-    np.testing.assert_array_equal(near.ravel(), expect)
+    np.testing.assert_array_equal(near, brute_entry(busy, pal, WRGB_WEIGHTS)[0])
     assert not np.array_equal(near, dither_indices(busy, pal, "none"))
 
 
@@ -593,3 +643,30 @@ def test_results_dither_by_their_fits_distance(space):
     np.testing.assert_array_equal(render_indexed(r, dither="fs")[0], expect)
     plain = dither_indices(img, r.palette, "fs", nearest=r.labels)
     assert np.array_equal(expect, plain) == (space != "wrgb")
+
+
+def test_the_rule_trades_a_little_fit_distance_for_oklab_error():
+    # on a fit of a photo: each colour's entry is never farther in OKLab than its nearest
+    # by the fit's distance, and never more than 1.05 times as far by that distance
+    from PIL import Image
+
+    from quantize import quantize_image
+    from quantize.features import unique_colors
+    from quantize.resources import sample_image_path
+
+    with Image.open(sample_image_path()) as im:
+        photo = np.asarray(im.convert("RGB").resize((160, 120), Image.BICUBIC))
+    res = quantize_image(photo, 24, color_space="wrgb", seed=3)
+    table = unique_colors(photo)
+    x, pal = table.colors.astype(float), res.palette.astype(float)
+    shown = nearest_entries(x, pal, WRGB_WEIGHTS)
+    plain = nearest_indices(x * WRGB_WEIGHTS, pal * WRGB_WEIGHTS)
+    moved = shown != plain
+    assert moved.any()
+    ok_err = ((ref_oklab(x)[:, None] - ref_oklab(pal)[None]) ** 2).sum(-1)
+    r = np.arange(len(x))
+    assert (ok_err[r, shown][moved] < ok_err[r, plain][moved]).all()
+    fit = ((x[:, None] - pal[None]) * WRGB_WEIGHTS) ** 2
+    fit = fit.sum(-1)
+    assert (fit[r, shown] <= 1.05**2 * fit[r, plain] + 1e-9).all()
+    np.testing.assert_array_equal(res.labels, table.gather(shown))
