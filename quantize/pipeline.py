@@ -63,7 +63,12 @@ def _is_grey(table: ColorTable) -> bool:
 
 
 def palette_labels(
-    table: ColorTable, palette: np.ndarray, color_space: str, *, one_channel: bool = False
+    table: ColorTable,
+    palette: np.ndarray,
+    color_space: str,
+    *,
+    one_channel: bool = False,
+    guess: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each distinct colour's palette entry, as the undithered rendering shows it.
 
@@ -81,6 +86,8 @@ def palette_labels(
     color_space : {"rgb", "wrgb", "lab", "oklab"}
     one_channel : bool
         Grey colours measured as one-dimensional points (:func:`table_points`).
+    guess : ndarray of shape (U,), integer, optional
+        Likely labels (a fit's), which save time in the sRGB spaces; the result is the same.
 
     Returns
     -------
@@ -88,7 +95,7 @@ def palette_labels(
     """
     space = check_space(color_space)
     if space in SRGB_SPACES and not one_channel:
-        return nearest_entries(_table_rgb8(table), palette, search_weights(space))
+        return nearest_entries(_table_rgb8(table), palette, search_weights(space), guess=guess)
     centers = rgb_to_space(np.asarray(palette), space)
     if one_channel:
         centers = centers[:, :1]
@@ -188,7 +195,11 @@ class QuantizeResult:
     palette : ndarray of shape (K, 3), uint8
         sRGB palette.
     labels : ndarray of shape (M, N), uint8 (K <= 256) or uint16
-        Palette index per pixel; fully transparent pixels get 0 (see ``opaque``).
+        Palette index per pixel, the undithered rendering; fully transparent pixels get 0
+        (see ``opaque``).  For K-means fits and given palettes in the sRGB spaces, each
+        colour's entry as :func:`palette_labels` gives it (the nearest, near ties decided
+        in OKLab), which may differ from the model's nearest-centre ``labels_``; for a
+        mixture, the most probable component.
     opaque : ndarray of shape (M, N), bool, or None
         Pixels with alpha > 0 (None for images without alpha).
     proportions : ndarray of shape (K,), float64
@@ -871,7 +882,8 @@ def iter_quantize_image(
     palette = _snap_single_colour_clusters(_palette_from_centers(centers, space), table, labels)
     palette[: len(pinned)] = pinned  # locked and added colours exactly as chosen
     if not spec.soft and space in SRGB_SPACES and not one_channel:
-        labels = palette_labels(table, palette, space)  # as the rendering shows each colour
+        # each colour as the rendering shows it (the fit's labels: mostly the same)
+        labels = palette_labels(table, palette, space, guess=labels)
     kept = {k: v for k, v in fit_options.items() if k != "locked"}
     return QuantizeResult.from_labels(
         image_arr,

@@ -62,8 +62,12 @@ def _bayer(n: int) -> np.ndarray:
 
 
 #: Distance ratio within which two palette entries count as tied for a colour in an
-#: undithered rendering (:func:`nearest_entries`): OKLab then decides.
-TIE_RATIO = 1.05
+#: undithered rendering (:func:`nearest_entries`): OKLab then decides.  On eleven photos at
+#: K = 64 (benchmarks/README.md, fourteenth steps) 1.02-1.05 all tie pngquant's blurred
+#: CIEDE2000 at the median; up to 1.03 the files stay 0.9 % smaller than pngquant's, from
+#: 1.04 one night photo's file grows by 1 % and the median with it.
+TIE_RATIO = 1.03
+_GUESS_MAX_K = 4096  # entries up to which a guess is checked (a K x K table of gaps)
 #: 8x8 Bayer threshold matrix with values 0..63.
 BAYER_8: np.ndarray = _bayer(8)
 _CHUNK = 1 << 16
@@ -91,18 +95,22 @@ def _scaled(colors: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
 
 
 def nearest_entries(
-    colors: ArrayLike, palette: ArrayLike, scale: ArrayLike | None = None
+    colors: ArrayLike,
+    palette: ArrayLike,
+    scale: ArrayLike | None = None,
+    *,
+    guess: ArrayLike | None = None,
 ) -> np.ndarray:
     """Palette entry of each colour in an undithered rendering.
 
     The nearest entry by the (channel-scaled) sRGB distance, except where the second nearest
-    is nearly as near (squared distance at most :data:`TIE_RATIO` squared times the nearest's):
-    of those two, the one nearer in OKLab.  Weighted sRGB, the fits' default distance, is a
-    coarse stand-in for how far apart colours look; between two entries it cannot tell
-    apart, OKLab chooses better: on eleven photos at 64 colours it took the undithered
-    rendering's blurred CIEDE2000 from 0.0017 worse than pngquant's to a tie, lower on 9 of
-    10 photos, and improved SSIM; at 256 colours both improved too (benchmarks/README.md,
-    the thirteenth steps).  A colour that is itself an entry keeps it.
+    is nearly as near (distance at most :data:`TIE_RATIO` times the nearest's): of those two,
+    the one nearer in OKLab.  Weighted sRGB, the fits' default distance, is a coarse stand-in
+    for how far apart colours look; between two entries it cannot tell apart, OKLab chooses
+    better: on eleven photos it took the undithered rendering's blurred CIEDE2000 at 64
+    colours from 0.0017 above pngquant's to a tie at the median, and at 256 colours from
+    0.007 to 0.015 below it (benchmarks/README.md, the thirteenth and fourteenth steps).
+    A colour that is itself an entry keeps it.
 
     Parameters
     ----------
@@ -113,6 +121,11 @@ def nearest_entries(
     scale : array_like of shape (3,), optional
         Channel scales of the distance (:func:`quantize.colorspace.search_weights`);
         default: plain sRGB distance.
+    guess : array_like of shape (U,), integer, optional
+        A likely entry of each colour (e.g. a fit's labels).  It only saves time: a colour
+        whose guess is nearer than ``1 / (1 + TIE_RATIO)`` of the guess's distance to every
+        other entry has that entry and no near tie (triangle inequality), so only the others
+        are searched.  The result is the same with any guess.
 
     Returns
     -------
@@ -121,18 +134,34 @@ def nearest_entries(
     colors = np.asarray(colors, np.float64).reshape(-1, 3)
     palette = np.asarray(palette, np.float64).reshape(-1, 3)
     scale = None if scale is None else np.asarray(scale, np.float64)
-    if len(palette) < 2 or len(colors) == 0:
-        return nearest_indices(_scaled(colors, scale), _scaled(palette, scale))
-    first, second, d1, d2 = nearest_two(_scaled(colors, scale), _scaled(palette, scale))
+    X, P = _scaled(colors, scale), _scaled(palette, scale)
+    k = len(P)
+    if k < 2 or len(X) == 0:
+        return nearest_indices(X, P)
+    out = np.empty(len(X), np.int64)
+    rest: np.ndarray | slice = slice(None)
+    if guess is not None and k <= _GUESS_MAX_K:
+        g = np.asarray(guess, np.intp).reshape(-1)
+        if g.shape != (len(X),) or g.min(initial=0) < 0 or g.max(initial=0) >= k:
+            raise ValueError(f"guess must hold {len(X)} entries in 0..{k - 1}")
+        gap = np.sqrt(((P[:, None, :] - P[None, :, :]) ** 2).sum(-1))
+        np.fill_diagonal(gap, np.inf)
+        reach = gap.min(axis=1) / (1.0 + TIE_RATIO) * (1.0 - 1e-9)  # a margin for rounding
+        diff = X - P[g]
+        settled = np.einsum("ij,ij->i", diff, diff) < reach[g] ** 2
+        out[settled] = g[settled]
+        rest = np.flatnonzero(~settled)
+    first, second, d1, d2 = nearest_two(X[rest], P)
     tied = np.flatnonzero(d2 <= TIE_RATIO**2 * d1)
     if tied.size:
-        ok = rgb_to_space(colors[tied] / 255.0, "oklab")
+        ok = rgb_to_space(colors[rest][tied] / 255.0, "oklab")
         ok_pal = rgb_to_space(np.clip(palette, 0, 255) / 255.0, "oklab")
         a, b = first[tied], second[tied]
         da = ((ok - ok_pal[a]) ** 2).sum(1)
         db = ((ok - ok_pal[b]) ** 2).sum(1)
         first[tied] = np.where(db < da, b, a)
-    return first
+    out[rest] = first
+    return out
 
 
 def _nearest_image(rgb: np.ndarray, palette: np.ndarray, scale: np.ndarray | None) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 
 from quantize.cluster._nearest import nearest_indices
 from quantize.colorspace import WRGB_WEIGHTS
-from quantize.render import _DIRECT_MAX, BAYER_8, dither_indices, nearest_entries
+from quantize.render import _DIRECT_MAX, BAYER_8, TIE_RATIO, dither_indices, nearest_entries
 
 RNG = np.random.default_rng(7)
 BW = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
@@ -43,13 +43,13 @@ def ref_oklab(rgb):
 
 def brute_entry(img, pal, weights=(1.0, 1.0, 1.0)):
     """The undithered rule by brute force: the nearest entry by the weighted sRGB distance;
-    of the two nearest, the nearer in OKLab when the second is within 1.05 of the first."""
+    of the two nearest, the nearer in OKLab when the second is within TIE_RATIO of the first."""
     x = img[..., :3].reshape(-1, 3).astype(float)
     p = np.asarray(pal, float)
     d = (((x[:, None, :] - p[None]) * np.asarray(weights)) ** 2).sum(-1)
     a, b = np.argsort(d, axis=1, kind="stable")[:, :2].T
     r = np.arange(len(x))
-    tied = d[r, b] <= 1.05**2 * d[r, a]
+    tied = d[r, b] <= TIE_RATIO**2 * d[r, a]
     ok, ok_pal = ref_oklab(x), ref_oklab(p)
     b_nearer = ((ok - ok_pal[b]) ** 2).sum(1) < ((ok - ok_pal[a]) ** 2).sum(1)
     return np.where(tied & b_nearer, b, a).reshape(img.shape[:2]), tied, b_nearer
@@ -647,7 +647,7 @@ def test_results_dither_by_their_fits_distance(space):
 
 def test_the_rule_trades_a_little_fit_distance_for_oklab_error():
     # on a fit of a photo: each colour's entry is never farther in OKLab than its nearest
-    # by the fit's distance, and never more than 1.05 times as far by that distance
+    # by the fit's distance, and never more than TIE_RATIO times as far by that distance
     from PIL import Image
 
     from quantize import quantize_image
@@ -668,5 +668,18 @@ def test_the_rule_trades_a_little_fit_distance_for_oklab_error():
     assert (ok_err[r, shown][moved] < ok_err[r, plain][moved]).all()
     fit = ((x[:, None] - pal[None]) * WRGB_WEIGHTS) ** 2
     fit = fit.sum(-1)
-    assert (fit[r, shown] <= 1.05**2 * fit[r, plain] + 1e-9).all()
+    assert (fit[r, shown] <= TIE_RATIO**2 * fit[r, plain] + 1e-9).all()
     np.testing.assert_array_equal(res.labels, table.gather(shown))
+
+
+def test_a_guess_only_saves_time():
+    rng = np.random.default_rng(11)
+    colors = rng.integers(0, 256, (4000, 3)).astype(np.uint8)
+    pal = rng.integers(0, 256, (32, 3)).astype(np.uint8)
+    want = nearest_entries(colors, pal, WRGB_WEIGHTS)
+    plain = nearest_indices(colors * WRGB_WEIGHTS, pal * WRGB_WEIGHTS)
+    for guess in (want, plain, rng.integers(0, 32, 4000), np.zeros(4000, int)):
+        got = nearest_entries(colors, pal, WRGB_WEIGHTS, guess=guess)
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="guess"):
+        nearest_entries(colors, pal, guess=np.full(4000, 32))
