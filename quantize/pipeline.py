@@ -68,7 +68,6 @@ def palette_labels(
     color_space: str,
     *,
     one_channel: bool = False,
-    guess: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each distinct colour's palette entry, as the undithered rendering shows it.
 
@@ -86,8 +85,6 @@ def palette_labels(
     color_space : {"rgb", "wrgb", "lab", "oklab"}
     one_channel : bool
         Grey colours measured as one-dimensional points (:func:`table_points`).
-    guess : ndarray of shape (U,), integer, optional
-        Likely labels (a fit's), which save time in the sRGB spaces; the result is the same.
 
     Returns
     -------
@@ -95,7 +92,7 @@ def palette_labels(
     """
     space = check_space(color_space)
     if space in SRGB_SPACES and not one_channel:
-        return nearest_entries(_table_rgb8(table), palette, search_weights(space), guess=guess)
+        return nearest_entries(_table_rgb8(table), palette, search_weights(space))
     centers = rgb_to_space(np.asarray(palette), space)
     if one_channel:
         centers = centers[:, :1]
@@ -882,8 +879,7 @@ def iter_quantize_image(
     palette = _snap_single_colour_clusters(_palette_from_centers(centers, space), table, labels)
     palette[: len(pinned)] = pinned  # locked and added colours exactly as chosen
     if not spec.soft and space in SRGB_SPACES and not one_channel:
-        # each colour as the rendering shows it (the fit's labels: mostly the same)
-        labels = palette_labels(table, palette, space, guess=labels)
+        labels = palette_labels(table, palette, space)  # as the rendering shows each colour
     kept = {k: v for k, v in fit_options.items() if k != "locked"}
     return QuantizeResult.from_labels(
         image_arr,

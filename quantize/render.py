@@ -67,7 +67,6 @@ def _bayer(n: int) -> np.ndarray:
 #: CIEDE2000 at the median; up to 1.03 the files stay 0.9 % smaller than pngquant's, from
 #: 1.04 one night photo's file grows by 1 % and the median with it.
 TIE_RATIO = 1.03
-_GUESS_MAX_K = 4096  # entries up to which a guess is checked (a K x K table of gaps)
 #: 8x8 Bayer threshold matrix with values 0..63.
 BAYER_8: np.ndarray = _bayer(8)
 _CHUNK = 1 << 16
@@ -98,8 +97,6 @@ def nearest_entries(
     colors: ArrayLike,
     palette: ArrayLike,
     scale: ArrayLike | None = None,
-    *,
-    guess: ArrayLike | None = None,
 ) -> np.ndarray:
     """Palette entry of each colour in an undithered rendering.
 
@@ -121,11 +118,6 @@ def nearest_entries(
     scale : array_like of shape (3,), optional
         Channel scales of the distance (:func:`quantize.colorspace.search_weights`);
         default: plain sRGB distance.
-    guess : array_like of shape (U,), integer, optional
-        A likely entry of each colour (e.g. a fit's labels).  It only saves time: a colour
-        whose guess is nearer than ``1 / (1 + TIE_RATIO)`` of the guess's distance to every
-        other entry has that entry and no near tie (triangle inequality), so only the others
-        are searched.  The result is the same with any guess.
 
     Returns
     -------
@@ -138,30 +130,16 @@ def nearest_entries(
     k = len(P)
     if k < 2 or len(X) == 0:
         return nearest_indices(X, P)
-    out = np.empty(len(X), np.int64)
-    rest: np.ndarray | slice = slice(None)
-    if guess is not None and k <= _GUESS_MAX_K:
-        g = np.asarray(guess, np.intp).reshape(-1)
-        if g.shape != (len(X),) or g.min(initial=0) < 0 or g.max(initial=0) >= k:
-            raise ValueError(f"guess must hold {len(X)} entries in 0..{k - 1}")
-        gap = np.sqrt(((P[:, None, :] - P[None, :, :]) ** 2).sum(-1))
-        np.fill_diagonal(gap, np.inf)
-        reach = gap.min(axis=1) / (1.0 + TIE_RATIO) * (1.0 - 1e-9)  # a margin for rounding
-        diff = X - P[g]
-        settled = np.einsum("ij,ij->i", diff, diff) < reach[g] ** 2
-        out[settled] = g[settled]
-        rest = np.flatnonzero(~settled)
-    first, second, d1, d2 = nearest_two(X[rest], P)
+    first, second, d1, d2 = nearest_two(X, P)
     tied = np.flatnonzero(d2 <= TIE_RATIO**2 * d1)
     if tied.size:
-        ok = rgb_to_space(colors[rest][tied] / 255.0, "oklab")
+        ok = rgb_to_space(colors[tied] / 255.0, "oklab")
         ok_pal = rgb_to_space(np.clip(palette, 0, 255) / 255.0, "oklab")
         a, b = first[tied], second[tied]
         da = ((ok - ok_pal[a]) ** 2).sum(1)
         db = ((ok - ok_pal[b]) ** 2).sum(1)
         first[tied] = np.where(db < da, b, a)
-    out[rest] = first
-    return out
+    return first
 
 
 def _nearest_image(rgb: np.ndarray, palette: np.ndarray, scale: np.ndarray | None) -> np.ndarray:

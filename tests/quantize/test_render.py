@@ -670,16 +670,3 @@ def test_the_rule_trades_a_little_fit_distance_for_oklab_error():
     fit = fit.sum(-1)
     assert (fit[r, shown] <= TIE_RATIO**2 * fit[r, plain] + 1e-9).all()
     np.testing.assert_array_equal(res.labels, table.gather(shown))
-
-
-def test_a_guess_only_saves_time():
-    rng = np.random.default_rng(11)
-    colors = rng.integers(0, 256, (4000, 3)).astype(np.uint8)
-    pal = rng.integers(0, 256, (32, 3)).astype(np.uint8)
-    want = nearest_entries(colors, pal, WRGB_WEIGHTS)
-    plain = nearest_indices(colors * WRGB_WEIGHTS, pal * WRGB_WEIGHTS)
-    for guess in (want, plain, rng.integers(0, 32, 4000), np.zeros(4000, int)):
-        got = nearest_entries(colors, pal, WRGB_WEIGHTS, guess=guess)
-        np.testing.assert_array_equal(got, want)
-    with pytest.raises(ValueError, match="guess"):
-        nearest_entries(colors, pal, guess=np.full(4000, 32))
