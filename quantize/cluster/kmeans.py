@@ -808,6 +808,7 @@ def _lloyd_run(
     if native is not None:
         eps = float64_margin(assigner.x_sq_max, centers)  # float64 bounds: a finer margin
         labels = np.empty(n, np.int32)
+        # the loop also writes each point's second nearest centre, which Lloyd does not use
         up, low, runner = np.empty(n), np.empty(n), np.empty(n, np.int32)
 
         def search(sl: slice) -> None:
