@@ -429,12 +429,19 @@ class RunController(QtCore.QObject):
         if importance is not None and importance.shape == loaded.pixels.shape[:2]:
             overrides = {"importance": importance, **(overrides or {})}
         reuse = reused is not None
+        # the image's distinct colours, found by the last run of this image
+        table = (
+            previous.result.table
+            if previous is not None and previous.result.image is loaded.pixels
+            else None
+        )
         job = RunJob(
             image=loaded.pixels,
             params=params,
             original_bytes=loaded.file_size or None,
             previous=reused,
             overrides=dict(overrides) if overrides else None,
+            table=table,
         )
         pipeline = self._pipeline or tasks.run_pipeline
         worker = Worker(lambda should_cancel: pipeline(job, should_cancel), generation, parent=self)

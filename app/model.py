@@ -266,6 +266,10 @@ class RunJob:
         Extra keyword arguments of :func:`quantize.pipeline.iter_quantize_image`: ``init``
         (an sRGB palette to start from), ``locked`` (colours kept exactly), ``importance``
         (a map painted in the app).
+    table : ColorTable or None
+        The distinct colours of ``image`` (:func:`quantize.features.unique_colors`), from an
+        earlier run of the same image; ``None`` computes them (on a 15 MP photo 0.4 s, and
+        the colours' conversion to the fitting space is kept with them).
     """
 
     image: np.ndarray
@@ -273,6 +277,7 @@ class RunJob:
     original_bytes: int | None = None
     previous: Any = None
     overrides: dict[str, Any] | None = None
+    table: Any = None
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,7 @@ def iter_quality_target(
     color_space: str = "rgb",
     seed: int = 0,
     should_cancel: CancelCallback | None = None,
+    table: ColorTable | None = None,
     **fit_options: Any,
 ) -> Generator[IterationRecord, None, AutoKResult]:
     """Find the fewest colours whose (undithered) rendering reaches a quality target.
@@ -181,6 +182,9 @@ def iter_quality_target(
         ``None`` searches with the caller's ``n_init``.
     method, color_space, seed, should_cancel, **fit_options
         Passed to :func:`~quantize.pipeline.iter_quantize_image`.
+    table : ColorTable, optional
+        The image's distinct colours (:func:`~quantize.features.unique_colors` of this
+        very image, e.g. from an earlier result); computed when not given.
 
     Yields
     ------
@@ -221,7 +225,7 @@ def iter_quality_target(
         search_options["n_init"] = min(int(search_n_init), full_n_init)
     refine = search_options.get("n_init", 1) != full_n_init
     check_cancel(should_cancel)
-    table = unique_colors(image)
+    table = unique_colors(image) if table is None else table
 
     def fit(k: int, options: dict[str, Any]) -> Generator[IterationRecord, None, QuantizeResult]:
         return _fit(
@@ -310,6 +314,7 @@ def iter_bic(
     color_space: str = "rgb",
     seed: int = 0,
     should_cancel: CancelCallback | None = None,
+    table: ColorTable | None = None,
     **fit_options: Any,
 ) -> Generator[IterationRecord, None, AutoKResult]:
     """Fit mixtures of growing size and keep the one with the lowest BIC.
@@ -330,6 +335,9 @@ def iter_bic(
         fitted model offers ``bic(points, weights)``): the Gaussian mixture.
     color_space, seed, should_cancel, **fit_options
         Passed to :func:`~quantize.pipeline.iter_quantize_image`.
+    table : ColorTable, optional
+        The image's distinct colours (:func:`~quantize.features.unique_colors` of this
+        very image, e.g. from an earlier result); computed when not given.
 
     Yields
     ------
@@ -349,7 +357,7 @@ def iter_bic(
     best: tuple[float, int, QuantizeResult] | None = None
     since_best = 0
     check_cancel(should_cancel)
-    table = unique_colors(image)
+    table = unique_colors(image) if table is None else table
     for step, k in enumerate(range(k_min, k_max + 1), start=1):
         result = yield from _fit(
             image,

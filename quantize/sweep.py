@@ -595,6 +595,7 @@ def iter_size_budget(
     dither: str = "none",
     strength: float = 1.0,
     should_cancel: CancelCallback | None = None,
+    table: ColorTable | None = None,
     **fit_options: Any,
 ) -> Generator[IterationRecord, None, AutoKResult]:
     """Find the largest K (the best quality) whose indexed PNG fits ``max_bytes``.
@@ -614,6 +615,9 @@ def iter_size_budget(
         Passed to :func:`~quantize.pipeline.iter_quantize_image`.
     dither, strength : optional
         Rendering of the PNG measured.
+    table : ColorTable, optional
+        The image's distinct colours (:func:`~quantize.features.unique_colors` of this
+        very image, e.g. from an earlier result); computed when not given.
 
     Yields
     ------
@@ -634,7 +638,7 @@ def iter_size_budget(
     if not 1 <= k_min <= k_max:
         raise ValueError(f"need 1 <= k_min <= k_max, got {k_min}, {k_max}")
     check_cancel(should_cancel)
-    table = unique_colors(image)
+    table = unique_colors(image) if table is None else table
     k_max = min(k_max, max(table.n_colors, k_min))
     sizes: dict[int, float] = {}
     step = 0

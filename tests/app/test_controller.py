@@ -242,6 +242,38 @@ def test_only_dithering_changed_reuses_the_fit(qtbot, controller):
     assert controller.record_count == 0
 
 
+def test_a_rerun_of_the_same_image_reuses_its_distinct_colours(qtbot, controller):
+    from quantize.features import unique_colors
+
+    first_image = opened()
+    controller.set_image(first_image)
+    with qtbot.waitSignal(controller.starting) as starting:
+        with qtbot.waitSignal(controller.finished, timeout=RUN_TIMEOUT_MS) as first:
+            controller.start()
+    assert starting.args[0].table is None  # the first run finds them
+    table = first.args[0].result.table
+    with qtbot.waitSignal(controller.starting) as starting:
+        with qtbot.waitSignal(controller.finished, timeout=RUN_TIMEOUT_MS) as second:
+            controller.start(replace(FAST, n_colors=FAST.n_colors + 1, color_space="oklab"))
+    assert starting.args[0].table is table
+    result = second.args[0].result
+    assert result.table is table and len(result.palette) == FAST.n_colors + 1
+    fresh = unique_colors(first_image.loaded.pixels)  # what the table must still be
+    assert np.array_equal(table.colors, fresh.colors)
+    assert np.array_equal(table.counts, fresh.counts)
+    assert np.array_equal(table.inverse, fresh.inverse)
+    # another image: its own colours, not the last run's
+    other = opened(make_image(seed=5))
+    controller.set_image(other)
+    with qtbot.waitSignal(controller.starting) as starting:
+        with qtbot.waitSignal(controller.finished, timeout=RUN_TIMEOUT_MS) as third:
+            controller.start()
+    assert starting.args[0].table is None
+    assert np.array_equal(
+        third.args[0].result.table.colors, unique_colors(other.loaded.pixels).colors
+    )
+
+
 def test_failure_is_reported_once_with_details(qtbot, qapp):
     def broken(job, should_cancel):
         yield Stage("about to fail")
