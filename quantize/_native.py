@@ -1,7 +1,7 @@
 """The compiled loops, loaded with llvmlite alone.
 
-The loops are Floyd–Steinberg's (:mod:`quantize._fs_numba`) and the K-means E step's
-(:mod:`quantize._kmeans_numba`).
+The loops are Floyd–Steinberg's (:mod:`quantize._fs_numba`), the K-means E step's
+(:mod:`quantize._kmeans_numba`) and the distinct colours' (:mod:`quantize._colors_numba`).
 
 numba compiles the loops into C-callable functions once; their machine code is kept in a
 cache file, which later processes load with llvmlite (numba's code generator, installed
@@ -43,7 +43,7 @@ __all__ = ["Kernels", "cache_dir", "kernels", "kernels_error", "load", "prepare"
 _FORMAT = 2
 _MAGIC = b"VQ-KERNELS\n"
 #: The modules whose loops are compiled (their source is part of the key).
-_SOURCES = ("_fs_numba", "_kmeans_numba")
+_SOURCES = ("_fs_numba", "_kmeans_numba", "_colors_numba")
 #: Entries of the memo table of rounded colours (quantize._fs_numba.TABLE_SIZE).
 _TABLE_SIZE = 1 << 24
 #: Cells of the candidate lists (quantize._fs_numba.CELL_BITS = 5).
@@ -63,6 +63,9 @@ _ARGTYPES: dict[str, tuple[Any, ...]] = {
     "dither_map": (_P,) * 5 + (_N, _N, _F, _F, _F, _F, _F, _N, _N),
     "nearest_all": (_P, _N, _P, _N, _P, _P, _P, _P, _N, _N),
     "bounded_update": (_P, _N, _P, _N) + (_P,) * 7 + (_D, _D, _N, _D, _N, _N, _P, _P, _P),
+    "codes_rgb8": (_P, _N, _N, _P, _N, _N),
+    "tally_codes": (_P, _N, _P, _N, _N),
+    "rank_codes": (_P, _N, _P, _P, _N, _N),
 }
 
 
@@ -400,6 +403,82 @@ class Kernels:
             self._ptr(upper, np.float64, (n,), "upper"),
             self._ptr(lower, np.float64, (n,), "lower"),
             self._ptr(second, np.int32, (n,), "second"),
+            i0,
+            i1,
+        )
+
+    def codes_rgb8(self, pixels: np.ndarray, codes: np.ndarray, i0: int, i1: int) -> None:
+        """Pack pixels ``i0:i1`` into 24-bit codes (:func:`quantize._colors_numba.codes_rgb8`).
+
+        Parameters
+        ----------
+        pixels : ndarray of shape (P, 3) or (P, 4), uint8, C-contiguous
+            Red, green, blue (and alpha, ignored) of each pixel.
+        codes : ndarray of shape (P,), int32
+            Gets ``r << 16 | g << 8 | b`` at ``i0:i1``.
+        """
+        n, stride = pixels.shape if pixels.ndim == 2 else (0, 0)
+        if pixels.dtype != np.uint8 or stride not in (3, 4) or not pixels.flags.c_contiguous:
+            raise ValueError(
+                f"pixels: expected uint8 (P, 3) or (P, 4) C-contiguous, got {pixels.dtype} "
+                f"{pixels.shape}"
+            )
+        self._span(n, i0, i1)
+        self._fn["codes_rgb8"](
+            int(pixels.ctypes.data),
+            n,
+            stride,
+            self._ptr(codes, np.int32, (n,), "codes"),
+            i0,
+            i1,
+        )
+
+    @staticmethod
+    def _span(n: int, i0: int, i1: int) -> None:
+        if not 0 <= i0 <= i1 <= n:
+            raise ValueError(f"items {i0}:{i1} outside 0:{n}")
+
+    def tally_codes(self, codes: np.ndarray, counts: np.ndarray, i0: int, i1: int) -> None:
+        """Count codes ``i0:i1`` (:func:`quantize._colors_numba.tally_codes`).
+
+        Parameters
+        ----------
+        codes : ndarray of shape (P,), int32
+            Each in ``0 .. 2**24 - 1`` (as :meth:`codes_rgb8` writes them; not checked).
+        counts : ndarray of shape (2**24,), int32
+            Incremented at each code.
+        """
+        n = codes.shape[0]
+        self._span(n, i0, i1)
+        self._fn["tally_codes"](
+            self._ptr(codes, np.int32, (n,), "codes"),
+            n,
+            self._ptr(counts, np.int32, (1 << 24,), "counts"),
+            i0,
+            i1,
+        )
+
+    def rank_codes(
+        self, codes: np.ndarray, ranks: np.ndarray, inverse: np.ndarray, i0: int, i1: int
+    ) -> None:
+        """Look codes ``i0:i1`` up (:func:`quantize._colors_numba.rank_codes`).
+
+        Parameters
+        ----------
+        codes : ndarray of shape (P,), int32
+            Each in ``0 .. 2**24 - 1`` (not checked).
+        ranks : ndarray of shape (2**24,), int32
+            The value of each code.
+        inverse : ndarray of shape (P,), int32
+            Gets ``ranks[code]`` at ``i0:i1``.
+        """
+        n = codes.shape[0]
+        self._span(n, i0, i1)
+        self._fn["rank_codes"](
+            self._ptr(codes, np.int32, (n,), "codes"),
+            n,
+            self._ptr(ranks, np.int32, (1 << 24,), "ranks"),
+            self._ptr(inverse, np.int32, (n,), "inverse"),
             i0,
             i1,
         )

@@ -9,10 +9,13 @@ maps the fitted labels back to the pixels.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from quantize import _native
 
 __all__ = ["ColorTable", "as_image_array", "unique_colors"]
 
@@ -147,6 +150,8 @@ class _Scratch:
     lock = threading.Lock()
     present: np.ndarray | None = None
     lut: np.ndarray | None = None
+    #: whether ``lut`` is all zeros (the compiled path counts in it, then clears it again)
+    lut_zero = False
 
 
 def _tables(n_bins: int, reuse: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -154,8 +159,50 @@ def _tables(n_bins: int, reuse: bool) -> tuple[np.ndarray, np.ndarray]:
         if _Scratch.present is None or _Scratch.lut is None:
             _Scratch.present = np.zeros(n_bins, dtype=np.bool_)
             _Scratch.lut = np.empty(n_bins, dtype=np.int32)
+            _Scratch.lut_zero = False
         return _Scratch.present, _Scratch.lut
     return np.zeros(n_bins, dtype=np.bool_), np.empty(n_bins, dtype=np.int32)
+
+
+#: Pixels from which :func:`unique_colors` loads the compiled loops if this process has not
+#: loaded them yet (0.03 s from their cache file); below it they serve only if loaded.
+_KERNEL_LOAD_MIN_PIXELS = 1 << 22
+
+
+def _compiled_rgb8(flat: np.ndarray) -> tuple[np.ndarray, ...] | None:
+    """Sorted unique codes, counts and inverse of 8-bit RGB(A) pixels, compiled; or None.
+
+    None (the numpy path runs) for small or non-contiguous pixel arrays, when the compiled
+    loops are unavailable, or when another thread holds the shared tables.
+    """
+    n = flat.shape[0]
+    if n < _BINCOUNT_MIN_PIXELS or n >= 1 << 31 or not flat.flags.c_contiguous:
+        return None
+    native = _native.loaded() if n < _KERNEL_LOAD_MIN_PIXELS else _native.kernels()
+    if native is None or not _Scratch.lock.acquire(blocking=False):
+        return None
+    try:
+        _, lut = _tables(1 << 24, True)
+        if not _Scratch.lut_zero:
+            lut.fill(0)
+        _Scratch.lut_zero = False  # (until cleared below, whatever happens)
+        codes = np.empty(n, dtype=np.int32)
+        inverse = np.empty(n, dtype=np.int32)
+        cuts = [(0, n // 2), (n // 2, n)]  # two threads where they can share the work
+        with ThreadPoolExecutor(2, thread_name_prefix="vq-colours") as pool:
+            for f in [pool.submit(native.codes_rgb8, flat, codes, a, b) for a, b in cuts]:
+                f.result()
+            native.tally_codes(codes, lut, 0, n)  # lut: the count of each code
+            uniq = np.flatnonzero(lut)
+            counts = lut[uniq].astype(np.int64)
+            lut[uniq] = np.arange(uniq.size, dtype=np.int32)  # now the rank of each code
+            for f in [pool.submit(native.rank_codes, codes, lut, inverse, a, b) for a, b in cuts]:
+                f.result()
+        lut[uniq] = 0
+        _Scratch.lut_zero = True
+        return uniq.astype(np.intp, copy=False), counts, inverse
+    finally:
+        _Scratch.lock.release()
 
 
 def _rgb8_codes(flat: np.ndarray) -> np.ndarray:
@@ -228,6 +275,8 @@ def _unique_codes(codes: np.ndarray, n_bins: int | None) -> tuple[np.ndarray, ..
             present[codes] = True
             uniq = np.flatnonzero(present)
             lut[uniq] = np.arange(uniq.size, dtype=np.int32)
+            if reuse:
+                _Scratch.lut_zero = False
             inverse = np.take(lut, codes)
             present[uniq] = False  # leave the shared table clean
         finally:
@@ -278,6 +327,10 @@ def unique_colors(image: Any) -> ColorTable:
         codes = flat[:, 0].astype(np.intp)
         n_bins: int | None = 1 << bits
     elif bits == 8:
+        if opaque_flat is None or opaque_flat.all():
+            found = _compiled_rgb8(flat)
+            if found is not None:
+                return _table(found, dtype, bits, n_color, rows, cols, opaque_flat)
         codes = _rgb8_codes(flat)
         n_bins = 1 << 24
     else:
@@ -291,6 +344,20 @@ def unique_colors(image: Any) -> ColorTable:
         inverse[opaque_flat] = inv_opaque
     else:
         uniq, counts, inverse = _unique_codes(codes, n_bins)
+    return _table((uniq, counts, inverse), dtype, bits, n_color, rows, cols, opaque_flat)
+
+
+def _table(
+    found: tuple[np.ndarray, ...],
+    dtype: Any,
+    bits: int,
+    n_color: int,
+    rows: int,
+    cols: int,
+    opaque_flat: np.ndarray | None,
+) -> ColorTable:
+    """Make the :class:`ColorTable` of sorted unique codes, their counts and inverse index."""
+    uniq, counts, inverse = found
     mask = (1 << bits) - 1
     if n_color == 1:
         colors = uniq.astype(dtype)[:, None]

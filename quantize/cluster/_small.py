@@ -104,7 +104,7 @@ def find_small_groups(
     h_low, h_high = _column_bounds(halves)
     low = h_low >> 1
     shape = tuple(int(v) for v in (h_high >> 1) - low + 1)
-    key = np.ravel_multi_index(((halves >> 1) - low).T, shape)
+    key = np.asarray(np.ravel_multi_index(((halves >> 1) - low).T, shape), np.intp)
     # the search works on the far colours alone (on a photo at K = 16, 40 % of 1.3 M): their
     # grid has the same cells, in the same order, as a grid of every colour
     far_of = np.flatnonzero(far)  # global index of each far colour

@@ -9,6 +9,19 @@ def _reference(flat):
     return np.unique(flat, axis=0, return_inverse=True, return_counts=True)
 
 
+@pytest.fixture(autouse=True, params=["numpy", "compiled"])
+def rgb8_path(request, monkeypatch):
+    """Run each test with 8-bit RGB images counted by numpy, then by the compiled loops."""
+    if request.param == "numpy":
+        monkeypatch.setattr(features, "_compiled_rgb8", lambda flat: None)
+    else:
+        from quantize import _native
+
+        if _native.kernels() is None:
+            pytest.skip(_native.kernels_error())
+    return request.param
+
+
 @pytest.mark.parametrize("big_path", [False, True])
 def test_rgb8_matches_numpy_unique(monkeypatch, big_path):
     if big_path:  # force the presence-table path on a small image, counted in chunks
@@ -200,3 +213,39 @@ def test_mid_size_images_use_the_shared_tables_only_once_they_exist(monkeypatch)
         check(unique_colors(img))
     assert len(calls) == 2
     assert not features._Scratch.present.any()
+
+
+def test_both_paths_share_the_tables_and_leave_them_usable(monkeypatch, rgb8_path):
+    # numpy leaves ranks in the shared look-up table, the compiled loops count in it: each
+    # must find it as it needs it whatever ran before, on images of every channel layout
+    if rgb8_path == "numpy":
+        pytest.skip("one run covers both paths")
+    from quantize import _native
+
+    monkeypatch.setattr(features, "_BINCOUNT_MIN_PIXELS", 0)
+    monkeypatch.setattr(features, "_WARM_TABLE_MIN_PIXELS", 0)  # numpy: the shared tables
+    monkeypatch.setattr(features, "_KERNEL_LOAD_MIN_PIXELS", 0)
+    compiled = features._compiled_rgb8
+    used = []
+
+    def spy(flat):
+        found = compiled(flat)
+        used.append(found is not None)
+        return found
+
+    rng = np.random.default_rng(12)
+    for i in range(6):
+        img = rng.integers(0, 5 + i, size=(23, 31, 3 + i % 2), dtype=np.uint8) * 40
+        if i % 2:
+            img[..., 3] = 255  # alpha, every pixel opaque
+        path = spy if i in (0, 2, 3, 5) else lambda f: None
+        monkeypatch.setattr(features, "_compiled_rgb8", path)
+        t = unique_colors(img)
+        colors, inverse, counts = _reference(img[..., :3].reshape(-1, 3))
+        np.testing.assert_array_equal(t.colors, colors)
+        np.testing.assert_array_equal(t.counts, counts)
+        np.testing.assert_array_equal(t.inverse, inverse.ravel())
+        assert t.counts.dtype == np.int64 and t.inverse.dtype == np.int32
+        assert (t.opaque is None) == (i % 2 == 0)
+    assert used == [True] * 4 and _native.loaded() is not None
+    assert features._Scratch.lut_zero and not features._Scratch.lut.any()

@@ -125,6 +125,43 @@ def test_kernels_refuse_arrays_of_the_wrong_kind():
         kernels.candidate_lists(pal, np.array([1.0, 0.0, 1.0]))
 
 
+def test_colour_loops_pack_count_and_look_up_like_numpy():
+    kernels = render.compiled_diffusion()
+    if kernels is None:
+        pytest.skip(render.compiled_diffusion_error())
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, size=(501, 4), dtype=np.uint8)
+    rgba[0, :3] = 255  # the highest code: no byte may leak into the next pixel's
+    for pixels in (np.ascontiguousarray(rgba[:, :3]), rgba):
+        codes = np.full(501, -1, np.int32)
+        kernels.codes_rgb8(pixels, codes, 0, 200)
+        kernels.codes_rgb8(pixels, codes, 200, 501)
+        rgb = pixels[:, :3].astype(np.int64)
+        np.testing.assert_array_equal(codes, rgb[:, 0] << 16 | rgb[:, 1] << 8 | rgb[:, 2])
+    counts = np.zeros(2**24, np.int32)
+    kernels.tally_codes(codes, counts, 0, 501)
+    kernels.tally_codes(codes, counts, 0, 10)  # the first ten once more
+    expected = np.bincount(codes, minlength=2**24) + np.bincount(codes[:10], minlength=2**24)
+    np.testing.assert_array_equal(counts, expected)
+    ranks = rng.integers(0, 1000, size=2**24).astype(np.int32)
+    inverse = np.full(501, -7, np.int32)
+    kernels.rank_codes(codes, ranks, inverse, 3, 501)
+    np.testing.assert_array_equal(inverse[3:], ranks[codes[3:]])
+    assert (inverse[:3] == -7).all()  # outside i0:i1: untouched
+    with pytest.raises(ValueError, match="pixels"):
+        kernels.codes_rgb8(rgba[:, :2], codes, 0, 1)
+    with pytest.raises(ValueError, match="pixels"):
+        kernels.codes_rgb8(rgba[::2, :3], codes[:251], 0, 1)
+    with pytest.raises(ValueError, match="codes"):
+        kernels.codes_rgb8(rgba, codes[:-1], 0, 1)
+    with pytest.raises(ValueError, match="outside"):
+        kernels.tally_codes(codes, counts, 0, 502)
+    with pytest.raises(ValueError, match="counts"):
+        kernels.tally_codes(codes, counts[:-1], 0, 1)
+    with pytest.raises(ValueError, match="inverse"):
+        kernels.rank_codes(codes, ranks, inverse.astype(np.int64), 0, 1)
+
+
 @pytest.mark.parametrize("scale", [None, (0.8, 1.0, 0.7), (0.3, 1.0, 2.5)])
 def test_candidate_lists_hold_the_nearest_entry_of_every_colour(scale):
     # the lists prune by the search's own (scaled) distance: the exact nearest entry of any
