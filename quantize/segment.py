@@ -84,6 +84,7 @@ __all__ = [
     "pooled_variance",
     "segment_result",
     "soft_assignments",
+    "assignment_uncertainty",
 ]
 
 #: ``--smooth`` without a value: 1 nat per agreeing neighbour.  On the six noisy scenes of
@@ -451,6 +452,36 @@ def soft_assignments(result: QuantizeResult, index: np.ndarray) -> np.ndarray:
     opaque = flat >= 0
     out[opaque] = post[inverse.ravel()]
     return out.reshape(idx.shape + (result.n_colors,))
+
+
+def assignment_uncertainty(result: QuantizeResult, colours: np.ndarray) -> np.ndarray:
+    """Return ``1 - max_k`` of the soft assignments of some distinct colours.
+
+    The soft assignments of :func:`soft_assignments`, not formed:
+    ``1 - 1 / sum_k exp(L_k - max L)``.
+
+    Parameters
+    ----------
+    result : QuantizeResult
+    colours : ndarray of shape (P,), integer
+        Distinct-colour indices, each ``>= 0``.
+
+    Returns
+    -------
+    uncertainty : ndarray of shape (P,), float32
+        0 where one class takes all, up to ``1 - 1 / K``.
+    """
+    colours = np.asarray(colours, np.intp).ravel()
+    out = np.empty(colours.size, np.float32)
+    base = result.unsmoothed()
+    variance = getattr(base.model, "variance_", None)
+    if variance is None and not base.is_soft:
+        variance = hard_variance(base)
+    for sl in iter_chunks(colours.size, 16384):  # short calls: the GUI thread gets the GIL
+        L, _ = class_log_likelihoods(base, variance=variance, subset=colours[sl])
+        np.exp(L, out=L)  # L is relative to each row's best: its largest term is exp(0) = 1
+        out[sl] = 1.0 - 1.0 / L.sum(axis=-1)
+    return out
 
 
 def _softmax_last(A: np.ndarray) -> np.ndarray:

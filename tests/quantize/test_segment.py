@@ -251,3 +251,17 @@ def test_cli_refuses_a_smoothing_too_large_with_its_reason(tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert "smoothing a 48x36 image with K = 3 would need" in err and "nothing written" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("method", ["kmeans", "gmm"])
+def test_assignment_uncertainty_is_one_minus_the_largest_soft_assignment(method):
+    from quantize.segment import assignment_uncertainty, soft_assignments
+
+    result = quantize_image(noisy_scene(3)[0], 4, method=method, seed=0)
+    colours = np.arange(result.table.n_colors)[::-3]  # any order, a subset
+    got = assignment_uncertainty(result, colours)
+    expected = 1.0 - soft_assignments(result, colours).max(axis=1)
+    assert got.shape == colours.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=2e-7)
+    assert got.min() >= 0.0 and got.max() <= 1.0 - 1.0 / 4 + 1e-6
+    assert got.max() > 0.1  # the noise puts some colours between classes
