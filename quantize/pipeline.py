@@ -933,7 +933,12 @@ def _keep_small_colors(
     rgb8 = _table_rgb8(table)
     if fit_on is not None:
         rgb8 = rgb8[fit_on]
-    perceptual = points if space == "oklab" else rgb_to_space(rgb8, "oklab")
+    if space == "oklab":
+        perceptual = points
+    elif fit_on is None and table.colors.dtype == np.uint8 and table.colors.shape[1] == 3:
+        perceptual = table_points(table, "oklab")  # the same colours, kept with the table
+    else:
+        perceptual = rgb_to_space(rgb8, "oklab")
     groups = find_small_groups(
         perceptual,
         weights,
