@@ -8,8 +8,10 @@ yields the estimator's :class:`~quantize.protocol.IterationRecord` objects and r
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -832,23 +834,58 @@ def iter_quantize_image(
         yield rec
     added: tuple[int, ...] = ()
     pinned = locked
-    if keep_small_colors and "locked" in spec.options and not one_channel:
-        refit = _keep_small_colors(
-            model,
-            spec,
-            n_colors,
-            int(seed),
-            options,
-            table,
-            space,
+    rgb8_fit = _table_rgb8(table) if fit_on is None else _table_rgb8(table)[fit_on]
+
+    def polish(centers: np.ndarray, stop: CancelCallback | None) -> tuple[np.ndarray, ...]:
+        return polish_palette(
             fit_points,
             fit_weights,
-            fit_on,
-            locked,
-            small_color_distance,
-            small_color_share,
+            rgb8_fit,
+            centers,
+            power=power,
+            n_fixed=len(pinned),
+            should_cancel=stop,
         )
+
+    def polishable(model: Any) -> bool:
+        return power < 2.0 and spec.polishable and len(pinned) < len(_centers_of(model))
+
+    polished: tuple[np.ndarray, ...] | None = None
+    if keep_small_colors and "locked" in spec.options and not one_channel:
+        # the search for small colours usually finds none: the polish it would be followed
+        # by runs meanwhile on a second thread (numpy and the compiled loops release the
+        # GIL), and is dropped if a refit follows (15 MP photo, K = 16: about 0.1 s less)
+        ahead = None
+        dropped = threading.Event()
+        if polishable(model):
+            pool = ThreadPoolExecutor(1, thread_name_prefix="vq-polish")
+            ahead = pool.submit(
+                polish, _centers_of(model), lambda: dropped.is_set() or _cancelled(should_cancel)
+            )
+            pool.shutdown(wait=False)
+        try:
+            refit = _keep_small_colors(
+                model,
+                spec,
+                n_colors,
+                int(seed),
+                options,
+                table,
+                space,
+                fit_points,
+                fit_weights,
+                fit_on,
+                locked,
+                small_color_distance,
+                small_color_share,
+            )
+        except BaseException:
+            dropped.set()
+            raise
         if refit is not None:
+            dropped.set()
+            if ahead is not None:
+                ahead.exception()  # wait for it (a Cancelled it raised is not ours)
             model2, pinned, added = refit
             restart = 1 + max((r.restart for r in records), default=-1)
             for rec in model2.iter_fit(fit_points, fit_weights, should_cancel=should_cancel):
@@ -856,21 +893,15 @@ def iter_quantize_image(
                 records.append(rec)
                 yield rec
             model = model2
+        elif ahead is not None:
+            polished = ahead.result()  # raises Cancelled if the run was cancelled meanwhile
     centers = _centers_of(model)
-    polished = power < 2.0 and spec.polishable and len(pinned) < len(centers)
-    if not polished:
+    if polished is None and polishable(model):
+        polished = polish(centers, should_cancel)
+    if polished is None:
         labels = model.labels_ if fit_on is None else model.predict(points)
     else:
-        rgb8 = _table_rgb8(table)
-        centers, fit_labels = polish_palette(
-            fit_points,
-            fit_weights,
-            rgb8 if fit_on is None else rgb8[fit_on],
-            centers,
-            power=power,
-            n_fixed=len(pinned),
-            should_cancel=should_cancel,
-        )
+        centers, fit_labels = polished
         labels = fit_labels if fit_on is None else nearest_labels(points, centers)
         # the model now describes the polished palette (model files, segmentation, sweeps)
         model.cluster_centers_ = centers
@@ -902,6 +933,10 @@ def iter_quantize_image(
         importance=importance is not None,
         error_power=power if polished else 2.0,
     )
+
+
+def _cancelled(should_cancel: CancelCallback | None) -> bool:
+    return should_cancel is not None and bool(should_cancel())
 
 
 def _keep_small_colors(

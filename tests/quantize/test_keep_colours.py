@@ -282,3 +282,37 @@ def test_small_mark_kept_by_the_mixture_too():
     assert mark_delta_e(img, kept.to_image(), mask) < 1.0
     assert len(kept.added) == 1 and kept.is_soft
     assert tuple(kept.palette[kept.added[0]]) == RED
+
+
+@pytest.mark.parametrize("k", [6, 12])
+def test_a_search_that_finds_nothing_changes_nothing(k):
+    # the polish runs beside the search for small colours: when the search finds none, the
+    # result must be exactly the one without the search
+    img = photo_like(96, seed=3)
+    searched = quantize_image(img, k, color_space="wrgb", seed=1)
+    plain = quantize_image(img, k, color_space="wrgb", seed=1, keep_small_colors=False)
+    assert searched.added == ()
+    np.testing.assert_array_equal(searched.palette, plain.palette)
+    np.testing.assert_array_equal(searched.labels, plain.labels)
+    assert searched.model.inertia_ == plain.model.inertia_
+
+
+def test_a_cancel_during_the_search_for_small_colours_ends_the_run(monkeypatch):
+    import threading
+
+    from quantize import pipeline
+    from quantize.protocol import Cancelled
+
+    stop = threading.Event()
+    search = pipeline._keep_small_colors
+
+    def cancelled_meanwhile(*args, **kwargs):
+        out = search(*args, **kwargs)
+        stop.set()  # the user cancels while the search runs
+        return out
+
+    monkeypatch.setattr(pipeline, "_keep_small_colors", cancelled_meanwhile)
+    img = photo_like(96, seed=3)
+    with pytest.raises(Cancelled):
+        quantize_image(img, 8, color_space="wrgb", should_cancel=stop.is_set)
+    assert stop.is_set()
