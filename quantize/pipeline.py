@@ -834,13 +834,13 @@ def iter_quantize_image(
         yield rec
     added: tuple[int, ...] = ()
     pinned = locked
-    rgb8_fit = _table_rgb8(table) if fit_on is None else _table_rgb8(table)[fit_on]
 
     def polish(centers: np.ndarray, stop: CancelCallback | None) -> tuple[np.ndarray, ...]:
+        rgb8 = _table_rgb8(table)
         return polish_palette(
             fit_points,
             fit_weights,
-            rgb8_fit,
+            rgb8 if fit_on is None else rgb8[fit_on],
             centers,
             power=power,
             n_fixed=len(pinned),
