@@ -851,8 +851,10 @@ def _finish(
     reports = [results[i] for i in sorted(results)]
     failed = [r for r in reports if not r["ok"]]
     skipped = [r for r in reports if r.get("skipped")]
-    n_ok = len(reports) - len(failed) - len(skipped)
-    done = set(results) | set(unreported)
+    # files put in place by a task the interrupt stopped before its report was made
+    late = {i: paths for i, paths in unreported.items() if i not in results and paths}
+    n_ok = len(reports) - len(failed) - len(skipped) + len(late)
+    done = set(results) | set(late)
     not_processed = [_label(t) for i, t in enumerate(args.inputs) if i not in done]
     doc: dict[str, Any] = {
         "ok": n_ok,
@@ -860,6 +862,11 @@ def _finish(
         "failed": len(failed),
         "files": reports,
     }
+    if late:
+        doc["written_without_summary"] = [
+            {"input": _label(args.inputs[i]), "outputs": [str(p) for p in late[i]]}
+            for i in sorted(late)
+        ]
     if fit is not None:
         doc["shared_palette"] = {k: v for k, v in fit.items() if k != "warnings"}
         doc["shared_palette"]["palette"] = [
@@ -882,6 +889,9 @@ def _finish(
                     psnr = fmt_float((s["metrics"] or {}).get("psnr"), 2, " dB", "n/a")
                     what = f"K={s['n_colors']}, PSNR {psnr}"
                 print(f"ok    {r['input']}: {what} -> {outs}")
+        for i in sorted(late):
+            outs = ", ".join(p.name for p in late[i])
+            print(f"ok    {_label(args.inputs[i])}: written as the interrupt came -> {outs}")
         more = f", {len(skipped)} skipped" if skipped else ""
         stop = f", {len(not_processed)} not processed (interrupted)" if interrupted else ""
         shared = " (one shared palette)" if fit is not None else ""
@@ -903,7 +913,7 @@ def _finish(
             for r in reports
             if r["ok"] and "summary" in r
             for o in r["summary"]["outputs"]
-        ] + [str(p) for i in sorted(unreported) for p in unreported[i]]
+        ] + [str(p) for i in sorted(late) for p in late[i]]
         err(
             f"vq: interrupted - {written_words(written)}; "
             f"{len(not_processed)} of {len(args.inputs)} files not processed"

@@ -1165,6 +1165,15 @@ def test_interrupt_right_after_a_file_was_written_still_lists_it(tmp_path, monke
     assert files(tmp_path / "out") == ["a.json", "a.png", "vq-batch-report.json"]
     report = json.loads((tmp_path / "out" / "vq-batch-report.json").read_text())
     assert report["interrupted"] is True and report["not_processed"] == inputs[1:]
+    assert report["ok"] == 1 and report["files"] == []
+    assert report["written_without_summary"] == [
+        {"input": inputs[0], "outputs": [str(Path("out") / n) for n in ("a.png", "a.json")]}
+    ]
+    # without -q the summary lists the file too, and counts it
+    assert main([*argv[:-1], "-o", "out2"]) == 130
+    out = capsys.readouterr().out
+    assert f"ok    {inputs[0]}: written as the interrupt came -> a.png, a.json" in out
+    assert "1 ok, 0 failed, 1 not processed (interrupted)" in out
 
 
 def lzw_tiff_with_garbage_data(path: Path) -> Path:
