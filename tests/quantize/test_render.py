@@ -437,6 +437,13 @@ def test_large_errors_are_capped_and_tiny_ones_dropped():
     off = np.full((40, 40, 3), (128, 128, 129), np.uint8)
     assert np.all(dither_indices(off, pal, "fs") == 0)
     assert np.any(dither_indices(off, pal, "fs", adaptive=False) != 0)
+    # with a coarse palette, one level off in two channels (a flat graphic's large areas
+    # beside a fitted palette) stays flat too; two levels off in one channel is dithered
+    near = np.vstack([pal, [[134, 128, 128], [128, 134, 128], [128, 128, 122]]]).astype(np.uint8)
+    for shift, flat in (((1, 1, 0), True), ((1, 0, -1), True), ((2, 0, 0), False)):
+        off = np.full((40, 40, 3), np.add((128, 128, 128), shift), np.uint8)
+        off[:, 20:] = (0, 0, 0)
+        assert np.all(dither_indices(off, near, "fs")[:, :20] == 0) == flat, shift
 
 
 def test_box_sum_matches_a_direct_window_sum():
