@@ -446,6 +446,31 @@ def test_large_errors_are_capped_and_tiny_ones_dropped():
         assert np.all(dither_indices(off, near, "fs")[:, :20] == 0) == flat, shift
 
 
+def test_fine_palettes_dither_with_their_own_search_scales():
+    from quantize.render import _FINE_SEARCH, _diffusion_scale
+
+    w = np.array([0.8, 1.0, 0.7])
+    assert _diffusion_scale(w, 16) is w and _diffusion_scale(None, 8) is None
+    for scale, k in ((w, 64), (None, 256)):
+        np.testing.assert_allclose(_diffusion_scale(scale, k), _FINE_SEARCH)
+    np.testing.assert_allclose(_diffusion_scale(w, 32), (w + _FINE_SEARCH) / 2)
+    assert _FINE_SEARCH[1] == 1 and _FINE_SEARCH[2] < _FINE_SEARCH[0] < 1  # green, red, blue
+    # with the same undithered rendering, a fine palette's adaptive diffusion no longer
+    # depends on the caller's scales; a coarse one's and the classic diffusion's still do
+    y, x = np.mgrid[0:48, 0:64]
+    img = np.stack([x * 4, y * 5, 255 - x * 2 - y * 2], axis=2).astype(np.uint8)
+    for k, same in ((64, True), (12, False)):
+        pal = RNG.integers(0, 256, (k, 3)).astype(np.uint8)
+        near = dither_indices(img, pal, "none")
+        runs = [
+            dither_indices(img, pal, "fs", nearest=near, channel_weights=cw, adaptive=ad)
+            for ad in (True, False)
+            for cw in (None, w)
+        ]
+        assert np.array_equal(runs[0], runs[1]) == same, k
+        assert not np.array_equal(runs[2], runs[3])
+
+
 def test_box_sum_matches_a_direct_window_sum():
     from scipy import ndimage as ndi
 
