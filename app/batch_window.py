@@ -371,6 +371,11 @@ class BatchWindow(QtWidgets.QWidget):
             return
         if report.get("skipped"):
             self._set_row(row, self.files[row].name, "skipped", str(report.get("message", "")))
+        elif report.get("written_without_summary"):  # finished as the batch was cancelled
+            outs = ", ".join(Path(o).name for o in report["outputs"])
+            self._set_row(
+                row, self.files[row].name, "done", f"written as it was cancelled → {outs}"
+            )
         elif report["ok"]:
             s = report["summary"]
             outs = ", ".join(Path(o["path"]).name for o in s["outputs"])

@@ -799,7 +799,12 @@ def run(
                 changed = [p for p in targets_of(i) if _stat_key(p) != before.get(p)]
                 if changed and all(_stat_key(p) is not None for p in changed):
                     unreported[i] = changed
-    return _finish(args, err, results, unreported, interrupted, created, fit)
+        # what a task stopped after writing put in place is reported as done
+        for i in sorted(unreported):
+            if i not in results and unreported[i]:
+                outputs = [str(p) for p in unreported[i]]
+                record(i, {"ok": True, "written_without_summary": True, "outputs": outputs})
+    return _finish(args, err, results, interrupted, created, fit)
 
 
 def _run_huge(
@@ -841,7 +846,6 @@ def _finish(
     args: argparse.Namespace,
     err: Err,
     results: dict[int, dict[str, Any]],
-    unreported: dict[int, list[Path]],
     interrupted: bool,
     created: list[Path],
     fit: dict[str, Any] | None,
@@ -851,22 +855,14 @@ def _finish(
     reports = [results[i] for i in sorted(results)]
     failed = [r for r in reports if not r["ok"]]
     skipped = [r for r in reports if r.get("skipped")]
-    # files put in place by a task the interrupt stopped before its report was made
-    late = {i: paths for i, paths in unreported.items() if i not in results and paths}
-    n_ok = len(reports) - len(failed) - len(skipped) + len(late)
-    done = set(results) | set(late)
-    not_processed = [_label(t) for i, t in enumerate(args.inputs) if i not in done]
+    n_ok = len(reports) - len(failed) - len(skipped)
+    not_processed = [_label(t) for i, t in enumerate(args.inputs) if i not in results]
     doc: dict[str, Any] = {
         "ok": n_ok,
         "skipped": len(skipped),
         "failed": len(failed),
         "files": reports,
     }
-    if late:
-        doc["written_without_summary"] = [
-            {"input": _label(args.inputs[i]), "outputs": [str(p) for p in late[i]]}
-            for i in sorted(late)
-        ]
     if fit is not None:
         doc["shared_palette"] = {k: v for k, v in fit.items() if k != "warnings"}
         doc["shared_palette"]["palette"] = [
@@ -880,6 +876,9 @@ def _finish(
         for r in reports:
             if r.get("skipped"):
                 print(f"skip  {r['message']}")
+            elif r.get("written_without_summary"):
+                outs = ", ".join(Path(o).name for o in r["outputs"])
+                print(f"ok    {r['input']}: written as the interrupt came -> {outs}")
             elif r["ok"]:
                 s = r["summary"]
                 outs = ", ".join(Path(o["path"]).name for o in s["outputs"])
@@ -889,9 +888,6 @@ def _finish(
                     psnr = fmt_float((s["metrics"] or {}).get("psnr"), 2, " dB", "n/a")
                     what = f"K={s['n_colors']}, PSNR {psnr}"
                 print(f"ok    {r['input']}: {what} -> {outs}")
-        for i in sorted(late):
-            outs = ", ".join(p.name for p in late[i])
-            print(f"ok    {_label(args.inputs[i])}: written as the interrupt came -> {outs}")
         more = f", {len(skipped)} skipped" if skipped else ""
         stop = f", {len(not_processed)} not processed (interrupted)" if interrupted else ""
         shared = " (one shared palette)" if fit is not None else ""
@@ -909,11 +905,11 @@ def _finish(
     remove_folders(created)  # only if still empty
     if interrupted:
         written = [
-            o["path"]
+            o["path"] if isinstance(o, dict) else o
             for r in reports
-            if r["ok"] and "summary" in r
-            for o in r["summary"]["outputs"]
-        ] + [str(p) for i in sorted(late) for p in late[i]]
+            if r["ok"] and ("summary" in r or "outputs" in r)
+            for o in (r["summary"]["outputs"] if "summary" in r else r["outputs"])
+        ]
         err(
             f"vq: interrupted - {written_words(written)}; "
             f"{len(not_processed)} of {len(args.inputs)} files not processed"

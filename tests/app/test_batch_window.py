@@ -156,6 +156,20 @@ def test_cancel_stops_soon_and_leaves_nothing_partial(qtbot, batch, boxes, tmp_p
     assert batch.start_button.isEnabled() and batch.in_edit.isEnabled()
 
 
+def test_a_file_written_as_the_batch_was_cancelled_shows_as_done(batch, tmp_path):
+    # a worker can put a file in place just before the cancel reaches it, its summary lost:
+    # vq batch reports the file without one, and the row must not say "not processed"
+    folder = folder_of_photos(tmp_path, 2)
+    batch.in_edit.setText(str(folder))
+    row = [batch.files[r].name for r in range(len(batch.files))].index("p1.png")
+    out = str(tmp_path / "out" / "p1.png")
+    batch._on_report(row, {"ok": True, "written_without_summary": True, "outputs": [out]})
+    assert batch.status_of(row) == "done"
+    assert batch.table.item(row, 2).text() == "written as it was cancelled → p1.png"
+    batch._on_cancelled(0)
+    assert batch.status_of(row) == "done" and "1 done" in batch.status_label.text()
+
+
 def test_the_file_menu_opens_the_batch_window(qtbot, window):
     window.batch_action.trigger()
     assert window.batch_window.isVisible()
