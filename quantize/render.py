@@ -243,9 +243,14 @@ _CAP_MIN = 12.0
 _CAP_RMS_64 = 5.0
 
 
+def _fineness(n_colors: int) -> float:
+    """How far a palette of ``n_colors`` is from coarse (0, K <= 16) to fine (1, K >= 64)."""
+    return float(np.clip((np.log2(max(n_colors, 1)) - 4.0) / 2.0, 0.0, 1.0))
+
+
 def _adaptive_settings(n_colors: int) -> _Adaptive:
     log_k = np.log2(max(n_colors, 1))
-    t = float(np.clip((log_k - 4.0) / 2.0, 0.0, 1.0))
+    t = _fineness(n_colors)
     settings = _Adaptive(
         *(a + t * (b - a) for a, b in zip(astuple(_COARSE), astuple(_FINE), strict=True))
     )
@@ -280,7 +285,7 @@ def _diffusion_scale(scale: np.ndarray | None, n_colors: int) -> np.ndarray | No
     scale : ndarray of shape (3,) or None
         ``scale`` for K <= 16, :data:`_FINE_SEARCH` for K >= 64, linear in log2 K between.
     """
-    t = float(np.clip((np.log2(max(n_colors, 1)) - 4.0) / 2.0, 0.0, 1.0))
+    t = _fineness(n_colors)
     if t == 0.0:
         return scale
     base = np.ones(3) if scale is None else np.asarray(scale, np.float64)
