@@ -262,12 +262,13 @@ def _adaptive_settings(n_colors: int) -> _Adaptive:
 #: (K >= 64; from K = 16 to 64 they run from the caller's scales to these, on log2 K).  With
 #: many entries near every value, a search that weighs green most and blue least picks entries
 #: that keep the lightness and leave the dither noise in chroma, where it shows least; the
-#: diffused error stays the sRGB difference.  On eleven camera photos in whole runs of `vq`
-#: against the fit's own scales (0.8, 1, 0.7): blurred CIEDE2000 -0.006 (K = 64) and -0.016
-#: (K = 256) in the median, SSIM +0.0005 at K = 64 and -0.0009 at 256 (still above
-#: pngquant's).  libimagequant's 0.5, 1, 0.45 went further but cost SSIM at K = 256, and at
-#: K = 16 it raised the colour error (its entries are too far apart to trade lightness for
-#: hue), so a coarse palette keeps the caller's scales (benchmarks/README.md, issue 10).
+#: diffused error stays the sRGB difference.  On eleven camera photos in whole runs of `vq`,
+#: against the fit's own scales (0.8, 1, 0.7), the medians against pngquant moved: blurred
+#: CIEDE2000 +0.00001 -> -0.0024 (K = 64) and -0.007 -> -0.022 (K = 256), SSIM +0.0013 ->
+#: +0.0009 and +0.0014 -> +0.0005 (still above pngquant's).  libimagequant's 0.5, 1, 0.45
+#: went further but cost SSIM at K = 256, and at K = 16 it raised the colour error (its
+#: entries are too far apart to trade lightness for hue), so a coarse palette keeps the
+#: caller's scales (benchmarks/README.md, issue 10).
 _FINE_SEARCH = np.array([0.65, 1.0, 0.57])
 
 

@@ -236,6 +236,13 @@ def _label(path_text: str) -> str:
     return STDIN_LABEL if path_text == STDIN else path_text
 
 
+def _report_outputs(report: dict[str, Any]) -> list[str]:
+    """Return the paths of the files a successful report says were written."""
+    if "summary" in report:
+        return [o["path"] for o in report["summary"]["outputs"]]
+    return list(report.get("outputs", []))  # written as the interrupt came: no summary
+
+
 def _failure(path_text: str, code: int, message: str, detail: str | None = None) -> dict[str, Any]:
     return {
         "input": _label(path_text),
@@ -876,12 +883,12 @@ def _finish(
         for r in reports:
             if r.get("skipped"):
                 print(f"skip  {r['message']}")
-            elif r.get("written_without_summary"):
-                outs = ", ".join(Path(o).name for o in r["outputs"])
-                print(f"ok    {r['input']}: written as the interrupt came -> {outs}")
             elif r["ok"]:
+                outs = ", ".join(Path(o).name for o in _report_outputs(r))
+                if r.get("written_without_summary"):
+                    print(f"ok    {r['input']}: written as the interrupt came -> {outs}")
+                    continue
                 s = r["summary"]
-                outs = ", ".join(Path(o["path"]).name for o in s["outputs"])
                 if s.get("frames", 1) > 1 and s.get("metrics") is None:
                     what = f"{s['frames']} frames, K={s['n_colors']}"
                 else:
@@ -904,12 +911,7 @@ def _finish(
             failed.append({"ok": False, "code": code})
     remove_folders(created)  # only if still empty
     if interrupted:
-        written = [
-            o["path"] if isinstance(o, dict) else o
-            for r in reports
-            if r["ok"] and ("summary" in r or "outputs" in r)
-            for o in (r["summary"]["outputs"] if "summary" in r else r["outputs"])
-        ]
+        written = [path for r in reports if r["ok"] for path in _report_outputs(r)]
         err(
             f"vq: interrupted - {written_words(written)}; "
             f"{len(not_processed)} of {len(args.inputs)} files not processed"
