@@ -1,7 +1,8 @@
 """The compiled loops, loaded with llvmlite alone.
 
 The loops are Floyd–Steinberg's (:mod:`quantize._fs_numba`), the K-means E step's
-(:mod:`quantize._kmeans_numba`) and the distinct colours' (:mod:`quantize._colors_numba`).
+(:mod:`quantize._kmeans_numba`), the distinct colours' (:mod:`quantize._colors_numba`) and
+the grid cells' of coarse-to-fine K-means (:mod:`quantize._cells_numba`).
 
 numba compiles the loops into C-callable functions once; their machine code is kept in a
 cache file, which later processes load with llvmlite (numba's code generator, installed
@@ -43,7 +44,7 @@ __all__ = ["Kernels", "cache_dir", "kernels", "kernels_error", "load", "prepare"
 _FORMAT = 2
 _MAGIC = b"VQ-KERNELS\n"
 #: The modules whose loops are compiled (their source is part of the key).
-_SOURCES = ("_fs_numba", "_kmeans_numba", "_colors_numba")
+_SOURCES = ("_fs_numba", "_kmeans_numba", "_colors_numba", "_cells_numba")
 #: Entries of the memo table of rounded colours (quantize._fs_numba.TABLE_SIZE).
 _TABLE_SIZE = 1 << 24
 #: Cells of the candidate lists (quantize._fs_numba.CELL_BITS = 5).
@@ -66,6 +67,8 @@ _ARGTYPES: dict[str, tuple[Any, ...]] = {
     "codes_rgb8": (_P, _N, _N, _P, _N, _N),
     "tally_codes": (_P, _N, _P, _N, _N),
     "rank_codes": (_P, _N, _P, _P, _N, _N),
+    "cell_codes": (_P, _N, _N, _P, _P, _P, _N, _P, _P, _P),
+    "cell_sums": (_P, _P, _N, _N, _N, _N) + (_P,) * 6,
 }
 
 
@@ -482,6 +485,65 @@ class Kernels:
             i0,
             i1,
         )
+
+    def cell_stats(
+        self, X: np.ndarray, w: np.ndarray, lo: np.ndarray, h: np.ndarray, spread: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
+        """Occupied grid cells of points, in Morton order, with their sums.
+
+        :func:`quantize._cells_numba.cell_codes` and :func:`~quantize._cells_numba.cell_sums`.
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, D), float64, C-contiguous, D <= 3
+            Points, each coordinate at least ``lo``'s.
+        w : ndarray of shape (N,), float64
+            Weights.
+        lo, h : ndarray of shape (D,), float64
+            The grid's origin and cell side per axis (sides > 0).
+        spread : ndarray of shape (2**bits,), int64
+            The bits of each cell coordinate (``2**bits`` cells per axis, ``D * bits`` <= 24)
+            spread ``D`` places apart (Morton code).
+
+        Returns
+        -------
+        cell : ndarray of shape (N,), int32
+            Each point's cell (a row of the arrays below).
+        codes : ndarray of shape (B,), int64
+            Morton code of each occupied cell, increasing.
+        W : ndarray of shape (B,)
+            Cell weights.
+        S : ndarray of shape (B, D)
+            Weighted sums of the cells' points.
+        Q : ndarray of shape (B,)
+            Weighted sums of their squared norms.
+        """
+        n, d = X.shape
+        bits = int(spread.shape[0]).bit_length() - 1
+        if not 1 <= d <= 3 or spread.shape != (1 << bits,) or not 1 <= bits or d * bits > 24:
+            raise ValueError(f"cells of {d}-dimensional points at {bits} bits: not supported")
+        lo = np.ascontiguousarray(lo, np.float64)
+        h = np.ascontiguousarray(h, np.float64)
+        if lo.shape != (d,) or h.shape != (d,) or not np.all(h > 0):
+            raise ValueError(f"grid origin {lo} and sides {h} do not fit {d} dimensions")
+        table = np.zeros(1 << (d * bits), dtype=np.int32)
+        cell = np.empty(n, dtype=np.int32)
+        count = np.zeros(1, dtype=np.int64)
+        x_p = self._ptr(X, np.float64, (n, d), "points")
+        self._fn["cell_codes"](
+            x_p, n, d, lo.ctypes.data, h.ctypes.data,
+            self._ptr(spread, np.int64, (1 << bits,), "spread"), bits,
+            table.ctypes.data, cell.ctypes.data, count.ctypes.data,
+        )  # fmt: skip
+        m = int(count[0])
+        codes = np.empty(m, dtype=np.int64)
+        W, S, Q = np.zeros(m), np.zeros((m, d)), np.zeros(m)
+        self._fn["cell_sums"](
+            x_p, self._ptr(w, np.float64, (n,), "weights"), n, d, bits, m,
+            table.ctypes.data, cell.ctypes.data, codes.ctypes.data,
+            W.ctypes.data, S.ctypes.data, Q.ctypes.data,
+        )  # fmt: skip
+        return cell, codes, W, S, Q
 
     def bounded_update(
         self,

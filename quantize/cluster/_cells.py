@@ -1,10 +1,12 @@
 """Regular grid cells at several resolutions over weighted points (coarse-to-fine K-means).
 
 The points are put on a regular grid of ``2**bits`` cells per axis over their bounding box
-and sorted in Morton (Z-) order, so that the cells of every coarser grid (``2**L`` cells per
-axis: the first ``L`` bits of each cell coordinate) own contiguous runs of points.  One
-sorted pass then gives every level's cell weights ``W``, weighted sums ``S``, weighted sums
-of squared norms ``Q`` and means ``S / W``.
+and their cells taken in Morton (Z-) order, so that the cells of every coarser grid (``2**L``
+cells per axis: the first ``L`` bits of each cell coordinate) own contiguous runs of finer
+cells.  The finest cells' weights ``W``, weighted sums ``S`` and weighted sums of squared
+norms ``Q`` come from one pass over the points (compiled, :mod:`quantize._cells_numba`; or
+numpy, after sorting the points by code); each coarser level's come from runs of the finer
+level's, and the means are ``S / W``.
 
 Lloyd on the cell means with weights ``W`` is Lloyd restricted to partitions that keep each
 cell together; its inertia plus the within-cell scatter ``sum(Q - |S|^2 / W)`` is the exact
@@ -16,14 +18,21 @@ ever going up.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from quantize import _native
 
 __all__ = ["LEVELS", "CellTree"]
 
 LEVELS = (5, 6, 7)  # bits per axis of the grids kept, coarse to fine
 _BITS = LEVELS[-1]
 _MAX_DIMS = 4
+_NATIVE_MAX_DIMS = 3  # the compiled loops count codes in a table of 2**(D * 7) entries
+#: Points from which a cell tree loads the compiled loops if this process has not loaded
+#: them yet (0.03 s from their cache file, about what they save on 250,000 points).
+_KERNEL_LOAD_MIN_POINTS = 1 << 18
 
 
 def _sq_norms(X: np.ndarray) -> np.ndarray:
@@ -52,9 +61,23 @@ def _radix_argsort(code: np.ndarray, n_bits: int) -> np.ndarray:
     return order
 
 
+def _compiled_loops(n: int, D: int) -> Any:
+    """Return the compiled loops (:class:`quantize._native.Kernels`) for N points in D dims.
+
+    None where the numpy form runs: D > 3, the loops unavailable, or not loaded yet for
+    fewer than :data:`_KERNEL_LOAD_MIN_POINTS` points.
+    """
+    if D > _NATIVE_MAX_DIMS:
+        return None
+    loaded = _native.loaded()
+    if loaded is not None or n < _KERNEL_LOAD_MIN_POINTS:
+        return loaded
+    return _native.kernels()
+
+
 @dataclass
 class _Level:
-    start: np.ndarray  # (B,) first point (sorted order) of each cell
+    first: np.ndarray  # (B,) first finest cell of each cell (all of them at the finest level)
     W: np.ndarray  # (B,) weights
     S: np.ndarray  # (B, D) weighted sums
     Q: np.ndarray  # (B,) weighted sums of squared norms
@@ -62,6 +85,10 @@ class _Level:
 
 class CellTree:
     """Grid cells at the resolutions :data:`LEVELS` over weighted points.
+
+    The finest cells come from the compiled loops (:mod:`quantize._cells_numba`, no sort)
+    where they are available and D <= 3, else from a radix sort of the points' Morton codes;
+    the two give the same cells in the same order.
 
     Parameters
     ----------
@@ -82,6 +109,42 @@ class CellTree:
         cells = 1 << _BITS
         h = np.where(span > 0, span / cells, 1.0)
         spread = _spread_bits(D, _BITS)
+        self._cell: np.ndarray | None = None  # each point's finest cell, once known
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # (order, run starts)
+        native = _compiled_loops(n, D)
+        if native is not None:
+            self._cell, cell_code, W, S, Q = native.cell_stats(
+                np.ascontiguousarray(X, np.float64),
+                np.ascontiguousarray(w, np.float64),
+                lo,
+                h,
+                spread,
+            )
+        else:
+            cell_code, W, S, Q = self._sorted_cells(X, w, lo, h, spread)
+        level = _Level(np.arange(W.size), W, S, Q)
+        self._levels: dict[int, _Level] = {_BITS: level}
+        # coarser levels from the finer cells: Morton order keeps each coarse cell's run
+        finer = _BITS
+        for L in reversed(LEVELS[:-1]):
+            parent = cell_code >> (D * (finer - L))  # the first L bits of each coordinate
+            finer = L
+            first = np.flatnonzero(np.r_[True, parent[1:] != parent[:-1]])
+            level = _Level(
+                level.first[first],
+                np.add.reduceat(level.W, first),
+                np.add.reduceat(level.S, first, axis=0),
+                np.add.reduceat(level.Q, first),
+            )
+            self._levels[L] = level
+            cell_code = parent[first]
+
+    def _sorted_cells(
+        self, X: np.ndarray, w: np.ndarray, lo: np.ndarray, h: np.ndarray, spread: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
+        """Return the finest cells (codes, W, S, Q) by sorting the Morton codes (numpy)."""
+        n, D = X.shape
+        cells = 1 << _BITS
         code = np.zeros(n, dtype=np.intp)
         for d in range(D):
             t = X[:, d] - lo[d]  # >= 0 exactly: lo is the column's minimum
@@ -90,37 +153,19 @@ class CellTree:
             np.minimum(idx, cells - 1, out=idx)  # the maximum lands on the last cell
             code |= np.take(spread << (D - 1 - d), idx)
         order = _radix_argsort(code, D * _BITS)
-        self.order = order
         # np.take: about three times faster than X[order] for this (N, D) gather
         code = np.take(code, order)
         Xs = np.take(X, order, axis=0)
         ws = np.take(w, order)
-        self._levels: dict[int, _Level] = {}
-        # finest level from the points, coarser levels from the finer cells
         new = np.r_[True, code[1:] != code[:-1]]
         start = np.flatnonzero(new)
         # column by column again: reduceat along axis 0 of an (N, D) array is slow
         S = np.empty((start.size, D))
         for d in range(D):
             S[:, d] = np.add.reduceat(ws * Xs[:, d], start)
-        level = _Level(
-            start, np.add.reduceat(ws, start), S, np.add.reduceat(ws * _sq_norms(Xs), start)
-        )
-        self._levels[_BITS] = level
-        cell_code = code[start]
-        finer = _BITS
-        for L in reversed(LEVELS[:-1]):
-            parent = cell_code >> (D * (finer - L))  # the first L bits of each coordinate
-            finer = L
-            first = np.flatnonzero(np.r_[True, parent[1:] != parent[:-1]])
-            level = _Level(
-                level.start[first],
-                np.add.reduceat(level.W, first),
-                np.add.reduceat(level.S, first, axis=0),
-                np.add.reduceat(level.Q, first),
-            )
-            self._levels[L] = level
-            cell_code = parent[first]
+        self._sorted = (order, start)
+        W = np.add.reduceat(ws, start)
+        return code[start], W, S, np.add.reduceat(ws * _sq_norms(Xs), start)
 
     def n_cells(self, bits: int) -> int:
         """Return the number of occupied cells of the grid with ``bits`` bits per axis."""
@@ -134,8 +179,13 @@ class CellTree:
 
     def cell_of(self, bits: int) -> np.ndarray:
         """Cell index (into :meth:`cells`'s rows) of every point, shape (N,), input order."""
+        if self._cell is None:
+            assert self._sorted is not None
+            order, start = self._sorted
+            sizes = np.diff(np.r_[start, self.n])
+            self._cell = np.empty(self.n, dtype=np.intp)
+            self._cell[order] = np.repeat(np.arange(start.size), sizes)
         lv = self._levels[bits]
-        sizes = np.diff(np.r_[lv.start, self.n])
-        out = np.empty(self.n, dtype=np.intp)
-        out[self.order] = np.repeat(np.arange(lv.start.size), sizes)
-        return out
+        of_finest = np.zeros(self._levels[_BITS].W.size, dtype=np.intp)
+        of_finest[lv.first[1:]] = 1
+        return np.cumsum(of_finest)[self._cell]

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from quantize import KMeans
+from quantize import KMeans, _native
+from quantize.cluster import _cells
 from quantize.cluster._cells import LEVELS, CellTree
 from quantize.features import unique_colors
 from quantize.resources import sample_image_path
@@ -19,10 +20,24 @@ def grid_cells(X, bits):
     return idx >> (finest - bits)
 
 
+@pytest.fixture(params=["numpy", "compiled"])
+def tree_path(request, monkeypatch):
+    """Build the cell trees of a test with numpy's sort, or with the compiled loops."""
+    if request.param == "numpy":
+        monkeypatch.setattr(_cells, "_compiled_loops", lambda n, D: None)
+    else:
+        kernels = _native.kernels()
+        if kernels is None:
+            pytest.skip(_native.kernels_error())
+        monkeypatch.setattr(_cells, "_compiled_loops", lambda n, D: kernels if D <= 3 else None)
+    return request.param
+
+
 @pytest.mark.parametrize("D", [1, 2, 3, 4])
-def test_cells_hold_exactly_the_points_of_their_grid_cell(D):
+def test_cells_hold_exactly_the_points_of_their_grid_cell(D, tree_path):
     rng = np.random.default_rng(D)
     X = rng.normal(size=(4000, D)) * rng.uniform(1, 30, size=D)
+    X[:7, 0] = X[:, 0].max()  # several points at a maximum (the last cell)
     w = rng.integers(1, 9, len(X)).astype(float)
     tree = CellTree(X, w)
     for bits in LEVELS:
@@ -45,7 +60,7 @@ def test_cells_hold_exactly_the_points_of_their_grid_cell(D):
         np.testing.assert_allclose(scatter, direct, rtol=1e-8, atol=1e-12 * energy)
 
 
-def test_finer_cells_nest_in_coarser_ones():
+def test_finer_cells_nest_in_coarser_ones(tree_path):
     rng = np.random.default_rng(1)
     X = rng.uniform(0, 255, size=(20_000, 3))
     tree = CellTree(X, np.ones(len(X)))
@@ -54,6 +69,39 @@ def test_finer_cells_nest_in_coarser_ones():
     parent[fine] = coarse
     assert np.array_equal(parent[fine], coarse)  # each fine cell has one coarse parent
     assert tree.n_cells(LEVELS[0]) < tree.n_cells(LEVELS[-1])
+
+
+def test_compiled_and_numpy_cells_agree(monkeypatch):
+    kernels = _native.kernels()
+    if kernels is None:
+        pytest.skip(_native.kernels_error())
+    rng = np.random.default_rng(5)
+    # photo-like: clumps, repeated coordinates, a flat axis (one cell along it)
+    X = np.round(rng.normal(size=(30_000, 3)) * [40, 15, 5] + rng.integers(0, 3, (30_000, 1)) * 60)
+    X[:, 2] = 7.0
+    w = rng.integers(1, 50, len(X)).astype(float)
+    monkeypatch.setattr(_cells, "_compiled_loops", lambda n, D: kernels)
+    compiled = CellTree(X, w)
+    monkeypatch.setattr(_cells, "_compiled_loops", lambda n, D: None)
+    sorted_ = CellTree(X, w)
+    for bits in LEVELS:
+        (m1, w1, s1), (m2, w2, s2) = compiled.cells(bits), sorted_.cells(bits)
+        np.testing.assert_array_equal(w1, w2)  # integer weights: exact in any order
+        np.testing.assert_allclose(m1, m2, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(s1, s2, rtol=1e-9)
+        np.testing.assert_array_equal(compiled.cell_of(bits), sorted_.cell_of(bits))
+
+
+def test_compiled_cells_reject_what_they_cannot_hold():
+    kernels = _native.kernels()
+    if kernels is None:
+        pytest.skip(_native.kernels_error())
+    X, w = np.zeros((5, 4)), np.ones(5)
+    spread = _cells._spread_bits(4, 7)
+    with pytest.raises(ValueError, match="4-dimensional"):
+        kernels.cell_stats(X, w, np.zeros(4), np.ones(4), spread)
+    with pytest.raises(ValueError, match="sides"):
+        kernels.cell_stats(X[:, :3], w, np.zeros(3), np.zeros(3), _cells._spread_bits(3, 7))
 
 
 def test_too_many_dimensions_rejected():
