@@ -850,19 +850,45 @@ def iter_quantize_image(
     def polishable(model: Any) -> bool:
         return power < 2.0 and spec.polishable and len(pinned) < len(_centers_of(model))
 
-    polished: tuple[np.ndarray, ...] | None = None
+    def settle(
+        model: Any, polished: tuple[np.ndarray, ...] | None, pinned: np.ndarray
+    ) -> tuple[Any, ...]:
+        """Return the centres, palette and labels a fit ends with (the model is not changed).
+
+        (centres, polished labels, inertia, palette, labels of the distinct colours); the
+        polished labels and inertia are None when ``polished`` is.
+        """
+        centers = _centers_of(model)
+        fit_labels = inertia = None
+        if polished is None:
+            labels = model.labels_ if fit_on is None else model.predict(points)
+        else:
+            centers, fit_labels = polished
+            labels = fit_labels if fit_on is None else nearest_labels(points, centers)
+            inertia = float(fit_weights @ exact_sq_dist(fit_points, centers, fit_labels))
+        palette = _snap_single_colour_clusters(_palette_from_centers(centers, space), table, labels)
+        palette[: len(pinned)] = pinned  # locked and added colours exactly as chosen
+        if not spec.soft and space in SRGB_SPACES and not one_channel:
+            labels = palette_labels(table, palette, space)  # as the rendering shows each colour
+        return centers, fit_labels, inertia, palette, labels
+
+    settled: tuple[Any, ...] | None = None
     if keep_small_colors and "locked" in spec.options and not one_channel:
-        # the search for small colours usually finds none: the polish it would be followed
-        # by runs meanwhile on a second thread (numpy and the compiled loops release the
-        # GIL), and is dropped if a refit follows (15 MP photo, K = 16: about 0.1 s less)
-        ahead = None
+        # the search for small colours usually finds none: the polish and the palette it
+        # would be followed by are made meanwhile on a second thread (numpy and the compiled
+        # loops release the GIL), and dropped if a refit follows (15 MP photo, K = 16:
+        # about 0.2 s less)
         dropped = threading.Event()
-        if polishable(model):
-            pool = ThreadPoolExecutor(1, thread_name_prefix="vq-polish")
-            ahead = pool.submit(
-                polish, _centers_of(model), lambda: dropped.is_set() or _cancelled(should_cancel)
-            )
-            pool.shutdown(wait=False)
+
+        def stop() -> bool:
+            return dropped.is_set() or _cancelled(should_cancel)
+
+        def polish_and_settle(m: Any) -> tuple[Any, ...]:
+            return settle(m, polish(_centers_of(m), stop) if polishable(m) else None, locked)
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="vq-polish")
+        ahead = pool.submit(polish_and_settle, model)
+        pool.shutdown(wait=False)
         try:
             refit = _keep_small_colors(
                 model,
@@ -884,8 +910,7 @@ def iter_quantize_image(
             raise
         if refit is not None:
             dropped.set()
-            if ahead is not None:
-                ahead.exception()  # wait for it (a Cancelled it raised is not ours)
+            ahead.exception()  # wait for it (a Cancelled it raised is not ours)
             model2, pinned, added = refit
             restart = 1 + max((r.restart for r in records), default=-1)
             for rec in model2.iter_fit(fit_points, fit_weights, should_cancel=should_cancel):
@@ -893,24 +918,17 @@ def iter_quantize_image(
                 records.append(rec)
                 yield rec
             model = model2
-        elif ahead is not None:
-            polished = ahead.result()  # raises Cancelled if the run was cancelled meanwhile
-    centers = _centers_of(model)
-    if polished is None and polishable(model):
-        polished = polish(centers, should_cancel)
-    if polished is None:
-        labels = model.labels_ if fit_on is None else model.predict(points)
-    else:
-        centers, fit_labels = polished
-        labels = fit_labels if fit_on is None else nearest_labels(points, centers)
+        else:
+            settled = ahead.result()  # raises Cancelled if the run was cancelled meanwhile
+    if settled is None:
+        polished = polish(_centers_of(model), should_cancel) if polishable(model) else None
+        settled = settle(model, polished, pinned)
+    centers, fit_labels, inertia, palette, labels = settled
+    if fit_labels is not None:
         # the model now describes the polished palette (model files, segmentation, sweeps)
         model.cluster_centers_ = centers
         model.labels_ = fit_labels
-        model.inertia_ = float(fit_weights @ exact_sq_dist(fit_points, centers, fit_labels))
-    palette = _snap_single_colour_clusters(_palette_from_centers(centers, space), table, labels)
-    palette[: len(pinned)] = pinned  # locked and added colours exactly as chosen
-    if not spec.soft and space in SRGB_SPACES and not one_channel:
-        labels = palette_labels(table, palette, space)  # as the rendering shows each colour
+        model.inertia_ = inertia
     kept = {k: v for k, v in fit_options.items() if k != "locked"}
     return QuantizeResult.from_labels(
         image_arr,
@@ -931,7 +949,7 @@ def iter_quantize_image(
         locked=locked,
         added=added,
         importance=importance is not None,
-        error_power=power if polished else 2.0,
+        error_power=power if fit_labels is not None else 2.0,
     )
 
 

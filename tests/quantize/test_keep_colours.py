@@ -284,10 +284,10 @@ def test_small_mark_kept_by_the_mixture_too():
     assert tuple(kept.palette[kept.added[0]]) == RED
 
 
-@pytest.mark.parametrize("k", [6, 12])
+@pytest.mark.parametrize("k", [6, 12, 48])
 def test_a_search_that_finds_nothing_changes_nothing(k):
-    # the polish runs beside the search for small colours: when the search finds none, the
-    # result must be exactly the one without the search
+    # the polish (K <= 32) and the palette run beside the search for small colours: when the
+    # search finds none, the result must be exactly the one without the search
     img = photo_like(96, seed=3)
     searched = quantize_image(img, k, color_space="wrgb", seed=1)
     plain = quantize_image(img, k, color_space="wrgb", seed=1, keep_small_colors=False)
