@@ -67,6 +67,8 @@ _ARGTYPES: dict[str, tuple[Any, ...]] = {
     "codes_rgb8": (_P, _N, _N, _P, _N, _N),
     "tally_codes": (_P, _N, _P, _N, _N),
     "rank_codes": (_P, _N, _P, _P, _N, _N),
+    "count_present": (_P, _N, _N, _P),
+    "rank_present": (_P, _N, _N, _N, _N, _P, _P),
     "cell_codes": (_P, _N, _N, _P, _P, _P, _N, _P, _P, _P),
     "cell_sums": (_P, _P, _N, _N, _N, _N) + (_P,) * 6,
 }
@@ -484,6 +486,57 @@ class Kernels:
             self._ptr(inverse, np.int32, (n,), "inverse"),
             i0,
             i1,
+        )
+
+    def count_present(self, counts: np.ndarray, i0: int, i1: int) -> int:
+        """Return how many of ``counts[i0:i1]`` are not zero (a table of 2**24 int32).
+
+        Parameters
+        ----------
+        counts : ndarray of shape (2**24,), int32
+        i0, i1 : int
+            The span of the table counted.
+
+        Returns
+        -------
+        n : int
+        """
+        self._span(1 << 24, i0, i1)
+        out = np.zeros(1, np.int64)
+        self._fn["count_present"](
+            self._ptr(counts, np.int32, (1 << 24,), "counts"), i0, i1, out.ctypes.data
+        )
+        return int(out[0])
+
+    def rank_present(
+        self, table: np.ndarray, i0: int, i1: int, first: int, uniq: np.ndarray, counts: np.ndarray
+    ) -> None:
+        """Rank the codes present in ``table[i0:i1]`` (:func:`quantize._colors_numba.rank_present`).
+
+        Parameters
+        ----------
+        table : ndarray of shape (2**24,), int32
+            The count of each code; each nonzero one in ``i0:i1`` becomes the code's rank.
+        i0, i1 : int
+            The span of the table ranked.
+        first : int
+            Rank of the first code present in the span (the codes present before it).
+        uniq, counts : ndarray of shape (U,), int32 and int64
+            Get each ranked code and its count at ``first`` on (U: the codes present in
+            the whole table; not checked against ``first``, which the caller counted).
+        """
+        self._span(1 << 24, i0, i1)
+        n = uniq.shape[0]
+        if not 0 <= first <= n:
+            raise ValueError(f"first rank {first} outside 0:{n}")
+        self._fn["rank_present"](
+            self._ptr(table, np.int32, (1 << 24,), "table"),
+            i0,
+            i1,
+            first,
+            n,
+            self._ptr(uniq, np.int32, (n,), "uniq"),
+            self._ptr(counts, np.int64, (n,), "counts"),
         )
 
     def cell_stats(

@@ -193,14 +193,24 @@ def _compiled_rgb8(flat: np.ndarray) -> tuple[np.ndarray, ...] | None:
             for f in [pool.submit(native.codes_rgb8, flat, codes, a, b) for a, b in cuts]:
                 f.result()
             native.tally_codes(codes, lut, 0, n)  # lut: the count of each code
-            uniq = np.flatnonzero(lut)
-            counts = lut[uniq].astype(np.int64)
-            lut[uniq] = np.arange(uniq.size, dtype=np.int32)  # now the rank of each code
+            # the codes present, their counts and ranks: each half of the table on a thread
+            # (np.flatnonzero of the table alone took 0.06 s)
+            halves = [(0, 1 << 23), (1 << 23, 1 << 24)]
+            present = [pool.submit(native.count_present, lut, a, b) for a, b in halves]
+            n_low, n_high = (f.result() for f in present)
+            uniq = np.empty(n_low + n_high, dtype=np.int32)
+            counts = np.empty(n_low + n_high, dtype=np.int64)
+            ranked = [  # lut: now the rank of each code present
+                pool.submit(native.rank_present, lut, a, b, first, uniq, counts)
+                for (a, b), first in zip(halves, (0, n_low), strict=True)
+            ]
+            for f in ranked:
+                f.result()
             for f in [pool.submit(native.rank_codes, codes, lut, inverse, a, b) for a, b in cuts]:
                 f.result()
         lut[uniq] = 0
         _Scratch.lut_zero = True
-        return uniq.astype(np.intp, copy=False), counts, inverse
+        return uniq.astype(np.intp), counts, inverse
     finally:
         _Scratch.lock.release()
 

@@ -162,6 +162,42 @@ def test_colour_loops_pack_count_and_look_up_like_numpy():
         kernels.rank_codes(codes, ranks, inverse.astype(np.int64), 0, 1)
 
 
+def test_present_codes_are_ranked_like_flatnonzero():
+    kernels = render.compiled_diffusion()
+    if kernels is None:
+        pytest.skip(render.compiled_diffusion_error())
+    rng = np.random.default_rng(4)
+    table = np.zeros(2**24, np.int32)
+    codes = rng.choice(2**24, 5000, replace=False)
+    codes[:3] = [0, 2**23 - 1, 2**24 - 1]  # both ends and the last code of the low half
+    table[codes] = rng.integers(1, 900, codes.size)
+    expected = np.flatnonzero(table)
+    counts_expected = table[expected].astype(np.int64)
+    half = 2**23
+    n_low = kernels.count_present(table, 0, half)
+    n_high = kernels.count_present(table, half, 2**24)
+    assert (n_low, n_high) == ((expected < half).sum(), (expected >= half).sum())
+    uniq, counts = np.empty(expected.size, np.int32), np.empty(expected.size, np.int64)
+    kernels.rank_present(table, half, 2**24, n_low, uniq, counts)  # in either order
+    kernels.rank_present(table, 0, half, 0, uniq, counts)
+    np.testing.assert_array_equal(uniq, expected)
+    np.testing.assert_array_equal(counts, counts_expected)
+    np.testing.assert_array_equal(table[expected], np.arange(expected.size))  # the ranks
+    assert not table[np.setdiff1d(np.arange(2**24), expected)[:1000]].any()
+    # a short output is never overrun, and bad arguments are refused
+    short_u, short_c = np.full(10, -1, np.int32), np.full(10, -1, np.int64)
+    table[:] = 0
+    table[codes] = 1
+    kernels.rank_present(table, 0, 2**24, 0, short_u, short_c)
+    np.testing.assert_array_equal(short_u, np.sort(codes)[:10])
+    with pytest.raises(ValueError, match="outside"):
+        kernels.count_present(table, 0, 2**24 + 1)
+    with pytest.raises(ValueError, match="first rank"):
+        kernels.rank_present(table, 0, 10, 11, short_u, short_c)
+    with pytest.raises(ValueError, match="counts"):
+        kernels.rank_present(table, 0, 10, 0, short_u, short_c.astype(np.int32))
+
+
 @pytest.mark.parametrize("scale", [None, (0.8, 1.0, 0.7), (0.3, 1.0, 2.5)])
 def test_candidate_lists_hold_the_nearest_entry_of_every_colour(scale):
     # the lists prune by the search's own (scaled) distance: the exact nearest entry of any
