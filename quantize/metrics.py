@@ -8,6 +8,7 @@ computed once per distinct (original, quantized) colour pair, SSIM in overlappin
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -608,6 +609,7 @@ def render_indexed(
     dither: str = "none",
     strength: float = 1.0,
     should_cancel: CancelCallback | None = None,
+    on_indices: Callable[[np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, bytes]:
     """Palette indices of a rendering and its indexed PNG, computed once for both uses.
 
@@ -622,6 +624,9 @@ def render_indexed(
         Dither strength in [0, 1].
     should_cancel : callable, optional
         Polled during dithering; returning True raises :class:`~quantize.protocol.Cancelled`.
+    on_indices : callable, optional
+        Called with the indices as soon as they are all known, before the PNG is finished
+        (e.g. to show the image while the PNG is compressed on another thread).
 
     Returns
     -------
@@ -663,6 +668,8 @@ def render_indexed(
                 channel_weights=weights,
                 on_rows=stream.feed,
             )
+            if on_indices is not None:
+                on_indices(indices)
         except BaseException:
             stream.close()
             raise
@@ -681,6 +688,8 @@ def render_indexed(
         )
     else:
         indices = np.asarray(result.indices(dither=dither, strength=strength))
+    if on_indices is not None:
+        on_indices(indices)
     return indices, encode_indexed_png(indices, palette, opaque, sort=sort)
 
 

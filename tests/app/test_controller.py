@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from dataclasses import replace
@@ -329,3 +330,40 @@ def test_parameters_source(qapp):
     ctrl.set_parameters(lambda: replace(FAST, seed=9))
     assert ctrl.parameters().seed == 9
     ctrl.deleteLater()
+
+
+def _drain(gen):
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+@pytest.mark.parametrize("dither", ["none", "fs"])
+def test_the_palette_image_is_the_rendering_the_png_holds(dither):
+    from app.model import RunJob
+    from app.tasks import run_pipeline
+
+    image = make_image(seed=4)
+    params = replace(FAST, n_colors=5, dither=dither)
+    out = _drain(run_pipeline(RunJob(image, params), lambda: False))
+    indices, png = out.rendering
+    palette = np.asarray(out.result.palette, np.uint8)
+    np.testing.assert_array_equal(out.quantized[..., :3], palette[indices])
+    with Image.open(io.BytesIO(png)) as im:
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), palette[indices])
+
+
+def test_a_rendering_that_fails_before_its_indices_fails_the_run(monkeypatch):
+    import quantize.metrics
+    from app.model import RunJob
+    from app.tasks import run_pipeline
+
+    def broken(result, **kwargs):
+        raise MemoryError("no room for the palette image")
+
+    monkeypatch.setattr(quantize.metrics, "render_indexed", broken)
+    params = replace(FAST, n_colors=4)
+    with pytest.raises(MemoryError, match="no room"):  # raised, not waited for forever
+        _drain(run_pipeline(RunJob(make_image(), params), lambda: False))

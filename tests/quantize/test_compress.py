@@ -90,6 +90,26 @@ def test_indexed_png_is_smaller_than_pillows_and_decodes_to_the_same_pixels(k):
     np.testing.assert_array_equal(decoded, np.asarray(r.palette, np.uint8)[indices])
 
 
+@pytest.mark.parametrize("dither", ["none", "fs", "ordered"])
+def test_the_indices_are_handed_over_before_the_png_is_made(dither, monkeypatch):
+    import quantize.metrics as metrics
+
+    img = few_colour_image(40)
+    r = quantize_image(img, 3, seed=0)
+    seen = []
+    finish = metrics.IndexedPngStream.finish
+
+    def finish_spied(self):
+        seen.append("png")  # every indexed PNG, streamed or not, is finished here
+        return finish(self)
+
+    monkeypatch.setattr(metrics.IndexedPngStream, "finish", finish_spied)
+    indices, data = render_indexed(r, dither=dither, on_indices=lambda i: seen.append(i.copy()))
+    assert len(seen) == 2 and seen[1] == "png"  # once, before the PNG
+    np.testing.assert_array_equal(seen[0], indices)
+    assert data == render_indexed(r, dither=dither)[1]
+
+
 def test_a_users_palette_keeps_its_order_in_the_png():
     img = few_colour_image(30)
     palette = np.array([[250, 250, 250], [10, 10, 10], [200, 30, 30], [30, 30, 200]], np.uint8)
