@@ -886,9 +886,9 @@ def iter_quantize_image(
         def polish_and_settle(m: Any) -> tuple[Any, ...]:
             return settle(m, polish(_centers_of(m), stop) if polishable(m) else None, locked)
 
+        # (the thread is joined on every way out: a run leaves no thread behind it)
         pool = ThreadPoolExecutor(1, thread_name_prefix="vq-polish")
         ahead = pool.submit(polish_and_settle, model)
-        pool.shutdown(wait=False)
         try:
             refit = _keep_small_colors(
                 model,
@@ -906,11 +906,13 @@ def iter_quantize_image(
                 small_color_share,
             )
         except BaseException:
-            dropped.set()
+            dropped.set()  # (the polish stops at once; the palette's labels take < 0.1 s)
+            pool.shutdown(wait=True)
             raise
         if refit is not None:
             dropped.set()
             ahead.exception()  # wait for it (a Cancelled it raised is not ours)
+            pool.shutdown(wait=True)
             model2, pinned, added = refit
             restart = 1 + max((r.restart for r in records), default=-1)
             for rec in model2.iter_fit(fit_points, fit_weights, should_cancel=should_cancel):
@@ -919,7 +921,10 @@ def iter_quantize_image(
                 yield rec
             model = model2
         else:
-            settled = ahead.result()  # raises Cancelled if the run was cancelled meanwhile
+            try:
+                settled = ahead.result()  # raises Cancelled if the run was cancelled meanwhile
+            finally:
+                pool.shutdown(wait=True)
     if settled is None:
         polished = polish(_centers_of(model), should_cancel) if polishable(model) else None
         settled = settle(model, polished, pinned)

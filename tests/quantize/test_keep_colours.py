@@ -316,3 +316,30 @@ def test_a_cancel_during_the_search_for_small_colours_ends_the_run(monkeypatch):
     with pytest.raises(Cancelled):
         quantize_image(img, 8, color_space="wrgb", should_cancel=stop.is_set)
     assert stop.is_set()
+
+
+def test_a_failed_search_waits_for_the_palette_made_beside_it(monkeypatch):
+    import threading
+
+    from quantize import pipeline
+
+    release = threading.Event()
+    finished = []
+    labels = pipeline.palette_labels
+
+    def held_labels(*args, **kwargs):  # the palette's labels, made beside the search
+        assert release.wait(30)
+        out = labels(*args, **kwargs)
+        finished.append(True)
+        return out
+
+    def failing_search(*args, **kwargs):
+        release.set()
+        raise RuntimeError("search failed")
+
+    monkeypatch.setattr(pipeline, "palette_labels", held_labels)
+    monkeypatch.setattr(pipeline, "_keep_small_colors", failing_search)
+    with pytest.raises(RuntimeError, match="search failed"):
+        quantize_image(photo_like(96, seed=3), 48, color_space="wrgb")
+    assert finished == [True]  # nothing of the run goes on after it has ended
+    assert not [t for t in threading.enumerate() if t.name.startswith("vq-polish")]
