@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Kernels", "cache_dir", "kernels", "kernels_error", "load", "prepare"]
+__all__ = ["Kernels", "cache_dir", "kernels", "kernels_error", "kernels_for", "load", "prepare"]
 
 #: Layout version of the cache file.
 _FORMAT = 2
@@ -852,6 +852,25 @@ def kernels() -> Kernels | None:
 def loaded() -> Kernels | None:
     """Return the loops if this process has loaded them already, else None (never loads)."""
     return _Loaded.module if _Loaded.module else None
+
+
+def kernels_for(work: int, load_from: int) -> Kernels | None:
+    """Return the loops if loaded, or load them now when ``work >= load_from``; else None.
+
+    A caller whose work is small uses the loops only if this process has them already: a
+    first load from the cache file (about 0.03 s) would cost more than it saves.
+
+    Parameters
+    ----------
+    work : int
+        The size of the caller's work (points, pixels, points times centres).
+    load_from : int
+        The work from which loading the loops pays for itself.
+    """
+    loaded_now = loaded()
+    if loaded_now is not None or work < load_from:
+        return loaded_now
+    return kernels()
 
 
 def kernels_error() -> str:

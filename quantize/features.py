@@ -178,7 +178,7 @@ def _compiled_rgb8(flat: np.ndarray) -> tuple[np.ndarray, ...] | None:
     n = flat.shape[0]
     if n < _BINCOUNT_MIN_PIXELS or n >= 1 << 31 or not flat.flags.c_contiguous:
         return None
-    native = _native.loaded() if n < _KERNEL_LOAD_MIN_PIXELS else _native.kernels()
+    native = _native.kernels_for(n, _KERNEL_LOAD_MIN_PIXELS)
     if native is None or not _Scratch.lock.acquire(blocking=False):
         return None
     try:

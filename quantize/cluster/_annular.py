@@ -41,12 +41,7 @@ def compiled_e_step(n_points: int, n_centres: int, n_dims: int) -> Any:
     """
     if n_dims != 3 or n_centres < 2 or n_points < 2:
         return None
-    loaded = _native.loaded()
-    if loaded is not None:
-        return loaded
-    if n_points * n_centres < MIN_WORK:
-        return None
-    return _native.kernels()
+    return _native.kernels_for(n_points * n_centres, MIN_WORK)
 
 
 def nearest_labels(points: np.ndarray, centers: np.ndarray) -> np.ndarray:

@@ -67,12 +67,7 @@ def _compiled_loops(n: int, D: int) -> Any:
     None where the numpy form runs: D > 3, the loops unavailable, or not loaded yet for
     fewer than :data:`_KERNEL_LOAD_MIN_POINTS` points.
     """
-    if D > _NATIVE_MAX_DIMS:
-        return None
-    loaded = _native.loaded()
-    if loaded is not None or n < _KERNEL_LOAD_MIN_POINTS:
-        return loaded
-    return _native.kernels()
+    return None if D > _NATIVE_MAX_DIMS else _native.kernels_for(n, _KERNEL_LOAD_MIN_POINTS)
 
 
 @dataclass
