@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
 from PySide6 import QtCore
 
-from app.workers import Worker
+from app.workers import WORKER_NICENESS, Worker, lower_thread_priority
 from quantize.protocol import Cancelled
 
 
@@ -136,3 +137,42 @@ def test_exactly_one_outcome_before_finished(qtbot, outcome):
         worker.start()
     QtCore.QCoreApplication.processEvents()
     assert seen == [outcome, "finished"]
+
+
+def _niceness(native_id: int) -> int:
+    with open(f"/proc/self/task/{native_id}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_task_and_the_threads_it_starts_run_below_the_gui_thread(qtbot):
+    def task(should_cancel):
+        return _niceness(threading.get_native_id())
+
+    def child_nice(should_cancel):
+        seen = []
+        helper = threading.Thread(target=lambda: seen.append(_niceness(threading.get_native_id())))
+        helper.start()
+        helper.join()
+        return seen[0]
+
+    gui = _niceness(threading.get_native_id())
+    worker = Worker(task)
+    with qtbot.waitSignal(worker.succeeded, timeout=5000) as blocker:
+        worker.start()
+    assert worker.wait(1000)
+    worker_nice = blocker.args[1]
+    assert worker_nice == min(19, gui + WORKER_NICENESS) > gui
+    worker = Worker(child_nice)
+    with qtbot.waitSignal(worker.succeeded, timeout=5000) as blocker:
+        worker.start()
+    assert worker.wait(1000)
+    assert blocker.args[1] == worker_nice  # the engine's pools, made inside the run, inherit it
+    assert _niceness(threading.get_native_id()) == gui  # the GUI thread is left as it was
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_lowering_the_priority_leaves_the_main_thread_alone():
+    before = _niceness(threading.get_native_id())
+    lower_thread_priority()
+    assert _niceness(threading.get_native_id()) == before
