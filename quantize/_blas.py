@@ -18,19 +18,15 @@ import numpy as np
 
 __all__ = ["limit_blas_threads", "matmul", "one_blas_thread"]
 
-_done = False
-
 
 def limit_blas_threads() -> None:
-    """Limit every loaded BLAS library of this process to one thread (once; idempotent).
+    """Limit every BLAS library loaded so far in this process to one thread.
 
     Called by the entry points (``vq``, the desktop app, batch workers).  Library users who
-    run the engine in their own process can call it too.
+    run the engine in their own process can call it too.  A library loaded later (SciPy brings
+    its own OpenBLAS) keeps its threads until the next call: the desktop window calls it again
+    after its warm-up run has imported SciPy.  A call costs 1-6 ms.
     """
-    global _done
-    if _done:
-        return
-    _done = True
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - a dependency; without it BLAS keeps its threads
