@@ -106,7 +106,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.auto_run_check.setChecked(self.settings.flag("autoRun", True))
         self._restore_layout()
         guard = ws.ShortcutGuard(self, [self.export_action, self.run_action])  # Ctrl+E in a field
-        QtWidgets.QApplication.instance().installEventFilter(guard)  # type: ignore[union-attr]
+        guard.attach(QtWidgets.QApplication.instance())  # type: ignore[arg-type]
         self._update_actions()
         # The engine both emits its warnings and records them on the result; the window
         # shows the recorded ones (status bar, metrics panel), so the emitted copies, which

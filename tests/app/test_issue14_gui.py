@@ -12,6 +12,7 @@ from apphelpers import FAST, RUN_TIMEOUT_MS, make_image, run_and_wait
 from PIL import Image
 from PySide6 import QtCore, QtWidgets
 
+import app.window_support as ws
 from app.export_dialog import ExportDialog
 from app.model import auto_k_verdict, png_size_verdict
 from app.progress import MAX_STEP, RunProgress, format_eta
@@ -67,6 +68,31 @@ def test_ctrl_e_exports_from_a_focused_field(qtbot, window, small_png, field):
     qtbot.waitUntil(lambda: bool(export_dialogs(window)), timeout=2000)
     for dialog in export_dialogs(window):
         dialog.reject()
+
+
+def test_the_shortcut_filter_runs_only_while_a_field_has_the_focus(qtbot, window, small_png):
+    """An application-wide filter costs every event of a run the interpreter lock: only a
+    focused field of the window needs it."""
+    window.open_image(small_png)
+    activate(qtbot, window)
+    guard = window.findChild(ws.ShortcutGuard)
+    seen = []
+    original = guard.eventFilter
+    guard.eventFilter = lambda watched, event: seen.append(event.type()) or original(watched, event)
+    window.run_button.setFocus()
+    qtbot.waitUntil(window.run_button.hasFocus, timeout=2000)
+    assert not guard.is_filtering()
+    window.compare.repaint()
+    window.params.tol.setFocus()
+    qtbot.waitUntil(guard.is_filtering, timeout=2000)
+    window.compare.repaint()
+    assert seen  # while the field has the focus, every event passes the filter
+    window.run_button.setFocus()
+    qtbot.waitUntil(lambda: not guard.is_filtering(), timeout=2000)
+    seen.clear()
+    window.compare.repaint()
+    QtWidgets.QApplication.processEvents()
+    assert seen == []
 
 
 def test_change_k_then_export_exports_the_new_k(qtbot, window, small_png):
