@@ -78,3 +78,28 @@ def test_the_window_readies_the_process_for_runs_beside_the_gui(window):
     assert gc.get_freeze_count() > 10_000
     blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
     assert blas and all(pool["num_threads"] == 1 for pool in blas)
+
+
+def test_result_views_are_updated_one_step_per_turn_of_the_event_loop(qtbot, window):
+    """Between two view updates the event loop's timers get a turn (input, repaints), so a
+    result's views never add up to one long pause."""
+    events: list[str] = []
+    heartbeat = QtCore.QTimer()
+    heartbeat.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+    heartbeat.setInterval(2)
+    heartbeat.timeout.connect(lambda: events.append("beat"))
+
+    def step(_output) -> None:
+        start = time.perf_counter()
+        while time.perf_counter() - start < 0.01:  # a view that takes 10 ms to update
+            pass
+        events.append("step")
+
+    heartbeat.start()
+    qtbot.waitUntil(lambda: "beat" in events, timeout=1000)
+    events.clear()
+    window._queue_views(None, [step] * 6)
+    qtbot.waitUntil(lambda: events.count("step") == 6, timeout=5000)
+    heartbeat.stop()
+    steps = [i for i, event in enumerate(events) if event == "step"]
+    assert all(b - a > 1 for a, b in zip(steps[:-1], steps[1:])), events  # a beat between
