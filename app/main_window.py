@@ -193,6 +193,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabifyDockWidget(self.color_space_dock, self.segmentation_dock)
         self.segmentation.smoothed.connect(self._show_segmentation)
         self.segmentation_dock.visibilityChanged.connect(self._on_segmentation_visible)
+        # a view in a tab behind another draws the last result when its tab comes to the front
+        for dock, view in (
+            (self.soft_maps_dock, self.soft_maps),
+            (self.color_space_dock, self.color_space),
+        ):
+            dock.visibilityChanged.connect(lambda shown, view=view: shown and view.draw_pending())
         self.segmentation.failed.connect(lambda m, d: self.show_error("Segmentation", m, d))
         self.segmentation.class_selected.connect(self.compare.highlight_cluster)
         self.segmentation.class_selected.connect(self._show_cluster_map)

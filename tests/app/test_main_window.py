@@ -82,7 +82,8 @@ def test_gmm_run_plots_log_likelihood_and_soft_maps(qtbot, window, small_png):
     step = maps.step
     uncertainty = result.uncertainty_map()[::step, ::step]
     np.testing.assert_allclose(maps.uncertainty / 255.0, uncertainty, atol=0.5 / 255 + 1e-6)
-    # the replay shows GMM covariances as ellipses
+    # the replay shows GMM covariances as ellipses (drawn when the user looks at the view)
+    window.color_space_dock.raise_()
     x, y = window.color_space.ellipses.getData()
     assert x is not None and np.isfinite(np.asarray(x, dtype=float)).sum() > 0
 
@@ -503,3 +504,37 @@ def test_result_is_shown_before_its_metrics(qtbot, window, small_png):
     values = window.metrics_view.values()
     assert "Metrics" not in values and values["PSNR"].endswith("dB")
     assert not window.is_running()
+
+
+def test_hidden_views_draw_a_result_when_shown(qtbot, window, small_png):
+    """The soft maps and the colour space sit in tabs behind the convergence plot: a run
+    gives them its result, and they draw it when their tab comes to the front."""
+    from app.views.softmaps import MapTile
+
+    window.open_image(small_png)
+    window.convergence_dock.raise_()
+    output = run_and_wait(qtbot, window)
+    k = len(output.result.palette)
+    soft, space = window.soft_maps, window.color_space
+    assert soft.visibleRegion().isEmpty() and space.visibleRegion().isEmpty()
+    assert soft.findChildren(MapTile) == []  # nothing drawn while hidden
+    assert len(space.points.data) == 0
+    wanted = int(output.soft_maps.components[-1])
+    soft.show_map(wanted)  # a cluster chosen elsewhere meanwhile: kept for later
+
+    window.soft_maps_dock.raise_()
+    qtbot.waitUntil(lambda: len(soft.findChildren(MapTile)) == 2 + k, timeout=2000)
+    assert soft.current() == wanted
+    window.color_space_dock.raise_()
+    qtbot.waitUntil(lambda: len(space.points.data) > 0, timeout=2000)
+    assert len(space.points.data) == space.point_count()
+    labels = space.shown_point_labels()
+    assert labels is not None and labels.max() < k
+
+    # a new image clears what a hidden view still holds: nothing stale is drawn later
+    window.convergence_dock.raise_()
+    run_and_wait(qtbot, window)
+    window.open_array(make_image(40, 50, seed=9), "other.png")
+    window.soft_maps_dock.raise_()
+    qtbot.waitUntil(lambda: not soft.visibleRegion().isEmpty(), timeout=2000)
+    assert soft.tile_count() == 0

@@ -157,6 +157,7 @@ def test_save_and_apply_model(qtbot, window, noisy_png, tmp_path):
 
 def test_soft_maps_named_by_swatch_with_the_right_bar_label(qtbot, window, small_png):
     window.open_image(small_png)
+    window.soft_maps_dock.raise_()  # the user looks at the soft maps
     output = run_and_wait(qtbot, window)  # K-means
     soft = window.soft_maps
     maps = output.soft_maps
@@ -209,6 +210,7 @@ def test_palette_edits_reach_the_segmentation(qtbot, window, noisy_png, tmp_path
     assert view.stats.class_rows()[k]["color"] == "#010203"
     overlay = panel.overlay()
     np.testing.assert_array_equal(overlay, np.asarray(edited.palette)[view.labels])
+    window.soft_maps_dock.raise_()  # (a hidden view draws its maps when shown)
     labels_rgb = window.soft_maps._maps["labels"][1]
     np.testing.assert_array_equal(labels_rgb, edited.palette[view.soft_maps.labels])
     saved = panel.save_model(tmp_path / "edited.model.json")
