@@ -342,6 +342,9 @@ class ColorSpaceView(QtWidgets.QWidget):
         return self.plot.getPlotItem().getViewBox().state["aspectLocked"] == 1.0
 
     def _redraw_step(self) -> None:
+        if self._stale:  # a new run not drawn yet: its projection first, then this step
+            self._redraw_all()
+            return
         if self._sample_points is None:
             return
         assert self._palette is not None, "set_data sets the palette with the sample points"

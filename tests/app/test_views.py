@@ -303,3 +303,20 @@ def test_soft_map_detail_is_large_and_fills_its_view(qtbot, window):
     box = soft.detail_box.sceneBoundingRect()
     shown = soft.detail_image.mapRectToScene(soft.detail_image.boundingRect())
     assert shown.width() > 0.9 * box.width() or shown.height() > 0.9 * box.height()
+
+
+def test_a_replay_step_asked_of_a_hidden_colour_space_draws_the_new_run(qtbot, window, small_png):
+    from quantize.cluster.replay import record_labels
+
+    window.open_image(small_png)
+    window.params.set_parameters(replace(FAST, init="random", n_init=1, n_colors=5))
+    run_and_wait(qtbot, window)
+    window.params.set_parameters(replace(FAST, init="random", n_init=1, n_colors=4, seed=3))
+    output = run_and_wait(qtbot, window)  # a second run, given to the view while it is hidden
+    view = window.color_space
+    assert view.visibleRegion().isEmpty()
+    view.set_step(0)  # before anything drew the new run
+    records = [r for r in output.result.records if r.restart == output.chosen_restart]
+    points = output.sample.points
+    assert len(view.points.data) == view.point_count() == len(points)
+    np.testing.assert_array_equal(view.shown_point_labels(), record_labels(points, records[0]))
