@@ -162,7 +162,8 @@ def test_the_task_and_the_threads_it_starts_run_below_the_gui_thread(qtbot):
         worker.start()
     assert worker.wait(1000)
     worker_nice = blocker.args[1]
-    assert worker_nice == min(19, gui + WORKER_NICENESS) > gui
+    assert worker_nice == min(19, gui + WORKER_NICENESS)
+    assert worker_nice > gui or gui == 19  # (a suite run at the least priority stays there)
     worker = Worker(child_nice)
     with qtbot.waitSignal(worker.succeeded, timeout=5000) as blocker:
         worker.start()
