@@ -117,10 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from app.main_window import MainWindow
     from app.settings import APPLICATION, ORGANIZATION
-    from quantize._blas import limit_blas_threads
 
+    # (the window's warm-up limits BLAS to one thread, once SciPy's BLAS is loaded too)
     # instance() is typed QCoreApplication; the application of this process is a QApplication
-    limit_blas_threads()  # the engine's own threads, not OpenBLAS's spinning ones
     app = cast(
         QtWidgets.QApplication,
         QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0]]),

