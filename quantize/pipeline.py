@@ -890,29 +890,33 @@ def iter_quantize_image(
         pool = ThreadPoolExecutor(1, thread_name_prefix="vq-polish")
         ahead = pool.submit(polish_and_settle, model)
         try:
-            refit = _keep_small_colors(
-                model,
-                spec,
-                n_colors,
-                int(seed),
-                options,
-                table,
-                space,
-                fit_points,
-                fit_weights,
-                fit_on,
-                locked,
-                small_color_distance,
-                small_color_share,
-            )
-        except BaseException:
-            dropped.set()  # (the polish stops at once; the palette's labels take < 0.1 s)
+            try:
+                refit = _keep_small_colors(
+                    model,
+                    spec,
+                    n_colors,
+                    int(seed),
+                    options,
+                    table,
+                    space,
+                    fit_points,
+                    fit_weights,
+                    fit_on,
+                    locked,
+                    small_color_distance,
+                    small_color_share,
+                )
+            except BaseException:
+                dropped.set()  # (the polish stops at once; the palette's labels take < 0.1 s)
+                raise
+            if refit is None:
+                settled = ahead.result()  # raises Cancelled if the run was cancelled meanwhile
+            else:
+                dropped.set()
+                ahead.exception()  # wait for it (a Cancelled it raised is not ours)
+        finally:
             pool.shutdown(wait=True)
-            raise
         if refit is not None:
-            dropped.set()
-            ahead.exception()  # wait for it (a Cancelled it raised is not ours)
-            pool.shutdown(wait=True)
             model2, pinned, added = refit
             restart = 1 + max((r.restart for r in records), default=-1)
             for rec in model2.iter_fit(fit_points, fit_weights, should_cancel=should_cancel):
@@ -920,11 +924,6 @@ def iter_quantize_image(
                 records.append(rec)
                 yield rec
             model = model2
-        else:
-            try:
-                settled = ahead.result()  # raises Cancelled if the run was cancelled meanwhile
-            finally:
-                pool.shutdown(wait=True)
     if settled is None:
         polished = polish(_centers_of(model), should_cancel) if polishable(model) else None
         settled = settle(model, polished, pinned)
